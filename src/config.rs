@@ -1,0 +1,459 @@
+//! Configuration: one typed struct, layered as built-in defaults → TOML file → `STREAMHUB_*`
+//! environment variables, validated once at start with errors that name the key.
+//!
+//! The defaults live in `config/streamhub.toml` (embedded with `include_str!`), and a unit test
+//! keeps that file and `Config::default()` equal, so the documented defaults cannot drift.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The commented default configuration, printed by `streamhub config default`.
+pub const DEFAULT_TOML: &str = include_str!("../config/streamhub.toml");
+
+/// Prefix of every environment override.
+pub const ENV_PREFIX: &str = "STREAMHUB_";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: not valid TOML: {reason}")]
+    Syntax { path: String, reason: String },
+    /// `key` is the dotted config key (or the environment variable) at fault.
+    #[error("{key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub streaming: StreamingConfig,
+    pub discovery: DiscoveryConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub tls_cert: String,
+    pub tls_key: String,
+    pub max_connections: usize,
+    pub max_header_bytes: usize,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+    pub tls_handshake_timeout_secs: u64,
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub media_root: PathBuf,
+    pub allow_symlink_escape: bool,
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamingConfig {
+    pub max_ranges: usize,
+    pub chunk_kib: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub anonymous_read: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig {
+                listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
+                tls_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8443))],
+                data_dir: PathBuf::from("./data"),
+                tls_cert: String::new(),
+                tls_key: String::new(),
+                max_connections: 1024,
+                max_header_bytes: 16384,
+                header_read_timeout_secs: 10,
+                idle_timeout_secs: 60,
+                tls_handshake_timeout_secs: 10,
+                shutdown_grace_secs: 10,
+            },
+            storage: StorageConfig {
+                media_root: PathBuf::from("./media"),
+                allow_symlink_escape: false,
+                timeout_secs: 15,
+            },
+            streaming: StreamingConfig {
+                max_ranges: 16,
+                chunk_kib: 64,
+            },
+            discovery: DiscoveryConfig { enabled: true },
+            auth: AuthConfig {
+                anonymous_read: true,
+            },
+            log: LogConfig {
+                level: "info".to_string(),
+            },
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the `STREAMHUB_*` variables in `env`.
+    /// Never writes anything.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let file_text = match file {
+            Some(p) => Some((
+                p.display().to_string(),
+                std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                    path: p.display().to_string(),
+                    reason: e.to_string(),
+                })?,
+            )),
+            None => None,
+        };
+        Self::from_parts(
+            file_text.as_ref().map(|(p, t)| (p.as_str(), t.as_str())),
+            env,
+        )
+    }
+
+    /// Pure core of [`Config::load`]: `file` is `(name for messages, TOML text)`.
+    pub fn from_parts(
+        file: Option<(&str, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = defaults_table();
+        if let Some((name, text)) = file {
+            let user: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: name.to_string(),
+                reason: e.message().to_string(),
+            })?;
+            merge_file(&mut merged, user)?;
+        }
+        apply_env(&mut merged, env)?;
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged))
+            .map_err(|e| invalid(&e.path().to_string(), e.inner().message().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Semantic checks that types alone do not express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.listen.is_empty() && s.tls_listen.is_empty() {
+            return Err(invalid(
+                "server.listen",
+                "no listen address: set server.listen or server.tls_listen",
+            ));
+        }
+        if s.data_dir.as_os_str().is_empty() {
+            return Err(invalid("server.data_dir", "must not be empty"));
+        }
+        if s.tls_cert.is_empty() != s.tls_key.is_empty() {
+            return Err(invalid(
+                "server.tls_cert",
+                "tls_cert and tls_key must be set together (or both left empty)",
+            ));
+        }
+        if s.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if !(8192..=1 << 20).contains(&s.max_header_bytes) {
+            return Err(invalid(
+                "server.max_header_bytes",
+                "must be between 8192 and 1048576",
+            ));
+        }
+        for (key, v) in [
+            ("server.header_read_timeout_secs", s.header_read_timeout_secs),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+            (
+                "server.tls_handshake_timeout_secs",
+                s.tls_handshake_timeout_secs,
+            ),
+            ("storage.timeout_secs", self.storage.timeout_secs),
+        ] {
+            if v == 0 || v > 86_400 {
+                return Err(invalid(key, "must be between 1 and 86400 seconds"));
+            }
+        }
+        if s.shutdown_grace_secs > 3600 {
+            return Err(invalid(
+                "server.shutdown_grace_secs",
+                "must be at most 3600 seconds",
+            ));
+        }
+        if self.storage.media_root.as_os_str().is_empty() {
+            return Err(invalid("storage.media_root", "must not be empty"));
+        }
+        if !(1..=1000).contains(&self.streaming.max_ranges) {
+            return Err(invalid("streaming.max_ranges", "must be between 1 and 1000"));
+        }
+        if !(8..=1024).contains(&self.streaming.chunk_kib) {
+            return Err(invalid("streaming.chunk_kib", "must be between 8 and 1024"));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!("'{}' is not a log level or filter", self.log.level),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.header_read_timeout_secs)
+    }
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.idle_timeout_secs)
+    }
+    pub fn tls_handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.tls_handshake_timeout_secs)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_grace_secs)
+    }
+    pub fn storage_timeout(&self) -> Duration {
+        Duration::from_secs(self.storage.timeout_secs)
+    }
+}
+
+fn defaults_table() -> toml::Table {
+    // Serializing our own plain struct cannot fail; an empty table would only make every
+    // key "unknown", which the config tests would catch at once.
+    toml::Table::try_from(Config::default()).unwrap_or_default()
+}
+
+/// Overlays the user's file on the defaults, key by key, so a file may set just one key.
+fn merge_file(merged: &mut toml::Table, user: toml::Table) -> Result<(), ConfigError> {
+    for (section, value) in user {
+        let Some(toml::Value::Table(target)) = merged.get_mut(&section) else {
+            return Err(invalid(&section, "unknown section"));
+        };
+        let toml::Value::Table(keys) = value else {
+            return Err(invalid(&section, "must be a [section] table"));
+        };
+        for (key, v) in keys {
+            if !target.contains_key(&key) {
+                return Err(invalid(&format!("{section}.{key}"), "unknown key"));
+            }
+            target.insert(key, v);
+        }
+    }
+    Ok(())
+}
+
+/// Applies `STREAMHUB_<SECTION>_<KEY>` variables; the type of each key's default decides how
+/// the string is read (lists are comma-separated).
+fn apply_env(
+    merged: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    let vars: BTreeMap<String, String> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
+    for (var, raw) in vars {
+        let rest = var[ENV_PREFIX.len()..].to_ascii_lowercase();
+        let Some((section, key)) = rest.split_once('_') else {
+            return Err(invalid(&var, "unknown streamhub variable"));
+        };
+        let Some(toml::Value::Table(target)) = merged.get_mut(section) else {
+            return Err(invalid(&var, "unknown streamhub variable"));
+        };
+        let Some(current) = target.get(key) else {
+            return Err(invalid(&var, "unknown streamhub variable"));
+        };
+        let value = env_value(&var, current, &raw)?;
+        target.insert(key.to_string(), value);
+    }
+    Ok(())
+}
+
+fn env_value(var: &str, like: &toml::Value, raw: &str) -> Result<toml::Value, ConfigError> {
+    use toml::Value;
+    Ok(match like {
+        Value::Array(_) => Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+        Value::Boolean(_) => Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return Err(invalid(var, format!("'{raw}' is not a boolean (true/false)"))),
+        }),
+        Value::Integer(_) => Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| invalid(var, format!("'{raw}' is not a whole number")))?,
+        ),
+        _ => Value::String(raw.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_default_file_equals_code_defaults() {
+        let from_file: Config = toml::from_str(DEFAULT_TOML).expect("default toml parses");
+        assert_eq!(from_file, Config::default());
+        Config::default().validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn file_overrides_one_key() {
+        let c = Config::from_parts(Some(("f", "[server]\nmax_connections = 7\n")), no_env())
+            .expect("valid");
+        assert_eq!(c.server.max_connections, 7);
+        assert_eq!(c.server.listen, Config::default().server.listen);
+    }
+
+    #[test]
+    fn wrong_type_names_key() {
+        let err = Config::from_parts(
+            Some(("f", "[server]\nmax_connections = \"lots\"\n")),
+            no_env(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("server.max_connections:"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_and_section_named() {
+        let err = Config::from_parts(Some(("f", "[server]\nbogus = 1\n")), no_env()).unwrap_err();
+        assert_eq!(err.to_string(), "server.bogus: unknown key");
+        let err = Config::from_parts(Some(("f", "[nope]\na = 1\n")), no_env()).unwrap_err();
+        assert_eq!(err.to_string(), "nope: unknown section");
+    }
+
+    #[test]
+    fn bad_address_names_key() {
+        let err = Config::from_parts(Some(("f", "[server]\nlisten = [\"nonsense\"]\n")), no_env())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn env_overrides_lists_bools_and_numbers() {
+        let c = Config::from_parts(
+            None,
+            env(&[
+                ("STREAMHUB_SERVER_LISTEN", "127.0.0.1:0, [::1]:0"),
+                ("STREAMHUB_SERVER_TLS_LISTEN", ""),
+                ("STREAMHUB_DISCOVERY_ENABLED", "false"),
+                ("STREAMHUB_STREAMING_MAX_RANGES", "4"),
+                ("STREAMHUB_STORAGE_MEDIA_ROOT", "/srv/media"),
+                ("OTHER_VAR", "ignored"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.server.listen.len(), 2);
+        assert!(c.server.tls_listen.is_empty());
+        assert!(!c.discovery.enabled);
+        assert_eq!(c.streaming.max_ranges, 4);
+        assert_eq!(c.storage.media_root, PathBuf::from("/srv/media"));
+    }
+
+    #[test]
+    fn env_beats_file() {
+        let c = Config::from_parts(
+            Some(("f", "[auth]\nanonymous_read = false\n")),
+            env(&[("STREAMHUB_AUTH_ANONYMOUS_READ", "yes")]),
+        )
+        .expect("valid");
+        assert!(c.auth.anonymous_read);
+    }
+
+    #[test]
+    fn unknown_env_var_is_reported() {
+        let err = Config::from_parts(None, env(&[("STREAMHUB_BOGUS", "1")])).unwrap_err();
+        assert_eq!(err.to_string(), "STREAMHUB_BOGUS: unknown streamhub variable");
+        let err =
+            Config::from_parts(None, env(&[("STREAMHUB_SERVER_NOPE", "1")])).unwrap_err();
+        assert!(err.to_string().starts_with("STREAMHUB_SERVER_NOPE"));
+    }
+
+    #[test]
+    fn bad_env_values_are_named() {
+        let err = Config::from_parts(None, env(&[("STREAMHUB_DISCOVERY_ENABLED", "maybe")]))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("STREAMHUB_DISCOVERY_ENABLED:"));
+        let err = Config::from_parts(None, env(&[("STREAMHUB_SERVER_LISTEN", "localhost")]))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn semantic_checks_name_keys() {
+        for (text, key) in [
+            ("[server]\nmax_header_bytes = 100\n", "server.max_header_bytes"),
+            ("[server]\nidle_timeout_secs = 0\n", "server.idle_timeout_secs"),
+            ("[server]\ntls_cert = \"/x.pem\"\n", "server.tls_cert"),
+            ("[streaming]\nmax_ranges = 0\n", "streaming.max_ranges"),
+            ("[server]\nlisten = []\ntls_listen = []\n", "server.listen"),
+            ("[log]\nlevel = \"[[[\"\n", "log.level"),
+        ] {
+            let err = Config::from_parts(Some(("f", text)), no_env()).unwrap_err();
+            assert!(err.to_string().starts_with(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn syntax_error_names_file() {
+        let err = Config::from_parts(Some(("my.toml", "[server\n")), no_env()).unwrap_err();
+        assert!(err.to_string().starts_with("my.toml: not valid TOML"), "{err}");
+    }
+}

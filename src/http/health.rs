@@ -1,0 +1,56 @@
+//! `/healthz` (the process answers) and `/readyz` (it can do its job: media root readable,
+//! data dir writable). Both stay cheap and never touch a stalled mount without a timeout.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::AppState;
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let media = state.storage.check().await;
+    let data = data_dir_writable(&state).await;
+    let ready = media.is_ok() && data.is_ok();
+    let check = |r: &Result<(), String>| match r {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "error": e }),
+    };
+    let media = media.map_err(|e| e.to_string());
+    let mut media_json = check(&media);
+    media_json["backend"] = json!(state.storage.kind());
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "checks": { "media_root": media_json, "data_dir": check(&data) },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
+}
+
+async fn data_dir_writable(state: &AppState) -> Result<(), String> {
+    let dir = state.data_dir.clone();
+    let probe = async move {
+        tokio::task::spawn_blocking(move || {
+            let p = dir.join(".readyz-probe");
+            std::fs::write(&p, b"ok")
+                .and_then(|_| std::fs::remove_file(&p))
+                .map_err(|e| format!("data dir {}: {e}", dir.display()))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    };
+    match tokio::time::timeout(Duration::from_secs(5), probe).await {
+        Ok(r) => r,
+        Err(_) => Err("data dir did not answer within 5 s".to_string()),
+    }
+}

@@ -1,0 +1,143 @@
+//! The `streamhub` binary: command line, config, logging, listeners; the service itself is
+//! `streamhub::run`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use streamhub::config::{Config, DEFAULT_TOML};
+
+const SYSTEM_CONFIG: &str = "/etc/streamhub/streamhub.toml";
+
+#[derive(Parser)]
+#[command(name = "streamhub", version, about = "Media streaming and notes for small Linux boxes")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Plain HTTP address (repeatable). Given here, it replaces both configured lists.
+        #[arg(long = "listen", value_name = "ADDR")]
+        listen: Vec<SocketAddr>,
+        /// HTTPS address (repeatable). Given here, it replaces both configured lists.
+        #[arg(long = "tls-listen", value_name = "ADDR")]
+        tls_listen: Vec<SocketAddr>,
+        #[arg(long, value_name = "DIR")]
+        media_root: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Do not advertise or discover peers on the LAN.
+        #[arg(long)]
+        no_discovery: bool,
+    },
+    /// Show or check the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the commented default configuration.
+    Default,
+    /// Validate the configuration (file + STREAMHUB_* variables).
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load_config(file: Option<PathBuf>) -> Result<Config, streamhub::config::ConfigError> {
+    let system = PathBuf::from(SYSTEM_CONFIG);
+    let file = file.or_else(|| system.exists().then_some(system));
+    Config::load(file.as_deref(), std::env::vars())
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Config { action: ConfigAction::Default } => {
+            print!("{DEFAULT_TOML}");
+            ExitCode::SUCCESS
+        }
+        Command::Config { action: ConfigAction::Check { config } } => match load_config(config) {
+            Ok(_) => {
+                println!("config ok");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve { config, listen, tls_listen, media_root, data_dir, no_discovery } => {
+            let mut cfg = match load_config(config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if !listen.is_empty() || !tls_listen.is_empty() {
+                cfg.server.listen = listen;
+                cfg.server.tls_listen = tls_listen;
+            }
+            if let Some(m) = media_root {
+                cfg.storage.media_root = m;
+            }
+            if let Some(d) = data_dir {
+                cfg.server.data_dir = d;
+            }
+            if no_discovery {
+                cfg.discovery.enabled = false;
+            }
+            streamhub::telemetry::init(&cfg.log.level);
+            match serve(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn serve(cfg: Config) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Storage calls wait on disks or NFS here; bounded so a hung mount cannot grow
+        // threads without limit (calls then time out as 503 instead).
+        .max_blocking_threads(128)
+        .build()
+        .context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let mut listeners = streamhub::http::server::bind(&cfg.server.listen, false)
+            .await
+            .map_err(|(a, e)| anyhow::anyhow!("cannot listen on {a}: {e}"))?;
+        listeners.extend(
+            streamhub::http::server::bind(&cfg.server.tls_listen, true)
+                .await
+                .map_err(|(a, e)| anyhow::anyhow!("cannot listen on {a}: {e}"))?,
+        );
+        let mut out = std::io::stdout().lock();
+        for l in &listeners {
+            let scheme = if l.tls { "https" } else { "http" };
+            writeln!(out, "listening on {scheme}://{}", l.tcp.local_addr()?)?;
+        }
+        out.flush()?;
+        drop(out);
+        streamhub::run(cfg, listeners, streamhub::shutdown_signal()).await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,102 @@
+//! Storage: where media bytes live. A small object-safe trait so the HTTP layer streams from a
+//! local disk (or NFS mount) today and from S3 later without knowing which.
+//!
+//! Invariant: every path handed to a backend is a validated [`MediaPath`]; backends never see
+//! raw client input.
+
+pub mod local;
+pub mod path;
+
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub use local::LocalStorage;
+pub use path::{MediaPath, PathError};
+
+/// A stream of file bytes; each item is at most one chunk (`streaming.chunk_kib`).
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("not found")]
+    NotFound,
+    #[error("is a directory")]
+    IsDirectory,
+    #[error("not a directory")]
+    NotADirectory,
+    #[error("resolves outside the media root")]
+    OutsideRoot,
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The backend did not answer in time (a hung NFS mount, a stalled disk).
+    #[error("storage did not answer within {secs} s ({op})")]
+    Stalled { op: &'static str, secs: u64 },
+    /// The backend is there but unusable (media root missing, not mounted).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("file changed while being read")]
+    Changed,
+    #[error("i/o error: {0}")]
+    Io(String),
+}
+
+impl StorageError {
+    pub(crate) fn from_io(e: &std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        match e.kind() {
+            ErrorKind::NotFound => StorageError::NotFound,
+            ErrorKind::PermissionDenied => StorageError::PermissionDenied,
+            ErrorKind::NotADirectory => StorageError::NotADirectory,
+            ErrorKind::IsADirectory => StorageError::IsDirectory,
+            _ => StorageError::Io(e.to_string()),
+        }
+    }
+}
+
+/// What a client may learn about a stored file before reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub modified: SystemTime,
+    /// Opaque strong validator, without quotes; changes whenever the content may have.
+    pub etag: String,
+}
+
+/// An opened file. Ranges read from one `Object` all come from the same version of the file,
+/// so the parts of a multi-range response match the ETag sent with it.
+pub trait Object: Send + Sync {
+    fn meta(&self) -> &ObjectMeta;
+    /// Streams `range` (clamped by the caller to `0..size`) lazily, with bounded memory.
+    fn read_range(&self, range: Range<u64>) -> ByteStream;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+#[async_trait::async_trait]
+pub trait Storage: Send + Sync {
+    /// Opens a regular file for reading.
+    async fn open(&self, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError>;
+    /// Lists a folder: visible entries only (no dot-files), folders first, then by name.
+    async fn list(&self, dir: &MediaPath) -> Result<Vec<DirEntry>, StorageError>;
+    /// Readiness: the root is there and readable.
+    async fn check(&self) -> Result<(), StorageError>;
+    /// Short name of the backend for health output ("local", later "nfs", "s3").
+    fn kind(&self) -> &'static str;
+}

@@ -1,0 +1,240 @@
+//! `MediaPath`: a validated path relative to the media root. Every way a client can name a
+//! file (URL path, query parameter) goes through here, so traversal is refused in one place.
+
+use std::fmt;
+
+use percent_encoding::percent_decode_str;
+
+/// Longest path we accept, in bytes (Linux PATH_MAX).
+pub const MAX_PATH_BYTES: usize = 4096;
+/// Longest single name, in bytes (NAME_MAX).
+pub const MAX_NAME_BYTES: usize = 255;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PathError {
+    #[error("path segment '..' or '.' is not allowed")]
+    DotSegment,
+    #[error("empty path segment (double or leading slash) is not allowed")]
+    EmptySegment,
+    #[error("encoded slash or backslash is not allowed in a name")]
+    Separator,
+    #[error("control characters and NUL are not allowed in a path")]
+    Control,
+    #[error("path is not valid UTF-8 after decoding")]
+    NotUtf8,
+    #[error("bad percent-encoding in path")]
+    BadEncoding,
+    #[error("path or name too long")]
+    TooLong,
+}
+
+/// A relative path under the media root: zero or more plain names, no `.`/`..`, no separators
+/// inside names, no control characters. The empty path is the root itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MediaPath {
+    segments: Vec<String>,
+}
+
+impl MediaPath {
+    pub fn root() -> Self {
+        MediaPath {
+            segments: Vec::new(),
+        }
+    }
+
+    /// From the raw (still percent-encoded) URL path after `/media/`. Each segment is
+    /// decoded exactly once, after splitting, so `%2F` can never become a separator.
+    pub fn from_url(raw: &str) -> Result<Self, PathError> {
+        if raw.len() > MAX_PATH_BYTES * 3 {
+            return Err(PathError::TooLong);
+        }
+        if raw.is_empty() {
+            return Ok(Self::root());
+        }
+        let mut segments = Vec::new();
+        for seg in raw.split('/') {
+            if !valid_escapes(seg) {
+                return Err(PathError::BadEncoding);
+            }
+            let decoded = percent_decode_str(seg)
+                .decode_utf8()
+                .map_err(|_| PathError::NotUtf8)?;
+            segments.push(decoded.into_owned());
+        }
+        Self::from_segments(segments)
+    }
+
+    /// From an already-decoded path such as a query parameter (`a/b/c`). A single leading or
+    /// trailing slash is tolerated for convenience; anything else must be plain names.
+    pub fn from_decoded(path: &str) -> Result<Self, PathError> {
+        let trimmed = path.strip_prefix('/').unwrap_or(path);
+        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        if trimmed.is_empty() {
+            return Ok(Self::root());
+        }
+        Self::from_segments(trimmed.split('/').map(str::to_string).collect())
+    }
+
+    fn from_segments(segments: Vec<String>) -> Result<Self, PathError> {
+        let mut total = 0;
+        for s in &segments {
+            if s.is_empty() {
+                return Err(PathError::EmptySegment);
+            }
+            if s == "." || s == ".." {
+                return Err(PathError::DotSegment);
+            }
+            if s.contains(['/', '\\']) {
+                return Err(PathError::Separator);
+            }
+            if s.chars().any(char::is_control) {
+                return Err(PathError::Control);
+            }
+            if s.len() > MAX_NAME_BYTES {
+                return Err(PathError::TooLong);
+            }
+            total += s.len() + 1;
+        }
+        if total > MAX_PATH_BYTES {
+            return Err(PathError::TooLong);
+        }
+        Ok(MediaPath { segments })
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
+    /// Last name, if not the root.
+    pub fn name(&self) -> Option<&str> {
+        self.segments.last().map(String::as_str)
+    }
+
+    /// Lower-cased extension of the last name, for content types.
+    pub fn extension(&self) -> Option<String> {
+        let name = self.name()?;
+        let (stem, ext) = name.rsplit_once('.')?;
+        if stem.is_empty() {
+            return None;
+        }
+        Some(ext.to_ascii_lowercase())
+    }
+
+    /// `self/name` when `name` is a plain name.
+    pub fn join(&self, name: &str) -> Result<Self, PathError> {
+        let mut segments = self.segments.clone();
+        segments.push(name.to_string());
+        Self::from_segments(segments)
+    }
+}
+
+impl fmt::Display for MediaPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.segments.join("/"))
+    }
+}
+
+/// Every `%` must start a two-hex-digit escape; `%zz` is refused rather than passed through.
+fn valid_escapes(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if i + 2 >= b.len()
+                || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
+            {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_paths() {
+        let p = MediaPath::from_url("films/My%20Film.mkv").unwrap();
+        assert_eq!(p.segments(), ["films", "My Film.mkv"]);
+        assert_eq!(p.extension().as_deref(), Some("mkv"));
+        assert_eq!(p.to_string(), "films/My Film.mkv");
+        assert!(MediaPath::from_url("").unwrap().is_root());
+        let u = MediaPath::from_url("%C3%A9t%C3%A9/%E6%97%A5.mp4").unwrap();
+        assert_eq!(u.segments(), ["été", "日.mp4"]);
+    }
+
+    #[test]
+    fn traversal_refused() {
+        use PathError::*;
+        for (raw, err) in [
+            ("..", DotSegment),
+            ("../etc/passwd", DotSegment),
+            ("a/../../etc", DotSegment),
+            ("%2e%2e/%2e%2e/etc/passwd", DotSegment),
+            ("%2E%2E", DotSegment),
+            ("./a", DotSegment),
+            ("a%2Fb", Separator),
+            ("..%2f..%2fsecret", Separator),
+            ("a%5Cb", Separator),
+            ("a\\b", Separator),
+            ("%00", Control),
+            ("a%0Ab", Control),
+            ("/etc/passwd", EmptySegment),
+            ("a//b", EmptySegment),
+            ("a/", EmptySegment),
+            ("%ff", NotUtf8),
+            ("%zz", BadEncoding),
+            ("a%", BadEncoding),
+            ("a%2", BadEncoding),
+        ] {
+            assert_eq!(MediaPath::from_url(raw), Err(err), "{raw}");
+        }
+    }
+
+    #[test]
+    fn decoding_happens_once() {
+        // %252e decodes to the literal name "%2e", which is a harmless file name.
+        let p = MediaPath::from_url("%252e%252e").unwrap();
+        assert_eq!(p.segments(), ["%2e%2e"]);
+    }
+
+    #[test]
+    fn decoded_form() {
+        assert!(MediaPath::from_decoded("").unwrap().is_root());
+        assert!(MediaPath::from_decoded("/").unwrap().is_root());
+        assert_eq!(
+            MediaPath::from_decoded("/a/b/").unwrap().segments(),
+            ["a", "b"]
+        );
+        assert_eq!(MediaPath::from_decoded("../"), Err(PathError::DotSegment));
+        assert_eq!(MediaPath::from_decoded("a\\..\\b"), Err(PathError::Separator));
+        assert_eq!(MediaPath::from_decoded("//etc"), Err(PathError::EmptySegment));
+    }
+
+    #[test]
+    fn length_limits() {
+        let long = "a".repeat(256);
+        assert_eq!(MediaPath::from_url(&long), Err(PathError::TooLong));
+        let deep = vec!["abcdefgh"; 600].join("/");
+        assert_eq!(MediaPath::from_url(&deep), Err(PathError::TooLong));
+    }
+
+    #[test]
+    fn extension_rules() {
+        assert_eq!(MediaPath::from_url(".bashrc").unwrap().extension(), None);
+        assert_eq!(MediaPath::from_url("noext").unwrap().extension(), None);
+        assert_eq!(
+            MediaPath::from_url("A.B.MP4").unwrap().extension().as_deref(),
+            Some("mp4")
+        );
+    }
+}

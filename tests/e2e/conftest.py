@@ -1,0 +1,662 @@
+"""Shared fixtures and helpers for the streamhub end-to-end suite.
+
+Everything here talks to the REAL binary over loopback (127.0.0.1) only.
+"""
+
+import hashlib
+import json
+import os
+import queue
+import random
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("STREAMHUB_BIN", str(REPO / "target/debug/streamhub")))
+
+LISTEN_RE = re.compile(r"^listening on (https?)://(\d+\.\d+\.\d+\.\d+|\[[0-9a-fA-F:]+\]):(\d+)$")
+
+STARTUP_TIMEOUT = 20.0
+STOP_TIMEOUT = 15.0
+
+# --- media layout (names used by the tests) --------------------------------
+MIB = 1024 * 1024
+BIN_1M = "bin1m.bin"
+BIN_8M = "big8m.bin"
+EMPTY = "empty.bin"
+TEN = "ten.bin"
+VIDEO = "video.mp4"
+NESTED = "sub/dir/deep.txt"
+NESTED_TEXT = b"deep nested file\n"
+UNICODE_NAME = "with space \u00fcn\u00efc\u00f8d\u00e9 \u65e5\u672c.txt"
+UNICODE_TEXT = b"unicode file body\n"
+HUGE = "huge.bin"
+HUGE_SIZE = 5 * 1024 ** 3  # 5 GiB, sparse
+HUGE_MARK_END_OFF = HUGE_SIZE - 100
+HUGE_MARK_END = b"STREAMHUB-MARKER-NEAR-THE-END-OF-5GiB-FILE"
+HUGE_MARK_4G_OFF = 4 * 1024 ** 3 - 8  # straddles the 4 GiB boundary
+HUGE_MARK_4G = b"ACROSS-4GiB-BOUNDARY-MARK"
+LINK_INSIDE = "link_inside.bin"
+LINK_OUTSIDE = "link_outside.txt"
+SECRET_TEXT = b"TOPSECRET-outside-media-root\n"
+OLD_MTIME = 1_600_000_000  # 2020-09-13
+
+CONTENT_TYPE_FILES = {
+    # extension -> acceptable media types (essence, lower-case)
+    "mp4": {"video/mp4"},
+    "mkv": {"video/x-matroska", "video/matroska"},
+    "webm": {"video/webm"},
+    "mp3": {"audio/mpeg", "audio/mp3"},
+    "flac": {"audio/flac", "audio/x-flac"},
+    "vtt": {"text/vtt"},
+    "srt": {"application/x-subrip", "text/srt", "application/srt", "text/x-srt"},
+    "jpg": {"image/jpeg"},
+    "png": {"image/png"},
+    "pdf": {"application/pdf"},
+    "txt": {"text/plain"},
+}
+
+
+def _rand_bytes(n, seed):
+    return random.Random(seed).randbytes(n)
+
+
+# --- process management ------------------------------------------------------
+
+
+class Server:
+    """A running streamhub process."""
+
+    def __init__(self, proc, stderr_path, media_root, data_dir, workdir):
+        self.proc = proc
+        self.stderr_path = stderr_path
+        self.media_root = media_root
+        self.data_dir = data_dir
+        self.workdir = workdir
+        self.http = []  # list of (ip, port)
+        self.https = []
+        self.stdout_lines = []
+        self._q = queue.Queue()
+        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
+        self._reader.start()
+
+    def _read_stdout(self):
+        for raw in self.proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self._q.put(line)
+        self._q.put(None)
+
+    def wait_listening(self, n_http, n_https, timeout=STARTUP_TIMEOUT):
+        """Read stdout lines until n_http + n_https listening lines were seen."""
+        deadline = time.monotonic() + timeout
+        while len(self.http) < n_http or len(self.https) < n_https:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(
+                    f"server did not print listening lines in {timeout}s; "
+                    f"stdout={self.stdout_lines!r}\nstderr:\n{self.stderr_text()[-4000:]}"
+                )
+            try:
+                line = self._q.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(
+                    f"server exited (rc={self.proc.wait()}) before listening; "
+                    f"stdout={self.stdout_lines!r}\nstderr:\n{self.stderr_text()[-4000:]}"
+                )
+            self.stdout_lines.append(line)
+            m = LISTEN_RE.match(line)
+            assert m, f"unexpected stdout line (logs must go to stderr): {line!r}"
+            ip = m.group(2).strip("[]")
+            (self.http if m.group(1) == "http" else self.https).append((ip, int(m.group(3))))
+        return self
+
+    def drain_stdout(self, timeout=5.0):
+        """After the process exited: collect remaining stdout lines."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._q.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            self.stdout_lines.append(line)
+        return self.stdout_lines
+
+    @property
+    def port(self):
+        return self.http[0][1]
+
+    @property
+    def tls_port(self):
+        return self.https[0][1]
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def tls_url(self, path="/", host="localhost"):
+        return f"https://{host}:{self.tls_port}{path}"
+
+    @property
+    def cert_path(self):
+        return self.data_dir / "tls" / "cert.pem"
+
+    def stderr_text(self):
+        try:
+            return Path(self.stderr_path).read_text("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        """SIGTERM, then SIGKILL after timeout. Returns the exit code."""
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def clean_env(extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}
+    env.setdefault("RUST_BACKTRACE", "1")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def spawn(args, workdir, env=None, cwd=None, name="server"):
+    """Start the binary with raw args; stdout piped, stderr to a file."""
+    assert BIN.exists(), f"streamhub binary not found at {BIN} (set STREAMHUB_BIN)"
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stderr_path = workdir / f"{name}.{time.monotonic_ns()}.stderr.log"
+    errf = open(stderr_path, "wb")
+    proc = subprocess.Popen(
+        [str(BIN)] + [str(a) for a in args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=errf,
+        env=clean_env(env),
+        cwd=str(cwd) if cwd else None,
+    )
+    errf.close()
+    return proc, stderr_path
+
+
+class ServerFactory:
+    """Starts servers and guarantees they are stopped at teardown."""
+
+    def __init__(self, tmp_path_factory):
+        self.tmp_path_factory = tmp_path_factory
+        self.servers = []
+
+    def start(
+        self,
+        media_root,
+        data_dir=None,
+        config=None,
+        listen=("127.0.0.1:0",),
+        tls_listen=("127.0.0.1:0",),
+        extra_args=(),
+        env=None,
+        wait=True,
+        name="server",
+    ):
+        work = self.tmp_path_factory.mktemp(name)
+        if data_dir is None:
+            data_dir = work / "data"
+        args = ["serve"]
+        if config is not None:
+            cfg_path = work / "streamhub.toml"
+            cfg_path.write_text(config)
+            args += ["--config", cfg_path]
+        for a in listen:
+            args += ["--listen", a]
+        for a in tls_listen:
+            args += ["--tls-listen", a]
+        args += ["--media-root", media_root, "--data-dir", data_dir, "--no-discovery"]
+        args += list(extra_args)
+        proc, err = spawn(args, work, env=env, name=name)
+        srv = Server(proc, err, Path(media_root), Path(data_dir), work)
+        self.servers.append(srv)
+        if wait:
+            try:
+                srv.wait_listening(len(listen), len(tls_listen))
+            except Exception:
+                srv.stop(timeout=3)
+                raise
+        return srv
+
+    def stop_all(self):
+        for s in self.servers:
+            try:
+                s.stop(timeout=5)
+            except Exception:
+                pass
+            try:
+                s.proc.stdout.close()
+            except Exception:
+                pass
+
+
+# --- fixtures ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    """Session media tree. Returns a dict with paths and expected contents."""
+    base = tmp_path_factory.mktemp("mediatree")
+    root = base / "media"
+    root.mkdir()
+    outside = base / "outside"
+    outside.mkdir()
+
+    data = {}
+
+    def put(rel, content):
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content)
+        data[rel] = content
+        return p
+
+    put(BIN_1M, _rand_bytes(MIB, 1))
+    put(BIN_8M, _rand_bytes(8 * MIB, 8))
+    put(EMPTY, b"")
+    put(TEN, b"0123456789")
+    put(NESTED, NESTED_TEXT)
+    put(UNICODE_NAME, UNICODE_TEXT)
+    for ext in CONTENT_TYPE_FILES:
+        put(f"types/sample.{ext}", _rand_bytes(64, ext))
+
+    # sparse 5 GiB file with known bytes near the end and across 4 GiB
+    huge = root / HUGE
+    with open(huge, "wb") as f:
+        f.truncate(HUGE_SIZE)
+        f.seek(HUGE_MARK_4G_OFF)
+        f.write(HUGE_MARK_4G)
+        f.seek(HUGE_MARK_END_OFF)
+        f.write(HUGE_MARK_END)
+    assert huge.stat().st_size == HUGE_SIZE
+
+    # symlinks
+    secret = outside / "secret.txt"
+    secret.write_bytes(SECRET_TEXT)
+    (root / LINK_OUTSIDE).symlink_to(secret)
+    (root / LINK_INSIDE).symlink_to(BIN_1M)  # relative, stays inside
+    # a file named "secret" next to the media root for ../ escapes
+    (base / "secret").write_bytes(SECRET_TEXT)
+
+    # small test video (10 s, keyframe every second)
+    video = root / VIDEO
+    r = subprocess.run(
+        [
+            "ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc=duration=10:size=320x240:rate=25",
+            "-c:v", "libx264", "-preset", "ultrafast", "-g", "25",
+            "-pix_fmt", "yuv420p", str(video),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    data[VIDEO] = video.read_bytes()
+
+    # Give every regular file an mtime well in the past, so Last-Modified is a
+    # strong validator (RFC 9110 §8.8.2.2) even when a test runs right away.
+    for i, p in enumerate(sorted(x for x in root.rglob("*") if x.is_file() and not x.is_symlink())):
+        os.utime(p, (OLD_MTIME + i, OLD_MTIME + i))
+
+    return {"root": root, "base": base, "outside": outside, "secret": secret, "data": data}
+
+
+@pytest.fixture(scope="session")
+def server_factory(tmp_path_factory):
+    f = ServerFactory(tmp_path_factory)
+    yield f
+    f.stop_all()
+
+
+@pytest.fixture()
+def servers(tmp_path_factory):
+    """Function-scoped factory for tests that need their own process."""
+    f = ServerFactory(tmp_path_factory)
+    yield f
+    f.stop_all()
+
+
+@pytest.fixture(scope="session")
+def server(server_factory, media):
+    """The shared server: default config, HTTP + HTTPS on loopback."""
+    srv = server_factory.start(media["root"], name="shared")
+    yield srv
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the stderr of servers the test used."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when == "call" and rep.failed:
+        for name in ("server", "servers", "server_factory"):
+            obj = item.funcargs.get(name) if hasattr(item, "funcargs") else None
+            srvs = []
+            if isinstance(obj, Server):
+                srvs = [obj]
+            elif isinstance(obj, ServerFactory):
+                srvs = obj.servers[-3:]
+            for s in srvs:
+                rep.sections.append((f"streamhub stderr ({s.stderr_path})", s.stderr_text()[-6000:]))
+
+
+# --- HTTP helpers --------------------------------------------------------------
+
+
+def media_path(rel):
+    return "/media/" + quote(rel, safe="/")
+
+
+class Response:
+    def __init__(self, status, headers, body, http_version="1.1", raw_headers=None):
+        self.status = status
+        self.headers = headers  # dict: lower-case name -> last value
+        self.raw_headers = raw_headers or []  # list of (name, value)
+        self.body = body
+        self.http_version = http_version
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+    def header_all(self, name):
+        return [v for k, v in self.raw_headers if k.lower() == name.lower()]
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers!r} body[{len(self.body)}]={self.body[:200]!r}>"
+
+
+def _parse_head(head_bytes):
+    lines = head_bytes.decode("iso-8859-1").split("\r\n")
+    status_line = lines[0]
+    parts = status_line.split(" ", 2)
+    version = parts[0].split("/", 1)[1] if "/" in parts[0] else parts[0]
+    status = int(parts[1])
+    raw = []
+    for line in lines[1:]:
+        if not line:
+            continue
+        k, _, v = line.partition(":")
+        raw.append((k.strip(), v.strip()))
+    headers = {}
+    for k, v in raw:
+        headers[k.lower()] = v
+    return status, headers, raw, version
+
+
+def _dechunk(body):
+    out = b""
+    while True:
+        line, _, rest = body.partition(b"\r\n")
+        size = int(line.split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            return out
+        out += rest[:size]
+        body = rest[size + 2:]
+
+
+def read_response(sock, head_only=False, timeout=10.0):
+    """Read exactly one HTTP/1.1 response from a keep-alive socket."""
+    sock.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"connection closed before response head: {buf!r}")
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    status, headers, raw, version = _parse_head(head)
+    if head_only or status in (204, 304) or 100 <= status < 200:
+        return Response(status, headers, b"", version, raw)
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        while len(rest) < n:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return Response(status, headers, rest[:n], version, raw)
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        while not rest.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return Response(status, headers, _dechunk(rest), version, raw)
+    while True:  # read to close
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        rest += chunk
+    return Response(status, headers, rest, version, raw)
+
+
+def raw_request(port, data, timeout=10.0, host="127.0.0.1"):
+    """Send raw bytes, read until the server closes. Returns Response.
+
+    `data` should normally carry `Connection: close`. The whole reply is read
+    until EOF, so a HEAD reply's missing body is verified byte-exactly.
+    """
+    if isinstance(data, str):
+        data = data.encode("latin-1")
+    result = {}
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+
+        def sender():
+            try:
+                s.sendall(data)
+            except OSError as e:  # server may close early (e.g. 431)
+                result["send_error"] = e
+
+        t = threading.Thread(target=sender, daemon=True)
+        t.start()
+        buf = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except ConnectionResetError:
+            pass
+        t.join(timeout)
+    if b"\r\n\r\n" not in buf:
+        raise ConnectionError(f"no complete response head; got {buf!r}")
+    head, _, body = buf.partition(b"\r\n\r\n")
+    status, headers, raw, version = _parse_head(head)
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(body)
+    return Response(status, headers, body, version, raw)
+
+
+def raw_get(port, target, method="GET", headers=None, timeout=10.0):
+    lines = [f"{method} {target} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    for k, v in (headers or {}).items():
+        lines.append(f"{k}: {v}")
+    lines.append("Connection: close")
+    req = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+    return raw_request(port, req, timeout=timeout)
+
+
+def curl(*args, timeout=60, check=False):
+    """Run curl with the given args; returns CompletedProcess (bytes)."""
+    cmd = ["curl", "-sS", "--noproxy", "*"] + [str(a) for a in args]
+    r = subprocess.run(cmd, capture_output=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, f"{cmd} -> rc={r.returncode} stderr={r.stderr.decode()}"
+    return r
+
+
+_CURL_COUNTER = [0]
+_CURL_DIR = []
+
+
+def _curl_tmpdir():
+    if not _CURL_DIR:
+        import atexit
+        import tempfile
+
+        d = tempfile.mkdtemp(prefix="streamhub-e2e-curl-")
+        atexit.register(shutil.rmtree, d, True)
+        _CURL_DIR.append(Path(d))
+    return _CURL_DIR[0]
+
+
+def curl_fetch(url, headers=(), method=None, extra=(), timeout=60, tmpdir=None):
+    """Fetch a URL with curl. Returns Response (status, headers of the final response, body)."""
+    d = Path(tmpdir) if tmpdir else _curl_tmpdir()
+    _CURL_COUNTER[0] += 1
+    n = _CURL_COUNTER[0]
+    hfile = d / f"h{n}"
+    bfile = d / f"b{n}"
+    args = ["-D", hfile, "-o", bfile]
+    if method == "HEAD":
+        args.append("-I")
+    elif method:
+        args += ["-X", method]
+    for h in headers:
+        args += ["-H", h]
+    args += list(extra)
+    args.append(url)
+    r = curl(*args, timeout=timeout)
+    assert r.returncode == 0, f"curl {url} failed rc={r.returncode}: {r.stderr.decode()}"
+    head = hfile.read_bytes()
+    # keep only the last response block (skip 1xx)
+    blocks = [b for b in head.split(b"\r\n\r\n") if b.strip()]
+    status, hdrs, raw, version = _parse_head(blocks[-1])
+    body = bfile.read_bytes() if bfile.exists() else b""
+    try:
+        hfile.unlink()
+        if bfile.exists():
+            bfile.unlink()
+    except OSError:
+        pass
+    return Response(status, hdrs, body, version, raw)
+
+
+def parse_multipart_byteranges(content_type, body):
+    """Parse a multipart/byteranges body. Returns list of (headers_dict, data)."""
+    m = re.match(r'\s*multipart/byteranges\s*;\s*boundary="?([^";]+)"?', content_type, re.I)
+    assert m, f"not multipart/byteranges: {content_type!r}"
+    boundary = m.group(1).encode()
+    delim = b"--" + boundary
+    assert delim in body, "boundary not found in body"
+    # everything after the close delimiter is epilogue
+    end = body.find(delim + b"--")
+    assert end != -1, "no closing boundary"
+    segs = body[:end].split(delim)[1:]
+    parts = []
+    for seg in segs:
+        # each segment: CRLF headers CRLF CRLF data CRLF
+        assert seg.startswith(b"\r\n"), f"bad part start {seg[:40]!r}"
+        seg = seg[2:]
+        head, sep, data = seg.partition(b"\r\n\r\n")
+        assert sep, "part without header terminator"
+        assert data.endswith(b"\r\n"), "part data not followed by CRLF before boundary"
+        data = data[:-2]
+        hdrs = {}
+        for line in head.decode("latin-1").split("\r\n"):
+            if line:
+                k, _, v = line.partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+        parts.append((hdrs, data))
+    return parts
+
+
+CR_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+
+
+def parse_content_range(value):
+    m = CR_RE.match(value or "")
+    assert m, f"bad Content-Range {value!r}"
+    return int(m.group(1)), int(m.group(2)), int(m.group(3))
+
+
+def sha256(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def http_date_to_ts(value):
+    return parsedate_to_datetime(value).timestamp()
+
+
+def cert_der_from_pem(pem_path):
+    return ssl.PEM_cert_to_DER_cert(Path(pem_path).read_text())
+
+
+def fingerprint(der):
+    return hashlib.sha256(der).hexdigest()
+
+
+def tls_connect(port, server_hostname="localhost", timeout=10.0):
+    """TLS connection without verification (we compare fingerprints ourselves)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s = ctx.wrap_socket(raw, server_hostname=server_hostname)
+    s.settimeout(timeout)
+    return s
+
+
+def make_cert(dirpath, name, cn="localhost"):
+    """Generate a P-256 self-signed cert with SAN localhost + 127.0.0.1."""
+    dirpath = Path(dirpath)
+    cert = dirpath / f"{name}.cert.pem"
+    key = dirpath / f"{name}.key.pem"
+    r = subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", f"/CN={cn}",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-days", "2", "-keyout", str(key), "-out", str(cert),
+        ],
+        capture_output=True,
+        timeout=30,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+    return cert, key
+
+
+def wait_exit(proc, timeout):
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def toml_str(p):
+    return json.dumps(str(p))  # JSON string escaping is valid TOML basic string

@@ -1,0 +1,172 @@
+"""CLI contract: `config default`, `config check`, env overrides, listeners, defaults."""
+
+import re
+import subprocess
+
+import pytest
+
+from conftest import BIN, LISTEN_RE, REPO, Server, clean_env, raw_get, spawn, wait_exit
+
+
+def run(args, env=None, cwd=None, timeout=20):
+    return subprocess.run(
+        [str(BIN)] + [str(a) for a in args],
+        capture_output=True, env=clean_env(env), cwd=cwd, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+
+
+def test_config_default_matches_repo_file():
+    r = run(["config", "default"])
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode() == (REPO / "config" / "streamhub.toml").read_text()
+
+
+def test_config_check_accepts_default(tmp_path):
+    cfg = tmp_path / "ok.toml"
+    cfg.write_bytes(run(["config", "default"]).stdout)
+    r = run(["config", "check", "--config", cfg])
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().strip() == "config ok"
+
+
+@pytest.mark.parametrize(
+    "body,key",
+    [
+        ('[server]\nmax_connections = "lots"\n', "max_connections"),
+        ("[server]\nbogus_key_xyz = 1\n", "bogus_key_xyz"),
+        ('[server]\nlisten = ["nonsense"]\n', "listen"),
+        ("[streaming]\nmax_ranges = -3\n", "max_ranges"),
+        ('[storage]\nallow_symlink_escape = "sometimes"\n', "allow_symlink_escape"),
+        ("[nosuchsection]\nx = 1\n", "nosuchsection"),
+    ],
+)
+def test_config_check_rejects_bad_values(tmp_path, body, key):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(body)
+    r = run(["config", "check", "--config", cfg])
+    err = r.stderr.decode()
+    assert r.returncode == 2, (r.returncode, err)
+    assert re.search(rf"^error: \S*{re.escape(key)}\S*: ", err, re.M), err
+    assert b"config ok" not in r.stdout
+
+
+def test_serve_with_bad_config_fails_fast(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[server]\nmax_connections = "lots"\n')
+    r = run(["serve", "--config", cfg, "--listen", "127.0.0.1:0", "--media-root", tmp_path,
+             "--data-dir", tmp_path / "d", "--no-discovery"], timeout=20)
+    assert r.returncode != 0
+    assert "max_connections" in r.stderr.decode()
+    assert b"listening" not in r.stdout
+
+
+def _serve_env(tmp_path, env, args=(), cwd=None):
+    proc, err = spawn(["serve", *args], tmp_path, env=env, cwd=cwd)
+    return Server(proc, err, None, None, tmp_path)
+
+
+def test_env_overrides_bind_loopback_only(tmp_path):
+    env = {
+        "STREAMHUB_SERVER_LISTEN": "127.0.0.1:0",
+        "STREAMHUB_SERVER_TLS_LISTEN": "",
+        "STREAMHUB_DISCOVERY_ENABLED": "false",
+    }
+    srv = _serve_env(tmp_path, env, ["--media-root", tmp_path / "m", "--data-dir", tmp_path / "d"])
+    try:
+        srv.wait_listening(1, 0)
+        assert srv.http[0][0] == "127.0.0.1"
+        assert raw_get(srv.port, "/healthz").status == 200
+    finally:
+        rc = srv.stop()
+    lines = srv.drain_stdout()
+    assert rc == 0
+    assert [l for l in lines if l.startswith("listening on")] == [f"listening on http://127.0.0.1:{srv.port}"]
+    assert all(LISTEN_RE.match(l) for l in lines), lines
+
+
+def test_env_multiple_listeners_and_bool_forms(tmp_path):
+    env = {
+        "STREAMHUB_SERVER_LISTEN": "127.0.0.1:0,127.0.0.1:0",
+        "STREAMHUB_SERVER_TLS_LISTEN": "127.0.0.1:0",
+        "STREAMHUB_DISCOVERY_ENABLED": "no",
+        "STREAMHUB_STORAGE_ALLOW_SYMLINK_ESCAPE": "0",
+    }
+    srv = _serve_env(tmp_path, env, ["--media-root", tmp_path / "m", "--data-dir", tmp_path / "d"])
+    try:
+        srv.wait_listening(2, 1)
+        # HTTP lines first, then TLS
+        kinds = [l.split("://")[0] for l in srv.stdout_lines]
+        assert kinds == ["listening on http", "listening on http", "listening on https"], srv.stdout_lines
+        for _, port in srv.http:
+            assert raw_get(port, "/healthz").status == 200
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("var,val", [("STREAMHUB_BOGUS", "1"), ("STREAMHUB_DISCOVERY_ENABLED", "maybe")])
+def test_bad_env_var_rejected(tmp_path, var, val):
+    env = {"STREAMHUB_SERVER_LISTEN": "127.0.0.1:0", "STREAMHUB_SERVER_TLS_LISTEN": "",
+           "STREAMHUB_DISCOVERY_ENABLED": "false", var: val}
+    proc, err = spawn(["serve", "--media-root", tmp_path / "m", "--data-dir", tmp_path / "d"],
+                      tmp_path, env=env)
+    rc = wait_exit(proc, 15)
+    if rc is None:
+        proc.kill()
+        proc.wait()
+    out = proc.stdout.read().decode()
+    proc.stdout.close()
+    assert rc is not None and rc != 0, f"serve kept running with {var}={val}"
+    assert var in err.read_text(), err.read_text()
+    assert "listening" not in out
+
+
+def test_cli_listen_replaces_both_lists(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[server]\nlisten = ["127.0.0.1:0"]\ntls_listen = ["127.0.0.1:0"]\n[discovery]\nenabled = false\n')
+    srv = _serve_env(tmp_path, None, ["--config", cfg, "--listen", "127.0.0.1:0",
+                                      "--media-root", tmp_path / "m", "--data-dir", tmp_path / "d"])
+    try:
+        srv.wait_listening(1, 0)
+        assert raw_get(srv.port, "/healthz").status == 200
+    finally:
+        srv.stop()
+    lines = srv.drain_stdout()
+    assert lines == [f"listening on http://127.0.0.1:{srv.port}"], lines
+
+
+def test_cli_tls_listen_only(tmp_path):
+    srv = _serve_env(tmp_path, None, ["--tls-listen", "127.0.0.1:0", "--media-root", tmp_path / "m",
+                                      "--data-dir", tmp_path / "d", "--no-discovery"])
+    try:
+        srv.wait_listening(0, 1)
+    finally:
+        srv.stop()
+    lines = srv.drain_stdout()
+    assert lines == [f"listening on https://127.0.0.1:{srv.tls_port}"], lines
+
+
+def test_embedded_defaults_create_dirs_in_cwd(tmp_path):
+    work = tmp_path / "cwd"
+    work.mkdir()
+    env = {
+        "STREAMHUB_SERVER_LISTEN": "127.0.0.1:0",
+        "STREAMHUB_SERVER_TLS_LISTEN": "127.0.0.1:0",
+        # never announce on the network from a test
+        "STREAMHUB_DISCOVERY_ENABLED": "false",
+    }
+    srv = _serve_env(tmp_path, env, [], cwd=work)
+    try:
+        srv.wait_listening(1, 1)
+        assert (work / "media").is_dir()
+        assert (work / "data").is_dir()
+        assert (work / "data" / "tls" / "cert.pem").is_file()
+        assert (work / "data" / "tls" / "key.pem").is_file()
+        assert raw_get(srv.port, "/healthz").status == 200
+        r = subprocess.run(
+            ["curl", "-sS", "--noproxy", "*", "--cacert", str(work / "data" / "tls" / "cert.pem"),
+             f"https://localhost:{srv.tls_port}/healthz"],
+            capture_output=True, timeout=20,
+        )
+        assert r.returncode == 0, r.stderr.decode()
+    finally:
+        assert srv.stop() == 0

@@ -1,0 +1,103 @@
+"""Request-head size limit and slow (slowloris) clients."""
+
+import selectors
+import socket
+import time
+
+from conftest import curl, raw_get, raw_request
+
+
+def _req_with_header(port, size):
+    head = (
+        f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"X-Big: {'a' * size}\r\nConnection: close\r\n\r\n"
+    )
+    return raw_request(port, head.encode())
+
+
+def test_oversized_header_431_and_server_survives(server):
+    r = _req_with_header(server.port, 64 * 1024)
+    assert r.status == 431, r
+    ok = raw_get(server.port, "/healthz")
+    assert ok.status == 200
+
+
+def test_header_just_over_configured_limit_431(server):
+    # max_header_bytes = 16384 by default: 20 KiB must be refused (hyper's own
+    # default buffer is far larger, so this checks the setting is applied)
+    r = _req_with_header(server.port, 20 * 1024)
+    assert r.status == 431, r
+
+
+def test_header_under_limit_ok(server):
+    r = _req_with_header(server.port, 8 * 1024)
+    assert r.status == 200, r
+
+
+def test_max_header_bytes_config(servers, media):
+    srv = servers.start(media["root"], config="[server]\nmax_header_bytes = 4096\n", tls_listen=())
+    assert _req_with_header(srv.port, 6 * 1024).status == 431
+    assert _req_with_header(srv.port, 1024).status == 200
+
+
+def _open_stalled(port, n):
+    socks = []
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow-{i}: ".encode())
+        socks.append(s)
+    return socks
+
+
+def test_stalled_clients_do_not_block_others(server):
+    socks = _open_stalled(server.port, 50)
+    try:
+        t0 = time.monotonic()
+        r = curl("-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", server.url("/healthz"))
+        elapsed = time.monotonic() - t0
+        assert r.returncode == 0 and r.stdout == b"200", (r, elapsed)
+        assert elapsed < 2
+        # also over TLS
+        r = curl("--cacert", server.cert_path, "-o", "/dev/null", "-w", "%{http_code}",
+                 "--max-time", "2", server.tls_url("/healthz"))
+        assert r.stdout == b"200", r
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_stalled_clients_closed_after_header_read_timeout(servers, media):
+    srv = servers.start(media["root"], config="[server]\nheader_read_timeout_secs = 2\n", tls_listen=())
+    socks = _open_stalled(srv.port, 50)
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    t0 = time.monotonic()
+    closed_at = {}
+    try:
+        while len(closed_at) < len(socks) and time.monotonic() - t0 < 8:
+            for key, _ in sel.select(timeout=0.2):
+                s = key.fileobj
+                try:
+                    while True:
+                        data = s.recv(65536)
+                        if not data:
+                            break
+                except BlockingIOError:
+                    continue  # got some bytes (e.g. a 408); wait for EOF
+                except ConnectionResetError:
+                    pass
+                closed_at[s] = time.monotonic() - t0
+                sel.unregister(s)
+        assert len(closed_at) == len(socks), (
+            f"only {len(closed_at)}/{len(socks)} stalled connections closed within 8 s"
+        )
+        assert min(closed_at.values()) >= 1.0, "closed before the configured timeout"
+        assert max(closed_at.values()) <= 2 + 4
+        # the server is healthy afterwards
+        assert raw_get(srv.port, "/healthz").status == 200
+    finally:
+        sel.close()
+        for s in socks:
+            s.close()
