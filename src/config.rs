@@ -202,7 +202,10 @@ impl Config {
             ));
         }
         for (key, v) in [
-            ("server.header_read_timeout_secs", s.header_read_timeout_secs),
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs,
+            ),
             ("server.idle_timeout_secs", s.idle_timeout_secs),
             (
                 "server.tls_handshake_timeout_secs",
@@ -224,7 +227,10 @@ impl Config {
             return Err(invalid("storage.media_root", "must not be empty"));
         }
         if !(1..=1000).contains(&self.streaming.max_ranges) {
-            return Err(invalid("streaming.max_ranges", "must be between 1 and 1000"));
+            return Err(invalid(
+                "streaming.max_ranges",
+                "must be between 1 and 1000",
+            ));
         }
         if !(8..=1024).contains(&self.streaming.chunk_kib) {
             return Err(invalid("streaming.chunk_kib", "must be between 8 and 1024"));
@@ -320,7 +326,12 @@ fn env_value(var: &str, like: &toml::Value, raw: &str) -> Result<toml::Value, Co
         Value::Boolean(_) => Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => true,
             "false" | "0" | "no" | "off" => false,
-            _ => return Err(invalid(var, format!("'{raw}' is not a boolean (true/false)"))),
+            _ => {
+                return Err(invalid(
+                    var,
+                    format!("'{raw}' is not a boolean (true/false)"),
+                ))
+            }
         }),
         Value::Integer(_) => Value::Integer(
             raw.trim()
@@ -368,7 +379,10 @@ mod tests {
             no_env(),
         )
         .unwrap_err();
-        assert!(err.to_string().starts_with("server.max_connections:"), "{err}");
+        assert!(
+            err.to_string().starts_with("server.max_connections:"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -420,27 +434,35 @@ mod tests {
     #[test]
     fn unknown_env_var_is_reported() {
         let err = Config::from_parts(None, env(&[("STREAMHUB_BOGUS", "1")])).unwrap_err();
-        assert_eq!(err.to_string(), "STREAMHUB_BOGUS: unknown streamhub variable");
-        let err =
-            Config::from_parts(None, env(&[("STREAMHUB_SERVER_NOPE", "1")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "STREAMHUB_BOGUS: unknown streamhub variable"
+        );
+        let err = Config::from_parts(None, env(&[("STREAMHUB_SERVER_NOPE", "1")])).unwrap_err();
         assert!(err.to_string().starts_with("STREAMHUB_SERVER_NOPE"));
     }
 
     #[test]
     fn bad_env_values_are_named() {
-        let err = Config::from_parts(None, env(&[("STREAMHUB_DISCOVERY_ENABLED", "maybe")]))
-            .unwrap_err();
+        let err =
+            Config::from_parts(None, env(&[("STREAMHUB_DISCOVERY_ENABLED", "maybe")])).unwrap_err();
         assert!(err.to_string().starts_with("STREAMHUB_DISCOVERY_ENABLED:"));
-        let err = Config::from_parts(None, env(&[("STREAMHUB_SERVER_LISTEN", "localhost")]))
-            .unwrap_err();
+        let err =
+            Config::from_parts(None, env(&[("STREAMHUB_SERVER_LISTEN", "localhost")])).unwrap_err();
         assert!(err.to_string().starts_with("server.listen"), "{err}");
     }
 
     #[test]
     fn semantic_checks_name_keys() {
         for (text, key) in [
-            ("[server]\nmax_header_bytes = 100\n", "server.max_header_bytes"),
-            ("[server]\nidle_timeout_secs = 0\n", "server.idle_timeout_secs"),
+            (
+                "[server]\nmax_header_bytes = 100\n",
+                "server.max_header_bytes",
+            ),
+            (
+                "[server]\nidle_timeout_secs = 0\n",
+                "server.idle_timeout_secs",
+            ),
             ("[server]\ntls_cert = \"/x.pem\"\n", "server.tls_cert"),
             ("[streaming]\nmax_ranges = 0\n", "streaming.max_ranges"),
             ("[server]\nlisten = []\ntls_listen = []\n", "server.listen"),
@@ -454,6 +476,9 @@ mod tests {
     #[test]
     fn syntax_error_names_file() {
         let err = Config::from_parts(Some(("my.toml", "[server\n")), no_env()).unwrap_err();
-        assert!(err.to_string().starts_with("my.toml: not valid TOML"), "{err}");
+        assert!(
+            err.to_string().starts_with("my.toml: not valid TOML"),
+            "{err}"
+        );
     }
 }

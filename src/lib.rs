@@ -136,7 +136,9 @@ fn spawn_reload_on_sighup(tls: Arc<TlsState>) {
             let t = tls.clone();
             match tokio::task::spawn_blocking(move || t.reload()).await {
                 Ok(Ok(())) => tracing::info!("SIGHUP: certificate reloaded"),
-                Ok(Err(e)) => tracing::error!(error = %e, "SIGHUP: reload failed; keeping the old certificate"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "SIGHUP: reload failed; keeping the old certificate")
+                }
                 Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
             }
         }

@@ -13,7 +13,11 @@ use streamhub::config::{Config, DEFAULT_TOML};
 const SYSTEM_CONFIG: &str = "/etc/streamhub/streamhub.toml";
 
 #[derive(Parser)]
-#[command(name = "streamhub", version, about = "Media streaming and notes for small Linux boxes")]
+#[command(
+    name = "streamhub",
+    version,
+    about = "Media streaming and notes for small Linux boxes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -65,11 +69,15 @@ fn load_config(file: Option<PathBuf>) -> Result<Config, streamhub::config::Confi
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Config { action: ConfigAction::Default } => {
+        Command::Config {
+            action: ConfigAction::Default,
+        } => {
             print!("{DEFAULT_TOML}");
             ExitCode::SUCCESS
         }
-        Command::Config { action: ConfigAction::Check { config } } => match load_config(config) {
+        Command::Config {
+            action: ConfigAction::Check { config },
+        } => match load_config(config) {
             Ok(_) => {
                 println!("config ok");
                 ExitCode::SUCCESS
@@ -79,7 +87,14 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve { config, listen, tls_listen, media_root, data_dir, no_discovery } => {
+        Command::Serve {
+            config,
+            listen,
+            tls_listen,
+            media_root,
+            data_dir,
+            no_discovery,
+        } => {
             let mut cfg = match load_config(config) {
                 Ok(c) => c,
                 Err(e) => {

@@ -217,10 +217,7 @@ mod tests {
 
     #[test]
     fn unsatisfiable_parts_are_dropped_when_others_fit() {
-        assert_eq!(
-            eval("bytes=5000-6000, 0-9", 1000),
-            Partial(vec![r(0, 9)])
-        );
+        assert_eq!(eval("bytes=5000-6000, 0-9", 1000), Partial(vec![r(0, 9)]));
     }
 
     #[test]
@@ -249,8 +246,8 @@ mod tests {
     #[test]
     fn whitespace_case_and_empty_elements_are_tolerated() {
         assert_eq!(
-            eval("Bytes = 0-1 ,\t, 10-11", 1000),
-            Partial(vec![r(0, 1), r(10, 11)])
+            eval("Bytes = 0-1 ,\t, 200-201", 1000),
+            Partial(vec![r(0, 1), r(200, 201)])
         );
         assert_eq!(eval("bytes=0-1,,", 1000), Partial(vec![r(0, 1)]));
     }
@@ -282,7 +279,9 @@ mod tests {
 
     #[test]
     fn too_many_parts_sends_whole_file() {
-        let specs: Vec<String> = (0..17).map(|i| format!("{}-{}", i * 200, i * 200)).collect();
+        let specs: Vec<String> = (0..17)
+            .map(|i| format!("{}-{}", i * 200, i * 200))
+            .collect();
         let h = format!("bytes={}", specs.join(","));
         assert_eq!(eval(&h, 100_000), Full);
         let h16 = format!("bytes={}", specs[..16].join(","));

@@ -84,7 +84,11 @@ fn generate_self_signed(dir: &Path, names: &[String]) -> Result<(), TlsError> {
     std::fs::create_dir_all(dir).map_err(|e| file_err(dir, e))?;
     let ck = rcgen::generate_simple_self_signed(names.to_vec())
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    write_atomic(&dir.join("key.pem"), ck.signing_key.serialize_pem().as_bytes(), 0o600)?;
+    write_atomic(
+        &dir.join("key.pem"),
+        ck.signing_key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
     write_atomic(&dir.join("cert.pem"), ck.cert.pem().as_bytes(), 0o644)?;
     tracing::info!(dir = %dir.display(), names = ?names, "generated a self-signed certificate");
     Ok(())
@@ -207,7 +211,11 @@ mod tests {
         state.reload().unwrap();
         let again = TlsState::new(src).unwrap();
         drop(again);
-        assert_eq!(std::fs::read(&cert).unwrap(), first, "reused, not regenerated");
+        assert_eq!(
+            std::fs::read(&cert).unwrap(),
+            first,
+            "reused, not regenerated"
+        );
     }
 
     #[test]
@@ -226,7 +234,10 @@ mod tests {
 
     #[test]
     fn names_include_loopback_and_listen_ips() {
-        let names = default_names(&["10.1.2.3:8443".parse().unwrap(), "0.0.0.0:1".parse().unwrap()]);
+        let names = default_names(&[
+            "10.1.2.3:8443".parse().unwrap(),
+            "0.0.0.0:1".parse().unwrap(),
+        ]);
         for n in ["localhost", "127.0.0.1", "::1", "10.1.2.3"] {
             assert!(names.iter().any(|x| x == n), "{n} in {names:?}");
         }

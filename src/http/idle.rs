@@ -163,7 +163,9 @@ mod tests {
         });
         let mut buf = [0u8; 1];
         for _ in 0..5 {
-            io.read_exact(&mut buf).await.expect("progress every 3 s is not idle");
+            io.read_exact(&mut buf)
+                .await
+                .expect("progress every 3 s is not idle");
         }
         let _b = writer.await.unwrap();
         let err = io.read(&mut buf).await.unwrap_err();

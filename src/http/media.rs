@@ -91,7 +91,10 @@ fn if_range_matches(value: &HeaderValue, meta: &ObjectMeta) -> bool {
 
 /// HTTP dates have one-second resolution.
 fn whole_seconds(t: SystemTime) -> SystemTime {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
@@ -137,7 +140,10 @@ pub async fn get_media(
             return Err(ApiError::new(
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 "range_not_satisfiable",
-                format!("no requested range lies within the file's {} bytes", meta.size),
+                format!(
+                    "no requested range lies within the file's {} bytes",
+                    meta.size
+                ),
             )
             .with_header(
                 header::CONTENT_RANGE,
@@ -146,7 +152,11 @@ pub async fn get_media(
         }
         Outcome::Full => {
             builder = builder.header(header::CONTENT_TYPE, &content_type);
-            (StatusCode::OK, meta.size, Some(object.read_range(0..meta.size)))
+            (
+                StatusCode::OK,
+                meta.size,
+                Some(object.read_range(0..meta.size)),
+            )
         }
         Outcome::Partial(ranges) if ranges.len() == 1 => {
             let r = ranges[0];
@@ -165,7 +175,11 @@ pub async fn get_media(
                 header::CONTENT_TYPE,
                 format!("multipart/byteranges; boundary={}", body.boundary),
             );
-            (StatusCode::PARTIAL_CONTENT, body.len(), Some(body.stream(object)))
+            (
+                StatusCode::PARTIAL_CONTENT,
+                body.len(),
+                Some(body.stream(object)),
+            )
         }
     };
     builder = builder
@@ -330,7 +344,11 @@ mod tests {
             Outcome::Full
         );
         assert_eq!(
-            decide(&hdrs(&[("if-match", "\"nope\""), ("range", "bytes=0-1")]), &m, 16),
+            decide(
+                &hdrs(&[("if-match", "\"nope\""), ("range", "bytes=0-1")]),
+                &m,
+                16
+            ),
             Outcome::PreconditionFailed,
             "preconditions come before ranges"
         );
@@ -366,7 +384,11 @@ mod tests {
                 &m,
                 16,
             );
-            let want = if expect_partial { part.clone() } else { Outcome::Full };
+            let want = if expect_partial {
+                part.clone()
+            } else {
+                Outcome::Full
+            };
             assert_eq!(got, want, "If-Range: {if_range}");
         }
     }
@@ -376,11 +398,16 @@ mod tests {
         let mp = Multipart::new(
             "video/mp4",
             1000,
-            vec![ByteRange { start: 0, end: 9 }, ByteRange { start: 500, end: 599 }],
+            vec![
+                ByteRange { start: 0, end: 9 },
+                ByteRange {
+                    start: 500,
+                    end: 599,
+                },
+            ],
         );
-        let expected: u64 = mp.heads.iter().map(|h| h.len() as u64).sum::<u64>()
-            + 110
-            + mp.tail.len() as u64;
+        let expected: u64 =
+            mp.heads.iter().map(|h| h.len() as u64).sum::<u64>() + 110 + mp.tail.len() as u64;
         assert_eq!(mp.len(), expected);
         assert!(std::str::from_utf8(&mp.heads[1])
             .unwrap()

@@ -166,10 +166,12 @@ async fn accept_loop(mut ctx: AcceptCtx) {
         tokio::spawn(async move {
             let _permit = permit;
             let io = IdleTimeout::new(stream, limits.idle_timeout);
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                app.clone().oneshot(req)
-            });
+            let svc = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    app.clone().oneshot(req)
+                },
+            );
             let result = match acceptor {
                 None => {
                     watcher
@@ -206,7 +208,10 @@ async fn accept_loop(mut ctx: AcceptCtx) {
 }
 
 /// Binds every address; a failure names the address.
-pub async fn bind(addrs: &[SocketAddr], tls: bool) -> Result<Vec<Listener>, (SocketAddr, std::io::Error)> {
+pub async fn bind(
+    addrs: &[SocketAddr],
+    tls: bool,
+) -> Result<Vec<Listener>, (SocketAddr, std::io::Error)> {
     let mut out = Vec::new();
     for a in addrs {
         let tcp = TcpListener::bind(a).await.map_err(|e| (*a, e))?;

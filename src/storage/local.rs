@@ -107,7 +107,10 @@ impl Resolver {
 
 fn etag_of(md: &std::fs::Metadata) -> String {
     // inode + size + mtime (ns): a replaced or rewritten file gets a new tag.
-    let nanos = md.mtime().wrapping_mul(1_000_000_000).wrapping_add(md.mtime_nsec());
+    let nanos = md
+        .mtime()
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(md.mtime_nsec());
     format!("{:x}-{:x}-{:x}", md.ino(), md.size(), nanos)
 }
 
@@ -272,12 +275,16 @@ impl Storage for LocalStorage {
                 if ft.is_symlink() {
                     // A link that escapes the root is not shown, so a listing never reveals
                     // what lies outside.
-                    let Ok(target) = path.canonicalize() else { continue };
+                    let Ok(target) = path.canonicalize() else {
+                        continue;
+                    };
                     if resolver.contain(target).is_err() {
                         continue;
                     }
                 }
-                let Ok(md) = std::fs::metadata(&path) else { continue };
+                let Ok(md) = std::fs::metadata(&path) else {
+                    continue;
+                };
                 let kind = if md.is_dir() {
                     EntryKind::Dir
                 } else if md.is_file() {
@@ -357,7 +364,10 @@ mod tests {
         let data: Vec<u8> = (0..100u8).collect();
         std::fs::write(dir.path().join("f.bin"), &data).unwrap();
         let s = storage(dir.path());
-        let obj = s.open(&MediaPath::from_url("f.bin").unwrap()).await.unwrap();
+        let obj = s
+            .open(&MediaPath::from_url("f.bin").unwrap())
+            .await
+            .unwrap();
         assert_eq!(obj.meta().size, 100);
         assert_eq!(read_all(&obj, 0..100).await, data);
         assert_eq!(read_all(&obj, 10..31).await, &data[10..31]);
@@ -370,8 +380,7 @@ mod tests {
         let outside = tempfile::tempdir().unwrap();
         std::fs::write(outside.path().join("secret"), b"s").unwrap();
         let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link"))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
         std::fs::write(dir.path().join("real"), b"r").unwrap();
         std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("inner")).unwrap();
         let s = storage(dir.path());
@@ -400,7 +409,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(open.open(&MediaPath::from_url("link").unwrap()).await.is_ok());
+        assert!(open
+            .open(&MediaPath::from_url("link").unwrap())
+            .await
+            .is_ok());
     }
 
     #[tokio::test]
@@ -408,11 +420,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
         let s = storage(dir.path());
-        let e = s.open(&MediaPath::from_url("nope").unwrap()).await.err().unwrap();
+        let e = s
+            .open(&MediaPath::from_url("nope").unwrap())
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(e, StorageError::NotFound), "{e}");
-        let e = s.open(&MediaPath::from_url("sub").unwrap()).await.err().unwrap();
+        let e = s
+            .open(&MediaPath::from_url("sub").unwrap())
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(e, StorageError::IsDirectory), "{e}");
-        let e = s.list(&MediaPath::from_url("nope").unwrap()).await.err().unwrap();
+        let e = s
+            .list(&MediaPath::from_url("nope").unwrap())
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(e, StorageError::NotFound), "{e}");
     }
 

@@ -144,9 +144,7 @@ fn valid_escapes(seg: &str) -> bool {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            if i + 2 >= b.len()
-                || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
-            {
+            if i + 2 >= b.len() || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
                 return false;
             }
             i += 3;
@@ -216,8 +214,14 @@ mod tests {
             ["a", "b"]
         );
         assert_eq!(MediaPath::from_decoded("../"), Err(PathError::DotSegment));
-        assert_eq!(MediaPath::from_decoded("a\\..\\b"), Err(PathError::Separator));
-        assert_eq!(MediaPath::from_decoded("//etc"), Err(PathError::EmptySegment));
+        assert_eq!(
+            MediaPath::from_decoded("a\\..\\b"),
+            Err(PathError::Separator)
+        );
+        assert_eq!(
+            MediaPath::from_decoded("//etc"),
+            Err(PathError::EmptySegment)
+        );
     }
 
     #[test]
@@ -233,7 +237,10 @@ mod tests {
         assert_eq!(MediaPath::from_url(".bashrc").unwrap().extension(), None);
         assert_eq!(MediaPath::from_url("noext").unwrap().extension(), None);
         assert_eq!(
-            MediaPath::from_url("A.B.MP4").unwrap().extension().as_deref(),
+            MediaPath::from_url("A.B.MP4")
+                .unwrap()
+                .extension()
+                .as_deref(),
             Some("mp4")
         );
     }
