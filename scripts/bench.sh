@@ -49,6 +49,7 @@ SH_BIN_OVERRIDE=${STREAMHUB_BIN:-}
 
 HOST=127.0.0.1
 FILE_SIZE=$((FILE_MIB * 1024 * 1024))
+if ((FILE_MIB % 1024 == 0)); then FILE_LABEL="$((FILE_MIB / 1024)) GiB"; else FILE_LABEL="$FILE_MIB MiB"; fi
 MEDIA_DIR="$BENCH_DIR/media"
 FILE_NAME="bench-${FILE_MIB}M.bin"
 FILE_PATH="$MEDIA_DIR/$FILE_NAME"
@@ -427,8 +428,8 @@ ratio() {
 
 write_report() {
     local -a rows=(
-        "http_mibs|Single stream, 1 GiB over HTTP (MiB/s)|1"
-        "https_mibs|Single stream, 1 GiB over HTTPS/1.1 (MiB/s)|1"
+        "http_mibs|Single stream, $FILE_LABEL over HTTP (MiB/s)|1"
+        "https_mibs|Single stream, $FILE_LABEL over HTTPS/1.1 (MiB/s)|1"
         "wrk_rps|64 KiB random ranges, wrk -t2 -c32 ${WRK_DURATION} (requests/s)|0"
         "wrk_mibs|64 KiB random ranges, wrk -t2 -c32 ${WRK_DURATION} (transfer MiB/s)|1"
         "wrk_rps_cork|64 KiB random ranges, req/s, nginx with tcp_nopush on (loopback stall, see notes)|0"

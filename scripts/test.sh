@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then runs
+# formatting and lint checks, unit and in-process tests, a bounded fuzz run, and the
+# end-to-end suite against the real binary with real clients (curl, ffmpeg, openssl).
+# Nothing is skipped silently: a missing tool is installed or the run fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n=== %s\n' "$*"; }
+
+# --- tools -------------------------------------------------------------------------------
+need_apt=()
+for tool in curl:curl ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
+done
+if [ "${#need_apt[@]}" -gt 0 ]; then
+  say "installing: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+PY=${PYTHON:-python3}
+if ! "$PY" -c 'import pytest' 2>/dev/null; then
+  say "installing pytest"
+  "$PY" -m pip install -q pytest
+fi
+
+# --- static checks -----------------------------------------------------------------------
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+
+# --- unit + in-process tests ---------------------------------------------------------------
+say "cargo test"
+cargo test --quiet 2>&1 | tee target/cargo-test.log
+grep -q "test result: ok" target/cargo-test.log
+
+# --- fuzzing (bounded) --------------------------------------------------------------------
+say "fuzz: range parser and path validation (${FUZZ_SECONDS:=20} s each)"
+scripts/fuzz.sh "$FUZZ_SECONDS"
+
+# --- end to end ---------------------------------------------------------------------------
+say "end-to-end suite (real binary, curl, ffmpeg, openssl)"
+cargo build --quiet
+STREAMHUB_BIN="$PWD/target/debug/streamhub" "$PY" -m pytest -q -p no:cacheprovider tests/e2e
+
+say "all tests passed"
