@@ -3,7 +3,7 @@
 #
 #   ./scripts/bench.sh
 #
-# What it does (one run, about 3 minutes once built):
+# What it does (one run, about 2 minutes once built; see docs/PERFORMANCE.md):
 #   - installs nginx, wrk, curl, procps, openssl with apt-get if any is missing;
 #   - builds `cargo build --release` (skipped when STREAMHUB_BIN is set);
 #   - prepares <bench dir> (default target/bench): a 1 GiB file of random data,
@@ -13,7 +13,9 @@
 #   - measures, for both servers, median of 3 runs (interleaved):
 #       1. one 1 GiB download over HTTP        (curl %{speed_download})
 #       2. one 1 GiB download over HTTPS/1.1   (curl --cacert)
-#       3. wrk -t2 -c32 -d10s, 64 KiB Range at random offsets (scripts/bench/random_range.lua)
+#       3. wrk -t2 -c32 -d10s, 64 KiB Range at random offsets (scripts/bench/random_range.lua);
+#          nginx's figure comes from its tcp_nopush-off server (with tcp_nopush on, 64 KiB
+#          responses stall ~40 ms on loopback; that figure is reported on its own row)
 #     then memory (VmRSS): idle after start, and with 200 concurrent slow streams
 #     (curl --limit-rate 200k) after ~5 s of streaming, over HTTP and over HTTPS;
 #   - prints a markdown table and writes it to <bench dir>/results.md.
@@ -493,7 +495,7 @@ write_report() {
         fi
         echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
         echo "Software: $(nginx -v 2>&1 | head -1); $(rustc -V 2>/dev/null || echo 'rustc n/a'); $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'); $(curl --version | head -1 | awk '{ print "curl " $2, $5 }')"
-        echo "streamhub: ${SH_BIN:-n/a} (git $commit)"
+        echo "streamhub: ${SH_BIN:-n/a} (built $(date -u -r "${SH_BIN:-/nonexistent}" '+%F %T UTC' 2>/dev/null || echo n/a); git $commit)"
         echo "Command: ./scripts/bench.sh${SH_BIN_OVERRIDE:+ (STREAMHUB_BIN=$SH_BIN_OVERRIDE)}; file ${FILE_MIB} MiB of random data; loopback 127.0.0.1 only"
         if ((${#WARNINGS[@]})); then
             echo
