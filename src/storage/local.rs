@@ -8,9 +8,10 @@ use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -31,19 +32,108 @@ pub struct LocalStorage {
     /// `root` with symlinks resolved, for the containment check.
     canonical_root: PathBuf,
     opts: LocalOptions,
+    /// Device of the root at start; the non-blocking open only runs while it is unchanged.
+    root_dev: u64,
+    /// What `statfs` says the root is (`"local"`, `"nfs"`, …).
+    fs_kind: &'static str,
+    /// Non-blocking opens are possible (local filesystem, kernel has `RESOLVE_CACHED`).
+    fast_open: AtomicBool,
 }
 
 impl LocalStorage {
     /// `root` must exist; it is resolved once so containment checks compare real paths.
     pub fn new(root: &Path, opts: LocalOptions) -> Result<Self, StorageError> {
-        let canonical_root = root.canonicalize().map_err(|e| {
+        let unavailable = |e: &dyn std::fmt::Display| {
             StorageError::Unavailable(format!("media root {}: {e}", root.display()))
-        })?;
+        };
+        let canonical_root = root.canonicalize().map_err(|e| unavailable(&e))?;
+        let root_dev = std::fs::metadata(&canonical_root)
+            .map_err(|e| unavailable(&e))?
+            .dev();
+        let fs_kind = rustix::fs::statfs(&canonical_root)
+            // f_type is i64 on 64-bit Linux and 32 bits wide on some 32-bit targets.
+            .map(|s| fs_kind(i64::from(s.f_type) & 0xFFFF_FFFF))
+            .unwrap_or("unknown");
         Ok(LocalStorage {
             root: root.to_path_buf(),
             canonical_root,
             opts,
+            root_dev,
+            fs_kind,
+            fast_open: AtomicBool::new(fs_kind == "local"),
         })
+    }
+
+    /// Filesystem kind of the media root as detected at start.
+    pub fn fs_kind(&self) -> &'static str {
+        self.fs_kind
+    }
+
+    /// Opens `path` only if that cannot block: every path component must already be in the
+    /// dentry cache (`RESOLVE_CACHED`), stay on the root's (local) filesystem (`NO_XDEV`) and,
+    /// unless escapes are allowed, stay beneath the root (`BENEATH`). `None` means "take the
+    /// blocking path" — a cold cache, an absolute symlink, a mount point, an old kernel — so
+    /// a spun-down disk or an NFS mount never stalls a runtime worker, while hot files skip a
+    /// thread hand-off per request.
+    fn open_fast(
+        &self,
+        path: &MediaPath,
+    ) -> Option<Result<(File, std::fs::Metadata), StorageError>> {
+        use rustix::fs::{openat2, statx, AtFlags, Mode, OFlags, ResolveFlags, StatxFlags, CWD};
+        use rustix::io::Errno;
+        if !self.fast_open.load(Ordering::Relaxed) || path.is_root() {
+            return None;
+        }
+        let root = match openat2(
+            CWD,
+            &self.canonical_root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::CACHED,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOSYS) | Err(Errno::INVAL) => {
+                self.fast_open.store(false, Ordering::Relaxed);
+                return None;
+            }
+            Err(_) => return None,
+        };
+        // Something may have been mounted over the root since start: only trust the device
+        // we checked then. DONT_SYNC keeps this from asking a network server.
+        let st = statx(
+            &root,
+            "",
+            AtFlags::EMPTY_PATH | AtFlags::STATX_DONT_SYNC,
+            StatxFlags::BASIC_STATS,
+        )
+        .ok()?;
+        if rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor) != self.root_dev {
+            return None;
+        }
+        let mut how = ResolveFlags::CACHED | ResolveFlags::NO_XDEV | ResolveFlags::NO_MAGICLINKS;
+        if !self.opts.allow_symlink_escape {
+            how |= ResolveFlags::BENEATH;
+        }
+        let rel = path.to_string();
+        let fd = match openat2(
+            &root,
+            rel.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            how,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => return Some(Err(StorageError::NotFound)),
+            Err(Errno::ACCESS) => return Some(Err(StorageError::PermissionDenied)),
+            Err(_) => return None,
+        };
+        let file = File::from(fd);
+        // Same local filesystem as the root (NO_XDEV): fstat reads the in-memory inode.
+        Some(
+            file.metadata()
+                .map(|md| (file, md))
+                .map_err(|e| StorageError::from_io(&e)),
+        )
     }
 
     pub fn root(&self) -> &Path {
@@ -127,44 +217,77 @@ impl Object for LocalObject {
     }
 
     fn read_range(&self, range: Range<u64>) -> ByteStream {
-        Box::pin(ReadStream {
-            file: self.file.clone(),
-            pos: range.start,
-            end: range.end.min(self.meta.size),
-            chunk: self.chunk_size as u64,
-            timeout: self.timeout,
-            pending: None,
-        })
+        let end = range.end.min(self.meta.size);
+        Box::pin(ReadStream::new(
+            self.file.clone(),
+            range.start.min(end)..end,
+            self.chunk_size,
+            self.timeout,
+        ))
     }
 }
 
 type ChunkFuture = Pin<Box<dyn Future<Output = Result<Bytes, StorageError>> + Send>>;
 
-/// Reads a range chunk by chunk with `pread` on the blocking pool, one chunk ahead of the
-/// consumer: the next read overlaps the socket write of the current chunk, and memory stays at
-/// two chunks per stream however slow the client.
+/// Chunks grow up to this size while the consumer keeps up (a fast client), and fall back to
+/// `streaming.chunk_kib` when it does not, so slow clients hold small buffers.
+const MAX_CHUNK: u64 = 1024 * 1024;
+/// A consumer that asks again within this time counts as fast.
+const FAST_CONSUMER: Duration = Duration::from_millis(2);
+
+/// Reads a range chunk by chunk with bounded memory.
+///
+/// Page-cache hits are read inline with `preadv2(RWF_NOWAIT)`, which never blocks: it returns
+/// EAGAIN instead of waiting for the disk. Only then does a chunk go to the blocking pool, and
+/// the following chunk is read ahead there too (cold data is usually followed by cold data), so
+/// disk reads overlap socket writes. A slow client holds at most one chunk in hyper and one
+/// read ahead.
 struct ReadStream {
     file: Arc<File>,
     pos: u64,
     end: u64,
+    base_chunk: u64,
     chunk: u64,
     timeout: Duration,
     pending: Option<ChunkFuture>,
+    last_yield: Option<Instant>,
+    /// Cleared when the filesystem does not support RWF_NOWAIT (some network filesystems).
+    nowait: bool,
 }
 
 impl ReadStream {
-    fn start_next(&mut self) -> Option<ChunkFuture> {
-        if self.pos >= self.end {
-            return None;
+    fn new(file: Arc<File>, range: Range<u64>, chunk: usize, timeout: Duration) -> Self {
+        ReadStream {
+            file,
+            pos: range.start,
+            end: range.end,
+            base_chunk: chunk as u64,
+            chunk: chunk as u64,
+            timeout,
+            pending: None,
+            last_yield: None,
+            nowait: true,
         }
-        let n = (self.end - self.pos).min(self.chunk) as usize;
+    }
+
+    fn next_len(&mut self) -> usize {
+        let fast = self.last_yield.is_some_and(|t| t.elapsed() < FAST_CONSUMER);
+        self.chunk = if fast {
+            (self.chunk * 2).min(MAX_CHUNK.max(self.base_chunk))
+        } else {
+            self.base_chunk
+        };
+        (self.end - self.pos).min(self.chunk) as usize
+    }
+
+    fn start_blocking(&mut self, n: usize) -> ChunkFuture {
         let offset = self.pos;
         self.pos += n as u64;
         let file = self.file.clone();
         let timeout = self.timeout;
         // spawn_blocking starts the read now, not when the future is first polled.
         let handle = tokio::task::spawn_blocking(move || read_exact_at(&file, offset, n));
-        Some(Box::pin(async move {
+        Box::pin(async move {
             match tokio::time::timeout(timeout, handle).await {
                 Ok(Ok(r)) => r,
                 Ok(Err(join)) => Err(StorageError::Io(join.to_string())),
@@ -173,7 +296,24 @@ impl ReadStream {
                     secs: timeout.as_secs(),
                 }),
             }
-        }))
+        })
+    }
+
+    fn finish(
+        &mut self,
+        res: Result<Bytes, StorageError>,
+    ) -> Poll<Option<Result<Bytes, StorageError>>> {
+        match res {
+            Ok(b) => {
+                self.last_yield = Some(Instant::now());
+                Poll::Ready(Some(Ok(b)))
+            }
+            Err(e) => {
+                self.pos = self.end;
+                self.pending = None;
+                Poll::Ready(Some(Err(e)))
+            }
+        }
     }
 }
 
@@ -182,27 +322,72 @@ impl Stream for ReadStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if this.pending.is_none() {
-            this.pending = this.start_next();
+        if let Some(fut) = this.pending.as_mut() {
+            let res = match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            };
+            this.pending = None;
+            if res.is_ok() && this.pos < this.end {
+                let n = this.next_len();
+                this.pending = Some(this.start_blocking(n));
+            }
+            return this.finish(res);
         }
-        let Some(fut) = this.pending.as_mut() else {
+        if this.pos >= this.end {
             return Poll::Ready(None);
-        };
-        let res = match fut.as_mut().poll(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(r) => r,
-        };
-        this.pending = None;
-        match res {
-            Ok(bytes) => {
-                this.pending = this.start_next();
-                Poll::Ready(Some(Ok(bytes)))
-            }
-            Err(e) => {
-                this.pos = this.end;
-                Poll::Ready(Some(Err(e)))
+        }
+        let n = this.next_len();
+        if this.nowait {
+            match read_nowait(&this.file, this.pos, n) {
+                NoWait::Data(b) => {
+                    this.pos += b.len() as u64;
+                    return this.finish(Ok(b));
+                }
+                NoWait::Eof => return this.finish(Err(StorageError::Changed)),
+                NoWait::Failed(e) => return this.finish(Err(e)),
+                NoWait::WouldBlock => {}
+                NoWait::Unsupported => this.nowait = false,
             }
         }
+        let mut fut = this.start_blocking(n);
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => {
+                this.pending = Some(fut);
+                Poll::Pending
+            }
+            Poll::Ready(r) => this.finish(r),
+        }
+    }
+}
+
+enum NoWait {
+    Data(Bytes),
+    Eof,
+    WouldBlock,
+    Unsupported,
+    Failed(StorageError),
+}
+
+/// One `preadv2(RWF_NOWAIT)`: data only if it is already in the page cache.
+fn read_nowait(file: &File, offset: u64, n: usize) -> NoWait {
+    use rustix::io::{Errno, ReadWriteFlags};
+    let mut buf = vec![0u8; n];
+    let res = rustix::io::preadv2(
+        file,
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        offset,
+        ReadWriteFlags::NOWAIT,
+    );
+    match res {
+        Ok(0) => NoWait::Eof,
+        Ok(k) => {
+            buf.truncate(k);
+            NoWait::Data(Bytes::from(buf))
+        }
+        Err(Errno::AGAIN) | Err(Errno::INTR) => NoWait::WouldBlock,
+        Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) | Err(Errno::NOSYS) => NoWait::Unsupported,
+        Err(e) => NoWait::Failed(StorageError::from_io(&std::io::Error::from(e))),
     }
 }
 
@@ -224,35 +409,38 @@ fn read_exact_at(file: &File, offset: u64, n: usize) -> Result<Bytes, StorageErr
 #[async_trait::async_trait]
 impl Storage for LocalStorage {
     async fn open(&self, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError> {
-        let resolver = self.resolver();
-        let path = path.clone();
-        let timeout = self.opts.timeout;
-        let chunk_size = self.opts.chunk_size;
-        self.blocking("open", move || {
-            let real = resolver.resolve(&path)?;
-            let file = File::open(&real).map_err(|e| StorageError::from_io(&e))?;
-            let md = file.metadata().map_err(|e| StorageError::from_io(&e))?;
-            if md.is_dir() {
-                return Err(StorageError::IsDirectory);
+        let (file, md) = match self.open_fast(path) {
+            Some(r) => r?,
+            None => {
+                let resolver = self.resolver();
+                let path = path.clone();
+                self.blocking("open", move || {
+                    let real = resolver.resolve(&path)?;
+                    let file = File::open(&real).map_err(|e| StorageError::from_io(&e))?;
+                    let md = file.metadata().map_err(|e| StorageError::from_io(&e))?;
+                    Ok((file, md))
+                })
+                .await?
             }
-            if !md.is_file() {
-                // FIFOs, devices, sockets: reading them could block or never end.
-                return Err(StorageError::NotFound);
-            }
-            let meta = ObjectMeta {
-                size: md.len(),
-                modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                etag: etag_of(&md),
-            };
-            let obj: Arc<dyn Object> = Arc::new(LocalObject {
-                file: Arc::new(file),
-                meta,
-                timeout,
-                chunk_size,
-            });
-            Ok(obj)
-        })
-        .await
+        };
+        if md.is_dir() {
+            return Err(StorageError::IsDirectory);
+        }
+        if !md.is_file() {
+            // FIFOs, devices, sockets: reading them could block or never end.
+            return Err(StorageError::NotFound);
+        }
+        let meta = ObjectMeta {
+            size: md.len(),
+            modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            etag: etag_of(&md),
+        };
+        Ok(Arc::new(LocalObject {
+            file: Arc::new(file),
+            meta,
+            timeout: self.opts.timeout,
+            chunk_size: self.opts.chunk_size,
+        }))
     }
 
     async fn list(&self, dir: &MediaPath) -> Result<Vec<DirEntry>, StorageError> {
@@ -328,7 +516,23 @@ impl Storage for LocalStorage {
     }
 
     fn kind(&self) -> &'static str {
-        "local"
+        self.fs_kind
+    }
+}
+
+/// Names the filesystem behind a `statfs` magic number; anything reached over a network (or
+/// through FUSE, which may be) is not "local" and never gets the non-blocking fast path.
+fn fs_kind(magic: i64) -> &'static str {
+    match magic {
+        0x6969 => "nfs",
+        0x517B | 0xFF53_4D42 | 0xFE53_4D42 => "smb",
+        0x6573_5546 => "fuse",
+        0x00C3_6400 => "ceph",
+        0x0102_1997 => "9p",
+        0x5346_414F | 0x6B41_4653 => "afs",
+        0x0187 => "autofs",
+        0x0116_1970 | 0x7461_636F | 0x564C | 0x7375_7245 => "cluster",
+        _ => "local",
     }
 }
 
@@ -413,6 +617,46 @@ mod tests {
             .open(&MediaPath::from_url("link").unwrap())
             .await
             .is_ok());
+    }
+
+    #[tokio::test]
+    async fn relative_symlinks_take_the_same_rules() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("media");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(base.path().join("secret"), b"s").unwrap();
+        std::fs::write(root.join("real"), b"r").unwrap();
+        std::os::unix::fs::symlink("../secret", root.join("up")).unwrap();
+        std::os::unix::fs::symlink("real", root.join("near")).unwrap();
+        let s = storage(&root);
+        assert_eq!(s.fs_kind(), "local");
+        // Warm the dentry cache so the non-blocking path is the one taken.
+        let _ = std::fs::metadata(root.join("near"));
+        let _ = std::fs::metadata(root.join("up"));
+        for _ in 0..2 {
+            let e = s
+                .open(&MediaPath::from_url("up").unwrap())
+                .await
+                .err()
+                .unwrap();
+            assert!(matches!(e, StorageError::OutsideRoot), "{e}");
+            let obj = s.open(&MediaPath::from_url("near").unwrap()).await.unwrap();
+            assert_eq!(obj.meta().size, 1);
+            let e = s
+                .open(&MediaPath::from_url("missing").unwrap())
+                .await
+                .err()
+                .unwrap();
+            assert!(matches!(e, StorageError::NotFound), "{e}");
+        }
+    }
+
+    #[test]
+    fn network_filesystems_are_recognised() {
+        assert_eq!(fs_kind(0x6969), "nfs");
+        assert_eq!(fs_kind(0xFF53_4D42), "smb");
+        assert_eq!(fs_kind(0x6573_5546), "fuse");
+        assert_eq!(fs_kind(0xEF53), "local");
     }
 
     #[tokio::test]

@@ -157,6 +157,7 @@ def test_embedded_defaults_create_dirs_in_cwd(tmp_path):
     srv = _serve_env(tmp_path, env, [], cwd=work)
     try:
         srv.wait_listening(1, 1)
+        assert raw_get(srv.port, "/healthz").status == 200
         assert (work / "media").is_dir()
         assert (work / "data").is_dir()
         assert (work / "data" / "tls" / "cert.pem").is_file()
@@ -170,3 +171,43 @@ def test_embedded_defaults_create_dirs_in_cwd(tmp_path):
         assert r.returncode == 0, r.stderr.decode()
     finally:
         assert srv.stop() == 0
+
+
+def test_config_check_without_file_uses_defaults():
+    r = run(["config", "check"])
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().strip() == "config ok"
+
+
+def test_env_bad_value_names_key(tmp_path):
+    env = {"STREAMHUB_SERVER_LISTEN": "127.0.0.1:0", "STREAMHUB_SERVER_TLS_LISTEN": "",
+           "STREAMHUB_DISCOVERY_ENABLED": "false", "STREAMHUB_SERVER_MAX_CONNECTIONS": "lots"}
+    proc, err = spawn(["serve", "--media-root", tmp_path / "m", "--data-dir", tmp_path / "d"],
+                      tmp_path, env=env)
+    rc = wait_exit(proc, 15)
+    if rc is None:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+    assert rc is not None and rc != 0, "serve kept running with STREAMHUB_SERVER_MAX_CONNECTIONS=lots"
+    assert "max_connections" in err.read_text().lower(), err.read_text()
+
+
+def test_stdout_only_listening_lines_even_at_debug(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[log]\nlevel = "debug"\n')
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "f.txt").write_text("hi")
+    srv = _serve_env(tmp_path, None, ["--config", cfg, "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0",
+                                      "--media-root", tmp_path / "m", "--data-dir", tmp_path / "d",
+                                      "--no-discovery"])
+    try:
+        srv.wait_listening(1, 1)
+        assert raw_get(srv.port, "/media/f.txt").status == 200
+        assert raw_get(srv.port, "/media/missing").status == 404
+        assert raw_get(srv.port, "/media/../x").status == 400
+    finally:
+        assert srv.stop() == 0
+    lines = srv.drain_stdout()
+    assert len(lines) == 2 and all(LISTEN_RE.match(l) for l in lines), lines
+    assert srv.stderr_text().strip(), "debug level produced no logs on stderr"

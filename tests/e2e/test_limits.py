@@ -35,9 +35,68 @@ def test_header_under_limit_ok(server):
 
 
 def test_max_header_bytes_config(servers, media):
-    srv = servers.start(media["root"], config="[server]\nmax_header_bytes = 4096\n", tls_listen=())
-    assert _req_with_header(srv.port, 6 * 1024).status == 431
-    assert _req_with_header(srv.port, 1024).status == 200
+    srv = servers.start(media["root"], config="[server]\nmax_header_bytes = 8192\n", tls_listen=())
+    assert _req_with_header(srv.port, 10 * 1024).status == 431
+    assert _req_with_header(srv.port, 4 * 1024).status == 200
+
+
+def _wait_all_closed(socks, limit):
+    """Wait until the server closed every socket; returns close times (s)."""
+    sel = selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    t0 = time.monotonic()
+    closed_at = {}
+    try:
+        while len(closed_at) < len(socks) and time.monotonic() - t0 < limit:
+            for key, _ in sel.select(timeout=0.2):
+                s = key.fileobj
+                try:
+                    while True:
+                        data = s.recv(65536)
+                        if not data:
+                            break
+                except BlockingIOError:
+                    continue  # got some bytes (e.g. a 408 or alert); wait for EOF
+                except ConnectionResetError:
+                    pass
+                closed_at[s] = time.monotonic() - t0
+                sel.unregister(s)
+    finally:
+        sel.close()
+    return closed_at
+
+
+def test_silent_tls_clients_closed_after_handshake_timeout(servers, media):
+    srv = servers.start(media["root"], config="[server]\ntls_handshake_timeout_secs = 2\n", listen=())
+    socks = [socket.create_connection(("127.0.0.1", srv.tls_port), timeout=5) for _ in range(20)]
+    try:
+        closed = _wait_all_closed(socks, 8)
+        assert len(closed) == len(socks), f"only {len(closed)}/{len(socks)} closed within 8 s"
+        assert min(closed.values()) >= 1.0
+        # a real client is still served meanwhile/afterwards
+        r = curl("--cacert", srv.cert_path, "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                 srv.tls_url("/healthz"))
+        assert r.stdout == b"200", r
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_idle_keepalive_closed_after_idle_timeout(servers, media):
+    from conftest import read_response
+
+    srv = servers.start(media["root"], config="[server]\nidle_timeout_secs = 2\n", tls_listen=())
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s).status == 200
+        closed = _wait_all_closed([s], 10)
+        assert closed, "idle keep-alive connection not closed within 10 s"
+        assert 1.0 <= closed[s] <= 2 + 4, closed[s]
+    finally:
+        s.close()
 
 
 def _open_stalled(port, n):

@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from conftest import BIN_1M, LINK_INSIDE, LINK_OUTSIDE, SECRET_TEXT, raw_get
+from conftest import (
+    BIN_1M,
+    LINK_DANGLING,
+    LINK_DIR_OUTSIDE,
+    LINK_INSIDE,
+    LINK_OUTSIDE,
+    SECRET_TEXT,
+    raw_get,
+)
 
 BAD_TARGETS = [
     "/media/../etc/passwd",
@@ -53,6 +61,19 @@ def test_symlink_outside_root_forbidden_for_head_and_range(server):
     assert r.status == 403
 
 
+def test_symlinked_dir_outside_root_forbidden(server):
+    r = raw_get(server.port, f"/media/{LINK_DIR_OUTSIDE}/secret.txt")
+    assert SECRET_TEXT not in r.body
+    assert_json_error(r, 403, "outside_root")
+    r = raw_get(server.port, f"/api/library?path={LINK_DIR_OUTSIDE}")
+    assert b"secret.txt" not in r.body
+    assert_json_error(r, 403, "outside_root")
+
+
+def test_dangling_symlink_404(server):
+    assert_json_error(raw_get(server.port, f"/media/{LINK_DANGLING}"), 404, "not_found")
+
+
 def test_symlink_inside_root_served(server, media):
     r = raw_get(server.port, f"/media/{LINK_INSIDE}")
     assert r.status == 200
@@ -75,7 +96,7 @@ def test_missing_file_404_json(server):
 
 def test_directory_under_media_404(server):
     assert_json_error(raw_get(server.port, "/media/sub"), 404, "not_found")
-    assert_json_error(raw_get(server.port, "/media/sub/"), 404, "not_found")
+    assert_json_error(raw_get(server.port, "/media/sub/dir"), 404, "not_found")
 
 
 @pytest.mark.parametrize("path", ["../", "..", "sub/../..", "/etc", "%2e%2e", "sub%00"])
@@ -88,5 +109,8 @@ def test_library_bad_path_400(server, path):
 def test_method_not_allowed_json(server):
     r = raw_get(server.port, f"/media/{BIN_1M}", method="DELETE")
     assert_json_error(r, 405, "method_not_allowed")
+    # RFC 9110 §15.5.6: a 405 response MUST carry Allow
+    allow = {m.strip().upper() for m in r.header("allow", "").split(",") if m.strip()}
+    assert {"GET", "HEAD"} <= allow, r.header("allow")
     r = raw_get(server.port, f"/media/{BIN_1M}", method="POST", headers={"Content-Length": "0"})
     assert_json_error(r, 405, "method_not_allowed")

@@ -58,6 +58,11 @@ def test_self_signed_cert_san_and_key_mode(server):
 def test_self_signed_cert_reused_across_restart(servers, media, tmp_path):
     data = tmp_path / "data"
     s1 = servers.start(media["root"], data_dir=data)
+    # serve one request first (the file existing at the listening line is
+    # covered by test_readiness.py)
+    with tls_connect(s1.tls_port) as c:
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert read_response(c).status == 200
     fp1 = fingerprint(cert_der_from_pem(s1.cert_path))
     with tls_connect(s1.tls_port) as c:
         assert fingerprint(c.getpeercert(binary_form=True)) == fp1
@@ -80,6 +85,30 @@ def test_http11_over_tls_still_works(server):
              server.tls_url("/healthz"))
     assert r.returncode == 0, r.stderr.decode()
     assert r.stdout.decode() == "1.1"
+
+
+def test_tls12_client(server):
+    r = curl("--tlsv1.2", "--tls-max", "1.2", "--cacert", server.cert_path, "-o", "/dev/null",
+             "-w", "%{http_code}", server.tls_url("/healthz"))
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout == b"200"
+
+
+def test_plain_http_to_tls_port_does_not_hang_or_serve(server):
+    import socket
+    with socket.create_connection(("127.0.0.1", server.tls_port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+    assert b"status" not in data  # never served in clear text on the TLS port
+    assert server.proc.poll() is None
 
 
 def test_ranges_over_http2(server, media):
@@ -183,6 +212,9 @@ def test_sighup_with_broken_cert_keeps_serving(servers, media, tmp_path):
     fp1 = fingerprint(cert_der_from_pem(c1))
     cfg = f"[server]\ntls_cert = {toml_str(live_cert)}\ntls_key = {toml_str(live_key)}\n"
     srv = servers.start(media["root"], config=cfg)
+    with tls_connect(srv.tls_port) as c:
+        c.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert read_response(c).status == 200
     live_cert.write_text("this is not a certificate\n")
     srv.signal(signal.SIGHUP)
     # the process must survive and keep the last good certificate

@@ -85,6 +85,11 @@ def test_if_modified_since_old_200(server, validators):
     assert len(r.body) == MIB
 
 
+def test_invalid_if_modified_since_ignored(server):
+    # RFC 9110 §13.1.3: an invalid date is ignored
+    assert get(server, BIN_1M, "If-Modified-Since: not a date").status == 200
+
+
 def test_if_none_match_overrides_if_modified_since(server, validators):
     # RFC 9110 §13.1.3: IMS is ignored when If-None-Match is present.
     _, lm = validators

@@ -1,0 +1,31 @@
+"""The `listening on ...` lines are the readiness signal (CONTRACT.md, CLI): whatever a
+client or supervisor does right after reading them must already work."""
+
+import json
+import signal
+
+from conftest import raw_get, wait_exit
+
+
+def test_cert_and_media_root_exist_when_listening_line_printed(servers, tmp_path):
+    media_root = tmp_path / "not-yet-created-media"
+    srv = servers.start(media_root, data_dir=tmp_path / "fresh-data")
+    # nothing else happened since the https line was read
+    assert srv.cert_path.is_file(), "listening line printed before <data>/tls/cert.pem exists"
+    assert (srv.data_dir / "tls" / "key.pem").is_file()
+    assert media_root.is_dir()
+
+
+def test_sigterm_right_after_listening_exits_zero(servers, media):
+    srv = servers.start(media["root"])
+    srv.signal(signal.SIGTERM)
+    rc = wait_exit(srv.proc, 10)
+    assert rc == 0, f"SIGTERM right after the listening lines: exit status {rc}"
+
+
+def test_sighup_right_after_listening_is_not_fatal(servers, media):
+    srv = servers.start(media["root"])
+    srv.signal(signal.SIGHUP)
+    r = raw_get(srv.port, "/healthz")
+    assert r.status == 200 and json.loads(r.body) == {"status": "ok"}
+    assert srv.proc.poll() is None, f"SIGHUP killed the process (status {srv.proc.returncode})"
