@@ -51,8 +51,7 @@ impl LocalStorage {
             .map_err(|e| unavailable(&e))?
             .dev();
         let fs_kind = rustix::fs::statfs(&canonical_root)
-            // f_type is i64 on 64-bit Linux and 32 bits wide on some 32-bit targets.
-            .map(|s| fs_kind(i64::from(s.f_type) & 0xFFFF_FFFF))
+            .map(|s| fs_kind(magic_of(&s)))
             .unwrap_or("unknown");
         Ok(LocalStorage {
             root: root.to_path_buf(),
@@ -518,6 +517,12 @@ impl Storage for LocalStorage {
     fn kind(&self) -> &'static str {
         self.fs_kind
     }
+}
+
+/// f_type is i64 on 64-bit Linux but 32 bits wide (and signed on some) on 32-bit targets.
+#[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+fn magic_of(s: &rustix::fs::StatFs) -> i64 {
+    (s.f_type as i64) & 0xFFFF_FFFF
 }
 
 /// Names the filesystem behind a `statfs` magic number; anything reached over a network (or
