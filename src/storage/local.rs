@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -38,6 +38,7 @@ pub struct LocalStorage {
     fs_kind: &'static str,
     /// Non-blocking opens are possible (local filesystem, kernel has `RESOLVE_CACHED`).
     fast_open: AtomicBool,
+    budget: Arc<ChunkBudget>,
 }
 
 impl LocalStorage {
@@ -60,6 +61,7 @@ impl LocalStorage {
             root_dev,
             fs_kind,
             fast_open: AtomicBool::new(fs_kind == "local"),
+            budget: Arc::default(),
         })
     }
 
@@ -208,6 +210,7 @@ struct LocalObject {
     meta: ObjectMeta,
     timeout: Duration,
     chunk_size: usize,
+    budget: Arc<ChunkBudget>,
 }
 
 impl Object for LocalObject {
@@ -222,6 +225,7 @@ impl Object for LocalObject {
             range.start.min(end)..end,
             self.chunk_size,
             self.timeout,
+            self.budget.clone(),
         ))
     }
 }
@@ -233,6 +237,77 @@ type ChunkFuture = Pin<Box<dyn Future<Output = Result<Bytes, StorageError>> + Se
 const MAX_CHUNK: u64 = 1024 * 1024;
 /// A consumer that asks again within this time counts as fast.
 const FAST_CONSUMER: Duration = Duration::from_millis(2);
+
+/// Memory that grown (larger than `streaming.chunk_kib`) chunks may hold across all streams of
+/// one storage. A client that drains its socket quickly earns bigger reads, but a socket buffer
+/// that swallows the first megabytes of a slow client looks fast too; without this cap 200 such
+/// clients would each pin a 1 MiB chunk. Base-size chunks are always allowed, so every stream
+/// progresses; the budget only decides who may read in bigger steps.
+const GROWN_CHUNK_BUDGET: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Default)]
+pub(crate) struct ChunkBudget {
+    in_use: AtomicUsize,
+}
+
+impl ChunkBudget {
+    fn try_take(self: &Arc<Self>, n: usize) -> Option<Lease> {
+        let mut cur = self.in_use.load(Ordering::Relaxed);
+        loop {
+            if cur + n > GROWN_CHUNK_BUDGET {
+                return None;
+            }
+            match self.in_use.compare_exchange_weak(
+                cur,
+                cur + n,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(Lease {
+                        budget: self.clone(),
+                        n,
+                    })
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+/// A share of the grown-chunk budget, returned when the chunk's last `Bytes` is dropped
+/// (after hyper has written it).
+struct Lease {
+    budget: Arc<ChunkBudget>,
+    n: usize,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.budget.in_use.fetch_sub(self.n, Ordering::AcqRel);
+    }
+}
+
+struct LeasedBuf {
+    buf: Vec<u8>,
+    _lease: Option<Lease>,
+}
+
+impl AsRef<[u8]> for LeasedBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+fn into_bytes(buf: Vec<u8>, lease: Option<Lease>) -> Bytes {
+    match lease {
+        None => Bytes::from(buf),
+        Some(l) => Bytes::from_owner(LeasedBuf {
+            buf,
+            _lease: Some(l),
+        }),
+    }
+}
 
 /// Reads a range chunk by chunk with bounded memory.
 ///
@@ -250,12 +325,19 @@ struct ReadStream {
     timeout: Duration,
     pending: Option<ChunkFuture>,
     last_yield: Option<Instant>,
+    budget: Arc<ChunkBudget>,
     /// Cleared when the filesystem does not support RWF_NOWAIT (some network filesystems).
     nowait: bool,
 }
 
 impl ReadStream {
-    fn new(file: Arc<File>, range: Range<u64>, chunk: usize, timeout: Duration) -> Self {
+    fn new(
+        file: Arc<File>,
+        range: Range<u64>,
+        chunk: usize,
+        timeout: Duration,
+        budget: Arc<ChunkBudget>,
+    ) -> Self {
         ReadStream {
             file,
             pos: range.start,
@@ -265,27 +347,38 @@ impl ReadStream {
             timeout,
             pending: None,
             last_yield: None,
+            budget,
             nowait: true,
         }
     }
 
-    fn next_len(&mut self) -> usize {
+    /// Size of the next read and, for a grown chunk, its share of the budget.
+    fn next_len(&mut self) -> (usize, Option<Lease>) {
+        let left = self.end - self.pos;
         let fast = self.last_yield.is_some_and(|t| t.elapsed() < FAST_CONSUMER);
-        self.chunk = if fast {
+        let want = if fast {
             (self.chunk * 2).min(MAX_CHUNK.max(self.base_chunk))
         } else {
             self.base_chunk
         };
-        (self.end - self.pos).min(self.chunk) as usize
+        let want = want.min(left);
+        if want > self.base_chunk {
+            if let Some(lease) = self.budget.try_take(want as usize) {
+                self.chunk = want;
+                return (want as usize, Some(lease));
+            }
+        }
+        self.chunk = self.base_chunk;
+        (left.min(self.base_chunk) as usize, None)
     }
 
-    fn start_blocking(&mut self, n: usize) -> ChunkFuture {
+    fn start_blocking(&mut self, n: usize, lease: Option<Lease>) -> ChunkFuture {
         let offset = self.pos;
         self.pos += n as u64;
         let file = self.file.clone();
         let timeout = self.timeout;
         // spawn_blocking starts the read now, not when the future is first polled.
-        let handle = tokio::task::spawn_blocking(move || read_exact_at(&file, offset, n));
+        let handle = tokio::task::spawn_blocking(move || read_exact_at(&file, offset, n, lease));
         Box::pin(async move {
             match tokio::time::timeout(timeout, handle).await {
                 Ok(Ok(r)) => r,
@@ -328,17 +421,18 @@ impl Stream for ReadStream {
             };
             this.pending = None;
             if res.is_ok() && this.pos < this.end {
-                let n = this.next_len();
-                this.pending = Some(this.start_blocking(n));
+                let (n, lease) = this.next_len();
+                this.pending = Some(this.start_blocking(n, lease));
             }
             return this.finish(res);
         }
         if this.pos >= this.end {
             return Poll::Ready(None);
         }
-        let n = this.next_len();
+        let (n, lease) = this.next_len();
+        let mut lease = lease;
         if this.nowait {
-            match read_nowait(&this.file, this.pos, n) {
+            match read_nowait(&this.file, this.pos, n, &mut lease) {
                 NoWait::Data(b) => {
                     this.pos += b.len() as u64;
                     return this.finish(Ok(b));
@@ -349,7 +443,7 @@ impl Stream for ReadStream {
                 NoWait::Unsupported => this.nowait = false,
             }
         }
-        let mut fut = this.start_blocking(n);
+        let mut fut = this.start_blocking(n, lease);
         match fut.as_mut().poll(cx) {
             Poll::Pending => {
                 this.pending = Some(fut);
@@ -369,7 +463,7 @@ enum NoWait {
 }
 
 /// One `preadv2(RWF_NOWAIT)`: data only if it is already in the page cache.
-fn read_nowait(file: &File, offset: u64, n: usize) -> NoWait {
+fn read_nowait(file: &File, offset: u64, n: usize, lease: &mut Option<Lease>) -> NoWait {
     use rustix::io::{Errno, ReadWriteFlags};
     let mut buf = vec![0u8; n];
     let res = rustix::io::preadv2(
@@ -382,7 +476,7 @@ fn read_nowait(file: &File, offset: u64, n: usize) -> NoWait {
         Ok(0) => NoWait::Eof,
         Ok(k) => {
             buf.truncate(k);
-            NoWait::Data(Bytes::from(buf))
+            NoWait::Data(into_bytes(buf, lease.take()))
         }
         Err(Errno::AGAIN) | Err(Errno::INTR) => NoWait::WouldBlock,
         Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) | Err(Errno::NOSYS) => NoWait::Unsupported,
@@ -390,7 +484,12 @@ fn read_nowait(file: &File, offset: u64, n: usize) -> NoWait {
     }
 }
 
-fn read_exact_at(file: &File, offset: u64, n: usize) -> Result<Bytes, StorageError> {
+fn read_exact_at(
+    file: &File,
+    offset: u64,
+    n: usize,
+    lease: Option<Lease>,
+) -> Result<Bytes, StorageError> {
     let mut buf = vec![0u8; n];
     let mut done = 0;
     while done < n {
@@ -402,7 +501,7 @@ fn read_exact_at(file: &File, offset: u64, n: usize) -> Result<Bytes, StorageErr
             Err(e) => return Err(StorageError::from_io(&e)),
         }
     }
-    Ok(Bytes::from(buf))
+    Ok(into_bytes(buf, lease))
 }
 
 #[async_trait::async_trait]
@@ -439,6 +538,7 @@ impl Storage for LocalStorage {
             meta,
             timeout: self.opts.timeout,
             chunk_size: self.opts.chunk_size,
+            budget: self.budget.clone(),
         }))
     }
 
@@ -654,6 +754,19 @@ mod tests {
                 .unwrap();
             assert!(matches!(e, StorageError::NotFound), "{e}");
         }
+    }
+
+    #[test]
+    fn chunk_budget_is_returned_when_the_last_bytes_drop() {
+        let b = Arc::new(ChunkBudget::default());
+        let lease = b.try_take(GROWN_CHUNK_BUDGET).expect("whole budget free");
+        assert!(b.try_take(1).is_none());
+        let bytes = into_bytes(vec![1; 10], Some(lease));
+        let part = bytes.slice(2..4);
+        drop(bytes);
+        assert!(b.try_take(1).is_none(), "a slice still holds the buffer");
+        drop(part);
+        assert!(b.try_take(GROWN_CHUNK_BUDGET).is_some());
     }
 
     #[test]
