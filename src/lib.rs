@@ -35,131 +35,136 @@ pub enum StartError {
     Task(String),
 }
 
-/// What `run` builds before serving. Blocking (creates folders, reads or makes key files).
-struct Prepared {
+/// The service, prepared and ready to serve: folders exist, storage is open, the TLS
+/// certificate is loaded (or made). Build it before announcing the listeners, so that whatever
+/// a client may do after `listening on …` (read the certificate, send a signal) already works.
+pub struct Service {
+    config: Arc<Config>,
     storage: Arc<LocalStorage>,
     tls: Option<Arc<TlsState>>,
 }
 
-fn prepare(config: &Config, needs_tls: bool) -> Result<Prepared, StartError> {
-    for dir in [&config.storage.media_root, &config.server.data_dir] {
-        std::fs::create_dir_all(dir).map_err(|e| StartError::Dir {
-            path: dir.clone(),
-            reason: e.to_string(),
-        })?;
-    }
-    let storage = LocalStorage::new(
-        &config.storage.media_root,
-        LocalOptions {
-            allow_symlink_escape: config.storage.allow_symlink_escape,
-            timeout: config.storage_timeout(),
-            chunk_size: config.streaming.chunk_kib * 1024,
-        },
-    )?;
-    let tls = if needs_tls {
-        let source = if config.server.tls_cert.is_empty() {
-            CertSource::SelfSigned {
-                dir: config.server.data_dir.join("tls"),
-                names: tls::default_names(&config.server.tls_listen),
-            }
+impl Service {
+    /// Blocking (creates folders, reads or makes key files): call from `spawn_blocking` or
+    /// before the runtime serves.
+    pub fn prepare(config: Config, needs_tls: bool) -> Result<Self, StartError> {
+        for dir in [&config.storage.media_root, &config.server.data_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| StartError::Dir {
+                path: dir.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        let storage = LocalStorage::new(
+            &config.storage.media_root,
+            LocalOptions {
+                allow_symlink_escape: config.storage.allow_symlink_escape,
+                timeout: config.storage_timeout(),
+                chunk_size: config.streaming.chunk_kib * 1024,
+            },
+        )?;
+        tracing::info!(
+            media_root = %config.storage.media_root.display(),
+            filesystem = storage.fs_kind(),
+            "media root ready"
+        );
+        let tls = if needs_tls {
+            let source = if config.server.tls_cert.is_empty() {
+                CertSource::SelfSigned {
+                    dir: config.server.data_dir.join("tls"),
+                    names: tls::default_names(&config.server.tls_listen),
+                }
+            } else {
+                CertSource::Files {
+                    cert: PathBuf::from(&config.server.tls_cert),
+                    key: PathBuf::from(&config.server.tls_key),
+                }
+            };
+            Some(Arc::new(TlsState::new(source)?))
         } else {
-            CertSource::Files {
-                cert: PathBuf::from(&config.server.tls_cert),
-                key: PathBuf::from(&config.server.tls_key),
-            }
+            None
         };
-        Some(Arc::new(TlsState::new(source)?))
-    } else {
-        None
-    };
-    Ok(Prepared {
-        storage: Arc::new(storage),
-        tls,
-    })
+        Ok(Service {
+            config: Arc::new(config),
+            storage: Arc::new(storage),
+            tls,
+        })
+    }
+
+    /// Installs the signal handlers now (so a signal sent right after start-up is handled)
+    /// and returns the shutdown future: SIGTERM or SIGINT. SIGHUP reloads the certificate.
+    /// Must be called inside the runtime.
+    pub fn install_signals(&self) -> Result<impl Future<Output = ()> + Send + 'static, StartError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let sig = |kind, name: &str| {
+            signal(kind).map_err(|e| StartError::Task(format!("cannot handle {name}: {e}")))
+        };
+        let mut term = sig(SignalKind::terminate(), "SIGTERM")?;
+        let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
+        let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
+        let tls = self.tls.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                reload_tls(tls.clone()).await;
+            }
+        });
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        })
+    }
+
+    /// Serves on already-bound `listeners` until `shutdown` resolves, then drains.
+    pub async fn serve(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()> + Send) {
+        let config = self.config;
+        let state = http::AppState {
+            storage: self.storage,
+            config: config.clone(),
+            data_dir: config.server.data_dir.clone(),
+        };
+        let limits = Limits {
+            max_connections: config.server.max_connections,
+            max_header_bytes: config.server.max_header_bytes,
+            header_read_timeout: config.header_read_timeout(),
+            idle_timeout: config.idle_timeout(),
+            tls_handshake_timeout: config.tls_handshake_timeout(),
+            shutdown_grace: config.shutdown_grace(),
+        };
+        systemd::notify_ready();
+        systemd::spawn_watchdog();
+        let shutdown = async {
+            shutdown.await;
+            systemd::notify_stopping();
+        };
+        http::server::serve(listeners, http::router(state), limits, self.tls, shutdown).await;
+    }
 }
 
-/// Serves on already-bound `listeners` until `shutdown` resolves, then drains.
+async fn reload_tls(tls: Option<Arc<TlsState>>) {
+    let Some(tls) = tls else {
+        tracing::info!("SIGHUP: no TLS listener, nothing to reload");
+        return;
+    };
+    match tokio::task::spawn_blocking(move || tls.reload()).await {
+        Ok(Ok(())) => tracing::info!("SIGHUP: certificate reloaded"),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "SIGHUP: reload failed; keeping the old certificate")
+        }
+        Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
+    }
+}
+
+/// Prepares and serves in one call (for tests and embedding): the caller owns signals.
 pub async fn run(
     config: Config,
     listeners: Vec<Listener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let config = Arc::new(config);
     let needs_tls = listeners.iter().any(|l| l.tls);
-    let prepared = {
-        let c = config.clone();
-        tokio::task::spawn_blocking(move || prepare(&c, needs_tls))
-            .await
-            .map_err(|e| StartError::Task(e.to_string()))??
-    };
-    let state = http::AppState {
-        storage: prepared.storage,
-        config: config.clone(),
-        data_dir: config.server.data_dir.clone(),
-    };
-    if let Some(tls) = &prepared.tls {
-        spawn_reload_on_sighup(tls.clone());
-    }
-    let limits = Limits {
-        max_connections: config.server.max_connections,
-        max_header_bytes: config.server.max_header_bytes,
-        header_read_timeout: config.header_read_timeout(),
-        idle_timeout: config.idle_timeout(),
-        tls_handshake_timeout: config.tls_handshake_timeout(),
-        shutdown_grace: config.shutdown_grace(),
-    };
-    systemd::notify_ready();
-    systemd::spawn_watchdog();
-    let shutdown = async {
-        shutdown.await;
-        systemd::notify_stopping();
-    };
-    http::server::serve(
-        listeners,
-        http::router(state),
-        limits,
-        prepared.tls,
-        shutdown,
-    )
-    .await;
+    let service = tokio::task::spawn_blocking(move || Service::prepare(config, needs_tls))
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))??;
+    service.serve(listeners, shutdown).await;
     Ok(())
-}
-
-fn spawn_reload_on_sighup(tls: Arc<TlsState>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; certificate reload disabled");
-        return;
-    };
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            let t = tls.clone();
-            match tokio::task::spawn_blocking(move || t.reload()).await {
-                Ok(Ok(())) => tracing::info!("SIGHUP: certificate reloaded"),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "SIGHUP: reload failed; keeping the old certificate")
-                }
-                Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
-            }
-        }
-    });
-}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => tracing::info!("SIGTERM received"),
-                _ = i.recv() => tracing::info!("SIGINT received"),
-            }
-        }
-        _ => {
-            tracing::warn!("cannot install signal handlers; stop with SIGKILL");
-            std::future::pending::<()>().await;
-        }
-    }
 }

@@ -137,6 +137,14 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     rt.block_on(async move {
+        // Everything a client may rely on after the `listening on` lines (certificate files,
+        // folders, signal handling) is in place before they are printed.
+        let needs_tls = !cfg.server.tls_listen.is_empty();
+        let c = cfg.clone();
+        let service =
+            tokio::task::spawn_blocking(move || streamhub::Service::prepare(c, needs_tls))
+                .await??;
+        let shutdown = service.install_signals()?;
         let mut listeners = streamhub::http::server::bind(&cfg.server.listen, false)
             .await
             .map_err(|(a, e)| anyhow::anyhow!("cannot listen on {a}: {e}"))?;
@@ -152,7 +160,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         out.flush()?;
         drop(out);
-        streamhub::run(cfg, listeners, streamhub::shutdown_signal()).await?;
+        service.serve(listeners, shutdown).await;
         Ok(())
     })
 }

@@ -35,7 +35,8 @@ pub enum RangeDecision {
     /// Ignore the header and send the whole representation with 200 (malformed header,
     /// another unit, or more parts than allowed).
     Full,
-    /// 206 with these ranges: sorted, disjoint, non-adjacent, at most `max_ranges`.
+    /// 206 with these ranges: disjoint, non-adjacent, at most `max_ranges`, in the order the
+    /// client asked for them (a merged range takes the place of its first member).
     Partial(Vec<ByteRange>),
     /// 416 with `Content-Range: bytes */len`.
     Unsatisfiable,
@@ -57,28 +58,39 @@ enum Spec {
 }
 
 /// Decides how to answer `Range: header` for a representation of `len` bytes.
+///
+/// Overlapping ranges, and ranges closer than [`COALESCE_GAP`], are merged, so the parts are
+/// disjoint and never add up to more than the file.
 pub fn evaluate(header: &str, len: u64, max_ranges: usize) -> RangeDecision {
     let Some(specs) = parse(header) else {
         return RangeDecision::Full;
     };
-    let mut ranges: Vec<ByteRange> = specs.iter().filter_map(|s| resolve(*s, len)).collect();
+    // (range, position of the spec in the header)
+    let mut ranges: Vec<(ByteRange, usize)> = specs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| resolve(*s, len).map(|r| (r, i)))
+        .collect();
     if ranges.is_empty() {
         return RangeDecision::Unsatisfiable;
     }
-    ranges.sort_unstable_by_key(|r| r.start);
-    let mut merged: Vec<ByteRange> = Vec::with_capacity(ranges.len());
-    for r in ranges {
+    ranges.sort_unstable_by_key(|(r, _)| r.start);
+    let mut merged: Vec<(ByteRange, usize)> = Vec::with_capacity(ranges.len());
+    for (r, i) in ranges {
         match merged.last_mut() {
-            Some(last) if r.start <= last.end.saturating_add(1 + COALESCE_GAP) => {
+            Some((last, first)) if r.start <= last.end.saturating_add(1 + COALESCE_GAP) => {
                 last.end = last.end.max(r.end);
+                *first = (*first).min(i);
             }
-            _ => merged.push(r),
+            _ => merged.push((r, i)),
         }
     }
     if merged.len() > max_ranges.max(1) {
         return RangeDecision::Full;
     }
-    RangeDecision::Partial(merged)
+    // RFC 9110 §15.3.7.2: parts SHOULD come in the order they were asked for.
+    merged.sort_unstable_by_key(|(_, i)| *i);
+    RangeDecision::Partial(merged.into_iter().map(|(r, _)| r).collect())
 }
 
 /// Satisfiable part of one spec, clamped to the representation.
@@ -253,10 +265,15 @@ mod tests {
     }
 
     #[test]
-    fn multi_range_sorted_and_coalesced() {
+    fn multi_range_in_request_order_and_coalesced() {
         assert_eq!(
             eval("bytes=500-599,0-99", 1000),
-            Partial(vec![r(0, 99), r(500, 599)])
+            Partial(vec![r(500, 599), r(0, 99)])
+        );
+        // a merged range takes the place of its earliest member
+        assert_eq!(
+            eval("bytes=900-949,500-549,0-99,520-600", 1000),
+            Partial(vec![r(900, 949), r(500, 600), r(0, 99)])
         );
         // overlapping
         assert_eq!(eval("bytes=0-499,100-999", 1000), Partial(vec![r(0, 999)]));
@@ -335,11 +352,13 @@ mod tests {
     fn check_invariants(h: &str, len: u64, max: usize) {
         if let Partial(v) = evaluate(h, len, max) {
             assert!(!v.is_empty() && v.len() <= max);
+            let mut sorted = v.clone();
+            sorted.sort_by_key(|p| p.start);
             let mut total = 0u64;
-            for (i, p) in v.iter().enumerate() {
+            for (i, p) in sorted.iter().enumerate() {
                 assert!(p.start <= p.end && p.end < len);
                 if i > 0 {
-                    assert!(p.start > v[i - 1].end + 1 + COALESCE_GAP);
+                    assert!(p.start > sorted[i - 1].end + 1 + COALESCE_GAP);
                 }
                 total += p.len();
             }

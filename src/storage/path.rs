@@ -64,11 +64,14 @@ impl MediaPath {
         Self::from_segments(segments)
     }
 
-    /// From an already-decoded path such as a query parameter (`a/b/c`). A single leading or
-    /// trailing slash is tolerated for convenience; anything else must be plain names.
+    /// From an already-decoded path such as a query parameter (`a/b/c`, relative to the media
+    /// root; the empty string is the root). One trailing slash is tolerated; a leading slash
+    /// (an absolute path) is refused like any other empty segment.
     pub fn from_decoded(path: &str) -> Result<Self, PathError> {
-        let trimmed = path.strip_prefix('/').unwrap_or(path);
-        let trimmed = trimmed.strip_suffix('/').unwrap_or(trimmed);
+        let trimmed = match path.strip_suffix('/') {
+            Some(t) if !t.is_empty() => t,
+            _ => path,
+        };
         if trimmed.is_empty() {
             return Ok(Self::root());
         }
@@ -208,10 +211,14 @@ mod tests {
     #[test]
     fn decoded_form() {
         assert!(MediaPath::from_decoded("").unwrap().is_root());
-        assert!(MediaPath::from_decoded("/").unwrap().is_root());
         assert_eq!(
-            MediaPath::from_decoded("/a/b/").unwrap().segments(),
+            MediaPath::from_decoded("a/b/").unwrap().segments(),
             ["a", "b"]
+        );
+        assert_eq!(MediaPath::from_decoded("/"), Err(PathError::EmptySegment));
+        assert_eq!(
+            MediaPath::from_decoded("/etc"),
+            Err(PathError::EmptySegment)
         );
         assert_eq!(MediaPath::from_decoded("../"), Err(PathError::DotSegment));
         assert_eq!(

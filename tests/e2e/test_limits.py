@@ -18,6 +18,7 @@ def _req_with_header(port, size):
 def test_oversized_header_431_and_server_survives(server):
     r = _req_with_header(server.port, 64 * 1024)
     assert r.status == 431, r
+    assert r.body == b""  # CONTRACT: hyper's 431, empty body
     ok = raw_get(server.port, "/healthz")
     assert ok.status == 200
 

@@ -30,6 +30,8 @@ BAD_TARGETS = [
     "/media/sub/../../secret",
     "/media/a%01b",
     "/media/a%0ab",
+    "/media/%ff",  # not UTF-8 after decoding
+    "/media/%zz",  # broken escape
 ]
 
 

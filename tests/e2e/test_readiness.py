@@ -4,7 +4,7 @@ client or supervisor does right after reading them must already work."""
 import json
 import signal
 
-from conftest import raw_get, wait_exit
+from conftest import raw_get, toml_str, wait_exit
 
 
 def test_cert_and_media_root_exist_when_listening_line_printed(servers, tmp_path):
@@ -29,3 +29,16 @@ def test_sighup_right_after_listening_is_not_fatal(servers, media):
     r = raw_get(srv.port, "/healthz")
     assert r.status == 200 and json.loads(r.body) == {"status": "ok"}
     assert srv.proc.poll() is None, f"SIGHUP killed the process (status {srv.proc.returncode})"
+
+
+def test_unusable_tls_cert_fails_before_listening_line(servers, media, tmp_path):
+    missing = tmp_path / "missing-cert.pem"
+    cfg = f"[server]\ntls_cert = {toml_str(missing)}\ntls_key = {toml_str(tmp_path / 'missing-key.pem')}\n"
+    srv = servers.start(media["root"], config=cfg, wait=False)
+    rc = wait_exit(srv.proc, 15)
+    lines = srv.drain_stdout()
+    assert rc is not None and rc != 0, "serve started with a missing certificate file"
+    assert "missing-cert.pem" in srv.stderr_text()
+    assert not [l for l in lines if l.startswith("listening")], (
+        f"printed {lines!r} although it could never serve"
+    )

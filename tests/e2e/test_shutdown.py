@@ -32,7 +32,8 @@ def _connect_refused(port, timeout=3.0):
     while time.monotonic() < deadline:
         try:
             s = socket.create_connection(("127.0.0.1", port), timeout=1)
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
+            # reset: the SYN raced with the listener being closed
             return True
         else:
             s.close()

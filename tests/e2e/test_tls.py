@@ -38,7 +38,8 @@ def test_https_healthz_with_self_signed_cert(server):
 def test_https_rejected_without_trust(server):
     # sanity: the cert is really checked by curl (so the test above means something)
     r = curl("-o", "/dev/null", server.tls_url("/healthz"))
-    assert r.returncode == 60, r  # peer certificate cannot be authenticated
+    # 60: peer certificate cannot be authenticated (77: no CA bundle on this host)
+    assert r.returncode in (60, 77), r
 
 
 def test_self_signed_cert_san_and_key_mode(server):
