@@ -4,7 +4,9 @@
 //! [`run`]; tests do the same in-process on `127.0.0.1:0`.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
+pub mod db;
 pub mod http;
 pub mod media_types;
 pub mod range;

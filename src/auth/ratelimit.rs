@@ -1,0 +1,168 @@
+//! Login rate limiting: failures are counted per client address and per user name; once a key
+//! reaches `max_failures`, it is locked for `base` seconds, doubling with each further failure
+//! up to 15 minutes. In memory (a restart forgets), bounded in size.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const MAX_LOCK: Duration = Duration::from_secs(900);
+/// Entries kept at most; past it the stalest are dropped, so a flood of names cannot grow
+/// memory without bound.
+const MAX_ENTRIES: usize = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Addr(IpAddr),
+    Name(String),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    locked_until: Option<Instant>,
+    last: Instant,
+}
+
+pub struct LoginLimiter {
+    max_failures: u32,
+    base: Duration,
+    entries: Mutex<HashMap<Key, Entry>>,
+}
+
+impl LoginLimiter {
+    pub fn new(max_failures: u32, base: Duration) -> Self {
+        LoginLimiter {
+            max_failures: max_failures.max(1),
+            base,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn keys(addr: IpAddr, name: &str) -> [Key; 2] {
+        [Key::Addr(addr), Key::Name(name.to_lowercase())]
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+        match self.entries.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// `Err(wait)` when either the address or the name is locked right now.
+    pub fn check(&self, addr: IpAddr, name: &str, now: Instant) -> Result<(), Duration> {
+        let map = self.lock();
+        let wait = Self::keys(addr, name)
+            .iter()
+            .filter_map(|k| map.get(k).and_then(|e| e.locked_until))
+            .filter(|until| *until > now)
+            .map(|until| until - now)
+            .max();
+        match wait {
+            Some(w) => Err(w),
+            None => Ok(()),
+        }
+    }
+
+    pub fn failure(&self, addr: IpAddr, name: &str, now: Instant) {
+        let mut map = self.lock();
+        if map.len() >= MAX_ENTRIES {
+            prune(&mut map, now);
+        }
+        for k in Self::keys(addr, name) {
+            let e = map.entry(k).or_insert(Entry {
+                failures: 0,
+                locked_until: None,
+                last: now,
+            });
+            e.failures = e.failures.saturating_add(1);
+            e.last = now;
+            if e.failures >= self.max_failures {
+                let doublings = (e.failures - self.max_failures).min(20);
+                let lock = self.base.saturating_mul(1u32 << doublings).min(MAX_LOCK);
+                e.locked_until = Some(now + lock);
+            }
+        }
+    }
+
+    pub fn success(&self, addr: IpAddr, name: &str) {
+        let mut map = self.lock();
+        for k in Self::keys(addr, name) {
+            map.remove(&k);
+        }
+    }
+}
+
+fn prune(map: &mut HashMap<Key, Entry>, now: Instant) {
+    map.retain(|_, e| e.locked_until.is_some_and(|u| u > now));
+    if map.len() >= MAX_ENTRIES {
+        let mut lasts: Vec<Instant> = map.values().map(|e| e.last).collect();
+        lasts.sort_unstable();
+        let cutoff = lasts[lasts.len() / 2];
+        map.retain(|_, e| e.last > cutoff);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(n: u8) -> IpAddr {
+        IpAddr::from([10, 0, 0, n])
+    }
+
+    #[test]
+    fn locks_after_max_and_doubles() {
+        let l = LoginLimiter::new(3, Duration::from_secs(2));
+        let t0 = Instant::now();
+        for _ in 0..2 {
+            l.failure(ip(1), "bob", t0);
+        }
+        assert!(l.check(ip(1), "bob", t0).is_ok());
+        l.failure(ip(1), "bob", t0);
+        assert_eq!(l.check(ip(1), "bob", t0), Err(Duration::from_secs(2)));
+        assert!(l.check(ip(1), "bob", t0 + Duration::from_secs(2)).is_ok());
+        l.failure(ip(1), "bob", t0 + Duration::from_secs(2));
+        assert_eq!(
+            l.check(ip(1), "bob", t0 + Duration::from_secs(2)),
+            Err(Duration::from_secs(4))
+        );
+    }
+
+    #[test]
+    fn name_and_address_count_separately() {
+        let l = LoginLimiter::new(2, Duration::from_secs(1));
+        let t = Instant::now();
+        l.failure(ip(1), "a", t);
+        l.failure(ip(1), "b", t);
+        // address 1 is locked for every name; name "a" is not locked from elsewhere
+        assert!(l.check(ip(1), "c", t).is_err());
+        assert!(l.check(ip(2), "a", t).is_ok());
+        l.failure(ip(3), "a", t);
+        assert!(l.check(ip(4), "A", t).is_err(), "names ignore case");
+        l.success(ip(4), "a");
+        assert!(l.check(ip(4), "a", t).is_ok());
+    }
+
+    #[test]
+    fn lock_is_capped() {
+        let l = LoginLimiter::new(1, Duration::from_secs(2));
+        let t = Instant::now();
+        for _ in 0..40 {
+            l.failure(ip(1), "x", t);
+        }
+        assert_eq!(l.check(ip(1), "x", t), Err(MAX_LOCK));
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let l = LoginLimiter::new(100, Duration::from_secs(1));
+        let t = Instant::now();
+        for i in 0..(MAX_ENTRIES + 10) {
+            l.failure(ip(1), &format!("user{i}"), t + Duration::from_millis(i as u64));
+        }
+        assert!(l.lock().len() <= MAX_ENTRIES);
+    }
+}

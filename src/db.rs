@@ -1,0 +1,153 @@
+//! The SQLite database in the data dir (`streamhub.db`): opened with WAL, `synchronous=FULL`,
+//! foreign keys and a busy timeout, and migrated to the current schema at open. Users and
+//! sessions live here now; the library index and notes join them in later migrations.
+//!
+//! rusqlite is blocking: async callers go through [`Db::call`], which runs the closure on the
+//! blocking pool, never on a runtime worker.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use rusqlite_migration::{Migrations, M};
+
+pub const DB_FILE: &str = "streamhub.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// Numbered migrations, applied in order at open; never edit a released one, add a new one.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE sessions (
+            id_hash BLOB PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            csrf TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL
+        );
+        CREATE INDEX sessions_user ON sessions(user_id);
+        CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            token_hash BLOB NOT NULL UNIQUE,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            label TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER
+        );
+        CREATE TABLE shares (
+            id INTEGER PRIMARY KEY,
+            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+            path TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            revoked_at INTEGER
+        );
+        CREATE TABLE secrets (
+            name TEXT PRIMARY KEY,
+            value BLOB NOT NULL
+        );",
+    )])
+}
+
+/// A shared handle to the database.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if needed) `<data_dir>/streamhub.db` and migrates it. Blocking.
+    pub fn open(data_dir: &Path) -> Result<Db, DbError> {
+        let path = data_dir.join(DB_FILE);
+        let open_err = |e: &dyn std::fmt::Display| DbError::Open {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        let mut conn = Connection::open(&path).map_err(|e| open_err(&e))?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| open_err(&e))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA foreign_keys = ON;",
+        )
+        .map_err(|e| open_err(&e))?;
+        migrations()
+            .to_latest(&mut conn)
+            .map_err(|e| DbError::Migrate(e.to_string()))?;
+        Ok(Db {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection, on the calling thread (CLI and blocking code).
+    pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> T) -> T {
+        // A panic while holding the lock poisons it; the connection itself is still usable.
+        let mut guard = match self.conn.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    pub async fn call<T, E>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.with(f))
+            .await
+            .map_err(|e| E::from(DbError::Task(e.to_string())))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().expect("valid migrations");
+    }
+
+    #[test]
+    fn opens_twice_and_uses_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        let mode: String = db
+            .with(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(db);
+        Db::open(dir.path()).expect("re-open of a migrated database");
+    }
+}
