@@ -87,6 +87,9 @@ pub struct DiscoveryConfig {
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     pub anonymous_read: bool,
+    pub session_days: u64,
+    pub login_max_failures: u32,
+    pub login_lockout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +126,9 @@ impl Default for Config {
             discovery: DiscoveryConfig { enabled: true },
             auth: AuthConfig {
                 anonymous_read: true,
+                session_days: 14,
+                login_max_failures: 5,
+                login_lockout_secs: 2,
             },
             log: LogConfig {
                 level: "info".to_string(),
@@ -234,6 +240,21 @@ impl Config {
         }
         if !(8..=1024).contains(&self.streaming.chunk_kib) {
             return Err(invalid("streaming.chunk_kib", "must be between 8 and 1024"));
+        }
+        if !(1..=365).contains(&self.auth.session_days) {
+            return Err(invalid("auth.session_days", "must be between 1 and 365"));
+        }
+        if !(1..=1000).contains(&self.auth.login_max_failures) {
+            return Err(invalid(
+                "auth.login_max_failures",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(1..=900).contains(&self.auth.login_lockout_secs) {
+            return Err(invalid(
+                "auth.login_lockout_secs",
+                "must be between 1 and 900",
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(

@@ -14,6 +14,7 @@ pub mod storage;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;
+pub mod user_cli;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Db(#[from] db::DbError),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -44,6 +47,8 @@ pub struct Service {
     config: Arc<Config>,
     storage: Arc<LocalStorage>,
     tls: Option<Arc<TlsState>>,
+    accounts: auth::Accounts,
+    setup_token: Option<String>,
 }
 
 impl Service {
@@ -85,10 +90,29 @@ impl Service {
         } else {
             None
         };
+        let db = db::Db::open(&config.server.data_dir)?;
+        let accounts = auth::Accounts::new(db);
+        let setup_token = if accounts
+            .user_count()
+            .map_err(|e| StartError::Task(e.to_string()))?
+            == 0
+        {
+            let token = auth::secret::random_token();
+            tracing::warn!(
+                "first run: no users yet. Create the first admin with \
+                 POST /api/setup {{\"token\", \"name\", \"password\"}} — setup token: {token} — \
+                 or run `streamhub user add NAME --admin`"
+            );
+            Some(token)
+        } else {
+            None
+        };
         Ok(Service {
             config: Arc::new(config),
             storage: Arc::new(storage),
             tls,
+            accounts,
+            setup_token,
         })
     }
 
@@ -124,6 +148,12 @@ impl Service {
             storage: self.storage,
             config: config.clone(),
             data_dir: config.server.data_dir.clone(),
+            accounts: self.accounts,
+            auth: Arc::new(http::auth::AuthState::new(
+                self.setup_token,
+                config.auth.login_max_failures,
+                std::time::Duration::from_secs(config.auth.login_lockout_secs),
+            )),
         };
         let limits = Limits {
             max_connections: config.server.max_connections,

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use streamhub::config::{Config, DEFAULT_TOML};
+use streamhub::user_cli::UserCommand;
 
 const SYSTEM_CONFIG: &str = "/etc/streamhub/streamhub.toml";
 
@@ -48,6 +49,38 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Manage user accounts (safe while the service runs).
+    User {
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[arg(long, global = true, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user (a member unless --admin).
+    Add {
+        name: String,
+        #[arg(long)]
+        admin: bool,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Change a user's password (ends its sessions).
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Delete a user with its sessions, tokens and share links.
+    Del { name: String },
 }
 
 #[derive(Subcommand)]
@@ -87,6 +120,11 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::User {
+            config,
+            data_dir,
+            action,
+        } => run_user(config, data_dir, action),
         Command::Serve {
             config,
             listen,
@@ -124,6 +162,49 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn run_user(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: UserAction) -> ExitCode {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = data_dir.unwrap_or(cfg.server.data_dir);
+    let cmd = match action {
+        UserAction::Add {
+            name,
+            admin,
+            password_stdin,
+        } => UserCommand::Add {
+            name,
+            admin,
+            password_stdin,
+        },
+        UserAction::List => UserCommand::List,
+        UserAction::Passwd {
+            name,
+            password_stdin,
+        } => UserCommand::Passwd {
+            name,
+            password_stdin,
+        },
+        UserAction::Del { name } => UserCommand::Del { name },
+    };
+    match streamhub::user_cli::run(&dir, cmd) {
+        Ok(out) => {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }

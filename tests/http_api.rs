@@ -44,10 +44,17 @@ fn fixture() -> Fixture {
         },
     )
     .unwrap();
+    let db = streamhub::db::Db::open(data.path()).unwrap();
     let state = AppState {
         storage: Arc::new(storage),
         config: Arc::new(Config::default()),
         data_dir: data.path().to_path_buf(),
+        accounts: streamhub::auth::Accounts::new(db),
+        auth: Arc::new(streamhub::http::auth::AuthState::new(
+            None,
+            5,
+            Duration::from_secs(1),
+        )),
     };
     Fixture {
         app: router(state),

@@ -269,8 +269,9 @@ impl Accounts {
 
     pub fn list_users(&self) -> Result<Vec<User>, AuthError> {
         self.db.with(|c| {
-            let mut st =
-                c.prepare("SELECT id, name, role, created_at FROM users ORDER BY name COLLATE NOCASE")?;
+            let mut st = c.prepare(
+                "SELECT id, name, role, created_at FROM users ORDER BY name COLLATE NOCASE",
+            )?;
             let rows = st.query_map([], user_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -294,6 +295,18 @@ impl Accounts {
                 Err(AuthError::BadCredentials)
             }
         }
+    }
+
+    /// A user and its stored password hash, by id (for re-validating cached credentials).
+    pub fn user_and_hash(&self, id: i64) -> Result<Option<(User, String)>, AuthError> {
+        Ok(self.db.with(|c| {
+            c.query_row(
+                "SELECT id, name, role, created_at, password_hash FROM users WHERE id = ?1",
+                [id],
+                |r| Ok((user_from_row(r)?, r.get(4)?)),
+            )
+            .optional()
+        })?)
     }
 
     pub fn create_session(&self, user: &User, ttl_secs: i64) -> Result<NewSession, AuthError> {
@@ -439,12 +452,21 @@ mod tests {
             Err(AuthError::UserExists(_))
         ));
         assert_eq!(a.verify("bob", "correct horse").unwrap().name, "bob");
-        assert!(matches!(a.verify("bob", "wrong"), Err(AuthError::BadCredentials)));
-        assert!(matches!(a.verify("nobody", "x"), Err(AuthError::BadCredentials)));
+        assert!(matches!(
+            a.verify("bob", "wrong"),
+            Err(AuthError::BadCredentials)
+        ));
+        assert!(matches!(
+            a.verify("nobody", "x"),
+            Err(AuthError::BadCredentials)
+        ));
         let s = a.create_session(&bob, 60).unwrap();
         assert_eq!(a.session(&s.token).unwrap().unwrap().1, s.csrf);
         a.set_password("bob", "battery staple").unwrap();
-        assert!(a.session(&s.token).unwrap().is_none(), "password change ends sessions");
+        assert!(
+            a.session(&s.token).unwrap().is_none(),
+            "password change ends sessions"
+        );
         assert!(a.verify("bob", "battery staple").is_ok());
     }
 
@@ -459,7 +481,10 @@ mod tests {
         }
         assert!(matches!(
             a.add_user("ok", "short", Role::Member),
-            Err(AuthError::Invalid { field: "password", .. })
+            Err(AuthError::Invalid {
+                field: "password",
+                ..
+            })
         ));
     }
 
@@ -477,7 +502,10 @@ mod tests {
         assert_eq!(a.list_tokens(None).unwrap().len(), 2);
         let (_, admin_secret) = a.create_token(&admin, "a", None).unwrap();
         let admin_tok = a.list_tokens(Some(admin.id)).unwrap()[0].id;
-        assert!(matches!(a.delete_token(admin_tok, &bob), Err(AuthError::NotFound)));
+        assert!(matches!(
+            a.delete_token(admin_tok, &bob),
+            Err(AuthError::NotFound)
+        ));
         assert!(a.token_user(&admin_secret).unwrap().is_some());
         a.delete_token(t.id, &admin).unwrap();
         assert!(a.token_user(&secret).unwrap().is_none());
@@ -492,6 +520,9 @@ mod tests {
         assert!(matches!(a.delete_user("root"), Err(AuthError::LastAdmin)));
         a.delete_user("bob").unwrap();
         assert!(a.token_user(&secret).unwrap().is_none());
-        assert!(matches!(a.delete_user("bob"), Err(AuthError::NoSuchUser(_))));
+        assert!(matches!(
+            a.delete_user("bob"),
+            Err(AuthError::NoSuchUser(_))
+        ));
     }
 }

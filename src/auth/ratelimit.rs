@@ -161,7 +161,11 @@ mod tests {
         let l = LoginLimiter::new(100, Duration::from_secs(1));
         let t = Instant::now();
         for i in 0..(MAX_ENTRIES + 10) {
-            l.failure(ip(1), &format!("user{i}"), t + Duration::from_millis(i as u64));
+            l.failure(
+                ip(1),
+                &format!("user{i}"),
+                t + Duration::from_millis(i as u64),
+            );
         }
         assert!(l.lock().len() <= MAX_ENTRIES);
     }

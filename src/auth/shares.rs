@@ -5,7 +5,7 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{now_secs, secret, AuthError, Accounts, User};
+use super::{now_secs, secret, Accounts, AuthError, User};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Share {
@@ -51,12 +51,7 @@ impl Accounts {
         secret::b64(&raw)
     }
 
-    pub fn create_share(
-        &self,
-        by: &User,
-        path: &str,
-        expires_in: i64,
-    ) -> Result<Share, AuthError> {
+    pub fn create_share(&self, by: &User, path: &str, expires_in: i64) -> Result<Share, AuthError> {
         let key = self.share_key()?;
         let now = now_secs();
         let expires_at = now + expires_in;
@@ -88,7 +83,14 @@ impl Accounts {
                  WHERE ?1 IS NULL OR s.user_id = ?1 ORDER BY s.id",
             )?;
             let rows = st.query_map([owner], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })?;
             rows.collect::<Result<Vec<_>, _>>()
         })?;
@@ -176,7 +178,10 @@ mod tests {
         let eve = a.add_user("eve", "password2", Role::Member).unwrap();
         let s = a.create_share(&bob, "films/a.mkv", 60).unwrap();
         let token = s.url.trim_start_matches("/s/").to_string();
-        assert_eq!(a.resolve_share(&token).unwrap(), Ok("films/a.mkv".to_string()));
+        assert_eq!(
+            a.resolve_share(&token).unwrap(),
+            Ok("films/a.mkv".to_string())
+        );
 
         // flip one character of the signature part
         let mut chars: Vec<char> = token.chars().collect();
@@ -184,10 +189,16 @@ mod tests {
         chars[last] = if chars[last] == 'A' { 'B' } else { 'A' };
         let forged: String = chars.into_iter().collect();
         assert_eq!(a.resolve_share(&forged).unwrap(), Err(ShareError::NotFound));
-        assert_eq!(a.resolve_share("garbage").unwrap(), Err(ShareError::NotFound));
+        assert_eq!(
+            a.resolve_share("garbage").unwrap(),
+            Err(ShareError::NotFound)
+        );
         assert_eq!(a.resolve_share("").unwrap(), Err(ShareError::NotFound));
 
-        assert!(matches!(a.revoke_share(s.id, &eve), Err(AuthError::NotFound)));
+        assert!(matches!(
+            a.revoke_share(s.id, &eve),
+            Err(AuthError::NotFound)
+        ));
         a.revoke_share(s.id, &bob).unwrap();
         assert_eq!(a.resolve_share(&token).unwrap(), Err(ShareError::Revoked));
 

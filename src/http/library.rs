@@ -3,9 +3,10 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
+use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
 use crate::media_types;
@@ -35,8 +36,10 @@ pub struct Entry {
 
 pub async fn list(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Listing>, ApiError> {
+    principal.require_read(state.config.auth.anonymous_read)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let dir = MediaPath::from_decoded(&q.path)?;
     let entries = state.storage.list(&dir).await?;

@@ -9,10 +9,12 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
+use axum::Extension;
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use headers::{ETag, HeaderMapExt, IfMatch, IfModifiedSince, IfNoneMatch, IfUnmodifiedSince};
 
+use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
 use crate::media_types;
@@ -100,23 +102,64 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
 
 pub async fn get_media(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    principal.require_read(state.config.auth.anonymous_read)?;
     let raw = uri.path().strip_prefix("/media/").unwrap_or("");
     let path = MediaPath::from_url(raw)?;
+    serve_file(&state, &path, &method, &headers).await
+}
+
+/// Types a browser would execute (script in HTML/SVG/XML, or JS itself): always downloaded,
+/// never rendered on our origin.
+fn is_active_content(ext: Option<&str>) -> bool {
+    matches!(
+        ext,
+        Some("html" | "htm" | "xhtml" | "shtml" | "svg" | "svgz" | "xml" | "xsl" | "js" | "mjs")
+    )
+}
+
+/// Streams one stored file with conditional and range handling: shared by `/media/…` and
+/// share links.
+pub async fn serve_file(
+    state: &AppState,
+    path: &MediaPath,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     if path.is_root() {
         return Err(ApiError::not_found("this is a folder, not a file"));
     }
-    let object = state.storage.open(&path).await?;
+    let object = state.storage.open(path).await?;
     let meta = object.meta().clone();
-    let content_type = media_types::content_type(path.extension().as_deref());
+    let ext = path.extension();
+    let content_type = media_types::content_type(ext.as_deref());
     let head = method == Method::HEAD;
-    let outcome = decide(&headers, &meta, state.config.streaming.max_ranges);
-
+    let outcome = decide(headers, &meta, state.config.streaming.max_ranges);
+    let disposition = if is_active_content(ext.as_deref()) {
+        "attachment"
+    } else {
+        "inline"
+    };
+    let filename = path.name().unwrap_or("file");
     let mut builder = Response::builder()
         .header(header::ACCEPT_RANGES, "bytes")
+        // Even if a browser is made to render this, it runs in an opaque sandbox with no
+        // script and no access to our origin.
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        )
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!(
+                "{disposition}; filename*=UTF-8''{}",
+                percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC)
+            ),
+        )
         .header(header::ETAG, format!("\"{}\"", meta.etag))
         .header(
             header::LAST_MODIFIED,

@@ -1,27 +1,31 @@
 //! HTTP: routes, handlers and the connection server. The only module that knows HTTP types;
 //! handlers translate requests into calls on domain modules (`storage`, `range`) and back.
 
+pub mod auth;
 pub mod error;
 pub mod health;
 pub mod idle;
+pub mod json;
 pub mod library;
 pub mod media;
 pub mod server;
+pub mod shares;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
 
+use crate::auth::Accounts;
 use crate::config::Config;
 use crate::storage::Storage;
+use auth::{AuthState, ConnMeta};
 use error::ApiError;
 
 /// Cheap handles shared by every request.
@@ -30,41 +34,97 @@ pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub config: Arc<Config>,
     pub data_dir: PathBuf,
+    pub accounts: Accounts,
+    pub auth: Arc<AuthState>,
 }
 
 pub fn router(state: AppState) -> Router {
     let media = get(media::get_media)
         .head(media::get_media)
         .fallback(|| async { ApiError::method_not_allowed("GET, HEAD") });
+    let share = get(shares::fetch)
+        .head(shares::fetch)
+        .fallback(|| async { ApiError::method_not_allowed("GET, HEAD") });
     Router::new()
         .route("/media/", media.clone())
         .route("/media/{*path}", media)
+        .route("/s/{token}", share)
         .route("/api/library", get(library::list))
+        .route("/api/setup", post(auth::setup))
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
+        .route("/api/me", get(auth::me))
+        .route(
+            "/api/tokens",
+            post(auth::create_token).get(auth::list_tokens),
+        )
+        .route("/api/tokens/{id}", delete(auth::delete_token))
+        .route("/api/users", get(auth::list_users).post(auth::create_user))
+        .route("/api/users/{name}", delete(auth::delete_user))
+        .route("/api/shares", post(shares::create).get(shares::list))
+        .route("/api/shares/{id}", delete(shares::revoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed("GET, HEAD") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }
 
+/// The page-wide policy: nothing inline, nothing framed. Media responses set their own,
+/// stricter sandbox policy.
+const CSP: &str = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
 /// One log line per request, and headers every response carries.
-async fn access_log(req: Request, next: Next) -> Response {
+async fn access_log(mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     // The raw path is percent-encoded ASCII (hyper refuses control bytes), so it cannot forge
     // log lines.
     let path = req.uri().path().to_string();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
+    let meta = match req.extensions().get::<ConnMeta>() {
+        Some(m) => *m,
+        None => {
+            // In-process callers (tests) have no connection; handlers still get a ConnMeta.
+            let m = ConnMeta::unknown();
+            req.extensions_mut().insert(m);
+            m
+        }
+    };
+    let peer = meta.peer.to_string();
     let mut resp = next.run(req).await.into_response();
-    resp.headers_mut().insert(
+    let h = resp.headers_mut();
+    h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
+    if meta.tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     let bytes = resp
         .headers()
         .get(header::CONTENT_LENGTH)

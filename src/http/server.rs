@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -16,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+use super::auth::ConnMeta;
 use super::idle::IdleTimeout;
 use crate::tls::TlsState;
 
@@ -163,12 +163,16 @@ async fn accept_loop(mut ctx: AcceptCtx) {
         let builder = ctx.builder.clone();
         let limits = ctx.limits.clone();
         let acceptor = ctx.acceptor.clone();
+        let meta = ConnMeta {
+            peer,
+            tls: acceptor.is_some(),
+        };
         tokio::spawn(async move {
             let _permit = permit;
             let io = IdleTimeout::new(stream, limits.idle_timeout);
             let svc = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req.extensions_mut().insert(meta);
                     app.clone().oneshot(req)
                 },
             );

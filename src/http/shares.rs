@@ -1,0 +1,114 @@
+//! Share links over HTTP: create, list and revoke (`/api/shares`), and `GET /s/<token>`, which
+//! streams exactly the file the link was made for — the path comes from the database row the
+//! signed token names, never from the URL.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::Response;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::AppState;
+use crate::auth::shares::ShareError;
+use crate::auth::AuthError;
+use crate::storage::MediaPath;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareBody {
+    path: String,
+    expires_in: Option<i64>,
+}
+
+const DEFAULT_EXPIRY: i64 = 7 * 86_400;
+const MAX_EXPIRY: i64 = 365 * 86_400;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::from(AuthError::Hash(e.to_string())))?
+        .map_err(ApiError::from)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<ShareBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let user = principal.require_user()?.clone();
+    let expires_in = body.expires_in.unwrap_or(DEFAULT_EXPIRY);
+    if !(1..=MAX_EXPIRY).contains(&expires_in) {
+        return Err(AuthError::Invalid {
+            field: "expires_in",
+            reason: format!("seconds, between 1 and {MAX_EXPIRY}"),
+        }
+        .into());
+    }
+    let path = MediaPath::from_decoded(&body.path)?;
+    if path.is_root() {
+        return Err(ApiError::bad_request(
+            "bad_path",
+            "share a file, not the media root",
+        ));
+    }
+    // Only an existing regular file inside the root can be shared.
+    state.storage.open(&path).await?;
+    let accounts = state.accounts.clone();
+    let stored = path.to_string();
+    let share = blocking(move || accounts.create_share(&user, &stored, expires_in)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": share.id, "path": share.path, "url": share.url, "expires_at": share.expires_at,
+        })),
+    ))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let user = principal.require_user()?;
+    let owner = (!user.is_admin()).then_some(user.id);
+    let accounts = state.accounts.clone();
+    let shares = blocking(move || accounts.list_shares(owner)).await?;
+    Ok(Json(json!({ "shares": shares })))
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = principal.require_user()?.clone();
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found("no such share"))?;
+    let accounts = state.accounts.clone();
+    blocking(move || accounts.revoke_share(id, &user)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET|HEAD /s/<token>`: open to anyone holding the link, whatever `anonymous_read` says.
+pub async fn fetch(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let accounts = state.accounts.clone();
+    let resolved = blocking(move || accounts.resolve_share(&token)).await?;
+    let stored = resolved.map_err(|e| match e {
+        ShareError::NotFound => ApiError::not_found("no such share link"),
+        ShareError::Expired => ApiError::new(StatusCode::GONE, "link_expired", e.to_string()),
+        ShareError::Revoked => ApiError::new(StatusCode::GONE, "link_revoked", e.to_string()),
+    })?;
+    let path = MediaPath::from_decoded(&stored).map_err(|_| ApiError::not_found("no such file"))?;
+    super::media::serve_file(&state, &path, &method, &headers).await
+}

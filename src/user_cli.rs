@@ -1,0 +1,132 @@
+//! `streamhub user add|list|passwd|del`: account administration from the shell, straight on
+//! the database (WAL + busy timeout make it safe while the service runs).
+
+use std::io::BufRead;
+use std::path::Path;
+
+use crate::auth::{Accounts, AuthError, Role};
+use crate::db::Db;
+
+#[derive(Debug)]
+pub enum UserCommand {
+    Add {
+        name: String,
+        admin: bool,
+        password_stdin: bool,
+    },
+    List,
+    Passwd {
+        name: String,
+        password_stdin: bool,
+    },
+    Del {
+        name: String,
+    },
+}
+
+/// What went wrong, and the exit code that goes with it.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad input: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The operation failed: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+impl From<AuthError> for CliError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Invalid { .. } => CliError::Usage(e.to_string()),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
+}
+
+fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError::Failed(format!("cannot read the password from stdin: {e}")))?;
+        let pw = line
+            .strip_suffix('\n')
+            .map(|l| l.strip_suffix('\r').unwrap_or(l))
+            .unwrap_or(&line);
+        return Ok(pw.to_string());
+    }
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot ask for a password ({e}); use --password-stdin"
+            ))
+        })
+    };
+    let pw = ask("password: ")?;
+    if confirm && ask("again: ")? != pw {
+        return Err(CliError::Usage("password: the two entries differ".into()));
+    }
+    Ok(pw)
+}
+
+/// Runs one command; the returned text goes to stdout.
+pub fn run(data_dir: &Path, cmd: UserCommand) -> Result<String, CliError> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", data_dir.display())))?;
+    let db = Db::open(data_dir).map_err(|e| CliError::Failed(e.to_string()))?;
+    let accounts = Accounts::new(db);
+    match cmd {
+        UserCommand::Add {
+            name,
+            admin,
+            password_stdin,
+        } => {
+            crate::auth::validate_name(&name)?;
+            let pw = read_password(password_stdin, true)?;
+            let role = if admin { Role::Admin } else { Role::Member };
+            let user = accounts.add_user(&name, &pw, role)?;
+            Ok(format!("user {} added ({})", user.name, user.role.as_str()))
+        }
+        UserCommand::List => {
+            let mut out = String::new();
+            for u in accounts.list_users()? {
+                let created = std::time::UNIX_EPOCH
+                    + std::time::Duration::from_secs(u.created_at.max(0) as u64);
+                out.push_str(&format!(
+                    "{}\t{}\t{}\n",
+                    u.name,
+                    u.role.as_str(),
+                    humantime::format_rfc3339_seconds(created)
+                ));
+            }
+            Ok(out.trim_end().to_string())
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let pw = read_password(password_stdin, true)?;
+            accounts.set_password(&name, &pw)?;
+            Ok(format!(
+                "password of {name} changed; its sessions were ended"
+            ))
+        }
+        UserCommand::Del { name } => {
+            accounts.delete_user(&name)?;
+            Ok(format!(
+                "user {name} deleted with its sessions, tokens and share links"
+            ))
+        }
+    }
+}
