@@ -51,6 +51,7 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: Vec<SocketAddr>,
     pub tls_listen: Vec<SocketAddr>,
+    pub metrics_listen: Vec<SocketAddr>,
     pub data_dir: PathBuf,
     pub tls_cert: String,
     pub tls_key: String,
@@ -104,6 +105,7 @@ impl Default for Config {
             server: ServerConfig {
                 listen: vec![SocketAddr::from(([0, 0, 0, 0], 8080))],
                 tls_listen: vec![SocketAddr::from(([0, 0, 0, 0], 8443))],
+                metrics_listen: Vec::new(),
                 data_dir: PathBuf::from("./data"),
                 tls_cert: String::new(),
                 tls_key: String::new(),

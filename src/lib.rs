@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod media_types;
+pub mod metrics;
 pub mod range;
 pub mod storage;
 pub mod systemd;
@@ -149,6 +150,8 @@ impl Service {
             config: config.clone(),
             data_dir: config.server.data_dir.clone(),
             accounts: self.accounts,
+            metrics: Arc::new(metrics::Metrics::new()),
+            request_ids: Arc::default(),
             auth: Arc::new(http::auth::AuthState::new(
                 self.setup_token,
                 config.auth.login_max_failures,
@@ -169,7 +172,16 @@ impl Service {
             shutdown.await;
             systemd::notify_stopping();
         };
-        http::server::serve(listeners, http::router(state), limits, self.tls, shutdown).await;
+        let metrics_app = http::metrics_router(state.clone());
+        http::server::serve(
+            listeners,
+            http::router(state),
+            metrics_app,
+            limits,
+            self.tls,
+            shutdown,
+        )
+        .await;
     }
 }
 
@@ -193,7 +205,9 @@ pub async fn run(
     listeners: Vec<Listener>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let needs_tls = listeners.iter().any(|l| l.tls);
+    let needs_tls = listeners
+        .iter()
+        .any(|l| l.kind == http::server::ListenerKind::Https);
     let service = tokio::task::spawn_blocking(move || Service::prepare(config, needs_tls))
         .await
         .map_err(|e| StartError::Task(e.to_string()))??;

@@ -226,18 +226,21 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || streamhub::Service::prepare(c, needs_tls))
                 .await??;
         let shutdown = service.install_signals()?;
-        let mut listeners = streamhub::http::server::bind(&cfg.server.listen, false)
-            .await
-            .map_err(|(a, e)| anyhow::anyhow!("cannot listen on {a}: {e}"))?;
-        listeners.extend(
-            streamhub::http::server::bind(&cfg.server.tls_listen, true)
+        use streamhub::http::server::{bind, ListenerKind};
+        let mut listeners = Vec::new();
+        for (addrs, kind) in [
+            (&cfg.server.listen, ListenerKind::Http),
+            (&cfg.server.tls_listen, ListenerKind::Https),
+            (&cfg.server.metrics_listen, ListenerKind::Metrics),
+        ] {
+            let bound = bind(addrs, kind)
                 .await
-                .map_err(|(a, e)| anyhow::anyhow!("cannot listen on {a}: {e}"))?,
-        );
+                .map_err(|(a, e)| anyhow::anyhow!("cannot listen on {a}: {e}"))?;
+            listeners.extend(bound);
+        }
         let mut out = std::io::stdout().lock();
         for l in &listeners {
-            let scheme = if l.tls { "https" } else { "http" };
-            writeln!(out, "listening on {scheme}://{}", l.tcp.local_addr()?)?;
+            writeln!(out, "{}", l.announce()?)?;
         }
         out.flush()?;
         drop(out);

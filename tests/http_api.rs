@@ -50,6 +50,8 @@ fn fixture() -> Fixture {
         config: Arc::new(Config::default()),
         data_dir: data.path().to_path_buf(),
         accounts: streamhub::auth::Accounts::new(db),
+        metrics: Arc::new(streamhub::metrics::Metrics::new()),
+        request_ids: Arc::default(),
         auth: Arc::new(streamhub::http::auth::AuthState::new(
             None,
             5,

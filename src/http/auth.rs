@@ -214,6 +214,7 @@ async fn check_password(
         }
         Ok(Err(AuthError::BadCredentials)) => {
             state.auth.limiter.failure(ip, name, Instant::now());
+            state.metrics.login_failures.inc();
             tracing::info!(%ip, user = %name.escape_debug(), "failed login");
             Err(unauthorized("wrong name or password"))
         }

@@ -4,10 +4,13 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::Json;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 
+use super::auth::Principal;
+use super::error::ApiError;
 use super::AppState;
 
 pub async fn healthz() -> Json<Value> {
@@ -53,4 +56,41 @@ async fn data_dir_writable(state: &AppState) -> Result<(), String> {
         Ok(r) => r,
         Err(_) => Err("data dir did not answer within 5 s".to_string()),
     }
+}
+
+/// `GET /metrics` on the main listeners: admins only (scrape with an admin API token).
+pub async fn metrics_admin(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, ApiError> {
+    principal.require_admin()?;
+    Ok(metrics_open(State(state)).await)
+}
+
+/// `GET /metrics` on a dedicated metrics listener.
+pub async fn metrics_open(State(state): State<AppState>) -> Response {
+    // The values that cost I/O are refreshed only here, at scrape time.
+    let up = state.storage.check().await.is_ok();
+    state.metrics.storage_up.set(i64::from(up));
+    let db = state.accounts.db().path().to_path_buf();
+    let size = tokio::task::spawn_blocking(move || {
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        [db.into_os_string(), wal]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum::<u64>()
+    })
+    .await
+    .unwrap_or(0);
+    state.metrics.db_bytes.set(size as i64);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }

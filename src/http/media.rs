@@ -18,6 +18,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
 use crate::media_types;
+use crate::metrics::Metrics;
 use crate::range::{self, ByteRange, RangeDecision};
 use crate::storage::{ByteStream, MediaPath, Object, ObjectMeta};
 
@@ -229,7 +230,7 @@ pub async fn serve_file(
         .status(status)
         .header(header::CONTENT_LENGTH, length);
     let body = match body {
-        Some(stream) if !head => Body::from_stream(stream),
+        Some(stream) if !head => Body::from_stream(Counted::new(stream, state.metrics.clone())),
         _ => Body::empty(),
     };
     builder.body(body).map_err(internal)
@@ -309,6 +310,41 @@ fn random_u64() -> u64 {
             .unwrap_or(0),
     );
     h.finish()
+}
+
+/// Counts bytes handed to hyper and how many media bodies are in flight: two atomic updates
+/// per chunk, nothing per byte.
+struct Counted {
+    inner: ByteStream,
+    metrics: Arc<Metrics>,
+}
+
+impl Counted {
+    fn new(inner: ByteStream, metrics: Arc<Metrics>) -> Self {
+        metrics.active_streams.inc();
+        Counted { inner, metrics }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.metrics.active_streams.dec();
+    }
+}
+
+impl futures_util::Stream for Counted {
+    type Item = Result<Bytes, crate::storage::StorageError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let poll = self.inner.as_mut().poll_next(cx);
+        if let std::task::Poll::Ready(Some(Ok(b))) = &poll {
+            self.metrics.bytes_streamed.inc_by(b.len() as u64);
+        }
+        poll
+    }
 }
 
 #[cfg(test)]

@@ -12,10 +12,11 @@ pub mod server;
 pub mod shares;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +25,7 @@ use axum::Router;
 
 use crate::auth::Accounts;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::storage::Storage;
 use auth::{AuthState, ConnMeta};
 use error::ApiError;
@@ -36,6 +38,9 @@ pub struct AppState {
     pub data_dir: PathBuf,
     pub accounts: Accounts,
     pub auth: Arc<AuthState>,
+    pub metrics: Arc<Metrics>,
+    /// Per-process request counter for `x-request-id` and the access log.
+    pub request_ids: Arc<AtomicU64>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -65,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/shares/{id}", delete(shares::revoke))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics_admin))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -77,7 +83,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
+        .with_state(state)
+}
+
+/// The router of a dedicated metrics listener (`server.metrics_listen`): `/metrics` only, no
+/// login — reachability is the operator's choice of address.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics_open))
+        .fallback(|| async { ApiError::not_found("only /metrics is served here") })
         .with_state(state)
 }
 
@@ -86,9 +101,15 @@ pub fn router(state: AppState) -> Router {
 const CSP: &str = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// One log line per request, and headers every response carries.
-async fn access_log(mut req: Request, next: Next) -> Response {
+async fn access_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let request_id = format!("{:x}", state.request_ids.fetch_add(1, Ordering::Relaxed));
     // The raw path is percent-encoded ASCII (hyper refuses control bytes), so it cannot forge
     // log lines.
     let path = req.uri().path().to_string();
@@ -125,6 +146,14 @@ async fn access_log(mut req: Request, next: Next) -> Response {
             HeaderValue::from_static("max-age=31536000"),
         );
     }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-request-id", v);
+    }
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    state
+        .metrics
+        .observe_request(&route, method.as_str(), status, elapsed.as_secs_f64());
     let bytes = resp
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -133,11 +162,12 @@ async fn access_log(mut req: Request, next: Next) -> Response {
         .unwrap_or(0);
     tracing::info!(
         target: "streamhub::access",
+        request_id,
         %method,
         path,
-        status = resp.status().as_u16(),
+        status,
         bytes,
-        duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+        duration_ms = (elapsed.as_micros() as f64) / 1000.0,
         peer,
         "request"
     );

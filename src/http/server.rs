@@ -30,10 +30,30 @@ pub struct Limits {
     pub shutdown_grace: Duration,
 }
 
-/// A bound listener and whether it speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    Http,
+    Https,
+    /// Plain HTTP serving only `/metrics` (`server.metrics_listen`).
+    Metrics,
+}
+
+/// A bound listener and what it serves.
 pub struct Listener {
     pub tcp: TcpListener,
-    pub tls: bool,
+    pub kind: ListenerKind,
+}
+
+impl Listener {
+    /// The line printed when it is bound, e.g. `listening on https://127.0.0.1:8443`.
+    pub fn announce(&self) -> std::io::Result<String> {
+        let addr = self.tcp.local_addr()?;
+        Ok(match self.kind {
+            ListenerKind::Http => format!("listening on http://{addr}"),
+            ListenerKind::Https => format!("listening on https://{addr}"),
+            ListenerKind::Metrics => format!("metrics on http://{addr}/metrics"),
+        })
+    }
 }
 
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
@@ -61,6 +81,7 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 pub async fn serve(
     listeners: Vec<Listener>,
     app: Router,
+    metrics_app: Router,
     limits: Limits,
     tls: Option<Arc<TlsState>>,
     shutdown: impl Future<Output = ()>,
@@ -71,7 +92,7 @@ pub async fn serve(
     let builder = Arc::new(builder(&limits));
     let mut loops = tokio::task::JoinSet::new();
     for l in listeners {
-        let acceptor = if l.tls {
+        let acceptor = if l.kind == ListenerKind::Https {
             match &tls {
                 Some(t) => Some(t.acceptor()),
                 None => {
@@ -82,10 +103,15 @@ pub async fn serve(
         } else {
             None
         };
+        let app = if l.kind == ListenerKind::Metrics {
+            metrics_app.clone()
+        } else {
+            app.clone()
+        };
         loops.spawn(accept_loop(AcceptCtx {
             tcp: l.tcp,
             acceptor,
-            app: app.clone(),
+            app,
             limits: limits.clone(),
             slots: slots.clone(),
             graceful: graceful.clone(),
@@ -214,12 +240,12 @@ async fn accept_loop(mut ctx: AcceptCtx) {
 /// Binds every address; a failure names the address.
 pub async fn bind(
     addrs: &[SocketAddr],
-    tls: bool,
+    kind: ListenerKind,
 ) -> Result<Vec<Listener>, (SocketAddr, std::io::Error)> {
     let mut out = Vec::new();
     for a in addrs {
         let tcp = TcpListener::bind(a).await.map_err(|e| (*a, e))?;
-        out.push(Listener { tcp, tls });
+        out.push(Listener { tcp, kind });
     }
     Ok(out)
 }
