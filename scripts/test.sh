@@ -41,8 +41,11 @@ say "fuzz: range parser and path validation (${FUZZ_SECONDS:=20} s each)"
 scripts/fuzz.sh "$FUZZ_SECONDS"
 
 # --- end to end ---------------------------------------------------------------------------
-say "end-to-end suite (real binary, curl, ffmpeg, openssl)"
 cargo build --quiet
-STREAMHUB_BIN="$PWD/target/debug/streamhub" "$PY" -m pytest -q -p no:cacheprovider tests/e2e
+bin="$PWD/target/debug/streamhub"
+say "packaging: systemd units, install script, Yocto layer"
+STREAMHUB_BIN="$bin" scripts/check-packaging.sh
+say "end-to-end suite (real binary, curl, ffmpeg, openssl)"
+STREAMHUB_BIN="$bin" "$PY" -m pytest -q -p no:cacheprovider tests/e2e
 
 say "all tests passed"
