@@ -69,6 +69,7 @@ SLOW_PIDS=()
 WARNINGS=()
 declare -A RES=()      # RES[<metric>.<server>] = "v1 v2 v3" (FAIL for a failed run)
 declare -A INFO=()
+STARTUP=""              # output of scripts/bench/startup.py
 
 log()  { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die()  { log "ERROR: $*"; exit 1; }
@@ -491,6 +492,12 @@ write_report() {
             target_line "idle RSS ≤ 10 MiB" "$(fmt "${MED[rss_idle.streamhub]}" 1)" "<=" 10
             target_line "RSS with $SLOW_STREAMS streams ≤ 48 MiB (HTTP)" "$(fmt "${MED[rss_slow_http.streamhub]}" 1)" "<=" 48
             echo "- (no target) RSS with $SLOW_STREAMS HTTPS streams: $(fmt "${MED[rss_slow_https.streamhub]}" 1) MiB"
+            target_line "warm start to READY=1 ≤ 150 ms" "$(sed -n 's/^warm start.*: //p' <<<"$STARTUP")" "<=" 150
+            target_line "stripped binary ≤ 10 MiB" "$(sed -n 's/^binary size stripped.*: //p' <<<"$STARTUP")" "<=" 10
+            echo
+            echo "Start-up (scripts/bench/startup.py):"
+            echo
+            sed 's/^/- /' <<<"$STARTUP"
             echo
         fi
         echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
@@ -595,6 +602,12 @@ main() {
         slow_streams "$name" "https://$HOST:$sp/media/$FILE_NAME" "$sp" "$fn" rss_slow_https --http1.1 --cacert "$CERT"
     done
     [[ $SKIP_SH == 1 ]] || INFO[sh_hwm]=$(kb_to_mib "$(hwm_kb "$SH_PID")")
+
+    if [[ $SKIP_SH != 1 ]]; then
+        log "5/5 start-to-READY (sd_notify) and binary size"
+        STARTUP=$(python3 "$(dirname "$0")/bench/startup.py" "$SH_BIN" "$BENCH_DIR/startup" 10)
+        echo "$STARTUP"
+    fi
 
     write_report
     echo
