@@ -41,6 +41,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub streaming: StreamingConfig,
+    pub uploads: UploadsConfig,
     pub discovery: DiscoveryConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
@@ -76,6 +77,12 @@ pub struct StorageConfig {
 pub struct StreamingConfig {
     pub max_ranges: usize,
     pub chunk_kib: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsConfig {
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +131,9 @@ impl Default for Config {
             streaming: StreamingConfig {
                 max_ranges: 16,
                 chunk_kib: 64,
+            },
+            uploads: UploadsConfig {
+                max_bytes: 64 << 30,
             },
             discovery: DiscoveryConfig { enabled: true },
             auth: AuthConfig {
@@ -242,6 +252,9 @@ impl Config {
         }
         if !(8..=1024).contains(&self.streaming.chunk_kib) {
             return Err(invalid("streaming.chunk_kib", "must be between 8 and 1024"));
+        }
+        if self.uploads.max_bytes == 0 {
+            return Err(invalid("uploads.max_bytes", "must be at least 1"));
         }
         if !(1..=365).contains(&self.auth.session_days) {
             return Err(invalid("auth.session_days", "must be between 1 and 365"));

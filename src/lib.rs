@@ -70,6 +70,13 @@ impl Service {
                 chunk_size: config.streaming.chunk_kib * 1024,
             },
         )?;
+        let leftovers = storage.clean_staging();
+        if leftovers > 0 {
+            tracing::warn!(
+                count = leftovers,
+                "removed partial uploads left by an earlier crash or kill"
+            );
+        }
         tracing::info!(
             media_root = %config.storage.media_root.display(),
             filesystem = storage.fs_kind(),

@@ -136,12 +136,12 @@ async fn missing_and_folder_are_404_json() {
 #[tokio::test]
 async fn wrong_method_is_405_with_allow() {
     let f = fixture();
-    let req = Request::delete("/media/hello.txt")
+    let req = Request::patch("/media/hello.txt")
         .body(Body::empty())
         .unwrap();
     let (status, headers, body) = call(&f.app, req).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(headers["allow"], "GET, HEAD");
+    assert_eq!(headers["allow"], "GET, HEAD, PUT, DELETE");
     assert_eq!(json(&body)["error"], "method_not_allowed");
 }
 

@@ -51,7 +51,10 @@ impl ApiError {
 
 impl From<PathError> for ApiError {
     fn from(e: PathError) -> Self {
-        ApiError::bad_request("bad_path", e.to_string())
+        match e {
+            PathError::BadNewName(..) => ApiError::bad_request("bad_name", e.to_string()),
+            _ => ApiError::bad_request("bad_path", e.to_string()),
+        }
     }
 }
 
@@ -80,6 +83,37 @@ impl From<StorageError> for ApiError {
                     e.to_string(),
                 )
             }
+            PermissionDeniedAt(folder) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                format!("the service has no permission to write in folder '{folder}'"),
+            ),
+            NoSpace => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "no_space",
+                "no space left on the media disk; nothing was kept",
+            ),
+            ReadOnly => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "read_only",
+                "the media filesystem is read-only",
+            ),
+            AlreadyExists => ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                "a file or folder with that name exists already",
+            ),
+            NotEmpty => ApiError::new(StatusCode::CONFLICT, "not_empty", "the folder is not empty"),
+            TooLarge { limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("larger than the upload limit of {limit} bytes; nothing was kept"),
+            ),
+            ClientGone(_) | Aborted => ApiError::bad_request(
+                "upload_incomplete",
+                "the upload ended before all its bytes arrived; nothing was kept",
+            ),
+            Invalid(msg) => ApiError::bad_request("invalid", msg),
             Changed | Io(_) => {
                 tracing::error!(error = %e, "storage error");
                 ApiError::new(

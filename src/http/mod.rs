@@ -10,6 +10,7 @@ pub mod library;
 pub mod media;
 pub mod server;
 pub mod shares;
+pub mod upload;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +47,9 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let media = get(media::get_media)
         .head(media::get_media)
-        .fallback(|| async { ApiError::method_not_allowed("GET, HEAD") });
+        .put(upload::put_media)
+        .delete(upload::delete_media)
+        .fallback(|| async { ApiError::method_not_allowed("GET, HEAD, PUT, DELETE") });
     let share = get(shares::fetch)
         .head(shares::fetch)
         .fallback(|| async { ApiError::method_not_allowed("GET, HEAD") });
@@ -55,6 +58,13 @@ pub fn router(state: AppState) -> Router {
         .route("/media/{*path}", media)
         .route("/s/{token}", share)
         .route("/api/library", get(library::list))
+        .route("/api/library/folder", post(upload::create_folder))
+        .route("/api/library/move", post(upload::move_entry))
+        // Per-file limits are enforced by storage (uploads.max_bytes) while streaming.
+        .route(
+            "/api/upload",
+            post(upload::upload_multipart).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/api/setup", post(auth::setup))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))

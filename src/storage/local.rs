@@ -17,7 +17,8 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use super::{
-    ByteStream, DirEntry, EntryKind, MediaPath, Object, ObjectMeta, Storage, StorageError,
+    write, ByteSource, ByteStream, DirEntry, EntryKind, MediaPath, Object, ObjectMeta, PutOptions,
+    Storage, StorageError,
 };
 
 #[derive(Debug, Clone)]
@@ -63,6 +64,19 @@ impl LocalStorage {
             fast_open: AtomicBool::new(fs_kind == "local"),
             budget: Arc::default(),
         })
+    }
+
+    fn write_ctx(&self) -> write::WriteCtx {
+        write::WriteCtx {
+            root: self.canonical_root.clone(),
+            allow_escape: self.opts.allow_symlink_escape,
+            timeout: self.opts.timeout,
+        }
+    }
+
+    /// Removes partial uploads a crash left in the staging folder; returns how many.
+    pub fn clean_staging(&self) -> usize {
+        write::clean_staging(&self.canonical_root)
     }
 
     /// Filesystem kind of the media root as detected at start.
@@ -157,7 +171,11 @@ impl LocalStorage {
     }
 }
 
-async fn run_blocking<T, F>(op: &'static str, timeout: Duration, f: F) -> Result<T, StorageError>
+pub(crate) async fn run_blocking<T, F>(
+    op: &'static str,
+    timeout: Duration,
+    f: F,
+) -> Result<T, StorageError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StorageError> + Send + 'static,
@@ -196,7 +214,7 @@ impl Resolver {
     }
 }
 
-fn etag_of(md: &std::fs::Metadata) -> String {
+pub(crate) fn etag_of(md: &std::fs::Metadata) -> String {
     // inode + size + mtime (ns): a replaced or rewritten file gets a new tag.
     let nanos = md
         .mtime()
@@ -616,6 +634,49 @@ impl Storage for LocalStorage {
 
     fn kind(&self) -> &'static str {
         self.fs_kind
+    }
+
+    async fn put(
+        &self,
+        path: &MediaPath,
+        body: ByteSource,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta, StorageError> {
+        write::put(self.write_ctx(), path, body, opts).await
+    }
+
+    async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError> {
+        let (root, esc, p) = (
+            self.canonical_root.clone(),
+            self.opts.allow_symlink_escape,
+            path.clone(),
+        );
+        self.blocking("mkdir", move || write::create_dir(&root, &p, esc))
+            .await
+    }
+
+    async fn delete(&self, path: &MediaPath) -> Result<(), StorageError> {
+        let (root, esc, p) = (
+            self.canonical_root.clone(),
+            self.opts.allow_symlink_escape,
+            path.clone(),
+        );
+        self.blocking("delete", move || write::delete(&root, &p, esc))
+            .await
+    }
+
+    async fn rename(
+        &self,
+        from: &MediaPath,
+        to: &MediaPath,
+        overwrite: bool,
+    ) -> Result<(), StorageError> {
+        let (root, esc) = (self.canonical_root.clone(), self.opts.allow_symlink_escape);
+        let (f, t) = (from.clone(), to.clone());
+        self.blocking("rename", move || {
+            write::rename(&root, &f, &t, overwrite, esc)
+        })
+        .await
     }
 }
 

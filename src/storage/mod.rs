@@ -6,6 +6,7 @@
 
 pub mod local;
 pub mod path;
+pub mod write;
 
 use std::ops::Range;
 use std::pin::Pin;
@@ -21,6 +22,17 @@ pub use path::{MediaPath, PathError};
 /// A stream of file bytes; each item is at most one chunk (`streaming.chunk_kib`).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
 
+/// Bytes coming in (an upload body).
+pub type ByteSource = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct PutOptions {
+    /// Replace an existing file (atomically); otherwise an existing name is `AlreadyExists`.
+    pub overwrite: bool,
+    /// Abort (and remove the partial file) past this many bytes.
+    pub max_bytes: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("not found")]
@@ -33,6 +45,26 @@ pub enum StorageError {
     OutsideRoot,
     #[error("permission denied")]
     PermissionDenied,
+    /// The service may not write in this folder (named relative to the media root).
+    #[error("the service has no permission to write in folder '{0}'")]
+    PermissionDeniedAt(String),
+    #[error("no space left on the media disk")]
+    NoSpace,
+    #[error("the media filesystem is read-only")]
+    ReadOnly,
+    #[error("a file or folder with that name exists already")]
+    AlreadyExists,
+    #[error("the folder is not empty")]
+    NotEmpty,
+    #[error("larger than the {limit}-byte upload limit")]
+    TooLarge { limit: u64 },
+    /// The client stopped sending before the end.
+    #[error("upload interrupted: {0}")]
+    ClientGone(String),
+    #[error("upload aborted")]
+    Aborted,
+    #[error("{0}")]
+    Invalid(String),
     /// The backend did not answer in time (a hung NFS mount, a stalled disk).
     #[error("storage did not answer within {secs} s ({op})")]
     Stalled { op: &'static str, secs: u64 },
@@ -99,4 +131,23 @@ pub trait Storage: Send + Sync {
     async fn check(&self) -> Result<(), StorageError>;
     /// Short name of the backend for health output ("local", later "nfs", "s3").
     fn kind(&self) -> &'static str;
+    /// Streams `body` into `path`, committing atomically: nothing is visible until the whole
+    /// file is durable, and a failure leaves nothing behind. Parent folders are created.
+    async fn put(
+        &self,
+        path: &MediaPath,
+        body: ByteSource,
+        opts: PutOptions,
+    ) -> Result<ObjectMeta, StorageError>;
+    /// Creates one folder (its parents as needed).
+    async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError>;
+    /// Deletes a file or an empty folder.
+    async fn delete(&self, path: &MediaPath) -> Result<(), StorageError>;
+    /// Moves a file or folder; without `overwrite` an existing target is never replaced.
+    async fn rename(
+        &self,
+        from: &MediaPath,
+        to: &MediaPath,
+        overwrite: bool,
+    ) -> Result<(), StorageError>;
 }

@@ -26,7 +26,17 @@ pub enum PathError {
     BadEncoding,
     #[error("path or name too long")]
     TooLong,
+    #[error("names starting with '.streamhub' are reserved")]
+    Reserved,
+    #[error("name '{0}' is not allowed for a new file or folder: {1}")]
+    BadNewName(String, &'static str),
 }
+
+/// Device names Windows (and so SMB clients of the same disk) cannot open.
+const WINDOWS_RESERVED: &[&str] = &[
+    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
+    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+];
 
 /// A relative path under the media root: zero or more plain names, no `.`/`..`, no separators
 /// inside names, no control characters. The empty path is the root itself.
@@ -96,6 +106,10 @@ impl MediaPath {
             if s.len() > MAX_NAME_BYTES {
                 return Err(PathError::TooLong);
             }
+            // Our staging area is not addressable from outside.
+            if s.starts_with(".streamhub") {
+                return Err(PathError::Reserved);
+            }
             total += s.len() + 1;
         }
         if total > MAX_PATH_BYTES {
@@ -125,6 +139,44 @@ impl MediaPath {
             return None;
         }
         Some(ext.to_ascii_lowercase())
+    }
+
+    /// Parent folder and last name; None for the root.
+    pub fn split_last(&self) -> Option<(MediaPath, &str)> {
+        let (last, parent) = self.segments.split_last()?;
+        Some((
+            MediaPath {
+                segments: parent.to_vec(),
+            },
+            last.as_str(),
+        ))
+    }
+
+    /// The path a new file or folder gets: every name in Unicode NFC (so "é" typed on a Mac
+    /// and on Linux is one file), and the new name must be one every client can use — no
+    /// leading dot (hidden), no trailing dot or space, no Windows device name.
+    pub fn for_create(&self) -> Result<MediaPath, PathError> {
+        use unicode_normalization::UnicodeNormalization;
+        let segments: Vec<String> = self.segments.iter().map(|s| s.nfc().collect()).collect();
+        let normalized = Self::from_segments(segments)?;
+        let Some(name) = normalized.name() else {
+            return Err(PathError::BadNewName(
+                String::new(),
+                "the media root exists already",
+            ));
+        };
+        let bad = |why| Err(PathError::BadNewName(name.to_string(), why));
+        if name.starts_with('.') {
+            return bad("names starting with '.' would be hidden");
+        }
+        if name.ends_with('.') || name.ends_with(' ') {
+            return bad("names ending in '.' or a space break Windows clients");
+        }
+        let stem = name.split('.').next().unwrap_or("").to_ascii_lowercase();
+        if WINDOWS_RESERVED.contains(&stem.as_str()) {
+            return bad("a reserved device name on Windows");
+        }
+        Ok(normalized)
     }
 
     /// `self/name` when `name` is a plain name.
@@ -228,6 +280,44 @@ mod tests {
         assert_eq!(
             MediaPath::from_decoded("//etc"),
             Err(PathError::EmptySegment)
+        );
+    }
+
+    #[test]
+    fn staging_is_not_addressable() {
+        assert_eq!(
+            MediaPath::from_url(".streamhub-staging/x.part"),
+            Err(PathError::Reserved)
+        );
+        assert_eq!(
+            MediaPath::from_decoded("a/.streamhub-staging"),
+            Err(PathError::Reserved)
+        );
+    }
+
+    #[test]
+    fn new_names() {
+        let ok = MediaPath::from_decoded("films/<img src=x onerror=alert(1)>.mp4").unwrap();
+        assert!(ok.for_create().is_ok());
+        // NFD "é" (e + combining acute) becomes NFC
+        let nfd = MediaPath::from_decoded("cafe\u{301}.txt").unwrap();
+        assert_eq!(nfd.for_create().unwrap().name(), Some("caf\u{e9}.txt"));
+        for bad in [".hidden", "trail.", "trail ", "CON", "con.txt", "lpt1.mp4"] {
+            let p = MediaPath::from_decoded(bad).unwrap();
+            assert!(
+                matches!(p.for_create(), Err(PathError::BadNewName(..))),
+                "{bad}"
+            );
+        }
+        assert!(MediaPath::root().for_create().is_err());
+        let (parent, name) = MediaPath::from_decoded("a/b/c")
+            .unwrap()
+            .split_last()
+            .map(|(p, n)| (p, n.to_string()))
+            .unwrap();
+        assert_eq!(
+            (parent.to_string(), name.as_str()),
+            ("a/b".to_string(), "c")
         );
     }
 

@@ -109,7 +109,7 @@ def test_library_bad_path_400(server, path):
 
 
 def test_method_not_allowed_json(server):
-    r = raw_get(server.port, f"/media/{BIN_1M}", method="DELETE")
+    r = raw_get(server.port, f"/media/{BIN_1M}", method="PATCH", headers={"Content-Length": "0"})
     assert_json_error(r, 405, "method_not_allowed")
     # RFC 9110 §15.5.6: a 405 response MUST carry Allow
     allow = {m.strip().upper() for m in r.header("allow", "").split(",") if m.strip()}

@@ -1,0 +1,352 @@
+//! Writes to the local backend: streamed uploads that commit atomically, folders, renames and
+//! deletes. An upload is written into a hidden staging folder on the destination's filesystem,
+//! fsynced, renamed into place (`RENAME_NOREPLACE` unless overwriting) and the folder fsynced,
+//! so a reader, the listing and a crash only ever see nothing or the whole file.
+//!
+//! The request body is pumped through a small bounded channel into one blocking writer
+//! thread: memory stays at a few chunks however large the file, and a slow disk slows the
+//! client (back-pressure) instead of buffering.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::local::{etag_of, run_blocking};
+use super::{ByteSource, MediaPath, ObjectMeta, PutOptions, StorageError};
+
+/// Hidden folder (in the media root, or in a destination on another filesystem) where
+/// uploads are written before they are renamed into place. Emptied at start.
+pub const STAGING_DIR: &str = ".streamhub-staging";
+
+/// Chunks queued between the request body and the writer thread.
+const QUEUE: usize = 4;
+
+fn io_err(e: &std::io::Error, folder: &str) -> StorageError {
+    match e.raw_os_error() {
+        Some(28) | Some(122) => StorageError::NoSpace, // ENOSPC, EDQUOT
+        Some(17) => StorageError::AlreadyExists,       // EEXIST
+        Some(13) | Some(1) => StorageError::PermissionDeniedAt(folder.to_string()),
+        Some(30) => StorageError::ReadOnly, // EROFS
+        _ => StorageError::from_io(e),
+    }
+}
+
+/// The real folder `dir` (created if missing), checked to lie under `root`.
+pub(crate) fn ensure_dir(
+    root: &Path,
+    dir: &MediaPath,
+    allow_escape: bool,
+) -> Result<PathBuf, StorageError> {
+    let mut p = root.to_path_buf();
+    p.extend(dir.segments());
+    let shown = if dir.is_root() {
+        "/".to_string()
+    } else {
+        dir.to_string()
+    };
+    std::fs::create_dir_all(&p).map_err(|e| io_err(&e, &shown))?;
+    let real = p.canonicalize().map_err(|e| io_err(&e, &shown))?;
+    if !allow_escape && !real.starts_with(root) {
+        return Err(StorageError::OutsideRoot);
+    }
+    if !real.is_dir() {
+        return Err(StorageError::NotADirectory);
+    }
+    Ok(real)
+}
+
+/// Staging folder on the same filesystem as `dest_dir`.
+fn staging_for(root: &Path, dest_dir: &Path) -> Result<PathBuf, StorageError> {
+    let root_staging = root.join(STAGING_DIR);
+    let same_fs = match (std::fs::metadata(root), std::fs::metadata(dest_dir)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => true,
+    };
+    let staging = if same_fs {
+        root_staging
+    } else {
+        dest_dir.join(STAGING_DIR)
+    };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&staging)
+        .map_err(|e| io_err(&e, STAGING_DIR))?;
+    Ok(staging)
+}
+
+/// Removes what crashed or killed uploads left in the root's staging folder.
+pub(crate) fn clean_staging(root: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(root.join(STAGING_DIR)) else {
+        return 0;
+    };
+    rd.filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StorageError::Io(format!("fsync {}: {e}", dir.display())))
+}
+
+fn meta_of(path: &Path) -> Result<ObjectMeta, StorageError> {
+    let md = std::fs::metadata(path).map_err(|e| StorageError::from_io(&e))?;
+    Ok(ObjectMeta {
+        size: md.len(),
+        modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        etag: etag_of(&md),
+    })
+}
+
+/// Moves `from` to `to`; without `overwrite` an existing `to` is never replaced (atomic check).
+fn rename_into_place(from: &Path, to: &Path, overwrite: bool) -> Result<(), StorageError> {
+    let parent = to
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    if overwrite {
+        return std::fs::rename(from, to).map_err(|e| io_err(&e, &parent));
+    }
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        from,
+        rustix::fs::CWD,
+        to,
+        rustix::fs::RenameFlags::NOREPLACE,
+    )
+    .map_err(|e| io_err(&std::io::Error::from(e), &parent))
+}
+
+struct Target {
+    dest: PathBuf,
+    dest_dir: PathBuf,
+    tmp: PathBuf,
+}
+
+fn prepare_target(
+    root: &Path,
+    path: &MediaPath,
+    overwrite: bool,
+    allow_escape: bool,
+) -> Result<Target, StorageError> {
+    let (parent, name) = path.split_last().ok_or(StorageError::IsDirectory)?;
+    let dest_dir = ensure_dir(root, &parent, allow_escape)?;
+    let dest = dest_dir.join(name);
+    match std::fs::symlink_metadata(&dest) {
+        Ok(md) if md.is_dir() => return Err(StorageError::IsDirectory),
+        Ok(_) if !overwrite => return Err(StorageError::AlreadyExists),
+        _ => {}
+    }
+    let staging = staging_for(root, &dest_dir)?;
+    let tmp = staging.join(format!(
+        "{}.part",
+        super::super::auth::secret::random_token()
+    ));
+    Ok(Target {
+        dest,
+        dest_dir,
+        tmp,
+    })
+}
+
+/// The blocking half of an upload: drains `rx` into a staging file and commits it if
+/// `complete` is set when the channel closes.
+fn write_staged(
+    target: Target,
+    mut rx: mpsc::Receiver<Bytes>,
+    complete: Arc<AtomicBool>,
+    overwrite: bool,
+    shown_dir: String,
+) -> Result<ObjectMeta, StorageError> {
+    let Target {
+        dest,
+        dest_dir,
+        tmp,
+    } = target;
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)
+            .map_err(|e| io_err(&e, STAGING_DIR))?;
+        while let Some(chunk) = rx.blocking_recv() {
+            f.write_all(&chunk).map_err(|e| io_err(&e, &shown_dir))?;
+        }
+        if !complete.load(Ordering::Acquire) {
+            return Err(StorageError::Aborted);
+        }
+        f.sync_all().map_err(|e| io_err(&e, &shown_dir))?;
+        drop(f);
+        rename_into_place(&tmp, &dest, overwrite)?;
+        sync_dir(&dest_dir)?;
+        meta_of(&dest)
+    })();
+    if result.is_err() {
+        // Whatever failed, nothing partial stays behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub(crate) struct WriteCtx {
+    pub root: PathBuf,
+    pub allow_escape: bool,
+    pub timeout: Duration,
+}
+
+pub(crate) async fn put(
+    ctx: WriteCtx,
+    path: &MediaPath,
+    mut body: ByteSource,
+    opts: PutOptions,
+) -> Result<ObjectMeta, StorageError> {
+    let (root, allow_escape) = (ctx.root.clone(), ctx.allow_escape);
+    let p = path.clone();
+    let target = run_blocking("create", ctx.timeout, move || {
+        prepare_target(&root, &p, opts.overwrite, allow_escape)
+    })
+    .await?;
+    let shown_dir = path
+        .split_last()
+        .map(|(d, _)| {
+            if d.is_root() {
+                "/".to_string()
+            } else {
+                d.to_string()
+            }
+        })
+        .unwrap_or_default();
+    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
+    let complete = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let complete = complete.clone();
+        tokio::task::spawn_blocking(move || {
+            write_staged(target, rx, complete, opts.overwrite, shown_dir)
+        })
+    };
+    let mut total: u64 = 0;
+    let pumped: Result<(), StorageError> = loop {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                total += chunk.len() as u64;
+                if total > opts.max_bytes {
+                    break Err(StorageError::TooLarge {
+                        limit: opts.max_bytes,
+                    });
+                }
+                match tokio::time::timeout(ctx.timeout, tx.send(chunk)).await {
+                    Ok(Ok(())) => {}
+                    // The writer stopped (disk full, permission…): its error is the answer.
+                    Ok(Err(_)) => break Ok(()),
+                    Err(_) => {
+                        break Err(StorageError::Stalled {
+                            op: "write",
+                            secs: ctx.timeout.as_secs(),
+                        })
+                    }
+                }
+            }
+            Some(Err(e)) => break Err(StorageError::ClientGone(e.to_string())),
+            None => {
+                complete.store(true, Ordering::Release);
+                break Ok(());
+            }
+        }
+    };
+    drop(tx);
+    let written = match tokio::time::timeout(ctx.timeout, writer).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(join)) => Err(StorageError::Io(join.to_string())),
+        Err(_) => Err(StorageError::Stalled {
+            op: "commit",
+            secs: ctx.timeout.as_secs(),
+        }),
+    };
+    pumped?;
+    written
+}
+
+pub(crate) fn create_dir(
+    root: &Path,
+    path: &MediaPath,
+    allow_escape: bool,
+) -> Result<(), StorageError> {
+    let (parent, name) = path.split_last().ok_or(StorageError::AlreadyExists)?;
+    let dir = ensure_dir(root, &parent, allow_escape)?;
+    let target = dir.join(name);
+    std::fs::create_dir(&target).map_err(|e| io_err(&e, &parent.to_string()))?;
+    sync_dir(&dir)
+}
+
+pub(crate) fn delete(
+    root: &Path,
+    path: &MediaPath,
+    allow_escape: bool,
+) -> Result<(), StorageError> {
+    let (parent, name) = path
+        .split_last()
+        .ok_or(StorageError::PermissionDeniedAt("/".into()))?;
+    let mut dir = root.to_path_buf();
+    dir.extend(parent.segments());
+    let dir = dir.canonicalize().map_err(|e| StorageError::from_io(&e))?;
+    if !allow_escape && !dir.starts_with(root) {
+        return Err(StorageError::OutsideRoot);
+    }
+    let target = dir.join(name);
+    let md = std::fs::symlink_metadata(&target).map_err(|e| StorageError::from_io(&e))?;
+    let shown = parent.to_string();
+    if md.is_dir() {
+        // Only empty folders: deleting a tree by accident is not undoable.
+        std::fs::remove_dir(&target).map_err(|e| match e.raw_os_error() {
+            Some(39) => StorageError::NotEmpty, // ENOTEMPTY
+            _ => io_err(&e, &shown),
+        })?;
+    } else {
+        std::fs::remove_file(&target).map_err(|e| io_err(&e, &shown))?;
+    }
+    sync_dir(&dir)
+}
+
+pub(crate) fn rename(
+    root: &Path,
+    from: &MediaPath,
+    to: &MediaPath,
+    overwrite: bool,
+    allow_escape: bool,
+) -> Result<(), StorageError> {
+    let (fparent, fname) = from.split_last().ok_or(StorageError::NotFound)?;
+    let (tparent, tname) = to.split_last().ok_or(StorageError::AlreadyExists)?;
+    let mut fdir = root.to_path_buf();
+    fdir.extend(fparent.segments());
+    let fdir = fdir.canonicalize().map_err(|e| StorageError::from_io(&e))?;
+    if !allow_escape && !fdir.starts_with(root) {
+        return Err(StorageError::OutsideRoot);
+    }
+    let src = fdir.join(fname);
+    std::fs::symlink_metadata(&src).map_err(|e| StorageError::from_io(&e))?;
+    let tdir = ensure_dir(root, &tparent, allow_escape)?;
+    let dst = tdir.join(tname);
+    if dst.starts_with(&src) {
+        return Err(StorageError::Invalid(
+            "cannot move a folder into itself".into(),
+        ));
+    }
+    rename_into_place(&src, &dst, overwrite)?;
+    sync_dir(&tdir)?;
+    if tdir != fdir {
+        sync_dir(&fdir)?;
+    }
+    Ok(())
+}
