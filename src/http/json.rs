@@ -57,6 +57,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 
 /// Pure core, unit-tested.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // serde would also fill a struct from a JSON array (`["bob","pw"]`); the API takes
+    // objects only, so positional bodies are refused rather than guessed at.
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{')
+        && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "the body must be a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => {
@@ -115,5 +127,9 @@ mod tests {
         let e = parse::<Login>(br#"{"name":"a","password":"b"} trailing"#).unwrap_err();
         assert_eq!(e.code, "bad_json");
         assert!(parse::<Login>(br#"{"name":"a","password":"b"}"#).is_ok());
+        let e = parse::<Login>(br#"["a","b"]"#).unwrap_err();
+        assert_eq!((e.status.as_u16(), e.code), (422, "invalid"));
+        let e = parse::<Login>(b"[1,").unwrap_err();
+        assert_eq!(e.code, "bad_json");
     }
 }
