@@ -60,14 +60,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde would also fill a struct from a JSON array (`["bob","pw"]`); the API takes
     // objects only, so positional bodies are refused rather than guessed at.
     let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
-    if first.is_some_and(|b| *b != b'{')
-        && serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "the body must be a JSON object",
-        ));
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "the body must be a JSON object",
+            ),
+            Err(e) => ApiError::bad_request("bad_json", format!("malformed JSON: {e}")),
+        });
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
