@@ -17,7 +17,14 @@ pub fn init(level: &str) {
         if let Ok(journald) = tracing_journald::layer() {
             let _ = tracing_subscriber::registry()
                 .with(filter)
-                .with(journald.with_syslog_identifier("streamhub".to_string()))
+                .with(
+                    journald
+                        .with_syslog_identifier("streamhub".to_string())
+                        // Our fields become plain journal fields (REQUEST_ID, STATUS, PATH…),
+                        // so `journalctl -u streamhub STATUS=500` works; none starts with `_`,
+                        // so none can pose as a trusted journald field.
+                        .with_field_prefix(None),
+                )
                 .try_init();
             return;
         }
