@@ -158,7 +158,7 @@ pub async fn serve_file(
             header::CONTENT_DISPOSITION,
             format!(
                 "{disposition}; filename*=UTF-8''{}",
-                percent_encoding::utf8_percent_encode(filename, percent_encoding::NON_ALPHANUMERIC)
+                percent_encoding::utf8_percent_encode(filename, super::RFC8187_VALUE)
             ),
         )
         .header(header::ETAG, format!("\"{}\"", meta.etag))

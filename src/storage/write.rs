@@ -110,13 +110,15 @@ fn meta_of(path: &Path) -> Result<ObjectMeta, StorageError> {
 }
 
 /// Moves `from` to `to`; without `overwrite` an existing `to` is never replaced (atomic check).
-fn rename_into_place(from: &Path, to: &Path, overwrite: bool) -> Result<(), StorageError> {
-    let parent = to
-        .parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+/// `shown` names the destination folder in errors, relative to the media root.
+fn rename_into_place(
+    from: &Path,
+    to: &Path,
+    overwrite: bool,
+    shown: &str,
+) -> Result<(), StorageError> {
     if overwrite {
-        return std::fs::rename(from, to).map_err(|e| io_err(&e, &parent));
+        return std::fs::rename(from, to).map_err(|e| io_err(&e, shown));
     }
     rustix::fs::renameat_with(
         rustix::fs::CWD,
@@ -125,7 +127,7 @@ fn rename_into_place(from: &Path, to: &Path, overwrite: bool) -> Result<(), Stor
         to,
         rustix::fs::RenameFlags::NOREPLACE,
     )
-    .map_err(|e| io_err(&std::io::Error::from(e), &parent))
+    .map_err(|e| io_err(&std::io::Error::from(e), shown))
 }
 
 struct Target {
@@ -189,7 +191,7 @@ fn write_staged(
         }
         f.sync_all().map_err(|e| io_err(&e, &shown_dir))?;
         drop(f);
-        rename_into_place(&tmp, &dest, overwrite)?;
+        rename_into_place(&tmp, &dest, overwrite, &shown_dir)?;
         sync_dir(&dest_dir)?;
         meta_of(&dest)
     })();
@@ -343,7 +345,12 @@ pub(crate) fn rename(
             "cannot move a folder into itself".into(),
         ));
     }
-    rename_into_place(&src, &dst, overwrite)?;
+    let shown = if tparent.is_root() {
+        "/".to_string()
+    } else {
+        tparent.to_string()
+    };
+    rename_into_place(&src, &dst, overwrite, &shown)?;
     sync_dir(&tdir)?;
     if tdir != fdir {
         sync_dir(&fdir)?;
