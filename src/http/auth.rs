@@ -244,6 +244,9 @@ async fn resolve(
     headers: &HeaderMap,
     meta: ConnMeta,
 ) -> Result<Principal, ApiError> {
+    if headers.get_all(header::AUTHORIZATION).iter().count() > 1 {
+        return Err(unauthorized("more than one Authorization header"));
+    }
     if let Some(authz) = headers.get(header::AUTHORIZATION) {
         let v = authz
             .to_str()

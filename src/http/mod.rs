@@ -140,6 +140,14 @@ pub const RFC8187_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_AL
     .remove(b'|')
     .remove(b'~');
 
+/// The request path as logged: share-link tokens are credentials, so they are cut.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/s/") {
+        Some(rest) if !rest.is_empty() => "/s/<token>".to_string(),
+        _ => path.to_string(),
+    }
+}
+
 /// The page-wide policy: nothing inline, nothing framed. Media responses set their own,
 /// stricter sandbox policy.
 const CSP: &str = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
@@ -156,7 +164,7 @@ async fn access_log(State(state): State<AppState>, mut req: Request, next: Next)
     let request_id = format!("{:x}", state.request_ids.fetch_add(1, Ordering::Relaxed));
     // The raw path is percent-encoded ASCII (hyper refuses control bytes), so it cannot forge
     // log lines.
-    let path = req.uri().path().to_string();
+    let path = loggable_path(req.uri().path());
     let meta = match req.extensions().get::<ConnMeta>() {
         Some(m) => *m,
         None => {

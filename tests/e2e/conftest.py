@@ -664,3 +664,323 @@ def wait_exit(proc, timeout):
 
 def toml_str(p):
     return json.dumps(str(p))  # JSON string escaping is valid TOML basic string
+
+
+# --- accounts and access (issue #4) ---------------------------------------------
+# Helpers for test_auth.py, test_access_matrix.py, test_shares.py, test_user_cli.py and
+# test_security_headers.py. Appended; nothing above depends on them.
+
+import base64 as _b64
+
+SETUP_TOKEN_RE = re.compile(r"setup token: ([A-Za-z0-9_\-.~+/=]+)")
+SESSION_COOKIE = "streamhub_session"
+AUTH_PW = "correct horse battery"  # default password for test users (>= 8 chars)
+SHARE_SIBLING_TEXT = b"SIBLING-SECRET-must-not-leak-through-a-share\n"
+LEAK_MARK = b"must-not-leak"  # every file a share of sub/dir/deep.txt must not reveal has it
+
+AUTH_MEDIA_FILES = {
+    NESTED: NESTED_TEXT,
+    "sub/dir/sibling.txt": SHARE_SIBLING_TEXT,
+    "sub/dir/deep.txt.bak": b"BACKUP-of-deep-must-not-leak\n",
+    "sub/dir/deep.tx": b"PREFIX-NAME-must-not-leak\n",
+    "sub/dir/peek.txt": b"SAME-LENGTH-NAME-must-not-leak\n",
+    "sub/secret.txt": b"PARENT-DIR-SECRET-must-not-leak\n",
+    "sub/dir/other.txt": b"another shareable file, long enough for ranges 0123456789\n",
+    TEN: b"0123456789",
+    "evil.html": b"<!doctype html><script>alert(document.cookie)</script>\n",
+    "UPPER.HTML": b"<script>alert(1)</script>\n",
+    "page.htm": b"<html><script>alert(1)</script></html>\n",
+    "page.xhtml": b'<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>\n',
+    "x.svg": b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>\n',
+    "data.xml": b'<?xml version="1.0"?><a/>\n',
+    "app.js": b"alert(1)\n",
+    "mod.mjs": b"export default 1\n",
+    "clip.mp4": b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4,
+    "pic.png": b"\x89PNG\r\n\x1a\n" + bytes(64),
+}
+
+
+@pytest.fixture(scope="session")
+def auth_media(tmp_path_factory):
+    """A small media tree for the accounts/access tests (no big files, no ffmpeg)."""
+    root = tmp_path_factory.mktemp("authmedia") / "media"
+    for rel, content in AUTH_MEDIA_FILES.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content)
+        os.utime(p, (OLD_MTIME, OLD_MTIME))
+    return {"root": root, "data": dict(AUTH_MEDIA_FILES)}
+
+
+def auth_config(**auth):
+    """A config file body with an [auth] section (other sections use the defaults)."""
+    lines = ["[auth]"]
+    for k, v in auth.items():
+        if isinstance(v, bool):
+            v = "true" if v else "false"
+        elif isinstance(v, str):
+            v = json.dumps(v)
+        lines.append(f"{k} = {v}")
+    return "\n".join(lines) + "\n"
+
+
+def start_auth_server(factory, media_root, name="auth", **auth):
+    """HTTP + HTTPS on loopback with the given [auth] keys."""
+    return factory.start(media_root, config=auth_config(**auth), name=name)
+
+
+def wait_setup_token(srv, timeout=10.0):
+    """The `setup token: <TOKEN>` line from the server's stderr (with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = SETUP_TOKEN_RE.findall(srv.stderr_text())
+        if m:
+            return m[-1]
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no 'setup token: ...' line on stderr within {timeout}s:\n{srv.stderr_text()[-3000:]}"
+            )
+        time.sleep(0.05)
+
+
+def _read_to_eof(sock):
+    buf = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def http_call(srv, method, path, headers=None, body=None, json_body=None, tls=False, timeout=15.0):
+    """One request over a fresh connection (plain HTTP or HTTPS), `Connection: close`.
+
+    `json_body` (any JSON value) is serialised with `Content-Type: application/json`
+    unless a Content-Type header is given. `headers` is a dict or a list of pairs.
+    """
+    hdrs = list((headers or {}).items()) if isinstance(headers, dict) else list(headers or [])
+    names = {k.lower() for k, _ in hdrs}
+    if json_body is not None:
+        body = json.dumps(json_body).encode()
+        if "content-type" not in names:
+            hdrs.append(("Content-Type", "application/json"))
+    if isinstance(body, str):
+        body = body.encode()
+    port = srv.tls_port if tls else srv.port
+    host = f"localhost:{port}" if tls else f"127.0.0.1:{port}"
+    lines = [f"{method} {path} HTTP/1.1"]
+    if "host" not in names:
+        lines.append(f"Host: {host}")
+    for k, v in hdrs:
+        lines.append(f"{k}: {v}")
+    if body is not None and "content-length" not in names and "transfer-encoding" not in names:
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append("Connection: close")
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + (body or b"")
+    if not tls:
+        return raw_request(port, data, timeout=timeout)
+    with tls_connect(port, timeout=timeout) as s:
+        s.sendall(data)
+        buf = _read_to_eof(s)
+    if b"\r\n\r\n" not in buf:
+        raise ConnectionError(f"no complete response head over TLS; got {buf!r}")
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    status, h, raw, version = _parse_head(head)
+    if h.get("transfer-encoding", "").lower() == "chunked":
+        rest = _dechunk(rest)
+    return Response(status, h, rest, version, raw)
+
+
+def assert_error(resp, status, code=None, mentions=None):
+    """An error response: the status, and a JSON body {"error": code, "message": str}."""
+    assert resp.status == status, f"expected {status} {code or ''}, got {resp!r}"
+    ct = resp.header("content-type", "")
+    assert ct.split(";")[0].strip().lower() == "application/json", f"error without JSON type: {resp!r}"
+    body = resp.json()
+    assert isinstance(body, dict), body
+    assert isinstance(body.get("error"), str) and body["error"], body
+    assert isinstance(body.get("message"), str) and body["message"], body
+    if code is not None:
+        assert body["error"] == code, body
+    if mentions is not None:
+        assert mentions in body["message"], f"message should name {mentions!r}: {body}"
+    return body
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def basic_auth(name, password):
+    raw = f"{name}:{password}".encode("utf-8")
+    return {"Authorization": "Basic " + _b64.b64encode(raw).decode()}
+
+
+def session_cookie(resp):
+    """The streamhub_session value from a response's Set-Cookie headers (None if absent)."""
+    for v in resp.header_all("set-cookie"):
+        name, _, rest = v.partition("=")
+        if name.strip() == SESSION_COOKIE:
+            return rest.split(";", 1)[0].strip()
+    return None
+
+
+def set_cookie_attrs(resp):
+    """(value, {attr-lower: value-or-True}) of the streamhub_session Set-Cookie header."""
+    for v in resp.header_all("set-cookie"):
+        parts = [p.strip() for p in v.split(";")]
+        name, _, value = parts[0].partition("=")
+        if name.strip() != SESSION_COOKIE:
+            continue
+        attrs = {}
+        for p in parts[1:]:
+            k, eq, val = p.partition("=")
+            attrs[k.strip().lower()] = val.strip() if eq else True
+        return value, attrs
+    raise AssertionError(f"no {SESSION_COOKIE} Set-Cookie in {resp!r}")
+
+
+class Cred:
+    """Credentials of one principal: the headers to send (None = anonymous)."""
+
+    def __init__(self, kind, name=None, role=None, headers=None, token=None, token_id=None,
+                 cookie=None, csrf=None):
+        self.kind = kind  # anon | session | token | basic
+        self.name = name
+        self.role = role
+        self.headers = dict(headers or {})
+        self.token = token
+        self.token_id = token_id
+        self.cookie = cookie
+        self.csrf = csrf
+
+    def __repr__(self):
+        return f"<Cred {self.kind} {self.name} {self.role}>"
+
+
+ANON = Cred("anon")
+
+
+def login(srv, name, password, tls=False, headers=None):
+    """POST /api/login; returns (response, Cred or None)."""
+    r = http_call(srv, "POST", "/api/login", headers=headers,
+                  json_body={"name": name, "password": password}, tls=tls)
+    if r.status != 200:
+        return r, None
+    body = r.json()
+    cookie = session_cookie(r)
+    assert cookie, f"login without {SESSION_COOKIE} cookie: {r!r}"
+    cred = Cred("session", name=body.get("name"), role=body.get("role"), cookie=cookie,
+                csrf=body.get("csrf_token"),
+                headers={"Cookie": f"{SESSION_COOKIE}={cookie}",
+                         "X-CSRF-Token": body.get("csrf_token") or ""})
+    return r, cred
+
+
+def must_login(srv, name, password, tls=False):
+    r, cred = login(srv, name, password, tls=tls)
+    assert r.status == 200 and cred, f"login {name!r} failed: {r!r}"
+    return cred
+
+
+def new_token(srv, cred, label="e2e", expires_in=None):
+    """POST /api/tokens as `cred`; returns a token Cred (with token_id)."""
+    body = {"label": label}
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    r = http_call(srv, "POST", "/api/tokens", headers=cred.headers, json_body=body)
+    assert r.status == 201, f"token create as {cred!r} failed: {r!r}"
+    j = r.json()
+    return Cred("token", name=cred.name, role=cred.role, headers=bearer(j["token"]),
+                token=j["token"], token_id=j["id"])
+
+
+def run_cli(args, stdin=None, timeout=60, cwd=None, env=None):
+    """Run the binary (not a server) with text stdin; returns CompletedProcess (text).
+
+    Runs in its own session (no controlling terminal), cwd defaults to a temp dir.
+    """
+    return subprocess.run(
+        [str(BIN)] + [str(a) for a in args],
+        input=stdin if stdin is not None else None,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=timeout, env=clean_env(env),
+        cwd=str(cwd) if cwd else str(_curl_tmpdir()), start_new_session=True,
+    )
+
+
+def user_cli(data_dir, *args, password=None, timeout=60):
+    """`streamhub user ARGS... --data-dir DIR [--password-stdin]`; password goes to stdin."""
+    argv = ["user"] + [str(a) for a in args] + ["--data-dir", str(data_dir)]
+    if password is not None:
+        argv.append("--password-stdin")
+        return run_cli(argv, stdin=password + "\n", timeout=timeout)
+    return run_cli(argv, timeout=timeout)
+
+
+def cli_add_user(data_dir, name, password=AUTH_PW, admin=False):
+    args = ["add", name] + (["--admin"] if admin else [])
+    r = user_cli(data_dir, *args, password=password)
+    assert r.returncode == 0, f"user add {name}: rc={r.returncode} out={r.stdout!r} err={r.stderr!r}"
+    return r
+
+
+def do_setup(srv, name="root", password=AUTH_PW):
+    """Create the first admin through POST /api/setup with the logged setup token."""
+    tok = wait_setup_token(srv)
+    r = http_call(srv, "POST", "/api/setup",
+                  json_body={"token": tok, "name": name, "password": password})
+    assert r.status == 201, f"setup failed: {r!r}"
+    return r
+
+
+def new_share(srv, cred, path, expires_in=None):
+    body = {"path": path}
+    if expires_in is not None:
+        body["expires_in"] = expires_in
+    r = http_call(srv, "POST", "/api/shares", headers=cred.headers, json_body=body)
+    assert r.status == 201, f"share create {path!r} as {cred!r} failed: {r!r}"
+    return r.json()
+
+
+class AuthEnv:
+    """A server with an admin (setup), two members (CLI) and their credentials."""
+
+    def __init__(self, srv, second_member=True):
+        self.srv = srv
+        do_setup(srv, "root", AUTH_PW)
+        cli_add_user(srv.data_dir, "mia")
+        self.admin_s = must_login(srv, "root", AUTH_PW)
+        self.member_s = must_login(srv, "mia", AUTH_PW)
+        self.admin = new_token(srv, self.admin_s, "admin-e2e")
+        self.member = new_token(srv, self.member_s, "mia-e2e")
+        self.member2_s = self.member2 = None
+        if second_member:  # through the users API (admin), the CLI path has its own tests
+            r = http_call(srv, "POST", "/api/users", headers=self.admin.headers,
+                          json_body={"name": "max", "password": AUTH_PW, "role": "member"})
+            assert r.status == 201, f"POST /api/users failed: {r!r}"
+            self.member2_s = must_login(srv, "max", AUTH_PW)
+            self.member2 = new_token(srv, self.member2_s, "max-e2e")
+
+
+# CSP helpers
+def csp_directives(value):
+    """{directive-name: [tokens]} of a Content-Security-Policy value."""
+    out = {}
+    for d in (value or "").split(";"):
+        toks = d.strip().split()
+        if toks:
+            out.setdefault(toks[0].lower(), toks[1:])
+    return out
+
+
+@pytest.fixture(scope="module")
+def module_servers(tmp_path_factory):
+    """A server factory whose servers stop at the end of the test module."""
+    f = ServerFactory(tmp_path_factory)
+    yield f
+    f.stop_all()
