@@ -27,10 +27,17 @@ pub enum DbError {
 }
 
 /// Numbered migrations, applied in order at open; never edit a released one, add a new one.
+/// 1: accounts; 2–5: notes (`notes::MIGRATIONS`).
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE users (
-            id INTEGER PRIMARY KEY,
+    let mut all = vec![M::up(ACCOUNTS)];
+    all.extend(crate::notes::MIGRATIONS.iter().map(|sql| M::up(sql)));
+    Migrations::new(all)
+}
+
+/// User ids are never reused (AUTOINCREMENT): a private note whose owner was deleted must
+/// not fall to the next user created.
+const ACCOUNTS: &str = "CREATE TABLE users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             name TEXT NOT NULL UNIQUE COLLATE NOCASE,
             password_hash TEXT NOT NULL,
             role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
@@ -63,9 +70,7 @@ fn migrations() -> Migrations<'static> {
         CREATE TABLE secrets (
             name TEXT PRIMARY KEY,
             value BLOB NOT NULL
-        );",
-    )])
-}
+        );";
 
 /// A shared handle to the database.
 #[derive(Clone)]

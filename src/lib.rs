@@ -10,6 +10,7 @@ pub mod db;
 pub mod http;
 pub mod media_types;
 pub mod metrics;
+pub mod notes;
 pub mod range;
 pub mod storage;
 pub mod systemd;

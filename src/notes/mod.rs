@@ -1,0 +1,84 @@
+//! Community notes, the domain layer: notes as trees of immutable, content-addressed revisions
+//! (sync-ready, see `../shared/DESIGN.md` "Notes and sync"), the current note as the
+//! deterministic winner of its leaves, conflicts kept and resolvable, full-text search, tags,
+//! a per-note event log and analytics. Plain blocking code over a `rusqlite::Connection`; the
+//! HTTP layer calls it inside `Db::call`. Knows nothing of HTTP.
+//!
+//! Invariants:
+//! - a private note is visible only to its owner: every read takes the viewer's user id and
+//!   filters inside the SQL (search, listing, tags, analytics, revisions, events);
+//! - revisions are immutable and idempotent to store (`put_revision` of a known rev is a no-op);
+//! - the winner is a pure function of the stored revisions (`tree`), never of arrival order.
+
+pub mod hlc;
+pub mod merge;
+pub mod model;
+mod read;
+mod rows;
+mod schema;
+mod search;
+mod stats;
+mod store;
+pub mod tree;
+
+#[cfg(test)]
+mod search_tests;
+#[cfg(test)]
+mod store_tests;
+#[cfg(test)]
+mod sync_tests;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+pub use hlc::{Clock, Hlc};
+pub use merge::MergeConflict;
+pub use model::{Author, Changes, Content, Limits, Revision, Visibility};
+pub use read::{Contributor, Event, EventKind, Note, RevisionInfo};
+pub use schema::MIGRATIONS;
+pub use search::{fts_query, Fragment, SearchHit, SearchPage, SearchQuery};
+pub use stats::{Analytics, DayCount, NoteCount, TagCount};
+pub use store::{NotesStore, PutOutcome};
+
+use crate::db::DbError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NoteError {
+    /// No such note, or one the viewer may not see (private notes look missing).
+    #[error("note not found")]
+    NotFound,
+    #[error("revision {0} not found")]
+    RevisionNotFound(String),
+    /// The edit was based on a revision that is no longer the current one.
+    #[error("stale revision: the current revision is {current_rev}")]
+    Stale { current_rev: String },
+    #[error("the note is deleted; restore it first")]
+    Deleted,
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("{field}: longer than {max}")]
+    TooLong { field: &'static str, max: usize },
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A revision from elsewhere that does not check out (hash, parents, limits).
+    #[error("bad revision: {0}")]
+    BadRevision(String),
+    /// An automatic merge found edits that overlap; a person has to resolve them.
+    #[error("edits overlap in {}", fields.join(", "))]
+    MergeConflict { fields: Vec<&'static str> },
+    #[error("corrupt notes data: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<rusqlite::Error> for NoteError {
+    fn from(e: rusqlite::Error) -> Self {
+        NoteError::Db(DbError::Sql(e))
+    }
+}
+
+impl From<MergeConflict> for NoteError {
+    fn from(c: MergeConflict) -> Self {
+        NoteError::MergeConflict { fields: c.fields }
+    }
+}

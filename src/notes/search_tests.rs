@@ -1,0 +1,406 @@
+//! Search, tags and analytics tests (SQLite): FTS5 ranking, snippets, prefixes, hostile
+//! input, filters, paging, visibility everywhere, query plans, and 10k notes.
+
+use rusqlite::Connection;
+
+use super::testutil::{conn, content, public, store, user};
+use super::*;
+
+fn q(text: &str) -> SearchQuery {
+    SearchQuery {
+        q: text.to_string(),
+        ..SearchQuery::default()
+    }
+}
+
+fn titles(page: &SearchPage) -> Vec<&str> {
+    page.items.iter().map(|h| h.title.as_str()).collect()
+}
+
+#[test]
+fn sqlite_has_fts5_and_the_migrations_are_valid() {
+    let c = conn();
+    let fts5: i64 = c
+        .query_row("SELECT sqlite_compileoption_used('ENABLE_FTS5')", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fts5, 1);
+    let mut ms = vec![rusqlite_migration::M::up(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+    )];
+    ms.extend(MIGRATIONS.iter().map(|m| rusqlite_migration::M::up(m)));
+    rusqlite_migration::Migrations::new(ms).validate().unwrap();
+}
+
+#[test]
+fn ranked_search_with_prefix_and_snippet() {
+    let (mut c, s) = (conn(), store());
+    let ann = user(&c, "ann");
+    s.create(
+        &mut c,
+        public("Cooking", "a recipe that mentions streaming once"),
+        &ann,
+    )
+    .unwrap();
+    s.create(
+        &mut c,
+        public("Streaming setup", "how the box streams media"),
+        &ann,
+    )
+    .unwrap();
+    s.create(&mut c, public("Unrelated", "nothing to see"), &ann)
+        .unwrap();
+    let page = s.search(&c, &q("stream*"), None).unwrap();
+    assert_eq!(
+        titles(&page),
+        ["Streaming setup", "Cooking"],
+        "title matches rank first"
+    );
+    let hit = &page.items[1];
+    let marked: Vec<&str> = hit
+        .snippet
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|f| f.hit)
+        .map(|f| f.text.as_str())
+        .collect();
+    assert_eq!(marked, ["streaming"]);
+    assert!(
+        page.items[0].score.unwrap() < hit.score.unwrap(),
+        "bm25: lower is better"
+    );
+    assert_eq!(titles(&s.search(&c, &q("STRE*"), None).unwrap()).len(), 2);
+    assert_eq!(
+        titles(&s.search(&c, &q("recipe streaming"), None).unwrap()),
+        ["Cooking"]
+    );
+    assert!(
+        s.search(&c, &q("stre"), None).unwrap().items.is_empty(),
+        "no prefix without *"
+    );
+}
+
+#[test]
+fn hostile_queries_never_error() {
+    let (mut c, s) = (conn(), store());
+    let ann = user(&c, "ann");
+    s.create(
+        &mut c,
+        public("and or", "a \"quoted\" (paren) body: col:x NEAR(a b)"),
+        &ann,
+    )
+    .unwrap();
+    for text in [
+        "\"", "AND OR (", "NEAR(", "*", "col:x", "'", "-x", "^a", "a\"b", "(((", "x OR", "\u{0}",
+        "title:*", "\"\"*",
+    ] {
+        let res = s.search(&c, &q(text), None);
+        assert!(res.is_ok(), "{text:?}: {res:?}");
+    }
+    assert_eq!(s.search(&c, &q("AND OR ("), None).unwrap().items.len(), 1);
+    let mut many = q("x");
+    many.tags = (0..17).map(|i| i.to_string()).collect();
+    assert!(matches!(
+        s.search(&c, &many, None),
+        Err(NoteError::Invalid { field: "tag", .. })
+    ));
+    assert_eq!(s.search(&c, &q("\"quoted\""), None).unwrap().items.len(), 1);
+}
+
+#[test]
+fn filters_paging_deletes_and_reindexing() {
+    let (mut c, s) = (conn(), store());
+    let ann = user(&c, "ann");
+    let bob = user(&c, "bob");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let tags: &[&str] = if i % 2 == 0 {
+            &["even", "all"]
+        } else {
+            &["all"]
+        };
+        let who = if i < 3 { &ann } else { &bob };
+        ids.push(
+            s.create(
+                &mut c,
+                content(
+                    &format!("note {i}"),
+                    "common words",
+                    tags,
+                    Visibility::Public,
+                ),
+                who,
+            )
+            .unwrap(),
+        );
+    }
+    let mut tq = q("common");
+    tq.tags = vec!["EVEN ".into()];
+    assert_eq!(s.search(&c, &tq, None).unwrap().items.len(), 3);
+    tq.tags.push("all".into());
+    assert_eq!(s.search(&c, &tq, None).unwrap().items.len(), 3);
+    let mut aq = q("");
+    aq.author = Some("BOB".into());
+    assert_eq!(
+        titles(&s.search(&c, &aq, None).unwrap()),
+        ["note 4", "note 3"],
+        "listing: newest first"
+    );
+    let mut vq = q("common");
+    vq.visibility = Some(Visibility::Private);
+    assert!(s.search(&c, &vq, None).unwrap().items.is_empty());
+
+    let mut pq = q("common");
+    pq.per_page = 2;
+    let (p1, p3) = (s.search(&c, &pq, None).unwrap(), {
+        pq.page = 3;
+        s.search(&c, &pq, None).unwrap()
+    });
+    assert!(p1.has_more && p1.items.len() == 2);
+    assert!(!p3.has_more && p3.items.len() == 1);
+
+    let n0 = &ids[0];
+    let edit = Changes {
+        body: Some("fresh vocabulary".into()),
+        ..Changes::default()
+    };
+    let n0b = s.update(&mut c, &n0.id, &n0.rev, edit, &ann).unwrap();
+    assert_eq!(
+        titles(&s.search(&c, &q("vocabulary"), None).unwrap()),
+        ["note 0"]
+    );
+    assert_eq!(
+        s.search(&c, &q("common"), None).unwrap().items.len(),
+        4,
+        "old text unindexed"
+    );
+    s.delete(&mut c, &n0.id, &n0b.rev, &ann).unwrap();
+    assert!(s
+        .search(&c, &q("vocabulary"), None)
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(s.search(&c, &q(""), None).unwrap().items.len(), 4);
+}
+
+#[test]
+fn private_notes_stay_out_of_search_tags_and_analytics() {
+    let (mut c, s) = (conn(), store());
+    let ann = user(&c, "ann");
+    let bob = user(&c, "bob");
+    let p = s
+        .create(
+            &mut c,
+            content(
+                "secret plan",
+                "zebra",
+                &["hidden", "shared"],
+                Visibility::Private,
+            ),
+            &ann,
+        )
+        .unwrap();
+    s.create(
+        &mut c,
+        content("open plan", "zebra", &["shared"], Visibility::Public),
+        &bob,
+    )
+    .unwrap();
+    s.view(&mut c, &p.id, Some(&ann)).unwrap();
+    for viewer in [None, Some(bob.id)] {
+        assert_eq!(
+            titles(&s.search(&c, &q("zebra"), viewer).unwrap()),
+            ["open plan"]
+        );
+        assert_eq!(
+            titles(&s.search(&c, &q(""), viewer).unwrap()),
+            ["open plan"]
+        );
+        let tags = s.tags(&c, viewer).unwrap();
+        assert_eq!(
+            tags,
+            [TagCount {
+                tag: "shared".into(),
+                count: 1
+            }]
+        );
+        let a = s.analytics(&c, viewer, 7, 10).unwrap();
+        assert!(a.most_viewed.is_empty());
+        assert_eq!(a.most_edited.len(), 1);
+        assert!(a.top_contributors.iter().all(|c| c.name == "bob"));
+        assert!(a
+            .events_per_day
+            .iter()
+            .all(|d| d.kind == "created" && d.count == 1));
+        assert!(a.top_tags.iter().all(|t| t.tag != "hidden"));
+    }
+    assert_eq!(
+        s.search(&c, &q("zebra"), Some(ann.id)).unwrap().items.len(),
+        2
+    );
+    let tags = s.tags(&c, Some(ann.id)).unwrap();
+    assert_eq!(
+        tags[0],
+        TagCount {
+            tag: "shared".into(),
+            count: 2
+        }
+    );
+    assert_eq!(
+        s.analytics(&c, Some(ann.id), 7, 10).unwrap().most_viewed[0].id,
+        p.id
+    );
+}
+
+#[test]
+fn tag_counts_follow_edits_and_deletes() {
+    let (mut c, s) = (conn(), store());
+    let ann = user(&c, "ann");
+    let a = s
+        .create(
+            &mut c,
+            content("a", "", &["x", "y"], Visibility::Public),
+            &ann,
+        )
+        .unwrap();
+    s.create(&mut c, content("b", "", &["x"], Visibility::Public), &ann)
+        .unwrap();
+    let counts = |c: &Connection| -> Vec<(String, i64)> {
+        s.tags(c, None)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.tag, t.count))
+            .collect()
+    };
+    assert_eq!(counts(&c), [("x".into(), 2), ("y".into(), 1)]);
+    let retag = Changes {
+        tags: Some(vec!["z".into()]),
+        ..Changes::default()
+    };
+    let a2 = s.update(&mut c, &a.id, &a.rev, retag, &ann).unwrap();
+    assert_eq!(counts(&c), [("x".into(), 1), ("z".into(), 1)]);
+    s.delete(&mut c, &a.id, &a2.rev, &ann).unwrap();
+    assert_eq!(counts(&c), [("x".into(), 1)]);
+}
+
+#[test]
+fn analytics_counts_activity() {
+    let (mut c, s) = (conn(), store());
+    let ann = user(&c, "ann");
+    let bob = user(&c, "bob");
+    let a = s
+        .create(&mut c, content("a", "", &["t"], Visibility::Public), &ann)
+        .unwrap();
+    let b = s.create(&mut c, public("b", ""), &ann).unwrap();
+    let a2 = s
+        .update(&mut c, &a.id, &a.rev, Changes::default(), &bob)
+        .unwrap();
+    s.update(&mut c, &a.id, &a2.rev, Changes::default(), &bob)
+        .unwrap();
+    for _ in 0..3 {
+        s.view(&mut c, &b.id, None).unwrap();
+    }
+    s.view(&mut c, &a.id, None).unwrap();
+    s.record_search(&c).unwrap();
+    s.record_search(&c).unwrap();
+    let an = s.analytics(&c, None, 30, 10).unwrap();
+    let top = |v: &[NoteCount]| {
+        v.iter()
+            .map(|n| (n.title.clone(), n.count))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(top(&an.most_viewed), [("b".into(), 3), ("a".into(), 1)]);
+    assert_eq!(top(&an.most_edited), [("a".into(), 3), ("b".into(), 1)]);
+    let contrib: Vec<(String, i64)> = an
+        .top_contributors
+        .iter()
+        .map(|c| (c.name.clone(), c.revisions))
+        .collect();
+    assert_eq!(contrib, [("ann".into(), 2), ("bob".into(), 2)]);
+    assert_eq!(an.searches, 2);
+    assert_eq!(
+        an.top_tags,
+        [TagCount {
+            tag: "t".into(),
+            count: 1
+        }]
+    );
+    let per_kind = |k: &str| {
+        an.events_per_day
+            .iter()
+            .filter(|d| d.kind == k)
+            .map(|d| d.count)
+            .sum::<i64>()
+    };
+    assert_eq!(
+        (per_kind("created"), per_kind("edited"), per_kind("viewed")),
+        (2, 2, 4)
+    );
+    assert_eq!(an.events_per_day[0].day, "2023-11-14");
+}
+
+#[test]
+fn analytics_and_filters_use_their_indexes() {
+    let c = conn();
+    for (sql, index) in stats::PLANNED {
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = st
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let plan = plan.join(" | ");
+        assert!(plan.contains(index), "{sql}\n  plan: {plan}");
+        assert!(
+            !plan.contains("SCAN notes ") || plan.contains("USING INDEX"),
+            "{plan}"
+        );
+    }
+}
+
+#[test]
+fn ten_thousand_notes_still_find_the_right_top_hit() {
+    let (mut c, s) = (conn(), store());
+    let ann = user(&c, "ann");
+    let words = [
+        "media", "stream", "garden", "kitchen", "router", "backup", "invoice", "holiday",
+    ];
+    for i in 0..10_000usize {
+        let body = format!(
+            "{} {} {} note number {i}",
+            words[i % 8],
+            words[(i / 8) % 8],
+            words[(i / 64) % 8]
+        );
+        let title = format!("{} {}", words[(i * 7) % 8], i);
+        s.create(
+            &mut c,
+            content(&title, &body, &[words[i % 8]], Visibility::Public),
+            &ann,
+        )
+        .unwrap();
+    }
+    s.create(
+        &mut c,
+        public("Zanzibar holiday", "ferry times and the router password"),
+        &ann,
+    )
+    .unwrap();
+    let page = s.search(&c, &q("zanzi* holiday"), None).unwrap();
+    assert_eq!(page.items[0].title, "Zanzibar holiday");
+    let page = s.search(&c, &q("router"), None).unwrap();
+    assert_eq!(page.items.len(), 20);
+    assert!(page.has_more);
+    let mut tagged = q("garden");
+    tagged.tags = vec!["media".into()];
+    assert!(s
+        .search(&c, &tagged, None)
+        .unwrap()
+        .items
+        .iter()
+        .all(|h| h.tags == ["media"]));
+    assert_eq!(s.tags(&c, None).unwrap().len(), 8);
+    assert_eq!(s.analytics(&c, None, 1, 5).unwrap().most_edited.len(), 5);
+}

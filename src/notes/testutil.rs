@@ -1,0 +1,102 @@
+//! Test helpers: a fresh database with the same PRAGMAs as `db`, a `users` table like the one
+//! `db` creates, and the notes migrations; users; a store with a controllable clock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rusqlite::{params, Connection};
+
+use super::{
+    Author, Changes, Content, EventKind, Hlc, Limits, NotesStore, Revision, Visibility, MIGRATIONS,
+};
+
+pub const T0: u64 = 1_700_000_000_000;
+
+pub fn conn() -> Connection {
+    let c = Connection::open_in_memory().unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            password_hash TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
+            created_at INTEGER NOT NULL
+         );",
+    )
+    .unwrap();
+    for m in MIGRATIONS {
+        c.execute_batch(m).unwrap();
+    }
+    c
+}
+
+pub fn user(c: &Connection, name: &str) -> Author {
+    c.execute(
+        "INSERT INTO users (name, password_hash, role, created_at) VALUES (?1, 'x', 'member', 0)",
+        params![name],
+    )
+    .unwrap();
+    Author {
+        id: c.last_insert_rowid(),
+        name: name.to_string(),
+    }
+}
+
+/// A store whose physical clock is `clock` (ms), advanced by the test.
+pub fn store_with(clock: Arc<AtomicU64>) -> NotesStore {
+    NotesStore::new(Limits::default()).with_physical_clock(move || clock.load(Ordering::SeqCst))
+}
+
+/// A store whose clock ticks 1 ms per reading, from `T0`.
+pub fn store() -> NotesStore {
+    let t = AtomicU64::new(T0);
+    NotesStore::new(Limits::default()).with_physical_clock(move || t.fetch_add(1, Ordering::SeqCst))
+}
+
+pub fn content(title: &str, body: &str, tags: &[&str], vis: Visibility) -> Content {
+    Content {
+        title: title.to_string(),
+        body: body.to_string(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        visibility: vis,
+    }
+}
+
+pub fn public(title: &str, body: &str) -> Content {
+    content(title, body, &[], Visibility::Public)
+}
+
+pub fn changes_body(body: &str) -> Changes {
+    Changes {
+        body: Some(body.into()),
+        ..Changes::default()
+    }
+}
+
+pub fn event_kinds(
+    s: &NotesStore,
+    c: &Connection,
+    id: &str,
+    viewer: Option<i64>,
+) -> Vec<EventKind> {
+    let mut k: Vec<EventKind> = s
+        .events(c, id, viewer, None, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    k.reverse();
+    k
+}
+
+/// A revision made on another node, on top of `parents`.
+pub fn remote(note: &str, parents: &[&Revision], body: &str, deleted: bool, hlc: Hlc) -> Revision {
+    let ps: Vec<(String, u64, Hlc)> = parents
+        .iter()
+        .map(|p| (p.rev.clone(), p.gen, p.hlc.clone()))
+        .collect();
+    Revision::build(note, &ps, public("t", body), deleted, hlc, "remote")
+}
