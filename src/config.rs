@@ -42,6 +42,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub streaming: StreamingConfig,
     pub uploads: UploadsConfig,
+    pub notes: NotesConfig,
     pub discovery: DiscoveryConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
@@ -83,6 +84,15 @@ pub struct StreamingConfig {
 #[serde(deny_unknown_fields)]
 pub struct UploadsConfig {
     pub max_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotesConfig {
+    pub max_title_chars: usize,
+    pub max_body_bytes: usize,
+    pub max_tags: usize,
+    pub max_tag_chars: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,6 +144,12 @@ impl Default for Config {
             },
             uploads: UploadsConfig {
                 max_bytes: 64 << 30,
+            },
+            notes: NotesConfig {
+                max_title_chars: 500,
+                max_body_bytes: 1024 * 1024,
+                max_tags: 64,
+                max_tag_chars: 64,
             },
             discovery: DiscoveryConfig { enabled: true },
             auth: AuthConfig {
@@ -255,6 +271,16 @@ impl Config {
         }
         if self.uploads.max_bytes == 0 {
             return Err(invalid("uploads.max_bytes", "must be at least 1"));
+        }
+        for (key, v, max) in [
+            ("notes.max_title_chars", self.notes.max_title_chars, 10_000),
+            ("notes.max_body_bytes", self.notes.max_body_bytes, 4 << 20),
+            ("notes.max_tags", self.notes.max_tags, 1000),
+            ("notes.max_tag_chars", self.notes.max_tag_chars, 1000),
+        ] {
+            if !(1..=max).contains(&v) {
+                return Err(invalid(key, format!("must be between 1 and {max}")));
+            }
         }
         if !(1..=365).contains(&self.auth.session_days) {
             return Err(invalid("auth.session_days", "must be between 1 and 365"));

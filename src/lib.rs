@@ -159,6 +159,12 @@ impl Service {
             data_dir: config.server.data_dir.clone(),
             accounts: self.accounts,
             metrics: Arc::new(metrics::Metrics::new()),
+            notes: notes::NotesStore::new(notes::Limits {
+                title_chars: config.notes.max_title_chars,
+                body_bytes: config.notes.max_body_bytes,
+                tags: config.notes.max_tags,
+                tag_chars: config.notes.max_tag_chars,
+            }),
             request_ids: Arc::default(),
             auth: Arc::new(http::auth::AuthState::new(
                 self.setup_token,

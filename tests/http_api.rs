@@ -51,6 +51,7 @@ fn fixture() -> Fixture {
         data_dir: data.path().to_path_buf(),
         accounts: streamhub::auth::Accounts::new(db),
         metrics: Arc::new(streamhub::metrics::Metrics::new()),
+        notes: streamhub::notes::NotesStore::new(Default::default()),
         request_ids: Arc::default(),
         auth: Arc::new(streamhub::http::auth::AuthState::new(
             None,

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra headers some errors must carry (416's Content-Range, 405's Allow).
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// Extra members of the JSON body (412's `current` note).
+    pub extra: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             code,
             message: message.into(),
             headers: Vec::new(),
+            extra: None,
         }
     }
 
@@ -128,7 +131,14 @@ impl From<StorageError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.code, "message": self.message });
+        let mut body = serde_json::json!({ "error": self.code, "message": self.message });
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
+            (self.extra, body.as_object_mut())
+        {
+            for (k, v) in extra {
+                obj.insert(k, v);
+            }
+        }
         let mut resp = (self.status, Json(body)).into_response();
         for (k, v) in self.headers {
             resp.headers_mut().insert(k, v);

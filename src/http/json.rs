@@ -10,9 +10,10 @@ use super::error::ApiError;
 
 pub const MAX_JSON_BYTES: usize = 64 * 1024;
 
-pub struct ApiJson<T>(pub T);
+/// A JSON body of at most `MAX` bytes (64 KiB unless an endpoint needs more, like notes).
+pub struct ApiJson<T, const MAX: usize = MAX_JSON_BYTES>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for ApiJson<T, MAX> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
@@ -36,7 +37,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
-                format!("request body over {} KiB", MAX_JSON_BYTES / 1024),
+                format!("request body over {} KiB", MAX / 1024),
             )
         };
         let declared = req
@@ -44,11 +45,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX_JSON_BYTES as u64) {
+        if declared.is_some_and(|n| n > MAX as u64) {
             return Err(too_large());
         }
         let body: Body = req.into_body();
-        let bytes = axum::body::to_bytes(body, MAX_JSON_BYTES)
+        let bytes = axum::body::to_bytes(body, MAX)
             .await
             .map_err(|_| too_large())?;
         parse(&bytes).map(ApiJson)

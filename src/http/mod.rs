@@ -8,6 +8,7 @@ pub mod idle;
 pub mod json;
 pub mod library;
 pub mod media;
+pub mod notes;
 pub mod server;
 pub mod shares;
 pub mod upload;
@@ -40,6 +41,7 @@ pub struct AppState {
     pub accounts: Accounts,
     pub auth: Arc<AuthState>,
     pub metrics: Arc<Metrics>,
+    pub notes: crate::notes::NotesStore,
     /// Per-process request counter for `x-request-id` and the access log.
     pub request_ids: Arc<AtomicU64>,
 }
@@ -78,6 +80,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/users/{name}", delete(auth::delete_user))
         .route("/api/shares", post(shares::create).get(shares::list))
         .route("/api/shares/{id}", delete(shares::revoke))
+        .route("/api/notes", post(notes::create).get(notes::search))
+        .route(
+            "/api/notes/{id}",
+            get(notes::get_note)
+                .put(notes::update)
+                .delete(notes::delete),
+        )
+        .route("/api/notes/{id}/revisions", get(notes::revisions))
+        .route("/api/notes/{id}/revisions/{rev}", get(notes::revision))
+        .route("/api/notes/{id}/restore", post(notes::restore))
+        .route("/api/notes/{id}/resolve", post(notes::resolve))
+        .route("/api/notes/{id}/merge", post(notes::merge))
+        .route("/api/notes/{id}/events", get(notes::events))
+        .route("/api/tags", get(notes::tags))
+        .route("/api/analytics", get(notes::analytics))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics_admin))

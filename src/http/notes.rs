@@ -1,0 +1,429 @@
+//! The notepad over HTTP: `/api/notes…`, `/api/tags`, `/api/analytics`. Thin: each handler
+//! checks who may act, then calls `notes::NotesStore` inside `Db::call`.
+//!
+//! Optimistic concurrency: a note's `ETag` is its current revision; `PUT`/`DELETE` need
+//! `If-Match` (428 without it) and a stale one gets 412 with the current note, so a concurrent
+//! edit is never silently overwritten.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::AppState;
+use crate::notes::{Author, Changes, Content, Note, NoteError, SearchQuery, Visibility};
+
+/// A note body may be 1 MiB of text; JSON escaping can make that several times larger.
+const NOTE_JSON_MAX: usize = 8 * 1024 * 1024;
+
+impl From<NoteError> for ApiError {
+    fn from(e: NoteError) -> Self {
+        use NoteError::*;
+        match e {
+            NotFound => ApiError::not_found("no such note"),
+            RevisionNotFound(_) => ApiError::not_found(e.to_string()),
+            Stale { .. } => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", e.to_string()),
+            Deleted => ApiError::new(StatusCode::CONFLICT, "deleted", e.to_string()),
+            Invalid { .. } | BadRevision(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+            }
+            TooLong { .. } => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            Forbidden(msg) => super::auth::forbidden(msg),
+            MergeConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string())
+            }
+            Corrupt(_) | Db(_) => {
+                tracing::error!(error = %e, "notes error");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+fn author(principal: &Principal) -> Result<Author, ApiError> {
+    let u = principal.require_user()?;
+    Ok(Author {
+        id: u.id,
+        name: u.name.clone(),
+    })
+}
+
+fn viewer(state: &AppState, principal: &Principal) -> Result<Option<i64>, ApiError> {
+    principal.require_read(state.config.auth.anonymous_read)?;
+    Ok(principal.user().map(|u| u.id))
+}
+
+/// Runs store work on the blocking pool with the database connection.
+async fn db<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&crate::notes::NotesStore, &mut rusqlite::Connection) -> Result<T, NoteError>
+        + Send
+        + 'static,
+) -> Result<T, ApiError> {
+    let store = state.notes.clone();
+    state
+        .accounts
+        .db()
+        .call(move |conn| f(&store, conn))
+        .await
+        .map_err(ApiError::from)
+}
+
+/// A note with its revision as the ETag.
+fn note_response(status: StatusCode, note: Note) -> Response {
+    let etag = HeaderValue::from_str(&format!("\"{}\"", note.rev)).ok();
+    let mut resp = (status, Json(note)).into_response();
+    if let Some(etag) = etag {
+        resp.headers_mut().insert(header::ETAG, etag);
+    }
+    resp
+}
+
+/// The revision an edit is based on, from `If-Match` (428 when missing).
+fn base_rev(headers: &HeaderMap) -> Result<String, ApiError> {
+    let v = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "precondition_required",
+                "send If-Match with the revision you edited (the note's ETag)",
+            )
+        })?;
+    // A weak tag never matches for If-Match (RFC 9110 §13.1.1).
+    Ok(v.trim_matches('"').to_string())
+}
+
+/// 412 with the current note, so the client can show what changed.
+async fn stale_or(state: &AppState, id: &str, viewer_id: i64, e: ApiError) -> ApiError {
+    if e.code != "stale" {
+        return e;
+    }
+    let id = id.to_string();
+    match db(state, move |s, c| s.get(c, &id, Some(viewer_id))).await {
+        Ok(current) => ApiError {
+            extra: Some(json!({ "current": current })),
+            ..e
+        },
+        Err(_) => e,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewNote {
+    title: String,
+    #[serde(default)]
+    body: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default = "default_visibility")]
+    visibility: Visibility,
+}
+
+fn default_visibility() -> Visibility {
+    Visibility::Private
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<NewNote, NOTE_JSON_MAX>,
+) -> Result<Response, ApiError> {
+    let who = author(&principal)?;
+    let content = Content {
+        title: body.title,
+        body: body.body,
+        tags: body.tags,
+        visibility: body.visibility,
+    };
+    let note = db(&state, move |s, c| s.create(c, content, &who)).await?;
+    Ok(note_response(StatusCode::CREATED, note))
+}
+
+pub async fn get_note(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let viewer_id = viewer(&state, &principal)?;
+    let nid = id.clone();
+    let note = db(&state, move |s, c| s.get(c, &nid, viewer_id)).await?;
+    // Counting the view is a durable write: done after answering, off the request's path.
+    let who = principal.user().map(|u| Author {
+        id: u.id,
+        name: u.name.clone(),
+    });
+    let st = state.clone();
+    tokio::spawn(async move {
+        let _ = db(&st, move |s, c| s.view(c, &id, who.as_ref())).await;
+    });
+    Ok(note_response(StatusCode::OK, note))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditNote {
+    title: Option<String>,
+    body: Option<String>,
+    tags: Option<Vec<String>>,
+    visibility: Option<Visibility>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<EditNote, NOTE_JSON_MAX>,
+) -> Result<Response, ApiError> {
+    let who = author(&principal)?;
+    let base = base_rev(&headers)?;
+    let changes = Changes {
+        title: body.title,
+        body: body.body,
+        tags: body.tags,
+        visibility: body.visibility,
+    };
+    let (nid, uid) = (id.clone(), who.id);
+    match db(&state, move |s, c| s.update(c, &nid, &base, changes, &who)).await {
+        Ok(note) => Ok(note_response(StatusCode::OK, note)),
+        Err(e) => Err(stale_or(&state, &id, uid, e).await),
+    }
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let who = author(&principal)?;
+    let base = base_rev(&headers)?;
+    let (nid, uid) = (id.clone(), who.id);
+    match db(&state, move |s, c| s.delete(c, &nid, &base, &who)).await {
+        Ok(note) => Ok(note_response(StatusCode::OK, note)),
+        Err(e) => Err(stale_or(&state, &id, uid, e).await),
+    }
+}
+
+/// `tag` may repeat (`?tag=a&tag=b`: every tag must be present).
+pub async fn search(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let viewer_id = viewer(&state, &principal)?;
+    let mut q = SearchQuery::default();
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let bad = |what: &str| ApiError::bad_request("bad_query", format!("{k}: {what}"));
+        match k.as_ref() {
+            "q" => q.q = v.into_owned(),
+            "tag" => q.tags.push(v.into_owned()),
+            "author" => q.author = Some(v.into_owned()),
+            "visibility" => {
+                q.visibility = Some(Visibility::parse(&v).ok_or_else(|| bad("public or private"))?)
+            }
+            "page" => {
+                q.page = v
+                    .parse()
+                    .ok()
+                    .filter(|p| *p >= 1)
+                    .ok_or_else(|| bad("a page number from 1"))?
+            }
+            "per_page" => {
+                q.per_page = v
+                    .parse()
+                    .ok()
+                    .filter(|p| (1..=100).contains(p))
+                    .ok_or_else(|| bad("1 to 100"))?
+            }
+            _ => return Err(bad("unknown parameter")),
+        }
+    }
+    let searching = !q.q.trim().is_empty();
+    let page = db(&state, move |s, c| {
+        let page = s.search(c, &q, viewer_id)?;
+        if searching {
+            s.record_search(c)?;
+        }
+        Ok(page)
+    })
+    .await?;
+    Ok(Json(json!(page)))
+}
+
+pub async fn revisions(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let viewer_id = viewer(&state, &principal)?;
+    let revs = db(&state, move |s, c| s.revisions(c, &id, viewer_id)).await?;
+    Ok(Json(json!({ "revisions": revs })))
+}
+
+pub async fn revision(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((id, rev)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let viewer_id = viewer(&state, &principal)?;
+    let r = db(&state, move |s, c| s.revision(c, &id, &rev, viewer_id)).await?;
+    Ok(Json(json!(r)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreBody {
+    rev: String,
+}
+
+pub async fn restore(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RestoreBody>,
+) -> Result<Response, ApiError> {
+    let who = author(&principal)?;
+    let note = db(&state, move |s, c| s.restore(c, &id, &body.rev, &who)).await?;
+    Ok(note_response(StatusCode::OK, note))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveBody {
+    merged: NewNote,
+    resolves: Vec<String>,
+}
+
+pub async fn resolve(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ResolveBody, NOTE_JSON_MAX>,
+) -> Result<Response, ApiError> {
+    let who = author(&principal)?;
+    let base = headers
+        .get(header::IF_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().trim_matches('"').to_string());
+    let merged = Content {
+        title: body.merged.title,
+        body: body.merged.body,
+        tags: body.merged.tags,
+        visibility: body.merged.visibility,
+    };
+    let (nid, uid) = (id.clone(), who.id);
+    let res = db(&state, move |s, c| {
+        s.resolve(c, &nid, base.as_deref(), merged, &body.resolves, &who)
+    })
+    .await;
+    match res {
+        Ok(note) => Ok(note_response(StatusCode::OK, note)),
+        Err(e) => Err(stale_or(&state, &id, uid, e).await),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBody {
+    rev: String,
+}
+
+/// Three-way merge of the current revision with a conflicting one; overlapping edits -> 409.
+pub async fn merge(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<MergeBody>,
+) -> Result<Response, ApiError> {
+    let who = author(&principal)?;
+    let note = db(&state, move |s, c| s.merge(c, &id, &body.rev, &who)).await?;
+    Ok(note_response(StatusCode::OK, note))
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let viewer_id = viewer(&state, &principal)?;
+    let (mut before, mut limit) = (None, 100u32);
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match k.as_ref() {
+            "before" => {
+                before = Some(
+                    v.parse()
+                        .map_err(|_| ApiError::bad_request("bad_query", "before: an event id"))?,
+                )
+            }
+            "limit" => {
+                limit = v
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=1000).contains(l))
+                    .ok_or_else(|| ApiError::bad_request("bad_query", "limit: 1 to 1000"))?
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad_query",
+                    format!("{k}: unknown parameter"),
+                ))
+            }
+        }
+    }
+    let ev = db(&state, move |s, c| {
+        s.events(c, &id, viewer_id, before, limit)
+    })
+    .await?;
+    Ok(Json(json!({ "events": ev })))
+}
+
+pub async fn tags(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let viewer_id = viewer(&state, &principal)?;
+    let t = db(&state, move |s, c| s.tags(c, viewer_id)).await?;
+    Ok(Json(json!({ "tags": t })))
+}
+
+pub async fn analytics(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let viewer_id = viewer(&state, &principal)?;
+    let (mut days, mut top) = (30u32, 10u32);
+    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        let n = v.parse::<u32>().ok();
+        match (k.as_ref(), n) {
+            ("days", Some(d)) if (1..=3660).contains(&d) => days = d,
+            ("top", Some(t)) if (1..=100).contains(&t) => top = t,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "bad_query",
+                    format!("{k}: days is 1 to 3660, top is 1 to 100"),
+                ))
+            }
+        }
+    }
+    let a = db(&state, move |s, c| s.analytics(c, viewer_id, days, top)).await?;
+    Ok(Json(json!(a)))
+}
