@@ -4,6 +4,7 @@
 //! [`run`]; tests do the same in-process on `127.0.0.1:0`.
 #![forbid(unsafe_code)]
 
+pub mod admin_cli;
 pub mod auth;
 pub mod config;
 pub mod db;

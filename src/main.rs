@@ -49,6 +49,23 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Copy the database consistently (safe while the service runs).
+    Backup {
+        dest: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Export or import notes.
+    Notes {
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[arg(long, global = true, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: NotesAction,
+    },
     /// Manage user accounts (safe while the service runs).
     User {
         #[arg(long, global = true)]
@@ -58,6 +75,14 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+}
+
+#[derive(Subcommand)]
+enum NotesAction {
+    /// Write every note as Markdown (DIR/notes/) and every revision as JSON lines.
+    Export { dir: PathBuf },
+    /// Replay an export's revisions into this node (idempotent).
+    Import { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -125,6 +150,21 @@ fn main() -> ExitCode {
             data_dir,
             action,
         } => run_user(config, data_dir, action),
+        Command::Backup {
+            dest,
+            config,
+            data_dir,
+        } => with_data_dir(config, data_dir, |dir| {
+            streamhub::admin_cli::backup(dir, &dest)
+        }),
+        Command::Notes {
+            config,
+            data_dir,
+            action,
+        } => with_data_dir(config, data_dir, |dir| match &action {
+            NotesAction::Export { dir: out } => streamhub::admin_cli::export(dir, out),
+            NotesAction::Import { dir: from } => streamhub::admin_cli::import(dir, from),
+        }),
         Command::Serve {
             config,
             listen,
@@ -162,6 +202,34 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs an offline command against the data dir from `--data-dir` or the config.
+fn with_data_dir(
+    config: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+    f: impl FnOnce(&std::path::Path) -> Result<String, streamhub::user_cli::CliError>,
+) -> ExitCode {
+    let dir = match data_dir {
+        Some(d) => d,
+        None => match load_config(config) {
+            Ok(c) => c.server.data_dir,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match f(&dir) {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
         }
     }
 }
