@@ -100,6 +100,16 @@ impl Service {
         } else {
             None
         };
+        // SQLite's locking and fsync are only trustworthy on a local filesystem.
+        let data_fs = storage::local::fs_kind_of(&config.server.data_dir);
+        if data_fs != "local" {
+            tracing::error!(
+                data_dir = %config.server.data_dir.display(),
+                filesystem = data_fs,
+                "THE DATA DIR IS ON A NETWORK FILESYSTEM: the database (accounts, notes) can be \
+                 corrupted there; put server.data_dir on a local disk"
+            );
+        }
         let db = db::Db::open(&config.server.data_dir)?;
         let accounts = auth::Accounts::new(db);
         let setup_token = if accounts

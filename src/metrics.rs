@@ -18,6 +18,12 @@ pub struct RequestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// "ok", or the error code the client got ("no_space", "exists", …).
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: String,
 }
@@ -36,6 +42,8 @@ pub struct Metrics {
     pub bytes_streamed: Counter,
     pub active_streams: Gauge,
     pub login_failures: Counter,
+    pub uploads: Family<ResultLabels, Counter>,
+    pub upload_bytes: Counter,
     pub storage_up: Gauge,
     pub db_bytes: Gauge,
 }
@@ -79,6 +87,18 @@ impl Metrics {
             "Failed password checks (login and HTTP Basic)",
             login_failures.clone(),
         );
+        let uploads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "uploads",
+            "Finished uploads (PUT and multipart files) by result",
+            uploads.clone(),
+        );
+        let upload_bytes = Counter::default();
+        registry.register(
+            "upload_bytes",
+            "Bytes of committed uploads",
+            upload_bytes.clone(),
+        );
         let storage_up = Gauge::default();
         registry.register(
             "storage_up",
@@ -98,6 +118,8 @@ impl Metrics {
             bytes_streamed,
             active_streams,
             login_failures,
+            uploads,
+            upload_bytes,
             storage_up,
             db_bytes,
         }
@@ -116,6 +138,15 @@ impl Metrics {
                 route: route.to_string(),
             })
             .observe(seconds);
+    }
+
+    pub fn observe_upload(&self, result: &str, bytes: u64) {
+        self.uploads
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+        self.upload_bytes.inc_by(bytes);
     }
 
     /// Prometheus text exposition format.

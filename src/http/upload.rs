@@ -39,6 +39,24 @@ fn declared_too_large(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
     }
 }
 
+/// Counts a finished upload by the code its client sees.
+fn counted(
+    state: &AppState,
+    result: Result<ObjectMeta, crate::storage::StorageError>,
+) -> Result<ObjectMeta, ApiError> {
+    match result {
+        Ok(meta) => {
+            state.metrics.observe_upload("ok", meta.size);
+            Ok(meta)
+        }
+        Err(e) => {
+            let err = ApiError::from(e);
+            state.metrics.observe_upload(err.code, 0);
+            Err(err)
+        }
+    }
+}
+
 fn file_json(path: &MediaPath, meta: &ObjectMeta) -> serde_json::Value {
     json!({ "path": path.to_string(), "size": meta.size, "etag": meta.etag })
 }
@@ -71,17 +89,20 @@ pub async fn put_media(
         body.into_data_stream()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)),
     );
-    let meta = state
-        .storage
-        .put(
-            &path,
-            source,
-            PutOptions {
-                overwrite: q.overwrite,
-                max_bytes: limit,
-            },
-        )
-        .await?;
+    let meta = counted(
+        &state,
+        state
+            .storage
+            .put(
+                &path,
+                source,
+                PutOptions {
+                    overwrite: q.overwrite,
+                    max_bytes: limit,
+                },
+            )
+            .await,
+    )?;
     tracing::info!(path = %path.to_string().escape_debug(), size = meta.size, "uploaded");
     let location = format!(
         "/media/{}",
@@ -159,7 +180,7 @@ async fn store_field(
         },
     );
     let ((), result) = tokio::join!(pump, put);
-    let meta = result?;
+    let meta = counted(state, result)?;
     tracing::info!(path = %path.to_string().escape_debug(), size = meta.size, "uploaded (multipart)");
     Ok(Some(file_json(&path, &meta)))
 }

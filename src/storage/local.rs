@@ -686,6 +686,13 @@ fn magic_of(s: &rustix::fs::StatFs) -> i64 {
     (s.f_type as i64) & 0xFFFF_FFFF
 }
 
+/// What kind of filesystem `path` is on (`"local"`, `"nfs"`, …), or `"unknown"`.
+pub fn fs_kind_of(path: &Path) -> &'static str {
+    rustix::fs::statfs(path)
+        .map(|s| fs_kind(magic_of(&s)))
+        .unwrap_or("unknown")
+}
+
 /// Names the filesystem behind a `statfs` magic number; anything reached over a network (or
 /// through FUSE, which may be) is not "local" and never gets the non-blocking fast path.
 fn fs_kind(magic: i64) -> &'static str {

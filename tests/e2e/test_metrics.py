@@ -139,3 +139,20 @@ def test_user_supplied_text_cannot_forge_log_lines(msrv):
         time.sleep(0.05)
     for line in msrv.stderr_text().splitlines():
         assert not line.startswith("INJECTED"), line
+
+
+def test_uploads_are_counted_by_result(msrv):
+    env = msrv.env
+    before = scrape(msrv)
+    ok0 = sample(before, "streamhub_uploads_total", result="ok") or 0
+    exists0 = sample(before, "streamhub_uploads_total", result="exists") or 0
+    bytes0 = sample(before, "streamhub_upload_bytes_total") or 0
+    body = b"x" * 1234
+    r = http_call(msrv, "PUT", "/media/metrics-up/a.bin", headers=env.member.headers, body=body)
+    assert r.status == 201, r
+    r = http_call(msrv, "PUT", "/media/metrics-up/a.bin", headers=env.member.headers, body=body)
+    assert r.status == 409, r
+    after = scrape(msrv)
+    assert sample(after, "streamhub_uploads_total", result="ok") == ok0 + 1
+    assert sample(after, "streamhub_uploads_total", result="exists") == exists0 + 1
+    assert sample(after, "streamhub_upload_bytes_total") == bytes0 + len(body)
