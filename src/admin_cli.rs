@@ -73,6 +73,12 @@ fn front_matter_str(s: &str) -> String {
 /// Writes `DIR/notes/<id>.md` (current version, front matter + body) and
 /// `DIR/revisions.jsonl` (every revision of every note, for `import`).
 pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
+    if !data_dir.join(DB_FILE).exists() {
+        return Err(CliError::Failed(format!(
+            "no database at {}",
+            data_dir.join(DB_FILE).display()
+        )));
+    }
     let db = Db::open(data_dir).map_err(failed)?;
     let store = NotesStore::new(Default::default());
     std::fs::create_dir_all(dir.join("notes")).map_err(failed)?;
@@ -150,6 +156,7 @@ pub fn import(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
     }
     // Parents first: not required by the store, but it keeps conflict events meaningful.
     lines.sort_by_key(|l| l.revision.gen);
+    std::fs::create_dir_all(data_dir).map_err(failed)?;
     let db = Db::open(data_dir).map_err(failed)?;
     let store = NotesStore::new(Default::default());
     let (mut added, mut known) = (0, 0);
