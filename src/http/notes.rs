@@ -32,8 +32,11 @@ impl From<NoteError> for ApiError {
             Invalid { .. } | BadRevision(_) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
             }
-            TooLong { .. } => {
+            TooLong { field, .. } if field == "title" || field == "body" => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            TooLong { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
             }
             Forbidden(msg) => super::auth::forbidden(msg),
             MergeConflict { .. } => {

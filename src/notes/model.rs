@@ -12,11 +12,30 @@ use sha2::{Digest, Sha256};
 use super::hlc::{valid_node_id, Hlc};
 use super::NoteError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
     Public,
     Private,
+}
+
+/// By hand rather than derived: serde_json reports a derived enum given `true` or `5` as a
+/// syntax error, and a client deserves "visibility must be public or private" (422).
+impl<'de> Deserialize<'de> for Visibility {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Visibility;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"public\" or \"private\"")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Visibility, E> {
+                Visibility::parse(v)
+                    .ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 impl Visibility {

@@ -216,7 +216,17 @@ impl NotesStore {
         if cur.deleted {
             return Err(NoteError::Deleted);
         }
-        let conflicts = conflict_leaves(&tx, &cur, std::slice::from_ref(&other.to_string()))?;
+        // An unknown revision is a 404; a known one that is not a conflicting leaf is the
+        // request's mistake about `rev`.
+        let theirs = read::load_revision(&tx, note_id, other, Some(author.id))?.content;
+        let conflicts = conflict_leaves(&tx, &cur, std::slice::from_ref(&other.to_string()))
+            .map_err(|e| match e {
+                NoteError::Invalid { reason, .. } => NoteError::Invalid {
+                    field: "rev",
+                    reason,
+                },
+                other => other,
+            })?;
         let graph = read::graph(&tx, cur.nid)?;
         let base = match tree::common_ancestor(&graph, &cur.rev, other) {
             Some(a) => read::load_revision(&tx, note_id, a, Some(author.id))?.content,
@@ -227,7 +237,6 @@ impl NotesStore {
                 visibility: cur.content.visibility,
             },
         };
-        let theirs = read::load_revision(&tx, note_id, other, Some(author.id))?.content;
         let merged = self
             .limits
             .check(merge_content(&base, &cur.content, &theirs)?)?;
