@@ -174,6 +174,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .sum();
 
     let mut lat = Vec::with_capacity(queries);
+    let mut by_kind: [Vec<f64>; 4] = Default::default();
     let mut hits = 0usize;
     for i in 0..queries {
         let mut q = SearchQuery::default();
@@ -195,7 +196,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let viewer = if i % 2 == 0 { Some(user.id) } else { None };
         let t = Instant::now();
         let page = db.with(|c| store.search(c, &q, viewer))?;
-        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        lat.push(ms);
+        by_kind[i % 4].push(ms);
         hits += page.items.len();
     }
     lat.sort_by(|a, b| a.total_cmp(b));
@@ -211,6 +214,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("search p50 (ms): {:.2}", percentile(&lat, 0.50));
     println!("search p95 (ms): {:.2}", percentile(&lat, 0.95));
     println!("search p99 (ms): {:.2}", percentile(&lat, 0.99));
+    for (name, v) in ["one word", "two words", "prefix", "word + tag"]
+        .iter()
+        .zip(by_kind.iter_mut())
+    {
+        v.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "  {name}: p50 {:.2} ms, p95 {:.2} ms",
+            percentile(v, 0.5),
+            percentile(v, 0.95)
+        );
+    }
     println!("database size (MiB): {:.1}", size as f64 / 1048576.0);
     println!(
         "database size per 1k notes (KiB): {:.0}",
