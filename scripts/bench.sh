@@ -70,6 +70,7 @@ WARNINGS=()
 declare -A RES=()      # RES[<metric>.<server>] = "v1 v2 v3" (FAIL for a failed run)
 declare -A INFO=()
 STARTUP=""              # output of scripts/bench/startup.py
+NOTES=""                # output of the notes benchmarks
 
 log()  { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die()  { log "ERROR: $*"; exit 1; }
@@ -499,6 +500,10 @@ write_report() {
             echo
             sed 's/^/- /' <<<"$STARTUP"
             echo
+            echo "Notes (scripts/bench/notes_http.py against the running server; examples/notes_bench.rs):"
+            echo
+            sed 's/^/- /' <<<"$NOTES"
+            echo
         fi
         echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
         echo "Software: $(nginx -v 2>&1 | head -1); $(rustc -V 2>/dev/null || echo 'rustc n/a'); $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'); $(curl --version | head -1 | awk '{ print "curl " $2, $5 }')"
@@ -607,6 +612,11 @@ main() {
         log "5/5 start-to-READY (sd_notify) and binary size"
         STARTUP=$(python3 "$(dirname "$0")/bench/startup.py" "$SH_BIN" "$BENCH_DIR/startup" 10)
         echo "$STARTUP"
+        log "notes: ${BENCH_NOTES:=100000} generated notes (search latency, size), HTTP create rate"
+        cargo build --release --quiet --example notes_bench
+        NOTES=$(python3 "$(dirname "$0")/bench/notes_http.py" "$SH_BIN" "$SH_DATA" "$(port_of streamhub http)" 5)
+        NOTES+=$'\n'$("${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/notes_bench" "$BENCH_DIR/notes" "$BENCH_NOTES" 2000)
+        echo "$NOTES"
     fi
 
     write_report
