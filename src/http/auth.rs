@@ -79,6 +79,12 @@ impl Principal {
         }
     }
 
+    /// Whose objects a listing shows: the user's own (`Some(id)`), or everyone's for an admin.
+    pub fn listing_scope(&self) -> Result<Option<i64>, ApiError> {
+        let user = self.require_user()?;
+        Ok((!user.is_admin()).then_some(user.id))
+    }
+
     /// Reading media and listings: anyone when `anonymous_read`, otherwise users only.
     pub fn require_read(&self, anonymous_read: bool) -> Result<(), ApiError> {
         if anonymous_read || self.user().is_some() {
@@ -166,8 +172,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// Runs blocking account work on the blocking pool.
-async fn blocking<T: Send + 'static>(
+/// Runs blocking account work on the blocking pool (shared by the share-link handlers).
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -573,8 +579,7 @@ pub async fn list_tokens(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let user = principal.require_user()?;
-    let owner = (!user.is_admin()).then_some(user.id);
+    let owner = principal.listing_scope()?;
     let accounts = state.accounts.clone();
     let tokens = blocking(move || accounts.list_tokens(owner)).await?;
     Ok(Json(json!({ "tokens": tokens })))

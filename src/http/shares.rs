@@ -9,7 +9,7 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::Principal;
+use super::auth::{blocking, Principal};
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::AppState;
@@ -26,15 +26,6 @@ pub struct ShareBody {
 
 const DEFAULT_EXPIRY: i64 = 7 * 86_400;
 const MAX_EXPIRY: i64 = 365 * 86_400;
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::from(AuthError::Hash(e.to_string())))?
-        .map_err(ApiError::from)
-}
 
 pub async fn create(
     State(state): State<AppState>,
@@ -74,8 +65,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let user = principal.require_user()?;
-    let owner = (!user.is_admin()).then_some(user.id);
+    let owner = principal.listing_scope()?;
     let accounts = state.accounts.clone();
     let shares = blocking(move || accounts.list_shares(owner)).await?;
     Ok(Json(json!({ "shares": shares })))
