@@ -48,6 +48,22 @@ impl Current {
     }
 }
 
+/// The current revision of a note that an edit based on `base_rev` may build on: still the
+/// current one, and not a tombstone (restore first).
+pub(crate) fn editable(
+    conn: &Connection,
+    note_id: &str,
+    base_rev: &str,
+    author: &Author,
+) -> Result<Current, NoteError> {
+    let cur = current(conn, note_id, Some(author.id))?;
+    cur.expect_base(base_rev)?;
+    if cur.deleted {
+        return Err(NoteError::Deleted);
+    }
+    Ok(cur)
+}
+
 pub(crate) fn current(
     conn: &Connection,
     note_id: &str,

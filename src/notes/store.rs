@@ -14,8 +14,8 @@ use super::merge::merge_content;
 use super::model::{hex, Author, Changes, Content, Limits, Revision};
 use super::read::{self, EventKind, Note};
 use super::rows::{
-    append_event, check_generation, conflict_leaves, current, insert_note_row, insert_revision,
-    leaves, refresh, Current, Leaf,
+    append_event, check_generation, conflict_leaves, current, editable, insert_note_row,
+    insert_revision, leaves, refresh, Current, Leaf,
 };
 use super::{tree, NoteError};
 
@@ -118,11 +118,7 @@ impl NotesStore {
         author: &Author,
     ) -> Result<Note, NoteError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let cur = current(&tx, note_id, Some(author.id))?;
-        cur.expect_base(base_rev)?;
-        if cur.deleted {
-            return Err(NoteError::Deleted);
-        }
+        let cur = editable(&tx, note_id, base_rev, author)?;
         let content = self.limits.check(changes.apply(&cur.content))?;
         cur.check_visibility_change(&content, author)?;
         self.commit_child(tx, &cur, &[], content, false, author, EventKind::Edited)
@@ -139,11 +135,7 @@ impl NotesStore {
         author: &Author,
     ) -> Result<Note, NoteError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let cur = current(&tx, note_id, Some(author.id))?;
-        cur.expect_base(base_rev)?;
-        if cur.deleted {
-            return Err(NoteError::Deleted);
-        }
+        let cur = editable(&tx, note_id, base_rev, author)?;
         let others: Vec<Leaf> = leaves(&tx, cur.nid)?
             .into_iter()
             .filter(|l| l.rev != cur.rev)
