@@ -42,6 +42,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub streaming: StreamingConfig,
     pub uploads: UploadsConfig,
+    pub library: LibraryConfig,
     pub notes: NotesConfig,
     pub discovery: DiscoveryConfig,
     pub auth: AuthConfig,
@@ -84,6 +85,17 @@ pub struct StreamingConfig {
 #[serde(deny_unknown_fields)]
 pub struct UploadsConfig {
     pub max_bytes: u64,
+    pub tus_expiry_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LibraryConfig {
+    pub scan_interval_secs: u64,
+    pub ffprobe: String,
+    pub ffmpeg: String,
+    pub thumbnails: bool,
+    pub probe_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,6 +156,14 @@ impl Default for Config {
             },
             uploads: UploadsConfig {
                 max_bytes: 64 << 30,
+                tus_expiry_secs: 86400,
+            },
+            library: LibraryConfig {
+                scan_interval_secs: 600,
+                ffprobe: "ffprobe".to_string(),
+                ffmpeg: "ffmpeg".to_string(),
+                thumbnails: true,
+                probe_timeout_secs: 30,
             },
             notes: NotesConfig {
                 max_title_chars: 500,
@@ -271,6 +291,24 @@ impl Config {
         }
         if self.uploads.max_bytes == 0 {
             return Err(invalid("uploads.max_bytes", "must be at least 1"));
+        }
+        if !(1..=365 * 86400).contains(&self.uploads.tus_expiry_secs) {
+            return Err(invalid(
+                "uploads.tus_expiry_secs",
+                "must be between 1 and 31536000 (a year)",
+            ));
+        }
+        if self.library.scan_interval_secs != 0 && self.library.scan_interval_secs < 10 {
+            return Err(invalid(
+                "library.scan_interval_secs",
+                "must be 0 (no periodic scan) or at least 10",
+            ));
+        }
+        if !(1..=3600).contains(&self.library.probe_timeout_secs) {
+            return Err(invalid(
+                "library.probe_timeout_secs",
+                "must be between 1 and 3600",
+            ));
         }
         for (key, v, max) in [
             ("notes.max_title_chars", self.notes.max_title_chars, 10_000),

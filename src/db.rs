@@ -27,10 +27,13 @@ pub enum DbError {
 }
 
 /// Numbered migrations, applied in order at open; never edit a released one, add a new one.
-/// 1: accounts; 2–5: notes (`notes::MIGRATIONS`).
+/// 1: accounts; 2–5: notes (`notes::MIGRATIONS`); then the library index
+/// (`library::MIGRATIONS`) and resumable uploads (`tus::MIGRATIONS`).
 fn migrations() -> Migrations<'static> {
     let mut all = vec![M::up(ACCOUNTS)];
     all.extend(crate::notes::MIGRATIONS.iter().map(|sql| M::up(sql)));
+    all.extend(crate::library::MIGRATIONS.iter().map(|sql| M::up(sql)));
+    all.extend(crate::tus::MIGRATIONS.iter().map(|sql| M::up(sql)));
     Migrations::new(all)
 }
 

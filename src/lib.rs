@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod library;
 pub mod media_types;
 pub mod metrics;
 pub mod notes;
@@ -17,6 +18,7 @@ pub mod storage;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;
+pub mod tus;
 pub mod user_cli;
 
 use std::future::Future;
@@ -39,6 +41,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Db(#[from] db::DbError),
+    #[error("library index: {0}")]
+    Library(#[from] library::LibraryError),
     #[error("start-up task failed: {0}")]
     Task(String),
 }
@@ -51,6 +55,7 @@ pub struct Service {
     storage: Arc<LocalStorage>,
     tls: Option<Arc<TlsState>>,
     accounts: auth::Accounts,
+    library: library::Library,
     setup_token: Option<String>,
 }
 
@@ -111,6 +116,12 @@ impl Service {
             );
         }
         let db = db::Db::open(&config.server.data_dir)?;
+        let library = library::Library::open(
+            &config.server.data_dir,
+            storage.root(),
+            &config.library,
+            config.storage_timeout(),
+        )?;
         let accounts = auth::Accounts::new(db);
         let setup_token = if accounts
             .user_count()
@@ -132,6 +143,7 @@ impl Service {
             storage: Arc::new(storage),
             tls,
             accounts,
+            library,
             setup_token,
         })
     }
@@ -164,11 +176,13 @@ impl Service {
     /// Serves on already-bound `listeners` until `shutdown` resolves, then drains.
     pub async fn serve(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()> + Send) {
         let config = self.config;
+        self.library.start();
         let state = http::AppState {
             storage: self.storage,
             config: config.clone(),
             data_dir: config.server.data_dir.clone(),
             accounts: self.accounts,
+            library: self.library,
             metrics: Arc::new(metrics::Metrics::new()),
             notes: notes::NotesStore::new(notes::Limits {
                 title_chars: config.notes.max_title_chars,

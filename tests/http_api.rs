@@ -52,6 +52,13 @@ fn fixture() -> Fixture {
         accounts: streamhub::auth::Accounts::new(db),
         metrics: Arc::new(streamhub::metrics::Metrics::new()),
         notes: streamhub::notes::NotesStore::new(Default::default()),
+        library: streamhub::library::Library::open(
+            data.path(),
+            media.path(),
+            &Config::default().library,
+            Duration::from_secs(5),
+        )
+        .expect("library"),
         request_ids: Arc::default(),
         auth: Arc::new(streamhub::http::auth::AuthState::new(
             None,

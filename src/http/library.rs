@@ -67,3 +67,13 @@ pub async fn list(
         entries,
     }))
 }
+
+/// STUB until the index lands: `GET /api/library/item?path=`.
+pub async fn item() -> ApiError {
+    ApiError::not_found("the library index is not built yet")
+}
+
+/// STUB until the index lands: `GET /api/library/thumb?path=`.
+pub async fn thumb() -> ApiError {
+    ApiError::not_found("the library index is not built yet")
+}

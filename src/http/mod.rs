@@ -42,6 +42,7 @@ pub struct AppState {
     pub auth: Arc<AuthState>,
     pub metrics: Arc<Metrics>,
     pub notes: crate::notes::NotesStore,
+    pub library: crate::library::Library,
     /// Per-process request counter for `x-request-id` and the access log.
     pub request_ids: Arc<AtomicU64>,
 }
@@ -60,6 +61,8 @@ pub fn router(state: AppState) -> Router {
         .route("/media/{*path}", media)
         .route("/s/{token}", share)
         .route("/api/library", get(library::list))
+        .route("/api/library/item", get(library::item))
+        .route("/api/library/thumb", get(library::thumb))
         .route("/api/library/folder", post(upload::create_folder))
         .route("/api/library/move", post(upload::move_entry))
         // Per-file limits are enforced by storage (uploads.max_bytes) while streaming.

@@ -2,8 +2,9 @@
 //! or more files), `DELETE /media/<path>`, `POST /api/library/folder` and
 //! `POST /api/library/move`. Bodies stream straight to `Storage::put`; nothing is buffered.
 //!
-//! Until the library index records who uploaded what (issue #5's index), overwriting, moving
-//! and deleting are admin-only; members may add new files and folders.
+//! Who may change what: members add files and folders; a member may replace, move or delete
+//! what they uploaded (the library index records the uploader); admins may change anything.
+//! Every change is recorded in the library index as it happens.
 
 use axum::body::Body;
 use axum::extract::multipart::{Field, Multipart, MultipartRejection};
@@ -61,14 +62,47 @@ fn file_json(path: &MediaPath, meta: &ObjectMeta) -> serde_json::Value {
     json!({ "path": path.to_string(), "size": meta.size, "etag": meta.etag })
 }
 
-fn may_overwrite(principal: &Principal, overwrite: bool) -> Result<(), ApiError> {
+/// A member may change (replace, move, delete) only what they uploaded; an admin anything.
+/// A path that does not exist is left to storage to report (404).
+pub(super) async fn may_change(
+    state: &AppState,
+    principal: &Principal,
+    path: &MediaPath,
+    what: &str,
+) -> Result<(), ApiError> {
     let user = principal.require_user()?;
-    if overwrite && !user.is_admin() {
-        return Err(super::auth::forbidden(
-            "only an admin may replace an existing file",
-        ));
+    if user.is_admin() {
+        return Ok(());
+    }
+    let owner = state
+        .library
+        .owner_of(path)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if owner == Some(user.id) {
+        return Ok(());
+    }
+    Err(super::auth::forbidden(&format!(
+        "only the member who uploaded it, or an admin, may {what} '{path}'"
+    )))
+}
+
+/// Replacing an existing file is changing it; writing a new name is open to every member.
+async fn may_write(
+    state: &AppState,
+    principal: &Principal,
+    path: &MediaPath,
+    overwrite: bool,
+) -> Result<(), ApiError> {
+    principal.require_user()?;
+    if overwrite && state.storage.exists(path).await? {
+        may_change(state, principal, path, "replace").await?;
     }
     Ok(())
+}
+
+fn owner_id(principal: &Principal) -> Option<i64> {
+    principal.user().map(|u| u.id)
 }
 
 pub async fn put_media(
@@ -80,9 +114,10 @@ pub async fn put_media(
     body: Body,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    may_overwrite(&principal, q.overwrite)?;
+    principal.require_user()?;
     let raw = uri.path().strip_prefix("/media/").unwrap_or("");
     let path = MediaPath::from_url(raw)?.for_create()?;
+    may_write(&state, &principal, &path, q.overwrite).await?;
     let limit = state.config.uploads.max_bytes;
     declared_too_large(&headers, limit)?;
     let source: ByteSource = Box::pin(
@@ -104,6 +139,10 @@ pub async fn put_media(
             .await,
     )?;
     tracing::info!(path = %path.to_string().escape_debug(), size = meta.size, "uploaded");
+    state
+        .library
+        .record_write(&path, &meta, owner_id(&principal))
+        .await;
     let location = format!(
         "/media/{}",
         path.segments()
@@ -134,6 +173,7 @@ pub struct UploadQuery {
 /// One multipart file field, streamed to storage.
 async fn store_field(
     state: &AppState,
+    principal: &Principal,
     dir: &MediaPath,
     field: Field<'_>,
     overwrite: bool,
@@ -143,6 +183,7 @@ async fn store_field(
     };
     // A file name is one name: "a/b.mp4" or "..\\x" is refused, never interpreted.
     let path = dir.join(&name)?.for_create()?;
+    may_write(state, principal, &path, overwrite).await?;
     let limit = state.config.uploads.max_bytes;
     // Field borrows the Multipart; give storage an owned stream over its chunks.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
@@ -182,6 +223,10 @@ async fn store_field(
     let ((), result) = tokio::join!(pump, put);
     let meta = counted(state, result)?;
     tracing::info!(path = %path.to_string().escape_debug(), size = meta.size, "uploaded (multipart)");
+    state
+        .library
+        .record_write(&path, &meta, owner_id(principal))
+        .await;
     Ok(Some(file_json(&path, &meta)))
 }
 
@@ -193,7 +238,7 @@ pub async fn upload_multipart(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
-    may_overwrite(&principal, q.overwrite)?;
+    principal.require_user()?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -210,7 +255,7 @@ pub async fn upload_multipart(
             .await
             .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))?;
         let Some(field) = field else { break };
-        if let Some(v) = store_field(&state, &dir, field, q.overwrite).await? {
+        if let Some(v) = store_field(&state, &principal, &dir, field, q.overwrite).await? {
             stored.push(v);
         }
     }
@@ -228,14 +273,16 @@ pub async fn delete_media(
     Extension(principal): Extension<Principal>,
     uri: Uri,
 ) -> Result<StatusCode, ApiError> {
-    principal.require_admin()?;
+    principal.require_user()?;
     let raw = uri.path().strip_prefix("/media/").unwrap_or("");
     let path = MediaPath::from_url(raw)?;
     if path.is_root() {
         return Err(super::auth::forbidden("the media root cannot be deleted"));
     }
+    may_change(&state, &principal, &path, "delete").await?;
     state.storage.delete(&path).await?;
     tracing::info!(path = %path.to_string().escape_debug(), "deleted");
+    state.library.record_delete(&path).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -253,6 +300,10 @@ pub async fn create_folder(
     principal.require_user()?;
     let path = MediaPath::from_decoded(&body.path)?.for_create()?;
     state.storage.create_dir(&path).await?;
+    state
+        .library
+        .record_folder(&path, owner_id(&principal))
+        .await;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "path": path.to_string() })),
@@ -273,13 +324,18 @@ pub async fn move_entry(
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    principal.require_admin()?;
+    principal.require_user()?;
     let from = MediaPath::from_decoded(&body.from)?;
     let to = MediaPath::from_decoded(&body.to)?.for_create()?;
     if from.is_root() {
         return Err(super::auth::forbidden("the media root cannot be moved"));
     }
+    may_change(&state, &principal, &from, "move").await?;
+    if body.overwrite && state.storage.exists(&to).await? {
+        may_change(&state, &principal, &to, "replace").await?;
+    }
     state.storage.rename(&from, &to, body.overwrite).await?;
+    state.library.record_move(&from, &to).await;
     Ok(Json(
         json!({ "from": from.to_string(), "to": to.to_string() }),
     ))

@@ -645,6 +645,52 @@ impl Storage for LocalStorage {
         write::put(self.write_ctx(), path, body, opts).await
     }
 
+    async fn exists(&self, path: &MediaPath) -> Result<bool, StorageError> {
+        let mut p = self.canonical_root.clone();
+        p.extend(path.segments());
+        self.blocking("stat", move || match std::fs::symlink_metadata(&p) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.raw_os_error() == Some(20) => Ok(false), // ENOTDIR: a file on the way
+            Err(e) => Err(StorageError::from_io(&e)),
+        })
+        .await
+    }
+
+    async fn create_staged(
+        &self,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<PathBuf, StorageError> {
+        let (root, esc, p) = (
+            self.canonical_root.clone(),
+            self.opts.allow_symlink_escape,
+            dest.clone(),
+        );
+        self.blocking("create", move || {
+            write::create_resumable(&root, &p, overwrite, esc)
+        })
+        .await
+    }
+
+    async fn commit_staged(
+        &self,
+        staged: &Path,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<ObjectMeta, StorageError> {
+        let (root, esc, p) = (
+            self.canonical_root.clone(),
+            self.opts.allow_symlink_escape,
+            dest.clone(),
+        );
+        let staged = staged.to_path_buf();
+        self.blocking("commit", move || {
+            write::commit_resumable(&root, &staged, &p, overwrite, esc)
+        })
+        .await
+    }
+
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError> {
         let (root, esc, p) = (
             self.canonical_root.clone(),

@@ -139,6 +139,23 @@ pub trait Storage: Send + Sync {
         body: ByteSource,
         opts: PutOptions,
     ) -> Result<ObjectMeta, StorageError>;
+    /// Whether anything (file or folder) has this name.
+    async fn exists(&self, path: &MediaPath) -> Result<bool, StorageError>;
+    /// Resumable uploads: a new empty staging file for a future `dest`, on the filesystem
+    /// `dest` will be on; the caller appends to it (across requests and restarts) and then
+    /// calls `commit_staged`. `AlreadyExists` when `dest` exists and not `overwrite`.
+    async fn create_staged(
+        &self,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<std::path::PathBuf, StorageError>;
+    /// Makes a finished staging file durable and moves it into place (as `put` commits).
+    async fn commit_staged(
+        &self,
+        staged: &std::path::Path,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<ObjectMeta, StorageError>;
     /// Creates one folder (its parents as needed).
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError>;
     /// Deletes a file or an empty folder.

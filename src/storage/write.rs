@@ -357,3 +357,126 @@ pub(crate) fn rename(
     }
     Ok(())
 }
+
+/// Subfolder of the root's staging folder holding resumable (tus) uploads. Unlike the
+/// `*.part` files of one-shot uploads, these survive a restart: they are resumed.
+pub const RESUMABLE_DIR: &str = "resumable";
+
+/// The nearest folder of `dir` that exists (the root at worst), for choosing the filesystem.
+fn existing_ancestor(root: &Path, dir: &MediaPath) -> PathBuf {
+    let mut best = root.to_path_buf();
+    let mut p = root.to_path_buf();
+    for seg in dir.segments() {
+        p.push(seg);
+        match std::fs::metadata(&p) {
+            Ok(md) if md.is_dir() => best = p.clone(),
+            _ => break,
+        }
+    }
+    best
+}
+
+/// A new empty staging file for a resumable upload to `dest`. Parent folders are made only
+/// at commit, so an abandoned upload leaves no empty folder behind.
+pub(crate) fn create_resumable(
+    root: &Path,
+    dest: &MediaPath,
+    overwrite: bool,
+    allow_escape: bool,
+) -> Result<PathBuf, StorageError> {
+    let (parent, name) = dest.split_last().ok_or(StorageError::IsDirectory)?;
+    let near = existing_ancestor(root, &parent);
+    let real = near.canonicalize().map_err(|e| StorageError::from_io(&e))?;
+    if !allow_escape && !real.starts_with(root) {
+        return Err(StorageError::OutsideRoot);
+    }
+    let mut full = root.to_path_buf();
+    full.extend(parent.segments());
+    if near == full {
+        match std::fs::symlink_metadata(real.join(name)) {
+            Ok(md) if md.is_dir() => return Err(StorageError::IsDirectory),
+            Ok(_) if !overwrite => return Err(StorageError::AlreadyExists),
+            _ => {}
+        }
+    }
+    let dir = staging_for(root, &real)?.join(RESUMABLE_DIR);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| io_err(&e, STAGING_DIR))?;
+    let tmp = dir.join(format!(
+        "{}.upload",
+        super::super::auth::secret::random_token()
+    ));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)
+        .map_err(|e| io_err(&e, STAGING_DIR))?;
+    Ok(tmp)
+}
+
+/// Commits a finished resumable upload: fsync, rename into place (copying first when the
+/// destination turned out to be on another filesystem), fsync the folder.
+pub(crate) fn commit_resumable(
+    root: &Path,
+    staged: &Path,
+    dest: &MediaPath,
+    overwrite: bool,
+    allow_escape: bool,
+) -> Result<ObjectMeta, StorageError> {
+    let target = prepare_target(root, dest, overwrite, allow_escape)?;
+    let shown = dest
+        .split_last()
+        .map(|(d, _)| {
+            if d.is_root() {
+                "/".to_string()
+            } else {
+                d.to_string()
+            }
+        })
+        .unwrap_or_default();
+    File::open(staged)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(&e, STAGING_DIR))?;
+    let same_fs = match (
+        std::fs::metadata(staged),
+        std::fs::metadata(&target.dest_dir),
+    ) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => true,
+    };
+    let from = if same_fs {
+        staged.to_path_buf()
+    } else {
+        let copy = (|| {
+            std::fs::copy(staged, &target.tmp)?;
+            File::open(&target.tmp)?.sync_all()
+        })();
+        if let Err(e) = copy {
+            let _ = std::fs::remove_file(&target.tmp);
+            return Err(io_err(&e, &shown));
+        }
+        target.tmp.clone()
+    };
+    if let Err(e) = rename_into_place(&from, &target.dest, overwrite, &shown) {
+        if !same_fs {
+            let _ = std::fs::remove_file(&target.tmp);
+        }
+        return Err(e);
+    }
+    if !same_fs {
+        let _ = std::fs::remove_file(staged);
+    }
+    sync_dir(&target.dest_dir)?;
+    meta_of(&target.dest)
+}
+
+/// Resumable staging files under the root's staging folder (for the expiry sweep).
+pub(crate) fn resumable_files(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join(STAGING_DIR).join(RESUMABLE_DIR))
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
