@@ -56,6 +56,7 @@ pub struct Service {
     tls: Option<Arc<TlsState>>,
     accounts: auth::Accounts,
     library: library::Library,
+    tus: Arc<tus::Tus>,
     setup_token: Option<String>,
 }
 
@@ -122,6 +123,10 @@ impl Service {
             &config.library,
             config.storage_timeout(),
         )?;
+        let tus = Arc::new(tus::Tus::new(tus::TusStore::new(
+            db.clone(),
+            config.uploads.tus_expiry_secs,
+        )));
         let accounts = auth::Accounts::new(db);
         let setup_token = if accounts
             .user_count()
@@ -144,6 +149,7 @@ impl Service {
             tls,
             accounts,
             library,
+            tus,
             setup_token,
         })
     }
@@ -177,12 +183,14 @@ impl Service {
     pub async fn serve(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()> + Send) {
         let config = self.config;
         self.library.start();
+        let storage = self.storage.clone();
         let state = http::AppState {
             storage: self.storage,
             config: config.clone(),
             data_dir: config.server.data_dir.clone(),
             accounts: self.accounts,
             library: self.library,
+            tus: self.tus,
             metrics: Arc::new(metrics::Metrics::new()),
             notes: notes::NotesStore::new(notes::Limits {
                 title_chars: config.notes.max_title_chars,
@@ -211,6 +219,9 @@ impl Service {
             shutdown.await;
             systemd::notify_stopping();
         };
+        tokio::spawn(http::tus::sweep_forever(state.clone(), move || {
+            storage.resumable_files()
+        }));
         let metrics_app = http::metrics_router(state.clone());
         http::server::serve(
             listeners,

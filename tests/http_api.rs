@@ -49,6 +49,10 @@ fn fixture() -> Fixture {
         storage: Arc::new(storage),
         config: Arc::new(Config::default()),
         data_dir: data.path().to_path_buf(),
+        tus: Arc::new(streamhub::tus::Tus::new(streamhub::tus::TusStore::new(
+            db.clone(),
+            3600,
+        ))),
         accounts: streamhub::auth::Accounts::new(db),
         metrics: Arc::new(streamhub::metrics::Metrics::new()),
         notes: streamhub::notes::NotesStore::new(Default::default()),

@@ -11,6 +11,7 @@ pub mod media;
 pub mod notes;
 pub mod server;
 pub mod shares;
+pub mod tus;
 pub mod upload;
 
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, head, post};
 use axum::Router;
 
 use crate::auth::Accounts;
@@ -43,6 +44,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub notes: crate::notes::NotesStore,
     pub library: crate::library::Library,
+    pub tus: Arc<crate::tus::Tus>,
     /// Per-process request counter for `x-request-id` and the access log.
     pub request_ids: Arc<AtomicU64>,
 }
@@ -69,6 +71,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/upload",
             post(upload::upload_multipart).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/api/tus", post(tus::create).options(tus::options))
+        .route("/api/tus/", post(tus::create).options(tus::options))
+        .route(
+            "/api/tus/{id}",
+            head(tus::head)
+                .patch(tus::patch)
+                .delete(tus::terminate)
+                .options(tus::options),
         )
         .route("/api/setup", post(auth::setup))
         .route("/api/login", post(auth::login))

@@ -79,6 +79,11 @@ impl LocalStorage {
         write::clean_staging(&self.canonical_root)
     }
 
+    /// Staging files of resumable uploads in the root's staging folder. Blocking.
+    pub fn resumable_files(&self) -> Vec<PathBuf> {
+        write::resumable_files(&self.canonical_root)
+    }
+
     /// Filesystem kind of the media root as detected at start.
     pub fn fs_kind(&self) -> &'static str {
         self.fs_kind

@@ -29,7 +29,7 @@ pub const STAGING_DIR: &str = ".streamhub-staging";
 /// Chunks queued between the request body and the writer thread.
 const QUEUE: usize = 4;
 
-fn io_err(e: &std::io::Error, folder: &str) -> StorageError {
+pub(crate) fn io_err(e: &std::io::Error, folder: &str) -> StorageError {
     match e.raw_os_error() {
         Some(28) | Some(122) => StorageError::NoSpace, // ENOSPC, EDQUOT
         Some(17) => StorageError::AlreadyExists,       // EEXIST

@@ -1,0 +1,521 @@
+//! tus 1.0.0 resumable uploads at `/api/tus/`: core (HEAD, PATCH), creation,
+//! creation-with-upload, termination, expiration and checksum (sha1, sha256). Handlers
+//! translate headers into calls on `tus` (state, appending) and `storage` (staging, commit).
+//!
+//! An upload belongs to the user who created it: anyone else gets 404 for its id.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use futures_util::TryStreamExt;
+
+use super::auth::Principal;
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::now_secs;
+use crate::storage::{ByteSource, MediaPath, StorageError};
+use crate::tus::{self, AppendError, Checksum, Metadata, Upload};
+
+pub const VERSION: &str = "1.0.0";
+const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration,checksum";
+const OFFSET_TYPE: &str = "application/offset+octet-stream";
+
+const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
+const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
+const UPLOAD_LENGTH: HeaderName = HeaderName::from_static("upload-length");
+const UPLOAD_EXPIRES: HeaderName = HeaderName::from_static("upload-expires");
+const UPLOAD_METADATA: HeaderName = HeaderName::from_static("upload-metadata");
+
+/// Every tus answer, errors included, names the protocol version.
+fn tus_reply(result: Result<Response, ApiError>) -> Response {
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    resp.headers_mut()
+        .insert(TUS_RESUMABLE, HeaderValue::from_static(VERSION));
+    resp
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn check_version(h: &HeaderMap) -> Result<(), ApiError> {
+    if header_str(h, "tus-resumable") == Some(VERSION) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::PRECONDITION_FAILED,
+        "tus_version",
+        "send Tus-Resumable: 1.0.0 (the only tus version served here)",
+    )
+    .with_header(
+        HeaderName::from_static("tus-version"),
+        HeaderValue::from_static(VERSION),
+    ))
+}
+
+fn number(h: &HeaderMap, name: &'static str) -> Result<Option<u64>, ApiError> {
+    match h.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request("bad_header", format!("{name} must be a whole number"))
+            }),
+    }
+}
+
+fn http_date(secs: i64) -> HeaderValue {
+    let t = UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64);
+    HeaderValue::from_str(&httpdate::fmt_http_date(t))
+        .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
+}
+
+fn proto_err(e: tus::ProtoError) -> ApiError {
+    let code = match e {
+        tus::ProtoError::Metadata(_) => "bad_metadata",
+        tus::ProtoError::Checksum(_) => "bad_checksum",
+        tus::ProtoError::Algorithm(_) => "checksum_algorithm",
+    };
+    ApiError::bad_request(code, e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::db::DbError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// The caller's upload `id`, or 404 (unknown, or someone else's), or 410 (expired).
+async fn load(state: &AppState, principal: &Principal, id: &str) -> Result<Upload, ApiError> {
+    let user = principal.require_user()?;
+    let store = state.tus.store.clone();
+    let key = id.to_string();
+    let found = blocking(move || store.get(&key)).await?;
+    let upload = found
+        .filter(|u| u.owner == user.id)
+        .ok_or_else(|| ApiError::not_found("no such upload"))?;
+    if upload.is_expired(now_secs()) {
+        return Err(ApiError::new(
+            StatusCode::GONE,
+            "expired",
+            "this upload expired; its data was (or is being) deleted — start a new one",
+        ));
+    }
+    Ok(upload)
+}
+
+fn body_source(body: Body) -> ByteSource {
+    Box::pin(
+        body.into_data_stream()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)),
+    )
+}
+
+/// Writes one body into `upload` at its offset; commits the file when it is complete.
+/// Returns the new offset.
+async fn write_body(
+    state: &AppState,
+    upload: &Upload,
+    body: Body,
+    checksum: Option<Checksum>,
+) -> Result<u64, ApiError> {
+    let Some(_busy) = state.tus.claim(&upload.id) else {
+        return Err(ApiError::new(
+            StatusCode::LOCKED,
+            "upload_busy",
+            "another request is writing this upload; retry when it has finished",
+        ));
+    };
+    let store = state.tus.store.clone();
+    let id = upload.id.clone();
+    let progress = move |offset: u64| {
+        if let Err(e) = store.set_offset(&id, offset, now_secs()) {
+            tracing::error!(upload = %id, error = %e, "cannot record upload progress");
+        }
+    };
+    let appended = tus::append(
+        upload.staged.clone(),
+        upload.offset,
+        upload.length,
+        body_source(body),
+        checksum,
+        state.config.storage_timeout(),
+        progress,
+    )
+    .await;
+    let offset = match appended {
+        Ok(o) => o.offset,
+        Err(AppendError::ChecksumMismatch) => {
+            return Err(ApiError::new(
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+                "checksum_mismatch",
+                "the body does not match Upload-Checksum; it was discarded, resend it",
+            ))
+        }
+        Err(AppendError::TooLong) => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "past_upload_length",
+                format!(
+                    "the body goes past Upload-Length ({} bytes); it was discarded",
+                    upload.length
+                ),
+            ))
+        }
+        Err(AppendError::ClientGone { offset }) => {
+            return Err(ApiError::bad_request(
+                "upload_interrupted",
+                format!("the body ended early; resume at offset {offset}"),
+            ))
+        }
+        Err(AppendError::Storage(e)) => {
+            let err = ApiError::from(e);
+            state.metrics.observe_upload(err.code, 0);
+            return Err(err);
+        }
+    };
+    if offset == upload.length {
+        commit(state, upload).await?;
+    }
+    Ok(offset)
+}
+
+/// Moves a complete upload into place and indexes it.
+async fn commit(state: &AppState, upload: &Upload) -> Result<(), ApiError> {
+    let dest = MediaPath::from_decoded(&upload.dest)?;
+    let result = state
+        .storage
+        .commit_staged(&upload.staged, &dest, upload.overwrite)
+        .await;
+    let meta = match result {
+        Ok(meta) => meta,
+        Err(e) => {
+            let taken = matches!(e, StorageError::AlreadyExists | StorageError::IsDirectory);
+            let err = ApiError::from(e);
+            state.metrics.observe_upload(err.code, 0);
+            if taken {
+                // The name was taken meanwhile; the upload cannot complete anymore.
+                let store = state.tus.store.clone();
+                let u = upload.clone();
+                blocking(move || store.remove(&u)).await?;
+            }
+            return Err(err);
+        }
+    };
+    let store = state.tus.store.clone();
+    let id = upload.id.clone();
+    blocking(move || store.mark_complete(&id, now_secs())).await?;
+    state.metrics.observe_upload("ok", meta.size);
+    tracing::info!(path = %upload.dest.escape_debug(), size = meta.size, "uploaded (tus)");
+    state
+        .library
+        .record_write(&dest, &meta, Some(upload.owner))
+        .await;
+    Ok(())
+}
+
+/// `OPTIONS /api/tus/`: what this server supports (no login needed).
+pub async fn options(State(state): State<AppState>) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert("tus-version", HeaderValue::from_static(VERSION));
+    h.insert("tus-extension", HeaderValue::from_static(EXTENSIONS));
+    h.insert(
+        "tus-checksum-algorithm",
+        HeaderValue::from_static("sha1,sha256"),
+    );
+    h.insert(
+        "tus-max-size",
+        HeaderValue::from(state.config.uploads.max_bytes),
+    );
+    tus_reply(Ok(resp))
+}
+
+/// `POST /api/tus/`: creation (and creation-with-upload).
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    tus_reply(create_inner(&state, &principal, &headers, body).await)
+}
+
+async fn create_inner(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_version(headers)?;
+    let user = principal.require_user()?;
+    if headers.contains_key("upload-defer-length") {
+        return Err(ApiError::bad_request(
+            "defer_length_unsupported",
+            "Upload-Defer-Length is not supported: send Upload-Length",
+        ));
+    }
+    let length = number(headers, "upload-length")?.ok_or_else(|| {
+        ApiError::bad_request("missing_length", "send Upload-Length (the file size)")
+    })?;
+    let limit = state.config.uploads.max_bytes;
+    if length > limit {
+        return Err(StorageError::TooLarge { limit }.into());
+    }
+    let raw_meta = header_str(headers, "upload-metadata")
+        .unwrap_or("")
+        .to_string();
+    let meta = Metadata::parse(&raw_meta).map_err(proto_err)?;
+    let filename = meta.text("filename").map_err(proto_err)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_filename",
+            "Upload-Metadata must carry 'filename' (the file's name)",
+        )
+    })?;
+    let folder = meta.text("folder").map_err(proto_err)?.unwrap_or_default();
+    let overwrite = matches!(
+        meta.text("overwrite").map_err(proto_err)?.as_deref(),
+        Some("true") | Some("1")
+    );
+    let dest = MediaPath::from_decoded(&folder)?
+        .join(&filename)?
+        .for_create()?;
+    if overwrite && state.storage.exists(&dest).await? {
+        super::upload::may_change(state, principal, &dest, "replace").await?;
+    }
+    let staged = state.storage.create_staged(&dest, overwrite).await?;
+    let now = now_secs();
+    let upload = Upload {
+        id: crate::auth::secret::random_token(),
+        owner: user.id,
+        dest: dest.to_string(),
+        overwrite,
+        length,
+        offset: 0,
+        metadata: raw_meta,
+        staged,
+        created_at: now,
+        expires_at: now.saturating_add(state.tus.store.expiry_secs),
+        completed_at: None,
+    };
+    {
+        let store = state.tus.store.clone();
+        let u = upload.clone();
+        blocking(move || {
+            let r = store.insert(&u);
+            if r.is_err() {
+                let _ = std::fs::remove_file(&u.staged);
+            }
+            r
+        })
+        .await?;
+    }
+    tracing::info!(path = %upload.dest.escape_debug(), length, "resumable upload created");
+    let with_body = header_str(headers, "content-type")
+        .map(|t| t.eq_ignore_ascii_case(OFFSET_TYPE))
+        .unwrap_or(false);
+    let offset = if with_body || length == 0 {
+        let checksum = match header_str(headers, "upload-checksum") {
+            Some(v) if with_body => Some(Checksum::parse(v).map_err(proto_err)?),
+            _ => None,
+        };
+        // A failed first write still leaves a created upload the client can resume.
+        match write_body(state, &upload, body, checksum).await {
+            Ok(o) => Some(o),
+            Err(e) if length == 0 => return Err(e),
+            Err(e) => {
+                tracing::info!(upload = %upload.id, error = %e.message, "creation-with-upload: body not taken");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut resp = StatusCode::CREATED.into_response();
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/tus/{}", upload.id)) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(UPLOAD_EXPIRES, http_date(upload.expires_at));
+    if let Some(o) = offset {
+        h.insert(UPLOAD_OFFSET, HeaderValue::from(o));
+    }
+    Ok(resp)
+}
+
+/// `HEAD /api/tus/{id}`: where to resume.
+pub async fn head(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    tus_reply(
+        async {
+            check_version(&headers)?;
+            let u = load(&state, &principal, &id).await?;
+            let mut resp = StatusCode::OK.into_response();
+            let h = resp.headers_mut();
+            h.insert(UPLOAD_OFFSET, HeaderValue::from(u.offset));
+            h.insert(UPLOAD_LENGTH, HeaderValue::from(u.length));
+            if !u.metadata.is_empty() {
+                if let Ok(v) = HeaderValue::from_str(&u.metadata) {
+                    h.insert(UPLOAD_METADATA, v);
+                }
+            }
+            if !u.is_complete() {
+                h.insert(UPLOAD_EXPIRES, http_date(u.expires_at));
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(resp)
+        }
+        .await,
+    )
+}
+
+/// `PATCH /api/tus/{id}`: bytes at `Upload-Offset`.
+pub async fn patch(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    tus_reply(patch_inner(&state, &principal, &id, &headers, body).await)
+}
+
+async fn patch_inner(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    check_version(headers)?;
+    let upload = load(state, principal, id).await?;
+    let is_offset_type = header_str(headers, "content-type")
+        .map(|t| t.eq_ignore_ascii_case(OFFSET_TYPE))
+        .unwrap_or(false);
+    if !is_offset_type {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("a PATCH body must be sent as Content-Type: {OFFSET_TYPE}"),
+        ));
+    }
+    let offset = number(headers, "upload-offset")?
+        .ok_or_else(|| ApiError::bad_request("missing_offset", "send Upload-Offset"))?;
+    if offset != upload.offset {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "offset_mismatch",
+            format!(
+                "Upload-Offset is {offset} but the upload has {} bytes; HEAD it and resume there",
+                upload.offset
+            ),
+        ));
+    }
+    let declared = number(headers, "content-length")?;
+    if declared.is_some_and(|n| offset.saturating_add(n) > upload.length) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "past_upload_length",
+            format!("the body goes past Upload-Length ({} bytes)", upload.length),
+        ));
+    }
+    let checksum = header_str(headers, "upload-checksum")
+        .map(Checksum::parse)
+        .transpose()
+        .map_err(proto_err)?;
+    let new_offset = if upload.is_complete() {
+        // Already committed: only an empty, idempotent PATCH is meaningful.
+        if declared.unwrap_or(0) > 0 {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "past_upload_length",
+                "this upload is complete",
+            ));
+        }
+        upload.offset
+    } else {
+        write_body(state, &upload, body, checksum).await?
+    };
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    let h = resp.headers_mut();
+    h.insert(UPLOAD_OFFSET, HeaderValue::from(new_offset));
+    if new_offset < upload.length {
+        h.insert(
+            UPLOAD_EXPIRES,
+            http_date(now_secs().saturating_add(state.tus.store.expiry_secs)),
+        );
+    }
+    Ok(resp)
+}
+
+/// `DELETE /api/tus/{id}`: termination; the partial data is deleted.
+pub async fn terminate(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    tus_reply(
+        async {
+            check_version(&headers)?;
+            let u = load(&state, &principal, &id).await?;
+            let Some(_busy) = state.tus.claim(&u.id) else {
+                return Err(ApiError::new(
+                    StatusCode::LOCKED,
+                    "upload_busy",
+                    "a request is writing this upload; retry when it has finished",
+                ));
+            };
+            let store = state.tus.store.clone();
+            blocking(move || store.remove(&u)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        .await,
+    )
+}
+
+/// Deletes expired uploads now and then; the first pass also removes staging files that no
+/// upload refers to (left by a crash between creating the file and recording it).
+pub async fn sweep_forever(
+    state: AppState,
+    staged_files: impl Fn() -> Vec<std::path::PathBuf> + Send + Sync + 'static,
+) {
+    let every = Duration::from_secs(state.config.uploads.tus_expiry_secs.clamp(1, 60));
+    let mut first = true;
+    let store = state.tus.store.clone();
+    let staged_files = std::sync::Arc::new(staged_files);
+    loop {
+        let (store, files, orphans) = (store.clone(), staged_files.clone(), first);
+        let swept = tokio::task::spawn_blocking(move || {
+            let orphans = orphans.then(|| files());
+            store.sweep(now_secs(), orphans)
+        })
+        .await;
+        match swept {
+            Ok(Ok(n)) if n > 0 => tracing::info!(count = n, "expired resumable uploads deleted"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "resumable upload sweep failed"),
+            Err(e) => tracing::error!(error = %e, "resumable upload sweep task failed"),
+        }
+        first = false;
+        tokio::time::sleep(every).await;
+    }
+}
