@@ -31,6 +31,9 @@
 #   BENCH_PORT_BASE      first port tried for nginx       (default 18480)
 #   BENCH_TIME_LIMIT     seconds after the build before the run is aborted (default 300)
 #   BENCH_SKIP_STREAMHUB=1  nginx column only (to check the harness itself)
+#   BENCH_NOTES          generated notes for the notes benchmark (default 100000)
+#   BENCH_UPLOAD_MIB     size of the upload benchmark's file (default 4096)
+#   BENCH_LIBRARY_FILES  files in the library benchmark's tree (default 100000)
 #
 # No address other than 127.0.0.1 is ever used. All processes started here are
 # stopped on exit, including on Ctrl-C.
@@ -45,7 +48,7 @@ WRK_DURATION=${BENCH_WRK_DURATION:-10s}
 SLOW_STREAMS=${BENCH_SLOW_STREAMS:-200}
 SLOW_RATE=${BENCH_SLOW_RATE:-200k}
 PORT_BASE=${BENCH_PORT_BASE:-18480}
-TIME_LIMIT=${BENCH_TIME_LIMIT:-300}
+TIME_LIMIT=${BENCH_TIME_LIMIT:-900}
 SKIP_SH=${BENCH_SKIP_STREAMHUB:-0}
 SH_BIN_OVERRIDE=${STREAMHUB_BIN:-}
 
@@ -191,6 +194,12 @@ nginx_rss_kb() { # master + workers
 }
 
 sh_rss_kb() { rss_kb "$SH_PID"; }
+
+jfield() { # json key: one value of a one-line JSON object, n/a if missing
+    python3 -c 'import json, sys
+try: print(json.loads(sys.argv[1]).get(sys.argv[2], "n/a"))
+except ValueError: print("n/a")' "$1" "$2"
+}
 
 kb_to_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
@@ -495,6 +504,10 @@ write_report() {
             echo "- (no target) RSS with $SLOW_STREAMS HTTPS streams: $(fmt "${MED[rss_slow_https.streamhub]}" 1) MiB"
             target_line "warm start to READY=1 ≤ 150 ms" "$(sed -n 's/^warm start.*: //p' <<<"$STARTUP")" "<=" 150
             target_line "stripped binary ≤ 10 MiB" "$(sed -n 's/^binary size stripped.*: //p' <<<"$STARTUP")" "<=" 10
+            target_line "PUT upload ≥ 0.9× dd" "$(jfield "$UPLOADS" put_vs_dd)" ">=" 0.9
+            target_line "tus upload (one PATCH) ≥ 0.9× dd" "$(jfield "$UPLOADS" tus_curl_vs_dd)" ">=" 0.9
+            target_line "RSS growth during a $BENCH_UPLOAD_MIB MiB PUT ≤ 16 MiB" "$(jfield "$UPLOADS" put_rss_growth_mib)" "<=" 16
+            target_line "RSS growth during a $BENCH_UPLOAD_MIB MiB tus upload ≤ 16 MiB" "$(jfield "$UPLOADS" tus_curl_rss_growth_mib)" "<=" 16
             echo
             echo "Start-up (scripts/bench/startup.py):"
             echo
@@ -504,6 +517,16 @@ write_report() {
             echo
             sed 's/^/- /' <<<"$NOTES"
             echo
+            echo "Uploads (scripts/bench/uploads.py against the running server; ratios against dd to the same disk):"
+            echo
+            echo "- $UPLOADS"
+            echo
+            if [[ -n ${LIBRARY:-} ]]; then
+                echo "Library (examples/library_bench.rs):"
+                echo
+                sed 's/^/- /' <<<"$LIBRARY"
+                echo
+            fi
         fi
         echo "Machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
         echo "Software: $(nginx -v 2>&1 | head -1); $(rustc -V 2>/dev/null || echo 'rustc n/a'); $(wrk --version 2>&1 | head -1 | awk '{ print "wrk " $2 }'); $(curl --version | head -1 | awk '{ print "curl " $2, $5 }')"
@@ -617,6 +640,18 @@ main() {
         NOTES=$(python3 "$(dirname "$0")/bench/notes_http.py" "$SH_BIN" "$SH_DATA" "$(port_of streamhub http)" 5)
         NOTES+=$'\n'$("${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/notes_bench" "$BENCH_DIR/notes" "$BENCH_NOTES" 2000)
         echo "$NOTES"
+        log "uploads: ${BENCH_UPLOAD_MIB:=4096} MiB with PUT, tus (curl, tuspy) and dd"
+        python3 -c 'import tusclient' 2>/dev/null || pip install -q tuspy 2>/dev/null ||
+            pip install -q --break-system-packages tuspy
+        UPLOADS=$(python3 "$(dirname "$0")/bench/uploads.py" "$SH_BIN" "$SH_DATA" "$MEDIA_DIR" \
+            "$(port_of streamhub http)" "$SH_PID" "$BENCH_UPLOAD_MIB" 2)
+        echo "$UPLOADS"
+        if [[ -f $ROOT/examples/library_bench.rs ]]; then
+            log "library: ${BENCH_LIBRARY_FILES:=100000} files (scan, rescan, search)"
+            cargo build --release --quiet --example library_bench
+            LIBRARY=$(BENCH_FILES=$BENCH_LIBRARY_FILES "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/library_bench" "$BENCH_DIR/library")
+            echo "$LIBRARY"
+        fi
     fi
 
     write_report
