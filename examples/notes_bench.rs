@@ -182,6 +182,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|m| m.len())
         .sum();
 
+    let slow_ms: Option<f64> = std::env::var("BENCH_SLOW_MS")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let mut lat = Vec::with_capacity(queries);
     let mut by_kind: [Vec<f64>; 4] = Default::default();
     let mut by_source: [Vec<f64>; 2] = Default::default();
@@ -217,6 +220,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Instant::now();
         let page = db.with(|c| store.search(c, &q, viewer))?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if slow_ms.is_some_and(|s| ms > s) {
+            eprintln!("slow: {ms:.1} ms {q:?} viewer={viewer:?}");
+        }
         lat.push(ms);
         by_kind[i % 4].push(ms);
         by_source[usize::from(i % 8 >= 4)].push(ms);

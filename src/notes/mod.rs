@@ -17,6 +17,7 @@ mod read;
 mod rows;
 mod schema;
 mod search;
+mod snippet;
 mod stats;
 mod store;
 pub mod tree;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::hlc::Hlc;
 use super::model::Visibility;
 use super::read::{parse_tags, parse_visibility, to_u32, to_u64};
+use super::snippet::{self, Term};
 use super::store::NotesStore;
 use super::NoteError;
 
@@ -24,9 +25,9 @@ const MAX_TAG_FILTERS: usize = 16;
 /// 1,500", which keeps p95 search latency flat as the notepad grows. Specific queries (the
 /// usual case) match fewer notes and are ranked completely.
 const RANK_CANDIDATES: u32 = 1500;
-/// Snippet highlight markers (private-use characters), split into `Fragment`s before returning.
-const HIT_START: char = '\u{E000}';
-const HIT_END: char = '\u{E001}';
+/// A query word is "common" when it is in this many of the newest `PROBE_WINDOW` notes.
+const PROBE_WINDOW: i64 = 1000;
+const COMMON_IN_WINDOW: i64 = 250;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchQuery {
@@ -88,11 +89,9 @@ pub struct SearchPage {
     pub has_more: bool,
 }
 
-/// Turns free text into an FTS5 query that always parses: each whitespace-separated word
-/// becomes a quoted string (`"` doubled), a trailing `*` stays a prefix query, words with no
-/// letter or digit are dropped (they could match nothing), and the words are ANDed. `None`
-/// when nothing searchable is left.
-pub fn fts_query(input: &str) -> Option<String> {
+/// The searchable words of free text: each whitespace-separated word, a trailing `*` making
+/// it a prefix; words with no letter or digit are dropped (they could match nothing).
+pub fn parse_terms(input: &str) -> Vec<Term> {
     let mut terms = Vec::new();
     for word in input.split_whitespace() {
         let word: String = word.chars().filter(|c| !c.is_control()).collect();
@@ -103,13 +102,97 @@ pub fn fts_query(input: &str) -> Option<String> {
         if !word.chars().any(char::is_alphanumeric) {
             continue;
         }
-        let quoted = format!("\"{}\"", word.replace('"', "\"\""));
-        terms.push(if prefix { quoted + "*" } else { quoted });
+        terms.push(Term::new(word, prefix));
         if terms.len() == MAX_TERMS {
             break;
         }
     }
-    (!terms.is_empty()).then(|| terms.join(" "))
+    terms
+}
+
+fn fts_term(t: &Term) -> String {
+    let quoted = format!("\"{}\"", t.text.replace('"', "\"\""));
+    if t.prefix {
+        quoted + "*"
+    } else {
+        quoted
+    }
+}
+
+/// Turns free text into an FTS5 query that always parses: each word becomes a quoted string
+/// (`"` doubled), a trailing `*` stays a prefix query, and the words are ANDed. `None` when
+/// nothing searchable is left.
+pub fn fts_query(input: &str) -> Option<String> {
+    let terms = parse_terms(input);
+    (!terms.is_empty()).then(|| terms.iter().map(fts_term).collect::<Vec<_>>().join(" "))
+}
+
+/// Whether a query has a word in a large share of the notes. bm25 computes each word's
+/// inverse document frequency by walking the word's whole posting list, on every query: for
+/// a word in most of 100k notes that walk is most of the query's time, and the weight it
+/// yields is about zero anyway. Such queries are ranked by `rank_common` instead. Decided by
+/// counting matches among the newest notes (a bounded read). A prefix longer than the prefix
+/// index (3 characters) is merged from every word it covers, so probing it would double that
+/// cost; those queries take the cheap ranking too.
+fn has_common_term(conn: &Connection, terms: &[Term]) -> Result<bool, NoteError> {
+    if terms.iter().any(|t| t.prefix && t.text.chars().count() > 3) {
+        return Ok(true);
+    }
+    let newest: i64 =
+        conn.query_row("SELECT coalesce(max(nid), 0) FROM notes", [], |r| r.get(0))?;
+    let mut st = conn
+        .prepare_cached("SELECT count(*) FROM notes_fts WHERE notes_fts MATCH ?1 AND rowid > ?2")?;
+    for t in terms {
+        let n: i64 = st.query_row(rusqlite::params![fts_term(t), newest - PROBE_WINDOW], |r| {
+            r.get(0)
+        })?;
+        if n >= COMMON_IN_WINDOW {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Ranking for queries with a common word: among the newest candidates, notes with the words
+/// in the title (weight 10) and tags (5) first, then the rest, newest first. Scores are
+/// negative like bm25's: lower is better.
+fn rank_common(candidates: Vec<(i64, String, String)>, terms: &[Term]) -> Vec<(i64, f64)> {
+    let mut scored: Vec<(i64, f64)> = candidates
+        .into_iter()
+        .map(|(nid, title, tags)| {
+            let s = 10 * snippet::hits(&title, terms) + 5 * snippet::hits(&tags, terms) + 1;
+            (nid, -(s as f64))
+        })
+        .collect();
+    scored.sort_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)));
+    scored
+}
+
+const COLUMNS: &str = "n.id, n.rev, n.title, n.tags, n.visibility, n.author, n.hlc_wall,
+                       n.hlc_logical, n.hlc_node, n.changed_at, n.conflicts";
+
+type Row = (SearchHit, i64, Option<String>);
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    let hit = (|| -> Result<SearchHit, NoteError> {
+        Ok(SearchHit {
+            id: r.get(0)?,
+            rev: r.get(1)?,
+            title: r.get(2)?,
+            tags: parse_tags(&r.get::<_, String>(3)?)?,
+            visibility: parse_visibility(&r.get::<_, String>(4)?)?,
+            author: r.get(5)?,
+            updated: Hlc::new(to_u64(r.get(6)?), to_u32(r.get(7)?), r.get::<_, String>(8)?),
+            changed_at: r.get(9)?,
+            conflicts: r.get(10)?,
+            snippet: None,
+            score: r.get(13)?,
+        })
+    })();
+    let hit = hit.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok((hit, r.get(11)?, r.get(12)?))
 }
 
 impl NotesStore {
@@ -130,21 +213,22 @@ impl NotesStore {
         let per_page = query.per_page.clamp(1, MAX_PER_PAGE);
         let page = query.page.clamp(1, MAX_PAGE);
         let text = query.q.trim();
-        let fts = fts_query(text);
-        if !text.is_empty() && fts.is_none() {
-            return Ok(SearchPage {
-                items: Vec::new(),
-                page,
-                per_page,
-                has_more: false,
-            });
+        let terms = parse_terms(text);
+        let empty = SearchPage {
+            items: Vec::new(),
+            page,
+            per_page,
+            has_more: false,
+        };
+        if !text.is_empty() && terms.is_empty() {
+            return Ok(empty);
         }
-        let mut args: Vec<Value> = vec![viewer.map_or(Value::Null, Value::Integer)];
-        if let Some(q) = &fts {
-            args.push(Value::Text(HIT_START.to_string()));
-            args.push(Value::Text(HIT_END.to_string()));
-            args.push(Value::Text(q.clone()));
-        }
+        let fts =
+            (!terms.is_empty()).then(|| terms.iter().map(fts_term).collect::<Vec<_>>().join(" "));
+        let mut args: Vec<Value> = vec![
+            viewer.map_or(Value::Null, Value::Integer),
+            Value::Text(fts.clone().unwrap_or_default()),
+        ];
         let mut filters =
             String::from("n.deleted = 0 AND (n.visibility = 'public' OR n.owner_id = ?1)");
         for tag in &query.tags {
@@ -167,83 +251,76 @@ impl NotesStore {
             filters.push_str(&format!(" AND n.visibility = ?{}", args.len()));
         }
         // One extra row tells whether there is a next page.
-        args.push(Value::Integer(i64::from(per_page) + 1));
-        args.push(Value::Integer(i64::from(page - 1) * i64::from(per_page)));
-        let limit = format!(" LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len());
-        let columns = "n.id, n.rev, n.title, n.tags, n.visibility, n.author, n.hlc_wall,
-                       n.hlc_logical, n.hlc_node, n.changed_at, n.conflicts";
-        let sql = match fts {
-            // Ranking has to score every match, but the snippet (which re-reads the body) is
-            // made only for the rows of this page: the inner query picks them by bm25, the
-            // outer one decorates them.
-            Some(_) => format!(
-                "SELECT {columns}, snippet(notes_fts, 1, ?2, ?3, '…', 24), h.score
-                 FROM (SELECT n.nid AS nid, c.score AS score
-                       FROM (SELECT rowid AS rid, bm25(notes_fts, 10.0, 1.0, 5.0) AS score
-                             FROM notes_fts WHERE notes_fts MATCH ?4
-                             ORDER BY rowid DESC LIMIT {RANK_CANDIDATES}) c
-                       JOIN notes n ON n.nid = c.rid
-                       WHERE {filters}
-                       ORDER BY score, n.nid{limit}) h
-                 JOIN notes n ON n.nid = h.nid
-                 JOIN notes_fts ON notes_fts.rowid = h.nid
-                 WHERE notes_fts MATCH ?4
-                 ORDER BY h.score, h.nid"
-            ),
-            None => format!(
-                "SELECT {columns}, NULL, NULL FROM notes n WHERE {filters}
-                 ORDER BY n.changed_at DESC, n.nid DESC{limit}"
-            ),
+        let (take, skip) = (
+            i64::from(per_page) + 1,
+            i64::from(page - 1) * i64::from(per_page),
+        );
+        let common = fts.is_some() && has_common_term(conn, &terms)?;
+        let rows: Vec<Row> = if common {
+            // Candidates (newest matches the viewer may see), ranked here, then the page's rows.
+            let sql = format!(
+                "SELECT n.nid, n.title, n.tags
+                 FROM (SELECT rowid AS rid FROM notes_fts WHERE notes_fts MATCH ?2
+                       ORDER BY rowid DESC LIMIT {RANK_CANDIDATES}) c
+                 JOIN notes n ON n.nid = c.rid
+                 WHERE {filters}"
+            );
+            let mut st = conn.prepare_cached(&sql)?;
+            let candidates = st
+                .query_map(params_from_iter(args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<(i64, String, String)>>>()?;
+            let ranked = rank_common(candidates, &terms);
+            let mut st = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS}, n.nid, n.body, ?2 FROM notes n WHERE n.nid = ?1"
+            ))?;
+            let mut rows = Vec::new();
+            for (nid, score) in ranked.into_iter().skip(skip as usize).take(take as usize) {
+                let row = st.query_row(rusqlite::params![nid, score], read_row)?;
+                rows.push(row);
+            }
+            rows
+        } else {
+            args.push(Value::Integer(take));
+            args.push(Value::Integer(skip));
+            let limit = format!(" LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len());
+            let sql = match fts {
+                // The inner query picks the page's rows by bm25; the outer one reads their
+                // columns (bodies only for the page, for its snippets).
+                Some(_) => format!(
+                    "SELECT {COLUMNS}, n.nid, n.body, h.score
+                     FROM (SELECT n.nid AS nid, c.score AS score
+                           FROM (SELECT rowid AS rid, bm25(notes_fts, 10.0, 1.0, 5.0) AS score
+                                 FROM notes_fts WHERE notes_fts MATCH ?2
+                                 ORDER BY rowid DESC LIMIT {RANK_CANDIDATES}) c
+                           JOIN notes n ON n.nid = c.rid
+                           WHERE {filters}
+                           ORDER BY score, n.nid{limit}) h
+                     JOIN notes n ON n.nid = h.nid
+                     ORDER BY h.score, h.nid"
+                ),
+                None => format!(
+                    "SELECT {COLUMNS}, n.nid, NULL, NULL FROM notes n
+                     WHERE {filters} AND ?2 = ''
+                     ORDER BY n.changed_at DESC, n.nid DESC{limit}"
+                ),
+            };
+            let mut st = conn.prepare_cached(&sql)?;
+            let rows = st
+                .query_map(params_from_iter(args), read_row)?
+                .collect::<rusqlite::Result<Vec<Row>>>()?;
+            rows
         };
-
-        let mut st = conn.prepare_cached(&sql)?;
-        let rows = st.query_map(params_from_iter(args), |r| {
-            Ok((
-                (
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ),
-                (
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ),
-                (
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, String>(8)?,
-                ),
-                (r.get::<_, i64>(9)?, r.get::<_, i64>(10)?),
-                (
-                    r.get::<_, Option<String>>(11)?,
-                    r.get::<_, Option<f64>>(12)?,
-                ),
-            ))
-        })?;
-        let mut items = Vec::new();
-        for row in rows {
-            let (
-                (id, rev, title),
-                (tags, vis, author),
-                (wall, logical, node),
-                (changed_at, conflicts),
-                (snippet, score),
-            ) = row?;
-            items.push(SearchHit {
-                id,
-                rev,
-                title,
-                tags: parse_tags(&tags)?,
-                visibility: parse_visibility(&vis)?,
-                author,
-                updated: Hlc::new(to_u64(wall), to_u32(logical), node),
-                changed_at,
-                conflicts,
-                snippet: snippet.map(|s| fragments(&s)),
-                score,
-            });
-        }
+        let mut items: Vec<SearchHit> = rows
+            .into_iter()
+            .map(|(mut hit, _nid, body)| {
+                if let (Some(body), false) = (body, terms.is_empty()) {
+                    hit.snippet = Some(snippet::snippet(&body, &terms));
+                }
+                hit
+            })
+            .collect();
         let has_more = items.len() > per_page as usize;
         items.truncate(per_page as usize);
         Ok(SearchPage {
@@ -253,36 +330,6 @@ impl NotesStore {
             has_more,
         })
     }
-}
-
-/// Splits a snippet with `HIT_START`/`HIT_END` markers into plain and highlighted pieces.
-fn fragments(snippet: &str) -> Vec<Fragment> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut hit = false;
-    for c in snippet.chars() {
-        let toggle = match c {
-            HIT_START => Some(true),
-            HIT_END => Some(false),
-            _ => None,
-        };
-        match toggle {
-            Some(h) => {
-                if !cur.is_empty() {
-                    out.push(Fragment {
-                        text: std::mem::take(&mut cur),
-                        hit,
-                    });
-                }
-                hit = h;
-            }
-            None => cur.push(c),
-        }
-    }
-    if !cur.is_empty() {
-        out.push(Fragment { text: cur, hit });
-    }
-    out
 }
 
 #[cfg(test)]
@@ -308,17 +355,6 @@ mod tests {
         assert_eq!(
             fts_query(&"w ".repeat(100)).map(|q| q.matches('"').count()),
             Some(64)
-        );
-    }
-
-    #[test]
-    fn snippet_markers_become_fragments() {
-        let s = format!("a {HIT_START}b{HIT_END} c{HIT_START}d{HIT_END}");
-        let f = fragments(&s);
-        let got: Vec<(&str, bool)> = f.iter().map(|f| (f.text.as_str(), f.hit)).collect();
-        assert_eq!(
-            got,
-            [("a ", false), ("b", true), (" c", false), ("d", true)]
         );
     }
 }

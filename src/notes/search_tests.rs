@@ -404,3 +404,58 @@ fn ten_thousand_notes_still_find_the_right_top_hit() {
     assert_eq!(s.tags(&c, None).unwrap().len(), 8);
     assert_eq!(s.analytics(&c, None, 1, 5).unwrap().most_edited.len(), 5);
 }
+
+#[test]
+fn common_words_rank_title_hits_first_and_rare_words_use_bm25() {
+    let (mut c, s) = (conn(), store());
+    let ann = user(&c, "ann");
+    s.create(
+        &mut c,
+        public("Printer manual", "the common printer needs toner"),
+        &ann,
+    )
+    .unwrap();
+    for i in 0..600 {
+        s.create(
+            &mut c,
+            public(&format!("note {i}"), &format!("a common word in note {i}")),
+            &ann,
+        )
+        .unwrap();
+    }
+    s.create(&mut c, public("Common room", "keys are kept here"), &ann)
+        .unwrap();
+    // "common" is in every note: the cheap ranking, title hits first, then newest.
+    let page = s.search(&c, &q("common"), None).unwrap();
+    assert_eq!(page.items[0].title, "Common room");
+    assert_eq!(page.items[1].title, "note 599");
+    assert!(page.items[0].score.unwrap() < page.items[1].score.unwrap());
+    let marked: Vec<&str> = page.items[1]
+        .snippet
+        .as_ref()
+        .unwrap()
+        .iter()
+        .filter(|f| f.hit)
+        .map(|f| f.text.as_str())
+        .collect();
+    assert_eq!(marked, ["common"]);
+    // "common printer": one common word is enough for the cheap ranking; the AND still holds.
+    let page = s.search(&c, &q("common printer"), None).unwrap();
+    assert_eq!(titles(&page), ["Printer manual"]);
+    // A rare word is ranked by bm25 (a real score) with the same results.
+    let page = s.search(&c, &q("toner"), None).unwrap();
+    assert_eq!(titles(&page), ["Printer manual"]);
+    assert!(page.items[0].score.unwrap() < 0.0 && page.items[0].score.unwrap() > -100.0);
+    // Paging through the cheap ranking is stable and complete.
+    let mut seen = std::collections::HashSet::new();
+    for p in 1..=31 {
+        let mut query = q("common");
+        query.page = p;
+        let page = s.search(&c, &query, None).unwrap();
+        for h in &page.items {
+            assert!(seen.insert(h.id.clone()), "{} twice", h.title);
+        }
+        assert_eq!(page.has_more, p < 31, "page {p}");
+    }
+    assert_eq!(seen.len(), 602);
+}
