@@ -20,9 +20,12 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import pytest' 2>/dev/null; then
-  say "installing pytest"
-  "$PY" -m pip install -q pytest
+need_pip=()
+"$PY" -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
+"$PY" -c 'import tusclient' 2>/dev/null || need_pip+=(tuspy)  # the tus client (tests/e2e/test_tus.py)
+if [ "${#need_pip[@]}" -gt 0 ]; then
+  say "installing: ${need_pip[*]}"
+  "$PY" -m pip install -q "${need_pip[@]}"
 fi
 
 # --- static checks -----------------------------------------------------------------------
