@@ -4,9 +4,9 @@ events, tags, analytics, conflict endpoints, limits and bad input.
 Contract: docs/CONTRACT.md "Notes (issue #6)". Everything runs against the real binary on
 127.0.0.1; users come from `AuthEnv` (admin `root`, members `mia` and `max`).
 
-Conflicts: the HTTP API cannot make two concurrent revisions (every edit names its base with
-If-Match and a stale base gets 412), and there is no sync endpoint yet, so only the validation
-paths of `resolve`/`merge` are exercised here.
+Conflicts: one box's HTTP API cannot make two concurrent revisions (every edit names its base
+with If-Match and a stale base gets 412), so only the validation paths of `resolve`/`merge`
+are here; real conflicts between two boxes are in test_notes_conflicts.py.
 """
 
 import json
