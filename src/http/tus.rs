@@ -297,7 +297,10 @@ async fn create_inner(
     if overwrite && state.storage.exists(&dest).await? {
         super::upload::may_change(state, principal, &dest, "replace").await?;
     }
-    let staged = state.storage.create_staged(&dest, overwrite).await?;
+    let staged = state
+        .storage
+        .create_staged(&dest, overwrite, length)
+        .await?;
     let now = now_secs();
     let upload = Upload {
         id: crate::auth::secret::random_token(),

@@ -29,12 +29,15 @@ pub struct PutQuery {
     overwrite: bool,
 }
 
-fn declared_too_large(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
-    let declared = headers
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    match declared {
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+fn declared_too_large(headers: &HeaderMap, limit: u64) -> Result<(), ApiError> {
+    match declared_length(headers) {
         Some(n) if n > limit => Err(crate::storage::StorageError::TooLarge { limit }.into()),
         _ => Ok(()),
     }
@@ -134,6 +137,7 @@ pub async fn put_media(
                 PutOptions {
                     overwrite: q.overwrite,
                     max_bytes: limit,
+                    expected: declared_length(&headers),
                 },
             )
             .await,
@@ -218,6 +222,7 @@ async fn store_field(
         PutOptions {
             overwrite,
             max_bytes: limit,
+            expected: None,
         },
     );
     let ((), result) = tokio::join!(pump, put);

@@ -666,6 +666,7 @@ impl Storage for LocalStorage {
         &self,
         dest: &MediaPath,
         overwrite: bool,
+        length: u64,
     ) -> Result<PathBuf, StorageError> {
         let (root, esc, p) = (
             self.canonical_root.clone(),
@@ -673,7 +674,7 @@ impl Storage for LocalStorage {
             dest.clone(),
         );
         self.blocking("create", move || {
-            write::create_resumable(&root, &p, overwrite, esc)
+            write::create_resumable(&root, &p, overwrite, length, esc)
         })
         .await
     }

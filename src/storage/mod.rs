@@ -31,6 +31,9 @@ pub struct PutOptions {
     pub overwrite: bool,
     /// Abort (and remove the partial file) past this many bytes.
     pub max_bytes: u64,
+    /// The size the client announced (Content-Length): refused at once (`NoSpace`) when the
+    /// destination's filesystem has less room, instead of after sending that much.
+    pub expected: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +151,7 @@ pub trait Storage: Send + Sync {
         &self,
         dest: &MediaPath,
         overwrite: bool,
+        length: u64,
     ) -> Result<std::path::PathBuf, StorageError>;
     /// Makes a finished staging file durable and moves it into place (as `put` commits).
     async fn commit_staged(

@@ -136,6 +136,15 @@ struct Target {
     tmp: PathBuf,
 }
 
+/// `NoSpace` when the filesystem of `dir` cannot take `len` more bytes (space an overwritten
+/// file would free is not counted: the new file is complete before the old one goes).
+fn check_room(dir: &Path, len: u64) -> Result<(), StorageError> {
+    match rustix::fs::statvfs(dir) {
+        Ok(st) if st.f_bavail.saturating_mul(st.f_frsize) < len => Err(StorageError::NoSpace),
+        _ => Ok(()),
+    }
+}
+
 fn prepare_target(
     root: &Path,
     path: &MediaPath,
@@ -217,7 +226,11 @@ pub(crate) async fn put(
     let (root, allow_escape) = (ctx.root.clone(), ctx.allow_escape);
     let p = path.clone();
     let target = run_blocking("create", ctx.timeout, move || {
-        prepare_target(&root, &p, opts.overwrite, allow_escape)
+        let t = prepare_target(&root, &p, opts.overwrite, allow_escape)?;
+        if let Some(len) = opts.expected {
+            check_room(&t.dest_dir, len)?;
+        }
+        Ok(t)
     })
     .await?;
     let shown_dir = path
@@ -382,6 +395,7 @@ pub(crate) fn create_resumable(
     root: &Path,
     dest: &MediaPath,
     overwrite: bool,
+    length: u64,
     allow_escape: bool,
 ) -> Result<PathBuf, StorageError> {
     let (parent, name) = dest.split_last().ok_or(StorageError::IsDirectory)?;
@@ -399,6 +413,7 @@ pub(crate) fn create_resumable(
             _ => {}
         }
     }
+    check_room(&real, length)?;
     let dir = staging_for(root, &real)?.join(RESUMABLE_DIR);
     std::fs::DirBuilder::new()
         .recursive(true)

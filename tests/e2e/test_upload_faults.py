@@ -316,6 +316,34 @@ def test_disk_full_is_507_and_nothing_kept(fullfs):
     assert http_call(fullfs, "GET", "/media/full/small.bin").body == small
 
 
+def test_declared_length_over_free_space_is_507_before_the_body(fullfs):
+    c = fullfs.creds
+    up = RawPut(fullfs.port, "/media/full/declared.bin", c.member.headers, length=3 * MIB)
+    try:
+        # nothing of the body is sent: a phone should not push 3 MiB to learn the disk is full
+        assert up.answered(timeout=5.0), "no answer to a Content-Length over the free space"
+        r = up.response()
+    finally:
+        up.close()
+    assert_error(r, 507, "no_space")
+    assert not (fullfs.media_root / "full/declared.bin").exists()
+    assert wait_staging_empty(fullfs.media_root) == []
+
+
+def test_chunked_put_filling_the_disk_is_507_and_nothing_kept(fullfs):
+    c = fullfs.creds
+    body = rand(3 * MIB, "full-chunked")
+    up = RawPut(fullfs.port, "/media/full/chunked.bin", c.member.headers, chunked=True)
+    try:
+        r, _ = stream_until_answer(up, len(body), body[:256 * 1024])
+    finally:
+        up.close()
+    assert_error(r, 507, "no_space")
+    assert not (fullfs.media_root / "full/chunked.bin").exists()
+    assert wait_staging_empty(fullfs.media_root) == []
+    assert http_call(fullfs, "GET", "/healthz").status == 200
+
+
 def test_disk_full_with_multipart_is_507(fullfs, tmp_path):
     c = fullfs.creds
     src = tmp_path / "big"
