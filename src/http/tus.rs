@@ -11,13 +11,13 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use futures_util::TryStreamExt;
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::upload::body_source;
 use super::AppState;
 use crate::auth::now_secs;
-use crate::storage::{ByteSource, MediaPath, StorageError};
+use crate::storage::{MediaPath, StorageError};
 use crate::tus::{self, AppendError, Checksum, Metadata, Upload};
 
 pub const VERSION: &str = "1.0.0";
@@ -118,10 +118,11 @@ async fn load(state: &AppState, principal: &Principal, id: &str) -> Result<Uploa
     Ok(upload)
 }
 
-fn body_source(body: Body) -> ByteSource {
-    Box::pin(
-        body.into_data_stream()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)),
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::LOCKED,
+        "upload_busy",
+        "another request is writing this upload; retry when it has finished",
     )
 }
 
@@ -134,11 +135,7 @@ async fn write_body(
     checksum: Option<Checksum>,
 ) -> Result<u64, ApiError> {
     let Some(_busy) = state.tus.claim(&upload.id) else {
-        return Err(ApiError::new(
-            StatusCode::LOCKED,
-            "upload_busy",
-            "another request is writing this upload; retry when it has finished",
-        ));
+        return Err(busy());
     };
     let store = state.tus.store.clone();
     let id = upload.id.clone();
@@ -481,11 +478,7 @@ pub async fn terminate(
             check_version(&headers)?;
             let u = load(&state, &principal, &id).await?;
             let Some(_busy) = state.tus.claim(&u.id) else {
-                return Err(ApiError::new(
-                    StatusCode::LOCKED,
-                    "upload_busy",
-                    "a request is writing this upload; retry when it has finished",
-                ));
+                return Err(busy());
             };
             let store = state.tus.store.clone();
             blocking(move || store.remove(&u)).await?;

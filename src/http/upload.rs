@@ -29,6 +29,14 @@ pub struct PutQuery {
     overwrite: bool,
 }
 
+/// A request body as storage takes it; a broken connection is an `io::Error`.
+pub(super) fn body_source(body: Body) -> ByteSource {
+    Box::pin(
+        body.into_data_stream()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)),
+    )
+}
+
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -123,10 +131,7 @@ pub async fn put_media(
     may_write(&state, &principal, &path, q.overwrite).await?;
     let limit = state.config.uploads.max_bytes;
     declared_too_large(&headers, limit)?;
-    let source: ByteSource = Box::pin(
-        body.into_data_stream()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e)),
-    );
+    let source = body_source(body);
     let meta = counted(
         &state,
         state

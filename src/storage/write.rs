@@ -39,6 +39,15 @@ pub(crate) fn io_err(e: &std::io::Error, folder: &str) -> StorageError {
     }
 }
 
+/// The folder of `path` as errors name it: relative to the media root, `/` for the root.
+fn shown_parent(path: &MediaPath) -> String {
+    match path.split_last() {
+        Some((d, _)) if d.is_root() => "/".to_string(),
+        Some((d, _)) => d.to_string(),
+        None => String::new(),
+    }
+}
+
 /// The real folder `dir` (created if missing), checked to lie under `root`.
 pub(crate) fn ensure_dir(
     root: &Path,
@@ -233,16 +242,7 @@ pub(crate) async fn put(
         Ok(t)
     })
     .await?;
-    let shown_dir = path
-        .split_last()
-        .map(|(d, _)| {
-            if d.is_root() {
-                "/".to_string()
-            } else {
-                d.to_string()
-            }
-        })
-        .unwrap_or_default();
+    let shown_dir = shown_parent(path);
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
     let complete = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -443,16 +443,7 @@ pub(crate) fn commit_resumable(
     allow_escape: bool,
 ) -> Result<ObjectMeta, StorageError> {
     let target = prepare_target(root, dest, overwrite, allow_escape)?;
-    let shown = dest
-        .split_last()
-        .map(|(d, _)| {
-            if d.is_root() {
-                "/".to_string()
-            } else {
-                d.to_string()
-            }
-        })
-        .unwrap_or_default();
+    let shown = shown_parent(dest);
     File::open(staged)
         .and_then(|f| f.sync_all())
         .map_err(|e| io_err(&e, STAGING_DIR))?;
