@@ -309,7 +309,7 @@ async fn create_inner(
         metadata: raw_meta,
         staged,
         created_at: now,
-        expires_at: now.saturating_add(state.tus.store.expiry_secs),
+        expires_at: state.tus.store.expires_after(now),
         completed_at: None,
     };
     {
@@ -333,13 +333,15 @@ async fn create_inner(
             Some(v) if with_body => Some(Checksum::parse(v).map_err(proto_err)?),
             _ => None,
         };
-        // A failed first write still leaves a created upload the client can resume.
         match write_body(state, &upload, body, checksum).await {
             Ok(o) => Some(o),
-            Err(e) if length == 0 => return Err(e),
             Err(e) => {
-                tracing::info!(upload = %upload.id, error = %e.message, "creation-with-upload: body not taken");
-                None
+                // The client sees the error (413, 460, 507…) and no Location: the upload it
+                // would not know how to resume goes too.
+                let store = state.tus.store.clone();
+                let u = upload.clone();
+                blocking(move || store.remove(&u)).await?;
+                return Err(e);
             }
         }
     } else {
@@ -460,7 +462,7 @@ async fn patch_inner(
     if new_offset < upload.length {
         h.insert(
             UPLOAD_EXPIRES,
-            http_date(now_secs().saturating_add(state.tus.store.expiry_secs)),
+            http_date(state.tus.store.expires_after(now_secs())),
         );
     }
     Ok(resp)

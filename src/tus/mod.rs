@@ -104,6 +104,12 @@ impl TusStore {
         &self.db
     }
 
+    /// When an upload last written at `now` (whole seconds) expires: the clock has whole
+    /// seconds, so one is added — an upload is never expired before `expiry_secs` of quiet.
+    pub fn expires_after(&self, now: i64) -> i64 {
+        now.saturating_add(self.expiry_secs).saturating_add(1)
+    }
+
     /// Blocking.
     pub fn insert(&self, u: &Upload) -> Result<(), DbError> {
         let staged = u.staged.to_string_lossy().into_owned();
@@ -145,7 +151,7 @@ impl TusStore {
         self.db.with(|c| {
             c.execute(
                 "UPDATE tus_uploads SET upload_offset = ?2, expires_at = ?3 WHERE id = ?1",
-                params![id, offset as i64, now.saturating_add(self.expiry_secs)],
+                params![id, offset as i64, self.expires_after(now)],
             )
         })?;
         Ok(())
@@ -156,7 +162,7 @@ impl TusStore {
         self.db.with(|c| {
             c.execute(
                 "UPDATE tus_uploads SET completed_at = ?2, expires_at = ?3 WHERE id = ?1",
-                params![id, now, now.saturating_add(self.expiry_secs)],
+                params![id, now, self.expires_after(now)],
             )
         })?;
         Ok(())
@@ -297,7 +303,7 @@ mod tests {
         assert_eq!(s.get("keep").unwrap().as_ref(), Some(&keep));
         s.set_offset("keep", 7, 50).unwrap();
         let got = s.get("keep").unwrap().unwrap();
-        assert_eq!((got.offset, got.expires_at), (7, 110));
+        assert_eq!((got.offset, got.expires_at), (7, 111));
         let orphan = dir.path().join("orphan.upload");
         std::fs::write(&orphan, b"x").unwrap();
         let n = s
