@@ -1,0 +1,179 @@
+//! Reads from the index: a folder's children, name search (FTS5 trigram: substring and
+//! case-insensitive; LIKE for queries shorter than a trigram), one item. Every user-supplied
+//! value is a bound parameter; the only SQL assembled from words is the fixed ORDER BY
+//! chosen from `SortKey`.
+
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Row};
+
+use super::index::subtree_bounds;
+use super::model::{Item, Kind, ListRequest, MediaClass, Page, SortKey};
+use super::LibraryError;
+
+const COLS: &str = "m.path, m.name, m.kind, m.size, m.mtime_ns, m.content_type, m.media,
+    m.duration, m.video_codec, m.audio_codec, m.width, m.height, m.probed_at, m.probe_error,
+    m.thumb, m.thumb_state";
+
+fn item_of(r: &Row<'_>) -> rusqlite::Result<Item> {
+    let kind: String = r.get(2)?;
+    let class: String = r.get(6)?;
+    Ok(Item {
+        path: r.get(0)?,
+        name: r.get(1)?,
+        kind: if kind == "dir" { Kind::Dir } else { Kind::File },
+        size: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+        mtime_ns: r.get(4)?,
+        content_type: r.get(5)?,
+        class: MediaClass::parse(&class).unwrap_or(MediaClass::Other),
+        duration: r.get(7)?,
+        video_codec: r.get(8)?,
+        audio_codec: r.get(9)?,
+        width: r.get(10)?,
+        height: r.get(11)?,
+        probed: r.get::<_, Option<i64>>(12)?.is_some(),
+        probe_error: r.get(13)?,
+        thumb: r.get(14)?,
+        thumb_failed: r.get::<_, Option<String>>(15)?.as_deref() == Some("failed"),
+    })
+}
+
+/// `%` `_` and the escape character itself, escaped for `LIKE … ESCAPE '\'`.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// An FTS5 phrase: the whole query in double quotes (inner quotes doubled), so operators,
+/// column filters and `*` in user input are plain characters.
+pub fn fts_phrase(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn order_by(req: &ListRequest, searching: bool) -> String {
+    let dir = if req.sort.descending { "DESC" } else { "ASC" };
+    let then_name = "m.name COLLATE NOCASE, m.name";
+    match req.sort.key {
+        None if searching => format!("rank, m.kind = 'file', {then_name}"),
+        None => format!("m.kind = 'file', {then_name}"),
+        Some(SortKey::Name) => format!("m.name COLLATE NOCASE {dir}, m.name {dir}"),
+        Some(SortKey::Size) => format!("m.size {dir}, {then_name}"),
+        Some(SortKey::Mtime) => format!("m.mtime_ns {dir}, {then_name}"),
+        // Unknown durations (folders, unprobed files) last in both directions.
+        Some(SortKey::Duration) => format!("m.duration IS NULL, m.duration {dir}, {then_name}"),
+    }
+}
+
+/// One page of a listing or search. The folder's existence is the caller's business.
+pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> {
+    let mut args: Vec<Value> = Vec::new();
+    let mut from = String::from("media m");
+    let mut wh: Vec<String> = Vec::new();
+    let mut rank = String::from("0");
+    match &req.query {
+        None => {
+            args.push(Value::Text(req.path.to_string()));
+            wh.push(format!("m.parent = ?{}", args.len()));
+        }
+        Some(q) => {
+            let (lo, hi) = subtree_bounds(&req.path.to_string());
+            args.push(Value::Text(lo));
+            wh.push(format!("m.path > ?{}", args.len()));
+            args.push(Value::Text(hi));
+            wh.push(format!("m.path < ?{}", args.len()));
+            if q.chars().count() >= 3 {
+                from = "media_fts f JOIN media m ON m.id = f.rowid".into();
+                args.push(Value::Text(fts_phrase(q)));
+                wh.push(format!("media_fts MATCH ?{}", args.len()));
+            } else {
+                args.push(Value::Text(format!("%{}%", like_escape(q))));
+                wh.push(format!("m.name LIKE ?{} ESCAPE '\\'", args.len()));
+            }
+            args.push(Value::Text(q.clone()));
+            let exact = args.len();
+            args.push(Value::Text(format!("{}%", like_escape(q))));
+            let prefix = args.len();
+            rank = format!(
+                "CASE WHEN m.name = ?{exact} COLLATE NOCASE THEN 0 \
+                 WHEN m.name LIKE ?{prefix} ESCAPE '\\' THEN 1 ELSE 2 END"
+            );
+        }
+    }
+    if let Some(class) = req.class {
+        args.push(Value::Text(class.as_str().into()));
+        wh.push(format!("m.media = ?{}", args.len()));
+    }
+    let per_page = req.per_page.max(1);
+    let offset = u64::from(req.page.max(1) - 1) * u64::from(per_page);
+    let where_sql = wh.join(" AND ");
+    let sql = format!(
+        "SELECT {COLS}, {rank} AS rank, count(*) OVER () FROM {from} WHERE {where_sql}
+         ORDER BY {} LIMIT {per_page} OFFSET {offset}",
+        order_by(req, req.query.is_some())
+    );
+    let mut total = None;
+    let mut entries = Vec::new();
+    {
+        let mut st = conn.prepare_cached(&sql)?;
+        let mut rows = st.query(params_from_iter(args.iter()))?;
+        while let Some(r) = rows.next()? {
+            entries.push(item_of(r)?);
+            total = Some(r.get::<_, i64>(17)?);
+        }
+    }
+    let total = match total {
+        Some(t) => t,
+        // Past the last page: the window count had no row to ride on.
+        None => conn
+            .prepare_cached(&format!("SELECT count(*) FROM {from} WHERE {where_sql}"))?
+            .query_row(params_from_iter(args.iter()), |r| r.get(0))?,
+    };
+    Ok(Page {
+        path: req.path.to_string(),
+        entries,
+        total: u64::try_from(total).unwrap_or(0),
+        page: req.page.max(1),
+        per_page,
+    })
+}
+
+/// One entry by path (None if not indexed). The root is not an item.
+pub fn item(conn: &Connection, path: &str) -> Result<Option<Item>, LibraryError> {
+    if path.is_empty() {
+        return Ok(None);
+    }
+    Ok(conn
+        .prepare_cached(&format!("SELECT {COLS} FROM media m WHERE m.path = ?1"))?
+        .query_row([path], item_of)
+        .optional()?)
+}
+
+/// The folder's read mark (`dir_mtime_ns`): Ok(None) when the folder is not indexed, Ok(Some
+/// (None)) when indexed but never read (or too recently to trust).
+pub fn dir_mark(conn: &Connection, path: &str) -> Result<Option<Option<i64>>, LibraryError> {
+    Ok(conn
+        .prepare_cached("SELECT dir_mtime_ns FROM media WHERE path = ?1 AND kind = 'dir'")?
+        .query_row([path], |r| r.get(0))
+        .optional()?)
+}
+
+/// Number of indexed entries (files and folders, without the root row).
+pub fn count(conn: &Connection) -> Result<u64, LibraryError> {
+    let n: i64 = conn.query_row("SELECT count(*) FROM media WHERE path <> ''", [], |r| {
+        r.get(0)
+    })?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+pub fn owner(conn: &Connection, path: &str) -> Result<Option<i64>, LibraryError> {
+    Ok(conn
+        .prepare_cached("SELECT owner FROM media WHERE path = ?1")?
+        .query_row([path], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
