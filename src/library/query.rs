@@ -94,19 +94,23 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
                 args.push(Value::Text(format!("%{}%", like_escape(q))));
                 wh.push(format!("m.name LIKE ?{} ESCAPE '\\'", args.len()));
             }
-            args.push(Value::Text(q.clone()));
-            let exact = args.len();
-            args.push(Value::Text(format!("{}%", like_escape(q))));
-            let prefix = args.len();
-            rank = format!(
-                "CASE WHEN m.name = ?{exact} COLLATE NOCASE THEN 0 \
-                 WHEN m.name LIKE ?{prefix} ESCAPE '\\' THEN 1 ELSE 2 END"
-            );
         }
     }
     if let Some(class) = req.class {
         args.push(Value::Text(class.as_str().into()));
         wh.push(format!("m.media = ?{}", args.len()));
+    }
+    // The rank's parameters come last, so the count below can bind only the filter's.
+    let where_args = args.len();
+    if let Some(q) = &req.query {
+        args.push(Value::Text(q.clone()));
+        let exact = args.len();
+        args.push(Value::Text(format!("{}%", like_escape(q))));
+        let prefix = args.len();
+        rank = format!(
+            "CASE WHEN m.name = ?{exact} COLLATE NOCASE THEN 0 \
+             WHEN m.name LIKE ?{prefix} ESCAPE '\\' THEN 1 ELSE 2 END"
+        );
     }
     let per_page = req.per_page.max(1);
     let offset = u64::from(req.page.max(1) - 1) * u64::from(per_page);
@@ -131,7 +135,7 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
         // Past the last page: the window count had no row to ride on.
         None => conn
             .prepare_cached(&format!("SELECT count(*) FROM {from} WHERE {where_sql}"))?
-            .query_row(params_from_iter(args.iter()), |r| r.get(0))?,
+            .query_row(params_from_iter(args[..where_args].iter()), |r| r.get(0))?,
     };
     Ok(Page {
         path: req.path.to_string(),

@@ -85,11 +85,16 @@ pub fn apply_chunked(
     Ok(done)
 }
 
+/// Reads one folder: `fsview::read_entries`, or a failing stand-in in tests (as root, no
+/// permission bit makes a folder unreadable).
+pub type ReadDir = fn(&Path, &Path, &MediaPath) -> std::io::Result<Vec<DiskEntry>>;
+
 /// Where the scanner works.
 pub struct ScanCtx<'a> {
     pub root: &'a Path,
     pub thumbs_dir: &'a Path,
     pub seq: &'a Seq,
+    pub read_dir: ReadDir,
 }
 
 /// Refuses to treat an empty media root as "everything deleted" while the index has entries.
@@ -103,13 +108,22 @@ pub fn guard_empty_root(conn: &Connection, entries: &[DiskEntry]) -> Result<(), 
     Ok(())
 }
 
+/// A folder waiting to be walked.
+struct Pending {
+    dir: MediaPath,
+    real: PathBuf,
+    depth: usize,
+    /// Entries already read, with the seq taken before reading and the folder's mtime.
+    read: Option<(Vec<DiskEntry>, i64, i64)>,
+}
+
 /// One full pass: walk the root, upsert what changed, drop what is gone.
 pub fn full_scan(ctx: &ScanCtx<'_>, conn: &mut Connection) -> Result<ScanReport, LibraryError> {
     let canon = fsview::canonical_root(ctx.root)?;
     let root_seq = ctx.seq.next();
     let root_md = std::fs::metadata(&canon)
         .map_err(|e| LibraryError::Unavailable(format!("media root: {e}")))?;
-    let root_entries = fsview::read_entries(&canon, &canon, &MediaPath::root())
+    let root_entries = (ctx.read_dir)(&canon, &canon, &MediaPath::root())
         .map_err(|e| LibraryError::Unavailable(format!("media root: {e}")))?;
     guard_empty_root(conn, &root_entries)?;
 
@@ -119,25 +133,25 @@ pub fn full_scan(ctx: &ScanCtx<'_>, conn: &mut Connection) -> Result<ScanReport,
         use std::os::unix::fs::MetadataExt;
         visited.insert((root_md.dev(), root_md.ino()));
     }
-    // (folder, real path, depth, entries already read with the seq taken before reading)
-    let mut stack: Vec<(
-        MediaPath,
-        PathBuf,
-        usize,
-        Option<(Vec<DiskEntry>, i64, i64)>,
-    )> = vec![(
-        MediaPath::root(),
-        canon.clone(),
-        0,
-        Some((root_entries, root_seq, fsview::mtime_ns(&root_md))),
-    )];
-    while let Some((dir, real, depth, pre)) = stack.pop() {
-        let (entries, read_seq, mtime) = match pre {
+    let mut stack = vec![Pending {
+        dir: MediaPath::root(),
+        real: canon.clone(),
+        depth: 0,
+        read: Some((root_entries, root_seq, fsview::mtime_ns(&root_md))),
+    }];
+    while let Some(Pending {
+        dir,
+        real,
+        depth,
+        read,
+    }) = stack.pop()
+    {
+        let (entries, read_seq, mtime) = match read {
             Some(p) => p,
             None => {
                 let read_seq = ctx.seq.next();
                 let read = std::fs::metadata(&real).and_then(|md| {
-                    fsview::read_entries(&canon, &real, &dir).map(|e| (e, fsview::mtime_ns(&md)))
+                    (ctx.read_dir)(&canon, &real, &dir).map(|e| (e, fsview::mtime_ns(&md)))
                 });
                 match read {
                     Ok((e, m)) => (e, read_seq, m),
@@ -155,7 +169,12 @@ pub fn full_scan(ctx: &ScanCtx<'_>, conn: &mut Connection) -> Result<ScanReport,
             match &e.walk {
                 Some(sub) if depth < MAX_DEPTH && visited.insert(e.dev_ino) => {
                     if let Ok(p) = dir.join(&e.name) {
-                        stack.push((p, sub.clone(), depth + 1, None));
+                        stack.push(Pending {
+                            dir: p,
+                            real: sub.clone(),
+                            depth: depth + 1,
+                            read: None,
+                        });
                     }
                 }
                 _ => {}

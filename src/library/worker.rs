@@ -245,6 +245,7 @@ pub fn scan_once(inner: &Inner, conn: &mut Connection) -> Result<scan::ScanRepor
         root: &inner.root,
         thumbs_dir: &inner.thumbs_dir,
         seq: &inner.seq,
+        read_dir: super::fsview::read_entries,
     };
     let result = scan::full_scan(&ctx, conn);
     match &result {
