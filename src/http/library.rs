@@ -1,12 +1,13 @@
 //! `GET /api/library` (a folder's entries, or a search with `q=`), `GET /api/library/item`
 //! and `GET /api/library/thumb`: thin translations between HTTP and the `library` index.
-//! Names and paths go out only as JSON strings, so a hostile file name stays data.
+//! Names and paths go out only as JSON strings, with `<`, `>` and `&` written as `\u00XX`, so a
+//! hostile file name stays data even if some client pastes a string into HTML.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Extension;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,34 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~')
     .remove(b'/');
+
+/// JSON with `<`, `>`, `&` escaped as `\u003c`, `\u003e`, `\u0026` (as Go's encoder does).
+/// Those bytes occur in JSON only inside strings, so escaping them in the serialised text is
+/// exact, and the value a JSON parser reads is unchanged.
+pub struct SafeJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for SafeJson<T> {
+    fn into_response(self) -> Response {
+        let raw = match serde_json::to_vec(&self.0) {
+            Ok(v) => v,
+            Err(e) => return ApiError::internal(e.to_string()).into_response(),
+        };
+        let mut out = Vec::with_capacity(raw.len() + 16);
+        for b in raw {
+            match b {
+                b'<' => out.extend_from_slice(b"\\u003c"),
+                b'>' => out.extend_from_slice(b"\\u003e"),
+                b'&' => out.extend_from_slice(b"\\u0026"),
+                _ => out.push(b),
+            }
+        }
+        (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            out,
+        )
+            .into_response()
+    }
+}
 
 fn entry(state: &AppState, it: Item) -> Entry {
     // A poster URL is offered when one exists or can be made on request.
@@ -152,7 +181,7 @@ pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Listing>, ApiError> {
+) -> Result<SafeJson<Listing>, ApiError> {
     principal.require_read(state.config.auth.anonymous_read)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let dir = MediaPath::from_decoded(&q.path)?;
@@ -165,7 +194,7 @@ pub async fn list(
     };
     let req = ListRequest::parse(dir, &raw).map_err(api_error)?;
     let page = state.library.list(req).await.map_err(api_error)?;
-    Ok(Json(listing(&state, page)))
+    Ok(SafeJson(listing(&state, page)))
 }
 
 fn item_path(query: Result<Query<PathQuery>, QueryRejection>) -> Result<MediaPath, ApiError> {
@@ -178,12 +207,12 @@ pub async fn item(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<PathQuery>, QueryRejection>,
-) -> Result<Json<ItemBody>, ApiError> {
+) -> Result<SafeJson<ItemBody>, ApiError> {
     principal.require_read(state.config.auth.anonymous_read)?;
     let path = item_path(query)?;
     let it = state.library.item(&path).await.map_err(api_error)?;
     let (probed, probe_error) = (it.probed, it.probe_error.clone());
-    Ok(Json(ItemBody {
+    Ok(SafeJson(ItemBody {
         entry: entry(&state, it),
         probed,
         probe_error,

@@ -90,6 +90,8 @@ struct Status {
     last_finished: Option<SystemTime>,
     last_report: Option<ScanReport>,
     warning: Option<String>,
+    /// Entries in the index after the last scan (or at open).
+    indexed: u64,
 }
 
 impl Status {
@@ -180,6 +182,7 @@ impl Library {
             .map_err(|e| LibraryError::Io(format!("{}: {e}", thumbs_dir.display())))?;
         let max_seq: i64 =
             conn.query_row("SELECT coalesce(max(seq), 0) FROM media", [], |r| r.get(0))?;
+        let indexed = query::count(&conn)?;
         let tools = Tools {
             ffprobe: probe::available(&config.ffprobe),
             ffmpeg: probe::available(&config.ffmpeg),
@@ -201,7 +204,10 @@ impl Library {
                 conn: Mutex::new(conn),
                 seq: index::Seq::starting_after(max_seq),
                 tools,
-                status: Mutex::default(),
+                status: Mutex::new(Status {
+                    indexed,
+                    ..Status::default()
+                }),
                 nudge: Mutex::default(),
                 thumb_gate: tokio::sync::Semaphore::new(1),
             }),
@@ -317,6 +323,7 @@ impl Library {
                 "report": s.last_report,
             })),
             "warning": s.warning,
+            "indexed": s.indexed,
         })
     }
 

@@ -260,7 +260,11 @@ pub fn scan_once(inner: &Inner, conn: &mut Connection) -> Result<scan::ScanRepor
         }
         Err(e) => tracing::error!(error = %e, "library: scan failed"),
     }
-    inner.with_status(|s| s.finish(&result, scan::ms_since(t)));
+    let indexed = super::query::count(conn).ok();
+    inner.with_status(|s| {
+        s.finish(&result, scan::ms_since(t));
+        s.indexed = indexed.unwrap_or(s.indexed);
+    });
     result
 }
 
