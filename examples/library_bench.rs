@@ -18,15 +18,42 @@ use streamhub::library::{Library, ListRequest};
 use streamhub::storage::MediaPath;
 
 const SHOWS: &[&str] = &[
-    "Garden Diaries", "Kitchen Secrets", "Mountain Rescue", "Ocean Deep", "City Lights",
-    "Night Shift", "Desert Roads", "Winter Tales", "Space Station", "Family Album", "Holiday",
-    "Concert Live", "Birthday Party", "School Play", "Football Match", "Piano Lessons",
+    "Garden Diaries",
+    "Kitchen Secrets",
+    "Mountain Rescue",
+    "Ocean Deep",
+    "City Lights",
+    "Night Shift",
+    "Desert Roads",
+    "Winter Tales",
+    "Space Station",
+    "Family Album",
+    "Holiday",
+    "Concert Live",
+    "Birthday Party",
+    "School Play",
+    "Football Match",
+    "Piano Lessons",
 ];
 const WORDS: &[&str] = &[
-    "intro", "finale", "pilot", "special", "behind the scenes", "interview", "trailer",
-    "extended", "remastered", "directors cut", "bonus", "outtakes", "recap", "preview",
+    "intro",
+    "finale",
+    "pilot",
+    "special",
+    "behind the scenes",
+    "interview",
+    "trailer",
+    "extended",
+    "remastered",
+    "directors cut",
+    "bonus",
+    "outtakes",
+    "recap",
+    "preview",
 ];
-const EXTS: &[&str] = &["mp4", "mkv", "mp4", "mp3", "flac", "jpg", "png", "txt", "srt", "mkv"];
+const EXTS: &[&str] = &[
+    "mp4", "mkv", "mp4", "mp3", "flac", "jpg", "png", "txt", "srt", "mkv",
+];
 
 /// xorshift: reproducible and dependency-free.
 struct Rng(u64);
@@ -65,13 +92,19 @@ fn make_tree(media: &Path, n: usize) -> std::io::Result<()> {
     let folders = 999;
     for f in 0..folders {
         let show = SHOWS[f % SHOWS.len()];
-        let dir = media.join(format!("{show} {}", f / SHOWS.len())).join(format!("season {:02}", f % 7));
+        let dir = media
+            .join(format!("{show} {}", f / SHOWS.len()))
+            .join(format!("season {:02}", f % 7));
         std::fs::create_dir_all(&dir)?;
         let count = rest / folders + usize::from(f < rest % folders);
         for e in 0..count {
             let word = WORDS[rng.below(WORDS.len())];
             let ext = EXTS[rng.below(EXTS.len())];
-            let name = format!("{show} s{:02}e{e:03} {word} {:05}.{ext}", f % 7, rng.below(100_000));
+            let name = format!(
+                "{show} s{:02}e{e:03} {word} {:05}.{ext}",
+                f % 7,
+                rng.below(100_000)
+            );
             std::fs::File::create(dir.join(name))?;
         }
     }
@@ -84,7 +117,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .next()
         .map(PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("streamhub-library-bench"));
-    let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+    let n: usize = args
+        .next()
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(100_000);
     let queries: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1_000);
     let media = dir.join("media");
     let data = dir.join("data");
@@ -122,12 +159,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Common substrings (thousands of hits), rare ones (a few), short ones (LIKE path), with
     // type filters and later pages.
-    let common = ["garden", "s02e", "interview", "ocean deep", "mp4", "season", "trailer", "Night"];
-    let rare = ["e117 inter", "00042", "remastered 9", "s06e2", "kitchen secrets 3"];
+    let common = [
+        "garden",
+        "s02e",
+        "interview",
+        "ocean deep",
+        "mp4",
+        "season",
+        "trailer",
+        "Night",
+    ];
+    let rare = [
+        "e117 inter",
+        "00042",
+        "remastered 9",
+        "s06e2",
+        "kitchen secrets 3",
+    ];
     let short = ["e1", "z", "42"];
-    let types = [None, None, Some("video"), Some("audio"), Some("image"), Some("other")];
+    let types = [
+        None,
+        None,
+        Some("video"),
+        Some("audio"),
+        Some("image"),
+        Some("other"),
+    ];
     let mut rng = Rng(42);
     let mut lat = Vec::with_capacity(queries);
+    let mut slowest: Vec<(f64, String)> = Vec::new();
     let mut hits = 0u64;
     let root = MediaPath::root();
     for i in 0..queries {
@@ -142,15 +202,35 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             class: types[rng.below(types.len())],
             page: Some(&page),
             per_page: Some(if rng.below(2) == 0 { "50" } else { "100" }),
-            sort: if rng.below(4) == 0 { Some("-mtime") } else { None },
+            sort: if rng.below(4) == 0 {
+                Some("-mtime")
+            } else {
+                None
+            },
         };
         let req = ListRequest::parse(root.clone(), &raw)?;
         let t = Instant::now();
         let page = lib.list_blocking(&req)?;
-        lat.push(ms(t.elapsed()));
+        let took = ms(t.elapsed());
+        lat.push(took);
+        slowest.push((
+            took,
+            format!(
+                "{q:?} {:?} page {} of {}",
+                raw.class,
+                raw.page.unwrap_or("1"),
+                page.total
+            ),
+        ));
         hits += page.total;
     }
     lat.sort_by(|a, b| a.total_cmp(b));
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        for (t, what) in slowest.iter().take(15) {
+            eprintln!("{t:7.2} ms  {what}");
+        }
+    }
 
     let big = MediaPath::from_decoded("big")?;
     let mut list_lat = Vec::new();

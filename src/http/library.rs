@@ -101,7 +101,10 @@ impl<T: Serialize> IntoResponse for SafeJson<T> {
             }
         }
         (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             out,
         )
             .into_response()

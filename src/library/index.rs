@@ -234,14 +234,27 @@ pub fn apply_dir(
         }
     }
     ensure_dir_row(tx, dir, seq)?;
-    tx.prepare_cached("UPDATE media SET dir_mtime_ns = ?2 WHERE path = ?1")?
-        .execute(params![dir_s, dir_mtime])?;
+    // No-op writes are skipped: an unchanged folder costs a read transaction, no fsync.
+    tx.prepare_cached(
+        "UPDATE media SET dir_mtime_ns = ?2 WHERE path = ?1 AND dir_mtime_ns IS NOT ?2",
+    )?
+    .execute(params![dir_s, dir_mtime])?;
     Ok(done)
 }
 
 /// Makes sure `dir` and its ancestors have folder rows (an upload creates missing folders).
 pub fn ensure_dir_row(tx: &Transaction, dir: &MediaPath, seq: &Seq) -> Result<(), LibraryError> {
     let segs = dir.segments();
+    // Deepest first: once a folder row exists its ancestors do too (no write lock taken
+    // for the common case of an indexed folder).
+    let exists = |p: &str| -> Result<bool, LibraryError> {
+        Ok(tx
+            .prepare_cached("SELECT 1 FROM media WHERE path = ?1")?
+            .exists([p])?)
+    };
+    if exists(&segs.join("/"))? {
+        return Ok(());
+    }
     for i in 1..=segs.len() {
         let p = segs[..i].join("/");
         let parent = segs[..i - 1].join("/");

@@ -70,29 +70,45 @@ fn order_by(req: &ListRequest, searching: bool) -> String {
 }
 
 /// One page of a listing or search. The folder's existence is the caller's business.
+///
+/// Plans are pinned where SQLite's choice would be slow at 100k entries: the FTS match is
+/// the outer loop (`CROSS JOIN`; otherwise SQLite may run the match once per candidate row),
+/// and a short query scans the small name index, not the table. The page and the total are
+/// two queries: a top-N sort plus a lean count beat one query with a window count.
 pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> {
     let mut args: Vec<Value> = Vec::new();
     let mut from = String::from("media m");
     let mut wh: Vec<String> = Vec::new();
     let mut rank = String::from("0");
+    // The count of an unfiltered search from the root comes from the FTS index alone.
+    let mut fts_only_count = None;
     match &req.query {
         None => {
             args.push(Value::Text(req.path.to_string()));
             wh.push(format!("m.parent = ?{}", args.len()));
         }
         Some(q) => {
-            let (lo, hi) = subtree_bounds(&req.path.to_string());
-            args.push(Value::Text(lo));
-            wh.push(format!("m.path > ?{}", args.len()));
-            args.push(Value::Text(hi));
-            wh.push(format!("m.path < ?{}", args.len()));
+            if !req.path.is_root() {
+                let (lo, hi) = subtree_bounds(&req.path.to_string());
+                args.push(Value::Text(lo));
+                wh.push(format!("m.path > ?{}", args.len()));
+                args.push(Value::Text(hi));
+                wh.push(format!("m.path < ?{}", args.len()));
+            }
             if q.chars().count() >= 3 {
-                from = "media_fts f JOIN media m ON m.id = f.rowid".into();
+                from = "media_fts f CROSS JOIN media m ON m.id = f.rowid".into();
                 args.push(Value::Text(fts_phrase(q)));
                 wh.push(format!("media_fts MATCH ?{}", args.len()));
+                if req.path.is_root() && req.class.is_none() {
+                    fts_only_count = Some(fts_phrase(q));
+                }
             } else {
                 args.push(Value::Text(format!("%{}%", like_escape(q))));
-                wh.push(format!("m.name LIKE ?{} ESCAPE '\\'", args.len()));
+                wh.push(format!(
+                    "m.id IN (SELECT id FROM media INDEXED BY media_name \
+                     WHERE name LIKE ?{} ESCAPE '\\' AND path <> '')",
+                    args.len()
+                ));
             }
         }
     }
@@ -100,7 +116,7 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
         args.push(Value::Text(class.as_str().into()));
         wh.push(format!("m.media = ?{}", args.len()));
     }
-    // The rank's parameters come last, so the count below can bind only the filter's.
+    // The rank's parameters come last, so the count can bind only the filter's.
     let where_args = args.len();
     if let Some(q) = &req.query {
         args.push(Value::Text(q.clone()));
@@ -114,26 +130,39 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
     }
     let per_page = req.per_page.max(1);
     let offset = u64::from(req.page.max(1) - 1) * u64::from(per_page);
-    let where_sql = wh.join(" AND ");
+    let where_sql = if wh.is_empty() {
+        "1".to_string()
+    } else {
+        wh.join(" AND ")
+    };
+    // A short query scans every name: one pass with a window count beats a second scan.
+    let window = req.query.is_some() && from == "media m";
     let sql = format!(
-        "SELECT {COLS}, {rank} AS rank, count(*) OVER () FROM {from} WHERE {where_sql}
+        "SELECT {COLS}, {rank} AS rank{} FROM {from} WHERE {where_sql}
          ORDER BY {} LIMIT {per_page} OFFSET {offset}",
+        if window { ", count(*) OVER ()" } else { ", 0" },
         order_by(req, req.query.is_some())
     );
-    let mut total = None;
+    let mut windowed = None;
     let mut entries = Vec::new();
     {
         let mut st = conn.prepare_cached(&sql)?;
         let mut rows = st.query(params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
             entries.push(item_of(r)?);
-            total = Some(r.get::<_, i64>(17)?);
+            windowed = window.then(|| r.get::<_, i64>(17)).transpose()?;
         }
     }
-    let total = match total {
-        Some(t) => t,
-        // Past the last page: the window count had no row to ride on.
-        None => conn
+    // A short page (or an empty first page) tells the total without counting.
+    let known = (entries.len() < per_page as usize && (!entries.is_empty() || offset == 0))
+        .then(|| offset as i64 + entries.len() as i64);
+    let total: i64 = match (windowed.or(known), fts_only_count) {
+        (Some(t), _) => t,
+        (None, Some(phrase)) => conn
+            .prepare_cached("SELECT count(*) FROM media_fts WHERE media_fts MATCH ?1")?
+            .query_row([phrase], |r| r.get(0))?,
+        // Also a window query past its last page: no row carried the count.
+        (None, None) => conn
             .prepare_cached(&format!("SELECT count(*) FROM {from} WHERE {where_sql}"))?
             .query_row(params_from_iter(args[..where_args].iter()), |r| r.get(0))?,
     };

@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE media (
     );
     CREATE INDEX media_parent_name ON media(parent, name);
     CREATE INDEX media_class ON media(media);
+    CREATE INDEX media_name ON media(name);
     CREATE INDEX media_owner ON media(owner) WHERE owner IS NOT NULL;
     CREATE INDEX media_unprobed ON media(media) WHERE probed_at IS NULL AND kind = 'file';
     CREATE VIRTUAL TABLE media_fts USING fts5(
