@@ -20,6 +20,8 @@ mod schema;
 mod worker;
 
 #[cfg(test)]
+mod query_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};

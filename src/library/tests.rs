@@ -10,16 +10,16 @@ use super::*;
 use crate::config::LibraryConfig;
 use crate::db::Db;
 
-struct Fx {
+pub(super) struct Fx {
     _data: tempfile::TempDir,
     _media: tempfile::TempDir,
-    root: PathBuf,
+    pub(super) root: PathBuf,
     data: PathBuf,
     db: Db,
-    lib: Library,
+    pub(super) lib: Library,
 }
 
-fn fx() -> Fx {
+pub(super) fn fx() -> Fx {
     let data = tempfile::tempdir().unwrap();
     let media = tempfile::tempdir().unwrap();
     let root = media.path().join("root");
@@ -43,26 +43,26 @@ fn fx() -> Fx {
     }
 }
 
-fn put(root: &Path, rel: &str, bytes: &[u8]) {
+pub(super) fn put(root: &Path, rel: &str, bytes: &[u8]) {
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, bytes).unwrap();
 }
 
-fn mp(s: &str) -> MediaPath {
+pub(super) fn mp(s: &str) -> MediaPath {
     MediaPath::from_decoded(s).unwrap()
 }
 
-fn names(lib: &Library, dir: &str) -> Vec<String> {
+pub(super) fn names(lib: &Library, dir: &str) -> Vec<String> {
     let page = lib.list_blocking(&ListRequest::folder(mp(dir))).unwrap();
     page.entries.into_iter().map(|e| e.name).collect()
 }
 
-fn search(lib: &Library, dir: &str, raw: RawList<'_>) -> Result<Page, LibraryError> {
+pub(super) fn search(lib: &Library, dir: &str, raw: RawList<'_>) -> Result<Page, LibraryError> {
     lib.list_blocking(&ListRequest::parse(mp(dir), &raw)?)
 }
 
-fn found(lib: &Library, q: &str) -> Vec<String> {
+pub(super) fn found(lib: &Library, q: &str) -> Vec<String> {
     let raw = RawList {
         q: Some(q),
         ..Default::default()
@@ -77,7 +77,7 @@ fn found(lib: &Library, q: &str) -> Vec<String> {
     v
 }
 
-fn indexed(f: &Fx) -> u64 {
+pub(super) fn indexed(f: &Fx) -> u64 {
     query::count(&f.lib.inner.lock()).unwrap()
 }
 
@@ -329,195 +329,6 @@ async fn a_scan_never_drops_a_row_written_after_it_read_the_disk() {
 }
 
 #[test]
-fn search_is_substring_case_insensitive_and_escaped() {
-    let f = fx();
-    for n in [
-        "Holiday 2020.mp4",
-        "holiday-cut.mkv",
-        "100% real.mp4",
-        "a_b.txt",
-        "axb.txt",
-        r"back\slash.txt",
-        "say \"hi\".mp3",
-        "NEAR OR AND.mp4",
-        "日本語のファイル.mp4",
-    ] {
-        put(&f.root, &format!("s/{n}"), b"1");
-    }
-    f.lib.scan_now().unwrap();
-    assert_eq!(
-        found(&f.lib, "HOLIDAY"),
-        ["s/Holiday 2020.mp4", "s/holiday-cut.mkv"]
-    );
-    assert_eq!(found(&f.lib, "day-c"), ["s/holiday-cut.mkv"]);
-    assert_eq!(found(&f.lib, "%"), ["s/100% real.mp4"], "% is literal");
-    assert_eq!(found(&f.lib, "_"), ["s/a_b.txt"], "_ is literal");
-    assert_eq!(found(&f.lib, "a_b"), ["s/a_b.txt"]);
-    // A backslash cannot be in a MediaPath name: such files are not addressable, not indexed.
-    assert_eq!(found(&f.lib, "\\"), Vec::<String>::new());
-    assert_eq!(found(&f.lib, "0%"), ["s/100% real.mp4"]);
-    assert_eq!(found(&f.lib, "\"hi\""), ["s/say \"hi\".mp3"]);
-    assert_eq!(found(&f.lib, "OR AND"), ["s/NEAR OR AND.mp4"]);
-    assert_eq!(found(&f.lib, "ファイル"), ["s/日本語のファイル.mp4"]);
-    for hostile in [
-        "\"",
-        "*",
-        "NEAR(a b)",
-        "name:x",
-        "-x",
-        "a OR",
-        "(",
-        "^",
-        "'; DROP TABLE media; --",
-        "%%%",
-        "\\\\",
-        "{a b}",
-        "x\u{202e}y",
-    ] {
-        let raw = RawList {
-            q: Some(hostile),
-            ..Default::default()
-        };
-        assert!(search(&f.lib, "", raw).is_ok(), "{hostile}");
-    }
-    let long = "x".repeat(201);
-    let raw = RawList {
-        q: Some(&long),
-        ..Default::default()
-    };
-    assert!(matches!(
-        search(&f.lib, "", raw),
-        Err(LibraryError::BadQuery(_))
-    ));
-    assert_eq!(indexed(&f), 9, "the table survived");
-}
-
-#[test]
-fn search_ranks_exact_and_prefix_first_and_filters_by_type_and_folder() {
-    let f = fx();
-    for p in [
-        "x/the cat.mp4",
-        "x/cat.mp4",
-        "x/catalog.txt",
-        "y/cat.mp3",
-        "y/cats/readme.txt",
-    ] {
-        put(&f.root, p, b"1");
-    }
-    f.lib.scan_now().unwrap();
-    let raw = RawList {
-        q: Some("cat"),
-        ..Default::default()
-    };
-    let got: Vec<String> = search(&f.lib, "x", raw)
-        .unwrap()
-        .entries
-        .into_iter()
-        .map(|e| e.path)
-        .collect();
-    assert_eq!(got, ["x/cat.mp4", "x/catalog.txt", "x/the cat.mp4"]);
-    let raw = RawList {
-        q: Some("cat"),
-        class: Some("audio"),
-        ..Default::default()
-    };
-    let got = search(&f.lib, "", raw).unwrap();
-    assert_eq!(got.entries.len(), 1);
-    assert_eq!(got.entries[0].path, "y/cat.mp3");
-    let raw = RawList {
-        q: Some("cat"),
-        class: Some("dir"),
-        ..Default::default()
-    };
-    assert_eq!(search(&f.lib, "", raw).unwrap().entries[0].path, "y/cats");
-    for bad in [
-        RawList {
-            class: Some("movies"),
-            ..Default::default()
-        },
-        RawList {
-            sort: Some("rowid"),
-            ..Default::default()
-        },
-        RawList {
-            page: Some("0"),
-            ..Default::default()
-        },
-        RawList {
-            page: Some("-1"),
-            ..Default::default()
-        },
-        RawList {
-            per_page: Some("1001"),
-            ..Default::default()
-        },
-        RawList {
-            per_page: Some("ten"),
-            ..Default::default()
-        },
-    ] {
-        assert!(matches!(
-            search(&f.lib, "", bad),
-            Err(LibraryError::BadQuery(_))
-        ));
-    }
-}
-
-#[test]
-fn sort_and_paging() {
-    let f = fx();
-    for i in 0..25u8 {
-        put(
-            &f.root,
-            &format!("p/f{i:02}.bin"),
-            &vec![0; usize::from(i) * 10 % 97],
-        );
-    }
-    put(&f.root, "p/zdir/x", b"");
-    f.lib.scan_now().unwrap();
-    let page = |sort: Option<&str>, page: &str, per: &str| {
-        search(
-            &f.lib,
-            "p",
-            RawList {
-                sort,
-                page: Some(page),
-                per_page: Some(per),
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
-    let p3 = page(None, "3", "10");
-    assert_eq!((p3.total, p3.pages(), p3.entries.len()), (26, 3, 6));
-    assert_eq!(
-        page(None, "1", "10").entries[0].name,
-        "zdir",
-        "folders first"
-    );
-    let p9 = page(None, "9", "10");
-    assert_eq!(
-        (p9.total, p9.entries.len()),
-        (26, 0),
-        "past the end: empty, total kept"
-    );
-    let all = page(Some("-size"), "1", "100");
-    let sizes: Vec<u64> = all.entries.iter().map(|e| e.size).collect();
-    let mut sorted = sizes.clone();
-    sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(sizes, sorted);
-    let names: Vec<String> = page(Some("-name"), "1", "3")
-        .entries
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
-    assert_eq!(names, ["zdir", "f24.bin", "f23.bin"]);
-    // Duration unknown for all: still a stable name order.
-    let d = page(Some("duration"), "1", "2");
-    assert_eq!(d.entries[0].name, "f00.bin");
-}
-
-#[test]
 fn status_says_when_ffmpeg_is_missing() {
     let f = fx();
     let s = f.lib.status();
@@ -529,5 +340,54 @@ fn status_says_when_ffmpeg_is_missing() {
         f.lib.probe_now().unwrap(),
         0,
         "nothing is probed without the tools"
+    );
+}
+
+#[tokio::test]
+async fn changed_bytes_drop_the_old_poster_and_orphans_are_swept() {
+    let f = fx();
+    put(&f.root, "v/a.mp4", b"first");
+    let md = std::fs::metadata(f.root.join("v/a.mp4")).unwrap();
+    let on_disk = crate::storage::ObjectMeta {
+        size: 5,
+        modified: md.modified().unwrap(),
+        etag: "x".into(),
+    };
+    // As the upload handler records it: the committed file's own size and mtime.
+    f.lib.record_write(&mp("v/a.mp4"), &on_disk, None).await;
+    let thumbs = f.lib.inner.thumbs_dir.clone();
+    let old = worker::thumb_name("v/a.mp4", 5, 1);
+    std::fs::write(thumbs.join(&old), b"jpeg").unwrap();
+    std::fs::write(thumbs.join("orphan.jpg"), b"jpeg").unwrap();
+    std::fs::write(thumbs.join("fresh.tmp.jpg"), b"being written").unwrap();
+    f.lib
+        .inner
+        .lock()
+        .execute(
+            "UPDATE media SET thumb = ?1, thumb_state = 'ok', probed_at = 1, duration = 9.0
+             WHERE path = 'v/a.mp4'",
+            [&old],
+        )
+        .unwrap();
+    f.lib.scan_now().unwrap();
+    assert!(thumbs.join(&old).exists(), "a poster in use is kept");
+    assert!(!thumbs.join("orphan.jpg").exists(), "an orphan is swept");
+    assert!(
+        thumbs.join("fresh.tmp.jpg").exists(),
+        "a poster being made is left alone"
+    );
+    put(&f.root, "v/a.mp4", b"second, longer");
+    f.lib.record_write(&mp("v/a.mp4"), &meta(14), None).await;
+    assert!(
+        !thumbs.join(&old).exists(),
+        "new bytes: the old poster is deleted"
+    );
+    let it = query::item(&f.lib.inner.lock(), "v/a.mp4")
+        .unwrap()
+        .unwrap();
+    assert_eq!((it.thumb, it.duration, it.probed), (None, None, false));
+    assert_ne!(
+        worker::thumb_name("v/a.mp4", 5, 1),
+        worker::thumb_name("v/a.mp4", 14, 1)
     );
 }
