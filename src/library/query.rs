@@ -55,12 +55,15 @@ pub fn fts_phrase(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn order_by(req: &ListRequest, searching: bool) -> String {
+/// `rank`: the search's relevance expression (None for a listing).
+fn order_by(req: &ListRequest, rank: Option<&str>) -> String {
     let dir = if req.sort.descending { "DESC" } else { "ASC" };
     let then_name = "m.name COLLATE NOCASE, m.name";
     match req.sort.key {
-        None if searching => format!("rank, m.kind = 'file', {then_name}"),
-        None => format!("m.kind = 'file', {then_name}"),
+        None => match rank {
+            Some(rank) => format!("{rank}, m.kind = 'file', {then_name}"),
+            None => format!("m.kind = 'file', {then_name}"),
+        },
         Some(SortKey::Name) => format!("m.name COLLATE NOCASE {dir}, m.name {dir}"),
         Some(SortKey::Size) => format!("m.size {dir}, {then_name}"),
         Some(SortKey::Mtime) => format!("m.mtime_ns {dir}, {then_name}"),
@@ -136,32 +139,54 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
         wh.join(" AND ")
     };
     // A short query scans every name: one pass with a window count beats a second scan.
+    let order = order_by(req, req.query.is_some().then_some(rank.as_str()));
+    // A short query scans every name; one pass must give the page and the total. Numbering
+    // the sorted hits, it returns the first hit (which carries the count even when the page
+    // is past the end) and the page's hits.
     let window = req.query.is_some() && from == "media m";
-    let sql = format!(
-        "SELECT {COLS}, {rank} AS rank{} FROM {from} WHERE {where_sql}
-         ORDER BY {} LIMIT {per_page} OFFSET {offset}",
-        if window { ", count(*) OVER ()" } else { ", 0" },
-        order_by(req, req.query.is_some())
-    );
+    let sql = if window {
+        // The sort carries only ids and keys; the page's rows are fetched by id afterwards.
+        format!(
+            "SELECT {COLS}, {rank} AS rank, h.total, h.rn FROM (
+                SELECT m.id, count(*) OVER () AS total,
+                       row_number() OVER (ORDER BY {order}) AS rn
+                FROM {from} WHERE {where_sql}) h
+             CROSS JOIN media m ON m.id = h.id
+             WHERE h.rn = 1 OR h.rn > {offset} ORDER BY h.rn LIMIT {}",
+            u64::from(per_page) + 1
+        )
+    } else {
+        format!(
+            // rank is selected even when unused so every bound parameter is referenced.
+            "SELECT {COLS}, {rank} AS rank FROM {from} WHERE {where_sql}
+             ORDER BY {order} LIMIT {per_page} OFFSET {offset}"
+        )
+    };
     let mut windowed = None;
     let mut entries = Vec::new();
     {
         let mut st = conn.prepare_cached(&sql)?;
         let mut rows = st.query(params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
+            if window {
+                windowed = Some(r.get::<_, i64>(17)?);
+                if r.get::<_, i64>(18)? <= offset as i64 || entries.len() == per_page as usize {
+                    continue;
+                }
+            }
             entries.push(item_of(r)?);
-            windowed = window.then(|| r.get::<_, i64>(17)).transpose()?;
         }
     }
     // A short page (or an empty first page) tells the total without counting.
     let known = (entries.len() < per_page as usize && (!entries.is_empty() || offset == 0))
         .then(|| offset as i64 + entries.len() as i64);
+    // The numbered query returns the first hit whenever there is one: no row, no hits.
+    let windowed = if window { windowed.or(Some(0)) } else { None };
     let total: i64 = match (windowed.or(known), fts_only_count) {
         (Some(t), _) => t,
         (None, Some(phrase)) => conn
             .prepare_cached("SELECT count(*) FROM media_fts WHERE media_fts MATCH ?1")?
             .query_row([phrase], |r| r.get(0))?,
-        // Also a window query past its last page: no row carried the count.
         (None, None) => conn
             .prepare_cached(&format!("SELECT count(*) FROM {from} WHERE {where_sql}"))?
             .query_row(params_from_iter(args[..where_args].iter()), |r| r.get(0))?,

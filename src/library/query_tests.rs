@@ -193,3 +193,43 @@ fn sort_and_paging() {
     let d = page(Some("duration"), "1", "2");
     assert_eq!(d.entries[0].name, "f00.bin");
 }
+
+#[test]
+fn search_with_an_explicit_sort_and_pages_past_the_end() {
+    let f = fx();
+    for i in 0..12u8 {
+        put(
+            &f.root,
+            &format!("q/ab{i:02}.bin"),
+            &vec![0; usize::from(i)],
+        );
+    }
+    f.lib.scan_now().unwrap();
+    for q in ["ab", "ab0"] {
+        let raw = RawList {
+            q: Some(q),
+            sort: Some("-size"),
+            per_page: Some("5"),
+            page: Some("2"),
+            ..Default::default()
+        };
+        let p = search(&f.lib, "", raw).unwrap();
+        let want = if q == "ab" { (12, 5) } else { (10, 5) };
+        assert_eq!((p.total, p.entries.len() as u64), want, "{q}");
+        let sizes: Vec<u64> = p.entries.iter().map(|e| e.size).collect();
+        let first = if q == "ab" { 6 } else { 4 };
+        assert_eq!(
+            sizes,
+            (first - 4..=first).rev().collect::<Vec<u64>>(),
+            "{q}"
+        );
+        let raw = RawList {
+            q: Some(q),
+            per_page: Some("5"),
+            page: Some("9"),
+            ..Default::default()
+        };
+        let p = search(&f.lib, "", raw).unwrap();
+        assert_eq!((p.total, p.entries.len()), (want.0, 0), "{q} past the end");
+    }
+}
