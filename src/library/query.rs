@@ -85,6 +85,7 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
     let mut rank = String::from("0");
     // The count of an unfiltered search from the root comes from the FTS index alone.
     let mut fts_only_count = None;
+    let mut short = false;
     match &req.query {
         None => {
             args.push(Value::Text(req.path.to_string()));
@@ -106,12 +107,12 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
                     fts_only_count = Some(fts_phrase(q));
                 }
             } else {
+                // The name index is a fifth of the table; only matches load their row. The
+                // root row's empty name never matches a non-empty pattern.
+                from = "media m INDEXED BY media_name".into();
+                short = true;
                 args.push(Value::Text(format!("%{}%", like_escape(q))));
-                wh.push(format!(
-                    "m.id IN (SELECT id FROM media INDEXED BY media_name \
-                     WHERE name LIKE ?{} ESCAPE '\\' AND path <> '')",
-                    args.len()
-                ));
+                wh.push(format!("m.name LIKE ?{} ESCAPE '\\'", args.len()));
             }
         }
     }
@@ -143,7 +144,7 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
     // A short query scans every name; one pass must give the page and the total. Numbering
     // the sorted hits, it returns the first hit (which carries the count even when the page
     // is past the end) and the page's hits.
-    let window = req.query.is_some() && from == "media m";
+    let window = short;
     let sql = if window {
         // The sort carries only ids and keys; the page's rows are fetched by id afterwards.
         format!(

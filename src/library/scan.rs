@@ -128,6 +128,7 @@ pub fn full_scan(ctx: &ScanCtx<'_>, conn: &mut Connection) -> Result<ScanReport,
     guard_empty_root(conn, &root_entries)?;
 
     let mut report = ScanReport::default();
+    let mut batch = Batch::default();
     let mut visited: HashSet<(u64, u64)> = HashSet::new();
     {
         use std::os::unix::fs::MetadataExt;
@@ -183,20 +184,79 @@ pub fn full_scan(ctx: &ScanCtx<'_>, conn: &mut Connection) -> Result<ScanReport,
                 report.files += 1;
             }
         }
-        let done = apply_chunked(
-            conn,
-            &dir,
-            fsview::trusted_mtime(mtime),
-            &entries,
-            read_seq,
-            ctx.seq,
-            ctx.thumbs_dir,
-        )?;
-        report.added += done.added;
-        report.changed += done.changed;
-        report.removed += done.removed;
+        let mark = fsview::trusted_mtime(mtime);
+        if entries.len() > BATCH_ROWS {
+            batch.flush(conn, ctx, &mut report)?;
+            let done = apply_chunked(
+                conn,
+                &dir,
+                mark,
+                &entries,
+                read_seq,
+                ctx.seq,
+                ctx.thumbs_dir,
+            )?;
+            report.add(done);
+        } else {
+            batch.rows += entries.len().max(1);
+            batch.dirs.push((dir, mark, entries, read_seq));
+            if batch.rows >= BATCH_ROWS {
+                batch.flush(conn, ctx, &mut report)?;
+            }
+        }
     }
+    batch.flush(conn, ctx, &mut report)?;
     Ok(report)
+}
+
+/// Folders read but not yet written: small folders share a transaction (one fsync for up
+/// to `BATCH_ROWS` entries instead of one per folder), and the disk is never read while a
+/// write transaction is open.
+#[derive(Default)]
+struct Batch {
+    dirs: Vec<(MediaPath, Option<i64>, Vec<DiskEntry>, i64)>,
+    rows: usize,
+}
+
+impl Batch {
+    fn flush(
+        &mut self,
+        conn: &mut Connection,
+        ctx: &ScanCtx<'_>,
+        report: &mut ScanReport,
+    ) -> Result<(), LibraryError> {
+        if self.dirs.is_empty() {
+            return Ok(());
+        }
+        let mut thumbs = Vec::new();
+        let tx = conn.transaction()?;
+        for (dir, mark, entries, read_seq) in self.dirs.drain(..) {
+            let present: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+            let done = index::apply_dir(
+                &tx,
+                &dir,
+                mark,
+                &entries,
+                &present,
+                read_seq,
+                ctx.seq,
+                &mut thumbs,
+            )?;
+            report.add(done);
+        }
+        tx.commit()?;
+        self.rows = 0;
+        remove_thumbs(ctx.thumbs_dir, &thumbs);
+        Ok(())
+    }
+}
+
+impl ScanReport {
+    fn add(&mut self, done: Applied) {
+        self.added += done.added;
+        self.changed += done.changed;
+        self.removed += done.removed;
+    }
 }
 
 /// Deletes poster files no row refers to (left by a crash between commit and unlink).
