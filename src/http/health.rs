@@ -1,5 +1,5 @@
 //! `/healthz` (the process answers) and `/readyz` (it can do its job: media root readable,
-//! data dir writable). Both stay cheap and never touch a stalled mount without a timeout.
+//! data dir writable; the library's state is reported alongside). Both stay cheap and never touch a stalled mount without a timeout.
 
 use std::time::Duration;
 
@@ -30,7 +30,13 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     media_json["backend"] = json!(state.storage.kind());
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
-        "checks": { "media_root": media_json, "data_dir": check(&data) },
+        // The library reports (ffmpeg missing, scan skipped) but never makes us unready:
+        // serving files does not need it.
+        "checks": {
+            "media_root": media_json,
+            "data_dir": check(&data),
+            "library": state.library.status(),
+        },
     });
     let status = if ready {
         StatusCode::OK

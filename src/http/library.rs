@@ -1,21 +1,39 @@
-//! `GET /api/library?path=DIR`: a folder listing straight from storage. The indexed library
-//! (search, metadata, thumbnails) replaces this in a later issue; the response shape stays.
+//! `GET /api/library` (a folder's entries, or a search with `q=`), `GET /api/library/item`
+//! and `GET /api/library/thumb`: thin translations between HTTP and the `library` index.
+//! Names and paths go out only as JSON strings, with `<`, `>` and `&` written as `\u00XX`, so a
+//! hostile file name stays data even if some client pastes a string into HTML.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::{Extension, Json};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
-use crate::media_types;
-use crate::storage::{EntryKind, MediaPath};
+use crate::library::model::RawList;
+use crate::library::{Item, Kind, LibraryError, ListRequest, Page};
+use crate::storage::MediaPath;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
+    path: String,
+    q: Option<String>,
+    #[serde(rename = "type")]
+    class: Option<String>,
+    sort: Option<String>,
+    page: Option<String>,
+    per_page: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathQuery {
     path: String,
 }
 
@@ -23,57 +41,222 @@ pub struct ListQuery {
 pub struct Listing {
     path: String,
     entries: Vec<Entry>,
+    total: u64,
+    page: u32,
+    per_page: u32,
+    pages: u64,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Entry {
     name: String,
+    path: String,
     kind: &'static str,
     size: u64,
     mtime: String,
     content_type: Option<String>,
+    media: &'static str,
+    duration: Option<f64>,
+    width: Option<i64>,
+    height: Option<i64>,
+    video_codec: Option<String>,
+    audio_codec: Option<String>,
+    thumb: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ItemBody {
+    #[serde(flatten)]
+    entry: Entry,
+    probed: bool,
+    probe_error: Option<String>,
+}
+
+/// Query-value encoding for the thumb URL: everything but unreserved characters and '/'.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
+
+/// JSON with `<`, `>`, `&` escaped as `\u003c`, `\u003e`, `\u0026` (as Go's encoder does).
+/// Those bytes occur in JSON only inside strings, so escaping them in the serialised text is
+/// exact, and the value a JSON parser reads is unchanged.
+pub struct SafeJson<T>(pub T);
+
+impl<T: Serialize> IntoResponse for SafeJson<T> {
+    fn into_response(self) -> Response {
+        let raw = match serde_json::to_vec(&self.0) {
+            Ok(v) => v,
+            Err(e) => return ApiError::internal(e.to_string()).into_response(),
+        };
+        let mut out = Vec::with_capacity(raw.len() + 16);
+        for b in raw {
+            match b {
+                b'<' => out.extend_from_slice(b"\\u003c"),
+                b'>' => out.extend_from_slice(b"\\u003e"),
+                b'&' => out.extend_from_slice(b"\\u0026"),
+                _ => out.push(b),
+            }
+        }
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            out,
+        )
+            .into_response()
+    }
+}
+
+fn entry(state: &AppState, it: Item) -> Entry {
+    // A poster URL is offered when one exists or can be made on request.
+    let may_thumb = it.kind == Kind::File
+        && it.class.has_poster()
+        && (it.thumb.is_some()
+            || (!it.thumb_failed && state.library.can_make_thumbs() && it.probe_error.is_none()));
+    Entry {
+        thumb: may_thumb.then(|| {
+            format!(
+                "/api/library/thumb?path={}",
+                utf8_percent_encode(&it.path, QUERY_VALUE)
+            )
+        }),
+        mtime: humantime::format_rfc3339_seconds(it.modified()).to_string(),
+        kind: it.kind.as_str(),
+        media: it.class.as_str(),
+        size: it.size,
+        content_type: it.content_type,
+        duration: it.duration,
+        width: it.width,
+        height: it.height,
+        video_codec: it.video_codec,
+        audio_codec: it.audio_codec,
+        name: it.name,
+        path: it.path,
+    }
+}
+
+fn api_error(e: LibraryError) -> ApiError {
+    use LibraryError::*;
+    match e {
+        NotFound => ApiError::not_found("no such file or folder"),
+        NotADirectory => ApiError::not_found("not a folder"),
+        OutsideRoot => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "outside_root",
+            "this path resolves outside the media root",
+        ),
+        PermissionDenied => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "the service may not read this folder",
+        ),
+        BadQuery(msg) => ApiError::bad_request("bad_query", msg),
+        NoThumbnail(why) => ApiError::new(StatusCode::NOT_FOUND, "no_thumbnail", why),
+        Unavailable(_) | RootEmpty(_) | Stalled(_) => {
+            tracing::warn!(error = %e, "library unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                e.to_string(),
+            )
+        }
+        Db(_) | Io(_) | Task(_) => ApiError::internal(e.to_string()),
+    }
+}
+
+fn listing(state: &AppState, page: Page) -> Listing {
+    let pages = page.pages();
+    Listing {
+        path: page.path,
+        total: page.total,
+        page: page.page,
+        per_page: page.per_page,
+        pages,
+        entries: page.entries.into_iter().map(|i| entry(state, i)).collect(),
+    }
 }
 
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     query: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Json<Listing>, ApiError> {
+) -> Result<SafeJson<Listing>, ApiError> {
     principal.require_read(state.config.auth.anonymous_read)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let dir = MediaPath::from_decoded(&q.path)?;
-    let entries = state.storage.list(&dir).await?;
-    let entries = entries
-        .into_iter()
-        .map(|e| {
-            let is_dir = e.kind == EntryKind::Dir;
-            let content_type = if is_dir {
-                None
-            } else {
-                let ext = dir.join(&e.name).ok().and_then(|p| p.extension());
-                Some(media_types::content_type(ext.as_deref()))
-            };
-            Entry {
-                kind: if is_dir { "dir" } else { "file" },
-                size: e.size,
-                mtime: humantime::format_rfc3339_seconds(e.modified).to_string(),
-                content_type,
-                name: e.name,
-            }
-        })
-        .collect();
-    Ok(Json(Listing {
-        path: dir.to_string(),
-        entries,
+    let raw = RawList {
+        q: q.q.as_deref(),
+        class: q.class.as_deref(),
+        sort: q.sort.as_deref(),
+        page: q.page.as_deref(),
+        per_page: q.per_page.as_deref(),
+    };
+    let req = ListRequest::parse(dir, &raw).map_err(api_error)?;
+    let page = state.library.list(req).await.map_err(api_error)?;
+    Ok(SafeJson(listing(&state, page)))
+}
+
+fn item_path(query: Result<Query<PathQuery>, QueryRejection>) -> Result<MediaPath, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    Ok(MediaPath::from_decoded(&q.path)?)
+}
+
+/// `GET /api/library/item?path=`: one entry with everything the index knows.
+pub async fn item(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<PathQuery>, QueryRejection>,
+) -> Result<SafeJson<ItemBody>, ApiError> {
+    principal.require_read(state.config.auth.anonymous_read)?;
+    let path = item_path(query)?;
+    let it = state.library.item(&path).await.map_err(api_error)?;
+    let (probed, probe_error) = (it.probed, it.probe_error.clone());
+    Ok(SafeJson(ItemBody {
+        entry: entry(&state, it),
+        probed,
+        probe_error,
     }))
 }
 
-/// STUB until the index lands: `GET /api/library/item?path=`.
-pub async fn item() -> ApiError {
-    ApiError::not_found("the library index is not built yet")
-}
-
-/// STUB until the index lands: `GET /api/library/thumb?path=`.
-pub async fn thumb() -> ApiError {
-    ApiError::not_found("the library index is not built yet")
+/// `GET /api/library/thumb?path=`: the poster JPEG, made on request when missing.
+pub async fn thumb(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<PathQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    principal.require_read(state.config.auth.anonymous_read)?;
+    let path = item_path(query)?;
+    let t = state.library.thumbnail(&path).await.map_err(api_error)?;
+    let etag = format!("\"{}\"", t.etag);
+    let etag_value = HeaderValue::from_str(&etag)
+        .map_err(|_| ApiError::internal("poster name is not a header value"))?;
+    let cache = HeaderValue::from_static("private, max-age=60");
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().trim_start_matches("W/"))
+        .any(|v| v == etag || v == "*");
+    if matches {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)],
+        )
+            .into_response());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+            (header::ETAG, etag_value),
+            (header::CACHE_CONTROL, cache),
+        ],
+        t.bytes,
+    )
+        .into_response())
 }

@@ -2,62 +2,343 @@
 //! ffprobe/ffmpeg are installed — duration, codecs, resolution, poster thumbnails), kept in
 //! SQLite and refreshed by a scanner that never blocks serving.
 //!
-//! STUB: the interface the rest of the service calls; the index itself is being built.
+//! Layout: `schema` (tables, connections), `model` (types, parsers), `fsview` (reading the
+//! disk), `index` (writes), `query` (reads), `scan` (the walk), `probe` (ffprobe/ffmpeg),
+//! `worker` (the scanner thread and probe phase), `read` (listing, item, poster for `http`).
+//!
+//! The library has its own two connections (one on the scanner thread, one behind a mutex
+//! for queries and `record_*`), so walking a slow disk never holds the service's `Db` lock.
 
-use std::path::Path;
-use std::time::Duration;
+mod fsview;
+mod index;
+pub mod model;
+mod probe;
+mod query;
+mod read;
+mod scan;
+mod schema;
+mod worker;
+
+#[cfg(test)]
+mod query_tests;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, Transaction};
 
 use crate::config::LibraryConfig;
 use crate::storage::{MediaPath, ObjectMeta};
 
-/// Schema of the index, appended to the database migrations (`db::migrations`).
-pub const MIGRATIONS: &[&str] = &[];
+pub use model::{Item, Kind, ListRequest, MediaClass, Page, Sort, SortKey};
+pub use read::Thumb;
+pub use scan::ScanReport;
+pub use schema::MIGRATIONS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {
     #[error("database error: {0}")]
     Db(String),
+    #[error("no such file or folder")]
+    NotFound,
+    #[error("not a folder")]
+    NotADirectory,
+    #[error("resolves outside the media root")]
+    OutsideRoot,
+    #[error("the service may not read this folder")]
+    PermissionDenied,
+    /// The media root is gone or unreadable (an unmounted disk); the index is kept.
+    #[error("media root unavailable: {0}")]
+    Unavailable(String),
+    /// The media root is empty while the index has entries: most likely a disk that is not
+    /// mounted, so nothing is removed from the index.
+    #[error("the media root is empty but the index has {0} entries (is the disk mounted?)")]
+    RootEmpty(u64),
+    #[error("the media disk did not answer within {0} s")]
+    Stalled(u64),
+    #[error("{0}")]
+    BadQuery(String),
+    #[error("no thumbnail: {0}")]
+    NoThumbnail(String),
+    #[error("i/o error: {0}")]
+    Io(String),
+    #[error("library task failed: {0}")]
+    Task(String),
+}
+
+impl From<rusqlite::Error> for LibraryError {
+    fn from(e: rusqlite::Error) -> Self {
+        LibraryError::Db(e.to_string())
+    }
+}
+
+/// Which external programs answered `-version` at open.
+#[derive(Debug, Clone, Copy)]
+struct Tools {
+    ffprobe: bool,
+    ffmpeg: bool,
+}
+
+/// The scanner's state, for `/readyz`.
+#[derive(Debug, Default)]
+struct Status {
+    scanning: bool,
+    scans: u64,
+    last_ms: Option<u64>,
+    last_finished: Option<SystemTime>,
+    last_report: Option<ScanReport>,
+    warning: Option<String>,
+    /// Entries in the index after the last scan (or at open).
+    indexed: u64,
+}
+
+impl Status {
+    fn finish(&mut self, result: &Result<ScanReport, LibraryError>, ms: u64) {
+        self.scanning = false;
+        self.scans += 1;
+        self.last_ms = Some(ms);
+        self.last_finished = Some(SystemTime::now());
+        match result {
+            Ok(r) => {
+                self.last_report = Some(*r);
+                self.warning = None;
+            }
+            Err(e) => self.warning = Some(format!("last scan skipped, index kept: {e}")),
+        }
+    }
+}
+
+struct Inner {
+    root: PathBuf,
+    db_file: PathBuf,
+    thumbs_dir: PathBuf,
+    config: LibraryConfig,
+    /// Bound on one listing's disk work (`storage.timeout_secs`).
+    timeout: Duration,
+    /// Queries and `record_*`. Disk I/O never happens while it is held.
+    conn: Mutex<Connection>,
+    seq: index::Seq,
+    tools: Tools,
+    status: Mutex<Status>,
+    nudge: Mutex<Option<SyncSender<()>>>,
+    /// At most one on-demand poster at a time (each is an ffmpeg process).
+    thumb_gate: tokio::sync::Semaphore,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock poisons it; the connection itself is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn with_status(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn thumbs_enabled(&self) -> bool {
+        self.tools.ffmpeg && self.config.thumbnails
+    }
+
+    /// One write transaction on the query connection; posters it dropped are deleted after
+    /// the commit (a crash in between leaves an orphan the next scan sweeps, never a row
+    /// pointing at a missing poster that is not regenerated).
+    fn write(
+        &self,
+        f: impl FnOnce(&Transaction, &index::Seq) -> Result<Vec<String>, LibraryError>,
+    ) -> Result<(), LibraryError> {
+        let thumbs = {
+            let mut conn = self.lock();
+            let tx = conn.transaction()?;
+            let thumbs = f(&tx, &self.seq)?;
+            tx.commit()?;
+            thumbs
+        };
+        scan::remove_thumbs(&self.thumbs_dir, &thumbs);
+        Ok(())
+    }
 }
 
 /// A cheap handle to the index and its scanner.
 #[derive(Clone)]
-pub struct Library {}
+pub struct Library {
+    inner: Arc<Inner>,
+}
 
 impl Library {
-    /// Opens the index in `<data_dir>/streamhub.db` (already migrated by `db::Db::open`).
-    /// Blocking.
+    /// Opens the index in `<data_dir>/streamhub.db` (already migrated by `db::Db::open`) and
+    /// checks whether ffprobe and ffmpeg run. Blocking.
     pub fn open(
-        _data_dir: &Path,
-        _media_root: &Path,
-        _config: &LibraryConfig,
-        _storage_timeout: Duration,
+        data_dir: &Path,
+        media_root: &Path,
+        config: &LibraryConfig,
+        storage_timeout: Duration,
     ) -> Result<Library, LibraryError> {
-        Ok(Library {})
+        let db_file = data_dir.join(crate::db::DB_FILE);
+        let conn = schema::open_conn(&db_file)?;
+        let thumbs_dir = data_dir.join("thumbs");
+        std::fs::create_dir_all(&thumbs_dir)
+            .map_err(|e| LibraryError::Io(format!("{}: {e}", thumbs_dir.display())))?;
+        let max_seq: i64 =
+            conn.query_row("SELECT coalesce(max(seq), 0) FROM media", [], |r| r.get(0))?;
+        let indexed = query::count(&conn)?;
+        let tools = Tools {
+            ffprobe: probe::available(&config.ffprobe),
+            ffmpeg: probe::available(&config.ffmpeg),
+        };
+        if !tools.ffprobe || !tools.ffmpeg {
+            tracing::warn!(
+                ffprobe = tools.ffprobe,
+                ffmpeg = tools.ffmpeg,
+                "library: ffprobe/ffmpeg not found; no durations, codecs or posters"
+            );
+        }
+        Ok(Library {
+            inner: Arc::new(Inner {
+                root: media_root.to_path_buf(),
+                db_file,
+                thumbs_dir,
+                config: config.clone(),
+                timeout: storage_timeout,
+                conn: Mutex::new(conn),
+                seq: index::Seq::starting_after(max_seq),
+                tools,
+                status: Mutex::new(Status {
+                    indexed,
+                    ..Status::default()
+                }),
+                nudge: Mutex::default(),
+                thumb_gate: tokio::sync::Semaphore::new(1),
+            }),
+        })
     }
 
-    /// Starts the background scanner (a scan now, then periodically and when nudged).
-    pub fn start(&self) {}
+    /// Starts the background scanner (a scan now, then periodically and when nudged) on its
+    /// own thread. The thread does not keep the process alive: at exit it is abandoned, and
+    /// since every write is a transaction nothing is left half-done. Idempotent.
+    pub fn start(&self) {
+        let mut nudge = self.inner.nudge.lock().unwrap_or_else(|p| p.into_inner());
+        if nudge.is_some() {
+            return;
+        }
+        // One slot: nudges coalesce while the worker is busy.
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let inner = self.inner.clone();
+        match std::thread::Builder::new()
+            .name("library-scan".into())
+            .spawn(move || worker::run(inner, rx))
+        {
+            Ok(_) => *nudge = Some(tx),
+            Err(e) => tracing::error!(error = %e, "library: cannot start the scanner thread"),
+        }
+    }
+
+    fn nudge(&self) {
+        if let Some(tx) = &*self.inner.nudge.lock().unwrap_or_else(|p| p.into_inner()) {
+            let _ = tx.try_send(());
+        }
+    }
+
+    async fn record(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&Transaction, &index::Seq) -> Result<Vec<String>, LibraryError> + Send + 'static,
+    ) {
+        let inner = self.inner.clone();
+        let r = tokio::task::spawn_blocking(move || inner.write(f)).await;
+        match r {
+            Ok(Ok(())) => self.nudge(),
+            Ok(Err(e)) => tracing::error!(error = %e, what, "library: cannot record change"),
+            Err(e) => tracing::error!(error = %e, what, "library: record task failed"),
+        }
+    }
 
     /// A file was committed through streamhub (upload, tus): index it now, owned by `owner`.
     /// Errors are logged, never returned: the upload itself has succeeded.
-    pub async fn record_write(&self, _path: &MediaPath, _meta: &ObjectMeta, _owner: Option<i64>) {}
-
-    /// A folder was created through streamhub.
-    pub async fn record_folder(&self, _path: &MediaPath, _owner: Option<i64>) {}
-
-    /// A file or folder was deleted through streamhub.
-    pub async fn record_delete(&self, _path: &MediaPath) {}
-
-    /// A file or folder was moved through streamhub (everything under a folder moves along).
-    pub async fn record_move(&self, _from: &MediaPath, _to: &MediaPath) {}
-
-    /// The user who uploaded `path` through streamhub (None: unknown or placed by hand).
-    pub async fn owner_of(&self, _path: &MediaPath) -> Result<Option<i64>, LibraryError> {
-        Ok(None)
+    pub async fn record_write(&self, path: &MediaPath, meta: &ObjectMeta, owner: Option<i64>) {
+        let (path, size, mtime) = (path.clone(), meta.size, model::to_ns(meta.modified));
+        self.record("write", move |tx, seq| {
+            index::record_write(tx, &path, size, mtime, owner, seq)
+        })
+        .await;
     }
 
-    /// For `/readyz` details: scanner state, ffprobe/ffmpeg availability.
+    /// A folder was created through streamhub.
+    pub async fn record_folder(&self, path: &MediaPath, owner: Option<i64>) {
+        let path = path.clone();
+        self.record("folder", move |tx, seq| {
+            index::record_folder(tx, &path, owner, seq)
+        })
+        .await;
+    }
+
+    /// A file or folder was deleted through streamhub.
+    pub async fn record_delete(&self, path: &MediaPath) {
+        let path = path.clone();
+        self.record("delete", move |tx, _| index::record_delete(tx, &path))
+            .await;
+    }
+
+    /// A file or folder was moved through streamhub (everything under a folder moves along).
+    pub async fn record_move(&self, from: &MediaPath, to: &MediaPath) {
+        let (from, to) = (from.clone(), to.clone());
+        self.record("move", move |tx, seq| {
+            index::record_move(tx, &from, &to, seq)
+        })
+        .await;
+    }
+
+    /// The user who uploaded `path` through streamhub (None: unknown or placed by hand).
+    pub async fn owner_of(&self, path: &MediaPath) -> Result<Option<i64>, LibraryError> {
+        let inner = self.inner.clone();
+        let p = path.to_string();
+        tokio::task::spawn_blocking(move || query::owner(&inner.lock(), &p))
+            .await
+            .map_err(|e| LibraryError::Task(e.to_string()))?
+    }
+
+    /// For `/readyz` details: scanner state, ffprobe/ffmpeg availability. Never a reason to
+    /// be unready: the library works without ffmpeg.
     pub fn status(&self) -> serde_json::Value {
-        serde_json::json!({})
+        let t = self.inner.tools;
+        let message = match (t.ffprobe, t.ffmpeg) {
+            (true, true) => None,
+            (false, false) => Some("ffmpeg not installed: no durations or thumbnails"),
+            (false, true) => Some("ffprobe not installed: no durations, codecs or resolutions"),
+            (true, false) => Some("ffmpeg not installed: no thumbnails"),
+        };
+        let s = self.inner.status.lock().unwrap_or_else(|p| p.into_inner());
+        serde_json::json!({
+            "ok": true,
+            "ffprobe": t.ffprobe,
+            "ffmpeg": t.ffmpeg,
+            "thumbnails": self.inner.thumbs_enabled(),
+            "message": message,
+            "scanning": s.scanning,
+            "scans": s.scans,
+            "last_scan": s.last_finished.map(|f| serde_json::json!({
+                "finished": humantime::format_rfc3339_seconds(f).to_string(),
+                "ms": s.last_ms,
+                "report": s.last_report,
+            })),
+            "warning": s.warning,
+            "indexed": s.indexed,
+        })
+    }
+
+    /// Runs one full scan now on the calling thread (tests, benchmarks, tools), with a
+    /// connection of its own as the scanner thread has. Blocking.
+    pub fn scan_now(&self) -> Result<ScanReport, LibraryError> {
+        let mut conn = schema::open_conn(&self.inner.db_file)?;
+        worker::scan_once(&self.inner, &mut conn)
+    }
+
+    /// Probes (and makes posters for) everything pending now. Blocking.
+    pub fn probe_now(&self) -> Result<u64, LibraryError> {
+        let conn = schema::open_conn(&self.inner.db_file)?;
+        Ok(worker::probe_pending(&self.inner, &conn))
     }
 }

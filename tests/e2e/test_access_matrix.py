@@ -385,7 +385,9 @@ def test_share_link_readable_by_all_closed(closed, who):
 
 
 # --- uploads and file management (issue #5 rows) ---------------------------------------------------------
-# "owner" = the member who uploaded the file: until uploads are tracked, no more than any member.
+# "owner" = the member who uploaded the file (the library index records the uploader): they may
+# replace, move and delete it. "other-member" = a second member acting on the owner's file (403).
+# "hand" = a member acting on a file placed in the media root by hand: no owner, admins only.
 
 
 def fresh_name(prefix="up"):
@@ -402,6 +404,22 @@ def admin_put(env, data=b"original bytes\n"):
     r = put(env, env.admin, path, data)
     assert r.status == 201, r
     return path
+
+
+OWNED = ["owner", "other-member", "hand"]
+
+
+def subject(env, who):
+    """(path, credentials) for one cell: the file acted on and who acts on it."""
+    if who in ("owner", "other-member"):
+        path = fresh_name("owned")
+        assert put(env, env.member, path, b"original bytes\n").status == 201
+        return path, env.member if who == "owner" else env.member2
+    if who == "hand":
+        path = fresh_name("hand")
+        (env.srv.media_root / path).write_bytes(b"original bytes\n")
+        return path, env.member
+    return admin_put(env), cred(env, who)
 
 
 def on_disk(env, path):
@@ -422,17 +440,11 @@ def test_put_new_name(env, who):
     assert http_call(env.srv, "GET", "/media/" + path).body == b"new file by " + who.encode()
 
 
-@pytest.mark.parametrize("who", WHO + ["owner"])
+@pytest.mark.parametrize("who", WHO + OWNED)
 def test_put_overwrite(env, who):
-    if who == "owner":
-        path = fresh_name("owned")
-        assert put(env, env.member, path, b"original bytes\n").status == 201
-        c = env.member
-    else:
-        path = admin_put(env)
-        c = cred(env, who)
+    path, c = subject(env, who)
     r = put(env, c, path, b"REPLACED", query="?overwrite=true")
-    exp = {"anon": 401, "member": 403, "admin": 201, "owner": 403}[role(who)]
+    exp = {"anon": 401, "member": 403, "admin": 201, "owner": 201, "other": 403, "hand": 403}[role(who)]
     expect(r, exp)
     assert on_disk(env, path) == (b"REPLACED" if exp == 201 else b"original bytes\n")
 
@@ -470,18 +482,12 @@ def test_post_upload(env, who):
     assert on_disk(env, f"uploads/{name}") == b"multipart bytes"
 
 
-@pytest.mark.parametrize("who", WHO + ["owner"])
+@pytest.mark.parametrize("who", WHO + OWNED)
 def test_move(env, who):
-    if who == "owner":
-        src = fresh_name("owned")
-        assert put(env, env.member, src, b"original bytes\n").status == 201
-        c = env.member
-    else:
-        src = admin_put(env)
-        c = cred(env, who)
+    src, c = subject(env, who)
     dst = fresh_name("moved")
     r = http_call(env.srv, "POST", "/api/library/move", headers=c.headers, json_body={"from": src, "to": dst})
-    exp = {"anon": 401, "member": 403, "admin": 200, "owner": 403}[role(who)]
+    exp = {"anon": 401, "member": 403, "admin": 200, "owner": 200, "other": 403, "hand": 403}[role(who)]
     expect(r, exp)
     if exp == 200:
         assert on_disk(env, src) is None and on_disk(env, dst) == b"original bytes\n"
@@ -489,17 +495,11 @@ def test_move(env, who):
         assert on_disk(env, src) == b"original bytes\n" and on_disk(env, dst) is None
 
 
-@pytest.mark.parametrize("who", WHO + ["owner"])
+@pytest.mark.parametrize("who", WHO + OWNED)
 def test_delete_media(env, who):
-    if who == "owner":
-        path = fresh_name("owned")
-        assert put(env, env.member, path, b"original bytes\n").status == 201
-        c = env.member
-    else:
-        path = admin_put(env)
-        c = cred(env, who)
+    path, c = subject(env, who)
     r = http_call(env.srv, "DELETE", "/media/" + path, headers=c.headers)
-    exp = {"anon": 401, "member": 403, "admin": 204, "owner": 403}[role(who)]
+    exp = {"anon": 401, "member": 403, "admin": 204, "owner": 204, "other": 403, "hand": 403}[role(who)]
     expect(r, exp)
     assert (on_disk(env, path) is None) == (exp == 204)
     assert http_call(env.srv, "GET", "/media/" + path).status == (404 if exp == 204 else 200)

@@ -1,0 +1,293 @@
+//! ffprobe and ffmpeg: detecting them, running them with a hard time limit (a corrupt file
+//! must not wedge the scanner), reading ffprobe's JSON, and making poster thumbnails.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::model::MediaClass;
+
+/// Posters are this wide (height keeps the aspect ratio, rounded to even).
+pub const THUMB_WIDTH: u32 = 320;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ToolError {
+    #[error("cannot run {0}: {1}")]
+    Spawn(String, String),
+    #[error("{0} did not finish within {1} s (killed)")]
+    Timeout(String, u64),
+    #[error("{0} failed: {1}")]
+    Failed(String, String),
+    #[error("unreadable ffprobe output: {0}")]
+    Parse(String),
+}
+
+/// What ffprobe tells about a file.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Probed {
+    pub duration: Option<f64>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+}
+
+/// Runs `program args…`, killing it after `timeout`. Returns stdout on exit status 0.
+/// stdout and stderr are drained on their own threads so a chatty child cannot block on a
+/// full pipe; both are capped so a hostile file cannot make us buffer without bound.
+pub fn run(program: &str, args: &[OsString], timeout: Duration) -> Result<Vec<u8>, ToolError> {
+    const CAP: u64 = 4 << 20;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ToolError::Spawn(program.to_string(), e.to_string()))?;
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::Builder::new()
+            .name("library-tool-io".into())
+            .spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(p) = pipe {
+                    let _ = p.take(CAP).read_to_end(&mut buf);
+                }
+                buf
+            })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() >= deadline => break None,
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(_) => break None,
+        }
+    };
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(ToolError::Timeout(program.to_string(), timeout.as_secs()));
+    };
+    let join = |h: std::io::Result<std::thread::JoinHandle<Vec<u8>>>| {
+        h.ok().and_then(|h| h.join().ok()).unwrap_or_default()
+    };
+    let stdout = join(out);
+    let stderr = join(err);
+    if !status.success() {
+        let msg = String::from_utf8_lossy(&stderr);
+        let line = msg
+            .lines()
+            .last()
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect::<String>();
+        return Err(ToolError::Failed(
+            program.to_string(),
+            format!("{status}: {line}"),
+        ));
+    }
+    Ok(stdout)
+}
+
+/// Whether `program -version` runs.
+pub fn available(program: &str) -> bool {
+    run(program, &["-version".into()], Duration::from_secs(10)).is_ok()
+}
+
+/// ffmpeg reads `file:` URLs literally: a name like `concat:x` or `-y` stays a file name.
+fn file_url(p: &Path) -> OsString {
+    let mut s = OsString::from("file:");
+    s.push(p.as_os_str());
+    s
+}
+
+pub fn ffprobe(program: &str, file: &Path, timeout: Duration) -> Result<Probed, ToolError> {
+    let mut args: Vec<OsString> = [
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        "-i",
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect();
+    args.push(file_url(file));
+    parse_ffprobe(&run(program, &args, timeout)?)
+}
+
+#[derive(Deserialize)]
+struct FfOut {
+    #[serde(default)]
+    streams: Vec<FfStream>,
+    format: Option<FfFormat>,
+}
+
+#[derive(Deserialize)]
+struct FfStream {
+    codec_type: Option<String>,
+    codec_name: Option<String>,
+    width: Option<i64>,
+    height: Option<i64>,
+    duration: Option<String>,
+    #[serde(default)]
+    disposition: std::collections::HashMap<String, i64>,
+}
+
+#[derive(Deserialize)]
+struct FfFormat {
+    duration: Option<String>,
+}
+
+fn seconds(s: &Option<String>) -> Option<f64> {
+    s.as_deref()
+        .and_then(|d| d.parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d >= 0.0)
+}
+
+/// Pure: ffprobe's `-print_format json -show_format -show_streams` output to `Probed`.
+/// A cover picture inside an audio file (`attached_pic`) is not a video stream.
+pub fn parse_ffprobe(json: &[u8]) -> Result<Probed, ToolError> {
+    let out: FfOut = serde_json::from_slice(json).map_err(|e| ToolError::Parse(e.to_string()))?;
+    let video = out.streams.iter().find(|s| {
+        s.codec_type.as_deref() == Some("video")
+            && s.disposition.get("attached_pic").copied().unwrap_or(0) == 0
+    });
+    let audio = out
+        .streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("audio"));
+    let duration = out
+        .format
+        .as_ref()
+        .and_then(|f| seconds(&f.duration))
+        .or_else(|| video.and_then(|v| seconds(&v.duration)))
+        .or_else(|| audio.and_then(|a| seconds(&a.duration)));
+    Ok(Probed {
+        duration,
+        video_codec: video.and_then(|v| v.codec_name.clone()),
+        audio_codec: audio.and_then(|a| a.codec_name.clone()),
+        width: video.and_then(|v| v.width),
+        height: video.and_then(|v| v.height),
+    })
+}
+
+/// Where in a video the poster frame is taken: 10% in, at most a minute (past intros and
+/// black leaders, without seeking far on a slow disk); the first frame when unknown.
+pub fn poster_time(duration: Option<f64>) -> f64 {
+    duration.map(|d| (d * 0.1).clamp(0.0, 60.0)).unwrap_or(0.0)
+}
+
+/// Makes a JPEG poster of `file` at `dest` (written to a temporary name, then renamed, so a
+/// killed ffmpeg never leaves a half poster under the real name).
+pub fn make_thumb(
+    ffmpeg: &str,
+    file: &Path,
+    class: MediaClass,
+    duration: Option<f64>,
+    dest: &Path,
+    timeout: Duration,
+) -> Result<(), ToolError> {
+    let tmp: PathBuf = dest.with_extension("tmp.jpg");
+    let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+    let mut args = os(&["-nostdin", "-v", "error"]);
+    if class == MediaClass::Video {
+        args.extend(os(&["-ss", &format!("{:.3}", poster_time(duration))]));
+    }
+    args.push("-i".into());
+    args.push(file_url(file));
+    args.extend(os(&[
+        "-frames:v",
+        "1",
+        "-vf",
+        &format!("scale={THUMB_WIDTH}:-2"),
+        "-q:v",
+        "5",
+        "-f",
+        "image2",
+        "-c:v",
+        "mjpeg",
+        "-y",
+    ]));
+    args.push(tmp.clone().into_os_string());
+    let result = run(ffmpeg, &args, timeout).and_then(|_| {
+        // ffmpeg exits 0 without writing anything when the seek lands past the last frame.
+        match std::fs::metadata(&tmp) {
+            Ok(md) if md.len() > 0 => std::fs::rename(&tmp, dest)
+                .map_err(|e| ToolError::Failed("rename".into(), e.to_string())),
+            _ => Err(ToolError::Failed(
+                ffmpeg.to_string(),
+                "no frame was written".into(),
+            )),
+        }
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_video_audio_and_cover_art() {
+        let j = br#"{"streams":[
+            {"codec_type":"video","codec_name":"mjpeg","width":600,"height":600,
+             "disposition":{"attached_pic":1}},
+            {"codec_type":"audio","codec_name":"mp3","duration":"3.5"}],
+            "format":{"duration":"3.500000"}}"#;
+        let p = parse_ffprobe(j).unwrap();
+        assert_eq!(p.video_codec, None, "cover art is not video");
+        assert_eq!(p.audio_codec.as_deref(), Some("mp3"));
+        assert_eq!(p.duration, Some(3.5));
+        let j = br#"{"streams":[{"codec_type":"video","codec_name":"h264","width":640,
+            "height":360,"duration":"2.0"}],"format":{"duration":"N/A"}}"#;
+        let p = parse_ffprobe(j).unwrap();
+        assert_eq!(
+            (p.width, p.height, p.duration),
+            (Some(640), Some(360), Some(2.0))
+        );
+        assert!(parse_ffprobe(b"not json").is_err());
+        assert_eq!(parse_ffprobe(b"{}").unwrap(), Probed::default());
+    }
+
+    #[test]
+    fn poster_time_is_bounded() {
+        assert_eq!(poster_time(None), 0.0);
+        assert!((poster_time(Some(5.0)) - 0.5).abs() < 1e-9);
+        assert_eq!(poster_time(Some(7200.0)), 60.0);
+    }
+
+    #[test]
+    fn missing_program_and_timeout() {
+        assert!(!available("/nonexistent/ffprobe-xyz"));
+        let err = run("sleep", &["5".into()], Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(err, ToolError::Timeout(..)), "{err:?}");
+        assert!(matches!(
+            run("false", &[], Duration::from_secs(5)),
+            Err(ToolError::Failed(..))
+        ));
+    }
+}

@@ -1,0 +1,298 @@
+//! The scanner: walks the media root and makes the index match it, in transactions of at most
+//! `BATCH_ROWS` rows on its own connection, then probes new media. Runs on a dedicated thread
+//! (`Library::start`); `refresh_dir` is the one-folder version a listing uses.
+//!
+//! Safety over freshness: a media root that is gone, unreadable, or empty while the index
+//! has entries (an unmounted disk) changes nothing; a folder that fails to read keeps its rows.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::fsview::{self, DiskEntry};
+use super::index::{self, Applied, Seq};
+use super::{query, LibraryError};
+use crate::storage::MediaPath;
+
+/// Rows written per transaction, so an API write never waits long behind the scanner.
+pub const BATCH_ROWS: usize = 1000;
+/// Deepest folder walked (loop safety on top of the (dev, inode) check).
+pub const MAX_DEPTH: usize = 64;
+
+/// What one full scan saw and did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ScanReport {
+    pub dirs: u64,
+    pub files: u64,
+    pub added: u64,
+    pub changed: u64,
+    pub removed: u64,
+    /// Folders that could not be read (their rows were kept).
+    pub errors: u64,
+}
+
+/// Thumbnails to delete once the transaction that dropped them is committed.
+pub fn remove_thumbs(thumbs_dir: &Path, names: &[String]) {
+    for n in names {
+        // Names come from our own rows; still, never let one climb out of the folder.
+        if n.contains('/') || n.starts_with('.') {
+            continue;
+        }
+        let _ = std::fs::remove_file(thumbs_dir.join(n));
+    }
+}
+
+/// Applies one folder's entries in transactions of at most `BATCH_ROWS` entries. The read
+/// mark (`dir_mtime`) is written with the last chunk only, so a crash half way leaves the
+/// folder marked unread.
+#[allow(clippy::too_many_arguments)] // the scanner's and the listing's state, passed as is
+pub fn apply_chunked(
+    conn: &mut Connection,
+    dir: &MediaPath,
+    dir_mtime: Option<i64>,
+    entries: &[DiskEntry],
+    read_seq: i64,
+    seq: &Seq,
+    thumbs_dir: &Path,
+) -> Result<Applied, LibraryError> {
+    let present: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+    let chunks: Vec<&[DiskEntry]> = if entries.is_empty() {
+        vec![&[]]
+    } else {
+        entries.chunks(BATCH_ROWS).collect()
+    };
+    let mut done = Applied::default();
+    let last = chunks.len() - 1;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let mut thumbs = Vec::new();
+        let tx = conn.transaction()?;
+        let mark = if i == last { dir_mtime } else { None };
+        done.add(index::apply_dir(
+            &tx,
+            dir,
+            mark,
+            chunk,
+            &present,
+            read_seq,
+            seq,
+            &mut thumbs,
+        )?);
+        tx.commit()?;
+        remove_thumbs(thumbs_dir, &thumbs);
+    }
+    Ok(done)
+}
+
+/// Reads one folder: `fsview::read_entries`, or a failing stand-in in tests (as root, no
+/// permission bit makes a folder unreadable).
+pub type ReadDir = fn(&Path, &Path, &MediaPath) -> std::io::Result<Vec<DiskEntry>>;
+
+/// Where the scanner works.
+pub struct ScanCtx<'a> {
+    pub root: &'a Path,
+    pub thumbs_dir: &'a Path,
+    pub seq: &'a Seq,
+    pub read_dir: ReadDir,
+}
+
+/// Refuses to treat an empty media root as "everything deleted" while the index has entries.
+pub fn guard_empty_root(conn: &Connection, entries: &[DiskEntry]) -> Result<(), LibraryError> {
+    if entries.is_empty() {
+        let indexed = query::count(conn)?;
+        if indexed > 0 {
+            return Err(LibraryError::RootEmpty(indexed));
+        }
+    }
+    Ok(())
+}
+
+/// A folder waiting to be walked.
+struct Pending {
+    dir: MediaPath,
+    real: PathBuf,
+    depth: usize,
+    /// Entries already read, with the seq taken before reading and the folder's mtime.
+    read: Option<(Vec<DiskEntry>, i64, i64)>,
+}
+
+/// One full pass: walk the root, upsert what changed, drop what is gone.
+pub fn full_scan(ctx: &ScanCtx<'_>, conn: &mut Connection) -> Result<ScanReport, LibraryError> {
+    let canon = fsview::canonical_root(ctx.root)?;
+    let root_seq = ctx.seq.next();
+    let root_md = std::fs::metadata(&canon)
+        .map_err(|e| LibraryError::Unavailable(format!("media root: {e}")))?;
+    let root_entries = (ctx.read_dir)(&canon, &canon, &MediaPath::root())
+        .map_err(|e| LibraryError::Unavailable(format!("media root: {e}")))?;
+    guard_empty_root(conn, &root_entries)?;
+
+    let mut report = ScanReport::default();
+    let mut batch = Batch::default();
+    let mut visited: HashSet<(u64, u64)> = HashSet::new();
+    {
+        use std::os::unix::fs::MetadataExt;
+        visited.insert((root_md.dev(), root_md.ino()));
+    }
+    let mut stack = vec![Pending {
+        dir: MediaPath::root(),
+        real: canon.clone(),
+        depth: 0,
+        read: Some((root_entries, root_seq, fsview::mtime_ns(&root_md))),
+    }];
+    while let Some(Pending {
+        dir,
+        real,
+        depth,
+        read,
+    }) = stack.pop()
+    {
+        let (entries, read_seq, mtime) = match read {
+            Some(p) => p,
+            None => {
+                let read_seq = ctx.seq.next();
+                let read = std::fs::metadata(&real).and_then(|md| {
+                    (ctx.read_dir)(&canon, &real, &dir).map(|e| (e, fsview::mtime_ns(&md)))
+                });
+                match read {
+                    Ok((e, m)) => (e, read_seq, m),
+                    Err(e) => {
+                        tracing::warn!(folder = %dir.to_string().escape_debug(), error = %e,
+                            "library: cannot read folder; keeping its index entries");
+                        report.errors += 1;
+                        continue;
+                    }
+                }
+            }
+        };
+        report.dirs += 1;
+        for e in &entries {
+            match &e.walk {
+                Some(sub) if depth < MAX_DEPTH && visited.insert(e.dev_ino) => {
+                    if let Ok(p) = dir.join(&e.name) {
+                        stack.push(Pending {
+                            dir: p,
+                            real: sub.clone(),
+                            depth: depth + 1,
+                            read: None,
+                        });
+                    }
+                }
+                _ => {}
+            }
+            if e.kind == super::model::Kind::File {
+                report.files += 1;
+            }
+        }
+        let mark = fsview::trusted_mtime(mtime);
+        if entries.len() > BATCH_ROWS {
+            batch.flush(conn, ctx, &mut report)?;
+            let done = apply_chunked(
+                conn,
+                &dir,
+                mark,
+                &entries,
+                read_seq,
+                ctx.seq,
+                ctx.thumbs_dir,
+            )?;
+            report.add(done);
+        } else {
+            batch.rows += entries.len().max(1);
+            batch.dirs.push((dir, mark, entries, read_seq));
+            if batch.rows >= BATCH_ROWS {
+                batch.flush(conn, ctx, &mut report)?;
+            }
+        }
+    }
+    batch.flush(conn, ctx, &mut report)?;
+    Ok(report)
+}
+
+/// Folders read but not yet written: small folders share a transaction (one fsync for up
+/// to `BATCH_ROWS` entries instead of one per folder), and the disk is never read while a
+/// write transaction is open.
+#[derive(Default)]
+struct Batch {
+    dirs: Vec<(MediaPath, Option<i64>, Vec<DiskEntry>, i64)>,
+    rows: usize,
+}
+
+impl Batch {
+    fn flush(
+        &mut self,
+        conn: &mut Connection,
+        ctx: &ScanCtx<'_>,
+        report: &mut ScanReport,
+    ) -> Result<(), LibraryError> {
+        if self.dirs.is_empty() {
+            return Ok(());
+        }
+        let mut thumbs = Vec::new();
+        let tx = conn.transaction()?;
+        for (dir, mark, entries, read_seq) in self.dirs.drain(..) {
+            let present: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+            let done = index::apply_dir(
+                &tx,
+                &dir,
+                mark,
+                &entries,
+                &present,
+                read_seq,
+                ctx.seq,
+                &mut thumbs,
+            )?;
+            report.add(done);
+        }
+        tx.commit()?;
+        self.rows = 0;
+        remove_thumbs(ctx.thumbs_dir, &thumbs);
+        Ok(())
+    }
+}
+
+impl ScanReport {
+    fn add(&mut self, done: Applied) {
+        self.added += done.added;
+        self.changed += done.changed;
+        self.removed += done.removed;
+    }
+}
+
+/// Deletes poster files no row refers to (left by a crash between commit and unlink).
+/// Temporary files of a poster being made right now are left alone unless old.
+pub fn sweep_thumbs(conn: &Connection, thumbs_dir: &Path) -> Result<u64, LibraryError> {
+    let mut known = HashSet::new();
+    {
+        let mut st = conn.prepare("SELECT thumb FROM media WHERE thumb IS NOT NULL")?;
+        for t in st.query_map([], |r| r.get::<_, String>(0))? {
+            known.insert(t?);
+        }
+    }
+    let Ok(rd) = std::fs::read_dir(thumbs_dir) else {
+        return Ok(0);
+    };
+    let mut removed = 0;
+    for entry in rd.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let stale_tmp = name.ends_with(".tmp.jpg")
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+        let orphan = !name.ends_with(".tmp.jpg") && !known.contains(&name);
+        if (stale_tmp || orphan) && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Elapsed milliseconds since `t`, for the status.
+pub fn ms_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,306 @@
+//! The scanner thread's loop (scan at start, every `scan_interval_secs`, probe when nudged)
+//! and the probe phase: ffprobe and posters for files the index has not probed yet. A job's
+//! slow part (the external program) runs without any database lock; its result is written
+//! only if the row still describes the same bytes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection};
+use sha2::{Digest, Sha256};
+
+use super::model::MediaClass;
+use super::probe::{self, Probed};
+use super::scan::{self, ScanCtx};
+use super::{fsview, schema, Inner, LibraryError};
+use crate::storage::MediaPath;
+
+/// A file that still needs ffprobe and/or a poster.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub path: String,
+    pub size: i64,
+    pub mtime_ns: i64,
+    pub class: MediaClass,
+    pub duration: Option<f64>,
+    pub need_probe: bool,
+    pub need_thumb: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    probe: Option<Result<Probed, String>>,
+    thumb: Option<Result<String, String>>,
+}
+
+/// Poster file name: a hash of path, size and mtime, so changed bytes get a new name (and no
+/// browser cache keeps showing the old poster).
+pub fn thumb_name(path: &str, size: i64, mtime_ns: i64) -> String {
+    let mut h = Sha256::new();
+    h.update(path.as_bytes());
+    h.update([0]);
+    h.update(size.to_le_bytes());
+    h.update(mtime_ns.to_le_bytes());
+    let hex: String = h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{hex}.jpg")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The file of `job` on disk, if it still resolves inside the root.
+fn real_file(canon: &Path, path: &str) -> Option<PathBuf> {
+    let mp = MediaPath::from_decoded(path).ok()?;
+    let mut p = canon.to_path_buf();
+    p.extend(mp.segments());
+    let real = p.canonicalize().ok()?;
+    real.starts_with(canon).then_some(real)
+}
+
+/// Runs ffprobe and/or ffmpeg for `job`. Blocking, bounded by `probe_timeout_secs` per run.
+pub fn work(inner: &Inner, canon: &Path, job: &Job) -> Outcome {
+    let timeout = Duration::from_secs(inner.config.probe_timeout_secs);
+    let mut out = Outcome::default();
+    let Some(file) = real_file(canon, &job.path) else {
+        let gone = "the file is not on disk".to_string();
+        out.probe = job.need_probe.then(|| Err(gone.clone()));
+        out.thumb = job.need_thumb.then_some(Err(gone));
+        return out;
+    };
+    let mut duration = job.duration;
+    let mut probe_failed = false;
+    if job.need_probe {
+        let r = probe::ffprobe(&inner.config.ffprobe, &file, timeout).map_err(|e| e.to_string());
+        if let Ok(p) = &r {
+            duration = p.duration;
+        }
+        probe_failed = r.is_err();
+        out.probe = Some(r);
+    }
+    if job.need_thumb {
+        out.thumb = Some(if probe_failed {
+            // ffprobe could not read it: ffmpeg will not find a frame either.
+            Err("not a readable video or image".to_string())
+        } else {
+            let name = thumb_name(&job.path, job.size, job.mtime_ns);
+            probe::make_thumb(
+                &inner.config.ffmpeg,
+                &file,
+                job.class,
+                duration,
+                &inner.thumbs_dir.join(&name),
+                timeout,
+            )
+            .map(|()| name)
+            .map_err(|e| e.to_string())
+        });
+    }
+    out
+}
+
+/// Writes `out` if the row still has the size and mtime the job was made from; otherwise the
+/// result is about old bytes and is dropped (the poster file with it).
+pub fn store(
+    conn: &Connection,
+    job: &Job,
+    out: &Outcome,
+    thumbs_dir: &Path,
+) -> Result<(), LibraryError> {
+    let guard = "id = ?1 AND size = ?2 AND mtime_ns = ?3";
+    let mut stale = false;
+    if let Some(r) = &out.probe {
+        let (p, err) = match r {
+            Ok(p) => (p.clone(), None),
+            Err(e) => (Probed::default(), Some(e.as_str())),
+        };
+        let duration = if job.class == MediaClass::Image {
+            None
+        } else {
+            p.duration
+        };
+        let n = conn.execute(
+            &format!(
+                "UPDATE media SET duration = ?4, video_codec = ?5, audio_codec = ?6, width = ?7,
+                     height = ?8, probed_at = ?9, probe_error = ?10 WHERE {guard}"
+            ),
+            params![
+                job.id,
+                job.size,
+                job.mtime_ns,
+                duration,
+                p.video_codec,
+                p.audio_codec,
+                p.width,
+                p.height,
+                now_ms(),
+                err
+            ],
+        )?;
+        stale |= n == 0;
+    }
+    if let Some(r) = &out.thumb {
+        let (name, state) = match r {
+            Ok(name) => (Some(name.as_str()), "ok"),
+            Err(_) => (None, "failed"),
+        };
+        let n = conn.execute(
+            &format!("UPDATE media SET thumb = ?4, thumb_state = ?5 WHERE {guard}"),
+            params![job.id, job.size, job.mtime_ns, name, state],
+        )?;
+        if n == 0 {
+            stale = true;
+            if let Some(name) = name {
+                scan::remove_thumbs(thumbs_dir, &[name.to_string()]);
+            }
+        }
+    }
+    if stale {
+        tracing::debug!(path = %job.path.escape_debug(), "library: file changed while probed");
+    }
+    Ok(())
+}
+
+/// Files still to probe or to give a poster, given which tools we have.
+fn pending(
+    conn: &Connection,
+    probe: bool,
+    thumbs: bool,
+    limit: usize,
+) -> Result<Vec<Job>, LibraryError> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, path, size, mtime_ns, media, duration, probed_at IS NULL, thumb_state IS NULL
+         FROM media WHERE kind = 'file' AND (
+             (?1 AND probed_at IS NULL AND media IN ('video', 'audio', 'image'))
+          OR (?2 AND thumb_state IS NULL AND media IN ('video', 'image')))
+         LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![probe, thumbs, limit as i64], |r| {
+        let class: String = r.get(4)?;
+        let class = MediaClass::parse(&class).unwrap_or(MediaClass::Other);
+        Ok(Job {
+            id: r.get(0)?,
+            path: r.get(1)?,
+            size: r.get(2)?,
+            mtime_ns: r.get(3)?,
+            class,
+            duration: r.get(5)?,
+            need_probe: probe && r.get::<_, bool>(6)?,
+            need_thumb: thumbs && class.has_poster() && r.get::<_, bool>(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Probes everything pending. Returns how many files were processed.
+pub fn probe_pending(inner: &Inner, conn: &Connection) -> u64 {
+    let (probe, thumbs) = (inner.tools.ffprobe, inner.thumbs_enabled());
+    if !probe && !thumbs {
+        return 0;
+    }
+    let Ok(canon) = fsview::canonical_root(&inner.root) else {
+        return 0;
+    };
+    let mut seen = HashSet::new();
+    let mut done = 0;
+    loop {
+        let jobs = match pending(conn, probe, thumbs, 64) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "library: cannot list files to probe");
+                return done;
+            }
+        };
+        // A row that stays pending after its job (its write was dropped as stale) is not
+        // retried in this pass: no busy loop on a file that keeps changing.
+        let fresh: Vec<Job> = jobs.into_iter().filter(|j| seen.insert(j.id)).collect();
+        if fresh.is_empty() {
+            return done;
+        }
+        for job in fresh {
+            let out = work(inner, &canon, &job);
+            if let Err(e) = store(conn, &job, &out, &inner.thumbs_dir) {
+                tracing::error!(error = %e, "library: cannot store probe results");
+            }
+            done += 1;
+        }
+    }
+}
+
+/// One full scan with its bookkeeping in `status`.
+pub fn scan_once(inner: &Inner, conn: &mut Connection) -> Result<scan::ScanReport, LibraryError> {
+    inner.with_status(|s| s.scanning = true);
+    let t = Instant::now();
+    let ctx = ScanCtx {
+        root: &inner.root,
+        thumbs_dir: &inner.thumbs_dir,
+        seq: &inner.seq,
+        read_dir: super::fsview::read_entries,
+    };
+    let result = scan::full_scan(&ctx, conn);
+    match &result {
+        Ok(report) => {
+            if let Err(e) = scan::sweep_thumbs(conn, &inner.thumbs_dir) {
+                tracing::warn!(error = %e, "library: cannot sweep posters");
+            }
+            tracing::info!(?report, ms = scan::ms_since(t), "library: scan finished");
+        }
+        Err(e @ (LibraryError::Unavailable(_) | LibraryError::RootEmpty(_))) => {
+            tracing::warn!(error = %e, "library: media root not scanned; the index is kept as it was");
+        }
+        Err(e) => tracing::error!(error = %e, "library: scan failed"),
+    }
+    let indexed = super::query::count(conn).ok();
+    inner.with_status(|s| {
+        s.finish(&result, scan::ms_since(t));
+        s.indexed = indexed.unwrap_or(s.indexed);
+    });
+    result
+}
+
+/// The scanner thread. Nudges (after `record_*`) only probe; the walk runs on the timer.
+pub fn run(inner: Arc<Inner>, rx: Receiver<()>) {
+    let mut conn = match schema::open_conn(&inner.db_file) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "library: scanner cannot open the database; not scanning");
+            inner.with_status(|s| s.warning = Some(format!("scanner not running: {e}")));
+            return;
+        }
+    };
+    loop {
+        let _ = scan_once(&inner, &mut conn);
+        probe_pending(&inner, &conn);
+        let interval = inner.config.scan_interval_secs;
+        let deadline = (interval > 0).then(|| Instant::now() + Duration::from_secs(interval));
+        loop {
+            let got = match deadline {
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    rx.recv_timeout(left)
+                }
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match got {
+                Ok(()) => {
+                    probe_pending(&inner, &conn);
+                }
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+}
