@@ -649,7 +649,8 @@ main() {
         if [[ -f $ROOT/examples/library_bench.rs ]]; then
             log "library: ${BENCH_LIBRARY_FILES:=100000} files (scan, rescan, search)"
             cargo build --release --quiet --example library_bench
-            LIBRARY=$(BENCH_FILES=$BENCH_LIBRARY_FILES "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/library_bench" "$BENCH_DIR/library")
+            LIBRARY=$(BENCH_REUSE=1 "${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/library_bench" \
+                "$BENCH_DIR/library" "$BENCH_LIBRARY_FILES" 2000)
             echo "$LIBRARY"
         fi
     fi
