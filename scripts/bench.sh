@@ -508,6 +508,8 @@ write_report() {
             target_line "tus upload (one PATCH) ≥ 0.9× dd" "$(jfield "$UPLOADS" tus_curl_vs_dd)" ">=" 0.9
             target_line "RSS growth during a $BENCH_UPLOAD_MIB MiB PUT ≤ 16 MiB" "$(jfield "$UPLOADS" put_rss_growth_mib)" "<=" 16
             target_line "RSS growth during a $BENCH_UPLOAD_MIB MiB tus upload ≤ 16 MiB" "$(jfield "$UPLOADS" tus_curl_rss_growth_mib)" "<=" 16
+            target_line "library search p95 at $BENCH_LIBRARY_FILES files ≤ 20 ms" "$(jfield "${LIBRARY:-}" search_p95_ms)" "<=" 20
+            target_line "notes search p95 at $BENCH_NOTES notes ≤ 5 ms" "$(sed -n 's/^search p95 (ms): //p' <<<"$NOTES")" "<=" 5
             echo
             echo "Start-up (scripts/bench/startup.py):"
             echo
