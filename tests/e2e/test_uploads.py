@@ -132,8 +132,10 @@ class Env:
         self.srv, self.base, self.root = srv, base, root
         cli_add_user(srv.data_dir, "boss", admin=True)
         cli_add_user(srv.data_dir, "mia")
+        cli_add_user(srv.data_dir, "max")
         self.admin = new_token(srv, must_login(srv, "boss", AUTH_PW), "boss-up")
         self.member = new_token(srv, must_login(srv, "mia", AUTH_PW), "mia-up")
+        self.other = new_token(srv, must_login(srv, "max", AUTH_PW), "max-up")
 
     def url(self, path):
         return self.srv.url(path)
@@ -191,8 +193,8 @@ def test_curl_put_basic_creates_parents_and_roundtrips(env, files):
     assert names_in(env.srv, env.member, "curl")["deep"]["kind"] == "dir"
 
 
-def test_put_conflict_keeps_original_and_overwrite_is_admin_only(env):
-    a, b = rand(70_000, "orig"), rand(50_000, "new")
+def test_put_conflict_keeps_original_and_overwrite_is_owner_or_admin(env):
+    a, b, c = rand(70_000, "orig"), rand(50_000, "new"), rand(30_000, "third")
     r = put(env.srv, env.member, "conf/file.bin", a)
     assert_created(r, "conf/file.bin", a)
     disk = env.root / "conf/file.bin"
@@ -203,18 +205,30 @@ def test_put_conflict_keeps_original_and_overwrite_is_admin_only(env):
         assert disk.read_bytes() == a
         assert get_media(env.srv, "conf/file.bin").body == a
 
-    r = put(env.srv, env.member, "conf/file.bin", b, query="?overwrite=true")
+    # another member may not replace mia's file
+    r = put(env.srv, env.other, "conf/file.bin", b, query="?overwrite=true")
     assert_error(r, 403, "forbidden")
     assert disk.read_bytes() == a
     assert get_media(env.srv, "conf/file.bin").body == a
 
-    r = put(env.srv, env.admin, "conf/file.bin", b, query="?overwrite=true")
+    # the uploader may
+    r = put(env.srv, env.member, "conf/file.bin", b, query="?overwrite=true")
     assert_created(r, "conf/file.bin", b)
     assert disk.read_bytes() == b
+
+    # and so may an admin
+    r = put(env.srv, env.admin, "conf/file.bin", c, query="?overwrite=true")
+    assert_created(r, "conf/file.bin", c)
+    assert disk.read_bytes() == c
     g = get_media(env.srv, "conf/file.bin")
-    assert g.status == 200 and sha(g.body) == sha(b)
-    assert names_in(env.srv, env.member, "conf")["file.bin"]["size"] == len(b)
+    assert g.status == 200 and sha(g.body) == sha(c)
+    assert names_in(env.srv, env.member, "conf")["file.bin"]["size"] == len(c)
     assert staging_files(env.root) == []
+
+    # a file placed by hand belongs to no member
+    r = put(env.srv, env.member, "existing.txt", b, query="?overwrite=true")
+    assert_error(r, 403, "forbidden")
+    assert (env.root / "existing.txt").read_bytes() == b"was here before\n"
 
 
 def test_put_admin_bearer_and_member_basic_empty_file(env):
@@ -381,13 +395,18 @@ def test_multipart_existing_name_is_409_and_untouched(env):
     assert_error(r, 409, "exists")
     assert (env.root / "mpdup/dup.bin").read_bytes() == b"first"
     r = raw_post(env.srv, "/api/upload?dir=mpdup&overwrite=true",
-                 {"Content-Type": ct, **env.member.headers}, data)
+                 {"Content-Type": ct, **env.other.headers}, data)
     assert_error(r, 403, "forbidden")
     assert (env.root / "mpdup/dup.bin").read_bytes() == b"first"
     r = raw_post(env.srv, "/api/upload?dir=mpdup&overwrite=true",
-                 {"Content-Type": ct, **env.admin.headers}, data)
+                 {"Content-Type": ct, **env.member.headers}, data)
     assert r.status == 201, r
     assert (env.root / "mpdup/dup.bin").read_bytes() == b"second"
+    ct, data = multipart_body([("f", "dup.bin", b"third")])
+    r = raw_post(env.srv, "/api/upload?dir=mpdup&overwrite=true",
+                 {"Content-Type": ct, **env.admin.headers}, data)
+    assert r.status == 201, r
+    assert (env.root / "mpdup/dup.bin").read_bytes() == b"third"
 
 
 # --- traversal in PUT paths ---------------------------------------------------------------
@@ -495,14 +514,26 @@ def test_create_folder(env):
     assert (env.root / "existing.txt").read_bytes() == b"was here before\n"
 
 
-def test_move_admin_only(env):
+def test_move_owner_or_admin(env):
     body = rand(10_000, "mv")
     assert put(env.srv, env.member, "mv/src.bin", body).status == 201
-    r = http_call(env.srv, "POST", "/api/library/move", headers=env.member.headers,
+    r = http_call(env.srv, "POST", "/api/library/move", headers=env.other.headers,
                   json_body={"from": "mv/src.bin", "to": "mv/dst.bin"})
     assert_error(r, 403, "forbidden")
     assert (env.root / "mv/src.bin").read_bytes() == body
     assert not (env.root / "mv/dst.bin").exists()
+    # the uploader moves it (and may move it back)
+    r = http_call(env.srv, "POST", "/api/library/move", headers=env.member.headers,
+                  json_body={"from": "mv/src.bin", "to": "mv/mine.bin"})
+    assert r.status == 200, r
+    assert (env.root / "mv/mine.bin").read_bytes() == body
+    r = http_call(env.srv, "POST", "/api/library/move", headers=env.member.headers,
+                  json_body={"from": "mv/mine.bin", "to": "mv/src.bin"})
+    assert r.status == 200, r
+    # a file placed by hand: admins only
+    r = http_call(env.srv, "POST", "/api/library/move", headers=env.member.headers,
+                  json_body={"from": "existing.txt", "to": "moved.txt"})
+    assert_error(r, 403, "forbidden")
 
     r = http_call(env.srv, "POST", "/api/library/move", headers=env.admin.headers,
                   json_body={"from": "mv/src.bin", "to": "mv/other/dst.bin"})
@@ -522,18 +553,25 @@ def test_move_admin_only(env):
     assert not (env.root / "mv/other").exists()
 
 
-def test_delete_admin_only_and_non_empty_folder(env):
+def test_delete_owner_or_admin_and_non_empty_folder(env):
     assert put(env.srv, env.member, "del/full/f.bin", b"keep me").status == 201
     r = http_call(env.srv, "POST", "/api/library/folder", headers=env.member.headers,
                   json_body={"path": "del/empty"})
     assert r.status == 201, r
+    r = http_call(env.srv, "POST", "/api/library/folder", headers=env.member.headers,
+                  json_body={"path": "del/mine"})
+    assert r.status == 201, r
 
-    r = http_call(env.srv, "DELETE", "/media/del/full/f.bin", headers=env.member.headers)
+    r = http_call(env.srv, "DELETE", "/media/del/full/f.bin", headers=env.other.headers)
     assert_error(r, 403, "forbidden")
     assert (env.root / "del/full/f.bin").read_bytes() == b"keep me"
-    r = http_call(env.srv, "DELETE", "/media/del/empty", headers=env.member.headers)
+    r = http_call(env.srv, "DELETE", "/media/del/empty", headers=env.other.headers)
     assert_error(r, 403, "forbidden")
     assert (env.root / "del/empty").is_dir()
+    # the member who made a folder may delete it
+    r = http_call(env.srv, "DELETE", "/media/del/mine", headers=env.member.headers)
+    assert r.status == 204, r
+    assert not (env.root / "del/mine").exists()
 
     r = http_call(env.srv, "DELETE", "/media/del/full", headers=env.admin.headers)
     assert_error(r, 409, "not_empty")
