@@ -346,12 +346,13 @@ def test_creation_with_upload_and_empty_file(tus):
     assert_visible(tus, c.member, "cwu", "empty.bin", b"")
 
 
-def test_existing_name_is_409_and_overwrite_is_admin_only(tus):
+def test_existing_name_is_409_and_overwrite_needs_the_owner_or_an_admin(tus):
     c, disk = tus.creds, tus.media_root / "existing.txt"
     for cred in (c.member, c.admin):
         assert_error(post(tus, cred, 5, meta(filename="existing.txt")), 409)
     new = b"replaced by an admin\n"
-    # a member may not replace (docs/CONTRACT.md): 403 at creation or at the last byte
+    # existing.txt was placed by hand: no member owns it (docs/SECURITY.md): 403 at creation
+    # or at the last byte
     r = post(tus, c.member, len(new), meta(filename="existing.txt", overwrite="true"))
     if r.status == 201:
         r = patch(tus, c.member, urlparse(r.header("location")).path, 0, new)
@@ -367,6 +368,13 @@ def test_existing_name_is_409_and_overwrite_is_admin_only(tus):
     assert r.status == 201, r
     assert_error(patch(tus, c.member, loc, 2, b"234"), 409)
     assert (tus.media_root / "taken/taken.bin").read_bytes() == b"put\n"
+    # what a member uploaded they may replace, another member may not
+    loc = create(tus, c.member, 4, "own.bin", "mine")
+    patched(tus, c.member, loc, 0, b"v1\n\n")
+    assert_error(post(tus, c.other, 4, meta(filename="own.bin", folder="mine", overwrite="true")), 403)
+    loc = create(tus, c.member, 4, "own.bin", "mine", overwrite="true")
+    patched(tus, c.member, loc, 0, b"v2\n\n")
+    assert (tus.media_root / "mine/own.bin").read_bytes() == b"v2\n\n"
 
 
 @pytest.mark.parametrize("alg", ["sha256", "sha1"])
