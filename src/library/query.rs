@@ -76,8 +76,10 @@ fn order_by(req: &ListRequest, rank: Option<&str>) -> String {
 ///
 /// Plans are pinned where SQLite's choice would be slow at 100k entries: the FTS match is
 /// the outer loop (`CROSS JOIN`; otherwise SQLite may run the match once per candidate row),
-/// and a short query scans the small name index, not the table. The page and the total are
-/// two queries: a top-N sort plus a lean count beat one query with a window count.
+/// and a short query walks the small name index, not the table. For listings and FTS
+/// searches the page is a top-N sort and the total a lean count (skipped when the page
+/// itself tells it, or taken from the FTS index alone); a short query, which must look at
+/// every name, gets both from one numbered pass.
 pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> {
     let mut args: Vec<Value> = Vec::new();
     let mut from = String::from("media m");
@@ -139,11 +141,9 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
     } else {
         wh.join(" AND ")
     };
-    // A short query scans every name: one pass with a window count beats a second scan.
     let order = order_by(req, req.query.is_some().then_some(rank.as_str()));
-    // A short query scans every name; one pass must give the page and the total. Numbering
-    // the sorted hits, it returns the first hit (which carries the count even when the page
-    // is past the end) and the page's hits.
+    // The numbered pass returns the first hit (which carries the count even when the page is
+    // past the end) and the page's hits.
     let window = short;
     let sql = if window {
         // The sort carries only ids and keys; the page's rows are fetched by id afterwards.
