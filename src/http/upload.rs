@@ -73,7 +73,8 @@ fn file_json(path: &MediaPath, meta: &ObjectMeta) -> serde_json::Value {
     json!({ "path": path.to_string(), "size": meta.size, "etag": meta.etag })
 }
 
-/// A member may change (replace, move, delete) only what they uploaded; an admin anything.
+/// A member may change (replace, move, delete) only what they uploaded — for a folder, also
+/// everything in it; an admin anything.
 /// A path that does not exist is left to storage to report (404).
 pub(super) async fn may_change(
     state: &AppState,
@@ -85,12 +86,12 @@ pub(super) async fn may_change(
     if user.is_admin() {
         return Ok(());
     }
-    let owner = state
+    let owns = state
         .library
-        .owner_of(path)
+        .owns_subtree(path, user.id)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    if owner == Some(user.id) {
+    if owns {
         return Ok(());
     }
     Err(super::auth::forbidden(&format!(

@@ -300,6 +300,15 @@ impl Library {
             .map_err(|e| LibraryError::Task(e.to_string()))?
     }
 
+    /// Whether `user` uploaded (or created) `path` and, for a folder, everything in it.
+    pub async fn owns_subtree(&self, path: &MediaPath, user: i64) -> Result<bool, LibraryError> {
+        let inner = self.inner.clone();
+        let p = path.to_string();
+        tokio::task::spawn_blocking(move || query::owns_subtree(&inner.lock(), &p, user))
+            .await
+            .map_err(|e| LibraryError::Task(e.to_string()))?
+    }
+
     /// For `/readyz` details: scanner state, ffprobe/ffmpeg availability. Never a reason to
     /// be unready: the library works without ffmpeg.
     pub fn status(&self) -> serde_json::Value {

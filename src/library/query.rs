@@ -229,6 +229,22 @@ pub fn count(conn: &Connection) -> Result<u64, LibraryError> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
+/// Whether `user` owns `path` and everything indexed under it (a folder full of other
+/// people's files is not one member's to move).
+pub fn owns_subtree(conn: &Connection, path: &str, user: i64) -> Result<bool, LibraryError> {
+    let (lo, hi) = super::index::subtree_bounds(path);
+    let (own, foreign): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT count(*) FILTER (WHERE path = ?1 AND owner = ?4),
+                    count(*) FILTER (WHERE owner IS NOT ?4)
+             FROM media WHERE (path = ?1 OR (path > ?2 AND path < ?3)) AND path <> ''",
+        )?
+        .query_row(rusqlite::params![path, lo, hi, user], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(own == 1 && foreign == 0)
+}
+
 pub fn owner(conn: &Connection, path: &str) -> Result<Option<i64>, LibraryError> {
     Ok(conn
         .prepare_cached("SELECT owner FROM media WHERE path = ?1")?

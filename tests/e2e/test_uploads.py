@@ -553,6 +553,29 @@ def test_move_owner_or_admin(env):
     assert not (env.root / "mv/other").exists()
 
 
+def test_member_moves_own_folder_only_when_everything_in_it_is_theirs(env):
+    r = http_call(env.srv, "POST", "/api/library/folder", headers=env.member.headers,
+                  json_body={"path": "fold/mia"})
+    assert r.status == 201, r
+    assert put(env.srv, env.member, "fold/mia/a.bin", b"mine").status == 201
+    assert put(env.srv, env.other, "fold/mia/b.bin", b"max's").status == 201
+    # mia made the folder, but max's file is in it: not hers to carry away
+    r = http_call(env.srv, "POST", "/api/library/move", headers=env.member.headers,
+                  json_body={"from": "fold/mia", "to": "fold/elsewhere"})
+    assert_error(r, 403, "forbidden")
+    assert (env.root / "fold/mia/b.bin").read_bytes() == b"max's"
+    # once it holds only her files, she may
+    r = http_call(env.srv, "DELETE", "/media/fold/mia/b.bin", headers=env.other.headers)
+    assert r.status == 204, r
+    r = http_call(env.srv, "POST", "/api/library/move", headers=env.member.headers,
+                  json_body={"from": "fold/mia", "to": "fold/elsewhere"})
+    assert r.status == 200, r
+    assert (env.root / "fold/elsewhere/a.bin").read_bytes() == b"mine"
+    # ownership moved along: she can still delete her file at its new place
+    r = http_call(env.srv, "DELETE", "/media/fold/elsewhere/a.bin", headers=env.member.headers)
+    assert r.status == 204, r
+
+
 def test_delete_owner_or_admin_and_non_empty_folder(env):
     assert put(env.srv, env.member, "del/full/f.bin", b"keep me").status == 201
     r = http_call(env.srv, "POST", "/api/library/folder", headers=env.member.headers,
