@@ -646,7 +646,8 @@ main() {
         python3 -c 'import tusclient' 2>/dev/null || pip install -q tuspy 2>/dev/null ||
             pip install -q --break-system-packages tuspy
         UPLOADS=$(python3 "$(dirname "$0")/bench/uploads.py" "$SH_BIN" "$SH_DATA" "$MEDIA_DIR" \
-            "$(port_of streamhub http)" "$SH_PID" "$BENCH_UPLOAD_MIB" 2)
+            "$(port_of streamhub http)" "$SH_PID" "$BENCH_UPLOAD_MIB" 2) ||
+            warn "the upload benchmark failed (see above)"
         echo "$UPLOADS"
         if [[ -f $ROOT/examples/library_bench.rs ]]; then
             log "library: ${BENCH_LIBRARY_FILES:=100000} files (scan, rescan, search)"

@@ -132,7 +132,7 @@ def main():
             secs = timed(["curl", "-sS", "--fail", "-X", "PATCH", "-H", bearer,
                           "-H", "Tus-Resumable: 1.0.0", "-H", "Upload-Offset: 0",
                           "-H", "Content-Type: application/offset+octet-stream",
-                          "--data-binary", f"@{src}", f"{base}{loc}"])
+                          "-T", src, f"{base}{loc}"])  # streamed; --data-binary would load it
         check_and_remove(name)
         return secs, rss.growth_mib
 
