@@ -76,7 +76,8 @@ impl From<rusqlite::Error> for LibraryError {
     }
 }
 
-/// Which external programs answered `-version` at open.
+/// Which external programs answered `-version` (checked once, off the start-up path: each
+/// check is a process start, ~50 ms on a small board).
 #[derive(Debug, Clone, Copy)]
 struct Tools {
     ffprobe: bool,
@@ -122,7 +123,7 @@ struct Inner {
     /// Queries and `record_*`. Disk I/O never happens while it is held.
     conn: Mutex<Connection>,
     seq: index::Seq,
-    tools: Tools,
+    tools: std::sync::OnceLock<Tools>,
     status: Mutex<Status>,
     nudge: Mutex<Option<SyncSender<()>>>,
     /// At most one on-demand poster at a time (each is an ffmpeg process).
@@ -139,8 +140,26 @@ impl Inner {
         f(&mut self.status.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
+    /// Blocking the first time (runs the programs); call from blocking code only.
+    fn tools(&self) -> Tools {
+        *self.tools.get_or_init(|| {
+            let tools = Tools {
+                ffprobe: probe::available(&self.config.ffprobe),
+                ffmpeg: probe::available(&self.config.ffmpeg),
+            };
+            if !tools.ffprobe || !tools.ffmpeg {
+                tracing::warn!(
+                    ffprobe = tools.ffprobe,
+                    ffmpeg = tools.ffmpeg,
+                    "library: ffprobe/ffmpeg not found; no durations, codecs or posters"
+                );
+            }
+            tools
+        })
+    }
+
     fn thumbs_enabled(&self) -> bool {
-        self.tools.ffmpeg && self.config.thumbnails
+        self.tools().ffmpeg && self.config.thumbnails
     }
 
     /// One write transaction on the query connection; posters it dropped are deleted after
@@ -185,17 +204,6 @@ impl Library {
         let max_seq: i64 =
             conn.query_row("SELECT coalesce(max(seq), 0) FROM media", [], |r| r.get(0))?;
         let indexed = query::count(&conn)?;
-        let tools = Tools {
-            ffprobe: probe::available(&config.ffprobe),
-            ffmpeg: probe::available(&config.ffmpeg),
-        };
-        if !tools.ffprobe || !tools.ffmpeg {
-            tracing::warn!(
-                ffprobe = tools.ffprobe,
-                ffmpeg = tools.ffmpeg,
-                "library: ffprobe/ffmpeg not found; no durations, codecs or posters"
-            );
-        }
         Ok(Library {
             inner: Arc::new(Inner {
                 root: media_root.to_path_buf(),
@@ -205,7 +213,7 @@ impl Library {
                 timeout: storage_timeout,
                 conn: Mutex::new(conn),
                 seq: index::Seq::starting_after(max_seq),
-                tools,
+                tools: std::sync::OnceLock::new(),
                 status: Mutex::new(Status {
                     indexed,
                     ..Status::default()
@@ -312,19 +320,23 @@ impl Library {
     /// For `/readyz` details: scanner state, ffprobe/ffmpeg availability. Never a reason to
     /// be unready: the library works without ffmpeg.
     pub fn status(&self) -> serde_json::Value {
-        let t = self.inner.tools;
-        let message = match (t.ffprobe, t.ffmpeg) {
-            (true, true) => None,
-            (false, false) => Some("ffmpeg not installed: no durations or thumbnails"),
-            (false, true) => Some("ffprobe not installed: no durations, codecs or resolutions"),
-            (true, false) => Some("ffmpeg not installed: no thumbnails"),
+        // Never waits for the check (this runs on the runtime): "null" until it is done.
+        let t = self.inner.tools.get().copied();
+        let message = match t.map(|t| (t.ffprobe, t.ffmpeg)) {
+            None => Some("checking for ffprobe and ffmpeg"),
+            Some((true, true)) => None,
+            Some((false, false)) => Some("ffmpeg not installed: no durations or thumbnails"),
+            Some((false, true)) => {
+                Some("ffprobe not installed: no durations, codecs or resolutions")
+            }
+            Some((true, false)) => Some("ffmpeg not installed: no thumbnails"),
         };
         let s = self.inner.status.lock().unwrap_or_else(|p| p.into_inner());
         serde_json::json!({
             "ok": true,
-            "ffprobe": t.ffprobe,
-            "ffmpeg": t.ffmpeg,
-            "thumbnails": self.inner.thumbs_enabled(),
+            "ffprobe": t.map(|t| t.ffprobe),
+            "ffmpeg": t.map(|t| t.ffmpeg),
+            "thumbnails": t.map(|t| t.ffmpeg && self.inner.config.thumbnails),
             "message": message,
             "scanning": s.scanning,
             "scans": s.scans,

@@ -104,7 +104,7 @@ impl Inner {
                 mtime_ns: item.mtime_ns,
                 class: item.class,
                 duration: item.duration,
-                need_probe: self.tools.ffprobe && !item.probed,
+                need_probe: self.tools().ffprobe && !item.probed,
                 need_thumb: true,
             }
         };
@@ -158,7 +158,11 @@ impl Library {
         if let Some(t) = read(item.clone()).await? {
             return Ok(t);
         }
-        if !self.inner.tools.ffmpeg {
+        let inner = self.inner.clone();
+        let tools = tokio::task::spawn_blocking(move || inner.tools())
+            .await
+            .map_err(|e| LibraryError::Task(e.to_string()))?;
+        if !tools.ffmpeg {
             return no("ffmpeg is not installed");
         }
         if !self.inner.config.thumbnails {

@@ -204,7 +204,7 @@ fn pending(
 
 /// Probes everything pending. Returns how many files were processed.
 pub fn probe_pending(inner: &Inner, conn: &Connection) -> u64 {
-    let (probe, thumbs) = (inner.tools.ffprobe, inner.thumbs_enabled());
+    let (probe, thumbs) = (inner.tools().ffprobe, inner.thumbs_enabled());
     if !probe && !thumbs {
         return 0;
     }
@@ -270,6 +270,7 @@ pub fn scan_once(inner: &Inner, conn: &mut Connection) -> Result<scan::ScanRepor
 
 /// The scanner thread. Nudges (after `record_*`) only probe; the walk runs on the timer.
 pub fn run(inner: Arc<Inner>, rx: Receiver<()>) {
+    inner.tools(); // now, off the start-up path, so /readyz soon says what is there
     let mut conn = match schema::open_conn(&inner.db_file) {
         Ok(c) => c,
         Err(e) => {

@@ -423,8 +423,10 @@ def test_without_ffmpeg_everything_else_works(servers, tmp_path, media_tree):
     srv = servers.start(root, tls_listen=(), env=dict(SCAN_ENV, STREAMHUB_LIBRARY_FFPROBE="/nonexistent/ffprobe",
                                                       STREAMHUB_LIBRARY_FFMPEG="/nonexistent/ffmpeg"))
     status, st = library_status(srv)
-    assert status == 200, st
+    assert status == 200, st  # ready at once: the tools are checked in the background
     assert get(srv, "/readyz").json()["status"] == "ready"
+    st = wait_until(lambda: (lambda st: st if st["ffprobe"] is not None else None)(library_status(srv)[1]),
+                    SCAN_WAIT, "the ffprobe/ffmpeg check")
     assert st["ffprobe"] is False and st["ffmpeg"] is False and "ffmpeg not installed" in st["message"]
     e = {x["name"]: x for x in ok_json(lib(srv, path="films"))["entries"]}["Big Buck Test.mp4"]
     assert e["media"] == "video" and e["duration"] is None and e["thumb"] is None
