@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::model::Kind;
 use super::LibraryError;
+use crate::storage::local::visible_entry;
 use crate::storage::write::STAGING_DIR;
 use crate::storage::MediaPath;
 
@@ -93,32 +94,15 @@ pub fn read_entries(
     let mut out = Vec::new();
     for entry in std::fs::read_dir(real)? {
         let Ok(entry) = entry else { continue };
-        let Ok(name) = entry.file_name().into_string() else {
+        let Some((name, ft, md)) = visible_entry(&entry, |target| target.starts_with(canon_root))
+        else {
             continue;
         };
-        if name.starts_with('.') || name == STAGING_DIR || dir.join(&name).is_err() {
+        if name == STAGING_DIR || dir.join(&name).is_err() {
             continue;
         }
-        let Ok(ft) = entry.file_type() else { continue };
         let path = entry.path();
-        if ft.is_symlink() {
-            let Ok(target) = path.canonicalize() else {
-                continue;
-            };
-            if !target.starts_with(canon_root) {
-                continue;
-            }
-        }
-        let Ok(md) = std::fs::metadata(&path) else {
-            continue;
-        };
-        let kind = if md.is_dir() {
-            Kind::Dir
-        } else if md.is_file() {
-            Kind::File
-        } else {
-            continue;
-        };
+        let kind = if md.is_dir() { Kind::Dir } else { Kind::File };
         out.push(DiskEntry {
             name,
             kind,

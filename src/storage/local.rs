@@ -574,33 +574,17 @@ impl Storage for LocalStorage {
             let mut out = Vec::new();
             for entry in rd {
                 let Ok(entry) = entry else { continue };
-                let Ok(name) = entry.file_name().into_string() else {
-                    continue; // not UTF-8: cannot be addressed by a MediaPath either
-                };
-                if name.starts_with('.') {
-                    continue;
-                }
-                let Ok(ft) = entry.file_type() else { continue };
-                let path = entry.path();
-                if ft.is_symlink() {
-                    // A link that escapes the root is not shown, so a listing never reveals
-                    // what lies outside.
-                    let Ok(target) = path.canonicalize() else {
-                        continue;
-                    };
-                    if resolver.contain(target).is_err() {
-                        continue;
-                    }
-                }
-                let Ok(md) = std::fs::metadata(&path) else {
+                // A link that escapes the root is not shown, so a listing never reveals what
+                // lies outside.
+                let Some((name, _, md)) =
+                    visible_entry(&entry, |target| resolver.contain(target).is_ok())
+                else {
                     continue;
                 };
                 let kind = if md.is_dir() {
                     EntryKind::Dir
-                } else if md.is_file() {
-                    EntryKind::File
                 } else {
-                    continue;
+                    EntryKind::File
                 };
                 out.push(DirEntry {
                     name,
@@ -730,6 +714,27 @@ impl Storage for LocalStorage {
         })
         .await
     }
+}
+
+/// One entry of a folder as listings show it: a UTF-8 name (anything else cannot be named by
+/// a `MediaPath`) not starting with `.` (hidden, and the staging folder), a regular file or a
+/// folder — through a symlink only when `inside(target)` — with its metadata (links
+/// followed) and the entry's own file type. None for anything else, or what vanished meanwhile.
+pub(crate) fn visible_entry(
+    entry: &std::fs::DirEntry,
+    inside: impl Fn(PathBuf) -> bool,
+) -> Option<(String, std::fs::FileType, std::fs::Metadata)> {
+    let name = entry.file_name().into_string().ok()?;
+    if name.starts_with('.') {
+        return None;
+    }
+    let ft = entry.file_type().ok()?;
+    let path = entry.path();
+    if ft.is_symlink() && !inside(path.canonicalize().ok()?) {
+        return None;
+    }
+    let md = std::fs::metadata(&path).ok()?;
+    (md.is_dir() || md.is_file()).then_some((name, ft, md))
 }
 
 /// f_type is i64 on 64-bit Linux but 32 bits wide (and signed on some) on 32-bit targets.
