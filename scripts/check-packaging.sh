@@ -172,6 +172,11 @@ binary, unit, work = sys.argv[1:4]
 os.makedirs(f"{work}/media/sub", exist_ok=True)
 with open(f"{work}/media/clip.bin", "wb") as f:
     f.write(os.urandom(300_000))
+# A real video, so the library's ffprobe and ffmpeg (children of the service, under the same
+# sandbox) run inside the trace too.
+subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=d=1:s=160x120",
+                "-pix_fmt", "yuv420p", f"{work}/media/sub/film.mp4"], check=True)
+os.chmod(f"{work}/media/sub/film.mp4", 0o644)
 # The unit runs as an unprivileged user (User=streamhub); so does this trace (strace -u), or
 # root-only code paths (SQLite chowns its journal files when euid is 0) would be judged.
 for d in (os.path.dirname(work), work, f"{work}/media", f"{work}/media/sub"):
@@ -256,6 +261,18 @@ try:
             r.read()
         with urllib.request.urlopen(base + "/readyz", context=ctx if base.startswith("https") else None) as r:
             assert r.status == 200, r.status
+        # made on request: ffmpeg runs now, under strace
+        with urllib.request.urlopen(base + "/api/library/thumb?path=sub/film.mp4",
+                                    context=ctx if base.startswith("https") else None) as r:
+            assert r.status == 200 and r.read(3) == b"\xff\xd8\xff", "no JPEG poster"
+    def probed():
+        with urllib.request.urlopen(urls["http"] + "/api/library/item?path=sub/film.mp4") as r:
+            import json
+            return json.load(r).get("probed")
+    end = time.monotonic() + 15
+    while not probed():  # ffprobe, on the scanner thread
+        assert time.monotonic() < end, "the video was never probed"
+        drain(0.2)
     drain(1.2)  # a few watchdog periods
     os.kill(server_pid, signal.SIGHUP)   # ExecReload=
     drain(0.3)
@@ -264,6 +281,10 @@ try:
     os.kill(server_pid, signal.SIGTERM)  # systemctl stop
     assert proc.wait(timeout=20) == 0, f"exit status {proc.returncode}"
     drain(0.3)
+except BaseException:
+    # The service's own account of what went wrong (errors are logged with their cause).
+    print("".join(open(f"{work}/stderr.txt").readlines()[-15:]), file=sys.stderr)
+    raise
 finally:
     if proc.poll() is None:
         proc.kill()

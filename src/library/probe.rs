@@ -208,7 +208,11 @@ pub fn make_thumb(
     dest: &Path,
     timeout: Duration,
 ) -> Result<(), ToolError> {
-    let tmp: PathBuf = dest.with_extension("tmp.jpg");
+    // One temporary name per run: the scanner and an on-demand request may make the same
+    // poster at once; each renames its own complete file over the (identical) other.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp: PathBuf = dest.with_extension(format!("{}-{run_id}.tmp.jpg", std::process::id()));
     let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
     let mut args = os(&["-nostdin", "-v", "error"]);
     if class == MediaClass::Video {
