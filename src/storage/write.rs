@@ -220,6 +220,66 @@ fn write_staged(
     result
 }
 
+/// How pumping a request body into a writer thread ended.
+pub(crate) enum Pumped {
+    /// Every byte was handed over.
+    Complete,
+    /// More than the allowed bytes arrived; the rest was not read.
+    TooLong,
+    /// The client's body broke off.
+    ClientGone(String),
+    /// The writer thread stopped taking chunks: its own error is the answer.
+    WriterStopped,
+    /// The writer took no chunk for the storage timeout (a stalled disk or mount).
+    Stalled,
+}
+
+/// Hands `body` to a blocking writer through `tx`, at most `max` bytes, so memory stays at the
+/// channel's few chunks and a slow disk slows the client. Shared by one-shot and resumable
+/// uploads.
+pub(crate) async fn pump(
+    body: &mut ByteSource,
+    tx: &mpsc::Sender<Bytes>,
+    max: u64,
+    timeout: Duration,
+) -> Pumped {
+    let mut total: u64 = 0;
+    loop {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                total += chunk.len() as u64;
+                if total > max {
+                    return Pumped::TooLong;
+                }
+                match tokio::time::timeout(timeout, tx.send(chunk)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Pumped::WriterStopped,
+                    Err(_) => return Pumped::Stalled,
+                }
+            }
+            Some(Err(e)) => return Pumped::ClientGone(e.to_string()),
+            None => return Pumped::Complete,
+        }
+    }
+}
+
+/// The writer thread's result, or `Stalled` when it does not finish within `timeout`.
+pub(crate) async fn join_writer<T, E: From<StorageError>>(
+    writer: tokio::task::JoinHandle<Result<T, E>>,
+    timeout: Duration,
+    op: &'static str,
+) -> Result<T, E> {
+    match tokio::time::timeout(timeout, writer).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(join)) => Err(StorageError::Io(join.to_string()).into()),
+        Err(_) => Err(StorageError::Stalled {
+            op,
+            secs: timeout.as_secs(),
+        }
+        .into()),
+    }
+}
+
 pub(crate) struct WriteCtx {
     pub root: PathBuf,
     pub allow_escape: bool,
@@ -251,44 +311,24 @@ pub(crate) async fn put(
             write_staged(target, rx, complete, opts.overwrite, shown_dir)
         })
     };
-    let mut total: u64 = 0;
-    let pumped: Result<(), StorageError> = loop {
-        match body.next().await {
-            Some(Ok(chunk)) => {
-                total += chunk.len() as u64;
-                if total > opts.max_bytes {
-                    break Err(StorageError::TooLarge {
-                        limit: opts.max_bytes,
-                    });
-                }
-                match tokio::time::timeout(ctx.timeout, tx.send(chunk)).await {
-                    Ok(Ok(())) => {}
-                    // The writer stopped (disk full, permission…): its error is the answer.
-                    Ok(Err(_)) => break Ok(()),
-                    Err(_) => {
-                        break Err(StorageError::Stalled {
-                            op: "write",
-                            secs: ctx.timeout.as_secs(),
-                        })
-                    }
-                }
-            }
-            Some(Err(e)) => break Err(StorageError::ClientGone(e.to_string())),
-            None => {
-                complete.store(true, Ordering::Release);
-                break Ok(());
-            }
+    let pumped = match pump(&mut body, &tx, opts.max_bytes, ctx.timeout).await {
+        Pumped::Complete => {
+            complete.store(true, Ordering::Release);
+            Ok(())
         }
-    };
-    drop(tx);
-    let written = match tokio::time::timeout(ctx.timeout, writer).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(join)) => Err(StorageError::Io(join.to_string())),
-        Err(_) => Err(StorageError::Stalled {
-            op: "commit",
+        // The writer stopped (disk full, permission…): its error is the answer.
+        Pumped::WriterStopped => Ok(()),
+        Pumped::TooLong => Err(StorageError::TooLarge {
+            limit: opts.max_bytes,
+        }),
+        Pumped::ClientGone(e) => Err(StorageError::ClientGone(e)),
+        Pumped::Stalled => Err(StorageError::Stalled {
+            op: "write",
             secs: ctx.timeout.as_secs(),
         }),
     };
+    drop(tx);
+    let written = join_writer(writer, ctx.timeout, "commit").await;
     pumped?;
     written
 }

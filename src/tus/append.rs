@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use sha1::Digest;
 use tokio::sync::mpsc;
 
 use super::proto::{Checksum, ChecksumAlgo};
+use crate::storage::write::{join_writer, pump, Pumped};
 use crate::storage::{ByteSource, StorageError};
 
 /// Without a checksum, what arrived is made durable (and the offset recorded) about once a
@@ -170,49 +170,32 @@ pub async fn append(
             write_loop(staged, start, rx, state, checksum, progress)
         })
     };
-    let room = length.saturating_sub(start);
-    let mut total: u64 = 0;
-    let pumped: Result<(), AppendError> = loop {
-        match body.next().await {
-            Some(Ok(chunk)) => {
-                total += chunk.len() as u64;
-                if total > room {
-                    state.store(TOO_LONG, Ordering::Release);
-                    break Ok(());
-                }
-                match tokio::time::timeout(timeout, tx.send(chunk)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => break Ok(()), // the writer failed: its error is the answer
-                    Err(_) => {
-                        state.store(CLIENT_GONE, Ordering::Release);
-                        break Err(StorageError::Stalled {
-                            op: "write",
-                            secs: timeout.as_secs(),
-                        }
-                        .into());
-                    }
-                }
-            }
-            Some(Err(_)) => {
-                state.store(CLIENT_GONE, Ordering::Release);
-                break Ok(());
-            }
-            None => {
+    let pumped: Result<(), AppendError> =
+        match pump(&mut body, &tx, length.saturating_sub(start), timeout).await {
+            Pumped::Complete => {
                 state.store(COMPLETE, Ordering::Release);
-                break Ok(());
+                Ok(())
             }
-        }
-    };
+            Pumped::TooLong => {
+                state.store(TOO_LONG, Ordering::Release);
+                Ok(())
+            }
+            Pumped::WriterStopped => Ok(()), // the writer failed: its error is the answer
+            Pumped::ClientGone(_) => {
+                state.store(CLIENT_GONE, Ordering::Release);
+                Ok(())
+            }
+            Pumped::Stalled => {
+                state.store(CLIENT_GONE, Ordering::Release);
+                Err(StorageError::Stalled {
+                    op: "write",
+                    secs: timeout.as_secs(),
+                }
+                .into())
+            }
+        };
     drop(tx);
-    let written = match tokio::time::timeout(timeout, writer).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(join)) => Err(StorageError::Io(join.to_string()).into()),
-        Err(_) => Err(StorageError::Stalled {
-            op: "fsync",
-            secs: timeout.as_secs(),
-        }
-        .into()),
-    };
+    let written = join_writer(writer, timeout, "fsync").await;
     pumped?;
     written
 }
