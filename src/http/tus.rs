@@ -99,8 +99,15 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// The caller's upload `id`, or 404 (unknown, or someone else's), or 410 (expired).
-async fn load(state: &AppState, principal: &Principal, id: &str) -> Result<Upload, ApiError> {
+/// The caller's upload `id`, or 412 (not tus 1.0.0), 404 (unknown, or someone else's), or
+/// 410 (expired).
+async fn load(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Upload, ApiError> {
+    check_version(headers)?;
     let user = principal.require_user()?;
     let store = state.tus.store.clone();
     let key = id.to_string();
@@ -291,9 +298,7 @@ async fn create_inner(
     let dest = MediaPath::from_decoded(&folder)?
         .join(&filename)?
         .for_create()?;
-    if overwrite && state.storage.exists(&dest).await? {
-        super::upload::may_change(state, principal, &dest, "replace").await?;
-    }
+    super::upload::may_write(state, principal, &dest, overwrite).await?;
     let staged = state
         .storage
         .create_staged(&dest, overwrite, length)
@@ -368,8 +373,7 @@ pub async fn head(
 ) -> Response {
     tus_reply(
         async {
-            check_version(&headers)?;
-            let u = load(&state, &principal, &id).await?;
+            let u = load(&state, &principal, &headers, &id).await?;
             let mut resp = StatusCode::OK.into_response();
             let h = resp.headers_mut();
             h.insert(UPLOAD_OFFSET, HeaderValue::from(u.offset));
@@ -407,8 +411,7 @@ async fn patch_inner(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    check_version(headers)?;
-    let upload = load(state, principal, id).await?;
+    let upload = load(state, principal, headers, id).await?;
     let is_offset_type = header_str(headers, "content-type")
         .map(|t| t.eq_ignore_ascii_case(OFFSET_TYPE))
         .unwrap_or(false);
@@ -477,8 +480,7 @@ pub async fn terminate(
 ) -> Response {
     tus_reply(
         async {
-            check_version(&headers)?;
-            let u = load(&state, &principal, &id).await?;
+            let u = load(&state, &principal, &headers, &id).await?;
             let Some(_busy) = state.tus.claim(&u.id) else {
                 return Err(busy());
             };

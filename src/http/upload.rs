@@ -100,7 +100,7 @@ pub(super) async fn may_change(
 }
 
 /// Replacing an existing file is changing it; writing a new name is open to every member.
-async fn may_write(
+pub(super) async fn may_write(
     state: &AppState,
     principal: &Principal,
     path: &MediaPath,
