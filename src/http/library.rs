@@ -144,11 +144,7 @@ fn api_error(e: LibraryError) -> ApiError {
     match e {
         NotFound => ApiError::not_found("no such file or folder"),
         NotADirectory => ApiError::not_found("not a folder"),
-        OutsideRoot => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "outside_root",
-            "this path resolves outside the media root",
-        ),
+        OutsideRoot => crate::storage::StorageError::OutsideRoot.into(),
         PermissionDenied => ApiError::new(
             StatusCode::FORBIDDEN,
             "permission_denied",
