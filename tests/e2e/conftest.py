@@ -899,6 +899,18 @@ def new_token(srv, cred, label="e2e", expires_in=None):
                 token=j["token"], token_id=j["id"])
 
 
+def wait_for(pred, timeout=5.0, what="condition", every=0.05):
+    """Poll `pred` until it returns something truthy (returned), or fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
 def run_cli(args, stdin=None, timeout=60, cwd=None, env=None):
     """Run the binary (not a server) with text stdin; returns CompletedProcess (text).
 

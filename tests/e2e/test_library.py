@@ -11,13 +11,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from conftest import ANON, AuthEnv, assert_error, http_call
+from conftest import ANON, AuthEnv, assert_error, http_call, wait_for
 
 SCAN_ENV = {"STREAMHUB_LIBRARY_SCAN_INTERVAL_SECS": "10"}
 SCAN_WAIT = 30  # two scan intervals and some
@@ -102,15 +101,9 @@ def item(srv, path):
     return get(srv, "/api/library/item?path=" + quote(path, safe=""))
 
 
+
 def wait_until(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
+    return wait_for(pred, timeout, what, every=0.2)
 
 
 def probed(srv, path):

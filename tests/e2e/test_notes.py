@@ -9,7 +9,6 @@ with If-Match and a stale base gets 412), so only the validation paths of `resol
 are here; real conflicts between two boxes are in test_notes_conflicts.py.
 """
 
-import json
 import time
 import uuid
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from conftest import (
     auth_config,
     http_call,
     start_auth_server,
+    wait_for,
 )
 
 NOTE_KEYS = {"id", "rev", "title", "body", "tags", "visibility", "deleted", "author", "updated",
@@ -130,16 +130,6 @@ def analytics(srv, cred, **params):
     assert r.status == 200, r
     return r.json()
 
-
-def wait_for(pred, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def today_utc():

@@ -4,7 +4,6 @@ events; anonymous reads follow `auth.anonymous_read`; writes need a login; only 
 changes visibility; a note made public does not reveal its earlier private revisions.
 """
 
-import time
 import uuid
 from urllib.parse import quote, urlencode
 
@@ -22,6 +21,7 @@ from conftest import (
     must_login,
     new_token,
     start_auth_server,
+    wait_for,
 )
 
 MISSING_ID = "0" * 32
@@ -99,16 +99,6 @@ def per_kind(a):
         out[d["kind"]] = out.get(d["kind"], 0) + d["count"]
     return out
 
-
-def wait_for(pred, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
 
 
 # --- fixtures ------------------------------------------------------------------------------

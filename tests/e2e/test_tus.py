@@ -34,11 +34,12 @@ from conftest import (
     http_call,
     must_login,
     new_token,
+    wait_for,
 )
 from conftest import sha256 as sha
 # helpers, and the disk-full (2 MiB tmpfs) and run-as-nobody servers with their `creds`
 from test_upload_faults import fullfs, unprivileged  # noqa: F401  (pytest fixtures)
-from test_upload_faults import RawPut, names_in, rand, wait_for
+from test_upload_faults import RawPut, names_in, rand
 from test_uploads import snapshot
 
 STAGING = ".streamhub-staging"

@@ -32,6 +32,7 @@ from conftest import (
     must_login,
     new_token,
     read_response,
+    wait_for,
 )
 
 STAGING = ".streamhub-staging"
@@ -61,13 +62,6 @@ def wait_staging_empty(root, timeout=3.0):
             return left
         time.sleep(0.05)
 
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def names_in(srv, cred, d):
