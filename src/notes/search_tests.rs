@@ -13,6 +13,16 @@ fn q(text: &str) -> SearchQuery {
     }
 }
 
+/// The highlighted words of a hit's snippet.
+fn marked(hit: &SearchHit) -> Vec<&str> {
+    hit.snippet
+        .iter()
+        .flatten()
+        .filter(|f| f.hit)
+        .map(|f| f.text.as_str())
+        .collect()
+}
+
 fn titles(page: &SearchPage) -> Vec<&str> {
     page.items.iter().map(|h| h.title.as_str()).collect()
 }
@@ -58,15 +68,7 @@ fn ranked_search_with_prefix_and_snippet() {
         "title matches rank first"
     );
     let hit = &page.items[1];
-    let marked: Vec<&str> = hit
-        .snippet
-        .as_ref()
-        .unwrap()
-        .iter()
-        .filter(|f| f.hit)
-        .map(|f| f.text.as_str())
-        .collect();
-    assert_eq!(marked, ["streaming"]);
+    assert_eq!(marked(hit), ["streaming"]);
     assert!(
         page.items[0].score.unwrap() < hit.score.unwrap(),
         "bm25: lower is better"
@@ -430,15 +432,7 @@ fn common_words_rank_title_hits_first_and_rare_words_use_bm25() {
     assert_eq!(page.items[0].title, "Common room");
     assert_eq!(page.items[1].title, "note 599");
     assert!(page.items[0].score.unwrap() < page.items[1].score.unwrap());
-    let marked: Vec<&str> = page.items[1]
-        .snippet
-        .as_ref()
-        .unwrap()
-        .iter()
-        .filter(|f| f.hit)
-        .map(|f| f.text.as_str())
-        .collect();
-    assert_eq!(marked, ["common"]);
+    assert_eq!(marked(&page.items[1]), ["common"]);
     // "common printer": one common word is enough for the cheap ranking; the AND still holds.
     let page = s.search(&c, &q("common printer"), None).unwrap();
     assert_eq!(titles(&page), ["Printer manual"]);
