@@ -75,6 +75,25 @@ const ACCOUNTS: &str = "CREATE TABLE users (
             value BLOB NOT NULL
         );";
 
+/// Opens a connection to the database file with the settings every streamhub connection
+/// uses: WAL, `synchronous=FULL`, foreign keys, a 5 s busy timeout, the read memory map, and
+/// `BEGIN IMMEDIATE` for every `transaction()`. Immediate matters: a deferred transaction
+/// that reads and then writes, while another connection commits in between, fails at once
+/// with SQLITE_BUSY (a stale snapshot cannot be upgraded, and the busy timeout does not
+/// apply). Taking the write lock at BEGIN makes such writers wait their turn instead.
+pub fn open_conn(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA mmap_size = 268435456;",
+    )?;
+    conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+    Ok(conn)
+}
+
 /// A shared handle to the database.
 #[derive(Clone)]
 pub struct Db {
@@ -93,16 +112,7 @@ impl Db {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
-        let mut conn = Connection::open(&path).map_err(|e| open_err(&e))?;
-        conn.busy_timeout(Duration::from_secs(5))
-            .map_err(|e| open_err(&e))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA foreign_keys = ON;
-             PRAGMA mmap_size = 268435456;",
-        )
-        .map_err(|e| open_err(&e))?;
+        let mut conn = open_conn(&path).map_err(|e| open_err(&e))?;
         migrations()
             .to_latest(&mut conn)
             .map_err(|e| DbError::Migrate(e.to_string()))?;
@@ -161,5 +171,33 @@ mod tests {
         assert_eq!(mode, "wal");
         drop(db);
         Db::open(dir.path()).expect("re-open of a migrated database");
+    }
+
+    /// The CI failure this guards against: a library refresh (read, then write) on one
+    /// connection while the scanner committed on another got "database is locked" at once.
+    #[test]
+    fn read_then_write_waits_for_another_writer_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.with(|c| c.execute_batch("CREATE TABLE t (v INTEGER)"))
+            .unwrap();
+        let mut a = open_conn(db.path()).unwrap();
+        let path = db.path().to_path_buf();
+        let tx = a.transaction().unwrap();
+        let n: i64 = tx
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        let other = std::thread::spawn(move || {
+            let b = open_conn(&path).unwrap();
+            b.execute("INSERT INTO t VALUES (2)", [])
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        tx.execute("INSERT INTO t VALUES (?1)", [n + 1]).unwrap();
+        tx.commit().unwrap();
+        other.join().unwrap().unwrap();
+        let rows: i64 = db
+            .with(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(rows, 2);
     }
 }

@@ -2,7 +2,6 @@
 //! connections: the scanner and the query side never take the service's shared `Db` mutex.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -58,17 +57,10 @@ pub const MIGRATIONS: &[&str] = &["CREATE TABLE media (
     INSERT INTO media (path, parent, name, kind, media) VALUES ('', NULL, '', 'dir', 'dir');"];
 
 /// Opens another connection to `<data_dir>/streamhub.db` with the pragmas `db::Db` uses
-/// (WAL, `synchronous=FULL`, foreign keys, busy timeout). The schema is already migrated.
+/// (`db::open_conn`). The schema is already migrated.
 pub fn open_conn(db_file: &Path) -> Result<Connection, LibraryError> {
-    let conn = Connection::open(db_file)
+    let conn = crate::db::open_conn(db_file)
         .map_err(|e| LibraryError::Db(format!("{}: {e}", db_file.display())))?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
-         PRAGMA mmap_size = 268435456;",
-    )?;
     let present: i64 = conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'media'",
         [],

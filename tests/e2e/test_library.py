@@ -461,3 +461,51 @@ def test_kill9_after_and_during_uploads_index_matches_disk(servers, tmp_path):
     assert search_paths(srv2, "partial") == [] and search_paths(srv2, "streamhub") == []
     assert ok_json(item(srv2, "k9/done.bin"))["size"] == 5000
     assert_error(item(srv2, "k9/partial.bin"), 404, "not_found")
+
+
+# --- concurrent writers ------------------------------------------------------------------------
+
+
+def test_reads_never_500_while_the_scanner_and_uploads_write(servers, tmp_path):
+    """A folder listing or item read refreshes a changed folder (a write) while the scanner,
+    nudged by every upload, commits on its own connection. Seen once in CI as a 500 "database
+    is locked"; every request here must answer 200 or 404 for the whole run."""
+    import threading
+    import time
+    root = tmp_path / "media"
+    small_tree(root)
+    hand = root / "race"
+    hand.mkdir()
+    srv = servers.start(root, tls_listen=(), env=SCAN_ENV)
+    e = AuthEnv(srv, second_member=False)
+    stop = time.monotonic() + 15
+    bad, counts = [], {"put": 0, "read": 0}
+
+    def uploader(who):
+        i = 0
+        while time.monotonic() < stop:
+            r = http_call(srv, "PUT", f"/media/race/up-{who}-{i}.mp4", headers=e.member.headers,
+                          body=b"u" * 100)
+            if r.status != 201:
+                bad.append(("PUT", i, r.status, r.body[:200]))
+            i += 1
+            counts["put"] += 1
+
+    def reader():
+        i = 0
+        while time.monotonic() < stop:
+            (hand / f"hand-{i}.mp4").write_bytes(b"h")  # the folder's mtime changes
+            for r in (lib(srv, path="race"), item(srv, f"race/hand-{i}.mp4"), lib(srv, q="hand")):
+                if r.status != 200:
+                    bad.append(("read", i, r.status, r.body[:200]))
+                counts["read"] += 1
+            i += 1
+
+    threads = [threading.Thread(target=uploader, args=(w,)) for w in "ab"]
+    threads.append(threading.Thread(target=reader))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counts["put"] > 20 and counts["read"] > 20, counts
+    assert bad == [], bad[:5]
