@@ -6,7 +6,7 @@
 use std::fs::OpenOptions;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,10 +95,8 @@ fn io(e: std::io::Error) -> AppendError {
 /// At most one flush is in flight; a request while one runs is skipped and retried by the
 /// writer's next chunk. Started on the first checkpoint, so short PATCHes never spawn it.
 struct Checkpoints<P> {
-    file: std::fs::File,
     progress: Arc<P>,
     durable: Arc<AtomicU64>,
-    failed: Arc<AtomicBool>,
     worker: Option<(
         SyncSender<u64>,
         std::thread::JoinHandle<std::io::Result<()>>,
@@ -106,35 +104,26 @@ struct Checkpoints<P> {
 }
 
 impl<P: Fn(u64) + Send + Sync + 'static> Checkpoints<P> {
-    fn new(file: &std::fs::File, start: u64, progress: P) -> Result<Self, AppendError> {
-        Ok(Checkpoints {
-            file: file.try_clone().map_err(io)?,
+    fn new(start: u64, progress: P) -> Self {
+        Checkpoints {
             progress: Arc::new(progress),
             durable: Arc::new(AtomicU64::new(start)),
-            failed: Arc::new(AtomicBool::new(false)),
             worker: None,
-        })
+        }
     }
 
-    /// Asks for everything written up to `end` to be made durable (and then recorded).
-    /// False when a flush is still running.
-    fn request(&mut self, end: u64) -> Result<bool, AppendError> {
+    /// Asks for everything written to `file` up to `end` to be made durable (and then
+    /// recorded). False when a flush is still running.
+    fn request(&mut self, file: &std::fs::File, end: u64) -> Result<bool, AppendError> {
         if self.worker.is_none() {
             let (tx, rx) = sync_channel::<u64>(0);
-            let file = self.file.try_clone().map_err(io)?;
-            let (progress, durable, failed) = (
-                self.progress.clone(),
-                self.durable.clone(),
-                self.failed.clone(),
-            );
+            let file = file.try_clone().map_err(io)?;
+            let (progress, durable) = (self.progress.clone(), self.durable.clone());
             let thread = std::thread::Builder::new()
                 .name("tus-sync".into())
                 .spawn(move || {
                     for end in rx {
-                        if let Err(e) = file.sync_data() {
-                            failed.store(true, Ordering::Release);
-                            return Err(e);
-                        }
+                        file.sync_data()?;
                         durable.store(end, Ordering::Release);
                         progress(end);
                     }
@@ -149,8 +138,13 @@ impl<P: Fn(u64) + Send + Sync + 'static> Checkpoints<P> {
         }
     }
 
+    /// The flush thread only ends early (its sender still held here) when a flush failed.
     fn failed(&self) -> bool {
-        self.failed.load(Ordering::Acquire)
+        self.worker.as_ref().is_some_and(|(_, t)| t.is_finished())
+    }
+
+    fn durable(&self) -> u64 {
+        self.durable.load(Ordering::Acquire)
     }
 
     /// Waits for the flush in flight; the durable offset, or the flush's error.
@@ -167,13 +161,13 @@ impl<P: Fn(u64) + Send + Sync + 'static> Checkpoints<P> {
                 }
             }
         }
-        Ok(self.durable.load(Ordering::Acquire))
+        Ok(self.durable())
     }
 
     /// Flushes everything up to `end` on this thread (the final step) and records it.
-    fn sync_now(&mut self, end: u64) -> Result<u64, AppendError> {
+    fn sync_now(&mut self, file: &std::fs::File, end: u64) -> Result<u64, AppendError> {
         self.settle()?;
-        self.file.sync_data().map_err(io)?;
+        file.sync_data().map_err(io)?;
         self.durable.store(end, Ordering::Release);
         (self.progress)(end);
         Ok(end)
@@ -193,7 +187,7 @@ fn write_loop(
     let mut f = OpenOptions::new().write(true).open(&staged).map_err(io)?;
     f.set_len(start).map_err(io)?;
     f.seek(SeekFrom::Start(start)).map_err(io)?;
-    let mut checkpoints = Checkpoints::new(&f, start, progress)?;
+    let mut checkpoints = Checkpoints::new(start, progress);
     let mut hasher = Hasher::new(checksum.as_ref());
     let (mut end, mut asked) = (start, start);
     let mut last_sync = Instant::now();
@@ -208,7 +202,7 @@ fn write_loop(
             if checksum.is_none()
                 && end - asked >= SYNC_MIN_BYTES
                 && last_sync.elapsed() >= SYNC_INTERVAL
-                && checkpoints.request(end)?
+                && checkpoints.request(&f, end)?
             {
                 asked = end;
                 last_sync = Instant::now();
@@ -220,7 +214,7 @@ fn write_loop(
             TOO_LONG => return Err(AppendError::TooLong),
             _ if checksum.is_none() => {
                 // Keep what arrived: the client resumes from here.
-                let offset = checkpoints.sync_now(end)?;
+                let offset = checkpoints.sync_now(&f, end)?;
                 return Err(AppendError::ClientGone { offset });
             }
             _ => return Err(AppendError::ClientGone { offset: start }),
@@ -231,7 +225,7 @@ fn write_loop(
                 return Err(AppendError::ChecksumMismatch);
             }
         }
-        let offset = checkpoints.sync_now(end)?;
+        let offset = checkpoints.sync_now(&f, end)?;
         Ok(AppendOutcome { offset })
     })();
     if result.is_err() {
@@ -239,7 +233,7 @@ fn write_loop(
         // the flush thread is joined (a write error leaves it running): nothing may record
         // an offset past the cut.
         let _ = checkpoints.settle();
-        let _ = f.set_len(checkpoints.durable.load(Ordering::Acquire));
+        let _ = f.set_len(checkpoints.durable());
     }
     result
 }

@@ -11,6 +11,8 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -469,9 +471,7 @@ def test_kill9_after_and_during_uploads_index_matches_disk(servers, tmp_path):
 def test_reads_never_500_while_the_scanner_and_uploads_write(servers, tmp_path):
     """A folder listing or item read refreshes a changed folder (a write) while the scanner,
     nudged by every upload, commits on its own connection. Seen once in CI as a 500 "database
-    is locked"; every request here must answer 200 or 404 for the whole run."""
-    import threading
-    import time
+    is locked"; every read must answer 200 and every upload 201 for the whole run."""
     root = tmp_path / "media"
     small_tree(root)
     hand = root / "race"
