@@ -9,12 +9,14 @@
 //! tree in DIR is kept (creating 100k files takes a while); the index is always rebuilt.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use streamhub::config::LibraryConfig;
 use streamhub::db::Db;
 use streamhub::library::model::RawList;
 use streamhub::library::{Library, ListRequest};
+use streamhub::storage::local::{LocalOptions, LocalStorage};
 use streamhub::storage::MediaPath;
 
 const SHOWS: &[&str] = &[
@@ -147,13 +149,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         thumbnails: false,
         probe_timeout_secs: 30,
     };
-    let lib = Library::open(&data, &media, &config, Duration::from_secs(30))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let storage = LocalStorage::new(
+        &media,
+        LocalOptions {
+            allow_symlink_escape: false,
+            timeout: Duration::from_secs(30),
+            chunk_size: 64 * 1024,
+        },
+    );
+    storage.establish(None, 0)?;
+    let lib = Library::open(&data, Arc::new(storage), &config, Duration::from_secs(30))?;
 
     let t = Instant::now();
-    let full = lib.scan_now()?;
+    let full = rt.block_on(lib.scan_now())?;
     let full_ms = ms(t.elapsed());
     let t = Instant::now();
-    let again = lib.scan_now()?;
+    let again = rt.block_on(lib.scan_now())?;
     let rescan_ms = ms(t.elapsed());
     assert_eq!(again.added + again.changed + again.removed, 0, "{again:?}");
 
@@ -210,7 +224,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let req = ListRequest::parse(root.clone(), &raw)?;
         let t = Instant::now();
-        let page = lib.list_blocking(&req)?;
+        let page = rt.block_on(lib.list(req))?;
         let took = ms(t.elapsed());
         lat.push(took);
         slowest.push((
@@ -241,7 +255,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let req = ListRequest::parse(big.clone(), &raw)?;
         let t = Instant::now();
-        let page = lib.list_blocking(&req)?;
+        let page = rt.block_on(lib.list(req))?;
         list_lat.push(ms(t.elapsed()));
         assert_eq!(page.entries.len(), 1000.min(n));
     }

@@ -34,8 +34,15 @@ fn migrations() -> Migrations<'static> {
     all.extend(crate::notes::MIGRATIONS.iter().map(|sql| M::up(sql)));
     all.extend(crate::library::MIGRATIONS.iter().map(|sql| M::up(sql)));
     all.extend(crate::tus::MIGRATIONS.iter().map(|sql| M::up(sql)));
+    all.push(M::up(NODE_STATE));
     Migrations::new(all)
 }
+
+/// Small facts about this node (the media root's volume id): one row per key.
+const NODE_STATE: &str = "CREATE TABLE node_state (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );";
 
 /// User ids are never reused (AUTOINCREMENT): a private note whose owner was deleted must
 /// not fall to the next user created.
@@ -124,6 +131,29 @@ impl Db {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A fact about this node (`node_state`), if recorded. Blocking.
+    pub fn state(&self, key: &str) -> Result<Option<String>, DbError> {
+        use rusqlite::OptionalExtension;
+        Ok(self.with(|c| {
+            c.query_row("SELECT value FROM node_state WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()
+        })?)
+    }
+
+    /// Records a fact about this node. Blocking.
+    pub fn set_state(&self, key: &str, value: &str) -> Result<(), DbError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO node_state (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+        })?;
+        Ok(())
     }
 
     /// Runs `f` with the connection, on the calling thread (CLI and blocking code).

@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 pub mod admin_cli;
+pub mod app;
 pub mod auth;
+pub mod blocking;
 pub mod config;
 pub mod db;
 pub mod http;
@@ -14,6 +16,7 @@ pub mod media_types;
 pub mod metrics;
 pub mod notes;
 pub mod range;
+pub mod secret;
 pub mod storage;
 pub mod systemd;
 pub mod telemetry;
@@ -27,9 +30,12 @@ use std::sync::Arc;
 
 use config::Config;
 use http::server::{Limits, Listener};
-use storage::local::{LocalOptions, LocalStorage};
-use storage::StorageError;
+use storage::local::{Established, LocalOptions, LocalStorage};
+use storage::{Storage, StorageError};
 use tls::{CertSource, TlsError, TlsState};
+
+/// `node_state` key of the media root's volume id (see `storage::local::identity`).
+const VOLUME_KEY: &str = "media_root_volume";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -52,9 +58,9 @@ pub enum StartError {
 /// a client may do after `listening on …` (read the certificate, send a signal) already works.
 pub struct Service {
     config: Arc<Config>,
-    storage: Arc<LocalStorage>,
+    storage: Arc<dyn Storage>,
     tls: Option<Arc<TlsState>>,
-    accounts: auth::Accounts,
+    db: db::Db,
     library: library::Library,
     tus: Arc<tus::Tus>,
     setup_token: Option<String>,
@@ -64,32 +70,10 @@ impl Service {
     /// Blocking (creates folders, reads or makes key files): call from `spawn_blocking` or
     /// before the runtime serves.
     pub fn prepare(config: Config, needs_tls: bool) -> Result<Self, StartError> {
-        for dir in [&config.storage.media_root, &config.server.data_dir] {
-            std::fs::create_dir_all(dir).map_err(|e| StartError::Dir {
-                path: dir.clone(),
-                reason: e.to_string(),
-            })?;
-        }
-        let storage = LocalStorage::new(
-            &config.storage.media_root,
-            LocalOptions {
-                allow_symlink_escape: config.storage.allow_symlink_escape,
-                timeout: config.storage_timeout(),
-                chunk_size: config.streaming.chunk_kib * 1024,
-            },
-        )?;
-        let leftovers = storage.clean_staging();
-        if leftovers > 0 {
-            tracing::warn!(
-                count = leftovers,
-                "removed partial uploads left by an earlier crash or kill"
-            );
-        }
-        tracing::info!(
-            media_root = %config.storage.media_root.display(),
-            filesystem = storage.fs_kind(),
-            "media root ready"
-        );
+        std::fs::create_dir_all(&config.server.data_dir).map_err(|e| StartError::Dir {
+            path: config.server.data_dir.clone(),
+            reason: e.to_string(),
+        })?;
         let tls = if needs_tls {
             let source = if config.server.tls_cert.is_empty() {
                 CertSource::SelfSigned {
@@ -117,23 +101,24 @@ impl Service {
             );
         }
         let db = db::Db::open(&config.server.data_dir)?;
+        let storage = open_storage(&config, &db)?;
         let library = library::Library::open(
             &config.server.data_dir,
-            storage.root(),
+            storage.clone(),
             &config.library,
             config.storage_timeout(),
         )?;
-        let tus = Arc::new(tus::Tus::new(tus::TusStore::new(
-            db.clone(),
-            config.uploads.tus_expiry_secs,
-        )));
-        let accounts = auth::Accounts::new(db);
+        let tus = Arc::new(tus::Tus::new(
+            tus::TusStore::new(db.clone(), config.uploads.tus_expiry_secs),
+            storage.clone(),
+        ));
+        let accounts = auth::Accounts::new(db.clone());
         let setup_token = if accounts
             .user_count()
             .map_err(|e| StartError::Task(e.to_string()))?
             == 0
         {
-            let token = auth::secret::random_token();
+            let token = secret::random_token();
             tracing::warn!(
                 "first run: no users yet. Create the first admin with \
                  POST /api/setup {{\"token\", \"name\", \"password\"}} — setup token: {token} — \
@@ -145,9 +130,9 @@ impl Service {
         };
         Ok(Service {
             config: Arc::new(config),
-            storage: Arc::new(storage),
+            storage,
             tls,
-            accounts,
+            db,
             library,
             tus,
             setup_token,
@@ -182,29 +167,16 @@ impl Service {
     /// Serves on already-bound `listeners` until `shutdown` resolves, then drains.
     pub async fn serve(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()> + Send) {
         let config = self.config;
-        self.library.start();
-        let storage = self.storage.clone();
-        let state = http::AppState {
-            storage: self.storage,
-            config: config.clone(),
-            data_dir: config.server.data_dir.clone(),
-            accounts: self.accounts,
-            library: self.library,
-            tus: self.tus,
-            metrics: Arc::new(metrics::Metrics::new()),
-            notes: notes::NotesStore::new(notes::Limits {
-                title_chars: config.notes.max_title_chars,
-                body_bytes: config.notes.max_body_bytes,
-                tags: config.notes.max_tags,
-                tag_chars: config.notes.max_tag_chars,
-            }),
-            request_ids: Arc::default(),
-            auth: Arc::new(http::auth::AuthState::new(
-                self.setup_token,
-                config.auth.login_max_failures,
-                std::time::Duration::from_secs(config.auth.login_lockout_secs),
-            )),
-        };
+        let scanner_cancel = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(self.library.scanner(scanner_cancel.clone()));
+        let state = http::AppState::new(
+            config.clone(),
+            self.storage,
+            self.db,
+            self.library,
+            self.tus.clone(),
+            self.setup_token,
+        );
         let limits = Limits {
             max_connections: config.server.max_connections,
             max_header_bytes: config.server.max_header_bytes,
@@ -219,9 +191,7 @@ impl Service {
             shutdown.await;
             systemd::notify_stopping();
         };
-        tokio::spawn(http::tus::sweep_forever(state.clone(), move || {
-            storage.resumable_files()
-        }));
+        tokio::spawn(self.tus.clone().sweep_forever());
         let metrics_app = http::metrics_router(state.clone());
         http::server::serve(
             listeners,
@@ -233,6 +203,52 @@ impl Service {
         )
         .await;
     }
+}
+
+/// Opens the media storage and settles the root's identity against the database: the volume
+/// id is recorded the first time, and checked on every start after. A root that is not the
+/// recorded volume (an unmounted disk, another disk) does not stop the service: storage
+/// reports it (503 for media, `/readyz` says why) and recovers when the disk is back.
+fn open_storage(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError> {
+    let storage = LocalStorage::new(
+        &config.storage.media_root,
+        LocalOptions {
+            allow_symlink_escape: config.storage.allow_symlink_escape,
+            timeout: config.storage_timeout(),
+            chunk_size: config.streaming.chunk_kib * 1024,
+        },
+    );
+    let recorded = db.state(VOLUME_KEY)?;
+    let indexed: u64 = db
+        .with(|c| {
+            c.query_row("SELECT count(*) FROM media WHERE path <> ''", [], |r| {
+                r.get(0)
+            })
+        })
+        .map_err(db::DbError::from)?;
+    match storage.establish(recorded.as_deref(), indexed) {
+        Ok(Established::Volume(id)) => {
+            if recorded.is_none() {
+                db.set_state(VOLUME_KEY, &id)?;
+            }
+            tracing::info!(
+                media_root = %config.storage.media_root.display(),
+                filesystem = storage.fs_kind(),
+                volume = %id,
+                "media root ready"
+            );
+        }
+        Ok(Established::Unchecked(why)) => tracing::warn!(
+            media_root = %config.storage.media_root.display(),
+            "{why}"
+        ),
+        Err(e) => tracing::error!(
+            media_root = %config.storage.media_root.display(),
+            error = %e,
+            "MEDIA ROOT UNAVAILABLE: media answers 503 until it is back"
+        ),
+    }
+    Ok(Arc::new(storage))
 }
 
 async fn reload_tls(tls: Option<Arc<TlsState>>) {

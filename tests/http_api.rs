@@ -13,6 +13,7 @@ use tower::ServiceExt;
 use streamhub::config::Config;
 use streamhub::http::{router, AppState};
 use streamhub::storage::local::{LocalOptions, LocalStorage};
+use streamhub::storage::Storage;
 
 struct Fixture {
     _media: tempfile::TempDir,
@@ -42,34 +43,25 @@ fn fixture() -> Fixture {
             timeout: Duration::from_secs(5),
             chunk_size: 64 * 1024,
         },
-    )
-    .unwrap();
+    );
+    storage.establish(None, 0).expect("a new media root");
+    let storage: Arc<dyn Storage> = Arc::new(storage);
     let db = streamhub::db::Db::open(data.path()).unwrap();
-    let state = AppState {
-        storage: Arc::new(storage),
-        config: Arc::new(Config::default()),
-        data_dir: data.path().to_path_buf(),
-        tus: Arc::new(streamhub::tus::Tus::new(streamhub::tus::TusStore::new(
-            db.clone(),
-            3600,
-        ))),
-        accounts: streamhub::auth::Accounts::new(db),
-        metrics: Arc::new(streamhub::metrics::Metrics::new()),
-        notes: streamhub::notes::NotesStore::new(Default::default()),
-        library: streamhub::library::Library::open(
-            data.path(),
-            media.path(),
-            &Config::default().library,
-            Duration::from_secs(5),
-        )
-        .expect("library"),
-        request_ids: Arc::default(),
-        auth: Arc::new(streamhub::http::auth::AuthState::new(
-            None,
-            5,
-            Duration::from_secs(1),
-        )),
-    };
+    let mut config = Config::default();
+    config.server.data_dir = data.path().to_path_buf();
+    let config = Arc::new(config);
+    let library = streamhub::library::Library::open(
+        data.path(),
+        storage.clone(),
+        &config.library,
+        Duration::from_secs(5),
+    )
+    .expect("library");
+    let tus = Arc::new(streamhub::tus::Tus::new(
+        streamhub::tus::TusStore::new(db.clone(), 3600),
+        storage.clone(),
+    ));
+    let state = AppState::new(config, storage, db, library, tus, None);
     Fixture {
         app: router(state),
         _media: media,

@@ -6,7 +6,6 @@
 //! user name costs the same argon2 work as a wrong password.
 
 pub mod ratelimit;
-pub mod secret;
 pub mod shares;
 
 use std::sync::OnceLock;
@@ -18,6 +17,7 @@ use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use crate::db::{Db, DbError};
+use crate::secret;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,7 +5,8 @@
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
-use super::{now_secs, secret, Accounts, AuthError, User};
+use super::{now_secs, Accounts, AuthError, User};
+use crate::secret;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Share {

@@ -19,7 +19,8 @@ use serde_json::json;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::AppState;
-use crate::auth::{secret, AuthError, Role, User};
+use crate::auth::{AuthError, Role, User};
+use crate::secret;
 
 pub const SESSION_COOKIE: &str = "streamhub_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -92,6 +93,39 @@ impl Principal {
         } else {
             Err(unauthorized("log in to read media"))
         }
+    }
+}
+
+/// Extractor: a logged-in user (member or admin); 401 otherwise.
+pub struct Member(pub User);
+
+/// Extractor: a logged-in admin; 401 when not logged in, 403 for a member.
+pub struct Admin(pub User);
+
+fn principal_of(parts: &axum::http::request::Parts) -> &Principal {
+    static ANON: Principal = Principal::Anonymous;
+    parts.extensions.get::<Principal>().unwrap_or(&ANON)
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Member {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        principal_of(parts).require_user().cloned().map(Member)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, ApiError> {
+        principal_of(parts).require_admin().cloned().map(Admin)
     }
 }
 

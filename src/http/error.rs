@@ -5,6 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use crate::app::FilesError;
+use crate::library::LibraryError;
 use crate::storage::{PathError, StorageError};
 
 #[derive(Debug)]
@@ -51,11 +53,15 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    /// A failure of ours (database, task); the message is logged and sent.
-    pub fn internal(message: impl Into<String>) -> Self {
-        let message = message.into();
-        tracing::error!(error = %message, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    /// A failure of ours (database, task): the detail is logged (inside the request's span,
+    /// so with its request id), never sent.
+    pub fn internal(detail: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the server log has the details (look up this response's x-request-id)",
+        )
     }
 }
 
@@ -68,9 +74,20 @@ impl From<PathError> for ApiError {
     }
 }
 
+impl From<FilesError> for ApiError {
+    fn from(e: FilesError) -> Self {
+        match e {
+            FilesError::Storage(e) => e.into(),
+            FilesError::Forbidden(msg) => super::auth::forbidden(&msg),
+            FilesError::Index(_) => ApiError::internal(&e),
+        }
+    }
+}
+
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         use StorageError::*;
+        let code = e.outcome();
         match e {
             NotFound => ApiError::not_found("no such file"),
             IsDirectory => ApiError::not_found("this is a folder, not a file"),
@@ -119,19 +136,56 @@ impl From<StorageError> for ApiError {
                 "too_large",
                 format!("larger than the upload limit of {limit} bytes; nothing was kept"),
             ),
-            ClientGone(_) | Aborted => ApiError::bad_request(
-                "upload_incomplete",
+            ClientGone(_) => ApiError::bad_request(
+                code,
                 "the upload ended before all its bytes arrived; nothing was kept",
             ),
-            Invalid(msg) => ApiError::bad_request("invalid", msg),
+            Invalid(msg) => ApiError::bad_request(code, msg),
+            UploadGone => ApiError::new(
+                StatusCode::GONE,
+                code,
+                "this upload's data is gone (deleted, or lost with its disk); start a new one",
+            ),
+            Busy => ApiError::new(
+                StatusCode::LOCKED,
+                code,
+                "another request is still writing this upload; retry when it has finished",
+            ),
             Changed | Io(_) => {
                 tracing::error!(error = %e, "storage error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "storage_error",
-                    "the file could not be read",
+                    code,
+                    "the storage failed; the server log has the details",
                 )
             }
+        }
+    }
+}
+
+impl From<LibraryError> for ApiError {
+    fn from(e: LibraryError) -> Self {
+        use LibraryError::*;
+        match e {
+            NotFound => ApiError::not_found("no such file or folder"),
+            NotADirectory => ApiError::not_found("not a folder"),
+            OutsideRoot => StorageError::OutsideRoot.into(),
+            PermissionDenied => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_denied",
+                "the service may not read this folder",
+            ),
+            BadQuery(msg) => ApiError::bad_request("bad_query", msg),
+            NoThumbnail(why) => ApiError::new(StatusCode::NOT_FOUND, "no_thumbnail", why),
+            Unavailable(_) | RootEmpty(_) | Stalled(_) => {
+                tracing::warn!(error = %e, "library unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    e.to_string(),
+                )
+            }
+            Db(_) | Io(_) | Task(_) | Cancelled => ApiError::internal(&e),
         }
     }
 }

@@ -53,7 +53,7 @@ async fn data_dir_writable(state: &AppState) -> Result<(), String> {
             let p = dir.join(".readyz-probe");
             std::fs::write(&p, b"ok")
                 .and_then(|_| std::fs::remove_file(&p))
-                .map_err(|e| format!("data dir {}: {e}", dir.display()))
+                .map_err(|e| format!("data dir: {}", crate::storage::errno_message(&e)))
         })
         .await
         .map_err(|e| e.to_string())?

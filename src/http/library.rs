@@ -15,7 +15,7 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::AppState;
 use crate::library::model::RawList;
-use crate::library::{Item, Kind, LibraryError, ListRequest, Page};
+use crate::library::{Item, Kind, ListRequest, Page};
 use crate::storage::MediaPath;
 
 #[derive(Debug, Deserialize)]
@@ -89,7 +89,7 @@ impl<T: Serialize> IntoResponse for SafeJson<T> {
     fn into_response(self) -> Response {
         let raw = match serde_json::to_vec(&self.0) {
             Ok(v) => v,
-            Err(e) => return ApiError::internal(e.to_string()).into_response(),
+            Err(e) => return ApiError::internal(&e).into_response(),
         };
         let mut out = Vec::with_capacity(raw.len() + 16);
         for b in raw {
@@ -139,31 +139,6 @@ fn entry(state: &AppState, it: Item) -> Entry {
     }
 }
 
-fn api_error(e: LibraryError) -> ApiError {
-    use LibraryError::*;
-    match e {
-        NotFound => ApiError::not_found("no such file or folder"),
-        NotADirectory => ApiError::not_found("not a folder"),
-        OutsideRoot => crate::storage::StorageError::OutsideRoot.into(),
-        PermissionDenied => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_denied",
-            "the service may not read this folder",
-        ),
-        BadQuery(msg) => ApiError::bad_request("bad_query", msg),
-        NoThumbnail(why) => ApiError::new(StatusCode::NOT_FOUND, "no_thumbnail", why),
-        Unavailable(_) | RootEmpty(_) | Stalled(_) => {
-            tracing::warn!(error = %e, "library unavailable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "storage_unavailable",
-                e.to_string(),
-            )
-        }
-        Db(_) | Io(_) | Task(_) => ApiError::internal(e.to_string()),
-    }
-}
-
 fn listing(state: &AppState, page: Page) -> Listing {
     let pages = page.pages();
     Listing {
@@ -191,8 +166,8 @@ pub async fn list(
         page: q.page.as_deref(),
         per_page: q.per_page.as_deref(),
     };
-    let req = ListRequest::parse(dir, &raw).map_err(api_error)?;
-    let page = state.library.list(req).await.map_err(api_error)?;
+    let req = ListRequest::parse(dir, &raw).map_err(ApiError::from)?;
+    let page = state.library.list(req).await.map_err(ApiError::from)?;
     Ok(SafeJson(listing(&state, page)))
 }
 
@@ -209,7 +184,7 @@ pub async fn item(
 ) -> Result<SafeJson<ItemBody>, ApiError> {
     principal.require_read(state.config.auth.anonymous_read)?;
     let path = item_path(query)?;
-    let it = state.library.item(&path).await.map_err(api_error)?;
+    let it = state.library.item(&path).await.map_err(ApiError::from)?;
     let (probed, probe_error) = (it.probed, it.probe_error.clone());
     Ok(SafeJson(ItemBody {
         entry: entry(&state, it),
@@ -227,10 +202,14 @@ pub async fn thumb(
 ) -> Result<Response, ApiError> {
     principal.require_read(state.config.auth.anonymous_read)?;
     let path = item_path(query)?;
-    let t = state.library.thumbnail(&path).await.map_err(api_error)?;
+    let t = state
+        .library
+        .thumbnail(&path)
+        .await
+        .map_err(ApiError::from)?;
     let etag = format!("\"{}\"", t.etag);
     let etag_value = HeaderValue::from_str(&etag)
-        .map_err(|_| ApiError::internal("poster name is not a header value"))?;
+        .map_err(|_| ApiError::internal(&"poster name is not a header value"))?;
     let cache = HeaderValue::from_static("private, max-age=60");
     let matches = headers
         .get_all(header::IF_NONE_MATCH)

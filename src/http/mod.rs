@@ -44,9 +44,65 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub notes: crate::notes::NotesStore,
     pub library: crate::library::Library,
-    pub tus: Arc<crate::tus::Tus>,
+    /// Writing media: uploads, folders, moves, deletes (with the ownership rules).
+    pub files: crate::app::Files,
+    /// Resumable (tus) uploads.
+    pub resumable: crate::app::Resumable,
     /// Per-process request counter for `x-request-id` and the access log.
     pub request_ids: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// Assembles the state every handler shares from the service's parts (the service, and
+    /// in-process tests that bring their own storage backend).
+    pub fn new(
+        config: Arc<Config>,
+        storage: Arc<dyn Storage>,
+        db: crate::db::Db,
+        library: crate::library::Library,
+        tus: Arc<crate::tus::Tus>,
+        setup_token: Option<String>,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let timeout = config.storage_timeout();
+        let files = crate::app::Files::new(
+            storage.clone(),
+            library.clone(),
+            metrics.clone(),
+            config.uploads.max_bytes,
+            timeout,
+        );
+        let resumable = crate::app::Resumable::new(
+            tus,
+            files.clone(),
+            storage.clone(),
+            library.clone(),
+            metrics.clone(),
+            timeout,
+        );
+        AppState {
+            storage,
+            data_dir: config.server.data_dir.clone(),
+            accounts: Accounts::new(db),
+            auth: Arc::new(AuthState::new(
+                setup_token,
+                config.auth.login_max_failures,
+                std::time::Duration::from_secs(config.auth.login_lockout_secs),
+            )),
+            metrics,
+            notes: crate::notes::NotesStore::new(crate::notes::Limits {
+                title_chars: config.notes.max_title_chars,
+                body_bytes: config.notes.max_body_bytes,
+                tags: config.notes.max_tags,
+                tag_chars: config.notes.max_tag_chars,
+            }),
+            library,
+            files,
+            resumable,
+            request_ids: Arc::default(),
+            config,
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -16,9 +16,10 @@ use super::auth::Principal;
 use super::error::ApiError;
 use super::upload::body_source;
 use super::AppState;
-use crate::auth::now_secs;
-use crate::storage::{MediaPath, StorageError};
-use crate::tus::{self, AppendError, Checksum, Metadata, Upload};
+use crate::app::resumable::{NewUpload, ResumableError};
+use crate::auth::User;
+use crate::storage::MediaPath;
+use crate::tus::{self, Checksum, Metadata, Upload};
 
 pub const VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration,checksum";
@@ -90,146 +91,27 @@ fn proto_err(e: tus::ProtoError) -> ApiError {
     ApiError::bad_request(code, e.to_string())
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::db::DbError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))
-}
-
-/// The caller's upload `id`, or 412 (not tus 1.0.0), 404 (unknown, or someone else's), or
-/// 410 (expired).
-async fn load(
-    state: &AppState,
-    principal: &Principal,
-    headers: &HeaderMap,
-    id: &str,
-) -> Result<Upload, ApiError> {
-    check_version(headers)?;
-    let user = principal.require_user()?;
-    let store = state.tus.store.clone();
-    let key = id.to_string();
-    let found = blocking(move || store.get(&key)).await?;
-    let upload = found
-        .filter(|u| u.owner == user.id)
-        .ok_or_else(|| ApiError::not_found("no such upload"))?;
-    if upload.is_expired(now_secs()) {
-        return Err(ApiError::new(
-            StatusCode::GONE,
-            "expired",
-            "this upload expired; its data was (or is being) deleted — start a new one",
-        ));
-    }
-    Ok(upload)
-}
-
-fn busy() -> ApiError {
-    ApiError::new(
-        StatusCode::LOCKED,
-        "upload_busy",
-        "another request is writing this upload; retry when it has finished",
-    )
-}
-
-/// Writes one body into `upload` at its offset; commits the file when it is complete.
-/// Returns the new offset.
-async fn write_body(
-    state: &AppState,
-    upload: &Upload,
-    body: Body,
-    checksum: Option<Checksum>,
-) -> Result<u64, ApiError> {
-    let Some(_busy) = state.tus.claim(&upload.id) else {
-        return Err(busy());
-    };
-    let store = state.tus.store.clone();
-    let id = upload.id.clone();
-    let progress = move |offset: u64| {
-        if let Err(e) = store.set_offset(&id, offset, now_secs()) {
-            tracing::error!(upload = %id, error = %e, "cannot record upload progress");
-        }
-    };
-    let appended = tus::append(
-        upload.staged.clone(),
-        upload.offset,
-        upload.length,
-        body_source(body),
-        checksum,
-        state.config.storage_timeout(),
-        progress,
-    )
-    .await;
-    let offset = match appended {
-        Ok(o) => o.offset,
-        Err(AppendError::ChecksumMismatch) => {
-            return Err(ApiError::new(
+impl From<ResumableError> for ApiError {
+    fn from(e: ResumableError) -> Self {
+        use ResumableError::*;
+        let msg = e.to_string();
+        match e {
+            NotFound => ApiError::not_found(msg),
+            Expired => ApiError::new(StatusCode::GONE, "expired", msg),
+            Busy => ApiError::new(StatusCode::LOCKED, "upload_busy", msg),
+            ChecksumMismatch => ApiError::new(
                 StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
                 "checksum_mismatch",
-                "the body does not match Upload-Checksum; it was discarded, resend it",
-            ))
-        }
-        Err(AppendError::TooLong) => {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "past_upload_length",
-                format!(
-                    "the body goes past Upload-Length ({} bytes); it was discarded",
-                    upload.length
-                ),
-            ))
-        }
-        Err(AppendError::ClientGone { offset }) => {
-            return Err(ApiError::bad_request(
-                "upload_interrupted",
-                format!("the body ended early; resume at offset {offset}"),
-            ))
-        }
-        Err(AppendError::Storage(e)) => {
-            let err = ApiError::from(e);
-            state.metrics.observe_upload(err.code, 0);
-            return Err(err);
-        }
-    };
-    if offset == upload.length {
-        commit(state, upload).await?;
-    }
-    Ok(offset)
-}
-
-/// Moves a complete upload into place and indexes it.
-async fn commit(state: &AppState, upload: &Upload) -> Result<(), ApiError> {
-    let dest = MediaPath::from_decoded(&upload.dest)?;
-    let result = state
-        .storage
-        .commit_staged(&upload.staged, &dest, upload.overwrite)
-        .await;
-    let meta = match result {
-        Ok(meta) => meta,
-        Err(e) => {
-            let taken = matches!(e, StorageError::AlreadyExists | StorageError::IsDirectory);
-            let err = ApiError::from(e);
-            state.metrics.observe_upload(err.code, 0);
-            if taken {
-                // The name was taken meanwhile; the upload cannot complete anymore.
-                let store = state.tus.store.clone();
-                let u = upload.clone();
-                blocking(move || store.remove(&u)).await?;
+                msg,
+            ),
+            PastLength { .. } | Complete => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "past_upload_length", msg)
             }
-            return Err(err);
+            Interrupted { .. } => ApiError::bad_request("upload_interrupted", msg),
+            Files(e) => e.into(),
+            State(e) => ApiError::internal(&e),
         }
-    };
-    let store = state.tus.store.clone();
-    let id = upload.id.clone();
-    blocking(move || store.mark_complete(&id, now_secs())).await?;
-    state.metrics.observe_upload("ok", meta.size);
-    tracing::info!(path = %upload.dest.escape_debug(), size = meta.size, "uploaded (tus)");
-    state
-        .library
-        .record_write(&dest, &meta, Some(upload.owner))
-        .await;
-    Ok(())
+    }
 }
 
 /// `OPTIONS /api/tus/`: what this server supports (no login needed).
@@ -250,23 +132,32 @@ pub async fn options(State(state): State<AppState>) -> Response {
 }
 
 /// `POST /api/tus/`: creation (and creation-with-upload).
+///
+/// The tus handlers take the principal rather than a `Member` extractor: the protocol's
+/// version check comes first, and every answer (401 included) carries `Tus-Resumable`.
 pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    tus_reply(create_inner(&state, &principal, &headers, body).await)
+    tus_reply(
+        async {
+            check_version(&headers)?;
+            let user = principal.require_user()?;
+            create_inner(&state, user, &headers, body).await
+        }
+        .await,
+    )
 }
 
 async fn create_inner(
     state: &AppState,
-    principal: &Principal,
+    user: &User,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     check_version(headers)?;
-    let user = principal.require_user()?;
     if headers.contains_key("upload-defer-length") {
         return Err(ApiError::bad_request(
             "defer_length_unsupported",
@@ -276,10 +167,6 @@ async fn create_inner(
     let length = number(headers, "upload-length")?.ok_or_else(|| {
         ApiError::bad_request("missing_length", "send Upload-Length (the file size)")
     })?;
-    let limit = state.config.uploads.max_bytes;
-    if length > limit {
-        return Err(StorageError::TooLarge { limit }.into());
-    }
     let raw_meta = header_str(headers, "upload-metadata")
         .unwrap_or("")
         .to_string();
@@ -298,38 +185,18 @@ async fn create_inner(
     let dest = MediaPath::from_decoded(&folder)?
         .join(&filename)?
         .for_create()?;
-    super::upload::may_write(state, principal, &dest, overwrite).await?;
-    let staged = state
-        .storage
-        .create_staged(&dest, overwrite, length)
+    let upload = state
+        .resumable
+        .create(
+            user,
+            NewUpload {
+                dest,
+                overwrite,
+                length,
+                metadata: raw_meta,
+            },
+        )
         .await?;
-    let now = now_secs();
-    let upload = Upload {
-        id: crate::auth::secret::random_token(),
-        owner: user.id,
-        dest: dest.to_string(),
-        overwrite,
-        length,
-        offset: 0,
-        metadata: raw_meta,
-        staged,
-        created_at: now,
-        expires_at: state.tus.store.expires_after(now),
-        completed_at: None,
-    };
-    {
-        let store = state.tus.store.clone();
-        let u = upload.clone();
-        blocking(move || {
-            let r = store.insert(&u);
-            if r.is_err() {
-                let _ = std::fs::remove_file(&u.staged);
-            }
-            r
-        })
-        .await?;
-    }
-    tracing::info!(path = %upload.dest.escape_debug(), length, "resumable upload created");
     let with_body = header_str(headers, "content-type")
         .map(|t| t.eq_ignore_ascii_case(OFFSET_TYPE))
         .unwrap_or(false);
@@ -338,15 +205,17 @@ async fn create_inner(
             Some(v) if with_body => Some(Checksum::parse(v).map_err(proto_err)?),
             _ => None,
         };
-        match write_body(state, &upload, body, checksum).await {
+        match state
+            .resumable
+            .write(&upload, body_source(body), checksum)
+            .await
+        {
             Ok(o) => Some(o),
             Err(e) => {
                 // The client sees the error (413, 460, 507…) and no Location: the upload it
                 // would not know how to resume goes too.
-                let store = state.tus.store.clone();
-                let u = upload.clone();
-                blocking(move || store.remove(&u)).await?;
-                return Err(e);
+                state.resumable.abandon(&upload).await?;
+                return Err(e.into());
             }
         }
     } else {
@@ -362,6 +231,18 @@ async fn create_inner(
         h.insert(UPLOAD_OFFSET, HeaderValue::from(o));
     }
     Ok(resp)
+}
+
+/// The caller's upload `id`, after the version check.
+async fn load(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<Upload, ApiError> {
+    check_version(headers)?;
+    let user = principal.require_user()?;
+    Ok(state.resumable.find(user, id).await?)
 }
 
 /// `HEAD /api/tus/{id}`: where to resume.
@@ -436,11 +317,10 @@ async fn patch_inner(
     }
     let declared = number(headers, "content-length")?;
     if declared.is_some_and(|n| offset.saturating_add(n) > upload.length) {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "past_upload_length",
-            format!("the body goes past Upload-Length ({} bytes)", upload.length),
-        ));
+        return Err(ResumableError::PastLength {
+            length: upload.length,
+        }
+        .into());
     }
     let checksum = header_str(headers, "upload-checksum")
         .map(Checksum::parse)
@@ -449,15 +329,14 @@ async fn patch_inner(
     let new_offset = if upload.is_complete() {
         // Already committed: only an empty, idempotent PATCH is meaningful.
         if declared.unwrap_or(0) > 0 {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "past_upload_length",
-                "this upload is complete",
-            ));
+            return Err(ResumableError::Complete.into());
         }
         upload.offset
     } else {
-        write_body(state, &upload, body, checksum).await?
+        state
+            .resumable
+            .write(&upload, body_source(body), checksum)
+            .await?
     };
     let mut resp = StatusCode::NO_CONTENT.into_response();
     let h = resp.headers_mut();
@@ -465,7 +344,7 @@ async fn patch_inner(
     if new_offset < upload.length {
         h.insert(
             UPLOAD_EXPIRES,
-            http_date(state.tus.store.expires_after(now_secs())),
+            http_date(state.resumable.expires_after_now()),
         );
     }
     Ok(resp)
@@ -481,41 +360,9 @@ pub async fn terminate(
     tus_reply(
         async {
             let u = load(&state, &principal, &headers, &id).await?;
-            let Some(_busy) = state.tus.claim(&u.id) else {
-                return Err(busy());
-            };
-            let store = state.tus.store.clone();
-            blocking(move || store.remove(&u)).await?;
+            state.resumable.terminate(&u).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         .await,
     )
-}
-
-/// Deletes expired uploads now and then; the first pass also removes staging files that no
-/// upload refers to (left by a crash between creating the file and recording it).
-pub async fn sweep_forever(
-    state: AppState,
-    staged_files: impl Fn() -> Vec<std::path::PathBuf> + Send + Sync + 'static,
-) {
-    let every = Duration::from_secs(state.config.uploads.tus_expiry_secs.clamp(1, 60));
-    let mut first = true;
-    let store = state.tus.store.clone();
-    let staged_files = std::sync::Arc::new(staged_files);
-    loop {
-        let (store, files, orphans) = (store.clone(), staged_files.clone(), first);
-        let swept = tokio::task::spawn_blocking(move || {
-            let orphans = orphans.then(|| files());
-            store.sweep(now_secs(), orphans)
-        })
-        .await;
-        match swept {
-            Ok(Ok(n)) if n > 0 => tracing::info!(count = n, "expired resumable uploads deleted"),
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "resumable upload sweep failed"),
-            Err(e) => tracing::error!(error = %e, "resumable upload sweep task failed"),
-        }
-        first = false;
-        tokio::time::sleep(every).await;
-    }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::fsview::DiskEntry;
+use super::disk::DiskEntry;
 use super::model::{classify, Kind, MediaClass};
 use super::LibraryError;
 use crate::storage::MediaPath;

@@ -2,14 +2,15 @@
 //! ffprobe/ffmpeg are installed — duration, codecs, resolution, poster thumbnails), kept in
 //! SQLite and refreshed by a scanner that never blocks serving.
 //!
-//! Layout: `schema` (tables, connections), `model` (types, parsers), `fsview` (reading the
-//! disk), `index` (writes), `query` (reads), `scan` (the walk), `probe` (ffprobe/ffmpeg),
-//! `worker` (the scanner thread and probe phase), `read` (listing, item, poster for `http`).
+//! Layout: `schema` (tables, connections), `model` (types, parsers), `disk` (what storage
+//! says, as the index sees it), `index` (writes), `query` (reads), `scan` (the walk), `probe`
+//! (ffprobe/ffmpeg), `worker` (the scanner task and probe phase), `read` (listing, item,
+//! poster for `http`). The media is reached only through the `Storage` trait.
 //!
-//! The library has its own two connections (one on the scanner thread, one behind a mutex
-//! for queries and `record_*`), so walking a slow disk never holds the service's `Db` lock.
+//! The library has its own two connections (one for the scanner, one behind a mutex for
+//! queries and `record_*`), so walking a slow disk never holds the service's `Db` lock.
 
-mod fsview;
+mod disk;
 mod index;
 pub mod model;
 mod probe;
@@ -25,14 +26,14 @@ mod query_tests;
 mod tests;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, Transaction};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::LibraryConfig;
-use crate::storage::{MediaPath, ObjectMeta};
+use crate::storage::{MediaPath, ObjectMeta, Storage};
 
 pub use model::{Item, Kind, ListRequest, MediaClass, Page, Sort, SortKey};
 pub use read::Thumb;
@@ -68,6 +69,18 @@ pub enum LibraryError {
     Io(String),
     #[error("library task failed: {0}")]
     Task(String),
+    /// A scan stopped for shutdown (at a checkpoint: what it wrote is consistent).
+    #[error("stopped for shutdown")]
+    Cancelled,
+}
+
+impl From<crate::blocking::BlockingError> for LibraryError {
+    fn from(e: crate::blocking::BlockingError) -> Self {
+        match e {
+            crate::blocking::BlockingError::Stalled { secs, .. } => LibraryError::Stalled(secs),
+            e => LibraryError::Task(e.to_string()),
+        }
+    }
 }
 
 impl From<rusqlite::Error> for LibraryError {
@@ -114,7 +127,7 @@ impl Status {
 }
 
 struct Inner {
-    root: PathBuf,
+    storage: Arc<dyn Storage>,
     db_file: PathBuf,
     thumbs_dir: PathBuf,
     config: LibraryConfig,
@@ -122,10 +135,13 @@ struct Inner {
     timeout: Duration,
     /// Queries and `record_*`. Disk I/O never happens while it is held.
     conn: Mutex<Connection>,
+    /// The scanner's own connection, opened on first use.
+    scan_conn: Mutex<Option<Connection>>,
     seq: index::Seq,
     tools: std::sync::OnceLock<Tools>,
     status: Mutex<Status>,
-    nudge: Mutex<Option<SyncSender<()>>>,
+    /// Wakes the scanner to probe what `record_*` added.
+    nudge: tokio::sync::Notify,
     /// At most one on-demand poster at a time (each is an ffmpeg process).
     thumb_gate: tokio::sync::Semaphore,
 }
@@ -134,6 +150,15 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock poisons it; the connection itself is still usable.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The scanner's connection (blocking; one scanner at a time holds it).
+    fn scan_conn(&self) -> Result<ScanConn<'_>, LibraryError> {
+        let mut guard = self.scan_conn.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(schema::open_conn(&self.db_file)?);
+        }
+        Ok(ScanConn(guard))
     }
 
     fn with_status(&self, f: impl FnOnce(&mut Status)) {
@@ -181,6 +206,23 @@ impl Inner {
     }
 }
 
+/// The scanner's connection, held for one step.
+struct ScanConn<'a>(MutexGuard<'a, Option<Connection>>);
+
+impl std::ops::Deref for ScanConn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        // Set by `scan_conn` before the guard is handed out.
+        self.0.as_ref().expect("scanner connection opened")
+    }
+}
+
+impl std::ops::DerefMut for ScanConn<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.0.as_mut().expect("scanner connection opened")
+    }
+}
+
 /// A cheap handle to the index and its scanner.
 #[derive(Clone)]
 pub struct Library {
@@ -192,7 +234,7 @@ impl Library {
     /// checks whether ffprobe and ffmpeg run. Blocking.
     pub fn open(
         data_dir: &Path,
-        media_root: &Path,
+        storage: Arc<dyn Storage>,
         config: &LibraryConfig,
         storage_timeout: Duration,
     ) -> Result<Library, LibraryError> {
@@ -206,48 +248,34 @@ impl Library {
         let indexed = query::count(&conn)?;
         Ok(Library {
             inner: Arc::new(Inner {
-                root: media_root.to_path_buf(),
+                storage,
                 db_file,
                 thumbs_dir,
                 config: config.clone(),
                 timeout: storage_timeout,
                 conn: Mutex::new(conn),
+                scan_conn: Mutex::new(None),
                 seq: index::Seq::starting_after(max_seq),
                 tools: std::sync::OnceLock::new(),
                 status: Mutex::new(Status {
                     indexed,
                     ..Status::default()
                 }),
-                nudge: Mutex::default(),
+                nudge: tokio::sync::Notify::new(),
                 thumb_gate: tokio::sync::Semaphore::new(1),
             }),
         })
     }
 
-    /// Starts the background scanner (a scan now, then periodically and when nudged) on its
-    /// own thread. The thread does not keep the process alive: at exit it is abandoned, and
-    /// since every write is a transaction nothing is left half-done. Idempotent.
-    pub fn start(&self) {
-        let mut nudge = self.inner.nudge.lock().unwrap_or_else(|p| p.into_inner());
-        if nudge.is_some() {
-            return;
-        }
-        // One slot: nudges coalesce while the worker is busy.
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let inner = self.inner.clone();
-        match std::thread::Builder::new()
-            .name("library-scan".into())
-            .spawn(move || worker::run(inner, rx))
-        {
-            Ok(_) => *nudge = Some(tx),
-            Err(e) => tracing::error!(error = %e, "library: cannot start the scanner thread"),
-        }
+    /// The background scanner (a scan now, then periodically, probing when nudged), for
+    /// the service to own: it returns when `cancel` fires, at a checkpoint (every write is a
+    /// transaction, so nothing is left half-done).
+    pub fn scanner(&self, cancel: CancellationToken) -> impl std::future::Future<Output = ()> {
+        worker::run(self.inner.clone(), cancel)
     }
 
     fn nudge(&self) {
-        if let Some(tx) = &*self.inner.nudge.lock().unwrap_or_else(|p| p.into_inner()) {
-            let _ = tx.try_send(());
-        }
+        self.inner.nudge.notify_one();
     }
 
     async fn record(
@@ -256,11 +284,9 @@ impl Library {
         f: impl FnOnce(&Transaction, &index::Seq) -> Result<Vec<String>, LibraryError> + Send + 'static,
     ) {
         let inner = self.inner.clone();
-        let r = tokio::task::spawn_blocking(move || inner.write(f)).await;
-        match r {
-            Ok(Ok(())) => self.nudge(),
-            Ok(Err(e)) => tracing::error!(error = %e, what, "library: cannot record change"),
-            Err(e) => tracing::error!(error = %e, what, "library: record task failed"),
+        match crate::blocking::run_unbounded("library record", move || inner.write(f)).await {
+            Ok(()) => self.nudge(),
+            Err(e) => tracing::error!(error = %e, what, "library: cannot record change"),
         }
     }
 
@@ -303,18 +329,18 @@ impl Library {
     pub async fn owner_of(&self, path: &MediaPath) -> Result<Option<i64>, LibraryError> {
         let inner = self.inner.clone();
         let p = path.to_string();
-        tokio::task::spawn_blocking(move || query::owner(&inner.lock(), &p))
+        crate::blocking::run_unbounded("library owner", move || query::owner(&inner.lock(), &p))
             .await
-            .map_err(|e| LibraryError::Task(e.to_string()))?
     }
 
     /// Whether `user` uploaded (or created) `path` and, for a folder, everything in it.
     pub async fn owns_subtree(&self, path: &MediaPath, user: i64) -> Result<bool, LibraryError> {
         let inner = self.inner.clone();
         let p = path.to_string();
-        tokio::task::spawn_blocking(move || query::owns_subtree(&inner.lock(), &p, user))
-            .await
-            .map_err(|e| LibraryError::Task(e.to_string()))?
+        crate::blocking::run_unbounded("library owner", move || {
+            query::owns_subtree(&inner.lock(), &p, user)
+        })
+        .await
     }
 
     /// For `/readyz` details: scanner state, ffprobe/ffmpeg availability. Never a reason to
@@ -350,16 +376,13 @@ impl Library {
         })
     }
 
-    /// Runs one full scan now on the calling thread (tests, benchmarks, tools), with a
-    /// connection of its own as the scanner thread has. Blocking.
-    pub fn scan_now(&self) -> Result<ScanReport, LibraryError> {
-        let mut conn = schema::open_conn(&self.inner.db_file)?;
-        worker::scan_once(&self.inner, &mut conn)
+    /// Runs one full scan now (tests, benchmarks, tools).
+    pub async fn scan_now(&self) -> Result<ScanReport, LibraryError> {
+        worker::scan_once(&self.inner, &CancellationToken::new()).await
     }
 
-    /// Probes (and makes posters for) everything pending now. Blocking.
-    pub fn probe_now(&self) -> Result<u64, LibraryError> {
-        let conn = schema::open_conn(&self.inner.db_file)?;
-        Ok(worker::probe_pending(&self.inner, &conn))
+    /// Probes (and makes posters for) everything pending now.
+    pub async fn probe_now(&self) -> u64 {
+        worker::probe_pending(&self.inner, &CancellationToken::new()).await
     }
 }

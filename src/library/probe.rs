@@ -5,6 +5,8 @@ use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use crate::storage::ProbeSource;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -36,14 +38,65 @@ pub struct Probed {
     pub height: Option<i64>,
 }
 
-/// Runs `program args…`, killing it after `timeout`. Returns stdout on exit status 0.
-/// stdout and stderr are drained on their own threads so a chatty child cannot block on a
-/// full pipe; both are capped so a hostile file cannot make us buffer without bound.
+/// What a program reads: an open file as its standard input (`file:/dev/stdin` re-opens the
+/// same file and seeks in it, so no path is ever handed over), or a URL it fetches.
+pub enum ProbeInput {
+    Stdin(std::fs::File),
+    Url(String),
+}
+
+impl ProbeInput {
+    /// From what storage gives; None when the backend cannot give a program the bytes.
+    pub fn from_source(src: ProbeSource) -> Option<ProbeInput> {
+        match src {
+            ProbeSource::File(f) => Some(ProbeInput::Stdin(f)),
+            ProbeSource::Url(u) => Some(ProbeInput::Url(u)),
+            ProbeSource::Unsupported => None,
+        }
+    }
+
+    /// A second handle for a second program run.
+    pub fn try_clone(&self) -> std::io::Result<ProbeInput> {
+        Ok(match self {
+            ProbeInput::Stdin(f) => ProbeInput::Stdin(f.try_clone()?),
+            ProbeInput::Url(u) => ProbeInput::Url(u.clone()),
+        })
+    }
+
+    /// The `-i` argument; ffmpeg reads `file:` URLs literally.
+    fn arg(&self) -> OsString {
+        match self {
+            ProbeInput::Stdin(_) => OsString::from("file:/dev/stdin"),
+            ProbeInput::Url(u) => OsString::from(u),
+        }
+    }
+
+    fn stdin(self) -> Stdio {
+        match self {
+            ProbeInput::Stdin(f) => Stdio::from(f),
+            ProbeInput::Url(_) => Stdio::null(),
+        }
+    }
+}
+
+/// Runs `program args…` with `stdin`, killing it after `timeout`. Returns stdout on exit
+/// status 0. stdout and stderr are drained on their own threads so a chatty child cannot
+/// block on a full pipe; both are capped so a hostile file cannot make us buffer without
+/// bound.
 pub fn run(program: &str, args: &[OsString], timeout: Duration) -> Result<Vec<u8>, ToolError> {
+    run_with(program, args, Stdio::null(), timeout)
+}
+
+fn run_with(
+    program: &str,
+    args: &[OsString],
+    stdin: Stdio,
+    timeout: Duration,
+) -> Result<Vec<u8>, ToolError> {
     const CAP: u64 = 4 << 20;
     let mut child = Command::new(program)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -112,14 +165,7 @@ pub fn available(program: &str) -> bool {
     run(program, &["-version".into()], Duration::from_secs(10)).is_ok()
 }
 
-/// ffmpeg reads `file:` URLs literally: a name like `concat:x` or `-y` stays a file name.
-fn file_url(p: &Path) -> OsString {
-    let mut s = OsString::from("file:");
-    s.push(p.as_os_str());
-    s
-}
-
-pub fn ffprobe(program: &str, file: &Path, timeout: Duration) -> Result<Probed, ToolError> {
+pub fn ffprobe(program: &str, input: ProbeInput, timeout: Duration) -> Result<Probed, ToolError> {
     let mut args: Vec<OsString> = [
         "-v",
         "error",
@@ -132,8 +178,8 @@ pub fn ffprobe(program: &str, file: &Path, timeout: Duration) -> Result<Probed, 
     .into_iter()
     .map(OsString::from)
     .collect();
-    args.push(file_url(file));
-    parse_ffprobe(&run(program, &args, timeout)?)
+    args.push(input.arg());
+    parse_ffprobe(&run_with(program, &args, input.stdin(), timeout)?)
 }
 
 #[derive(Deserialize)]
@@ -202,7 +248,7 @@ pub fn poster_time(duration: Option<f64>) -> f64 {
 /// killed ffmpeg never leaves a half poster under the real name).
 pub fn make_thumb(
     ffmpeg: &str,
-    file: &Path,
+    input: ProbeInput,
     class: MediaClass,
     duration: Option<f64>,
     dest: &Path,
@@ -214,12 +260,13 @@ pub fn make_thumb(
     let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp: PathBuf = dest.with_extension(format!("{}-{run_id}.tmp.jpg", std::process::id()));
     let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+    // -nostdin: no interactive commands from stdin (which may be the file being read).
     let mut args = os(&["-nostdin", "-v", "error"]);
     if class == MediaClass::Video {
         args.extend(os(&["-ss", &format!("{:.3}", poster_time(duration))]));
     }
     args.push("-i".into());
-    args.push(file_url(file));
+    args.push(input.arg());
     args.extend(os(&[
         "-frames:v",
         "1",
@@ -234,7 +281,7 @@ pub fn make_thumb(
         "-y",
     ]));
     args.push(tmp.clone().into_os_string());
-    let result = run(ffmpeg, &args, timeout).and_then(|_| {
+    let result = run_with(ffmpeg, &args, input.stdin(), timeout).and_then(|_| {
         // ffmpeg exits 0 without writing anything when the seek lands past the last frame.
         match std::fs::metadata(&tmp) {
             Ok(md) if md.len() > 0 => std::fs::rename(&tmp, dest)

@@ -1,19 +1,23 @@
-//! The scanner: walks the media root and makes the index match it, in transactions of at most
-//! `BATCH_ROWS` rows on its own connection, then probes new media. Runs on a dedicated thread
-//! (`Library::start`); `refresh_dir` is the one-folder version a listing uses.
+//! The scanner: walks the media root through storage and makes the index match it, in
+//! transactions of at most `BATCH_ROWS` rows on its own connection. Runs as a task the service
+//! owns (`Library::run`); it checks for cancellation between folders, so a shutdown stops it
+//! at a checkpoint (every write is a transaction) instead of abandoning it. `apply_chunked` is
+//! the one-folder version a listing uses.
 //!
 //! Safety over freshness: a media root that is gone, unreadable, or empty while the index
 //! has entries (an unmounted disk) changes nothing; a folder that fails to read keeps its rows.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rusqlite::Connection;
+use tokio_util::sync::CancellationToken;
 
-use super::fsview::{self, DiskEntry};
+use super::disk::{self, DiskEntry};
 use super::index::{self, Applied, Seq};
-use super::{query, LibraryError};
+use super::{query, Inner, LibraryError};
 use crate::storage::MediaPath;
 
 /// Rows written per transaction, so an API write never waits long behind the scanner.
@@ -85,18 +89,6 @@ pub fn apply_chunked(
     Ok(done)
 }
 
-/// Reads one folder: `fsview::read_entries`, or a failing stand-in in tests (as root, no
-/// permission bit makes a folder unreadable).
-pub type ReadDir = fn(&Path, &Path, &MediaPath) -> std::io::Result<Vec<DiskEntry>>;
-
-/// Where the scanner works.
-pub struct ScanCtx<'a> {
-    pub root: &'a Path,
-    pub thumbs_dir: &'a Path,
-    pub seq: &'a Seq,
-    pub read_dir: ReadDir,
-}
-
 /// Refuses to treat an empty media root as "everything deleted" while the index has entries.
 pub fn guard_empty_root(conn: &Connection, entries: &[DiskEntry]) -> Result<(), LibraryError> {
     if entries.is_empty() {
@@ -111,51 +103,66 @@ pub fn guard_empty_root(conn: &Connection, entries: &[DiskEntry]) -> Result<(), 
 /// A folder waiting to be walked.
 struct Pending {
     dir: MediaPath,
-    real: PathBuf,
     depth: usize,
     /// Entries already read, with the seq taken before reading and the folder's mtime.
     read: Option<(Vec<DiskEntry>, i64, i64)>,
 }
 
-/// One full pass: walk the root, upsert what changed, drop what is gone.
-pub fn full_scan(ctx: &ScanCtx<'_>, conn: &mut Connection) -> Result<ScanReport, LibraryError> {
-    let canon = fsview::canonical_root(ctx.root)?;
-    let root_seq = ctx.seq.next();
-    let root_md = std::fs::metadata(&canon)
-        .map_err(|e| LibraryError::Unavailable(format!("media root: {e}")))?;
-    let root_entries = (ctx.read_dir)(&canon, &canon, &MediaPath::root())
-        .map_err(|e| LibraryError::Unavailable(format!("media root: {e}")))?;
-    guard_empty_root(conn, &root_entries)?;
+/// Runs `f` with the scanner's own connection on the blocking pool.
+async fn scan_db<T: Send + 'static>(
+    inner: &Arc<Inner>,
+    f: impl FnOnce(&mut Connection, &Inner) -> Result<T, LibraryError> + Send + 'static,
+) -> Result<T, LibraryError> {
+    let inner = inner.clone();
+    crate::blocking::run_unbounded("library scan", move || {
+        let mut conn = inner.scan_conn()?;
+        f(&mut conn, &inner)
+    })
+    .await
+}
+
+/// One full pass: walk the root, upsert what changed, drop what is gone. Stops (with
+/// `Cancelled`) between folders when `cancel` fires; what was applied stays consistent.
+pub async fn full_scan(
+    inner: &Arc<Inner>,
+    cancel: &CancellationToken,
+) -> Result<ScanReport, LibraryError> {
+    let storage = inner.storage.clone();
+    let root_seq = inner.seq.next();
+    let listing =
+        storage
+            .list(&MediaPath::root())
+            .await
+            .map_err(|e| match LibraryError::from(e) {
+                e @ (LibraryError::Unavailable(_) | LibraryError::Stalled(_)) => e,
+                e => LibraryError::Unavailable(format!("media root: {e}")),
+            })?;
+    let (root_entries, root_mtime) = disk::entries(listing);
+    let check = root_entries.clone();
+    scan_db(inner, move |conn, _| guard_empty_root(conn, &check)).await?;
 
     let mut report = ScanReport::default();
     let mut batch = Batch::default();
     let mut visited: HashSet<(u64, u64)> = HashSet::new();
-    {
-        use std::os::unix::fs::MetadataExt;
-        visited.insert((root_md.dev(), root_md.ino()));
-    }
     let mut stack = vec![Pending {
         dir: MediaPath::root(),
-        real: canon.clone(),
         depth: 0,
-        read: Some((root_entries, root_seq, fsview::mtime_ns(&root_md))),
+        read: Some((root_entries, root_seq, root_mtime)),
     }];
-    while let Some(Pending {
-        dir,
-        real,
-        depth,
-        read,
-    }) = stack.pop()
-    {
+    while let Some(Pending { dir, depth, read }) = stack.pop() {
+        if cancel.is_cancelled() {
+            batch.flush(inner, &mut report).await?;
+            return Err(LibraryError::Cancelled);
+        }
         let (entries, read_seq, mtime) = match read {
             Some(p) => p,
             None => {
-                let read_seq = ctx.seq.next();
-                let read = std::fs::metadata(&real).and_then(|md| {
-                    (ctx.read_dir)(&canon, &real, &dir).map(|e| (e, fsview::mtime_ns(&md)))
-                });
-                match read {
-                    Ok((e, m)) => (e, read_seq, m),
+                let read_seq = inner.seq.next();
+                match storage.list(&dir).await {
+                    Ok(l) => {
+                        let (e, m) = disk::entries(l);
+                        (e, read_seq, m)
+                    }
                     Err(e) => {
                         tracing::warn!(folder = %dir.to_string().escape_debug(), error = %e,
                             "library: cannot read folder; keeping its index entries");
@@ -167,45 +174,45 @@ pub fn full_scan(ctx: &ScanCtx<'_>, conn: &mut Connection) -> Result<ScanReport,
         };
         report.dirs += 1;
         for e in &entries {
-            match &e.walk {
-                Some(sub) if depth < MAX_DEPTH && visited.insert(e.dev_ino) => {
-                    if let Ok(p) = dir.join(&e.name) {
-                        stack.push(Pending {
-                            dir: p,
-                            real: sub.clone(),
-                            depth: depth + 1,
-                            read: None,
-                        });
-                    }
+            let fresh = e.id.is_none_or(|id| visited.insert(id));
+            if e.walk && depth < MAX_DEPTH && fresh {
+                if let Ok(p) = dir.join(&e.name) {
+                    stack.push(Pending {
+                        dir: p,
+                        depth: depth + 1,
+                        read: None,
+                    });
                 }
-                _ => {}
             }
             if e.kind == super::model::Kind::File {
                 report.files += 1;
             }
         }
-        let mark = fsview::trusted_mtime(mtime);
+        let mark = disk::trusted_mtime(mtime);
         if entries.len() > BATCH_ROWS {
-            batch.flush(conn, ctx, &mut report)?;
-            let done = apply_chunked(
-                conn,
-                &dir,
-                mark,
-                &entries,
-                read_seq,
-                ctx.seq,
-                ctx.thumbs_dir,
-            )?;
+            batch.flush(inner, &mut report).await?;
+            let done = scan_db(inner, move |conn, inner| {
+                apply_chunked(
+                    conn,
+                    &dir,
+                    mark,
+                    &entries,
+                    read_seq,
+                    &inner.seq,
+                    &inner.thumbs_dir,
+                )
+            })
+            .await?;
             report.add(done);
         } else {
             batch.rows += entries.len().max(1);
             batch.dirs.push((dir, mark, entries, read_seq));
             if batch.rows >= BATCH_ROWS {
-                batch.flush(conn, ctx, &mut report)?;
+                batch.flush(inner, &mut report).await?;
             }
         }
     }
-    batch.flush(conn, ctx, &mut report)?;
+    batch.flush(inner, &mut report).await?;
     Ok(report)
 }
 
@@ -219,34 +226,39 @@ struct Batch {
 }
 
 impl Batch {
-    fn flush(
+    async fn flush(
         &mut self,
-        conn: &mut Connection,
-        ctx: &ScanCtx<'_>,
+        inner: &Arc<Inner>,
         report: &mut ScanReport,
     ) -> Result<(), LibraryError> {
         if self.dirs.is_empty() {
             return Ok(());
         }
-        let mut thumbs = Vec::new();
-        let tx = conn.transaction()?;
-        for (dir, mark, entries, read_seq) in self.dirs.drain(..) {
-            let present: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
-            let done = index::apply_dir(
-                &tx,
-                &dir,
-                mark,
-                &entries,
-                &present,
-                read_seq,
-                ctx.seq,
-                &mut thumbs,
-            )?;
-            report.add(done);
-        }
-        tx.commit()?;
+        let dirs = std::mem::take(&mut self.dirs);
         self.rows = 0;
-        remove_thumbs(ctx.thumbs_dir, &thumbs);
+        let done = scan_db(inner, move |conn, inner| {
+            let mut thumbs = Vec::new();
+            let mut done = Applied::default();
+            let tx = conn.transaction()?;
+            for (dir, mark, entries, read_seq) in dirs {
+                let present: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
+                done.add(index::apply_dir(
+                    &tx,
+                    &dir,
+                    mark,
+                    &entries,
+                    &present,
+                    read_seq,
+                    &inner.seq,
+                    &mut thumbs,
+                )?);
+            }
+            tx.commit()?;
+            remove_thumbs(&inner.thumbs_dir, &thumbs);
+            Ok(done)
+        })
+        .await?;
+        report.add(done);
         Ok(())
     }
 }

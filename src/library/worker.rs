@@ -1,21 +1,21 @@
-//! The scanner thread's loop (scan at start, every `scan_interval_secs`, probe when nudged)
-//! and the probe phase: ffprobe and posters for files the index has not probed yet. A job's
-//! slow part (the external program) runs without any database lock; its result is written
-//! only if the row still describes the same bytes.
+//! The scanner's loop (scan at start, every `scan_interval_secs`, probe when nudged) and the
+//! probe phase: ffprobe and posters for files the index has not probed yet. A job's slow part
+//! (the external program, reading the file through storage) runs without any database lock;
+//! its result is written only if the row still describes the same bytes.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 
 use super::model::MediaClass;
-use super::probe::{self, Probed};
-use super::scan::{self, ScanCtx};
-use super::{fsview, schema, Inner, LibraryError};
+use super::probe::{self, ProbeInput, Probed};
+use super::scan;
+use super::{Inner, LibraryError};
 use crate::storage::MediaPath;
 
 /// A file that still needs ffprobe and/or a poster.
@@ -59,29 +59,35 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The file of `job` on disk, if it still resolves inside the root.
-fn real_file(canon: &Path, path: &str) -> Option<PathBuf> {
-    let mp = MediaPath::from_decoded(path).ok()?;
-    let mut p = canon.to_path_buf();
-    p.extend(mp.segments());
-    let real = p.canonicalize().ok()?;
-    real.starts_with(canon).then_some(real)
+/// What the programs read for `job`: the file, through storage (None: gone, or a backend
+/// that cannot give a program its bytes — the reason).
+async fn input_of(inner: &Inner, job: &Job) -> Result<ProbeInput, String> {
+    let path = MediaPath::from_decoded(&job.path).map_err(|e| e.to_string())?;
+    match inner.storage.probe_source(&path).await {
+        Ok(src) => ProbeInput::from_source(src)
+            .ok_or_else(|| "the storage backend cannot hand this file to ffprobe".to_string()),
+        Err(e) => Err(format!("the file is not readable: {e}")),
+    }
 }
 
 /// Runs ffprobe and/or ffmpeg for `job`. Blocking, bounded by `probe_timeout_secs` per run.
-pub fn work(inner: &Inner, canon: &Path, job: &Job) -> Outcome {
+pub fn work(inner: &Inner, input: Result<ProbeInput, String>, job: &Job) -> Outcome {
     let timeout = Duration::from_secs(inner.config.probe_timeout_secs);
     let mut out = Outcome::default();
-    let Some(file) = real_file(canon, &job.path) else {
-        let gone = "the file is not on disk".to_string();
-        out.probe = job.need_probe.then(|| Err(gone.clone()));
-        out.thumb = job.need_thumb.then_some(Err(gone));
-        return out;
+    let input = match input {
+        Ok(i) => i,
+        Err(why) => {
+            out.probe = job.need_probe.then(|| Err(why.clone()));
+            out.thumb = job.need_thumb.then_some(Err(why));
+            return out;
+        }
     };
     let mut duration = job.duration;
     let mut probe_failed = false;
     if job.need_probe {
-        let r = probe::ffprobe(&inner.config.ffprobe, &file, timeout).map_err(|e| e.to_string());
+        let r = input.try_clone().map_err(|e| e.to_string()).and_then(|i| {
+            probe::ffprobe(&inner.config.ffprobe, i, timeout).map_err(|e| e.to_string())
+        });
         if let Ok(p) = &r {
             duration = p.duration;
         }
@@ -96,7 +102,7 @@ pub fn work(inner: &Inner, canon: &Path, job: &Job) -> Outcome {
             let name = thumb_name(&job.path, job.size, job.mtime_ns);
             probe::make_thumb(
                 &inner.config.ffmpeg,
-                &file,
+                input,
                 job.class,
                 duration,
                 &inner.thumbs_dir.join(&name),
@@ -107,6 +113,18 @@ pub fn work(inner: &Inner, canon: &Path, job: &Job) -> Outcome {
         });
     }
     out
+}
+
+/// Probes one job and stores the result (the programs on the blocking pool).
+pub async fn run_job(inner: &Arc<Inner>, job: Job) -> Result<(), LibraryError> {
+    let input = input_of(inner, &job).await;
+    let inner = inner.clone();
+    crate::blocking::run_unbounded("library probe", move || {
+        let out = work(&inner, input, &job);
+        let conn = inner.scan_conn()?;
+        store(&conn, &job, &out, &inner.thumbs_dir)
+    })
+    .await
 }
 
 /// Writes `out` if the row still has the size and mtime the job was made from; otherwise the
@@ -202,19 +220,31 @@ fn pending(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Probes everything pending. Returns how many files were processed.
-pub fn probe_pending(inner: &Inner, conn: &Connection) -> u64 {
-    let (probe, thumbs) = (inner.tools().ffprobe, inner.thumbs_enabled());
+/// Probes everything pending (stopping between files when `cancel` fires). Returns how many
+/// files were processed.
+pub async fn probe_pending(inner: &Arc<Inner>, cancel: &CancellationToken) -> u64 {
+    let tools = {
+        let i = inner.clone();
+        crate::blocking::run_unbounded("library tools", move || {
+            Ok::<_, LibraryError>((i.tools().ffprobe, i.thumbs_enabled()))
+        })
+        .await
+    };
+    let Ok((probe, thumbs)) = tools else {
+        return 0;
+    };
     if !probe && !thumbs {
         return 0;
     }
-    let Ok(canon) = fsview::canonical_root(&inner.root) else {
-        return 0;
-    };
     let mut seen = HashSet::new();
     let mut done = 0;
     loop {
-        let jobs = match pending(conn, probe, thumbs, 64) {
+        let i = inner.clone();
+        let jobs = crate::blocking::run_unbounded("library pending", move || {
+            pending(&*i.scan_conn()?, probe, thumbs, 64)
+        })
+        .await;
+        let jobs = match jobs {
             Ok(j) => j,
             Err(e) => {
                 tracing::error!(error = %e, "library: cannot list files to probe");
@@ -228,8 +258,10 @@ pub fn probe_pending(inner: &Inner, conn: &Connection) -> u64 {
             return done;
         }
         for job in fresh {
-            let out = work(inner, &canon, &job);
-            if let Err(e) = store(conn, &job, &out, &inner.thumbs_dir) {
+            if cancel.is_cancelled() {
+                return done;
+            }
+            if let Err(e) = run_job(inner, job).await {
                 tracing::error!(error = %e, "library: cannot store probe results");
             }
             done += 1;
@@ -238,29 +270,39 @@ pub fn probe_pending(inner: &Inner, conn: &Connection) -> u64 {
 }
 
 /// One full scan with its bookkeeping in `status`.
-pub fn scan_once(inner: &Inner, conn: &mut Connection) -> Result<scan::ScanReport, LibraryError> {
+pub async fn scan_once(
+    inner: &Arc<Inner>,
+    cancel: &CancellationToken,
+) -> Result<scan::ScanReport, LibraryError> {
     inner.with_status(|s| s.scanning = true);
     let t = Instant::now();
-    let ctx = ScanCtx {
-        root: &inner.root,
-        thumbs_dir: &inner.thumbs_dir,
-        seq: &inner.seq,
-        read_dir: super::fsview::read_entries,
-    };
-    let result = scan::full_scan(&ctx, conn);
+    let result = scan::full_scan(inner, cancel).await;
     match &result {
         Ok(report) => {
-            if let Err(e) = scan::sweep_thumbs(conn, &inner.thumbs_dir) {
+            let i = inner.clone();
+            let swept = crate::blocking::run_unbounded("library sweep", move || {
+                scan::sweep_thumbs(&*i.scan_conn()?, &i.thumbs_dir)
+            })
+            .await;
+            if let Err(e) = swept {
                 tracing::warn!(error = %e, "library: cannot sweep posters");
             }
             tracing::info!(?report, ms = scan::ms_since(t), "library: scan finished");
+        }
+        Err(LibraryError::Cancelled) => {
+            tracing::info!("library: scan stopped for shutdown");
         }
         Err(e @ (LibraryError::Unavailable(_) | LibraryError::RootEmpty(_))) => {
             tracing::warn!(error = %e, "library: media root not scanned; the index is kept as it was");
         }
         Err(e) => tracing::error!(error = %e, "library: scan failed"),
     }
-    let indexed = super::query::count(conn).ok();
+    let i = inner.clone();
+    let indexed = crate::blocking::run_unbounded("library count", move || {
+        super::query::count(&*i.scan_conn()?)
+    })
+    .await
+    .ok();
     inner.with_status(|s| {
         s.finish(&result, scan::ms_since(t));
         s.indexed = indexed.unwrap_or(s.indexed);
@@ -268,39 +310,33 @@ pub fn scan_once(inner: &Inner, conn: &mut Connection) -> Result<scan::ScanRepor
     result
 }
 
-/// The scanner thread. Nudges (after `record_*`) only probe; the walk runs on the timer.
-pub fn run(inner: Arc<Inner>, rx: Receiver<()>) {
-    inner.tools(); // now, off the start-up path, so /readyz soon says what is there
-    let mut conn = match schema::open_conn(&inner.db_file) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "library: scanner cannot open the database; not scanning");
-            inner.with_status(|s| s.warning = Some(format!("scanner not running: {e}")));
-            return;
-        }
-    };
+/// The scanner: a scan now, then every `scan_interval_secs`; nudges (after `record_*`) only
+/// probe. Returns when `cancel` fires, at a checkpoint.
+pub async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
+    {
+        // Now, off the start-up path, so /readyz soon says what is there.
+        let i = inner.clone();
+        let _ = tokio::task::spawn_blocking(move || i.tools()).await;
+    }
     loop {
-        let _ = scan_once(&inner, &mut conn);
-        probe_pending(&inner, &conn);
+        let _ = scan_once(&inner, &cancel).await;
+        probe_pending(&inner, &cancel).await;
         let interval = inner.config.scan_interval_secs;
-        let deadline = (interval > 0).then(|| Instant::now() + Duration::from_secs(interval));
+        let next_scan = async {
+            if interval > 0 {
+                tokio::time::sleep(Duration::from_secs(interval)).await
+            } else {
+                std::future::pending().await
+            }
+        };
+        tokio::pin!(next_scan);
         loop {
-            let got = match deadline {
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    rx.recv_timeout(left)
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = &mut next_scan => break,
+                _ = inner.nudge.notified() => {
+                    probe_pending(&inner, &cancel).await;
                 }
-                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match got {
-                Ok(()) => {
-                    probe_pending(&inner, &conn);
-                }
-                Err(RecvTimeoutError::Timeout) => break,
-                Err(RecvTimeoutError::Disconnected) => return,
             }
         }
     }

@@ -1,12 +1,18 @@
-//! Storage: where media bytes live. A small object-safe trait so the HTTP layer streams from a
-//! local disk (or NFS mount) today and from S3 later without knowing which.
+//! Storage: everything the rest of the program knows about where media bytes live. The
+//! [`Storage`] trait hides paths: callers name files with a validated [`MediaPath`], read
+//! through [`Object`]s whose validators come from the backend, list folders, and write through
+//! a staged [`Upload`] that becomes visible only when committed. `local` is the local-disk
+//! (and NFS) backend; `memory` is a second backend that proves the boundary in tests; S3
+//! plugs in beside them.
 //!
 //! Invariant: every path handed to a backend is a validated [`MediaPath`]; backends never see
-//! raw client input.
+//! raw client input, and nothing outside this module holds a filesystem path to media.
 
+mod errno;
 pub mod local;
+pub mod memory;
 pub mod path;
-pub mod write;
+mod pump;
 
 use std::ops::Range;
 use std::pin::Pin;
@@ -16,25 +22,20 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use futures_util::Stream;
 
-pub use local::LocalStorage;
+pub use errno::errno_message;
 pub use path::{MediaPath, PathError};
+pub use pump::{pump, Pumped};
 
-/// A stream of file bytes; each item is at most one chunk (`streaming.chunk_kib`).
+/// A stream of file bytes; each item is at most one chunk (`streaming.chunk_kib`, growing for
+/// fast readers).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
 
 /// Bytes coming in (an upload body).
 pub type ByteSource = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
 
-#[derive(Debug, Clone, Copy)]
-pub struct PutOptions {
-    /// Replace an existing file (atomically); otherwise an existing name is `AlreadyExists`.
-    pub overwrite: bool,
-    /// Abort (and remove the partial file) past this many bytes.
-    pub max_bytes: u64,
-    /// The size the client announced (Content-Length): refused at once (`NoSpace`) when the
-    /// destination's filesystem has less room, instead of after sending that much.
-    pub expected: Option<u64>,
-}
+/// Called with the new durable offset each time a backend has made more of a staged upload
+/// durable (survives a crash). Runs on a backend thread: keep it short (one database write).
+pub type OnDurable = Arc<dyn Fn(u64) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -64,23 +65,49 @@ pub enum StorageError {
     /// The client stopped sending before the end.
     #[error("upload interrupted: {0}")]
     ClientGone(String),
-    #[error("upload aborted")]
-    Aborted,
     #[error("{0}")]
     Invalid(String),
     /// The backend did not answer in time (a hung NFS mount, a stalled disk).
     #[error("storage did not answer within {secs} s ({op})")]
     Stalled { op: &'static str, secs: u64 },
-    /// The backend is there but unusable (media root missing, not mounted).
+    /// The backend is there but unusable (media root missing, not mounted, another disk).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("file changed while being read")]
     Changed,
+    /// A staged upload's data is gone (deleted by hand, or lost with its disk).
+    #[error("the upload's data is gone")]
+    UploadGone,
+    /// Another writer still holds this staged upload.
+    #[error("another request is still writing this upload")]
+    Busy,
     #[error("i/o error: {0}")]
     Io(String),
 }
 
 impl StorageError {
+    /// A stable short name of the outcome, for metrics labels and API error codes.
+    pub fn outcome(&self) -> &'static str {
+        use StorageError::*;
+        match self {
+            NotFound | IsDirectory | NotADirectory => "not_found",
+            OutsideRoot => "outside_root",
+            PermissionDenied | PermissionDeniedAt(_) => "permission_denied",
+            NoSpace => "no_space",
+            ReadOnly => "read_only",
+            AlreadyExists => "exists",
+            NotEmpty => "not_empty",
+            TooLarge { .. } => "too_large",
+            ClientGone(_) => "upload_incomplete",
+            Invalid(_) => "invalid",
+            Stalled { .. } | Unavailable(_) => "storage_unavailable",
+            UploadGone => "upload_gone",
+            Busy => "upload_busy",
+            Changed | Io(_) => "storage_error",
+        }
+    }
+
+    /// The error an `io::Error` means for a read or a lookup.
     pub(crate) fn from_io(e: &std::io::Error) -> Self {
         use std::io::ErrorKind;
         match e.kind() {
@@ -88,7 +115,18 @@ impl StorageError {
             ErrorKind::PermissionDenied => StorageError::PermissionDenied,
             ErrorKind::NotADirectory => StorageError::NotADirectory,
             ErrorKind::IsADirectory => StorageError::IsDirectory,
-            _ => StorageError::Io(e.to_string()),
+            _ => StorageError::Io(errno_message(e)),
+        }
+    }
+}
+
+impl From<crate::blocking::BlockingError> for StorageError {
+    fn from(e: crate::blocking::BlockingError) -> Self {
+        match e {
+            crate::blocking::BlockingError::Stalled { op, secs } => {
+                StorageError::Stalled { op, secs }
+            }
+            e @ crate::blocking::BlockingError::Failed { .. } => StorageError::Io(e.to_string()),
         }
     }
 }
@@ -110,65 +148,135 @@ pub trait Object: Send + Sync {
     fn read_range(&self, range: Range<u64>) -> ByteStream;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
     File,
     Dir,
 }
 
+/// A file or folder as a listing or `stat` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirEntry {
+pub struct Entry {
     pub name: String,
     pub kind: EntryKind,
+    /// Bytes of a file; 0 for a folder.
     pub size: u64,
     pub modified: SystemTime,
+    /// Reached through a symbolic link (inside the root): listed, but a walk does not
+    /// descend into it, so links never make a walk loop or see a folder twice.
+    pub via_link: bool,
+    /// A backend-wide identity of a folder (device, inode), for loop detection across bind
+    /// mounts; None where the backend has none.
+    pub id: Option<(u64, u64)>,
+}
+
+/// One folder: itself, and its visible entries (folders first, then by name). Visible means:
+/// not starting with `.` (hidden, and streamhub's own `.streamhub*` names), a name a
+/// `MediaPath` can carry, a regular file or a folder, never through a link that leaves the
+/// root.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub dir: Entry,
+    pub entries: Vec<Entry>,
+}
+
+/// What an external program (ffprobe, ffmpeg) reads a stored file from.
+pub enum ProbeSource {
+    /// An open file, handed to the program as its standard input (`file:/dev/stdin`, which
+    /// re-opens the same file and can seek): no path is ever passed.
+    File(std::fs::File),
+    /// A URL the program fetches with ranges (a presigned object URL).
+    Url(String),
+    /// This backend cannot give a program the bytes.
+    Unsupported,
+}
+
+/// How a new staged upload is made.
+#[derive(Clone, Default)]
+pub struct UploadOptions {
+    /// Where it will be committed; checked now (a name that exists without `overwrite`, a
+    /// path through a file or out of the root) so a doomed upload fails before its body.
+    pub overwrite: bool,
+    /// The size the client announced: refused at once (`NoSpace`) when the destination
+    /// cannot take it, instead of after sending that much.
+    pub expected: Option<u64>,
+    /// Survives restarts under its `key` (tus); otherwise a one-shot upload whose data is
+    /// removed when the handle is dropped uncommitted.
+    pub resumable: bool,
+    /// Durable progress for resumable uploads: the backend makes written bytes durable
+    /// about once a second while the body streams, and reports the offset here.
+    pub on_durable: Option<OnDurable>,
+}
+
+/// A staged upload: bytes appended at its end, invisible under any media name until
+/// `commit`. Dropping it without `finish` discards what was not yet durable (and, for a
+/// one-shot upload, everything).
+#[async_trait::async_trait]
+pub trait Upload: Send {
+    /// The backend's name for it (stored by resumable uploads, given to `resume_upload`).
+    fn key(&self) -> &str;
+    /// Appends one chunk. Back-pressure: returns when the backend can take the next one.
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError>;
+    /// Makes everything written durable; returns the durable length.
+    async fn finish(&mut self) -> Result<u64, StorageError>;
+    /// Moves the finished upload to `dest` (never replacing an existing name unless
+    /// `overwrite`), creating missing folders; atomic and durable. On failure nothing is
+    /// visible and no folder it created is left behind; the staged data is kept for a
+    /// resumable upload.
+    async fn commit(
+        self: Box<Self>,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<ObjectMeta, StorageError>;
+    /// Ends the upload uncommitted, waiting until the backend has let go: bytes past the
+    /// durable offset are dropped (a resumable upload can be resumed from there), a one-shot
+    /// upload's data is removed.
+    async fn close(self: Box<Self>);
 }
 
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync {
+    /// Short name of the backend for health output ("local", "nfs", "memory", later "s3").
+    fn kind(&self) -> &'static str;
+    /// Readiness: the media root is there, readable, and the same volume as recorded.
+    async fn check(&self) -> Result<(), StorageError>;
     /// Opens a regular file for reading.
     async fn open(&self, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError>;
-    /// Lists a folder: visible entries only (no dot-files), folders first, then by name.
-    async fn list(&self, dir: &MediaPath) -> Result<Vec<DirEntry>, StorageError>;
-    /// Readiness: the root is there and readable.
-    async fn check(&self) -> Result<(), StorageError>;
-    /// Short name of the backend for health output ("local", later "nfs", "s3").
-    fn kind(&self) -> &'static str;
-    /// Streams `body` into `path`, committing atomically: nothing is visible until the whole
-    /// file is durable, and a failure leaves nothing behind. Parent folders are created.
-    async fn put(
-        &self,
-        path: &MediaPath,
-        body: ByteSource,
-        opts: PutOptions,
-    ) -> Result<ObjectMeta, StorageError>;
-    /// Whether anything (file or folder) has this name.
-    async fn exists(&self, path: &MediaPath) -> Result<bool, StorageError>;
-    /// Resumable uploads: a new empty staging file for a future `dest`, on the filesystem
-    /// `dest` will be on; the caller appends to it (across requests and restarts) and then
-    /// calls `commit_staged`. `AlreadyExists` when `dest` exists and not `overwrite`.
-    async fn create_staged(
+    /// What is at `path` (links followed inside the root), or None.
+    async fn stat(&self, path: &MediaPath) -> Result<Option<Entry>, StorageError>;
+    /// Lists a folder.
+    async fn list(&self, dir: &MediaPath) -> Result<Listing, StorageError>;
+    /// Starts a staged upload meant for `dest` (see [`UploadOptions`]).
+    async fn begin_upload(
         &self,
         dest: &MediaPath,
-        overwrite: bool,
-        length: u64,
-    ) -> Result<std::path::PathBuf, StorageError>;
-    /// Makes a finished staging file durable and moves it into place (as `put` commits).
-    async fn commit_staged(
+        opts: UploadOptions,
+    ) -> Result<Box<dyn Upload>, StorageError>;
+    /// Reopens a resumable upload, cut back to `durable` bytes (what was acknowledged:
+    /// bytes a crash left beyond it are dropped). `UploadGone` when its data is gone.
+    async fn resume_upload(
         &self,
-        staged: &std::path::Path,
-        dest: &MediaPath,
-        overwrite: bool,
-    ) -> Result<ObjectMeta, StorageError>;
-    /// Creates one folder (its parents as needed).
+        key: &str,
+        durable: u64,
+        on_durable: Option<OnDurable>,
+    ) -> Result<Box<dyn Upload>, StorageError>;
+    /// Deletes a resumable upload's data (no error when already gone).
+    async fn discard_upload(&self, key: &str) -> Result<(), StorageError>;
+    /// Keys of every resumable upload's data, for sweeping orphans.
+    async fn upload_keys(&self) -> Result<Vec<String>, StorageError>;
+    /// Creates a folder and any missing parents (`AlreadyExists` when it exists); on failure
+    /// no folder it created is left behind.
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError>;
     /// Deletes a file or an empty folder.
     async fn delete(&self, path: &MediaPath) -> Result<(), StorageError>;
-    /// Moves a file or folder; without `overwrite` an existing target is never replaced.
+    /// Moves a file or folder, creating missing folders of `to`; without `overwrite` an
+    /// existing target is never replaced.
     async fn rename(
         &self,
         from: &MediaPath,
         to: &MediaPath,
         overwrite: bool,
     ) -> Result<(), StorageError>;
+    /// Gives an external program access to a file's bytes.
+    async fn probe_source(&self, path: &MediaPath) -> Result<ProbeSource, StorageError>;
 }

@@ -153,28 +153,22 @@ impl MediaPath {
     }
 
     /// The path a new file or folder gets: every name in Unicode NFC (so "é" typed on a Mac
-    /// and on Linux is one file), and the new name must be one every client can use — no
-    /// leading dot (hidden), no trailing dot or space, no Windows device name.
+    /// and on Linux is one file), and every name on the way must be one every client can use
+    /// — no leading dot (hidden), no trailing dot or space, no Windows device name — since
+    /// folders on the way may be created too (a hidden folder would be readable by URL yet
+    /// missing from every listing).
     pub fn for_create(&self) -> Result<MediaPath, PathError> {
         use unicode_normalization::UnicodeNormalization;
         let segments: Vec<String> = self.segments.iter().map(|s| s.nfc().collect()).collect();
         let normalized = Self::from_segments(segments)?;
-        let Some(name) = normalized.name() else {
+        if normalized.is_root() {
             return Err(PathError::BadNewName(
                 String::new(),
                 "the media root exists already",
             ));
-        };
-        let bad = |why| Err(PathError::BadNewName(name.to_string(), why));
-        if name.starts_with('.') {
-            return bad("names starting with '.' would be hidden");
         }
-        if name.ends_with('.') || name.ends_with(' ') {
-            return bad("names ending in '.' or a space break Windows clients");
-        }
-        let stem = name.split('.').next().unwrap_or("").to_ascii_lowercase();
-        if WINDOWS_RESERVED.contains(&stem.as_str()) {
-            return bad("a reserved device name on Windows");
+        for name in normalized.segments() {
+            check_new_name(name)?;
         }
         Ok(normalized)
     }
@@ -191,6 +185,22 @@ impl fmt::Display for MediaPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.segments.join("/"))
     }
+}
+
+/// A name every client can use for something new.
+fn check_new_name(name: &str) -> Result<(), PathError> {
+    let bad = |why| Err(PathError::BadNewName(name.to_string(), why));
+    if name.starts_with('.') {
+        return bad("names starting with '.' would be hidden");
+    }
+    if name.ends_with('.') || name.ends_with(' ') {
+        return bad("names ending in '.' or a space break Windows clients");
+    }
+    let stem = name.split('.').next().unwrap_or("").to_ascii_lowercase();
+    if WINDOWS_RESERVED.contains(&stem.as_str()) {
+        return bad("a reserved device name on Windows");
+    }
+    Ok(())
 }
 
 /// Every `%` must start a two-hex-digit escape; `%zz` is refused rather than passed through.
@@ -302,7 +312,20 @@ mod tests {
         // NFD "é" (e + combining acute) becomes NFC
         let nfd = MediaPath::from_decoded("cafe\u{301}.txt").unwrap();
         assert_eq!(nfd.for_create().unwrap().name(), Some("caf\u{e9}.txt"));
-        for bad in [".hidden", "trail.", "trail ", "CON", "con.txt", "lpt1.mp4"] {
+        for bad in [
+            ".hidden",
+            "trail.",
+            "trail ",
+            "CON",
+            "con.txt",
+            "lpt1.mp4",
+            // every name on the way, not only the last
+            ".hidden/x.txt",
+            "CON/x.txt",
+            "trail./x.txt",
+            "a/.hid/sub",
+            "a/b /c",
+        ] {
             let p = MediaPath::from_decoded(bad).unwrap();
             assert!(
                 matches!(p.for_create(), Err(PathError::BadNewName(..))),

@@ -1,6 +1,6 @@
-//! Resumable uploads (tus 1.0.0): upload state in SQLite (`tus_uploads`), data in a staging
-//! file on the destination's filesystem (`Storage::create_staged`), committed like any other
-//! upload (`Storage::commit_staged`) when the last byte is in.
+//! Resumable uploads (tus 1.0.0): upload state in SQLite (`tus_uploads`), data staged by the
+//! storage backend under a key (`Storage::begin_upload` with `resumable`), committed like any
+//! other upload when the last byte is in.
 //!
 //! The offset in the database is the truth: it only ever names bytes that were fsynced. A
 //! crash can leave the staging file longer than that; every write starts by cutting the file
@@ -12,13 +12,15 @@
 pub mod append;
 pub mod proto;
 
-use std::path::PathBuf;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use rusqlite::{params, OptionalExtension};
 
 use crate::db::{Db, DbError};
+use crate::storage::Storage;
 
-pub use append::{append, AppendError, AppendOutcome};
+pub use append::{append, AppendError, Span};
 pub use proto::{Checksum, ChecksumAlgo, Metadata, ProtoError};
 
 /// Schema of the upload state, appended to the database migrations (`db::migrations`).
@@ -49,7 +51,8 @@ pub struct Upload {
     pub offset: u64,
     /// The `Upload-Metadata` header as the client sent it (echoed on HEAD).
     pub metadata: String,
-    pub staged: PathBuf,
+    /// The storage backend's key of the staged data.
+    pub staged: String,
     pub created_at: i64,
     pub expires_at: i64,
     pub completed_at: Option<i64>,
@@ -82,7 +85,7 @@ fn row_to_upload(r: &rusqlite::Row<'_>) -> rusqlite::Result<Upload> {
         length: r.get::<_, i64>(4)?.max(0) as u64,
         offset: r.get::<_, i64>(5)?.max(0) as u64,
         metadata: r.get(6)?,
-        staged: PathBuf::from(r.get::<_, String>(7)?),
+        staged: r.get(7)?,
         created_at: r.get(8)?,
         expires_at: r.get(9)?,
         completed_at: r.get(10)?,
@@ -112,7 +115,6 @@ impl TusStore {
 
     /// Blocking.
     pub fn insert(&self, u: &Upload) -> Result<(), DbError> {
-        let staged = u.staged.to_string_lossy().into_owned();
         self.db.with(|c| {
             c.execute(
                 &format!("INSERT INTO tus_uploads ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
@@ -124,7 +126,7 @@ impl TusStore {
                     u.length as i64,
                     u.offset as i64,
                     u.metadata,
-                    staged,
+                    u.staged,
                     u.created_at,
                     u.expires_at,
                     u.completed_at
@@ -168,57 +170,50 @@ impl TusStore {
         Ok(())
     }
 
-    /// Forgets an upload and deletes its staging data. Blocking.
-    pub fn remove(&self, u: &Upload) -> Result<(), DbError> {
-        remove_staged(&u.staged);
+    /// Forgets an upload (its data is the caller's to discard). Blocking.
+    pub fn delete(&self, id: &str) -> Result<(), DbError> {
         self.db
-            .with(|c| c.execute("DELETE FROM tus_uploads WHERE id = ?1", [&u.id]))?;
+            .with(|c| c.execute("DELETE FROM tus_uploads WHERE id = ?1", [id]))?;
         Ok(())
     }
 
-    /// Deletes uploads past their expiry (and their staging data); with `orphans_in`, also
-    /// staging files no upload refers to (call only when no upload can be being created).
-    /// Returns how many uploads expired. Blocking.
-    pub fn sweep(&self, now: i64, orphans_in: Option<Vec<PathBuf>>) -> Result<usize, DbError> {
-        let expired: Vec<Upload> = self.db.with(|c| {
+    /// Uploads past their expiry. Blocking.
+    pub fn expired(&self, now: i64) -> Result<Vec<Upload>, DbError> {
+        Ok(self.db.with(|c| {
             let mut st = c.prepare(&format!(
                 "SELECT {COLUMNS} FROM tus_uploads WHERE expires_at <= ?1"
             ))?;
             let rows = st.query_map([now], row_to_upload)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        for u in &expired {
-            self.remove(u)?;
-        }
-        if let Some(files) = orphans_in {
-            let known: std::collections::HashSet<String> = self.db.with(|c| {
-                let mut st = c.prepare("SELECT staged FROM tus_uploads")?;
-                let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-                rows.collect::<rusqlite::Result<_>>()
-            })?;
-            for f in files {
-                if !known.contains(f.to_string_lossy().as_ref()) {
-                    remove_staged(&f);
-                }
-            }
-        }
-        Ok(expired.iter().filter(|u| !u.is_complete()).count())
+        })?)
+    }
+
+    /// Keys of every upload's staged data. Blocking.
+    pub fn known_keys(&self) -> Result<HashSet<String>, DbError> {
+        Ok(self.db.with(|c| {
+            let mut st = c.prepare("SELECT staged FROM tus_uploads")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.collect::<rusqlite::Result<_>>()
+        })?)
     }
 }
 
-fn remove_staged(path: &std::path::Path) {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove upload data"),
-    }
+#[derive(Debug, thiserror::Error)]
+pub enum TusError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Blocking(#[from] crate::blocking::BlockingError),
 }
 
 /// The service's handle: the store, and which uploads a request is writing right now (one
 /// writer per upload; a second PATCH while the first runs is refused, not interleaved).
 pub struct Tus {
     pub store: TusStore,
-    busy: std::sync::Mutex<std::collections::HashSet<String>>,
+    storage: Arc<dyn Storage>,
+    busy: std::sync::Mutex<HashSet<String>>,
 }
 
 /// Held while a request writes an upload.
@@ -238,10 +233,61 @@ impl Drop for Busy<'_> {
 }
 
 impl Tus {
-    pub fn new(store: TusStore) -> Self {
+    pub fn new(store: TusStore, storage: Arc<dyn Storage>) -> Self {
         Tus {
             store,
+            storage,
             busy: Default::default(),
+        }
+    }
+
+    /// Forgets an upload and deletes its staged data.
+    pub async fn remove(&self, u: &Upload) -> Result<(), TusError> {
+        if let Err(e) = self.storage.discard_upload(&u.staged).await {
+            // The row goes anyway: an orphan is swept at the next start.
+            tracing::warn!(upload = %u.id, error = %e, "cannot delete upload data");
+        }
+        let (store, id) = (self.store.clone(), u.id.clone());
+        crate::blocking::run_unbounded("tus delete", move || store.delete(&id)).await?;
+        Ok(())
+    }
+
+    /// Deletes expired uploads (state and data); with `orphans`, also staged data no upload
+    /// refers to (call only when no upload can be being created: at start). Returns how many
+    /// unfinished uploads expired.
+    pub async fn sweep(&self, now: i64, orphans: bool) -> Result<usize, TusError> {
+        let store = self.store.clone();
+        let expired =
+            crate::blocking::run_unbounded("tus sweep", move || store.expired(now)).await?;
+        for u in &expired {
+            self.remove(u).await?;
+        }
+        if orphans {
+            let store = self.store.clone();
+            let known =
+                crate::blocking::run_unbounded("tus sweep", move || store.known_keys()).await?;
+            for key in self.storage.upload_keys().await? {
+                if !known.contains(&key) {
+                    self.storage.discard_upload(&key).await?;
+                }
+            }
+        }
+        Ok(expired.iter().filter(|u| !u.is_complete()).count())
+    }
+
+    /// Sweeps now and then, for ever (the service owns and cancels the task); the first pass
+    /// also removes orphans (data left by a crash between staging and recording).
+    pub async fn sweep_forever(self: Arc<Self>) {
+        let every = std::time::Duration::from_secs(self.store.expiry_secs.clamp(1, 60) as u64);
+        let mut first = true;
+        loop {
+            match self.sweep(crate::auth::now_secs(), first).await {
+                Ok(n) if n > 0 => tracing::info!(count = n, "expired resumable uploads deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "resumable upload sweep failed"),
+            }
+            first = false;
+            tokio::time::sleep(every).await;
         }
     }
 
@@ -261,6 +307,8 @@ impl Tus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::memory::MemoryStorage;
+    use crate::storage::{MediaPath, UploadOptions};
 
     fn store() -> (tempfile::TempDir, TusStore) {
         let dir = tempfile::tempdir().unwrap();
@@ -275,50 +323,58 @@ mod tests {
         (dir, TusStore::new(db, 60))
     }
 
-    fn upload(dir: &std::path::Path, id: &str, expires_at: i64) -> Upload {
-        let staged = dir.join(format!("{id}.upload"));
-        std::fs::write(&staged, b"abc").unwrap();
+    async fn upload(storage: &MemoryStorage, id: &str, expires_at: i64) -> Upload {
+        let dest = MediaPath::from_decoded(&format!("{id}.bin")).unwrap();
+        let up = storage
+            .begin_upload(
+                &dest,
+                UploadOptions {
+                    resumable: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let key = up.key().to_string();
+        up.close().await;
         Upload {
             id: id.into(),
             owner: 1,
-            dest: format!("{id}.bin"),
+            dest: dest.to_string(),
             overwrite: false,
             length: 10,
             offset: 3,
             metadata: String::new(),
-            staged,
+            staged: key,
             created_at: 0,
             expires_at,
             completed_at: None,
         }
     }
 
-    #[test]
-    fn round_trip_progress_and_expiry_sweep() {
-        let (dir, s) = store();
-        let keep = upload(dir.path(), "keep", 100);
-        let old = upload(dir.path(), "old", 10);
+    #[tokio::test]
+    async fn round_trip_progress_and_expiry_sweep() {
+        let (_dir, s) = store();
+        let storage = MemoryStorage::new();
+        let tus = Tus::new(s.clone(), Arc::new(storage.clone()));
+        let keep = upload(&storage, "keep", 100).await;
+        let old = upload(&storage, "old", 10).await;
+        let orphan = upload(&storage, "orphan", 10).await;
         s.insert(&keep).unwrap();
         s.insert(&old).unwrap();
         assert_eq!(s.get("keep").unwrap().as_ref(), Some(&keep));
         s.set_offset("keep", 7, 50).unwrap();
         let got = s.get("keep").unwrap().unwrap();
         assert_eq!((got.offset, got.expires_at), (7, 111));
-        let orphan = dir.path().join("orphan.upload");
-        std::fs::write(&orphan, b"x").unwrap();
-        let n = s
-            .sweep(
-                60,
-                Some(vec![
-                    keep.staged.clone(),
-                    old.staged.clone(),
-                    orphan.clone(),
-                ]),
-            )
-            .unwrap();
+        let n = tus.sweep(60, true).await.unwrap();
         assert_eq!(n, 1);
         assert!(s.get("old").unwrap().is_none());
-        assert!(!old.staged.exists() && !orphan.exists());
-        assert!(keep.staged.exists());
+        let left = storage.staged_keys();
+        assert_eq!(
+            left,
+            vec![keep.staged.clone()],
+            "expired and orphan data go: {left:?}"
+        );
+        assert!(!left.contains(&old.staged) && !left.contains(&orphan.staged));
     }
 }

@@ -51,6 +51,7 @@ LINK_INSIDE = "link_inside.bin"
 LINK_OUTSIDE = "link_outside.txt"
 LINK_DIR_OUTSIDE = "linkdir_outside"
 LINK_DANGLING = "dangling.mp4"
+LINK_DANGLING_OUTSIDE = "dangling_outside.mp4"
 SECRET_TEXT = b"TOPSECRET-outside-media-root\n"
 OLD_MTIME = 1_600_000_000  # 2020-09-13
 
@@ -306,7 +307,8 @@ def media(tmp_path_factory):
     (root / LINK_OUTSIDE).symlink_to(secret)
     (root / LINK_INSIDE).symlink_to(BIN_1M)  # relative, stays inside
     (root / LINK_DIR_OUTSIDE).symlink_to(outside, target_is_directory=True)
-    (root / LINK_DANGLING).symlink_to(base / "does-not-exist")
+    (root / LINK_DANGLING).symlink_to("does-not-exist")  # relative: would stay inside
+    (root / LINK_DANGLING_OUTSIDE).symlink_to(base / "does-not-exist")
     # a file named "secret" next to the media root for ../ escapes
     (base / "secret").write_bytes(SECRET_TEXT)
 

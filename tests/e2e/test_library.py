@@ -455,7 +455,7 @@ def test_kill9_after_and_during_uploads_index_matches_disk(servers, tmp_path):
     srv2 = servers.start(root, data_dir=data, tls_listen=(), env=SCAN_ENV, name="after-kill")
     wait_next_scan(srv2, 0)
     on_disk = sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                     if p.is_file() and ".streamhub-staging" not in p.parts)
+                     if p.is_file() and not any(x.startswith(".streamhub") for x in p.parts))
     indexed = sorted(x["path"] for x in ok_json(lib(srv2, q="e", per_page=1000, type="other"))["entries"]
                      + ok_json(lib(srv2, q="e", per_page=1000, type="video"))["entries"]
                      + ok_json(lib(srv2, q="p", per_page=1000, type="audio"))["entries"])

@@ -7,6 +7,7 @@ import pytest
 from conftest import (
     BIN_1M,
     LINK_DANGLING,
+    LINK_DANGLING_OUTSIDE,
     LINK_DIR_OUTSIDE,
     LINK_INSIDE,
     LINK_OUTSIDE,
@@ -74,6 +75,15 @@ def test_symlinked_dir_outside_root_forbidden(server):
 
 def test_dangling_symlink_404(server):
     assert_json_error(raw_get(server.port, f"/media/{LINK_DANGLING}"), 404, "not_found")
+
+
+def test_links_out_of_the_root_are_403_whether_or_not_the_target_exists(server):
+    # No oracle: the answer never tells what exists outside the media root.
+    for target in (LINK_DANGLING_OUTSIDE, LINK_OUTSIDE, f"{LINK_DIR_OUTSIDE}/secret.txt",
+                   f"{LINK_DIR_OUTSIDE}/no-such-file", f"{LINK_DIR_OUTSIDE}/no/such/dir"):
+        r = raw_get(server.port, f"/media/{target}")
+        assert_json_error(r, 403, "outside_root")
+        assert SECRET_TEXT not in r.body
 
 
 def test_symlink_inside_root_served(server, media):

@@ -128,8 +128,10 @@ def fetch(srv, rel):
 
 
 def outside_staging(root):
-    """Everything under the media root but the staging folder: {relpath: size or 'dir'}."""
-    return {k: v for k, v in snapshot(root).items() if Path(k).parts[0] != STAGING}
+    """Everything under the media root but streamhub's own names (the staging folder, the
+    root's identity marker): {relpath: size or 'dir'}."""
+    return {k: v for k, v in snapshot(root).items()
+            if not Path(k).parts[0].startswith(".streamhub")}
 
 
 def resumable(root):

@@ -1,0 +1,13 @@
+//! The application layer: what a request means, across domain modules. `http` handlers only
+//! translate HTTP into these calls and their typed results back; the rules of who may change
+//! what, and the orchestration of a write (storage → library index → metrics), live here, so
+//! the web UI, sync and the CLI reuse them instead of re-implementing them per endpoint.
+//!
+//! Layout: `files` (uploads, folders, moves, deletes, and the ownership rules) and
+//! `resumable` (tus uploads over storage and the `tus` state).
+
+pub mod files;
+pub mod resumable;
+
+pub use files::{Files, FilesError, PutRequest};
+pub use resumable::{Resumable, ResumableError};

@@ -1,0 +1,265 @@
+//! The media root's identity: a marker file `.streamhub-root` holding a volume id, so an
+//! unmounted disk (whose bare mount-point folder is empty) or another disk is never taken
+//! for the media root — Syncthing's `.stfolder` lesson. The id is recorded in the database
+//! by the service; the marker is created only while no id is recorded (a new install), never
+//! again after. Within one run the root's device is compared too.
+//!
+//! While the marker is missing or different, every operation is `Unavailable` with a message
+//! naming the problem; it recovers by itself when the right disk is back.
+
+use std::fs::File;
+use std::io::{Read, Write};
+
+use super::root::{open_dir_at, Root};
+use crate::storage::{errno_message, StorageError};
+
+pub const MARKER: &str = ".streamhub-root";
+
+/// What the root must be. `expected` None: not checked (no id could be established yet).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ident {
+    pub expected: Option<String>,
+    /// Device of the root, taken the first time the marker matched in this run.
+    pub dev: Option<u64>,
+    /// The marker last read and found right: re-read only when it changes.
+    pub marker: Option<Seen>,
+    /// Set when start-up could not establish an id and it is not safe to go on (an empty
+    /// root while the index has entries): every operation reports this.
+    pub blocked: Option<String>,
+}
+
+fn unavailable(msg: String) -> StorageError {
+    StorageError::Unavailable(msg)
+}
+
+/// A marker file as `stat` sees it: (device, inode, ctime in ns). A rewrite in place keeps
+/// the inode but moves the ctime.
+pub(crate) type Seen = (u64, u64, i64);
+
+pub(crate) fn seen_of(st: &rustix::fs::Stat) -> Seen {
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    let ctime = (st.st_ctime as i64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(st.st_ctime_nsec as i64);
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    (st.st_dev as u64, st.st_ino as u64, ctime)
+}
+
+/// The id in a marker's text: its last non-empty line that is not a comment.
+fn parse_marker(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter(|l| l.len() <= 128 && l.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+}
+
+fn read_marker(root: &File) -> Result<Option<(String, Seen)>, StorageError> {
+    let f = match rustix::fs::openat(
+        root,
+        MARKER,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) {
+        Ok(fd) => File::from(fd),
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(e) => {
+            return Err(unavailable(format!(
+                "cannot read the media root's {MARKER}: {}",
+                errno_message(&e.into())
+            )))
+        }
+    };
+    let st = rustix::fs::fstat(&f).map_err(|e| unavailable(errno_message(&e.into())))?;
+    let mut text = String::new();
+    f.take(4096)
+        .read_to_string(&mut text)
+        .map_err(|e| unavailable(format!("cannot read {MARKER}: {}", errno_message(&e))))?;
+    let id = parse_marker(&text)
+        .ok_or_else(|| unavailable(format!("the media root's {MARKER} holds no volume id")))?;
+    Ok(Some((id, seen_of(&st))))
+}
+
+/// Writes a new marker (temporary name, fsync, rename, fsync folder).
+fn write_marker(root: &File, id: &str) -> std::io::Result<()> {
+    let tmp = format!("{MARKER}.tmp");
+    let fd = rustix::fs::openat(
+        root,
+        tmp.as_str(),
+        rustix::fs::OFlags::WRONLY
+            | rustix::fs::OFlags::CREATE
+            | rustix::fs::OFlags::TRUNC
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::from_raw_mode(0o644),
+    )?;
+    let mut f = File::from(fd);
+    f.write_all(
+        format!(
+            "# streamhub media root: identifies this disk; do not delete (docs/DEPLOY.md)\n{id}\n"
+        )
+        .as_bytes(),
+    )?;
+    f.sync_all()?;
+    rustix::fs::renameat(root, tmp.as_str(), root, MARKER)?;
+    root.sync_all()
+}
+
+/// Whether the root folder has any entry besides streamhub's own.
+fn is_empty(root: &File) -> bool {
+    let Ok(dup) = root.try_clone() else {
+        return false;
+    };
+    let Ok(mut dir) = rustix::fs::Dir::read_from(dup) else {
+        return false;
+    };
+    !dir.by_ref().flatten().any(|e| {
+        let n = e.file_name().to_bytes();
+        n != b"." && n != b".." && !n.starts_with(b".streamhub")
+    })
+}
+
+/// What start-up settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Established {
+    /// The root's id (found, or just created): record it if nothing was recorded.
+    Volume(String),
+    /// No id could be written (a read-only root, no permission): the root runs unchecked.
+    Unchecked(String),
+}
+
+impl Root {
+    /// Settles the root's identity at start. `recorded`: the id in the database, if any;
+    /// `indexed`: how many entries the library index holds. Blocking.
+    pub fn establish(
+        &self,
+        recorded: Option<&str>,
+        indexed: u64,
+    ) -> Result<Established, StorageError> {
+        if let Some(r) = recorded {
+            self.with_ident(|i| i.expected = Some(r.to_string()));
+        }
+        let dir = match open_dir_at(self.path()) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && recorded.is_none() => {
+                // A new install: the (default) media folder is made for the user.
+                std::fs::create_dir_all(self.path()).map_err(|e| {
+                    unavailable(format!(
+                        "cannot create media root {}: {}",
+                        self.path().display(),
+                        errno_message(&e)
+                    ))
+                })?;
+                open_dir_at(self.path()).map_err(|e| unavailable(errno_message(&e)))?
+            }
+            Err(e) => {
+                return Err(unavailable(format!(
+                    "media root: {} (is the disk mounted?)",
+                    errno_message(&e)
+                )))
+            }
+        };
+        if recorded.is_some() {
+            self.verify(&dir)?;
+            return Ok(Established::Volume(
+                recorded.unwrap_or_default().to_string(),
+            ));
+        }
+        if let Some((id, seen)) = read_marker(&dir)? {
+            self.with_ident(|i| {
+                i.expected = Some(id.clone());
+                i.marker = Some(seen);
+                i.dev = super::root::dev_of(&dir);
+            });
+            return Ok(Established::Volume(id));
+        }
+        if indexed > 0 && is_empty(&dir) {
+            let msg = format!(
+                "the media root is empty but the library index has {indexed} entries: is the \
+                 disk mounted? Mount it, then restart streamhub"
+            );
+            self.with_ident(|i| i.blocked = Some(msg.clone()));
+            return Err(unavailable(msg));
+        }
+        let id = crate::secret::random_token();
+        match write_marker(&dir, &id) {
+            Ok(()) => {
+                tracing::info!(marker = MARKER, "media root: identity marker created");
+                self.verify(&dir).ok();
+                self.with_ident(|i| i.expected = Some(id.clone()));
+                self.verify(&dir)?;
+                Ok(Established::Volume(id))
+            }
+            Err(e) => Ok(Established::Unchecked(format!(
+                "cannot write {MARKER} into the media root ({}): an unmounted disk cannot be told \
+                 from an empty one",
+                errno_message(&e)
+            ))),
+        }
+    }
+
+    fn with_ident<T>(&self, f: impl FnOnce(&mut Ident) -> T) -> T {
+        f(&mut self.ident.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Checks an open root against the expected identity. Reads the marker only when it is
+    /// not the one already checked (one `fstatat` otherwise).
+    pub(super) fn verify(&self, dir: &File) -> Result<(), StorageError> {
+        let ident = self.with_ident(|i| i.clone());
+        if let Some(msg) = ident.blocked {
+            return Err(unavailable(msg));
+        }
+        let Some(expected) = ident.expected else {
+            return Ok(());
+        };
+        let dev = super::root::dev_of(dir);
+        if let (Some(was), Some(now)) = (ident.dev, dev) {
+            if was != now {
+                return Err(unavailable(
+                    "the media root is on another device than at start (unmounted, or another \
+                     disk?); restart streamhub if the disk was replaced on purpose"
+                        .to_string(),
+                ));
+            }
+        }
+        let seen = match rustix::fs::statat(dir, MARKER, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => seen_of(&st),
+            Err(rustix::io::Errno::NOENT) => {
+                return Err(unavailable(format!(
+                    "the media root has no {MARKER}: is the disk mounted?"
+                )))
+            }
+            Err(e) => return Err(unavailable(errno_message(&e.into()))),
+        };
+        if ident.marker == Some(seen) {
+            return Ok(());
+        }
+        match read_marker(dir)? {
+            Some((id, seen)) if id == expected => {
+                self.with_ident(|i| {
+                    i.marker = Some(seen);
+                    i.dev = i.dev.or(dev);
+                });
+                Ok(())
+            }
+            Some((id, _)) => Err(unavailable(format!(
+                "the media root holds volume {id}, not the recorded {expected}: another disk?"
+            ))),
+            None => Err(unavailable(format!(
+                "the media root has no {MARKER}: is the disk mounted?"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_text() {
+        assert_eq!(parse_marker("# c\nabc\n").as_deref(), Some("abc"));
+        assert_eq!(parse_marker("# only a comment\n"), None);
+        assert_eq!(parse_marker("bad id with spaces"), None);
+    }
+}

@@ -1,0 +1,370 @@
+//! The local-disk backend (also the NFS/SMB case): private parts `root` (the root handle and
+//! every lookup beneath it), `identity` (the root's marker), `read` (streaming ranges),
+//! `staging` (uploads), `ops` (listing, folders, moves, deletes).
+//!
+//! Every filesystem call runs on the blocking pool under `storage.timeout_secs`
+//! ([`crate::blocking::run`]), so a stalled disk or hung mount turns into
+//! [`StorageError::Stalled`] (503) instead of freezing the runtime — except two kinds of call
+//! the kernel guarantees not to block: reads of page-cached data (`preadv2(RWF_NOWAIT)`) and
+//! opens whose every component is in the dentry cache on the root's own local filesystem
+//! (`openat2(RESOLVE_CACHED)`).
+
+mod identity;
+mod ops;
+mod read;
+mod root;
+mod staging;
+#[cfg(test)]
+mod tests;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    Entry, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Storage, StorageError,
+    Upload, UploadOptions,
+};
+pub use identity::{Established, MARKER};
+use read::{ChunkBudget, LocalObject};
+use root::Root;
+pub use staging::STAGING_DIR;
+
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub allow_symlink_escape: bool,
+    pub timeout: Duration,
+    pub chunk_size: usize,
+}
+
+pub struct LocalStorage {
+    root: Arc<Root>,
+    opts: LocalOptions,
+    /// The root with symlinks resolved, for the non-blocking open (None: root missing at
+    /// start, so that path stays off).
+    canonical_root: Option<PathBuf>,
+    /// What `statfs` says the root is (`"local"`, `"nfs"`, …).
+    fs_kind: &'static str,
+    /// Non-blocking opens are possible (local filesystem, kernel has `RESOLVE_CACHED`).
+    fast_open: AtomicBool,
+    budget: Arc<ChunkBudget>,
+}
+
+/// The error a failed write means, naming the folder (relative to the media root).
+pub(crate) fn write_err(e: &std::io::Error, folder: &str) -> StorageError {
+    use rustix::io::Errno;
+    match e.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::NOSPC) | Some(Errno::DQUOT) => StorageError::NoSpace,
+        Some(Errno::EXIST) | Some(Errno::NOTEMPTY) => StorageError::AlreadyExists,
+        Some(Errno::ACCESS) | Some(Errno::PERM) => {
+            StorageError::PermissionDeniedAt(folder.to_string())
+        }
+        Some(Errno::ROFS) => StorageError::ReadOnly,
+        _ if root::is_escape(e) => StorageError::OutsideRoot,
+        _ => StorageError::from_io(e),
+    }
+}
+
+impl LocalStorage {
+    /// A backend over the folder `root`. Nothing is checked or created here: the root's
+    /// identity is settled by [`LocalStorage::establish`], and until then (or while the
+    /// disk is away) operations report what is wrong.
+    pub fn new(root: &Path, opts: LocalOptions) -> Self {
+        let canonical_root = root.canonicalize().ok();
+        let fs_kind = canonical_root
+            .as_deref()
+            .map(fs_kind_of)
+            .unwrap_or("unknown");
+        LocalStorage {
+            root: Arc::new(Root::new(root, opts.allow_symlink_escape)),
+            opts,
+            fast_open: AtomicBool::new(fs_kind == "local" && canonical_root.is_some()),
+            canonical_root,
+            fs_kind,
+            budget: Arc::default(),
+        }
+    }
+
+    /// Settles the root's identity (see `identity`) and removes what crashed one-shot
+    /// uploads left in the staging folder. Blocking; call at start.
+    pub fn establish(
+        &self,
+        recorded: Option<&str>,
+        indexed: u64,
+    ) -> Result<Established, StorageError> {
+        let est = self.root.establish(recorded, indexed)?;
+        if let Ok(root) = self.root.open() {
+            let n = staging::clean_one_shot(&root);
+            if n > 0 {
+                tracing::warn!(
+                    count = n,
+                    "removed partial uploads left by an earlier crash or kill"
+                );
+            }
+        }
+        Ok(est)
+    }
+
+    /// Filesystem kind of the media root as detected at start.
+    pub fn fs_kind(&self) -> &'static str {
+        self.fs_kind
+    }
+
+    async fn blocking<T, F>(&self, op: &'static str, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Root) -> Result<T, StorageError> + Send + 'static,
+    {
+        let root = self.root.clone();
+        crate::blocking::run(op, self.opts.timeout, move || f(&root)).await
+    }
+
+    /// Opens `path` only if that cannot block: every path component must already be in the
+    /// dentry cache (`RESOLVE_CACHED`), stay on the root's (local) filesystem (`NO_XDEV`) and,
+    /// unless escapes are allowed, stay beneath the root (`BENEATH`); the root must still be
+    /// the checked volume (its device, and the marker already verified). `None` means "take
+    /// the blocking path" — a cold cache, an absolute symlink, a mount point, an old kernel,
+    /// a changed marker — so a spun-down disk or an NFS mount never stalls a runtime worker,
+    /// while hot files skip a thread hand-off per request.
+    fn open_fast(&self, path: &MediaPath) -> Option<Result<File, StorageError>> {
+        use rustix::fs::{fstat, openat2, Mode, OFlags, ResolveFlags};
+        use rustix::io::Errno;
+        if !self.fast_open.load(Ordering::Relaxed) || path.is_root() {
+            return None;
+        }
+        let canonical = self.canonical_root.as_ref()?;
+        let ident = self.root.ident.lock().ok()?.clone();
+        if ident.blocked.is_some() {
+            return None;
+        }
+        let cached = |dir: &dyn rustix::fd::AsFd, p: &str, flags: OFlags, how: ResolveFlags| {
+            openat2(dir, p, flags | OFlags::CLOEXEC, Mode::empty(), how)
+        };
+        let root = match openat2(
+            rustix::fs::CWD,
+            canonical,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::CACHED,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOSYS) | Err(Errno::INVAL) => {
+                self.fast_open.store(false, Ordering::Relaxed);
+                return None;
+            }
+            Err(_) => return None,
+        };
+        // Same filesystem, in-memory inodes: fstat does not wait on a device.
+        let st = fstat(&root).ok()?;
+        if ident.expected.is_some() {
+            if ident.dev != Some(st.st_dev) {
+                return None;
+            }
+            let marker = cached(
+                &root,
+                MARKER,
+                OFlags::PATH | OFlags::NOFOLLOW,
+                ResolveFlags::CACHED | ResolveFlags::BENEATH,
+            )
+            .ok()?;
+            let m = fstat(&marker).ok()?;
+            if ident.marker != Some(identity::seen_of(&m)) {
+                return None;
+            }
+        }
+        let mut how = ResolveFlags::CACHED | ResolveFlags::NO_XDEV | ResolveFlags::NO_MAGICLINKS;
+        if !self.opts.allow_symlink_escape {
+            how |= ResolveFlags::BENEATH;
+        }
+        let rel = path.to_string();
+        match cached(&root, rel.as_str(), OFlags::RDONLY | OFlags::NONBLOCK, how) {
+            Ok(fd) => Some(Ok(File::from(fd))),
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => Some(Err(StorageError::NotFound)),
+            Err(Errno::ACCESS) => Some(Err(StorageError::PermissionDenied)),
+            Err(_) => None,
+        }
+    }
+
+    fn object(&self, file: File) -> Result<Arc<dyn Object>, StorageError> {
+        // On the root's local filesystem (or from the blocking pool): fstat does not block.
+        let md = file.metadata().map_err(|e| StorageError::from_io(&e))?;
+        if md.is_dir() {
+            return Err(StorageError::IsDirectory);
+        }
+        if !md.is_file() {
+            // FIFOs, devices, sockets: reading them could block or never end.
+            return Err(StorageError::NotFound);
+        }
+        Ok(Arc::new(LocalObject::new(
+            file,
+            &md,
+            self.opts.timeout,
+            self.opts.chunk_size,
+            self.budget.clone(),
+        )))
+    }
+}
+
+#[async_trait::async_trait]
+impl Storage for LocalStorage {
+    fn kind(&self) -> &'static str {
+        self.fs_kind
+    }
+
+    async fn check(&self) -> Result<(), StorageError> {
+        self.blocking("check", |root| {
+            let dir = root.open()?;
+            // Readable, not only present.
+            rustix::fs::Dir::read_from(&dir).map_err(|e| {
+                StorageError::Unavailable(format!(
+                    "media root: {}",
+                    super::errno_message(&e.into())
+                ))
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn open(&self, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError> {
+        let file = match self.open_fast(path) {
+            Some(r) => r?,
+            None => {
+                let p = path.clone();
+                self.blocking("open", move |root| {
+                    let dir = root.open()?;
+                    root.file(&dir, &p)
+                })
+                .await?
+            }
+        };
+        self.object(file)
+    }
+
+    async fn stat(&self, path: &MediaPath) -> Result<Option<Entry>, StorageError> {
+        let p = path.clone();
+        self.blocking("stat", move |root| ops::stat(root, &p)).await
+    }
+
+    async fn list(&self, dir: &MediaPath) -> Result<Listing, StorageError> {
+        let p = dir.clone();
+        self.blocking("list", move |root| ops::list(root, &p)).await
+    }
+
+    async fn begin_upload(
+        &self,
+        dest: &MediaPath,
+        opts: UploadOptions,
+    ) -> Result<Box<dyn Upload>, StorageError> {
+        let (p, timeout) = (dest.clone(), self.opts.timeout);
+        let root = self.root.clone();
+        let up = self
+            .blocking("create", move |_| staging::begin(root, &p, opts, timeout))
+            .await?;
+        Ok(Box::new(up))
+    }
+
+    async fn resume_upload(
+        &self,
+        key: &str,
+        durable: u64,
+        on_durable: Option<OnDurable>,
+    ) -> Result<Box<dyn Upload>, StorageError> {
+        let (key, timeout) = (key.to_string(), self.opts.timeout);
+        let root = self.root.clone();
+        let up = self
+            .blocking("resume", move |_| {
+                staging::resume(root, &key, durable, on_durable, timeout)
+            })
+            .await?;
+        Ok(Box::new(up))
+    }
+
+    async fn discard_upload(&self, key: &str) -> Result<(), StorageError> {
+        let key = key.to_string();
+        self.blocking("discard", move |root| staging::discard(root, &key))
+            .await
+    }
+
+    async fn upload_keys(&self) -> Result<Vec<String>, StorageError> {
+        self.blocking("list uploads", staging::keys).await
+    }
+
+    async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError> {
+        let p = path.clone();
+        self.blocking("mkdir", move |root| ops::create_dir(root, &p))
+            .await
+    }
+
+    async fn delete(&self, path: &MediaPath) -> Result<(), StorageError> {
+        let p = path.clone();
+        self.blocking("delete", move |root| ops::delete(root, &p))
+            .await
+    }
+
+    async fn rename(
+        &self,
+        from: &MediaPath,
+        to: &MediaPath,
+        overwrite: bool,
+    ) -> Result<(), StorageError> {
+        let (f, t) = (from.clone(), to.clone());
+        self.blocking("rename", move |root| ops::rename(root, &f, &t, overwrite))
+            .await
+    }
+
+    async fn probe_source(&self, path: &MediaPath) -> Result<ProbeSource, StorageError> {
+        let p = path.clone();
+        self.blocking("open", move |root| {
+            let dir = root.open()?;
+            Ok(ProbeSource::File(root.file(&dir, &p)?))
+        })
+        .await
+    }
+}
+
+/// Meta of a committed file, for the upload's answer.
+pub(crate) fn committed_meta(dir: &File, name: &str) -> Result<ObjectMeta, StorageError> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| StorageError::from_io(&e.into()))?;
+    let md = File::from(fd)
+        .metadata()
+        .map_err(|e| StorageError::from_io(&e))?;
+    Ok(read::meta_of(&md))
+}
+
+/// f_type is i64 on 64-bit Linux but 32 bits wide (and signed on some) on 32-bit targets.
+#[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
+fn magic_of(s: &rustix::fs::StatFs) -> i64 {
+    (s.f_type as i64) & 0xFFFF_FFFF
+}
+
+/// What kind of filesystem `path` is on (`"local"`, `"nfs"`, …), or `"unknown"`.
+pub fn fs_kind_of(path: &Path) -> &'static str {
+    rustix::fs::statfs(path)
+        .map(|s| fs_kind(magic_of(&s)))
+        .unwrap_or("unknown")
+}
+
+/// Names the filesystem behind a `statfs` magic number; anything reached over a network (or
+/// through FUSE, which may be) is not "local" and never gets the non-blocking fast path.
+fn fs_kind(magic: i64) -> &'static str {
+    match magic {
+        0x6969 => "nfs",
+        0x517B | 0xFF53_4D42 | 0xFE53_4D42 => "smb",
+        0x6573_5546 => "fuse",
+        0x00C3_6400 => "ceph",
+        0x0102_1997 => "9p",
+        0x5346_414F | 0x6B41_4653 => "afs",
+        0x0187 => "autofs",
+        0x0116_1970 | 0x7461_636F | 0x564C | 0x7375_7245 => "cluster",
+        _ => "local",
+    }
+}

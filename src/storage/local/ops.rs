@@ -1,0 +1,188 @@
+//! Listing and changing folders on the local backend: every name is looked up in a folder
+//! handle resolved beneath the root, and every change is one `*at` call on such handles, so
+//! nothing outside the root is ever read, created, renamed or removed. Blocking.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::time::SystemTime;
+
+use rustix::fs::{AtFlags, RenameFlags};
+
+use super::root::{shown, Root};
+use super::write_err;
+use crate::storage::{Entry, EntryKind, Listing, MediaPath, StorageError};
+
+fn entry(name: String, md: &std::fs::Metadata, via_link: bool) -> Entry {
+    let kind = if md.is_dir() {
+        EntryKind::Dir
+    } else {
+        EntryKind::File
+    };
+    Entry {
+        name,
+        kind,
+        size: if md.is_file() { md.len() } else { 0 },
+        modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        via_link,
+        id: (kind == EntryKind::Dir).then(|| (md.dev(), md.ino())),
+    }
+}
+
+pub(super) fn stat(root: &Root, path: &MediaPath) -> Result<Option<Entry>, StorageError> {
+    let dir = root.open()?;
+    let Some(md) = root.stat(&dir, path)? else {
+        return Ok(None);
+    };
+    if !md.is_dir() && !md.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(entry(
+        path.name().unwrap_or("").to_string(),
+        &md,
+        false,
+    )))
+}
+
+/// One folder entry as listings show it, or None (see [`Listing`] for the rule). A link is
+/// followed beneath the root; one that leaves it is not shown, so a listing never reveals
+/// what lies outside.
+fn visible(
+    root: &Root,
+    rootdir: &File,
+    folder: &File,
+    dir: &MediaPath,
+    name: &std::ffi::OsStr,
+) -> Option<Entry> {
+    let name = name.to_str()?;
+    if name.starts_with('.') {
+        return None;
+    }
+    let path = dir.join(name).ok()?;
+    let own = rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    let is_link = rustix::fs::FileType::from_raw_mode(own.st_mode).is_symlink();
+    let md = if is_link {
+        root.stat(rootdir, &path).ok()??
+    } else {
+        let f = rustix::fs::openat(
+            folder,
+            name,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ok()?;
+        File::from(f).metadata().ok()?
+    };
+    (md.is_dir() || md.is_file()).then(|| entry(name.to_string(), &md, is_link))
+}
+
+pub(super) fn list(root: &Root, dir: &MediaPath) -> Result<Listing, StorageError> {
+    let rootdir = root.open()?;
+    let folder = root.dir(&rootdir, dir)?;
+    let md = folder.metadata().map_err(|e| StorageError::from_io(&e))?;
+    if !md.is_dir() {
+        return Err(StorageError::NotADirectory);
+    }
+    let names: Vec<std::ffi::OsString> = rustix::fs::Dir::read_from(&folder)
+        .map_err(|e| StorageError::from_io(&e.into()))?
+        .flatten()
+        .map(|e| {
+            use std::os::unix::ffi::OsStrExt;
+            std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_os_string()
+        })
+        .collect();
+    let mut entries: Vec<Entry> = names
+        .iter()
+        .filter_map(|n| visible(root, &rootdir, &folder, dir, n))
+        .collect();
+    entries.sort_by(|a, b| {
+        (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
+    });
+    Ok(Listing {
+        dir: entry(dir.name().unwrap_or("").to_string(), &md, false),
+        entries,
+    })
+}
+
+pub(super) fn create_dir(root: &Root, path: &MediaPath) -> Result<(), StorageError> {
+    let (parent, name) = path.split_last().ok_or(StorageError::AlreadyExists)?;
+    let rootdir = root.open()?;
+    let (dir, created) = root.make_dirs(&rootdir, &parent)?;
+    let made = rustix::fs::mkdirat(&dir, name, rustix::fs::Mode::from_raw_mode(0o755))
+        .map_err(|e| write_err(&e.into(), &shown(&parent)))
+        .and_then(|()| dir.sync_all().map_err(|e| write_err(&e, &shown(&parent))));
+    if made.is_err() {
+        root.undo_dirs(&rootdir, &created);
+    }
+    made
+}
+
+pub(super) fn delete(root: &Root, path: &MediaPath) -> Result<(), StorageError> {
+    let (parent, name) = path
+        .split_last()
+        .ok_or(StorageError::PermissionDeniedAt("/".into()))?;
+    let rootdir = root.open()?;
+    let dir = root.dir(&rootdir, &parent)?;
+    let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| StorageError::from_io(&e.into()))?;
+    let flags = if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
+        // Only empty folders: deleting a tree by accident is not undoable.
+        AtFlags::REMOVEDIR
+    } else {
+        AtFlags::empty()
+    };
+    rustix::fs::unlinkat(&dir, name, flags).map_err(|e| match e {
+        rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST => StorageError::NotEmpty,
+        e => write_err(&e.into(), &shown(&parent)),
+    })?;
+    dir.sync_all().map_err(|e| write_err(&e, &shown(&parent)))
+}
+
+/// Moves `from` to `to` in folder handles; without `overwrite` an existing `to` is never
+/// replaced (`RENAME_NOREPLACE`, atomic).
+pub(super) fn rename_at(
+    from_dir: &File,
+    from: &str,
+    to_dir: &File,
+    to: &str,
+    overwrite: bool,
+    shown_to: &str,
+) -> Result<(), StorageError> {
+    let flags = if overwrite {
+        RenameFlags::empty()
+    } else {
+        RenameFlags::NOREPLACE
+    };
+    rustix::fs::renameat_with(from_dir, from, to_dir, to, flags).map_err(|e| match e {
+        rustix::io::Errno::INVAL => {
+            StorageError::Invalid("cannot move a folder into itself".into())
+        }
+        e => write_err(&e.into(), shown_to),
+    })
+}
+
+pub(super) fn rename(
+    root: &Root,
+    from: &MediaPath,
+    to: &MediaPath,
+    overwrite: bool,
+) -> Result<(), StorageError> {
+    let (fparent, fname) = from.split_last().ok_or(StorageError::NotFound)?;
+    let (tparent, tname) = to.split_last().ok_or(StorageError::AlreadyExists)?;
+    if to.segments().starts_with(from.segments()) {
+        return Err(StorageError::Invalid(
+            "cannot move a folder into itself".into(),
+        ));
+    }
+    let rootdir = root.open()?;
+    let fdir = root.dir(&rootdir, &fparent)?;
+    rustix::fs::statat(&fdir, fname, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| StorageError::from_io(&e.into()))?;
+    let (tdir, created) = root.make_dirs(&rootdir, &tparent)?;
+    let moved = rename_at(&fdir, fname, &tdir, tname, overwrite, &shown(&tparent))
+        .and_then(|()| tdir.sync_all().map_err(|e| write_err(&e, &shown(&tparent))))
+        .and_then(|()| fdir.sync_all().map_err(|e| write_err(&e, &shown(&fparent))));
+    if moved.is_err() {
+        root.undo_dirs(&rootdir, &created);
+    }
+    moved
+}

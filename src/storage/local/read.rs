@@ -1,0 +1,355 @@
+//! The read half of the local backend: an open file streamed range by range with bounded
+//! memory. Page-cache hits are read inline with `preadv2(RWF_NOWAIT)`; anything that would
+//! wait for the disk goes to the blocking pool under the storage timeout, so a spun-down
+//! disk or a hung NFS mount never stalls a runtime worker.
+
+use std::fs::File;
+use std::future::Future;
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::storage::{ByteStream, Object, ObjectMeta, StorageError};
+
+fn etag_of(md: &std::fs::Metadata) -> String {
+    // inode + size + mtime (ns): a replaced or rewritten file gets a new tag.
+    let nanos = md
+        .mtime()
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(md.mtime_nsec());
+    format!("{:x}-{:x}-{:x}", md.ino(), md.size(), nanos)
+}
+
+pub(super) struct LocalObject {
+    file: Arc<File>,
+    meta: ObjectMeta,
+    timeout: Duration,
+    chunk_size: usize,
+    budget: Arc<ChunkBudget>,
+}
+
+impl LocalObject {
+    /// `file` must be a regular file; `md` its metadata.
+    pub(super) fn new(
+        file: File,
+        md: &std::fs::Metadata,
+        timeout: Duration,
+        chunk_size: usize,
+        budget: Arc<ChunkBudget>,
+    ) -> Self {
+        LocalObject {
+            file: Arc::new(file),
+            meta: meta_of(md),
+            timeout,
+            chunk_size,
+            budget,
+        }
+    }
+}
+
+/// Size, mtime and the strong validator of a file's metadata.
+pub(super) fn meta_of(md: &std::fs::Metadata) -> ObjectMeta {
+    ObjectMeta {
+        size: md.len(),
+        modified: md.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        etag: etag_of(md),
+    }
+}
+
+impl Object for LocalObject {
+    fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+
+    fn read_range(&self, range: Range<u64>) -> ByteStream {
+        let end = range.end.min(self.meta.size);
+        Box::pin(ReadStream::new(
+            self.file.clone(),
+            range.start.min(end)..end,
+            self.chunk_size,
+            self.timeout,
+            self.budget.clone(),
+        ))
+    }
+}
+
+type ChunkFuture = Pin<Box<dyn Future<Output = Result<Bytes, StorageError>> + Send>>;
+
+/// Chunks grow up to this size while the consumer keeps up (a fast client), and fall back to
+/// `streaming.chunk_kib` when it does not, so slow clients hold small buffers.
+const MAX_CHUNK: u64 = 1024 * 1024;
+/// A consumer that asks again within this time counts as fast.
+const FAST_CONSUMER: Duration = Duration::from_millis(2);
+
+/// Memory that grown (larger than `streaming.chunk_kib`) chunks may hold across all streams of
+/// one storage. A client that drains its socket quickly earns bigger reads, but a socket buffer
+/// that swallows the first megabytes of a slow client looks fast too; without this cap 200 such
+/// clients would each pin a 1 MiB chunk. Base-size chunks are always allowed, so every stream
+/// progresses; the budget only decides who may read in bigger steps.
+pub(super) const GROWN_CHUNK_BUDGET: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Default)]
+pub(super) struct ChunkBudget {
+    in_use: AtomicUsize,
+}
+
+impl ChunkBudget {
+    pub(super) fn try_take(self: &Arc<Self>, n: usize) -> Option<Lease> {
+        let mut cur = self.in_use.load(Ordering::Relaxed);
+        loop {
+            if cur + n > GROWN_CHUNK_BUDGET {
+                return None;
+            }
+            match self.in_use.compare_exchange_weak(
+                cur,
+                cur + n,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Some(Lease {
+                        budget: self.clone(),
+                        n,
+                    })
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+/// A share of the grown-chunk budget, returned when the chunk's last `Bytes` is dropped
+/// (after hyper has written it).
+pub(super) struct Lease {
+    budget: Arc<ChunkBudget>,
+    n: usize,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.budget.in_use.fetch_sub(self.n, Ordering::AcqRel);
+    }
+}
+
+struct LeasedBuf {
+    buf: Vec<u8>,
+    _lease: Option<Lease>,
+}
+
+impl AsRef<[u8]> for LeasedBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+pub(super) fn into_bytes(buf: Vec<u8>, lease: Option<Lease>) -> Bytes {
+    match lease {
+        None => Bytes::from(buf),
+        Some(l) => Bytes::from_owner(LeasedBuf {
+            buf,
+            _lease: Some(l),
+        }),
+    }
+}
+
+/// Reads a range chunk by chunk with bounded memory.
+///
+/// Page-cache hits are read inline with `preadv2(RWF_NOWAIT)`, which never blocks: it returns
+/// EAGAIN instead of waiting for the disk. Only then does a chunk go to the blocking pool, and
+/// the following chunk is read ahead there too (cold data is usually followed by cold data), so
+/// disk reads overlap socket writes. A slow client holds at most one chunk in hyper and one
+/// read ahead.
+struct ReadStream {
+    file: Arc<File>,
+    pos: u64,
+    end: u64,
+    base_chunk: u64,
+    chunk: u64,
+    timeout: Duration,
+    pending: Option<ChunkFuture>,
+    last_yield: Option<Instant>,
+    budget: Arc<ChunkBudget>,
+    /// Cleared when the filesystem does not support RWF_NOWAIT (some network filesystems).
+    nowait: bool,
+}
+
+impl ReadStream {
+    fn new(
+        file: Arc<File>,
+        range: Range<u64>,
+        chunk: usize,
+        timeout: Duration,
+        budget: Arc<ChunkBudget>,
+    ) -> Self {
+        ReadStream {
+            file,
+            pos: range.start,
+            end: range.end,
+            base_chunk: chunk as u64,
+            chunk: chunk as u64,
+            timeout,
+            pending: None,
+            last_yield: None,
+            budget,
+            nowait: true,
+        }
+    }
+
+    /// Size of the next read and, for a grown chunk, its share of the budget.
+    fn next_len(&mut self) -> (usize, Option<Lease>) {
+        let left = self.end - self.pos;
+        let fast = self.last_yield.is_some_and(|t| t.elapsed() < FAST_CONSUMER);
+        let want = if fast {
+            (self.chunk * 2).min(MAX_CHUNK.max(self.base_chunk))
+        } else {
+            self.base_chunk
+        };
+        let want = want.min(left);
+        if want > self.base_chunk {
+            if let Some(lease) = self.budget.try_take(want as usize) {
+                self.chunk = want;
+                return (want as usize, Some(lease));
+            }
+        }
+        self.chunk = self.base_chunk;
+        (left.min(self.base_chunk) as usize, None)
+    }
+
+    fn start_blocking(&mut self, n: usize, lease: Option<Lease>) -> ChunkFuture {
+        let offset = self.pos;
+        self.pos += n as u64;
+        let file = self.file.clone();
+        let timeout = self.timeout;
+        // spawn_blocking starts the read now, not when the future is first polled.
+        let handle = tokio::task::spawn_blocking(move || read_exact_at(&file, offset, n, lease));
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, handle).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(join)) => Err(StorageError::Io(join.to_string())),
+                Err(_) => Err(StorageError::Stalled {
+                    op: "read",
+                    secs: timeout.as_secs(),
+                }),
+            }
+        })
+    }
+
+    fn finish(
+        &mut self,
+        res: Result<Bytes, StorageError>,
+    ) -> Poll<Option<Result<Bytes, StorageError>>> {
+        match res {
+            Ok(b) => {
+                self.last_yield = Some(Instant::now());
+                Poll::Ready(Some(Ok(b)))
+            }
+            Err(e) => {
+                self.pos = self.end;
+                self.pending = None;
+                Poll::Ready(Some(Err(e)))
+            }
+        }
+    }
+}
+
+impl Stream for ReadStream {
+    type Item = Result<Bytes, StorageError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(fut) = this.pending.as_mut() {
+            let res = match fut.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            };
+            this.pending = None;
+            if res.is_ok() && this.pos < this.end {
+                let (n, lease) = this.next_len();
+                this.pending = Some(this.start_blocking(n, lease));
+            }
+            return this.finish(res);
+        }
+        if this.pos >= this.end {
+            return Poll::Ready(None);
+        }
+        let (n, lease) = this.next_len();
+        let mut lease = lease;
+        if this.nowait {
+            match read_nowait(&this.file, this.pos, n, &mut lease) {
+                NoWait::Data(b) => {
+                    this.pos += b.len() as u64;
+                    return this.finish(Ok(b));
+                }
+                NoWait::Eof => return this.finish(Err(StorageError::Changed)),
+                NoWait::Failed(e) => return this.finish(Err(e)),
+                NoWait::WouldBlock => {}
+                NoWait::Unsupported => this.nowait = false,
+            }
+        }
+        let mut fut = this.start_blocking(n, lease);
+        match fut.as_mut().poll(cx) {
+            Poll::Pending => {
+                this.pending = Some(fut);
+                Poll::Pending
+            }
+            Poll::Ready(r) => this.finish(r),
+        }
+    }
+}
+
+enum NoWait {
+    Data(Bytes),
+    Eof,
+    WouldBlock,
+    Unsupported,
+    Failed(StorageError),
+}
+
+/// One `preadv2(RWF_NOWAIT)`: data only if it is already in the page cache.
+fn read_nowait(file: &File, offset: u64, n: usize, lease: &mut Option<Lease>) -> NoWait {
+    use rustix::io::{Errno, ReadWriteFlags};
+    let mut buf = vec![0u8; n];
+    let res = rustix::io::preadv2(
+        file,
+        &mut [std::io::IoSliceMut::new(&mut buf)],
+        offset,
+        ReadWriteFlags::NOWAIT,
+    );
+    match res {
+        Ok(0) => NoWait::Eof,
+        Ok(k) => {
+            buf.truncate(k);
+            NoWait::Data(into_bytes(buf, lease.take()))
+        }
+        Err(Errno::AGAIN) | Err(Errno::INTR) => NoWait::WouldBlock,
+        Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) | Err(Errno::NOSYS) => NoWait::Unsupported,
+        Err(e) => NoWait::Failed(StorageError::from_io(&std::io::Error::from(e))),
+    }
+}
+
+fn read_exact_at(
+    file: &File,
+    offset: u64,
+    n: usize,
+    lease: Option<Lease>,
+) -> Result<Bytes, StorageError> {
+    let mut buf = vec![0u8; n];
+    let mut done = 0;
+    while done < n {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            // The file shrank under us: the response already promised `n` more bytes.
+            Ok(0) => return Err(StorageError::Changed),
+            Ok(k) => done += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(StorageError::from_io(&e)),
+        }
+    }
+    Ok(into_bytes(buf, lease))
+}

@@ -1,0 +1,490 @@
+//! Staged uploads on the local backend. Bytes go into a hidden staging folder
+//! (`.streamhub-staging/` in the root, or in the deepest existing destination folder when that
+//! is another filesystem, so the commit is a rename), through a small bounded channel into one
+//! writer thread: memory stays at a few chunks however large the file, and a slow disk slows
+//! the client. Commit = fsync, `renameat` (`RENAME_NOREPLACE` unless overwriting) into a
+//! folder resolved beneath the root at that moment, fsync of the folder. Nothing is visible
+//! under a media name before that, and a failure leaves no data and no folder behind.
+//!
+//! Resumable (tus) uploads live in `.streamhub-staging/resumable/<token>.upload` under the key
+//! `resumable/<token>.upload`, relative to the staging folder, so they survive the root
+//! being mounted elsewhere. While one is written, a `tus-sync` thread makes the written bytes
+//! durable about once a second and reports the offset, and the writer keeps taking the body.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustix::fs::{AtFlags, Mode, OFlags};
+use tokio::sync::mpsc;
+
+use super::ops::rename_at;
+use super::root::{dev_of, shown, Root};
+use super::write_err;
+use crate::storage::{MediaPath, ObjectMeta, OnDurable, StorageError, Upload, UploadOptions};
+use sync::{write_loop, WriterDone};
+
+mod sync;
+
+/// Hidden folder where uploads are written before they are renamed into place.
+pub const STAGING_DIR: &str = ".streamhub-staging";
+/// Its subfolder for resumable uploads (kept across restarts, unlike one-shot `*.part`).
+const RESUMABLE_DIR: &str = "resumable";
+/// Chunks queued between the request body and the writer thread.
+const QUEUE: usize = 4;
+
+fn open_subdir(dir: &File, name: &str, create: bool) -> Result<File, StorageError> {
+    if create {
+        match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(write_err(&e.into(), STAGING_DIR)),
+        }
+    }
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| match e {
+        rustix::io::Errno::NOENT => StorageError::UploadGone,
+        e => write_err(&e.into(), STAGING_DIR),
+    })
+}
+
+/// The root's staging folder (and, for resumable uploads, its subfolder).
+fn root_staging(rootdir: &File, resumable: bool, create: bool) -> Result<File, StorageError> {
+    let staging = open_subdir(rootdir, STAGING_DIR, create)?;
+    if resumable {
+        open_subdir(&staging, RESUMABLE_DIR, create)
+    } else {
+        Ok(staging)
+    }
+}
+
+/// Removes what crashed one-shot uploads left in the root's staging folder; returns how many.
+pub(super) fn clean_one_shot(rootdir: &File) -> usize {
+    let Ok(staging) = root_staging(rootdir, false, false) else {
+        return 0;
+    };
+    let Ok(dir) = rustix::fs::Dir::read_from(&staging) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| e.file_name().to_bytes().ends_with(b".part"))
+        .filter(|e| rustix::fs::unlinkat(&staging, e.file_name(), AtFlags::empty()).is_ok())
+        .count()
+}
+
+/// `NoSpace` when the filesystem of `dir` cannot take `len` more bytes (space an overwritten
+/// file would free is not counted: the new file is complete before the old one goes).
+fn check_room(dir: &File, len: u64) -> Result<(), StorageError> {
+    match rustix::fs::fstatvfs(dir) {
+        Ok(st) if st.f_bavail.saturating_mul(st.f_frsize) < len => Err(StorageError::NoSpace),
+        _ => Ok(()),
+    }
+}
+
+/// A key names a resumable upload: `resumable/<token>.upload` and nothing else.
+fn key_name(key: &str) -> Result<&str, StorageError> {
+    let name = key
+        .strip_prefix("resumable/")
+        .filter(|n| {
+            n.ends_with(".upload")
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                && !n.starts_with('.')
+        })
+        .ok_or(StorageError::UploadGone)?;
+    Ok(name)
+}
+
+pub(super) fn begin(
+    root: Arc<Root>,
+    dest: &MediaPath,
+    opts: UploadOptions,
+    timeout: Duration,
+) -> Result<LocalUpload, StorageError> {
+    let rootdir = root.open()?;
+    let (deepest, deepest_path) = root.check_dest(&rootdir, dest, opts.overwrite)?;
+    rustix::fs::accessat(
+        &deepest,
+        ".",
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )
+    .map_err(|e| write_err(&e.into(), &shown(&deepest_path)))?;
+    if let Some(len) = opts.expected {
+        check_room(&deepest, len)?;
+    }
+    let token = crate::secret::random_token();
+    let (dir, name, key) = if opts.resumable {
+        let dir = root_staging(&rootdir, true, true)?;
+        let name = format!("{token}.upload");
+        (dir, name.clone(), format!("{RESUMABLE_DIR}/{name}"))
+    } else {
+        // On the destination's filesystem, so the commit is a rename, not a copy.
+        let dir = if dev_of(&deepest) == dev_of(&rootdir) {
+            root_staging(&rootdir, false, true)?
+        } else {
+            open_subdir(&deepest, STAGING_DIR, true)?
+        };
+        let name = format!("{token}.part");
+        (dir, name.clone(), name)
+    };
+    let fd = rustix::fs::openat(
+        &dir,
+        name.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| write_err(&e.into(), STAGING_DIR))?;
+    Ok(LocalUpload {
+        root,
+        key,
+        dir: Arc::new(dir),
+        name,
+        resumable: opts.resumable,
+        shown: dest
+            .split_last()
+            .map(|(p, _)| shown(&p))
+            .unwrap_or_default(),
+        timeout,
+        on_durable: opts.on_durable,
+        file: Some(File::from(fd)),
+        writer: None,
+        len: 0,
+        done: false,
+    })
+}
+
+pub(super) fn resume(
+    root: Arc<Root>,
+    key: &str,
+    durable: u64,
+    on_durable: Option<OnDurable>,
+    timeout: Duration,
+) -> Result<LocalUpload, StorageError> {
+    let name = key_name(key)?.to_string();
+    let rootdir = root.open()?;
+    let dir = root_staging(&rootdir, true, false)?;
+    let fd = rustix::fs::openat(
+        &dir,
+        name.as_str(),
+        OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::NOENT => StorageError::UploadGone,
+        e => write_err(&e.into(), STAGING_DIR),
+    })?;
+    let mut file = File::from(fd);
+    // One writer per upload, also across a request that was cut off and whose writer is
+    // still finishing: the lock goes with the last handle on the file.
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |e| match e {
+            rustix::io::Errno::WOULDBLOCK => StorageError::Busy,
+            e => write_err(&e.into(), STAGING_DIR),
+        },
+    )?;
+    // Bytes a crash left past the acknowledged offset are never kept.
+    let have = file
+        .metadata()
+        .map_err(|e| write_err(&e, STAGING_DIR))?
+        .len();
+    if have < durable {
+        return Err(StorageError::UploadGone);
+    }
+    file.set_len(durable)
+        .and_then(|()| file.seek(SeekFrom::Start(durable)).map(|_| ()))
+        .map_err(|e| write_err(&e, STAGING_DIR))?;
+    Ok(LocalUpload {
+        root,
+        key: key.to_string(),
+        dir: Arc::new(dir),
+        name,
+        resumable: true,
+        shown: STAGING_DIR.to_string(),
+        timeout,
+        on_durable,
+        file: Some(file),
+        writer: None,
+        len: durable,
+        done: false,
+    })
+}
+
+pub(super) fn discard(root: &Root, key: &str) -> Result<(), StorageError> {
+    let name = key_name(key)?;
+    let rootdir = root.open()?;
+    let dir = match root_staging(&rootdir, true, false) {
+        Ok(d) => d,
+        Err(StorageError::UploadGone) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match rustix::fs::unlinkat(&dir, name, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(write_err(&e.into(), STAGING_DIR)),
+    }
+}
+
+pub(super) fn keys(root: &Root) -> Result<Vec<String>, StorageError> {
+    let rootdir = root.open()?;
+    let dir = match root_staging(&rootdir, true, false) {
+        Ok(d) => d,
+        Err(StorageError::UploadGone) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let rd = rustix::fs::Dir::read_from(&dir).map_err(|e| StorageError::from_io(&e.into()))?;
+    Ok(rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
+        .filter(|n| n.ends_with(".upload"))
+        .map(|n| format!("{RESUMABLE_DIR}/{n}"))
+        .collect())
+}
+
+struct Writer {
+    tx: mpsc::Sender<Bytes>,
+    ending: Arc<AtomicU8>,
+    handle: tokio::task::JoinHandle<Result<WriterDone, StorageError>>,
+}
+
+pub(super) struct LocalUpload {
+    root: Arc<Root>,
+    key: String,
+    /// The staging folder holding the file, and the file's name there.
+    dir: Arc<File>,
+    name: String,
+    resumable: bool,
+    /// The destination folder as errors name it.
+    shown: String,
+    timeout: Duration,
+    on_durable: Option<OnDurable>,
+    /// The staging file while no writer thread holds it.
+    file: Option<File>,
+    writer: Option<Writer>,
+    /// Bytes handed over (durable ones included).
+    len: u64,
+    /// Committed, or closed: nothing left to clean up.
+    done: bool,
+}
+
+impl LocalUpload {
+    fn start_writer(&mut self) -> Result<&mut Writer, StorageError> {
+        if self.writer.is_none() {
+            let file = self.file.take().ok_or(StorageError::UploadGone)?;
+            let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
+            let ending = Arc::new(AtomicU8::new(sync::DROPPED));
+            let job = sync::Job {
+                file,
+                start: self.len,
+                rx,
+                ending: ending.clone(),
+                on_durable: self.on_durable.clone(),
+                dir: self.dir.clone(),
+                name: self.name.clone(),
+                resumable: self.resumable,
+                shown: self.shown.clone(),
+            };
+            let handle = tokio::task::spawn_blocking(move || write_loop(job));
+            self.writer = Some(Writer { tx, ending, handle });
+        }
+        self.writer.as_mut().ok_or(StorageError::UploadGone)
+    }
+
+    /// Ends the writer thread (`how`: `sync::FINISH` or `sync::DISCARD`) and waits for it;
+    /// the file back and its durable end, or its error.
+    async fn join(&mut self, how: u8) -> Result<u64, StorageError> {
+        let Some(w) = self.writer.take() else {
+            return Ok(self.len);
+        };
+        w.ending.store(how, Ordering::Release);
+        drop(w.tx);
+        let done = match tokio::time::timeout(self.timeout, w.handle).await {
+            Ok(Ok(r)) => r?,
+            Ok(Err(join)) => return Err(StorageError::Io(join.to_string())),
+            Err(_) => {
+                return Err(StorageError::Stalled {
+                    op: "fsync",
+                    secs: self.timeout.as_secs(),
+                })
+            }
+        };
+        self.file = Some(done.file);
+        Ok(done.end)
+    }
+
+    /// Best effort, without waiting: what `close` does.
+    fn forget(&mut self) {
+        if let Some(w) = self.writer.take() {
+            // The writer cuts back (or removes a one-shot file) when the channel closes.
+            drop(w.tx);
+            return;
+        }
+        if !self.resumable {
+            let (dir, name) = (self.dir.clone(), self.name.clone());
+            let unlink = move || {
+                let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::empty());
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) => drop(h.spawn_blocking(unlink)),
+                Err(_) => unlink(),
+            }
+        }
+    }
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        if !self.done {
+            self.forget();
+        }
+    }
+}
+
+/// Copies a finished staging file into `dir` under a hidden temporary name (for a destination
+/// on another filesystem than the staging folder); returns that name.
+fn copy_into(src: &mut File, dir: &File, shown: &str) -> Result<String, StorageError> {
+    let tmp = format!(".streamhub-tmp-{}", crate::secret::random_token());
+    let fd = rustix::fs::openat(
+        dir,
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(|e| write_err(&e.into(), shown))?;
+    let mut out = File::from(fd);
+    let copied = src
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| std::io::copy(src, &mut out))
+        .and_then(|_| out.flush())
+        .and_then(|()| out.sync_all());
+    if let Err(e) = copied {
+        let _ = rustix::fs::unlinkat(dir, tmp.as_str(), AtFlags::empty());
+        return Err(write_err(&e, shown));
+    }
+    Ok(tmp)
+}
+
+/// The commit itself (blocking): folders made beneath the root now, then the rename.
+fn commit_blocking(
+    root: &Root,
+    file: &mut File,
+    dir: &File,
+    name: &str,
+    dest: &MediaPath,
+    overwrite: bool,
+) -> Result<ObjectMeta, StorageError> {
+    let (parent, dest_name) = dest.split_last().ok_or(StorageError::IsDirectory)?;
+    let shown_to = shown(&parent);
+    let rootdir = root.open()?;
+    let (destdir, created) = root.make_dirs(&rootdir, &parent)?;
+    let result = (|| {
+        if dev_of(&destdir) == dev_of(dir) {
+            rename_at(dir, name, &destdir, dest_name, overwrite, &shown_to)?;
+        } else {
+            let tmp = copy_into(file, &destdir, &shown_to)?;
+            if let Err(e) = rename_at(&destdir, &tmp, &destdir, dest_name, overwrite, &shown_to) {
+                let _ = rustix::fs::unlinkat(&destdir, tmp.as_str(), AtFlags::empty());
+                return Err(e);
+            }
+            let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
+        }
+        destdir.sync_all().map_err(|e| write_err(&e, &shown_to))?;
+        super::committed_meta(&destdir, dest_name)
+    })();
+    if result.is_err() {
+        root.undo_dirs(&rootdir, &created);
+    }
+    result
+}
+
+#[async_trait::async_trait]
+impl Upload for LocalUpload {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        let n = chunk.len() as u64;
+        let sent = self.start_writer()?.tx.send(chunk).await;
+        if sent.is_err() {
+            // The writer stopped on an error: that error is the answer.
+            return match self.join(sync::DISCARD).await {
+                Err(e) => Err(e),
+                Ok(_) => Err(StorageError::Io("the upload writer stopped".into())),
+            };
+        }
+        self.len += n;
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<u64, StorageError> {
+        if self.writer.is_some() {
+            let end = self.join(sync::FINISH).await?;
+            self.len = end;
+            return Ok(end);
+        }
+        // Nothing was written through a writer (an empty body): sync what is there.
+        let file = self.file.take().ok_or(StorageError::UploadGone)?;
+        let (len, on_durable, shown) = (self.len, self.on_durable.clone(), self.shown.clone());
+        let file = crate::blocking::run("fsync", self.timeout, move || {
+            file.sync_all().map_err(|e| write_err(&e, &shown))?;
+            if let Some(f) = on_durable {
+                f(len);
+            }
+            Ok::<_, StorageError>(file)
+        })
+        .await?;
+        self.file = Some(file);
+        Ok(len)
+    }
+
+    async fn commit(
+        mut self: Box<Self>,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<ObjectMeta, StorageError> {
+        self.finish().await?;
+        let mut file = self.file.take().ok_or(StorageError::UploadGone)?;
+        let (root, dir, name) = (self.root.clone(), self.dir.clone(), self.name.clone());
+        let (dest, resumable) = (dest.clone(), self.resumable);
+        let res = crate::blocking::run("commit", self.timeout, move || {
+            let res = commit_blocking(&root, &mut file, &dir, &name, &dest, overwrite);
+            // A failed resumable commit keeps its data (the caller decides); a one-shot one
+            // goes now.
+            if res.is_err() && !resumable {
+                let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::empty());
+            }
+            res
+        })
+        .await;
+        // Even when the commit stalled, what is left is its to clean (or a resumable's data).
+        self.done = resumable || !matches!(res, Err(StorageError::Stalled { .. }));
+        res
+    }
+
+    async fn close(mut self: Box<Self>) {
+        if self.writer.is_some() {
+            // The writer cuts back to the durable offset (or removes a one-shot file).
+            let _ = self.join(sync::DISCARD).await;
+        } else if !self.resumable {
+            let (dir, name) = (self.dir.clone(), self.name.clone());
+            let _ = crate::blocking::run(
+                "discard",
+                self.timeout,
+                move || match rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::empty()) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+                    Err(e) => Err(write_err(&e.into(), STAGING_DIR)),
+                },
+            )
+            .await;
+        }
+        self.done = true;
+    }
+}
