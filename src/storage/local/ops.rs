@@ -28,6 +28,37 @@ fn entry(name: String, md: &std::fs::Metadata, via_link: bool) -> Entry {
     }
 }
 
+/// The same from a `stat` result (a folder entry that is not a link: one `fstatat`).
+#[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+fn entry_of_stat(name: String, st: &rustix::fs::Stat) -> Option<Entry> {
+    let ft = rustix::fs::FileType::from_raw_mode(st.st_mode);
+    let kind = if ft.is_dir() {
+        EntryKind::Dir
+    } else if ft.is_file() {
+        EntryKind::File
+    } else {
+        return None;
+    };
+    let modified = SystemTime::UNIX_EPOCH
+        .checked_add(std::time::Duration::new(
+            (st.st_mtime as i64).max(0) as u64,
+            (st.st_mtime_nsec as i64).clamp(0, 999_999_999) as u32,
+        ))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    Some(Entry {
+        name,
+        kind,
+        size: if kind == EntryKind::File {
+            st.st_size as u64
+        } else {
+            0
+        },
+        modified,
+        via_link: false,
+        id: (kind == EntryKind::Dir).then_some((st.st_dev as u64, st.st_ino as u64)),
+    })
+}
+
 pub(super) fn stat(root: &Root, path: &MediaPath) -> Result<Option<Entry>, StorageError> {
     let dir = root.open()?;
     let Some(md) = root.stat(&dir, path)? else {
@@ -59,20 +90,11 @@ fn visible(
     }
     let path = dir.join(name).ok()?;
     let own = rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-    let is_link = rustix::fs::FileType::from_raw_mode(own.st_mode).is_symlink();
-    let md = if is_link {
-        root.stat(rootdir, &path).ok()??
-    } else {
-        let f = rustix::fs::openat(
-            folder,
-            name,
-            rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .ok()?;
-        File::from(f).metadata().ok()?
-    };
-    (md.is_dir() || md.is_file()).then(|| entry(name.to_string(), &md, is_link))
+    if !rustix::fs::FileType::from_raw_mode(own.st_mode).is_symlink() {
+        return entry_of_stat(name.to_string(), &own);
+    }
+    let md = root.stat(rootdir, &path).ok()??;
+    (md.is_dir() || md.is_file()).then(|| entry(name.to_string(), &md, true))
 }
 
 pub(super) fn list(root: &Root, dir: &MediaPath) -> Result<Listing, StorageError> {
@@ -152,12 +174,49 @@ pub(super) fn rename_at(
     } else {
         RenameFlags::NOREPLACE
     };
-    rustix::fs::renameat_with(from_dir, from, to_dir, to, flags).map_err(|e| match e {
+    match rustix::fs::renameat_with(from_dir, from, to_dir, to, flags) {
+        Ok(()) => Ok(()),
+        // Some filesystems (older NFS, some FUSE) do not know RENAME_NOREPLACE.
+        Err(rustix::io::Errno::INVAL) if !overwrite => {
+            rename_noreplace_fallback(from_dir, from, to_dir, to, shown_to)
+        }
+        Err(e) => Err(rename_err(e, shown_to)),
+    }
+}
+
+fn rename_err(e: rustix::io::Errno, shown_to: &str) -> StorageError {
+    match e {
         rustix::io::Errno::INVAL => {
             StorageError::Invalid("cannot move a folder into itself".into())
         }
         e => write_err(&e.into(), shown_to),
-    })
+    }
+}
+
+/// No-replace without the flag: a file is hard-linked (which fails on an existing name,
+/// atomically) and then unlinked from where it was; a folder (which cannot be linked) is
+/// renamed after a check that the name is free.
+pub(super) fn rename_noreplace_fallback(
+    from_dir: &File,
+    from: &str,
+    to_dir: &File,
+    to: &str,
+    shown_to: &str,
+) -> Result<(), StorageError> {
+    let st = rustix::fs::statat(from_dir, from, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| StorageError::from_io(&e.into()))?;
+    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
+        rustix::fs::linkat(from_dir, from, to_dir, to, AtFlags::empty())
+            .map_err(|e| write_err(&e.into(), shown_to))?;
+        return rustix::fs::unlinkat(from_dir, from, AtFlags::empty())
+            .map_err(|e| write_err(&e.into(), shown_to));
+    }
+    match rustix::fs::statat(to_dir, to, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(_) => Err(StorageError::AlreadyExists),
+        Err(_) => {
+            rustix::fs::renameat(from_dir, from, to_dir, to).map_err(|e| rename_err(e, shown_to))
+        }
+    }
 }
 
 pub(super) fn rename(

@@ -448,3 +448,24 @@ async fn an_empty_root_with_an_index_is_not_taken_for_a_new_install() {
     let e = s.create_dir(&mp("x")).await.err().unwrap();
     assert!(matches!(e, StorageError::Unavailable(_)), "{e}");
 }
+
+/// Where `RENAME_NOREPLACE` is unknown (older NFS): link + unlink for a file, a checked
+/// rename for a folder; an existing name is never replaced either way.
+#[test]
+fn no_replace_without_the_kernel_flag() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = std::fs::File::open(d.path()).unwrap();
+    std::fs::write(d.path().join("a"), b"a").unwrap();
+    std::fs::write(d.path().join("taken"), b"t").unwrap();
+    std::fs::create_dir(d.path().join("folder")).unwrap();
+    let e = super::ops::rename_noreplace_fallback(&dir, "a", &dir, "taken", "/").unwrap_err();
+    assert!(matches!(e, StorageError::AlreadyExists), "{e}");
+    assert_eq!(std::fs::read(d.path().join("taken")).unwrap(), b"t");
+    super::ops::rename_noreplace_fallback(&dir, "a", &dir, "b", "/").unwrap();
+    assert!(!d.path().join("a").exists());
+    assert_eq!(std::fs::read(d.path().join("b")).unwrap(), b"a");
+    let e = super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "b", "/").unwrap_err();
+    assert!(matches!(e, StorageError::AlreadyExists), "{e}");
+    super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "moved", "/").unwrap();
+    assert!(d.path().join("moved").is_dir());
+}
