@@ -35,6 +35,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         "0007_tus_uploads.sql",
         include_str!("migrations/0007_tus_uploads.sql"),
     ),
+    (
+        "0008_tus_staged_key.sql",
+        include_str!("migrations/0008_tus_staged_key.sql"),
+    ),
 ];
 
 /// The migrations as `rusqlite_migration` applies them (in one transaction each).
@@ -84,6 +88,11 @@ mod tests {
             7,
             "0007_tus_uploads.sql",
             "cf3d0ddffef472827c3e2f487710ff0f4666b079ad437529da9e7bd800851f04",
+        ),
+        (
+            8,
+            "0008_tus_staged_key.sql",
+            "fdae6732e8a3a98b2dbfc0b93e0eeeb34b57c3faff886e95952c607b4d0bc1d6",
         ),
     ];
 
@@ -148,5 +157,49 @@ mod tests {
         on_disk.sort();
         let listed: Vec<&str> = FILES.iter().map(|(n, _)| *n).collect();
         assert_eq!(on_disk, listed);
+    }
+
+    /// 0008: an absolute staging path becomes the key after the first `/.streamhub-staging/`;
+    /// anything else is left as it is.
+    #[test]
+    fn tus_staged_paths_become_storage_keys() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut c, 7).unwrap();
+        c.execute(
+            "INSERT INTO users (name, password_hash, role, created_at) VALUES ('a', 'x', 'member', 0)",
+            [],
+        )
+        .unwrap();
+        let staged = [
+            (
+                "abs",
+                "/srv/media/.streamhub-staging/resumable/t1.upload",
+                "resumable/t1.upload",
+            ),
+            (
+                "twice",
+                "/m/.streamhub-staging/x/.streamhub-staging/t2.upload",
+                "x/.streamhub-staging/t2.upload",
+            ),
+            ("key", "resumable/t3.upload", "resumable/t3.upload"),
+            ("other", "/elsewhere/t4.upload", "/elsewhere/t4.upload"),
+        ];
+        for (id, old, _) in staged {
+            c.execute(
+                "INSERT INTO tus_uploads (id, owner, dest, overwrite, length, metadata, staged,
+                     created_at, expires_at) VALUES (?1, 1, 'd', 0, 1, '', ?2, 0, 0)",
+                [id, old],
+            )
+            .unwrap();
+        }
+        migrations().to_latest(&mut c).unwrap();
+        for (id, _, new) in staged {
+            let got: String = c
+                .query_row("SELECT staged FROM tus_uploads WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(got, new, "{id}");
+        }
     }
 }
