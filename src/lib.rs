@@ -16,6 +16,7 @@ pub mod notes;
 pub mod range;
 pub mod storage;
 pub mod systemd;
+pub mod tasks;
 pub mod telemetry;
 pub mod tls;
 pub mod tus;
@@ -23,12 +24,14 @@ pub mod user_cli;
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use config::Config;
-use http::server::{Limits, Listener};
+use http::server::{Limits, Listener, ListenerKind};
 use storage::local::{LocalOptions, LocalStorage};
 use storage::StorageError;
+use tasks::TaskSet;
 use tls::{CertSource, TlsError, TlsState};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,17 @@ pub enum StartError {
     Task(String),
 }
 
+/// How a served service ended (returned by [`run`]; the drain is logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Stopped {
+    /// The background tasks that were running when the shutdown began.
+    pub tasks_at_shutdown: Vec<&'static str>,
+    /// Those that had not ended when the grace period was over (logged, then left to the
+    /// runtime, which drops them when it shuts down).
+    pub unfinished: Vec<&'static str>,
+}
+
 /// The service, prepared and ready to serve: folders exist, storage is open, the TLS
 /// certificate is loaded (or made). Build it before announcing the listeners, so that whatever
 /// a client may do after `listening on …` (read the certificate, send a signal) already works.
@@ -58,6 +72,9 @@ pub struct Service {
     library: library::Library,
     tus: Arc<tus::Tus>,
     setup_token: Option<String>,
+    /// Every background task, owned: cancelled when the drain starts, awaited within the
+    /// grace period.
+    tasks: TaskSet,
 }
 
 impl Service {
@@ -151,7 +168,20 @@ impl Service {
             library,
             tus,
             setup_token,
+            tasks: TaskSet::new(),
         })
+    }
+
+    /// [`Service::prepare`] on the blocking pool (it creates folders and key files).
+    async fn prepare_off_runtime(config: Config, needs_tls: bool) -> Result<Self, StartError> {
+        tokio::task::spawn_blocking(move || Service::prepare(config, needs_tls))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))?
+    }
+
+    /// The service's task set, for parts that start background work of their own.
+    pub fn tasks(&self) -> &TaskSet {
+        &self.tasks
     }
 
     /// Installs the signal handlers now (so a signal sent right after start-up is handled)
@@ -166,8 +196,9 @@ impl Service {
         let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
         let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
         let tls = self.tls.clone();
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
+        // A reload in progress finishes; the loop ends at the next wait for a signal.
+        self.tasks.spawn("sighup-reload", |cancel| async move {
+            while let Some(Some(())) = cancel.run_until_cancelled(hup.recv()).await {
                 reload_tls(tls.clone()).await;
             }
         });
@@ -179,9 +210,22 @@ impl Service {
         })
     }
 
-    /// Serves on already-bound `listeners` until `shutdown` resolves, then drains.
-    pub async fn serve(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()> + Send) {
+    /// Serves on already-bound `listeners` until `shutdown` resolves, then drains: the
+    /// listeners close, in-flight requests get `server.shutdown_grace_secs` to finish, and the
+    /// background tasks, cancelled when the drain starts, get what is left of that time.
+    pub async fn serve(
+        self,
+        listeners: Vec<Listener>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Stopped {
         let config = self.config;
+        let tasks = self.tasks;
+        if config.discovery.enabled {
+            tracing::warn!(
+                "discovery.enabled is set, but LAN discovery is not built yet in this version: \
+                 the setting has no effect"
+            );
+        }
         self.library.start();
         let storage = self.storage.clone();
         let state = http::AppState {
@@ -214,24 +258,46 @@ impl Service {
             shutdown_grace: config.shutdown_grace(),
         };
         systemd::notify_ready();
-        systemd::spawn_watchdog();
+        if let Some(watchdog) = systemd::watchdog() {
+            tasks.spawn_until_cancelled("systemd-watchdog", watchdog);
+        }
+        // Dropped at its next await once cancelled; a sweep already on the blocking pool is
+        // one transaction and completes there.
+        tasks.spawn_until_cancelled(
+            "tus-sweep",
+            http::tus::sweep_forever(state.clone(), move || storage.resumable_files()),
+        );
+        // The background tasks are cancelled as the drain starts, not after it: none of them
+        // serves a request, and the ones to come (discovery's goodbye, sync) should stop
+        // telling peers we are here while connections drain. They share the drain's deadline.
+        let drain_started = OnceLock::new();
+        let mut tasks_at_shutdown = Vec::new();
         let shutdown = async {
             shutdown.await;
+            let _ = drain_started.set(Instant::now());
             systemd::notify_stopping();
+            tasks_at_shutdown = tasks.running();
+            tasks.cancel();
         };
-        tokio::spawn(http::tus::sweep_forever(state.clone(), move || {
-            storage.resumable_files()
-        }));
         let metrics_app = http::metrics_router(state.clone());
         http::server::serve(
             listeners,
             http::router(state),
             metrics_app,
-            limits,
+            limits.clone(),
             self.tls,
             shutdown,
         )
         .await;
+        let grace = limits.shutdown_grace;
+        let left = drain_started
+            .get()
+            .map_or(grace, |t| grace.saturating_sub(t.elapsed()));
+        let unfinished = tasks.stop(left).await;
+        Stopped {
+            tasks_at_shutdown,
+            unfinished,
+        }
     }
 }
 
@@ -249,18 +315,16 @@ async fn reload_tls(tls: Option<Arc<TlsState>>) {
     }
 }
 
-/// Prepares and serves in one call (for tests and embedding): the caller owns signals.
+/// Prepares and serves in one call, for in-process callers (tests, embedding) that bring
+/// already-bound `listeners` and own the signals: serving ends when `shutdown` resolves.
+/// Returns once the drain is over and the background tasks have ended (or the grace period
+/// has passed: see [`Stopped::unfinished`]).
 pub async fn run(
     config: Config,
     listeners: Vec<Listener>,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), StartError> {
-    let needs_tls = listeners
-        .iter()
-        .any(|l| l.kind == http::server::ListenerKind::Https);
-    let service = tokio::task::spawn_blocking(move || Service::prepare(config, needs_tls))
-        .await
-        .map_err(|e| StartError::Task(e.to_string()))??;
-    service.serve(listeners, shutdown).await;
-    Ok(())
+) -> Result<Stopped, StartError> {
+    let needs_tls = listeners.iter().any(|l| l.kind == ListenerKind::Https);
+    let service = Service::prepare_off_runtime(config, needs_tls).await?;
+    Ok(service.serve(listeners, shutdown).await)
 }

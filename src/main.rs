@@ -312,7 +312,8 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         out.flush()?;
         drop(out);
-        service.serve(listeners, shutdown).await;
+        // How it ended (tasks that outlived the grace period) is logged by the library.
+        let _stopped = service.serve(listeners, shutdown).await;
         Ok(())
     })
 }
