@@ -1,7 +1,9 @@
 //! streamhub: media streaming and community notes for small Linux boxes.
 //!
-//! `main.rs` parses the command line, loads [`config::Config`], binds the listeners and calls
-//! [`run`]; tests do the same in-process on `127.0.0.1:0`.
+//! `main.rs` parses the command line, loads [`config::Config`] and calls [`serve`], which
+//! prepares the service, binds and announces the configured listeners and serves until SIGTERM
+//! or SIGINT. In-process callers (tests) bring their own listeners and shutdown future to
+//! [`run`]; both go through [`Service::prepare`] and [`Service::serve`].
 #![forbid(unsafe_code)]
 
 pub mod admin_cli;
@@ -23,6 +25,8 @@ pub mod tus;
 pub mod user_cli;
 
 use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -48,9 +52,13 @@ pub enum StartError {
     Library(#[from] library::LibraryError),
     #[error("start-up task failed: {0}")]
     Task(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("cannot print the listening addresses: {0}")]
+    Announce(std::io::Error),
 }
 
-/// How a served service ended (returned by [`run`]; the drain is logged).
+/// How a served service ended (returned by [`run`] and [`serve`]; the drain is logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct Stopped {
@@ -313,6 +321,43 @@ async fn reload_tls(tls: Option<Arc<TlsState>>) {
         }
         Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
     }
+}
+
+/// The service as the binary runs it, from a loaded config: prepares it, installs the signal
+/// handlers, binds the configured listeners (`server.listen`, `tls_listen`, `metrics_listen`),
+/// prints one `listening on …` line per listener to stdout in that order, and serves until
+/// SIGTERM or SIGINT. Nothing is printed before the certificate, the folders, the database and
+/// the signal handlers are ready: a client or supervisor may rely on them from the first line.
+pub async fn serve(config: Config) -> Result<Stopped, StartError> {
+    let needs_tls = !config.server.tls_listen.is_empty();
+    let service = Service::prepare_off_runtime(config.clone(), needs_tls).await?;
+    let shutdown = service.install_signals()?;
+    let mut listeners = Vec::new();
+    for (addrs, kind) in [
+        (&config.server.listen, ListenerKind::Http),
+        (&config.server.tls_listen, ListenerKind::Https),
+        (&config.server.metrics_listen, ListenerKind::Metrics),
+    ] {
+        let bound =
+            http::server::bind(addrs, kind)
+                .await
+                .map_err(|(addr, e)| StartError::Listen {
+                    addr,
+                    reason: e.to_string(),
+                })?;
+        listeners.extend(bound);
+    }
+    announce(&listeners).map_err(StartError::Announce)?;
+    Ok(service.serve(listeners, shutdown).await)
+}
+
+/// Writes the `listening on …` lines, flushed: they are the readiness signal.
+fn announce(listeners: &[Listener]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for l in listeners {
+        writeln!(out, "{}", l.announce()?)?;
+    }
+    out.flush()
 }
 
 /// Prepares and serves in one call, for in-process callers (tests, embedding) that bring
