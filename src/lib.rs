@@ -278,6 +278,7 @@ impl Service {
         // The background tasks are cancelled as the drain starts, not after it: none of them
         // serves a request, and the ones to come (discovery's goodbye, sync) should stop
         // telling peers we are here while connections drain. They share the drain's deadline.
+        // The watchdog may stop with them: systemd stops watching once STOPPING=1 is sent.
         let drain_started = OnceLock::new();
         let mut tasks_at_shutdown = Vec::new();
         let shutdown = async {

@@ -1,6 +1,7 @@
 //! Upgrade: a database written by the build before the numbered-migration list
 //! (`tests/fixtures/v1/`, made by `tests/fixtures/make_v1_db.py` with main at a3dbbb9, schema
 //! version 7) opens with this build and loses nothing. The fixture is copied, never written.
+//! (The script's docstring calls this test `test_upgrade.py`; it is this Rust test.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
