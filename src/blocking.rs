@@ -17,12 +17,6 @@ pub enum BlockingError {
     Failed { op: &'static str },
 }
 
-impl From<BlockingError> for crate::db::DbError {
-    fn from(e: BlockingError) -> Self {
-        crate::db::DbError::Task(e.to_string())
-    }
-}
-
 /// Runs `f` on the blocking pool; `Stalled` after `timeout`. `op` names the work in errors.
 pub async fn run<T, E, F>(op: &'static str, timeout: Duration, f: F) -> Result<T, E>
 where

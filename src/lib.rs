@@ -1,7 +1,9 @@
 //! streamhub: media streaming and community notes for small Linux boxes.
 //!
-//! `main.rs` parses the command line, loads [`config::Config`], binds the listeners and calls
-//! [`run`]; tests do the same in-process on `127.0.0.1:0`.
+//! `main.rs` parses the command line, loads [`config::Config`] and calls [`serve`], which
+//! prepares the service, binds and announces the configured listeners and serves until SIGTERM
+//! or SIGINT. In-process callers (tests) bring their own listeners and shutdown future to
+//! [`run`]; both go through [`Service::prepare`] and [`Service::serve`].
 #![forbid(unsafe_code)]
 
 pub mod admin_cli;
@@ -19,19 +21,24 @@ pub mod range;
 pub mod secret;
 pub mod storage;
 pub mod systemd;
+pub mod tasks;
 pub mod telemetry;
 pub mod tls;
 pub mod tus;
 pub mod user_cli;
 
 use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use config::Config;
-use http::server::{Limits, Listener};
+use http::server::{Limits, Listener, ListenerKind};
 use storage::local::{Established, LocalOptions, LocalStorage};
 use storage::{Storage, StorageError};
+use tasks::TaskSet;
 use tls::{CertSource, TlsError, TlsState};
 
 /// `node_state` key of the media root's volume id (see `storage::local::identity`).
@@ -51,6 +58,21 @@ pub enum StartError {
     Library(#[from] library::LibraryError),
     #[error("start-up task failed: {0}")]
     Task(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("cannot print the listening addresses: {0}")]
+    Announce(std::io::Error),
+}
+
+/// How a served service ended (returned by [`run`] and [`serve`]; the drain is logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Stopped {
+    /// The background tasks that were running when the shutdown began.
+    pub tasks_at_shutdown: Vec<&'static str>,
+    /// Those that had not ended when the grace period was over (logged, then left to the
+    /// runtime, which drops them when it shuts down).
+    pub unfinished: Vec<&'static str>,
 }
 
 /// The service, prepared and ready to serve: folders exist, storage is open, the TLS
@@ -64,6 +86,9 @@ pub struct Service {
     library: library::Library,
     tus: Arc<tus::Tus>,
     setup_token: Option<String>,
+    /// Every background task, owned: cancelled when the drain starts, awaited within the
+    /// grace period.
+    tasks: TaskSet,
 }
 
 impl Service {
@@ -136,7 +161,20 @@ impl Service {
             library,
             tus,
             setup_token,
+            tasks: TaskSet::new(),
         })
+    }
+
+    /// [`Service::prepare`] on the blocking pool (it creates folders and key files).
+    async fn prepare_off_runtime(config: Config, needs_tls: bool) -> Result<Self, StartError> {
+        tokio::task::spawn_blocking(move || Service::prepare(config, needs_tls))
+            .await
+            .map_err(|e| StartError::Task(e.to_string()))?
+    }
+
+    /// The service's task set, for parts that start background work of their own.
+    pub fn tasks(&self) -> &TaskSet {
+        &self.tasks
     }
 
     /// Installs the signal handlers now (so a signal sent right after start-up is handled)
@@ -151,8 +189,9 @@ impl Service {
         let mut int = sig(SignalKind::interrupt(), "SIGINT")?;
         let mut hup = sig(SignalKind::hangup(), "SIGHUP")?;
         let tls = self.tls.clone();
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
+        // A reload in progress finishes; the loop ends at the next wait for a signal.
+        self.tasks.spawn("sighup-reload", |cancel| async move {
+            while let Some(Some(())) = cancel.run_until_cancelled(hup.recv()).await {
                 reload_tls(tls.clone()).await;
             }
         });
@@ -164,17 +203,32 @@ impl Service {
         })
     }
 
-    /// Serves on already-bound `listeners` until `shutdown` resolves, then drains.
-    pub async fn serve(self, listeners: Vec<Listener>, shutdown: impl Future<Output = ()> + Send) {
+    /// Serves on already-bound `listeners` until `shutdown` resolves, then drains: the
+    /// listeners close, in-flight requests get `server.shutdown_grace_secs` to finish, and the
+    /// background tasks, cancelled when the drain starts, get what is left of that time.
+    pub async fn serve(
+        self,
+        listeners: Vec<Listener>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Stopped {
         let config = self.config;
-        let scanner_cancel = tokio_util::sync::CancellationToken::new();
-        tokio::spawn(self.library.scanner(scanner_cancel.clone()));
+        let tasks = self.tasks;
+        if config.discovery.enabled {
+            tracing::warn!(
+                "discovery.enabled is set, but LAN discovery is not built yet in this version: \
+                 the setting has no effect"
+            );
+        }
+        // The scanner stops at its next checkpoint (between folders or files) when cancelled.
+        let library = self.library.clone();
+        tasks.spawn("library-scan", move |cancel| library.scanner(cancel));
+        let tus = self.tus.clone();
         let state = http::AppState::new(
             config.clone(),
             self.storage,
             self.db,
             self.library,
-            self.tus.clone(),
+            self.tus,
             self.setup_token,
         );
         let limits = Limits {
@@ -186,22 +240,44 @@ impl Service {
             shutdown_grace: config.shutdown_grace(),
         };
         systemd::notify_ready();
-        systemd::spawn_watchdog();
+        if let Some(watchdog) = systemd::watchdog() {
+            tasks.spawn_until_cancelled("systemd-watchdog", watchdog);
+        }
+        // Dropped at its next await once cancelled; a sweep already on the blocking pool is
+        // one transaction and completes there.
+        tasks.spawn_until_cancelled("tus-sweep", tus.sweep_forever());
+        // The background tasks are cancelled as the drain starts, not after it: none of them
+        // serves a request, and the ones to come (discovery's goodbye, sync) should stop
+        // telling peers we are here while connections drain. They share the drain's deadline.
+        // The watchdog may stop with them: systemd stops watching once STOPPING=1 is sent.
+        let drain_started = OnceLock::new();
+        let mut tasks_at_shutdown = Vec::new();
         let shutdown = async {
             shutdown.await;
+            let _ = drain_started.set(Instant::now());
             systemd::notify_stopping();
+            tasks_at_shutdown = tasks.running();
+            tasks.cancel();
         };
-        tokio::spawn(self.tus.clone().sweep_forever());
         let metrics_app = http::metrics_router(state.clone());
         http::server::serve(
             listeners,
             http::router(state),
             metrics_app,
-            limits,
+            limits.clone(),
             self.tls,
             shutdown,
         )
         .await;
+        let grace = limits.shutdown_grace;
+        let left = drain_started
+            .get()
+            .map_or(grace, |t| grace.saturating_sub(t.elapsed()));
+        let unfinished = tasks.stop(left).await;
+        Stopped {
+            tasks_at_shutdown,
+            unfinished,
+        }
     }
 }
 
@@ -265,18 +341,53 @@ async fn reload_tls(tls: Option<Arc<TlsState>>) {
     }
 }
 
-/// Prepares and serves in one call (for tests and embedding): the caller owns signals.
+/// The service as the binary runs it, from a loaded config: prepares it, installs the signal
+/// handlers, binds the configured listeners (`server.listen`, `tls_listen`, `metrics_listen`),
+/// prints one `listening on …` line per listener to stdout in that order, and serves until
+/// SIGTERM or SIGINT. Nothing is printed before the certificate, the folders, the database and
+/// the signal handlers are ready: a client or supervisor may rely on them from the first line.
+pub async fn serve(config: Config) -> Result<Stopped, StartError> {
+    let needs_tls = !config.server.tls_listen.is_empty();
+    let service = Service::prepare_off_runtime(config.clone(), needs_tls).await?;
+    let shutdown = service.install_signals()?;
+    let mut listeners = Vec::new();
+    for (addrs, kind) in [
+        (&config.server.listen, ListenerKind::Http),
+        (&config.server.tls_listen, ListenerKind::Https),
+        (&config.server.metrics_listen, ListenerKind::Metrics),
+    ] {
+        let bound =
+            http::server::bind(addrs, kind)
+                .await
+                .map_err(|(addr, e)| StartError::Listen {
+                    addr,
+                    reason: e.to_string(),
+                })?;
+        listeners.extend(bound);
+    }
+    announce(&listeners).map_err(StartError::Announce)?;
+    Ok(service.serve(listeners, shutdown).await)
+}
+
+/// Writes the `listening on …` lines, flushed: they are the readiness signal.
+fn announce(listeners: &[Listener]) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for l in listeners {
+        writeln!(out, "{}", l.announce()?)?;
+    }
+    out.flush()
+}
+
+/// Prepares and serves in one call, for in-process callers (tests, embedding) that bring
+/// already-bound `listeners` and own the signals: serving ends when `shutdown` resolves.
+/// Returns once the drain is over and the background tasks have ended (or the grace period
+/// has passed: see [`Stopped::unfinished`]).
 pub async fn run(
     config: Config,
     listeners: Vec<Listener>,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), StartError> {
-    let needs_tls = listeners
-        .iter()
-        .any(|l| l.kind == http::server::ListenerKind::Https);
-    let service = tokio::task::spawn_blocking(move || Service::prepare(config, needs_tls))
-        .await
-        .map_err(|e| StartError::Task(e.to_string()))??;
-    service.serve(listeners, shutdown).await;
-    Ok(())
+) -> Result<Stopped, StartError> {
+    let needs_tls = listeners.iter().any(|l| l.kind == ListenerKind::Https);
+    let service = Service::prepare_off_runtime(config, needs_tls).await?;
+    Ok(service.serve(listeners, shutdown).await)
 }

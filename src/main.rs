@@ -1,7 +1,6 @@
-//! The `streamhub` binary: command line, config, logging, listeners; the service itself is
-//! `streamhub::run`.
+//! The `streamhub` binary: command line, config, logging and the runtime; the service itself
+//! (listeners included) is `streamhub::serve`.
 
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -277,6 +276,8 @@ fn run_user(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: UserActi
     }
 }
 
+/// Builds the runtime and hands over to the library (`streamhub::serve`), which prepares the
+/// service, announces the listeners and serves until SIGTERM or SIGINT.
 fn serve(cfg: Config) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -285,34 +286,7 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         .max_blocking_threads(128)
         .build()
         .context("cannot start the async runtime")?;
-    rt.block_on(async move {
-        // Everything a client may rely on after the `listening on` lines (certificate files,
-        // folders, signal handling) is in place before they are printed.
-        let needs_tls = !cfg.server.tls_listen.is_empty();
-        let c = cfg.clone();
-        let service =
-            tokio::task::spawn_blocking(move || streamhub::Service::prepare(c, needs_tls))
-                .await??;
-        let shutdown = service.install_signals()?;
-        use streamhub::http::server::{bind, ListenerKind};
-        let mut listeners = Vec::new();
-        for (addrs, kind) in [
-            (&cfg.server.listen, ListenerKind::Http),
-            (&cfg.server.tls_listen, ListenerKind::Https),
-            (&cfg.server.metrics_listen, ListenerKind::Metrics),
-        ] {
-            let bound = bind(addrs, kind)
-                .await
-                .map_err(|(a, e)| anyhow::anyhow!("cannot listen on {a}: {e}"))?;
-            listeners.extend(bound);
-        }
-        let mut out = std::io::stdout().lock();
-        for l in &listeners {
-            writeln!(out, "{}", l.announce()?)?;
-        }
-        out.flush()?;
-        drop(out);
-        service.serve(listeners, shutdown).await;
-        Ok(())
-    })
+    // How it ended (tasks that outlived the grace period) is logged by the library.
+    let _stopped = rt.block_on(streamhub::serve(cfg))?;
+    Ok(())
 }

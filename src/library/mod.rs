@@ -38,7 +38,6 @@ use crate::storage::{MediaPath, ObjectMeta, Storage};
 pub use model::{Item, Kind, ListRequest, MediaClass, Page, Sort, SortKey};
 pub use read::Thumb;
 pub use scan::ScanReport;
-pub use schema::MIGRATIONS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {

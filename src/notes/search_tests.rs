@@ -36,11 +36,15 @@ fn sqlite_has_fts5_and_the_migrations_are_valid() {
         })
         .unwrap();
     assert_eq!(fts5, 1);
-    let mut ms = vec![rusqlite_migration::M::up(
-        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
-    )];
-    ms.extend(MIGRATIONS.iter().map(|m| rusqlite_migration::M::up(m)));
-    rusqlite_migration::Migrations::new(ms).validate().unwrap();
+    crate::db::migrations::migrations().validate().unwrap();
+    let version: usize = c
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        version,
+        crate::db::migrations::FILES.len(),
+        "conn() is fully migrated"
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! (`tag_counts`, `contributor_counts`, `note_daily`, `note_searches`) and from the
 //! `views`/`edits` columns of `notes` through their partial indexes, so the cost follows the
 //! number of tags, authors, days and `top`, not the number of notes. Counters are kept per
-//! visibility scope (see `schema`); a reader sees `scope IN (0, viewer)`.
+//! visibility scope (see `src/db/migrations/0002_notes.sql`); a reader sees
+//! `scope IN (0, viewer)`.
 
 use rusqlite::{params, Connection};
 use serde::Serialize;

@@ -1,35 +1,24 @@
-//! Test helpers: a fresh database with the same PRAGMAs as `db`, a `users` table like the one
-//! `db` creates, and the notes migrations; users; a store with a controllable clock.
+//! Test helpers: a fresh in-memory database with the same PRAGMAs as `db` and the real
+//! migrations (`db::migrate`); users; a store with a controllable clock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use rusqlite::{params, Connection};
 
-use super::{
-    Author, Changes, Content, EventKind, Hlc, Limits, NotesStore, Revision, Visibility, MIGRATIONS,
-};
+use super::{Author, Changes, Content, EventKind, Hlc, Limits, NotesStore, Revision, Visibility};
 
 pub const T0: u64 = 1_700_000_000_000;
 
 pub fn conn() -> Connection {
-    let c = Connection::open_in_memory().unwrap();
+    let mut c = Connection::open_in_memory().unwrap();
     c.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA foreign_keys = ON;
-         CREATE TABLE users (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-            password_hash TEXT NOT NULL,
-            role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
-            created_at INTEGER NOT NULL
-         );",
+         PRAGMA foreign_keys = ON;",
     )
     .unwrap();
-    for m in MIGRATIONS {
-        c.execute_batch(m).unwrap();
-    }
+    crate::db::migrate(&mut c).unwrap();
     c
 }
 

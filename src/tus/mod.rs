@@ -23,22 +23,6 @@ use crate::storage::Storage;
 pub use append::{append, AppendError, Span};
 pub use proto::{Checksum, ChecksumAlgo, Metadata, ProtoError};
 
-/// Schema of the upload state, appended to the database migrations (`db::migrations`).
-pub const MIGRATIONS: &[&str] = &["CREATE TABLE tus_uploads (
-        id TEXT PRIMARY KEY,
-        owner INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-        dest TEXT NOT NULL,
-        overwrite INTEGER NOT NULL,
-        length INTEGER NOT NULL,
-        upload_offset INTEGER NOT NULL DEFAULT 0,
-        metadata TEXT NOT NULL,
-        staged TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        expires_at INTEGER NOT NULL,
-        completed_at INTEGER
-    );
-    CREATE INDEX tus_uploads_expiry ON tus_uploads(expires_at);"];
-
 /// One upload as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {

@@ -211,3 +211,29 @@ def test_stdout_only_listening_lines_even_at_debug(tmp_path):
     lines = srv.drain_stdout()
     assert len(lines) == 2 and all(LISTEN_RE.match(l) for l in lines), lines
     assert srv.stderr_text().strip(), "debug level produced no logs on stderr"
+
+
+DISCOVERY_WARNING = "LAN discovery is not built yet"
+
+
+@pytest.mark.parametrize(
+    "args,env,warnings",
+    [
+        ([], None, 1),  # the default: discovery.enabled = true
+        (["--no-discovery"], None, 0),
+        ([], {"STREAMHUB_DISCOVERY_ENABLED": "false"}, 0),
+    ],
+    ids=["default", "no-discovery-flag", "env-false"],
+)
+def test_discovery_setting_is_honest_about_having_no_effect(tmp_path, args, env, warnings):
+    # Safe to leave discovery on only because nothing is built behind it: once it is, this
+    # test must run in a network namespace (every mDNS packet stays inside).
+    srv = _serve_env(tmp_path, env, ["--listen", "127.0.0.1:0", "--media-root", tmp_path / "m",
+                                     "--data-dir", tmp_path / "d", *args])
+    try:
+        srv.wait_listening(1, 0)
+        assert raw_get(srv.port, "/healthz").status == 200
+    finally:
+        assert srv.stop() == 0
+    err = srv.stderr_text()
+    assert err.count(DISCOVERY_WARNING) == warnings, err

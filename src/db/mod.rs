@@ -1,6 +1,7 @@
 //! The SQLite database in the data dir (`streamhub.db`): opened with WAL, `synchronous=FULL`,
-//! foreign keys and a busy timeout, and migrated to the current schema at open. Users and
-//! sessions live here now; the library index and notes join them in later migrations.
+//! foreign keys and a busy timeout, and migrated to the current schema at open. `db` owns the
+//! one ordered list of numbered migrations (`migrations/NNNN_*.sql`, listed in
+//! `db::migrations`) for every module's tables: accounts, notes, the library index, uploads.
 //!
 //! rusqlite is blocking: async callers go through [`Db::call`], which runs the closure on the
 //! blocking pool, never on a runtime worker.
@@ -10,9 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
-use rusqlite_migration::{Migrations, M};
+
+pub(crate) mod migrations;
 
 pub const DB_FILE: &str = "streamhub.db";
+
+/// The schema version a database has after [`Db::open`]: the number of migrations.
+pub fn schema_version() -> usize {
+    migrations::FILES.len()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -26,61 +33,11 @@ pub enum DbError {
     Task(String),
 }
 
-/// Numbered migrations, applied in order at open; never edit a released one, add a new one.
-/// 1: accounts; 2–5: notes (`notes::MIGRATIONS`); then the library index
-/// (`library::MIGRATIONS`) and resumable uploads (`tus::MIGRATIONS`).
-fn migrations() -> Migrations<'static> {
-    let mut all = vec![M::up(ACCOUNTS)];
-    all.extend(crate::notes::MIGRATIONS.iter().map(|sql| M::up(sql)));
-    all.extend(crate::library::MIGRATIONS.iter().map(|sql| M::up(sql)));
-    all.extend(crate::tus::MIGRATIONS.iter().map(|sql| M::up(sql)));
-    all.push(M::up(NODE_STATE));
-    Migrations::new(all)
+impl From<crate::blocking::BlockingError> for DbError {
+    fn from(e: crate::blocking::BlockingError) -> Self {
+        DbError::Task(e.to_string())
+    }
 }
-
-/// Small facts about this node (the media root's volume id): one row per key.
-const NODE_STATE: &str = "CREATE TABLE node_state (
-            key TEXT PRIMARY KEY,
-            value TEXT NOT NULL
-        );";
-
-/// User ids are never reused (AUTOINCREMENT): a private note whose owner was deleted must
-/// not fall to the next user created.
-const ACCOUNTS: &str = "CREATE TABLE users (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT NOT NULL UNIQUE COLLATE NOCASE,
-            password_hash TEXT NOT NULL,
-            role TEXT NOT NULL CHECK (role IN ('admin', 'member')),
-            created_at INTEGER NOT NULL
-        );
-        CREATE TABLE sessions (
-            id_hash BLOB PRIMARY KEY,
-            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-            csrf TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            expires_at INTEGER NOT NULL
-        );
-        CREATE INDEX sessions_user ON sessions(user_id);
-        CREATE TABLE api_tokens (
-            id INTEGER PRIMARY KEY,
-            token_hash BLOB NOT NULL UNIQUE,
-            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-            label TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            expires_at INTEGER
-        );
-        CREATE TABLE shares (
-            id INTEGER PRIMARY KEY,
-            user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-            path TEXT NOT NULL,
-            created_at INTEGER NOT NULL,
-            expires_at INTEGER NOT NULL,
-            revoked_at INTEGER
-        );
-        CREATE TABLE secrets (
-            name TEXT PRIMARY KEY,
-            value BLOB NOT NULL
-        );";
 
 /// Opens a connection to the database file with the settings every streamhub connection
 /// uses: WAL, `synchronous=FULL`, foreign keys, a 5 s busy timeout, the read memory map, and
@@ -99,6 +56,15 @@ pub fn open_conn(path: &Path) -> Result<Connection, rusqlite::Error> {
     )?;
     conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     Ok(conn)
+}
+
+/// Brings `conn` to the latest schema: applies, in order, each numbered migration it has not
+/// applied yet (`PRAGMA user_version` counts them). Tests use it on in-memory connections, so
+/// they run against the real schema rather than a hand-made one.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), DbError> {
+    migrations::migrations()
+        .to_latest(conn)
+        .map_err(|e| DbError::Migrate(e.to_string()))
 }
 
 /// A shared handle to the database.
@@ -120,9 +86,7 @@ impl Db {
             reason: e.to_string(),
         };
         let mut conn = open_conn(&path).map_err(|e| open_err(&e))?;
-        migrations()
-            .to_latest(&mut conn)
-            .map_err(|e| DbError::Migrate(e.to_string()))?;
+        migrate(&mut conn)?;
         Ok(Db {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -185,11 +149,6 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn migrations_are_valid() {
-        migrations().validate().expect("valid migrations");
-    }
 
     #[test]
     fn opens_twice_and_uses_wal() {
