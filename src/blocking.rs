@@ -24,17 +24,36 @@ where
     E: From<BlockingError> + Send + 'static,
     F: FnOnce() -> Result<T, E> + Send + 'static,
 {
-    match tokio::time::timeout(timeout, tokio::task::spawn_blocking(f)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(join)) => {
-            tracing::error!(op, error = %join, "blocking task failed");
-            Err(BlockingError::Failed { op }.into())
+    spawn(op, timeout, f).await
+}
+
+/// Like [`run`], but `f` starts now, not when the returned future is first polled (a read
+/// ahead: the next chunk is read while the current one is sent). The timeout counts from now.
+pub fn spawn<T, E, F>(
+    op: &'static str,
+    timeout: Duration,
+    f: F,
+) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
+where
+    T: Send + 'static,
+    E: From<BlockingError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    let handle = tokio::task::spawn_blocking(f);
+    let deadline = tokio::time::Instant::now() + timeout;
+    async move {
+        match tokio::time::timeout_at(deadline, handle).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => {
+                tracing::error!(op, error = %join, "blocking task failed");
+                Err(BlockingError::Failed { op }.into())
+            }
+            Err(_) => Err(BlockingError::Stalled {
+                op,
+                secs: timeout.as_secs(),
+            }
+            .into()),
         }
-        Err(_) => Err(BlockingError::Stalled {
-            op,
-            secs: timeout.as_secs(),
-        }
-        .into()),
     }
 }
 

@@ -58,6 +58,8 @@ pub enum StartError {
     Library(#[from] library::LibraryError),
     #[error("start-up task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Blocking(#[from] blocking::BlockingError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: SocketAddr, reason: String },
     #[error("cannot print the listening addresses: {0}")]
@@ -167,9 +169,7 @@ impl Service {
 
     /// [`Service::prepare`] on the blocking pool (it creates folders and key files).
     async fn prepare_off_runtime(config: Config, needs_tls: bool) -> Result<Self, StartError> {
-        tokio::task::spawn_blocking(move || Service::prepare(config, needs_tls))
-            .await
-            .map_err(|e| StartError::Task(e.to_string()))?
+        blocking::run_unbounded("prepare", move || Service::prepare(config, needs_tls)).await
     }
 
     /// The service's task set, for parts that start background work of their own.
@@ -332,12 +332,13 @@ async fn reload_tls(tls: Option<Arc<TlsState>>) {
         tracing::info!("SIGHUP: no TLS listener, nothing to reload");
         return;
     };
-    match tokio::task::spawn_blocking(move || tls.reload()).await {
-        Ok(Ok(())) => tracing::info!("SIGHUP: certificate reloaded"),
-        Ok(Err(e)) => {
+    let reloaded: Result<(), StartError> =
+        blocking::run_unbounded("tls reload", move || Ok(tls.reload()?)).await;
+    match reloaded {
+        Ok(()) => tracing::info!("SIGHUP: certificate reloaded"),
+        Err(e) => {
             tracing::error!(error = %e, "SIGHUP: reload failed; keeping the old certificate")
         }
-        Err(e) => tracing::error!(error = %e, "SIGHUP: reload task failed"),
     }
 }
 

@@ -33,6 +33,18 @@ pub enum DbError {
     Task(String),
 }
 
+/// A `Db::call` closure's own error, or the pool's.
+enum CallError<E> {
+    Inner(E),
+    Blocking(crate::blocking::BlockingError),
+}
+
+impl<E> From<crate::blocking::BlockingError> for CallError<E> {
+    fn from(e: crate::blocking::BlockingError) -> Self {
+        CallError::Blocking(e)
+    }
+}
+
 impl From<crate::blocking::BlockingError> for DbError {
     fn from(e: crate::blocking::BlockingError) -> Self {
         DbError::Task(e.to_string())
@@ -140,9 +152,12 @@ impl Db {
         E: From<DbError> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.with(f))
+        crate::blocking::run_unbounded("database", move || db.with(f).map_err(CallError::Inner))
             .await
-            .map_err(|e| E::from(DbError::Task(e.to_string())))?
+            .map_err(|e| match e {
+                CallError::Inner(e) => e,
+                CallError::Blocking(b) => E::from(DbError::from(b)),
+            })
     }
 }
 

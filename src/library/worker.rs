@@ -316,7 +316,8 @@ pub async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
     {
         // Now, off the start-up path, so /readyz soon says what is there.
         let i = inner.clone();
-        let _ = tokio::task::spawn_blocking(move || i.tools()).await;
+        let _: Result<_, LibraryError> =
+            crate::blocking::run_unbounded("library tools", move || Ok(i.tools())).await;
     }
     loop {
         let _ = scan_once(&inner, &cancel).await;

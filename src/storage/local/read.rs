@@ -226,19 +226,9 @@ impl ReadStream {
         let offset = self.pos;
         self.pos += n as u64;
         let file = self.file.clone();
-        let timeout = self.timeout;
-        // spawn_blocking starts the read now, not when the future is first polled.
-        let handle = tokio::task::spawn_blocking(move || read_exact_at(&file, offset, n, lease));
-        Box::pin(async move {
-            match tokio::time::timeout(timeout, handle).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(join)) => Err(StorageError::Io(join.to_string())),
-                Err(_) => Err(StorageError::Stalled {
-                    op: "read",
-                    secs: timeout.as_secs(),
-                }),
-            }
-        })
+        Box::pin(crate::blocking::spawn("read", self.timeout, move || {
+            read_exact_at(&file, offset, n, lease)
+        }))
     }
 
     fn finish(
