@@ -287,6 +287,11 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     // How it ended (tasks that outlived the grace period) is logged by the library.
-    let _stopped = rt.block_on(streamhub::serve(cfg))?;
+    let served = rt.block_on(streamhub::serve(cfg));
+    // Dropping a runtime waits for every blocking thread; one stuck in the kernel (a hung
+    // NFS server, a FIFO someone put in the media root) would keep the process from ever
+    // exiting. Give what runs there (an upload's last fsync) a moment, then go.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    let _stopped = served?;
     Ok(())
 }

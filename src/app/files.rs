@@ -68,6 +68,23 @@ impl Files {
         self.max_bytes
     }
 
+    /// Where the entry `path` names really is: its folder with links followed, and its own
+    /// name (an entry that is itself a link is the link — a delete or a move acts on it, not
+    /// on its target). What the index records and ownership is checked on, so it follows
+    /// the file, not the alias a client typed.
+    pub async fn real(&self, path: &MediaPath) -> Result<MediaPath, FilesError> {
+        let Some((parent, name)) = path.split_last() else {
+            return Ok(MediaPath::root());
+        };
+        let Some(dir) = self.storage.real_path(&parent).await? else {
+            // Outside the root (escapes allowed): the index has nothing there.
+            return Ok(path.clone());
+        };
+        Ok(dir
+            .join(name)
+            .map_err(|e| StorageError::Invalid(e.to_string()))?)
+    }
+
     /// A member may change (replace, move, delete) only what they uploaded — for a folder,
     /// also everything in it; an admin anything.
     pub async fn may_change(
@@ -79,9 +96,10 @@ impl Files {
         if who.is_admin() {
             return Ok(());
         }
+        let real = self.real(path).await?;
         let owns = self
             .library
-            .owns_subtree(path, who.id)
+            .owns_subtree(&real, who.id)
             .await
             .map_err(|e| FilesError::Index(e.to_string()))?;
         if owns {
@@ -155,16 +173,16 @@ impl Files {
         .await;
         let meta = self.counted(result, |m| m.size)?;
         tracing::info!(path = %req.path.to_string().escape_debug(), size = meta.size, "uploaded");
-        self.library
-            .record_write(&req.path, &meta, Some(who.id))
-            .await;
+        let real = self.real(&req.path).await.unwrap_or(req.path);
+        self.library.record_write(&real, &meta, Some(who.id)).await;
         Ok(meta)
     }
 
     /// A new folder (and missing parents), owned by `who`.
     pub async fn create_folder(&self, who: &User, path: &MediaPath) -> Result<(), FilesError> {
         self.storage.create_dir(path).await?;
-        self.library.record_folder(path, Some(who.id)).await;
+        let real = self.real(path).await.unwrap_or_else(|_| path.clone());
+        self.library.record_folder(&real, Some(who.id)).await;
         Ok(())
     }
 
@@ -185,8 +203,10 @@ impl Files {
         if overwrite && self.storage.stat(to).await?.is_some() {
             self.may_change(who, to, "replace").await?;
         }
+        let real_from = self.real(from).await?;
         self.storage.rename(from, to, overwrite).await?;
-        self.library.record_move(from, to).await;
+        let real_to = self.real(to).await.unwrap_or_else(|_| to.clone());
+        self.library.record_move(&real_from, &real_to).await;
         Ok(())
     }
 
@@ -198,9 +218,10 @@ impl Files {
             ));
         }
         self.may_change(who, path, "delete").await?;
+        let real = self.real(path).await?;
         self.storage.delete(path).await?;
         tracing::info!(path = %path.to_string().escape_debug(), "deleted");
-        self.library.record_delete(path).await;
+        self.library.record_delete(&real).await;
         Ok(())
     }
 }

@@ -240,8 +240,9 @@ impl Resumable {
             .await?;
         self.metrics.observe_upload("ok", meta.size);
         tracing::info!(path = %upload.dest.escape_debug(), size = meta.size, "uploaded (tus)");
+        let real = self.files.real(&dest).await.unwrap_or(dest);
         self.library
-            .record_write(&dest, &meta, Some(upload.owner))
+            .record_write(&real, &meta, Some(upload.owner))
             .await;
         Ok(())
     }

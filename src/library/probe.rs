@@ -13,6 +13,15 @@ use serde::Deserialize;
 
 use super::model::MediaClass;
 
+/// The demuxers ffprobe and ffmpeg may use: media containers, raw streams and single
+/// images. Playlist and script formats (HLS, DASH, concat, ffconcat, …) are left out on
+/// purpose: ffmpeg picks a demuxer from a file's content, and those would open the paths
+/// written inside a member's upload — anywhere on the host.
+const DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,m4v,\
+                        h264,hevc,ivf,obu,av1,nut,asf,rm,ogg,wav,w64,mp3,flac,aac,ac3,eac3,dts,\
+                        truehd,aiff,ape,wv,tta,caf,amr,au,dsf,image2,jpeg_pipe,png_pipe,\
+                        webp_pipe,gif,gif_pipe,bmp_pipe,tiff_pipe,jpegxl_pipe,mjpeg";
+
 /// Posters are this wide (height keeps the aspect ratio, rounded to even).
 pub const THUMB_WIDTH: u32 = 320;
 
@@ -63,12 +72,21 @@ impl ProbeInput {
         })
     }
 
-    /// The `-i` argument; ffmpeg reads `file:` URLs literally.
-    fn arg(&self) -> OsString {
-        match self {
-            ProbeInput::Stdin(_) => OsString::from("file:/dev/stdin"),
-            ProbeInput::Url(u) => OsString::from(u),
-        }
+    /// The options that confine what the program may open, then `-i` and the input (ffmpeg
+    /// reads `file:` URLs literally).
+    fn args(&self) -> Vec<OsString> {
+        let (protocols, input) = match self {
+            ProbeInput::Stdin(_) => ("file,pipe", OsString::from("file:/dev/stdin")),
+            ProbeInput::Url(u) => ("http,https,tcp,tls", OsString::from(u)),
+        };
+        vec![
+            "-format_whitelist".into(),
+            DEMUXERS.into(),
+            "-protocol_whitelist".into(),
+            protocols.into(),
+            "-i".into(),
+            input,
+        ]
     }
 
     fn stdin(self) -> Stdio {
@@ -173,12 +191,11 @@ pub fn ffprobe(program: &str, input: ProbeInput, timeout: Duration) -> Result<Pr
         "json",
         "-show_format",
         "-show_streams",
-        "-i",
     ]
     .into_iter()
     .map(OsString::from)
     .collect();
-    args.push(input.arg());
+    args.extend(input.args());
     parse_ffprobe(&run_with(program, &args, input.stdin(), timeout)?)
 }
 
@@ -265,8 +282,7 @@ pub fn make_thumb(
     if class == MediaClass::Video {
         args.extend(os(&["-ss", &format!("{:.3}", poster_time(duration))]));
     }
-    args.push("-i".into());
-    args.push(input.arg());
+    args.extend(input.args());
     args.extend(os(&[
         "-frames:v",
         "1",

@@ -66,7 +66,23 @@ async fn input_of(inner: &Inner, job: &Job) -> Result<ProbeInput, String> {
     match inner.storage.probe_source(&path).await {
         Ok(src) => ProbeInput::from_source(src)
             .ok_or_else(|| "the storage backend cannot hand this file to ffprobe".to_string()),
-        Err(e) => Err(format!("the file is not readable: {e}")),
+        Err(e) => {
+            tracing::debug!(path = %job.path.escape_debug(), error = %e, "library: cannot open to probe");
+            Err("the file could not be opened".to_string())
+        }
+    }
+}
+
+/// What a failed program run tells the API (`probe_error` is public): the kind of failure,
+/// never the program's path or its raw output, which go to the log.
+fn shown(job: &Job, e: &probe::ToolError) -> String {
+    tracing::info!(path = %job.path.escape_debug(), error = %e, "library: probe failed");
+    match e {
+        probe::ToolError::Spawn(..) => "ffprobe/ffmpeg could not be run".to_string(),
+        probe::ToolError::Timeout(_, secs) => format!("ffprobe/ffmpeg took longer than {secs} s"),
+        probe::ToolError::Failed(..) | probe::ToolError::Parse(_) => {
+            "not a media file ffprobe can read".to_string()
+        }
     }
 }
 
@@ -86,7 +102,7 @@ pub fn work(inner: &Inner, input: Result<ProbeInput, String>, job: &Job) -> Outc
     let mut probe_failed = false;
     if job.need_probe {
         let r = input.try_clone().map_err(|e| e.to_string()).and_then(|i| {
-            probe::ffprobe(&inner.config.ffprobe, i, timeout).map_err(|e| e.to_string())
+            probe::ffprobe(&inner.config.ffprobe, i, timeout).map_err(|e| shown(job, &e))
         });
         if let Ok(p) = &r {
             duration = p.duration;
@@ -109,7 +125,7 @@ pub fn work(inner: &Inner, input: Result<ProbeInput, String>, job: &Job) -> Outc
                 timeout,
             )
             .map(|()| name)
-            .map_err(|e| e.to_string())
+            .map_err(|e| shown(job, &e))
         });
     }
     out

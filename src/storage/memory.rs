@@ -21,8 +21,8 @@ struct State {
     files: BTreeMap<String, (Bytes, ObjectMeta)>,
     /// Every folder but the root.
     dirs: BTreeSet<String>,
-    /// Resumable uploads' durable bytes, by key.
-    staged: BTreeMap<String, Vec<u8>>,
+    /// Resumable uploads' durable bytes, by key, and when they were last written.
+    staged: BTreeMap<String, (Vec<u8>, SystemTime)>,
     failing: HashSet<String>,
     version: u64,
 }
@@ -199,7 +199,7 @@ impl Upload for MemUpload {
             self.store
                 .lock()
                 .staged
-                .insert(self.key.clone(), self.buf.clone());
+                .insert(self.key.clone(), (self.buf.clone(), SystemTime::now()));
         }
         if let Some(f) = &self.on_durable {
             f(len);
@@ -305,7 +305,9 @@ impl Storage for MemoryStorage {
         self.lock().check_dest(dest, opts.overwrite)?;
         let key = format!("resumable/{}.upload", crate::secret::random_token());
         if opts.resumable {
-            self.lock().staged.insert(key.clone(), Vec::new());
+            self.lock()
+                .staged
+                .insert(key.clone(), (Vec::new(), SystemTime::now()));
         }
         Ok(Box::new(MemUpload {
             store: self.clone(),
@@ -322,7 +324,7 @@ impl Storage for MemoryStorage {
         durable: u64,
         on_durable: Option<OnDurable>,
     ) -> Result<Box<dyn Upload>, StorageError> {
-        let mut buf = self
+        let (mut buf, _) = self
             .lock()
             .staged
             .get(key)
@@ -346,8 +348,13 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    async fn upload_keys(&self) -> Result<Vec<String>, StorageError> {
-        Ok(self.staged_keys())
+    async fn upload_keys(&self) -> Result<Vec<(String, SystemTime)>, StorageError> {
+        Ok(self
+            .lock()
+            .staged
+            .iter()
+            .map(|(k, (_, t))| (k.clone(), *t))
+            .collect())
     }
 
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError> {
@@ -432,6 +439,11 @@ impl Storage for MemoryStorage {
             s.dirs.insert(new);
         }
         Ok(())
+    }
+
+    async fn real_path(&self, path: &MediaPath) -> Result<Option<MediaPath>, StorageError> {
+        // No links in memory: a path is where it is.
+        Ok(Some(path.clone()))
     }
 
     async fn probe_source(&self, _path: &MediaPath) -> Result<ProbeSource, StorageError> {

@@ -262,8 +262,9 @@ pub trait Storage: Send + Sync {
     ) -> Result<Box<dyn Upload>, StorageError>;
     /// Deletes a resumable upload's data (no error when already gone).
     async fn discard_upload(&self, key: &str) -> Result<(), StorageError>;
-    /// Keys of every resumable upload's data, for sweeping orphans.
-    async fn upload_keys(&self) -> Result<Vec<String>, StorageError>;
+    /// Every resumable upload's data: its key and when it was last written, for sweeping
+    /// orphans.
+    async fn upload_keys(&self) -> Result<Vec<(String, SystemTime)>, StorageError>;
     /// Creates a folder and any missing parents (`AlreadyExists` when it exists); on failure
     /// no folder it created is left behind.
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError>;
@@ -277,6 +278,10 @@ pub trait Storage: Send + Sync {
         to: &MediaPath,
         overwrite: bool,
     ) -> Result<(), StorageError>;
+    /// Where `path` really is: links followed (by the backend's rules), whether or not the
+    /// last name exists; None when it leads outside the root. Ownership follows the file,
+    /// not the alias a client typed.
+    async fn real_path(&self, path: &MediaPath) -> Result<Option<MediaPath>, StorageError>;
     /// Gives an external program access to a file's bytes.
     async fn probe_source(&self, path: &MediaPath) -> Result<ProbeSource, StorageError>;
 }

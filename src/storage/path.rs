@@ -32,10 +32,43 @@ pub enum PathError {
     BadNewName(String, &'static str),
 }
 
-/// Device names Windows (and so SMB clients of the same disk) cannot open.
+/// Device names Windows (and so SMB clients of the same disk) cannot open, as Microsoft
+/// lists them (COM/LPT with 0–9 and the superscript digits), plus the console and clock
+/// devices.
 const WINDOWS_RESERVED: &[&str] = &[
-    "con", "prn", "aux", "nul", "com1", "com2", "com3", "com4", "com5", "com6", "com7", "com8",
-    "com9", "lpt1", "lpt2", "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    "com0",
+    "com1",
+    "com2",
+    "com3",
+    "com4",
+    "com5",
+    "com6",
+    "com7",
+    "com8",
+    "com9",
+    "com\u{b9}",
+    "com\u{b2}",
+    "com\u{b3}",
+    "lpt0",
+    "lpt1",
+    "lpt2",
+    "lpt3",
+    "lpt4",
+    "lpt5",
+    "lpt6",
+    "lpt7",
+    "lpt8",
+    "lpt9",
+    "lpt\u{b9}",
+    "lpt\u{b2}",
+    "lpt\u{b3}",
+    "conin$",
+    "conout$",
+    "clock$",
 ];
 
 /// A relative path under the media root: zero or more plain names, no `.`/`..`, no separators
@@ -86,6 +119,11 @@ impl MediaPath {
             return Ok(Self::root());
         }
         Self::from_segments(trimmed.split('/').map(str::to_string).collect())
+    }
+
+    /// From names as storage found them (a link's real path), checked like any other.
+    pub fn from_names(names: Vec<String>) -> Result<Self, PathError> {
+        Self::from_segments(names)
     }
 
     fn from_segments(segments: Vec<String>) -> Result<Self, PathError> {
@@ -196,7 +234,13 @@ fn check_new_name(name: &str) -> Result<(), PathError> {
     if name.ends_with('.') || name.ends_with(' ') {
         return bad("names ending in '.' or a space break Windows clients");
     }
-    let stem = name.split('.').next().unwrap_or("").to_ascii_lowercase();
+    // Windows ignores spaces before the extension: "nul .txt" is the device too.
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches(' ')
+        .to_lowercase();
     if WINDOWS_RESERVED.contains(&stem.as_str()) {
         return bad("a reserved device name on Windows");
     }
@@ -325,6 +369,15 @@ mod tests {
             "trail./x.txt",
             "a/.hid/sub",
             "a/b /c",
+            "COM0",
+            "lpt0.txt",
+            "COM\u{b9}",
+            "LPT\u{b3}.txt",
+            "CONIN$",
+            "conout$.log",
+            "CLOCK$",
+            "nul .txt",
+            "con .txt",
         ] {
             let p = MediaPath::from_decoded(bad).unwrap();
             assert!(

@@ -14,6 +14,7 @@ pub mod proto;
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, OptionalExtension};
 
@@ -22,6 +23,10 @@ use crate::storage::Storage;
 
 pub use append::{append, AppendError, Span};
 pub use proto::{Checksum, ChecksumAlgo, Metadata, ProtoError};
+
+/// Staged data no upload refers to is removed once it is this old (a creation records its
+/// row well within it).
+const ORPHAN_AGE: Duration = Duration::from_secs(600);
 
 /// One upload as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,41 +241,41 @@ impl Tus {
         Ok(())
     }
 
-    /// Deletes expired uploads (state and data); with `orphans`, also staged data no upload
-    /// refers to (call only when no upload can be being created: at start). Returns how many
-    /// unfinished uploads expired.
-    pub async fn sweep(&self, now: i64, orphans: bool) -> Result<usize, TusError> {
+    /// Deletes expired uploads (state and data), and staged data no upload refers to that was
+    /// last written before `orphans_before` (data of an upload being created right now has
+    /// no row yet for a moment). Returns how many unfinished uploads expired.
+    pub async fn sweep(&self, now: i64, orphans_before: SystemTime) -> Result<usize, TusError> {
         let store = self.store.clone();
         let expired =
             crate::blocking::run_unbounded("tus sweep", move || store.expired(now)).await?;
         for u in &expired {
             self.remove(u).await?;
         }
-        if orphans {
-            let store = self.store.clone();
-            let known =
-                crate::blocking::run_unbounded("tus sweep", move || store.known_keys()).await?;
-            for key in self.storage.upload_keys().await? {
-                if !known.contains(&key) {
-                    self.storage.discard_upload(&key).await?;
-                }
+        let store = self.store.clone();
+        let known = crate::blocking::run_unbounded("tus sweep", move || store.known_keys()).await?;
+        for (key, modified) in self.storage.upload_keys().await? {
+            if modified < orphans_before && !known.contains(&key) {
+                self.storage.discard_upload(&key).await?;
             }
         }
         Ok(expired.iter().filter(|u| !u.is_complete()).count())
     }
 
-    /// Sweeps now and then, for ever (the service owns and cancels the task); the first pass
-    /// also removes orphans (data left by a crash between staging and recording).
+    /// Sweeps now and then, for ever (the service owns and cancels the task). Orphans (data
+    /// left by a crash between staging and recording, or by a create whose disk vanished) go
+    /// at the first pass when older than the start, and later once `ORPHAN_AGE` old.
     pub async fn sweep_forever(self: Arc<Self>) {
-        let every = std::time::Duration::from_secs(self.store.expiry_secs.clamp(1, 60) as u64);
-        let mut first = true;
+        let every = Duration::from_secs(self.store.expiry_secs.clamp(1, 60) as u64);
+        let started = SystemTime::now();
         loop {
-            match self.sweep(crate::auth::now_secs(), first).await {
+            let before = SystemTime::now()
+                .checked_sub(ORPHAN_AGE)
+                .map_or(started, |t| t.max(started));
+            match self.sweep(crate::auth::now_secs(), before).await {
                 Ok(n) if n > 0 => tracing::info!(count = n, "expired resumable uploads deleted"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "resumable upload sweep failed"),
             }
-            first = false;
             tokio::time::sleep(every).await;
         }
     }
@@ -350,7 +355,14 @@ mod tests {
         s.set_offset("keep", 7, 50).unwrap();
         let got = s.get("keep").unwrap().unwrap();
         assert_eq!((got.offset, got.expires_at), (7, 111));
-        let n = tus.sweep(60, true).await.unwrap();
+        // Orphans written after the cut-off are left alone (a create may be recording its row).
+        let long_ago = SystemTime::UNIX_EPOCH;
+        tus.sweep(0, long_ago).await.unwrap();
+        assert!(storage.staged_keys().contains(&orphan.staged));
+        let n = tus
+            .sweep(60, SystemTime::now() + Duration::from_secs(1))
+            .await
+            .unwrap();
         assert_eq!(n, 1);
         assert!(s.get("old").unwrap().is_none());
         let left = storage.staged_keys();

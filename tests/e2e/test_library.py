@@ -315,6 +315,34 @@ def test_hand_placed_file_listed_at_once_and_found_after_a_rescan(env):
     assert_error(get(env.srv, "/api/library/thumb?path=handmade/by-hand.mp4"), 404, "no_thumbnail")
 
 
+@pytest.mark.parametrize("kind", ["hls", "dash", "ffconcat"])
+def test_a_playlist_upload_never_makes_ffmpeg_read_outside_the_root(env, tmp_path, kind):
+    # ffmpeg picks its demuxer from the content: a playlist named .mp4 would make ffprobe
+    # and ffmpeg open the files written inside it, anywhere on the host.
+    secret = tmp_path / "private.mp4"
+    make_video(secret, seconds=3, size="320x240")
+    ts = tmp_path / "private.ts"
+    ff("-f", "lavfi", "-i", "testsrc=duration=3:size=320x240:rate=10", "-f", "mpegts", str(ts))
+    body = {
+        "hls": f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:3.0,\nfile:{ts}\n#EXT-X-ENDLIST\n",
+        "dash": ('<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" '
+                 'type="static" mediaPresentationDuration="PT3S" minBufferTime="PT1S" '
+                 'profiles="urn:mpeg:dash:profile:isoff-on-demand:2011"><Period><AdaptationSet>'
+                 '<Representation id="1" bandwidth="1000" mimeType="video/mp4" codecs="avc1">'
+                 f'<BaseURL>file:{secret}</BaseURL></Representation></AdaptationSet></Period></MPD>'),
+        "ffconcat": f"ffconcat version 1.0\nfile {secret}\n",
+    }[kind].encode()
+    path = f"playlists/{kind}.mp4"
+    r = http_call(env.srv, "PUT", "/media/" + path, headers=env.member.headers, body=body)
+    assert r.status == 201, r
+    it = probed(env.srv, path)
+    assert it["duration"] is None and it["width"] is None and it["video_codec"] is None, it
+    assert it["probe_error"], it
+    assert str(tmp_path) not in it["probe_error"], it
+    assert_error(get(env.srv, "/api/library/thumb?path=" + quote(path, safe="")), 404,
+                 "no_thumbnail")
+
+
 def test_move_and_delete_follow_the_index(env):
     data = (env.srv.media_root / "films" / "clip two.mkv").read_bytes()
     for p in ("mvsrc/a.mkv", "mvsrc/sub/b.mkv"):

@@ -55,40 +55,56 @@ fn parse_marker(text: &str) -> Option<String> {
 }
 
 fn read_marker(root: &File) -> Result<Option<(String, Seen)>, StorageError> {
+    // Non-blocking and never through a link: a FIFO or a link planted under the marker's
+    // name must not stall (or steer) the check every operation makes.
     let f = match rustix::fs::openat(
         root,
         MARKER,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::empty(),
     ) {
         Ok(fd) => File::from(fd),
         Err(rustix::io::Errno::NOENT) => return Ok(None),
-        Err(e) => {
-            return Err(unavailable(format!(
-                "cannot read the media root's {MARKER}: {}",
-                errno_message(&e.into())
-            )))
-        }
+        Err(e) => return Err(unreadable(&e.into())),
     };
-    let st = rustix::fs::fstat(&f).map_err(|e| unavailable(errno_message(&e.into())))?;
+    let st = rustix::fs::fstat(&f).map_err(|e| unreadable(&e.into()))?;
+    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() {
+        return Err(unreadable(&std::io::Error::other("not a regular file")));
+    }
     let mut text = String::new();
     f.take(4096)
         .read_to_string(&mut text)
-        .map_err(|e| unavailable(format!("cannot read {MARKER}: {}", errno_message(&e))))?;
+        .map_err(|e| unreadable(&e))?;
     let id = parse_marker(&text)
         .ok_or_else(|| unavailable(format!("the media root's {MARKER} holds no volume id")))?;
     Ok(Some((id, seen_of(&st))))
 }
 
+/// The marker is there but cannot be read as one: the detail goes to the log, not to clients.
+fn unreadable(e: &std::io::Error) -> StorageError {
+    tracing::warn!(marker = MARKER, error = %errno_message(e), "media root marker unreadable");
+    unavailable(format!(
+        "the media root's {MARKER} is not a readable marker file (the server log says why)"
+    ))
+}
+
 /// Writes a new marker (temporary name, fsync, rename, fsync folder).
 fn write_marker(root: &File, id: &str) -> std::io::Result<()> {
     let tmp = format!("{MARKER}.tmp");
+    // A new file of our own (whatever was left under the temporary name goes first).
+    match rustix::fs::unlinkat(root, tmp.as_str(), rustix::fs::AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+        Err(e) => return Err(e.into()),
+    }
     let fd = rustix::fs::openat(
         root,
         tmp.as_str(),
         rustix::fs::OFlags::WRONLY
             | rustix::fs::OFlags::CREATE
-            | rustix::fs::OFlags::TRUNC
+            | rustix::fs::OFlags::EXCL
             | rustix::fs::OFlags::NOFOLLOW
             | rustix::fs::OFlags::CLOEXEC,
         rustix::fs::Mode::from_raw_mode(0o644),
@@ -242,9 +258,14 @@ impl Root {
                 });
                 Ok(())
             }
-            Some((id, _)) => Err(unavailable(format!(
-                "the media root holds volume {id}, not the recorded {expected}: another disk?"
-            ))),
+            Some((id, _)) => {
+                tracing::warn!(found = %id, %expected, "media root: another volume's marker");
+                Err(unavailable(
+                    "the media root holds another volume's marker, not the recorded one: \
+                     another disk?"
+                        .to_string(),
+                ))
+            }
             None => Err(unavailable(format!(
                 "the media root has no {MARKER}: is the disk mounted?"
             ))),

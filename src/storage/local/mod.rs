@@ -12,6 +12,7 @@
 mod identity;
 mod ops;
 mod read;
+mod resolve;
 mod root;
 mod staging;
 #[cfg(test)]
@@ -62,7 +63,9 @@ pub(crate) fn write_err(e: &std::io::Error, folder: &str) -> StorageError {
             StorageError::PermissionDeniedAt(folder.to_string())
         }
         Some(Errno::ROFS) => StorageError::ReadOnly,
-        _ if root::is_escape(e) => StorageError::OutsideRoot,
+        Some(Errno::XDEV) => StorageError::Invalid(format!(
+            "'{folder}' is on another disk: a move cannot cross disks (copy the file instead)"
+        )),
         _ => StorageError::from_io(e),
     }
 }
@@ -174,7 +177,11 @@ impl LocalStorage {
                 return None;
             }
         }
-        let mut how = ResolveFlags::CACHED | ResolveFlags::NO_XDEV | ResolveFlags::NO_MAGICLINKS;
+        // Links take the slow path, where `resolve` follows them by our rules.
+        let mut how = ResolveFlags::CACHED
+            | ResolveFlags::NO_XDEV
+            | ResolveFlags::NO_MAGICLINKS
+            | ResolveFlags::NO_SYMLINKS;
         if !self.opts.allow_symlink_escape {
             how |= ResolveFlags::BENEATH;
         }
@@ -288,7 +295,7 @@ impl Storage for LocalStorage {
             .await
     }
 
-    async fn upload_keys(&self) -> Result<Vec<String>, StorageError> {
+    async fn upload_keys(&self) -> Result<Vec<(String, std::time::SystemTime)>, StorageError> {
         self.blocking("list uploads", staging::keys).await
     }
 
@@ -313,6 +320,15 @@ impl Storage for LocalStorage {
         let (f, t) = (from.clone(), to.clone());
         self.blocking("rename", move |root| ops::rename(root, &f, &t, overwrite))
             .await
+    }
+
+    async fn real_path(&self, path: &MediaPath) -> Result<Option<MediaPath>, StorageError> {
+        let p = path.clone();
+        self.blocking("resolve", move |root| {
+            let dir = root.open()?;
+            root.real_path(&dir, &p)
+        })
+        .await
     }
 
     async fn probe_source(&self, path: &MediaPath) -> Result<ProbeSource, StorageError> {

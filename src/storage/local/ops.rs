@@ -219,6 +219,17 @@ pub(super) fn rename_noreplace_fallback(
     }
 }
 
+/// Whether the service may add and remove names in `dir`.
+fn writable(dir: &File) -> bool {
+    rustix::fs::accessat(
+        dir,
+        ".",
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+        AtFlags::EACCESS,
+    )
+    .is_ok()
+}
+
 pub(super) fn rename(
     root: &Root,
     from: &MediaPath,
@@ -238,6 +249,13 @@ pub(super) fn rename(
         .map_err(|e| StorageError::from_io(&e.into()))?;
     let (tdir, created) = root.make_dirs(&rootdir, &tparent)?;
     let moved = rename_at(&fdir, fname, &tdir, tname, overwrite, &shown(&tparent))
+        .map_err(|e| match e {
+            // Either folder may be the one the service cannot write: name the right one.
+            StorageError::PermissionDeniedAt(_) if !writable(&fdir) => {
+                StorageError::PermissionDeniedAt(shown(&fparent))
+            }
+            e => e,
+        })
         .and_then(|()| tdir.sync_all().map_err(|e| write_err(&e, &shown(&tparent))))
         .and_then(|()| fdir.sync_all().map_err(|e| write_err(&e, &shown(&fparent))));
     if moved.is_err() {

@@ -1,13 +1,12 @@
 //! The media root as a directory handle, and every lookup beneath it.
 //!
 //! Each operation starts from a fresh handle on the root ([`Root::open`]), which also checks
-//! that the root is still the recorded volume (see `identity`). Paths are then resolved with
-//! `openat2(RESOLVE_BENEATH)` (through cap-primitives, which falls back to a step-by-step
-//! `O_NOFOLLOW` walk on kernels without it), so a symbolic link — or a folder swapped for one
-//! while a request runs — can never take an operation outside the root. The one exception is
-//! an absolute link that points back inside the root (users make those): it is resolved by
-//! its real path, and that real path is then opened beneath the root again.
-//! `storage.allow_symlink_escape` is honoured here and nowhere else.
+//! that the root is still the recorded volume (see `identity`). Paths are then walked one
+//! name at a time with `O_NOFOLLOW` from folder handles already resolved beneath the root,
+//! links followed by our own rules (`resolve`), so a symbolic link — or a folder swapped for
+//! one while a request runs — can never take an operation outside the root, and nothing
+//! outside is ever looked up. `storage.allow_symlink_escape` is honoured in `resolve` and
+//! nowhere else.
 
 use std::fs::File;
 use std::io;
@@ -15,68 +14,50 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use cap_primitives::fs::{FollowSymlinks, OpenOptions};
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 
 use super::identity::Ident;
+use super::resolve::{self, Located, Rules};
 use crate::storage::{errno_message, MediaPath, StorageError};
 
 pub(super) struct Root {
     path: PathBuf,
     allow_escape: bool,
+    /// The root's real path (links in the configured path resolved), for absolute link
+    /// targets; taken when the root is first opened.
+    canon: Mutex<Option<PathBuf>>,
     pub(super) ident: Mutex<Ident>,
-}
-
-/// An escape attempt, as cap-primitives reports it: `EXDEV` from `openat2`, or its own
-/// permission error (which, unlike a real `EACCES`, carries no OS error number).
-pub(super) fn is_escape(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(rustix::io::Errno::XDEV.raw_os_error())
-        || (e.kind() == io::ErrorKind::PermissionDenied && e.raw_os_error().is_none())
-}
-
-/// The error a failed lookup means to a client.
-pub(super) fn lookup_err(e: &io::Error) -> StorageError {
-    if is_escape(e) {
-        return StorageError::OutsideRoot;
-    }
-    StorageError::from_io(e)
-}
-
-/// `a/b/c` as a relative path (the root itself is `.`).
-pub(super) fn rel_path(p: &MediaPath) -> PathBuf {
-    if p.is_root() {
-        return PathBuf::from(".");
-    }
-    p.segments().iter().collect()
-}
-
-fn dir_options() -> OpenOptions {
-    let mut o = OpenOptions::new();
-    o.read(true)
-        ._cap_fs_ext_maybe_dir(true)
-        ._cap_fs_ext_follow(FollowSymlinks::Yes);
-    cap_primitives::fs::OpenOptionsExt::custom_flags(&mut o, libc_o_directory());
-    o
-}
-
-fn file_options() -> OpenOptions {
-    let mut o = OpenOptions::new();
-    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer.
-    o.read(true)
-        ._cap_fs_ext_nonblock(true)
-        ._cap_fs_ext_follow(FollowSymlinks::Yes);
-    o
-}
-
-fn libc_o_directory() -> i32 {
-    rustix::fs::OFlags::DIRECTORY.bits() as i32
 }
 
 /// Opens the folder at `path` (absolute, as configured), following links in the path itself.
 pub(super) fn open_dir_at(path: &Path) -> io::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc_o_directory())
+        .custom_flags(OFlags::DIRECTORY.bits() as i32)
         .open(path)
+}
+
+/// Opens `name` in `dir` (never through a link) with `flags`.
+fn open_in(dir: &File, name: &str, flags: OFlags) -> Result<File, Errno> {
+    rustix::fs::openat(
+        dir,
+        name,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+}
+
+/// Another name in `dir` that is the same as `name` once both are in Unicode NFC (a folder
+/// made on a Mac, in NFD): new names are NFC, and must find the folder that looks the same.
+fn nfc_twin(dir: &File, name: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let entries = rustix::fs::Dir::read_from(dir).ok()?;
+    entries.flatten().find_map(|e| {
+        let n = e.file_name().to_str().ok()?;
+        (n != name && n.nfc().eq(name.chars())).then(|| n.to_string())
+    })
 }
 
 impl Root {
@@ -84,6 +65,7 @@ impl Root {
         Root {
             path: path.to_path_buf(),
             allow_escape,
+            canon: Mutex::new(None),
             ident: Mutex::new(Ident::default()),
         }
     }
@@ -100,72 +82,66 @@ impl Root {
         Ok(dir)
     }
 
-    /// Runs `op` on `rel` beneath `root`; an escape is retried by real path (see the module
-    /// comment) and otherwise refused.
-    fn beneath<T>(
+    fn canon_root(&self) -> Result<PathBuf, StorageError> {
+        let mut c = self.canon.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = c.as_ref() {
+            return Ok(p.clone());
+        }
+        let p = self
+            .path
+            .canonicalize()
+            .map_err(|e| StorageError::Unavailable(format!("media root: {}", errno_message(&e))))?;
+        *c = Some(p.clone());
+        Ok(p)
+    }
+
+    /// Where `rel` leads (see `resolve`).
+    fn locate(&self, root: &File, rel: &MediaPath) -> Result<Located, StorageError> {
+        let canon = self.canon_root()?;
+        let rules = Rules {
+            canon_root: &canon,
+            anywhere: self.allow_escape,
+        };
+        resolve::locate(root, rel.segments(), &rules)
+    }
+
+    /// The path under the root where `rel` really is (links followed), or None when it
+    /// leads outside (escapes allowed).
+    pub fn real_path(
         &self,
         root: &File,
         rel: &MediaPath,
-        op: impl Fn(&File, &Path) -> io::Result<T>,
-    ) -> Result<T, StorageError> {
-        let p = rel_path(rel);
-        match op(root, &p) {
-            Ok(t) => Ok(t),
-            Err(e) if is_escape(&e) => self.by_real_path(root, &p, &op),
-            Err(e) => Err(lookup_err(&e)),
-        }
+    ) -> Result<Option<MediaPath>, StorageError> {
+        let real = self.locate(root, rel)?.real;
+        Ok(real.and_then(|r| MediaPath::from_names(r).ok()))
     }
 
-    /// Whatever the lookup found after an escape, the client learns only "outside the root"
-    /// (403): never whether something exists out there.
-    fn by_real_path<T>(
-        &self,
-        root: &File,
-        p: &Path,
-        op: &impl Fn(&File, &Path) -> io::Result<T>,
-    ) -> Result<T, StorageError> {
-        let real = self
-            .path
-            .join(p)
-            .canonicalize()
-            .map_err(|_| StorageError::OutsideRoot)?;
-        if self.allow_escape {
-            let slash = open_dir_at(Path::new("/")).map_err(|e| lookup_err(&e))?;
-            let rel = real.strip_prefix("/").unwrap_or(&real);
-            return op(&slash, rel).map_err(|e| lookup_err(&e));
-        }
-        let canon_root = self
-            .path
-            .canonicalize()
-            .map_err(|e| StorageError::Unavailable(errno_message(&e)))?;
-        let inside = real
-            .strip_prefix(&canon_root)
-            .map_err(|_| StorageError::OutsideRoot)?;
-        let inside = if inside.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            inside
-        };
-        // The real path has no links left; if one was swapped in meanwhile, this refuses.
-        op(root, inside).map_err(|e| lookup_err(&e))
-    }
-
-    /// An existing folder beneath the root.
+    /// An existing folder beneath the root, opened for reading.
     pub fn dir(&self, root: &File, rel: &MediaPath) -> Result<File, StorageError> {
         if rel.is_root() {
             return root.try_clone().map_err(|e| StorageError::from_io(&e));
         }
-        let dir = self.beneath(root, rel, |start, p| {
-            cap_primitives::fs::open(start, p, &dir_options())
-        })?;
-        Ok(dir)
+        let at = self.locate(root, rel)?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY;
+        let opened = match &at.name {
+            Some(n) => open_in(&at.dir, n, flags),
+            None => open_in(&at.dir, ".", flags),
+        };
+        opened.map_err(|e| match e {
+            Errno::NOENT | Errno::LOOP => StorageError::NotFound,
+            Errno::NOTDIR => StorageError::NotADirectory,
+            e => StorageError::from_io(&e.into()),
+        })
     }
 
     /// An existing regular file beneath the root, opened for reading (never a FIFO or
-    /// device: those are `NotFound`).
+    /// device: those are `NotFound`; non-blocking, so opening a FIFO cannot wait).
     pub fn file(&self, root: &File, rel: &MediaPath) -> Result<File, StorageError> {
-        let f = self.beneath(root, rel, |start, p| {
-            cap_primitives::fs::open(start, p, &file_options())
+        let at = self.locate(root, rel)?;
+        let name = at.name.as_deref().ok_or(StorageError::IsDirectory)?;
+        let f = open_in(&at.dir, name, OFlags::RDONLY | OFlags::NONBLOCK).map_err(|e| match e {
+            Errno::NOENT | Errno::LOOP => StorageError::NotFound,
+            e => StorageError::from_io(&e.into()),
         })?;
         let md = f.metadata().map_err(|e| StorageError::from_io(&e))?;
         if md.is_dir() {
@@ -183,23 +159,30 @@ impl Root {
         root: &File,
         rel: &MediaPath,
     ) -> Result<Option<std::fs::Metadata>, StorageError> {
-        let opened = self.beneath(root, rel, |start, p| {
-            let mut o = OpenOptions::new();
-            // O_PATH ignores the access mode, but an open without one is refused (EINVAL).
-            o.read(true)._cap_fs_ext_follow(FollowSymlinks::Yes);
-            cap_primitives::fs::OpenOptionsExt::custom_flags(
-                &mut o,
-                rustix::fs::OFlags::PATH.bits() as i32,
-            );
-            cap_primitives::fs::open(start, p, &o)
-        });
+        let at = match self.locate(root, rel) {
+            Ok(at) => at,
+            Err(StorageError::NotFound | StorageError::NotADirectory) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let opened = match &at.name {
+            Some(n) => open_in(&at.dir, n, OFlags::PATH),
+            None => open_in(&at.dir, ".", OFlags::PATH),
+        };
         match opened {
             Ok(f) => f
                 .metadata()
                 .map(Some)
                 .map_err(|e| StorageError::from_io(&e)),
-            Err(StorageError::NotFound | StorageError::NotADirectory) => Ok(None),
-            Err(e) => Err(e),
+            Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => Ok(None),
+            Err(e) => Err(StorageError::from_io(&e.into())),
+        }
+    }
+
+    /// `name` as it is spelled in `dir`: itself, or its NFD twin when only that exists.
+    pub fn spelled(dir: &File, name: &str) -> String {
+        match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => nfc_twin(dir, name).unwrap_or_else(|| name.to_string()),
+            _ => name.to_string(),
         }
     }
 
@@ -216,13 +199,14 @@ impl Root {
             let mut cur = root.try_clone().map_err(|e| StorageError::from_io(&e))?;
             let mut so_far = MediaPath::root();
             for seg in rel.segments() {
+                let seg = Self::spelled(&cur, seg);
                 so_far = so_far
-                    .join(seg)
+                    .join(&seg)
                     .map_err(|e| StorageError::Invalid(e.to_string()))?;
                 match self.dir(root, &so_far) {
                     Ok(d) => cur = d,
                     Err(StorageError::NotFound) => {
-                        match rustix::fs::mkdirat(&cur, seg.as_str(), 0o755.into()) {
+                        match rustix::fs::mkdirat(&cur, seg.as_str(), Mode::from_raw_mode(0o755)) {
                             Ok(()) => created.push(so_far.clone()),
                             Err(rustix::io::Errno::EXIST) => {}
                             Err(e) => {
@@ -254,7 +238,7 @@ impl Root {
                 continue;
             };
             if let Ok(d) = self.dir(root, &parent) {
-                let _ = rustix::fs::unlinkat(&d, name, rustix::fs::AtFlags::REMOVEDIR);
+                let _ = rustix::fs::unlinkat(&d, name, AtFlags::REMOVEDIR);
             }
         }
     }
@@ -275,8 +259,9 @@ impl Root {
         let mut deepest_path = MediaPath::root();
         let mut so_far = MediaPath::root();
         for seg in parent.segments() {
+            let seg = Self::spelled(&deepest, seg);
             so_far = so_far
-                .join(seg)
+                .join(&seg)
                 .map_err(|e| StorageError::Invalid(e.to_string()))?;
             match self.dir(root, &so_far) {
                 Ok(d) => {
@@ -289,7 +274,8 @@ impl Root {
                 Err(e) => return Err(e),
             }
         }
-        match rustix::fs::statat(&deepest, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        let name = Self::spelled(&deepest, name);
+        match rustix::fs::statat(&deepest, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() => {
                 Err(StorageError::IsDirectory)
             }

@@ -423,7 +423,7 @@ async fn the_root_has_an_identity() {
     std::fs::write(root.join(MARKER), "other-volume\n").unwrap();
     let e = s.check().await.err().unwrap();
     assert!(
-        matches!(&e, StorageError::Unavailable(m) if m.contains("other-volume")),
+        matches!(&e, StorageError::Unavailable(m) if m.contains("another volume")),
         "{e}"
     );
 }
@@ -468,4 +468,144 @@ fn no_replace_without_the_kernel_flag() {
     assert!(matches!(e, StorageError::AlreadyExists), "{e}");
     super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "moved", "/").unwrap();
     assert!(d.path().join("moved").is_dir());
+}
+
+/// Links that leave the root and come back, whether or not the outside part exists, are
+/// refused alike: nothing outside is ever looked up, so nothing about it is revealed.
+#[tokio::test]
+async fn links_through_the_outside_are_refused_without_looking_there() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("media");
+    std::fs::create_dir_all(root.join("a")).unwrap();
+    std::fs::write(root.join("a/b.txt"), b"b").unwrap();
+    std::fs::create_dir_all(base.path().join("outside/sub")).unwrap();
+    let r = root.canonicalize().unwrap();
+    let name = r.file_name().unwrap().to_str().unwrap().to_string();
+    for (link, target) in [
+        (
+            "abs_yes",
+            format!("{}/../{}/a", base.path().join("outside").display(), name),
+        ),
+        (
+            "abs_no",
+            format!("{}/../{}/a", base.path().join("nothing").display(), name),
+        ),
+        ("rel_yes", format!("../outside/sub/../../{name}/a")),
+        ("rel_no", format!("../nothing/sub/../../{name}/a")),
+    ] {
+        std::os::unix::fs::symlink(&target, root.join(link)).unwrap();
+    }
+    let s = storage(&root);
+    for link in ["abs_yes", "abs_no", "rel_yes", "rel_no"] {
+        let e = s.open(&mp(&format!("{link}/b.txt"))).await.err().unwrap();
+        assert!(matches!(e, StorageError::OutsideRoot), "{link}: {e}");
+        let e = put(&s, &format!("{link}/new.txt"), b"n")
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, StorageError::OutsideRoot), "{link}: {e}");
+    }
+    assert!(!root.join("a/new.txt").exists());
+}
+
+/// streamhub's own names are not addressable through a link either, and a loop of links is
+/// "not found", not an error.
+#[tokio::test]
+async fn links_to_reserved_names_and_loops_lead_nowhere() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("media");
+    std::fs::create_dir(&root).unwrap();
+    let s = storage(&root);
+    put(&s, "seed.txt", b"s").await.unwrap(); // the staging folder exists now
+    std::os::unix::fs::symlink(".streamhub-staging", root.join("stg")).unwrap();
+    std::os::unix::fs::symlink(root.join(".streamhub-root"), root.join("mk")).unwrap();
+    std::os::unix::fs::symlink("loop2", root.join("loop1")).unwrap();
+    std::os::unix::fs::symlink("loop1", root.join("loop2")).unwrap();
+    for p in ["stg", "mk", "loop1"] {
+        let e = s.open(&mp(p)).await.err().unwrap();
+        assert!(matches!(e, StorageError::NotFound), "open {p}: {e}");
+        let e = s.list(&mp(p)).await.err().unwrap();
+        assert!(matches!(e, StorageError::NotFound), "list {p}: {e}");
+        let e = put(&s, &format!("{p}/x.txt"), b"x").await.err().unwrap();
+        assert!(matches!(e, StorageError::NotFound), "put {p}/x.txt: {e}");
+    }
+    let names: Vec<String> = s
+        .list(&MediaPath::root())
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(
+        names,
+        ["seed.txt"],
+        "links to our own names and loops are not listed"
+    );
+    let staged: Vec<_> = std::fs::read_dir(root.join(STAGING_DIR)).unwrap().collect();
+    assert!(
+        staged.is_empty(),
+        "nothing written into staging: {staged:?}"
+    );
+}
+
+/// A FIFO planted as the marker (or as a staged upload) must not stall the check every
+/// operation makes: it is "unavailable" (or "gone") at once.
+#[tokio::test]
+async fn fifos_in_our_places_do_not_block() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("media");
+    std::fs::create_dir(&root).unwrap();
+    let s = storage(&root);
+    let up = s
+        .begin_upload(
+            &mp("r.bin"),
+            UploadOptions {
+                resumable: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let key = up.key().to_string();
+    up.close().await;
+    let staged = root.join(STAGING_DIR).join(&key);
+    std::fs::remove_file(&staged).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &staged,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let t = std::time::Instant::now();
+    let e = s.resume_upload(&key, 0, None).await.err().unwrap();
+    assert!(matches!(e, StorageError::UploadGone), "{e}");
+    std::fs::remove_file(&staged).unwrap();
+    // A second hard link would make a PATCH write into a file elsewhere.
+    std::fs::write(base.path().join("victim"), b"v").unwrap();
+    std::fs::hard_link(base.path().join("victim"), &staged).unwrap();
+    let e = s.resume_upload(&key, 0, None).await.err().unwrap();
+    assert!(matches!(e, StorageError::UploadGone), "{e}");
+    assert_eq!(std::fs::read(base.path().join("victim")).unwrap(), b"v");
+    let marker = root.join(MARKER);
+    std::fs::remove_file(&marker).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &marker,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let e = s.check().await.err().unwrap();
+    assert!(
+        matches!(&e, StorageError::Unavailable(m) if m.contains(MARKER)),
+        "{e}"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "something waited on a FIFO"
+    );
 }

@@ -172,16 +172,25 @@ pub(super) fn resume(
     let name = key_name(key)?.to_string();
     let rootdir = root.open()?;
     let dir = root_staging(&rootdir, true, false)?;
+    // Read and write (a commit to another disk copies it), never through a link, never
+    // waiting on a FIFO; and only our own file: a link, a FIFO or a second hard link put in
+    // its place (which would make a PATCH write into a file elsewhere) is "gone".
     let fd = rustix::fs::openat(
         &dir,
         name.as_str(),
-        OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
         Mode::empty(),
     )
     .map_err(|e| match e {
-        rustix::io::Errno::NOENT => StorageError::UploadGone,
+        rustix::io::Errno::NOENT | rustix::io::Errno::LOOP | rustix::io::Errno::NXIO => {
+            StorageError::UploadGone
+        }
         e => write_err(&e.into(), STAGING_DIR),
     })?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| write_err(&e.into(), STAGING_DIR))?;
+    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() || st.st_nlink != 1 {
+        return Err(StorageError::UploadGone);
+    }
     let mut file = File::from(fd);
     // One writer per upload, also across a request that was cut off and whose writer is
     // still finishing: the lock goes with the last handle on the file.
@@ -232,7 +241,7 @@ pub(super) fn discard(root: &Root, key: &str) -> Result<(), StorageError> {
     }
 }
 
-pub(super) fn keys(root: &Root) -> Result<Vec<String>, StorageError> {
+pub(super) fn keys(root: &Root) -> Result<Vec<(String, std::time::SystemTime)>, StorageError> {
     let rootdir = root.open()?;
     let dir = match root_staging(&rootdir, true, false) {
         Ok(d) => d,
@@ -244,7 +253,16 @@ pub(super) fn keys(root: &Root) -> Result<Vec<String>, StorageError> {
         .flatten()
         .filter_map(|e| e.file_name().to_str().ok().map(str::to_string))
         .filter(|n| n.ends_with(".upload"))
-        .map(|n| format!("{RESUMABLE_DIR}/{n}"))
+        .filter_map(|n| {
+            let st = rustix::fs::statat(&dir, n.as_str(), AtFlags::SYMLINK_NOFOLLOW).ok()?;
+            #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+            let modified = std::time::UNIX_EPOCH
+                + std::time::Duration::new(
+                    (st.st_mtime as i64).max(0) as u64,
+                    (st.st_mtime_nsec as i64).clamp(0, 999_999_999) as u32,
+                );
+            Some((format!("{RESUMABLE_DIR}/{n}"), modified))
+        })
         .collect())
 }
 
