@@ -124,3 +124,38 @@ def test_another_disk_is_refused(servers, tmp_path):
     body = assert_error(r, 503, "storage_unavailable", mentions="another volume")
     assert "some-other-volume" not in body["message"], "a file's content is not echoed to clients"
     assert not (root / "x.txt").exists()
+
+
+def test_a_fifo_in_place_of_the_marker_stalls_nothing(servers, tmp_path):
+    import signal
+    import threading
+    import time
+    root = tmp_path / "media"
+    root.mkdir()
+    srv = servers.start(root, tls_listen=(), name="identity-fifo")
+    marker = (root / MARKER).read_bytes()
+    (root / "f.txt").write_bytes(b"f")
+    (root / MARKER).unlink()
+    os.mkfifo(root / MARKER)
+    answers = []
+
+    def get():
+        t = time.monotonic()
+        r = http_call(srv, "GET", "/media/f.txt", timeout=30)
+        answers.append((r.status, time.monotonic() - t))
+
+    # More requests than the blocking pool has threads (128): none may get stuck.
+    threads = [threading.Thread(target=get) for _ in range(160)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(answers) == 160
+    assert all(s == 503 for s, _ in answers), set(s for s, _ in answers)
+    assert max(d for _, d in answers) < 10, max(d for _, d in answers)
+    (root / MARKER).unlink()
+    (root / MARKER).write_bytes(marker)
+    r = http_call(srv, "GET", "/media/f.txt")
+    assert r.status == 200 and r.body == b"f", r
+    srv.signal(signal.SIGTERM)
+    assert srv.proc.wait(timeout=20) == 0

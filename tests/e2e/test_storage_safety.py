@@ -176,3 +176,131 @@ def test_a_broken_upload_leaves_no_folder_behind(env):
         up.close()  # the client goes away mid-body
     wait_for(lambda: wait_staging_empty(root) == [], what="the staging file to go")
     assert not (root / "gone").exists()
+
+
+@pytest.mark.parametrize("kind", ["abs", "rel"])
+@pytest.mark.parametrize("there", ["exists", "missing"])
+def test_a_link_through_the_outside_and_back_is_refused_either_way(env, kind, there):
+    # Whether the outside folder on the way exists must not change the answer (no oracle),
+    # and nothing may be written through such a link.
+    root = env.media_root
+    (root / "inside").mkdir(exist_ok=True)
+    (root / "inside/f.txt").write_bytes(b"f")
+    mid = "existing-dir" if there == "exists" else "no-such-dir"
+    if kind == "abs":
+        target = f"{env.outside}/{mid}/../../{root.name}/inside"
+    else:
+        target = f"../{env.outside.name}/{mid}/../../{root.name}/inside"
+    link = root / f"back-{kind}-{there}"
+    if not link.is_symlink():
+        link.symlink_to(target)
+    assert_error(http_call(env, "GET", f"/media/{link.name}/f.txt"), 403, "outside_root")
+    r = http_call(env, "PUT", f"/media/{link.name}/new.txt", headers=env.creds.member.headers,
+                  body=b"n")
+    assert_error(r, 403, "outside_root")
+    assert not (root / "inside/new.txt").exists()
+
+
+def test_streamhub_names_are_unreachable_through_a_link(env):
+    c = env.creds
+    root = env.media_root
+    assert http_call(env, "PUT", "/media/seed.txt", headers=c.member.headers,
+                     body=b"s").status in (201, 409)
+    (root / "stg").symlink_to(".streamhub-staging", target_is_directory=True)
+    (root / "mk").symlink_to(".streamhub-root")
+    try:
+        for p in ["stg", "stg/resumable", "mk"]:
+            assert_error(http_call(env, "GET", "/media/" + p), 404, "not_found")
+        assert_error(http_call(env, "GET", "/api/library?path=stg",
+                               headers=c.member.headers), 404, "not_found")
+        r = http_call(env, "PUT", "/media/stg/x.txt", headers=c.member.headers, body=b"x")
+        assert r.status == 404, r
+        r = http_call(env, "POST", "/api/library/folder", headers=c.member.headers,
+                      json_body={"path": "stg/newf"})
+        assert r.status == 404, r
+        names = [e["name"] for e in http_call(env, "GET", "/api/library?path=",
+                                              headers=c.member.headers).json()["entries"]]
+        assert "stg" not in names and "mk" not in names, names
+        assert not (root / ".streamhub-staging/x.txt").exists()
+        assert not (root / ".streamhub-staging/newf").exists()
+    finally:
+        (root / "stg").unlink()
+        (root / "mk").unlink()
+
+
+def test_ownership_follows_the_file_not_the_alias(env):
+    c = env.creds
+    root = env.media_root
+    (root / "alicedir").mkdir()
+    (root / "bobdir").mkdir()
+    (root / "L").symlink_to("alicedir", target_is_directory=True)
+    # The member uploads through the alias: she owns the real file.
+    assert http_call(env, "PUT", "/media/L/f.txt", headers=c.member.headers,
+                     body=b"mine").status == 201
+    # An admin's file; the alias is re-pointed at its folder.
+    assert http_call(env, "PUT", "/media/bobdir/f.txt", headers=c.admin.headers,
+                     body=b"the admin's").status == 201
+    (root / "L").unlink()
+    (root / "L").symlink_to("bobdir", target_is_directory=True)
+    r = http_call(env, "PUT", "/media/L/f.txt?overwrite=true", headers=c.member.headers,
+                  body=b"overwritten")
+    assert_error(r, 403, "forbidden")
+    assert_error(http_call(env, "DELETE", "/media/L/f.txt", headers=c.member.headers),
+                 403, "forbidden")
+    assert (root / "bobdir/f.txt").read_bytes() == b"the admin's"
+    # Her own file is hers by its real path too.
+    r = http_call(env, "DELETE", "/media/alicedir/f.txt", headers=c.member.headers)
+    assert r.status == 204, r
+
+
+@pytest.mark.parametrize("name", ["COM0", "lpt0.txt", "CONIN$", "CLOCK$", "nul .txt",
+                                  "COM\u00b9.txt"])
+def test_all_windows_device_names_are_refused(env, name):
+    r = http_call(env, "PUT", "/media/" + quote(name), headers=env.creds.member.headers,
+                  body=b"x")
+    assert_error(r, 400, "bad_name")
+
+
+def test_a_new_name_finds_the_folder_a_mac_made(env):
+    import unicodedata
+    root = env.media_root
+    nfd = unicodedata.normalize("NFD", "caf\u00e9")
+    (root / nfd).mkdir()
+    r = http_call(env, "PUT", "/media/" + quote("caf\u00e9") + "/new.txt",
+                  headers=env.creds.member.headers, body=b"n")
+    assert r.status == 201, r
+    assert (root / nfd / "new.txt").read_bytes() == b"n"
+    assert not (root / "caf\u00e9").exists() or (root / "caf\u00e9").samefile(root / nfd)
+
+
+@pytest.fixture()
+def usb(env):
+    """A second disk (tmpfs) mounted inside the media root."""
+    import subprocess
+    mnt = env.media_root / "usb"
+    mnt.mkdir(exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+
+
+def test_a_disk_mounted_inside_the_root_takes_uploads_and_refuses_moves_clearly(env, usb):
+    c = env.creds
+    r = tus_create(env, c.member, "t.bin", folder="usb", length=10)
+    assert r.status == 201, r
+    loc = r.header("location")
+    tus = {**c.member.headers, "Tus-Resumable": "1.0.0",
+           "Content-Type": "application/offset+octet-stream"}
+    r = http_call(env, "PATCH", loc, headers={**tus, "Upload-Offset": "0"}, body=b"01234")
+    assert r.status == 204, r
+    r = http_call(env, "PATCH", loc, headers={**tus, "Upload-Offset": "5"}, body=b"56789")
+    assert r.status == 204, r
+    assert (usb / "t.bin").read_bytes() == b"0123456789"
+    assert http_call(env, "PUT", "/media/across.txt", headers=c.admin.headers,
+                     body=b"a").status == 201
+    r = http_call(env, "POST", "/api/library/move", headers=c.admin.headers,
+                  json_body={"from": "across.txt", "to": "usb/across.txt"})
+    assert_error(r, 400, "invalid", mentions="another disk")
+    assert (env.media_root / "across.txt").exists()

@@ -630,3 +630,13 @@ def test_one_gib_upload_in_constant_memory(faults):
             (root / "mem/gib.bin").unlink()
         except OSError:
             pass
+
+
+def test_permission_denied_on_a_move_names_the_folder_that_is_not_writable(unprivileged):
+    srv, c = unprivileged, unprivileged.creds
+    r = http_call(srv, "POST", "/api/library/move", headers=c.admin.headers,
+                  json_body={"from": "locked/inside.txt", "to": "open/moved.txt"})
+    body = assert_permission_denied(r, srv.media_root)
+    assert "open" not in body["message"].replace("locked", ""), body
+    assert (srv.media_root / "locked/inside.txt").exists()
+    assert not (srv.media_root / "open/moved.txt").exists()
