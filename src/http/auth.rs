@@ -14,10 +14,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::json;
 
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::wire::accounts::{
+    LoginJson, MeJson, NewTokenJson, RoleParam, SetupJson, TokenJson, TokensJson, UserJson,
+    UsersJson,
+};
 use super::AppState;
 use crate::auth::{AuthError, Role, User};
 use crate::secret;
@@ -161,7 +164,7 @@ impl From<AuthError> for ApiError {
                 "last_admin",
                 "cannot delete the last admin",
             ),
-            AuthError::Hash(_) | AuthError::Db(_) => {
+            AuthError::Hash(_) | AuthError::Db(_) | AuthError::Blocking(_) => {
                 tracing::error!(error = %e, "accounts error");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -468,10 +471,7 @@ pub async fn login(
     let accounts = state.accounts.clone();
     let u = user.clone();
     let session = blocking(move || accounts.create_session(&u, ttl)).await?;
-    let mut resp = Json(json!({
-        "name": user.name, "role": user.role, "csrf_token": session.csrf,
-    }))
-    .into_response();
+    let mut resp = Json(LoginJson::new(&user, &session)).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(&session.token, ttl, meta.tls),
@@ -496,9 +496,7 @@ pub async fn logout(
     Ok(resp)
 }
 
-pub async fn me(
-    Extension(principal): Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn me(Extension(principal): Extension<Principal>) -> Result<Json<MeJson>, ApiError> {
     let Principal::User { user, via, csrf } = &principal else {
         return Err(unauthorized("not logged in"));
     };
@@ -507,9 +505,12 @@ pub async fn me(
         Via::Token => "token",
         Via::Basic => "basic",
     };
-    Ok(Json(
-        json!({ "name": user.name, "role": user.role, "auth": via, "csrf_token": csrf }),
-    ))
+    Ok(Json(MeJson {
+        auth: via,
+        csrf_token: csrf.clone(),
+        name: user.name.clone(),
+        role: user.role.as_str(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -524,7 +525,7 @@ pub async fn setup(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SetupBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<SetupJson>), ApiError> {
     check_origin(&headers)?;
     let expected = lock(&state.auth.setup_token).clone();
     let Some(expected) = expected else {
@@ -561,10 +562,7 @@ pub async fn setup(
         ));
     };
     tracing::info!(user = %user.name, "first admin created through /api/setup");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "name": user.name, "role": user.role })),
-    ))
+    Ok((StatusCode::CREATED, Json(SetupJson::from(&user))))
 }
 
 #[derive(Deserialize)]
@@ -578,7 +576,7 @@ pub async fn create_token(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<TokenBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<NewTokenJson>), ApiError> {
     let user = principal.require_user()?.clone();
     let label = body.label.trim().to_string();
     if label.is_empty() || label.chars().count() > 100 || label.chars().any(char::is_control) {
@@ -600,23 +598,19 @@ pub async fn create_token(
     let accounts = state.accounts.clone();
     let (tok, secret) =
         blocking(move || accounts.create_token(&user, &label, body.expires_in)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": tok.id, "label": tok.label, "token": secret,
-            "created_at": tok.created_at, "expires_at": tok.expires_at,
-        })),
-    ))
+    Ok((StatusCode::CREATED, Json(NewTokenJson::new(&tok, secret))))
 }
 
 pub async fn list_tokens(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TokensJson>, ApiError> {
     let owner = principal.listing_scope()?;
     let accounts = state.accounts.clone();
     let tokens = blocking(move || accounts.list_tokens(owner)).await?;
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(TokensJson {
+        tokens: tokens.iter().map(TokenJson::from).collect(),
+    }))
 }
 
 pub async fn delete_token(
@@ -638,40 +632,30 @@ pub async fn delete_token(
 pub struct NewUserBody {
     name: String,
     password: String,
-    role: Role,
-}
-
-impl<'de> Deserialize<'de> for Role {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "admin" => Ok(Role::Admin),
-            "member" => Ok(Role::Member),
-            other => Err(serde::de::Error::custom(format!(
-                "role must be \"admin\" or \"member\", not {other:?}"
-            ))),
-        }
-    }
+    role: RoleParam,
 }
 
 pub async fn list_users(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<UsersJson>, ApiError> {
     principal.require_admin()?;
     let accounts = state.accounts.clone();
     let users = blocking(move || accounts.list_users()).await?;
-    Ok(Json(json!({ "users": users })))
+    Ok(Json(UsersJson {
+        users: users.iter().map(UserJson::from).collect(),
+    }))
 }
 
 pub async fn create_user(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<NewUserBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<UserJson>), ApiError> {
     principal.require_admin()?;
     let accounts = state.accounts.clone();
-    let user = blocking(move || accounts.add_user(&body.name, &body.password, body.role)).await?;
-    Ok((StatusCode::CREATED, Json(json!(user))))
+    let user = blocking(move || accounts.add_user(&body.name, &body.password, body.role.0)).await?;
+    Ok((StatusCode::CREATED, Json(UserJson::from(&user))))
 }
 
 pub async fn delete_user(

@@ -13,6 +13,7 @@ pub mod server;
 pub mod shares;
 pub mod tus;
 pub mod upload;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -15,6 +15,10 @@ use serde_json::json;
 use super::auth::Principal;
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::wire::notes::{
+    AnalyticsJson, EventJson, EventsJson, NoteJson, RevisionInfoJson, RevisionJson, RevisionsJson,
+    SearchPageJson, TagCountJson, TagsJson,
+};
 use super::AppState;
 use crate::notes::{Author, Changes, Content, Note, NoteError, SearchQuery, Visibility};
 
@@ -86,7 +90,7 @@ async fn db<T: Send + 'static>(
 /// A note with its revision as the ETag.
 fn note_response(status: StatusCode, note: Note) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", note.rev)).ok();
-    let mut resp = (status, Json(note)).into_response();
+    let mut resp = (status, Json(NoteJson::from(&note))).into_response();
     if let Some(etag) = etag {
         resp.headers_mut().insert(header::ETAG, etag);
     }
@@ -117,8 +121,9 @@ async fn stale_or(state: &AppState, id: &str, viewer_id: i64, e: ApiError) -> Ap
     }
     let id = id.to_string();
     match db(state, move |s, c| s.get(c, &id, Some(viewer_id))).await {
+        // Through a `Value`, like every member of an error body (keys sorted).
         Ok(current) => ApiError {
-            extra: Some(json!({ "current": current })),
+            extra: Some(json!({ "current": NoteJson::from(&current) })),
             ..e
         },
         Err(_) => e,
@@ -228,7 +233,7 @@ pub async fn search(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SearchPageJson>, ApiError> {
     let viewer_id = viewer(&state, &principal)?;
     let mut q = SearchQuery::default();
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -266,27 +271,29 @@ pub async fn search(
         Ok(page)
     })
     .await?;
-    Ok(Json(json!(page)))
+    Ok(Json(SearchPageJson::from(&page)))
 }
 
 pub async fn revisions(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RevisionsJson>, ApiError> {
     let viewer_id = viewer(&state, &principal)?;
     let revs = db(&state, move |s, c| s.revisions(c, &id, viewer_id)).await?;
-    Ok(Json(json!({ "revisions": revs })))
+    Ok(Json(RevisionsJson {
+        revisions: revs.iter().map(RevisionInfoJson::from).collect(),
+    }))
 }
 
 pub async fn revision(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path((id, rev)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RevisionJson>, ApiError> {
     let viewer_id = viewer(&state, &principal)?;
     let r = db(&state, move |s, c| s.revision(c, &id, &rev, viewer_id)).await?;
-    Ok(Json(json!(r)))
+    Ok(Json(RevisionJson::from(&r)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -365,7 +372,7 @@ pub async fn events(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EventsJson>, ApiError> {
     let viewer_id = viewer(&state, &principal)?;
     let (mut before, mut limit) = (None, 100u32);
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -395,23 +402,27 @@ pub async fn events(
         s.events(c, &id, viewer_id, before, limit)
     })
     .await?;
-    Ok(Json(json!({ "events": ev })))
+    Ok(Json(EventsJson {
+        events: ev.iter().map(EventJson::from).collect(),
+    }))
 }
 
 pub async fn tags(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TagsJson>, ApiError> {
     let viewer_id = viewer(&state, &principal)?;
     let t = db(&state, move |s, c| s.tags(c, viewer_id)).await?;
-    Ok(Json(json!({ "tags": t })))
+    Ok(Json(TagsJson {
+        tags: t.iter().map(TagCountJson::from).collect(),
+    }))
 }
 
 pub async fn analytics(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AnalyticsJson>, ApiError> {
     let viewer_id = viewer(&state, &principal)?;
     let (mut days, mut top) = (30u32, 10u32);
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
@@ -428,5 +439,5 @@ pub async fn analytics(
         }
     }
     let a = db(&state, move |s, c| s.analytics(c, viewer_id, days, top)).await?;
-    Ok(Json(json!(a)))
+    Ok(Json(AnalyticsJson::from(&a)))
 }

@@ -7,11 +7,11 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::auth::{blocking, Principal};
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::wire::accounts::{NewShareJson, ShareJson, SharesJson};
 use super::AppState;
 use crate::auth::shares::ShareError;
 use crate::auth::AuthError;
@@ -31,7 +31,7 @@ pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<ShareBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<NewShareJson>), ApiError> {
     let user = principal.require_user()?.clone();
     let expires_in = body.expires_in.unwrap_or(DEFAULT_EXPIRY);
     if !(1..=MAX_EXPIRY).contains(&expires_in) {
@@ -53,22 +53,19 @@ pub async fn create(
     let accounts = state.accounts.clone();
     let stored = path.to_string();
     let share = blocking(move || accounts.create_share(&user, &stored, expires_in)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": share.id, "path": share.path, "url": share.url, "expires_at": share.expires_at,
-        })),
-    ))
+    Ok((StatusCode::CREATED, Json(NewShareJson::from(&share))))
 }
 
 pub async fn list(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SharesJson>, ApiError> {
     let owner = principal.listing_scope()?;
     let accounts = state.accounts.clone();
     let shares = blocking(move || accounts.list_shares(owner)).await?;
-    Ok(Json(json!({ "shares": shares })))
+    Ok(Json(SharesJson {
+        shares: shares.iter().map(ShareJson::from).collect(),
+    }))
 }
 
 pub async fn revoke(
