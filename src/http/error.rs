@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::app::FilesError;
+use crate::auth::AuthError;
 use crate::library::LibraryError;
 use crate::storage::{PathError, StorageError};
 
@@ -53,6 +54,16 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 401: not logged in, or credentials that do not check out.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: logged in, but not allowed.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     /// A failure of ours (database, task): the detail is logged (inside the request's span,
     /// so with its request id), never sent.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
@@ -78,8 +89,35 @@ impl From<FilesError> for ApiError {
     fn from(e: FilesError) -> Self {
         match e {
             FilesError::Storage(e) => e.into(),
-            FilesError::Forbidden(msg) => super::auth::forbidden(&msg),
+            FilesError::Forbidden(msg) => ApiError::forbidden(msg),
             FilesError::Index(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::BadCredentials => ApiError::unauthorized("wrong name or password"),
+            AuthError::Invalid { field, reason } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("{field}: {reason}"),
+            ),
+            AuthError::UserExists(n) => ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                format!("user {n} already exists"),
+            ),
+            AuthError::NoSuchUser(_) | AuthError::NotFound => ApiError::not_found("not found"),
+            AuthError::LastAdmin => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_admin",
+                "cannot delete the last admin",
+            ),
+            AuthError::Hash(_) | AuthError::Db(_) | AuthError::Blocking(_) => {
+                ApiError::internal(&e)
+            }
         }
     }
 }

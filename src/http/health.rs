@@ -6,11 +6,10 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde_json::{json, Value};
 
-use super::auth::Principal;
-use super::error::ApiError;
+use super::auth::Admin;
 use super::AppState;
 
 pub async fn healthz() -> Json<Value> {
@@ -65,12 +64,8 @@ async fn data_dir_writable(state: &AppState) -> Result<(), String> {
 }
 
 /// `GET /metrics` on the main listeners: admins only (scrape with an admin API token).
-pub async fn metrics_admin(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-) -> Result<Response, ApiError> {
-    principal.require_admin()?;
-    Ok(metrics_open(State(state)).await)
+pub async fn metrics_admin(State(state): State<AppState>, _: Admin) -> Response {
+    metrics_open(State(state)).await
 }
 
 /// `GET /metrics` on a dedicated metrics listener.

@@ -9,12 +9,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::Extension;
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use headers::{ETag, HeaderMapExt, IfMatch, IfModifiedSince, IfNoneMatch, IfUnmodifiedSince};
 
-use super::auth::Principal;
+use super::auth::Reader;
 use super::error::ApiError;
 use super::AppState;
 use crate::media_types;
@@ -103,12 +102,11 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
 
 pub async fn get_media(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    _: Reader,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    principal.require_read(state.config.auth.anonymous_read)?;
     let raw = uri.path().strip_prefix("/media/").unwrap_or("");
     let path = MediaPath::from_url(raw)?;
     serve_file(&state, &path, &method, &headers).await

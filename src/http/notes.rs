@@ -8,11 +8,11 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::Principal;
+use super::auth::{Member, Reader};
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::wire::notes::{
@@ -58,17 +58,11 @@ impl From<NoteError> for ApiError {
     }
 }
 
-fn author(principal: &Principal) -> Result<Author, ApiError> {
-    let u = principal.require_user()?;
-    Ok(Author {
+fn author(u: &crate::auth::User) -> Author {
+    Author {
         id: u.id,
         name: u.name.clone(),
-    })
-}
-
-fn viewer(state: &AppState, principal: &Principal) -> Result<Option<i64>, ApiError> {
-    principal.require_read(state.config.auth.anonymous_read)?;
-    Ok(principal.user().map(|u| u.id))
+    }
 }
 
 /// Runs store work on the blocking pool with the database connection.
@@ -148,10 +142,10 @@ fn default_visibility() -> Visibility {
 
 pub async fn create(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     ApiJson(body): ApiJson<NewNote, NOTE_JSON_MAX>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let content = Content {
         title: body.title,
         body: body.body,
@@ -164,17 +158,14 @@ pub async fn create(
 
 pub async fn get_note(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+    let viewer_id = reader.viewer_id();
     let nid = id.clone();
     let note = db(&state, move |s, c| s.get(c, &nid, viewer_id)).await?;
     // Counting the view is a durable write: done after answering, off the request's path.
-    let who = principal.user().map(|u| Author {
-        id: u.id,
-        name: u.name.clone(),
-    });
+    let who = reader.0.as_ref().map(author);
     let st = state.clone();
     tokio::spawn(async move {
         let _ = db(&st, move |s, c| s.view(c, &id, who.as_ref())).await;
@@ -193,12 +184,12 @@ pub struct EditNote {
 
 pub async fn update(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<EditNote, NOTE_JSON_MAX>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let base = base_rev(&headers)?;
     let changes = Changes {
         title: body.title,
@@ -215,11 +206,11 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let base = base_rev(&headers)?;
     let (nid, uid) = (id.clone(), who.id);
     match db(&state, move |s, c| s.delete(c, &nid, &base, &who)).await {
@@ -231,10 +222,10 @@ pub async fn delete(
 /// `tag` may repeat (`?tag=a&tag=b`: every tag must be present).
 pub async fn search(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SearchPageJson>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+    let viewer_id = reader.viewer_id();
     let mut q = SearchQuery::default();
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let bad = |what: &str| ApiError::bad_request("bad_query", format!("{k}: {what}"));
@@ -276,10 +267,10 @@ pub async fn search(
 
 pub async fn revisions(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     Path(id): Path<String>,
 ) -> Result<Json<RevisionsJson>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+    let viewer_id = reader.viewer_id();
     let revs = db(&state, move |s, c| s.revisions(c, &id, viewer_id)).await?;
     Ok(Json(RevisionsJson {
         revisions: revs.iter().map(RevisionInfoJson::from).collect(),
@@ -288,10 +279,10 @@ pub async fn revisions(
 
 pub async fn revision(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     Path((id, rev)): Path<(String, String)>,
 ) -> Result<Json<RevisionJson>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+    let viewer_id = reader.viewer_id();
     let r = db(&state, move |s, c| s.revision(c, &id, &rev, viewer_id)).await?;
     Ok(Json(RevisionJson::from(&r)))
 }
@@ -304,11 +295,11 @@ pub struct RestoreBody {
 
 pub async fn restore(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RestoreBody>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let note = db(&state, move |s, c| s.restore(c, &id, &body.rev, &who)).await?;
     Ok(note_response(StatusCode::OK, note))
 }
@@ -322,12 +313,12 @@ pub struct ResolveBody {
 
 pub async fn resolve(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ResolveBody, NOTE_JSON_MAX>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let base = headers
         .get(header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -358,22 +349,22 @@ pub struct MergeBody {
 /// Three-way merge of the current revision with a conflicting one; overlapping edits -> 409.
 pub async fn merge(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MergeBody>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let note = db(&state, move |s, c| s.merge(c, &id, &body.rev, &who)).await?;
     Ok(note_response(StatusCode::OK, note))
 }
 
 pub async fn events(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<EventsJson>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+    let viewer_id = reader.viewer_id();
     let (mut before, mut limit) = (None, 100u32);
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
@@ -409,9 +400,9 @@ pub async fn events(
 
 pub async fn tags(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
 ) -> Result<Json<TagsJson>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+    let viewer_id = reader.viewer_id();
     let t = db(&state, move |s, c| s.tags(c, viewer_id)).await?;
     Ok(Json(TagsJson {
         tags: t.iter().map(TagCountJson::from).collect(),
@@ -420,10 +411,10 @@ pub async fn tags(
 
 pub async fn analytics(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<AnalyticsJson>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+    let viewer_id = reader.viewer_id();
     let (mut days, mut top) = (30u32, 10u32);
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let n = v.parse::<u32>().ok();

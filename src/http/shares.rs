@@ -5,10 +5,10 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
 
-use super::auth::{blocking, Principal};
+use super::auth::{blocking, Member};
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::wire::accounts::{NewShareJson, ShareJson, SharesJson};
@@ -29,10 +29,9 @@ const MAX_EXPIRY: i64 = 365 * 86_400;
 
 pub async fn create(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     ApiJson(body): ApiJson<ShareBody>,
 ) -> Result<(StatusCode, Json<NewShareJson>), ApiError> {
-    let user = principal.require_user()?.clone();
     let expires_in = body.expires_in.unwrap_or(DEFAULT_EXPIRY);
     if !(1..=MAX_EXPIRY).contains(&expires_in) {
         return Err(AuthError::Invalid {
@@ -58,9 +57,9 @@ pub async fn create(
 
 pub async fn list(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    member: Member,
 ) -> Result<Json<SharesJson>, ApiError> {
-    let owner = principal.listing_scope()?;
+    let owner = member.listing_scope();
     let accounts = state.accounts.clone();
     let shares = blocking(move || accounts.list_shares(owner)).await?;
     Ok(Json(SharesJson {
@@ -70,10 +69,9 @@ pub async fn list(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let user = principal.require_user()?.clone();
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found("no such share"))?;
