@@ -6,8 +6,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::app::FilesError;
+use crate::auth::shares::ShareError;
 use crate::auth::AuthError;
 use crate::library::LibraryError;
+use crate::notes::NoteError;
 use crate::storage::{PathError, StorageError};
 
 #[derive(Debug)]
@@ -118,6 +120,42 @@ impl From<AuthError> for ApiError {
             AuthError::Hash(_) | AuthError::Db(_) | AuthError::Blocking(_) => {
                 ApiError::internal(&e)
             }
+        }
+    }
+}
+
+impl From<NoteError> for ApiError {
+    fn from(e: NoteError) -> Self {
+        use NoteError::*;
+        match e {
+            NotFound => ApiError::not_found("no such note"),
+            RevisionNotFound(_) => ApiError::not_found(e.to_string()),
+            Stale { .. } => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", e.to_string()),
+            Deleted => ApiError::new(StatusCode::CONFLICT, "deleted", e.to_string()),
+            Invalid { .. } | BadRevision(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+            }
+            TooLong { field, .. } if field == "title" || field == "body" => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            TooLong { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+            }
+            Forbidden(msg) => ApiError::forbidden(msg),
+            MergeConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string())
+            }
+            Corrupt(_) | Db(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<ShareError> for ApiError {
+    fn from(e: ShareError) -> Self {
+        match e {
+            ShareError::NotFound => ApiError::not_found("no such share link"),
+            ShareError::Expired => ApiError::new(StatusCode::GONE, "link_expired", e.to_string()),
+            ShareError::Revoked => ApiError::new(StatusCode::GONE, "link_revoked", e.to_string()),
         }
     }
 }
@@ -245,3 +283,7 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+#[path = "error_tests.rs"]
+mod tests;

@@ -176,7 +176,7 @@ pub async fn serve_file(
             return builder
                 .status(StatusCode::NOT_MODIFIED)
                 .body(Body::empty())
-                .map_err(internal);
+                .map_err(|e| ApiError::internal(&e));
         }
         Outcome::Unsatisfiable => {
             return Err(ApiError::new(
@@ -189,7 +189,8 @@ pub async fn serve_file(
             )
             .with_header(
                 header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{}", meta.size)).map_err(internal)?,
+                HeaderValue::from_str(&format!("bytes */{}", meta.size))
+                    .map_err(|e| ApiError::internal(&e))?,
             ));
         }
         Outcome::Full => {
@@ -231,16 +232,7 @@ pub async fn serve_file(
         Some(stream) if !head => Body::from_stream(Counted::new(stream, state.metrics.clone())),
         _ => Body::empty(),
     };
-    builder.body(body).map_err(internal)
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "building a response failed");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error",
-    )
+    builder.body(body).map_err(|e| ApiError::internal(&e))
 }
 
 /// A `multipart/byteranges` body, streamed part by part from storage; its length is known up

@@ -25,39 +25,6 @@ use crate::notes::{Author, Changes, Content, Note, NoteError, SearchQuery, Visib
 /// A note body may be 1 MiB of text; JSON escaping can make that several times larger.
 const NOTE_JSON_MAX: usize = 8 * 1024 * 1024;
 
-impl From<NoteError> for ApiError {
-    fn from(e: NoteError) -> Self {
-        use NoteError::*;
-        match e {
-            NotFound => ApiError::not_found("no such note"),
-            RevisionNotFound(_) => ApiError::not_found(e.to_string()),
-            Stale { .. } => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", e.to_string()),
-            Deleted => ApiError::new(StatusCode::CONFLICT, "deleted", e.to_string()),
-            Invalid { .. } | BadRevision(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
-            }
-            TooLong { field, .. } if field == "title" || field == "body" => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
-            }
-            TooLong { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
-            }
-            Forbidden(msg) => super::auth::forbidden(msg),
-            MergeConflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string())
-            }
-            Corrupt(_) | Db(_) => {
-                tracing::error!(error = %e, "notes error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-            }
-        }
-    }
-}
-
 fn author(u: &crate::auth::User) -> Author {
     Author {
         id: u.id,

@@ -13,7 +13,6 @@ use super::error::ApiError;
 use super::json::ApiJson;
 use super::wire::accounts::{NewShareJson, ShareJson, SharesJson};
 use super::AppState;
-use crate::auth::shares::ShareError;
 use crate::auth::AuthError;
 use crate::storage::MediaPath;
 
@@ -89,11 +88,7 @@ pub async fn fetch(
 ) -> Result<Response, ApiError> {
     let accounts = state.accounts.clone();
     let resolved = blocking(move || accounts.resolve_share(&token)).await?;
-    let stored = resolved.map_err(|e| match e {
-        ShareError::NotFound => ApiError::not_found("no such share link"),
-        ShareError::Expired => ApiError::new(StatusCode::GONE, "link_expired", e.to_string()),
-        ShareError::Revoked => ApiError::new(StatusCode::GONE, "link_revoked", e.to_string()),
-    })?;
+    let stored = resolved?;
     let path = MediaPath::from_decoded(&stored).map_err(|_| ApiError::not_found("no such file"))?;
     super::media::serve_file(&state, &path, &method, &headers).await
 }
