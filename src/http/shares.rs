@@ -8,12 +8,13 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 
-use super::auth::{blocking, Member};
+use super::auth::Member;
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::wire::accounts::{NewShareJson, ShareJson, SharesJson};
 use super::AppState;
 use crate::auth::AuthError;
+use crate::blocking::run_unbounded;
 use crate::storage::MediaPath;
 
 #[derive(Deserialize)]
@@ -50,7 +51,10 @@ pub async fn create(
     state.storage.open(&path).await?;
     let accounts = state.accounts.clone();
     let stored = path.to_string();
-    let share = blocking(move || accounts.create_share(&user, &stored, expires_in)).await?;
+    let share = run_unbounded("share create", move || {
+        accounts.create_share(&user, &stored, expires_in)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(NewShareJson::from(&share))))
 }
 
@@ -60,7 +64,7 @@ pub async fn list(
 ) -> Result<Json<SharesJson>, ApiError> {
     let owner = member.listing_scope();
     let accounts = state.accounts.clone();
-    let shares = blocking(move || accounts.list_shares(owner)).await?;
+    let shares = run_unbounded("share list", move || accounts.list_shares(owner)).await?;
     Ok(Json(SharesJson {
         shares: shares.iter().map(ShareJson::from).collect(),
     }))
@@ -75,7 +79,7 @@ pub async fn revoke(
         .parse()
         .map_err(|_| ApiError::not_found("no such share"))?;
     let accounts = state.accounts.clone();
-    blocking(move || accounts.revoke_share(id, &user)).await?;
+    run_unbounded("share revoke", move || accounts.revoke_share(id, &user)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -87,7 +91,7 @@ pub async fn fetch(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let accounts = state.accounts.clone();
-    let resolved = blocking(move || accounts.resolve_share(&token)).await?;
+    let resolved = run_unbounded("share lookup", move || accounts.resolve_share(&token)).await?;
     let stored = resolved?;
     let path = MediaPath::from_decoded(&stored).map_err(|_| ApiError::not_found("no such file"))?;
     super::media::serve_file(&state, &path, &method, &headers).await

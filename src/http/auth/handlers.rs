@@ -8,8 +8,9 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 
 use super::resolve::{check_password, clear_cookie, csrf_error, lock, session_cookie, set_cookie};
-use super::{blocking, Admin, Caller, ConnMeta, Member};
+use super::{Admin, Caller, ConnMeta, Member};
 use crate::auth::{AuthError, Role};
+use crate::blocking::run_unbounded;
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
 use crate::http::wire::accounts::{
@@ -56,7 +57,7 @@ pub async fn login(
     let ttl = state.config.auth.session_days as i64 * 86_400;
     let accounts = state.accounts.clone();
     let u = user.clone();
-    let session = blocking(move || accounts.create_session(&u, ttl)).await?;
+    let session = run_unbounded("session start", move || accounts.create_session(&u, ttl)).await?;
     let mut resp = Json(LoginJson::new(&user, &session)).into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,
@@ -73,7 +74,7 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     if let Some(token) = session_cookie(&headers) {
         let accounts = state.accounts.clone();
-        blocking(move || accounts.end_session(&token)).await?;
+        run_unbounded("session end", move || accounts.end_session(&token)).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut()
@@ -125,7 +126,7 @@ pub async fn setup(
         ));
     }
     let accounts = state.accounts.clone();
-    let user = blocking(move || {
+    let user = run_unbounded("first admin", move || {
         if accounts.user_count()? > 0 {
             return Ok(None);
         }
@@ -173,8 +174,10 @@ pub async fn create_token(
         }
     }
     let accounts = state.accounts.clone();
-    let (tok, secret) =
-        blocking(move || accounts.create_token(&user, &label, body.expires_in)).await?;
+    let (tok, secret) = run_unbounded("token create", move || {
+        accounts.create_token(&user, &label, body.expires_in)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(NewTokenJson::new(&tok, secret))))
 }
 
@@ -185,7 +188,7 @@ pub async fn list_tokens(
 ) -> Result<Json<TokensJson>, ApiError> {
     let owner = member.listing_scope();
     let accounts = state.accounts.clone();
-    let tokens = blocking(move || accounts.list_tokens(owner)).await?;
+    let tokens = run_unbounded("token list", move || accounts.list_tokens(owner)).await?;
     Ok(Json(TokensJson {
         tokens: tokens.iter().map(TokenJson::from).collect(),
     }))
@@ -201,7 +204,7 @@ pub async fn delete_token(
         .parse()
         .map_err(|_| ApiError::not_found("no such token"))?;
     let accounts = state.accounts.clone();
-    blocking(move || accounts.delete_token(id, &user)).await?;
+    run_unbounded("token delete", move || accounts.delete_token(id, &user)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -218,7 +221,7 @@ pub async fn list_users(
     _: Admin,
 ) -> Result<Json<UsersJson>, ApiError> {
     let accounts = state.accounts.clone();
-    let users = blocking(move || accounts.list_users()).await?;
+    let users = run_unbounded("user list", move || accounts.list_users()).await?;
     Ok(Json(UsersJson {
         users: users.iter().map(UserJson::from).collect(),
     }))
@@ -230,7 +233,10 @@ pub async fn create_user(
     ApiJson(body): ApiJson<NewUserBody>,
 ) -> Result<(StatusCode, Json<UserJson>), ApiError> {
     let accounts = state.accounts.clone();
-    let user = blocking(move || accounts.add_user(&body.name, &body.password, body.role.0)).await?;
+    let user = run_unbounded("user add", move || {
+        accounts.add_user(&body.name, &body.password, body.role.0)
+    })
+    .await?;
     Ok((StatusCode::CREATED, Json(UserJson::from(&user))))
 }
 
@@ -240,6 +246,6 @@ pub async fn delete_user(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let accounts = state.accounts.clone();
-    blocking(move || accounts.delete_user(&name)).await?;
+    run_unbounded("user delete", move || accounts.delete_user(&name)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,6 +2,10 @@
 //! credentials into a [`Principal`]; handlers then say who may call them by the extractor
 //! they take — [`Member`], [`Admin`], [`Reader`] or [`Caller`] — never by a check inside the
 //! handler. `handlers` runs login, logout, setup, tokens and users.
+//!
+//! Account work is blocking SQLite (and argon2): it runs through
+//! `crate::blocking::run_unbounded`, without a timeout, because the database lives on the
+//! local data dir and a write that started must be allowed to finish.
 
 mod handlers;
 mod resolve;
@@ -18,7 +22,6 @@ pub use handlers::{
     create_token, create_user, delete_token, delete_user, list_tokens, list_users, login, logout,
     me, setup,
 };
-pub(super) use resolve::blocking;
 pub use resolve::{authenticate, AuthState};
 
 pub const SESSION_COOKIE: &str = "streamhub_session";

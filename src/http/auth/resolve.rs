@@ -15,6 +15,7 @@ use base64::Engine;
 
 use super::{unauthorized, ConnMeta, Principal, Via, CSRF_HEADER, SESSION_COOKIE};
 use crate::auth::{AuthError, User};
+use crate::blocking::run_unbounded;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::secret;
@@ -52,16 +53,6 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// Runs blocking account work on the blocking pool (shared by the share-link handlers).
-pub(in crate::http) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::from(AuthError::Hash(e.to_string())))?
-        .map_err(ApiError::from)
-}
-
 fn too_many(wait: Duration) -> ApiError {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let secs = secs.max(1);
@@ -93,19 +84,19 @@ pub(super) async fn check_password(
         .map_err(|_| unauthorized("shutting down"))?;
     let accounts = state.accounts.clone();
     let (n, p) = (name.to_string(), password.to_string());
-    match tokio::task::spawn_blocking(move || accounts.verify(&n, &p)).await {
-        Ok(Ok(user)) => {
+    // argon2 has to finish once started (the slot bounds how many run): no timeout.
+    match run_unbounded("password check", move || accounts.verify(&n, &p)).await {
+        Ok(user) => {
             state.auth.limiter.success(ip, name);
             Ok(user)
         }
-        Ok(Err(AuthError::BadCredentials)) => {
+        Err(AuthError::BadCredentials) => {
             state.auth.limiter.failure(ip, name, Instant::now());
             state.metrics.login_failures.inc();
             tracing::info!(%ip, user = %name.escape_debug(), "failed login");
             Err(unauthorized("wrong name or password"))
         }
-        Ok(Err(e)) => Err(e.into()),
-        Err(e) => Err(AuthError::Hash(e.to_string()).into()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -140,7 +131,7 @@ async fn resolve(
         if let Some(token) = strip_scheme(v, "Bearer") {
             let accounts = state.accounts.clone();
             let token = token.to_string();
-            let user = blocking(move || accounts.token_user(&token)).await?;
+            let user = run_unbounded("token lookup", move || accounts.token_user(&token)).await?;
             return user
                 .map(|user| Principal::User {
                     user,
@@ -158,7 +149,7 @@ async fn resolve(
     }
     if let Some(token) = session_cookie(headers) {
         let accounts = state.accounts.clone();
-        let found = blocking(move || accounts.session(&token)).await?;
+        let found = run_unbounded("session lookup", move || accounts.session(&token)).await?;
         return match found {
             Some((user, csrf)) => Ok(Principal::User {
                 user,
@@ -201,7 +192,7 @@ async fn basic(
     let mut user = None;
     if let Some((id, hash)) = cached {
         let accounts = state.accounts.clone();
-        let current = blocking(move || accounts.user_and_hash(id)).await?;
+        let current = run_unbounded("user lookup", move || accounts.user_and_hash(id)).await?;
         match current {
             Some((u, h)) if h == hash => user = Some(u),
             _ => {
@@ -215,7 +206,9 @@ async fn basic(
             let u = check_password(state, meta.peer.ip(), name, password).await?;
             let accounts = state.accounts.clone();
             let id = u.id;
-            if let Some((_, hash)) = blocking(move || accounts.user_and_hash(id)).await? {
+            if let Some((_, hash)) =
+                run_unbounded("user lookup", move || accounts.user_and_hash(id)).await?
+            {
                 let mut cache = lock(&state.auth.basic_cache);
                 if cache.len() >= BASIC_CACHE_MAX {
                     cache.clear();
