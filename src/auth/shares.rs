@@ -3,12 +3,12 @@
 //! pointed at another file: the path comes from the database row, never from the URL.
 
 use rusqlite::{params, OptionalExtension};
-use serde::Serialize;
 
 use super::{now_secs, Accounts, AuthError, User};
 use crate::secret;
 
-#[derive(Debug, Clone, Serialize)]
+/// A share link as stored and listed.
+#[derive(Debug, Clone)]
 pub struct Share {
     pub id: i64,
     pub path: String,

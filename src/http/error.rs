@@ -6,7 +6,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::app::FilesError;
+use crate::auth::shares::ShareError;
+use crate::auth::AuthError;
 use crate::library::LibraryError;
+use crate::notes::NoteError;
 use crate::storage::{PathError, StorageError};
 
 #[derive(Debug)]
@@ -53,6 +56,16 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
+    /// 401: not logged in, or credentials that do not check out.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// 403: logged in, but not allowed.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
     /// A failure of ours (database, task): the detail is logged (inside the request's span,
     /// so with its request id), never sent.
     pub fn internal(detail: &dyn std::fmt::Display) -> Self {
@@ -78,8 +91,71 @@ impl From<FilesError> for ApiError {
     fn from(e: FilesError) -> Self {
         match e {
             FilesError::Storage(e) => e.into(),
-            FilesError::Forbidden(msg) => super::auth::forbidden(&msg),
+            FilesError::Forbidden(msg) => ApiError::forbidden(msg),
             FilesError::Index(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::BadCredentials => ApiError::unauthorized("wrong name or password"),
+            AuthError::Invalid { field, reason } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("{field}: {reason}"),
+            ),
+            AuthError::UserExists(n) => ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                format!("user {n} already exists"),
+            ),
+            AuthError::NoSuchUser(_) | AuthError::NotFound => ApiError::not_found("not found"),
+            AuthError::LastAdmin => ApiError::new(
+                StatusCode::CONFLICT,
+                "last_admin",
+                "cannot delete the last admin",
+            ),
+            AuthError::Hash(_) | AuthError::Db(_) | AuthError::Blocking(_) => {
+                ApiError::internal(&e)
+            }
+        }
+    }
+}
+
+impl From<NoteError> for ApiError {
+    fn from(e: NoteError) -> Self {
+        use NoteError::*;
+        match e {
+            NotFound => ApiError::not_found("no such note"),
+            RevisionNotFound(_) => ApiError::not_found(e.to_string()),
+            Stale { .. } => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", e.to_string()),
+            Deleted => ApiError::new(StatusCode::CONFLICT, "deleted", e.to_string()),
+            Invalid { .. } | BadRevision(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+            }
+            TooLong { field, .. } if field == "title" || field == "body" => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
+            }
+            TooLong { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+            }
+            Forbidden(msg) => ApiError::forbidden(msg),
+            MergeConflict { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string())
+            }
+            Corrupt(_) | Db(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<ShareError> for ApiError {
+    fn from(e: ShareError) -> Self {
+        match e {
+            ShareError::NotFound => ApiError::not_found("no such share link"),
+            ShareError::Expired => ApiError::new(StatusCode::GONE, "link_expired", e.to_string()),
+            ShareError::Revoked => ApiError::new(StatusCode::GONE, "link_revoked", e.to_string()),
         }
     }
 }
@@ -190,6 +266,41 @@ impl From<LibraryError> for ApiError {
     }
 }
 
+impl From<crate::app::ResumableError> for ApiError {
+    /// tus answers (`http::tus`).
+    fn from(e: crate::app::ResumableError) -> Self {
+        use crate::app::ResumableError::*;
+        let msg = e.to_string();
+        match e {
+            NotFound => ApiError::not_found(msg),
+            Expired => ApiError::new(StatusCode::GONE, "expired", msg),
+            Busy => ApiError::new(StatusCode::LOCKED, "upload_busy", msg),
+            ChecksumMismatch => ApiError::new(
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+                "checksum_mismatch",
+                msg,
+            ),
+            PastLength { .. } | Complete => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "past_upload_length", msg)
+            }
+            Interrupted { .. } => ApiError::bad_request("upload_interrupted", msg),
+            Files(e) => e.into(),
+            State(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<crate::tus::ProtoError> for ApiError {
+    fn from(e: crate::tus::ProtoError) -> Self {
+        let code = match e {
+            crate::tus::ProtoError::Metadata(_) => "bad_metadata",
+            crate::tus::ProtoError::Checksum(_) => "bad_checksum",
+            crate::tus::ProtoError::Algorithm(_) => "checksum_algorithm",
+        };
+        ApiError::bad_request(code, e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut body = serde_json::json!({ "error": self.code, "message": self.message });
@@ -207,3 +318,7 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+#[path = "error_tests.rs"]
+mod tests;

@@ -7,11 +7,10 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
-use super::auth::Principal;
+use super::auth::Reader;
 use super::error::ApiError;
 use super::AppState;
 use crate::library::model::RawList;
@@ -153,10 +152,9 @@ fn listing(state: &AppState, page: Page) -> Listing {
 
 pub async fn list(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    _: Reader,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<SafeJson<Listing>, ApiError> {
-    principal.require_read(state.config.auth.anonymous_read)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
     let dir = MediaPath::from_decoded(&q.path)?;
     let raw = RawList {
@@ -179,10 +177,9 @@ fn item_path(query: Result<Query<PathQuery>, QueryRejection>) -> Result<MediaPat
 /// `GET /api/library/item?path=`: one entry with everything the index knows.
 pub async fn item(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    _: Reader,
     query: Result<Query<PathQuery>, QueryRejection>,
 ) -> Result<SafeJson<ItemBody>, ApiError> {
-    principal.require_read(state.config.auth.anonymous_read)?;
     let path = item_path(query)?;
     let it = state.library.item(&path).await.map_err(ApiError::from)?;
     let (probed, probe_error) = (it.probed, it.probe_error.clone());
@@ -196,11 +193,10 @@ pub async fn item(
 /// `GET /api/library/thumb?path=`: the poster JPEG, made on request when missing.
 pub async fn thumb(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    _: Reader,
     query: Result<Query<PathQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    principal.require_read(state.config.auth.anonymous_read)?;
     let path = item_path(query)?;
     let t = state
         .library

@@ -9,12 +9,11 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::Extension;
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use headers::{ETag, HeaderMapExt, IfMatch, IfModifiedSince, IfNoneMatch, IfUnmodifiedSince};
 
-use super::auth::Principal;
+use super::auth::Reader;
 use super::error::ApiError;
 use super::AppState;
 use crate::media_types;
@@ -103,12 +102,11 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
 
 pub async fn get_media(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    _: Reader,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    principal.require_read(state.config.auth.anonymous_read)?;
     let raw = uri.path().strip_prefix("/media/").unwrap_or("");
     let path = MediaPath::from_url(raw)?;
     serve_file(&state, &path, &method, &headers).await
@@ -178,7 +176,7 @@ pub async fn serve_file(
             return builder
                 .status(StatusCode::NOT_MODIFIED)
                 .body(Body::empty())
-                .map_err(internal);
+                .map_err(|e| ApiError::internal(&e));
         }
         Outcome::Unsatisfiable => {
             return Err(ApiError::new(
@@ -191,7 +189,8 @@ pub async fn serve_file(
             )
             .with_header(
                 header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{}", meta.size)).map_err(internal)?,
+                HeaderValue::from_str(&format!("bytes */{}", meta.size))
+                    .map_err(|e| ApiError::internal(&e))?,
             ));
         }
         Outcome::Full => {
@@ -233,16 +232,7 @@ pub async fn serve_file(
         Some(stream) if !head => Body::from_stream(Counted::new(stream, state.metrics.clone())),
         _ => Body::empty(),
     };
-    builder.body(body).map_err(internal)
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "building a response failed");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
-        "internal error",
-    )
+    builder.body(body).map_err(|e| ApiError::internal(&e))
 }
 
 /// A `multipart/byteranges` body, streamed part by part from storage; its length is known up

@@ -13,6 +13,7 @@ pub mod server;
 pub mod shares;
 pub mod tus;
 pub mod upload;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -262,7 +263,11 @@ async fn access_log(State(state): State<AppState>, mut req: Request, next: Next)
         }
     };
     let peer = meta.peer.to_string();
-    let mut resp = next.run(req).await.into_response();
+    // Every line logged while the request runs (an internal error's detail) names its id.
+    let span = tracing::info_span!("request", id = %request_id);
+    let mut resp = tracing::Instrument::instrument(next.run(req), span)
+        .await
+        .into_response();
     let h = resp.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,

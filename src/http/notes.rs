@@ -8,63 +8,28 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::Principal;
+use super::auth::{Member, Reader};
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::wire::notes::{
+    AnalyticsJson, EventJson, EventsJson, NoteJson, RevisionInfoJson, RevisionJson, RevisionsJson,
+    SearchPageJson, TagCountJson, TagsJson,
+};
 use super::AppState;
 use crate::notes::{Author, Changes, Content, Note, NoteError, SearchQuery, Visibility};
 
 /// A note body may be 1 MiB of text; JSON escaping can make that several times larger.
 const NOTE_JSON_MAX: usize = 8 * 1024 * 1024;
 
-impl From<NoteError> for ApiError {
-    fn from(e: NoteError) -> Self {
-        use NoteError::*;
-        match e {
-            NotFound => ApiError::not_found("no such note"),
-            RevisionNotFound(_) => ApiError::not_found(e.to_string()),
-            Stale { .. } => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", e.to_string()),
-            Deleted => ApiError::new(StatusCode::CONFLICT, "deleted", e.to_string()),
-            Invalid { .. } | BadRevision(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
-            }
-            TooLong { field, .. } if field == "title" || field == "body" => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", e.to_string())
-            }
-            TooLong { .. } => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
-            }
-            Forbidden(msg) => super::auth::forbidden(msg),
-            MergeConflict { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string())
-            }
-            Corrupt(_) | Db(_) => {
-                tracing::error!(error = %e, "notes error");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-            }
-        }
-    }
-}
-
-fn author(principal: &Principal) -> Result<Author, ApiError> {
-    let u = principal.require_user()?;
-    Ok(Author {
+fn author(u: &crate::auth::User) -> Author {
+    Author {
         id: u.id,
         name: u.name.clone(),
-    })
-}
-
-fn viewer(state: &AppState, principal: &Principal) -> Result<Option<i64>, ApiError> {
-    principal.require_read(state.config.auth.anonymous_read)?;
-    Ok(principal.user().map(|u| u.id))
+    }
 }
 
 /// Runs store work on the blocking pool with the database connection.
@@ -86,7 +51,7 @@ async fn db<T: Send + 'static>(
 /// A note with its revision as the ETag.
 fn note_response(status: StatusCode, note: Note) -> Response {
     let etag = HeaderValue::from_str(&format!("\"{}\"", note.rev)).ok();
-    let mut resp = (status, Json(note)).into_response();
+    let mut resp = (status, Json(NoteJson::from(&note))).into_response();
     if let Some(etag) = etag {
         resp.headers_mut().insert(header::ETAG, etag);
     }
@@ -117,8 +82,9 @@ async fn stale_or(state: &AppState, id: &str, viewer_id: i64, e: ApiError) -> Ap
     }
     let id = id.to_string();
     match db(state, move |s, c| s.get(c, &id, Some(viewer_id))).await {
+        // Through a `Value`, like every member of an error body (keys sorted).
         Ok(current) => ApiError {
-            extra: Some(json!({ "current": current })),
+            extra: Some(json!({ "current": NoteJson::from(&current) })),
             ..e
         },
         Err(_) => e,
@@ -143,10 +109,10 @@ fn default_visibility() -> Visibility {
 
 pub async fn create(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     ApiJson(body): ApiJson<NewNote, NOTE_JSON_MAX>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let content = Content {
         title: body.title,
         body: body.body,
@@ -159,17 +125,14 @@ pub async fn create(
 
 pub async fn get_note(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+    let viewer_id = reader.viewer_id();
     let nid = id.clone();
     let note = db(&state, move |s, c| s.get(c, &nid, viewer_id)).await?;
     // Counting the view is a durable write: done after answering, off the request's path.
-    let who = principal.user().map(|u| Author {
-        id: u.id,
-        name: u.name.clone(),
-    });
+    let who = reader.0.as_ref().map(author);
     let st = state.clone();
     tokio::spawn(async move {
         let _ = db(&st, move |s, c| s.view(c, &id, who.as_ref())).await;
@@ -188,12 +151,12 @@ pub struct EditNote {
 
 pub async fn update(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<EditNote, NOTE_JSON_MAX>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let base = base_rev(&headers)?;
     let changes = Changes {
         title: body.title,
@@ -210,11 +173,11 @@ pub async fn update(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let base = base_rev(&headers)?;
     let (nid, uid) = (id.clone(), who.id);
     match db(&state, move |s, c| s.delete(c, &nid, &base, &who)).await {
@@ -226,10 +189,10 @@ pub async fn delete(
 /// `tag` may repeat (`?tag=a&tag=b`: every tag must be present).
 pub async fn search(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     RawQuery(raw): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+) -> Result<Json<SearchPageJson>, ApiError> {
+    let viewer_id = reader.viewer_id();
     let mut q = SearchQuery::default();
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let bad = |what: &str| ApiError::bad_request("bad_query", format!("{k}: {what}"));
@@ -266,27 +229,29 @@ pub async fn search(
         Ok(page)
     })
     .await?;
-    Ok(Json(json!(page)))
+    Ok(Json(SearchPageJson::from(&page)))
 }
 
 pub async fn revisions(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+) -> Result<Json<RevisionsJson>, ApiError> {
+    let viewer_id = reader.viewer_id();
     let revs = db(&state, move |s, c| s.revisions(c, &id, viewer_id)).await?;
-    Ok(Json(json!({ "revisions": revs })))
+    Ok(Json(RevisionsJson {
+        revisions: revs.iter().map(RevisionInfoJson::from).collect(),
+    }))
 }
 
 pub async fn revision(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     Path((id, rev)): Path<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+) -> Result<Json<RevisionJson>, ApiError> {
+    let viewer_id = reader.viewer_id();
     let r = db(&state, move |s, c| s.revision(c, &id, &rev, viewer_id)).await?;
-    Ok(Json(json!(r)))
+    Ok(Json(RevisionJson::from(&r)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,11 +262,11 @@ pub struct RestoreBody {
 
 pub async fn restore(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RestoreBody>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let note = db(&state, move |s, c| s.restore(c, &id, &body.rev, &who)).await?;
     Ok(note_response(StatusCode::OK, note))
 }
@@ -315,12 +280,12 @@ pub struct ResolveBody {
 
 pub async fn resolve(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ResolveBody, NOTE_JSON_MAX>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let base = headers
         .get(header::IF_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -351,22 +316,22 @@ pub struct MergeBody {
 /// Three-way merge of the current revision with a conflicting one; overlapping edits -> 409.
 pub async fn merge(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<MergeBody>,
 ) -> Result<Response, ApiError> {
-    let who = author(&principal)?;
+    let who = author(&user);
     let note = db(&state, move |s, c| s.merge(c, &id, &body.rev, &who)).await?;
     Ok(note_response(StatusCode::OK, note))
 }
 
 pub async fn events(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+) -> Result<Json<EventsJson>, ApiError> {
+    let viewer_id = reader.viewer_id();
     let (mut before, mut limit) = (None, 100u32);
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match k.as_ref() {
@@ -395,24 +360,28 @@ pub async fn events(
         s.events(c, &id, viewer_id, before, limit)
     })
     .await?;
-    Ok(Json(json!({ "events": ev })))
+    Ok(Json(EventsJson {
+        events: ev.iter().map(EventJson::from).collect(),
+    }))
 }
 
 pub async fn tags(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+    reader: Reader,
+) -> Result<Json<TagsJson>, ApiError> {
+    let viewer_id = reader.viewer_id();
     let t = db(&state, move |s, c| s.tags(c, viewer_id)).await?;
-    Ok(Json(json!({ "tags": t })))
+    Ok(Json(TagsJson {
+        tags: t.iter().map(TagCountJson::from).collect(),
+    }))
 }
 
 pub async fn analytics(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    reader: Reader,
     RawQuery(raw): RawQuery,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let viewer_id = viewer(&state, &principal)?;
+) -> Result<Json<AnalyticsJson>, ApiError> {
+    let viewer_id = reader.viewer_id();
     let (mut days, mut top) = (30u32, 10u32);
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         let n = v.parse::<u32>().ok();
@@ -428,5 +397,5 @@ pub async fn analytics(
         }
     }
     let a = db(&state, move |s, c| s.analytics(c, viewer_id, days, top)).await?;
-    Ok(Json(json!(a)))
+    Ok(Json(AnalyticsJson::from(&a)))
 }

@@ -5,16 +5,16 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
-use axum::{Extension, Json};
+use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
 
-use super::auth::{blocking, Principal};
+use super::auth::Member;
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::wire::accounts::{NewShareJson, ShareJson, SharesJson};
 use super::AppState;
-use crate::auth::shares::ShareError;
 use crate::auth::AuthError;
+use crate::blocking::run_unbounded;
 use crate::storage::MediaPath;
 
 #[derive(Deserialize)]
@@ -29,10 +29,9 @@ const MAX_EXPIRY: i64 = 365 * 86_400;
 
 pub async fn create(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     ApiJson(body): ApiJson<ShareBody>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let user = principal.require_user()?.clone();
+) -> Result<(StatusCode, Json<NewShareJson>), ApiError> {
     let expires_in = body.expires_in.unwrap_or(DEFAULT_EXPIRY);
     if !(1..=MAX_EXPIRY).contains(&expires_in) {
         return Err(AuthError::Invalid {
@@ -52,36 +51,35 @@ pub async fn create(
     state.storage.open(&path).await?;
     let accounts = state.accounts.clone();
     let stored = path.to_string();
-    let share = blocking(move || accounts.create_share(&user, &stored, expires_in)).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": share.id, "path": share.path, "url": share.url, "expires_at": share.expires_at,
-        })),
-    ))
+    let share = run_unbounded("share create", move || {
+        accounts.create_share(&user, &stored, expires_in)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(NewShareJson::from(&share))))
 }
 
 pub async fn list(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let owner = principal.listing_scope()?;
+    member: Member,
+) -> Result<Json<SharesJson>, ApiError> {
+    let owner = member.listing_scope();
     let accounts = state.accounts.clone();
-    let shares = blocking(move || accounts.list_shares(owner)).await?;
-    Ok(Json(json!({ "shares": shares })))
+    let shares = run_unbounded("share list", move || accounts.list_shares(owner)).await?;
+    Ok(Json(SharesJson {
+        shares: shares.iter().map(ShareJson::from).collect(),
+    }))
 }
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Member(user): Member,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let user = principal.require_user()?.clone();
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::not_found("no such share"))?;
     let accounts = state.accounts.clone();
-    blocking(move || accounts.revoke_share(id, &user)).await?;
+    run_unbounded("share revoke", move || accounts.revoke_share(id, &user)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -93,12 +91,8 @@ pub async fn fetch(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let accounts = state.accounts.clone();
-    let resolved = blocking(move || accounts.resolve_share(&token)).await?;
-    let stored = resolved.map_err(|e| match e {
-        ShareError::NotFound => ApiError::not_found("no such share link"),
-        ShareError::Expired => ApiError::new(StatusCode::GONE, "link_expired", e.to_string()),
-        ShareError::Revoked => ApiError::new(StatusCode::GONE, "link_revoked", e.to_string()),
-    })?;
+    let resolved = run_unbounded("share lookup", move || accounts.resolve_share(&token)).await?;
+    let stored = resolved?;
     let path = MediaPath::from_decoded(&stored).map_err(|_| ApiError::not_found("no such file"))?;
     super::media::serve_file(&state, &path, &method, &headers).await
 }

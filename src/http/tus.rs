@@ -19,7 +19,7 @@ use super::AppState;
 use crate::app::resumable::{NewUpload, ResumableError};
 use crate::auth::User;
 use crate::storage::MediaPath;
-use crate::tus::{self, Checksum, Metadata, Upload};
+use crate::tus::{Checksum, Metadata, Upload};
 
 pub const VERSION: &str = "1.0.0";
 const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration,checksum";
@@ -82,38 +82,6 @@ fn http_date(secs: i64) -> HeaderValue {
         .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
 }
 
-fn proto_err(e: tus::ProtoError) -> ApiError {
-    let code = match e {
-        tus::ProtoError::Metadata(_) => "bad_metadata",
-        tus::ProtoError::Checksum(_) => "bad_checksum",
-        tus::ProtoError::Algorithm(_) => "checksum_algorithm",
-    };
-    ApiError::bad_request(code, e.to_string())
-}
-
-impl From<ResumableError> for ApiError {
-    fn from(e: ResumableError) -> Self {
-        use ResumableError::*;
-        let msg = e.to_string();
-        match e {
-            NotFound => ApiError::not_found(msg),
-            Expired => ApiError::new(StatusCode::GONE, "expired", msg),
-            Busy => ApiError::new(StatusCode::LOCKED, "upload_busy", msg),
-            ChecksumMismatch => ApiError::new(
-                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
-                "checksum_mismatch",
-                msg,
-            ),
-            PastLength { .. } | Complete => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "past_upload_length", msg)
-            }
-            Interrupted { .. } => ApiError::bad_request("upload_interrupted", msg),
-            Files(e) => e.into(),
-            State(e) => ApiError::internal(&e),
-        }
-    }
-}
-
 /// `OPTIONS /api/tus/`: what this server supports (no login needed).
 pub async fn options(State(state): State<AppState>) -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
@@ -170,16 +138,22 @@ async fn create_inner(
     let raw_meta = header_str(headers, "upload-metadata")
         .unwrap_or("")
         .to_string();
-    let meta = Metadata::parse(&raw_meta).map_err(proto_err)?;
-    let filename = meta.text("filename").map_err(proto_err)?.ok_or_else(|| {
-        ApiError::bad_request(
-            "missing_filename",
-            "Upload-Metadata must carry 'filename' (the file's name)",
-        )
-    })?;
-    let folder = meta.text("folder").map_err(proto_err)?.unwrap_or_default();
+    let meta = Metadata::parse(&raw_meta).map_err(ApiError::from)?;
+    let filename = meta
+        .text("filename")
+        .map_err(ApiError::from)?
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_filename",
+                "Upload-Metadata must carry 'filename' (the file's name)",
+            )
+        })?;
+    let folder = meta
+        .text("folder")
+        .map_err(ApiError::from)?
+        .unwrap_or_default();
     let overwrite = matches!(
-        meta.text("overwrite").map_err(proto_err)?.as_deref(),
+        meta.text("overwrite").map_err(ApiError::from)?.as_deref(),
         Some("true") | Some("1")
     );
     let dest = MediaPath::from_decoded(&folder)?
@@ -202,7 +176,7 @@ async fn create_inner(
         .unwrap_or(false);
     let offset = if with_body || length == 0 {
         let checksum = match header_str(headers, "upload-checksum") {
-            Some(v) if with_body => Some(Checksum::parse(v).map_err(proto_err)?),
+            Some(v) if with_body => Some(Checksum::parse(v).map_err(ApiError::from)?),
             _ => None,
         };
         match state
@@ -325,7 +299,7 @@ async fn patch_inner(
     let checksum = header_str(headers, "upload-checksum")
         .map(Checksum::parse)
         .transpose()
-        .map_err(proto_err)?;
+        .map_err(ApiError::from)?;
     let new_offset = if upload.is_complete() {
         // Already committed: only an empty, idempotent PATCH is meaningful.
         if declared.unwrap_or(0) > 0 {

@@ -98,6 +98,7 @@ impl FromStr for Hlc {
     }
 }
 
+/// Part of the persisted revision format (`Revision` in `revisions.jsonl`).
 impl Serialize for Hlc {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)

@@ -12,6 +12,10 @@ use sha2::{Digest, Sha256};
 use super::hlc::{valid_node_id, Hlc};
 use super::NoteError;
 
+/// Serde here (and on `Content`, `Revision` and `Hlc`) is the persisted revision format, not
+/// an API answer: `streamhub notes export` writes revisions as JSON lines that `import` (and
+/// later sync) read back, so the format belongs to the domain. The API's JSON for notes and
+/// revisions is `http::wire::notes`'s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Visibility {
@@ -174,7 +178,8 @@ fn invalid(field: &'static str, reason: &str) -> NoteError {
     }
 }
 
-/// An immutable revision of a note, as stored and as replicated.
+/// An immutable revision of a note, as stored and as replicated (serde: the export and
+/// replication format, see `Visibility`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revision {
     pub note_id: String,

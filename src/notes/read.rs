@@ -1,12 +1,11 @@
 //! `NotesStore` reads of one note: the note with its conflicts and contributors, its history,
-//! one revision, its event log; and the serde types the API returns for them. Every query
+//! one revision, its event log, as domain values (`http::wire::notes` is their JSON). Every query
 //! takes the viewer and filters private notes inside the SQL (`visibility = 'public' OR
 //! owner_id = viewer`); a non-owner also never sees a revision that was itself private.
 
 use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use serde::Serialize;
 
 use super::hlc::Hlc;
 use super::model::{Author, Content, Revision, Visibility};
@@ -14,8 +13,8 @@ use super::rows::{append_event, current, leaves, rank};
 use super::store::NotesStore;
 use super::NoteError;
 
-/// The current state of a note, as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The current state of a note.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Note {
     pub id: String,
     /// The current (winning) revision: what an edit must name as its base.
@@ -38,18 +37,17 @@ pub struct Note {
     pub views: i64,
     pub edits: i64,
     /// Local owner (creator); `None` for notes that came from another node.
-    #[serde(skip)]
     pub owner_id: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contributor {
     pub name: String,
     pub revisions: i64,
 }
 
 /// A revision in a note's history (without the body).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevisionInfo {
     pub rev: String,
     pub parents: Vec<String>,
@@ -65,8 +63,7 @@ pub struct RevisionInfo {
     pub current: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     Created,
     Edited,
@@ -111,7 +108,7 @@ impl EventKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub id: i64,
     pub kind: EventKind,

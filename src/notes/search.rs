@@ -6,7 +6,6 @@
 
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection};
-use serde::Serialize;
 
 use super::hlc::Hlc;
 use super::model::Visibility;
@@ -57,13 +56,13 @@ impl Default for SearchQuery {
 }
 
 /// A piece of a snippet; `hit` pieces matched the query.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fragment {
     pub text: String,
     pub hit: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SearchHit {
     pub id: String,
     pub rev: String,
@@ -81,7 +80,7 @@ pub struct SearchHit {
     pub score: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SearchPage {
     pub items: Vec<SearchHit>,
     pub page: u32,

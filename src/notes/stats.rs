@@ -6,7 +6,6 @@
 //! `scope IN (0, viewer)`.
 
 use rusqlite::{params, Connection};
-use serde::Serialize;
 
 use super::read::Contributor;
 use super::store::NotesStore;
@@ -14,13 +13,13 @@ use super::NoteError;
 
 const DAY_MS: i64 = 86_400_000;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagCount {
     pub tag: String,
     pub count: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DayCount {
     /// `YYYY-MM-DD` (UTC).
     pub day: String,
@@ -29,14 +28,14 @@ pub struct DayCount {
     pub count: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoteCount {
     pub id: String,
     pub title: String,
     pub count: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Analytics {
     pub days: u32,
     pub events_per_day: Vec<DayCount>,

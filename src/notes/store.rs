@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use serde::Serialize;
 
 use super::hlc::{Clock, Hlc, DEFAULT_MAX_SKEW_MS};
 use super::merge::merge_content;
@@ -20,8 +19,7 @@ use super::rows::{
 use super::{tree, NoteError};
 
 /// Whether `put_revision` stored something new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
     Inserted,
     AlreadyPresent,

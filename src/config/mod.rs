@@ -3,8 +3,11 @@
 //!
 //! The defaults live in `config/streamhub.toml` (embedded with `include_str!`), and a unit test
 //! keeps that file and `Config::default()` equal, so the documented defaults cannot drift.
+//! `env` reads the `STREAMHUB_*` overrides, `validate` the checks types cannot express.
 
-use std::collections::BTreeMap;
+mod env;
+mod validate;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,10 +15,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// The commented default configuration, printed by `streamhub config default`.
-pub const DEFAULT_TOML: &str = include_str!("../config/streamhub.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/streamhub.toml");
 
-/// Prefix of every environment override.
-pub const ENV_PREFIX: &str = "STREAMHUB_";
+pub use env::ENV_PREFIX;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -35,6 +37,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Serde here is the config file's format (TOML), not an API answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -197,7 +200,7 @@ impl Config {
                 p.display().to_string(),
                 std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
                     path: p.display().to_string(),
-                    reason: e.to_string(),
+                    reason: crate::storage::errno_message(&e),
                 })?,
             )),
             None => None,
@@ -221,127 +224,11 @@ impl Config {
             })?;
             merge_file(&mut merged, user)?;
         }
-        apply_env(&mut merged, env)?;
+        env::apply(&mut merged, env)?;
         let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged))
             .map_err(|e| invalid(&e.path().to_string(), e.inner().message().to_string()))?;
         config.validate()?;
         Ok(config)
-    }
-
-    /// Semantic checks that types alone do not express.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let s = &self.server;
-        if s.listen.is_empty() && s.tls_listen.is_empty() {
-            return Err(invalid(
-                "server.listen",
-                "no listen address: set server.listen or server.tls_listen",
-            ));
-        }
-        if s.data_dir.as_os_str().is_empty() {
-            return Err(invalid("server.data_dir", "must not be empty"));
-        }
-        if s.tls_cert.is_empty() != s.tls_key.is_empty() {
-            return Err(invalid(
-                "server.tls_cert",
-                "tls_cert and tls_key must be set together (or both left empty)",
-            ));
-        }
-        if s.max_connections == 0 {
-            return Err(invalid("server.max_connections", "must be at least 1"));
-        }
-        if !(8192..=1 << 20).contains(&s.max_header_bytes) {
-            return Err(invalid(
-                "server.max_header_bytes",
-                "must be between 8192 and 1048576",
-            ));
-        }
-        for (key, v) in [
-            (
-                "server.header_read_timeout_secs",
-                s.header_read_timeout_secs,
-            ),
-            ("server.idle_timeout_secs", s.idle_timeout_secs),
-            (
-                "server.tls_handshake_timeout_secs",
-                s.tls_handshake_timeout_secs,
-            ),
-            ("storage.timeout_secs", self.storage.timeout_secs),
-        ] {
-            if v == 0 || v > 86_400 {
-                return Err(invalid(key, "must be between 1 and 86400 seconds"));
-            }
-        }
-        if s.shutdown_grace_secs > 3600 {
-            return Err(invalid(
-                "server.shutdown_grace_secs",
-                "must be at most 3600 seconds",
-            ));
-        }
-        if self.storage.media_root.as_os_str().is_empty() {
-            return Err(invalid("storage.media_root", "must not be empty"));
-        }
-        if !(1..=1000).contains(&self.streaming.max_ranges) {
-            return Err(invalid(
-                "streaming.max_ranges",
-                "must be between 1 and 1000",
-            ));
-        }
-        if !(8..=1024).contains(&self.streaming.chunk_kib) {
-            return Err(invalid("streaming.chunk_kib", "must be between 8 and 1024"));
-        }
-        if self.uploads.max_bytes == 0 {
-            return Err(invalid("uploads.max_bytes", "must be at least 1"));
-        }
-        if !(1..=365 * 86400).contains(&self.uploads.tus_expiry_secs) {
-            return Err(invalid(
-                "uploads.tus_expiry_secs",
-                "must be between 1 and 31536000 (a year)",
-            ));
-        }
-        if self.library.scan_interval_secs != 0 && self.library.scan_interval_secs < 10 {
-            return Err(invalid(
-                "library.scan_interval_secs",
-                "must be 0 (no periodic scan) or at least 10",
-            ));
-        }
-        if !(1..=3600).contains(&self.library.probe_timeout_secs) {
-            return Err(invalid(
-                "library.probe_timeout_secs",
-                "must be between 1 and 3600",
-            ));
-        }
-        for (key, v, max) in [
-            ("notes.max_title_chars", self.notes.max_title_chars, 10_000),
-            ("notes.max_body_bytes", self.notes.max_body_bytes, 4 << 20),
-            ("notes.max_tags", self.notes.max_tags, 1000),
-            ("notes.max_tag_chars", self.notes.max_tag_chars, 1000),
-        ] {
-            if !(1..=max).contains(&v) {
-                return Err(invalid(key, format!("must be between 1 and {max}")));
-            }
-        }
-        if !(1..=365).contains(&self.auth.session_days) {
-            return Err(invalid("auth.session_days", "must be between 1 and 365"));
-        }
-        if !(1..=1000).contains(&self.auth.login_max_failures) {
-            return Err(invalid(
-                "auth.login_max_failures",
-                "must be between 1 and 1000",
-            ));
-        }
-        if !(1..=900).contains(&self.auth.login_lockout_secs) {
-            return Err(invalid(
-                "auth.login_lockout_secs",
-                "must be between 1 and 900",
-            ));
-        }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            return Err(invalid(
-                "log.level",
-                format!("'{}' is not a log level or filter", self.log.level),
-            ));
-        }
-        Ok(())
     }
 
     pub fn header_read_timeout(&self) -> Duration {
@@ -384,62 +271,6 @@ fn merge_file(merged: &mut toml::Table, user: toml::Table) -> Result<(), ConfigE
         }
     }
     Ok(())
-}
-
-/// Applies `STREAMHUB_<SECTION>_<KEY>` variables; the type of each key's default decides how
-/// the string is read (lists are comma-separated).
-fn apply_env(
-    merged: &mut toml::Table,
-    env: impl IntoIterator<Item = (String, String)>,
-) -> Result<(), ConfigError> {
-    let vars: BTreeMap<String, String> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
-    for (var, raw) in vars {
-        let rest = var[ENV_PREFIX.len()..].to_ascii_lowercase();
-        let Some((section, key)) = rest.split_once('_') else {
-            return Err(invalid(&var, "unknown streamhub variable"));
-        };
-        let Some(toml::Value::Table(target)) = merged.get_mut(section) else {
-            return Err(invalid(&var, "unknown streamhub variable"));
-        };
-        let Some(current) = target.get(key) else {
-            return Err(invalid(&var, "unknown streamhub variable"));
-        };
-        let value = env_value(&var, current, &raw)?;
-        target.insert(key.to_string(), value);
-    }
-    Ok(())
-}
-
-fn env_value(var: &str, like: &toml::Value, raw: &str) -> Result<toml::Value, ConfigError> {
-    use toml::Value;
-    Ok(match like {
-        Value::Array(_) => Value::Array(
-            raw.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| Value::String(s.to_string()))
-                .collect(),
-        ),
-        Value::Boolean(_) => Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" | "on" => true,
-            "false" | "0" | "no" | "off" => false,
-            _ => {
-                return Err(invalid(
-                    var,
-                    format!("'{raw}' is not a boolean (true/false)"),
-                ))
-            }
-        }),
-        Value::Integer(_) => Value::Integer(
-            raw.trim()
-                .parse()
-                .map_err(|_| invalid(var, format!("'{raw}' is not a whole number")))?,
-        ),
-        _ => Value::String(raw.to_string()),
-    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,122 @@
+//! The semantic checks of a loaded config that types alone do not express (ranges, pairs that
+//! go together, a parseable log filter); every error names its key.
+
+use super::{invalid, Config, ConfigError};
+
+impl Config {
+    /// Semantic checks that types alone do not express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.listen.is_empty() && s.tls_listen.is_empty() {
+            return Err(invalid(
+                "server.listen",
+                "no listen address: set server.listen or server.tls_listen",
+            ));
+        }
+        if s.data_dir.as_os_str().is_empty() {
+            return Err(invalid("server.data_dir", "must not be empty"));
+        }
+        if s.tls_cert.is_empty() != s.tls_key.is_empty() {
+            return Err(invalid(
+                "server.tls_cert",
+                "tls_cert and tls_key must be set together (or both left empty)",
+            ));
+        }
+        if s.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        if !(8192..=1 << 20).contains(&s.max_header_bytes) {
+            return Err(invalid(
+                "server.max_header_bytes",
+                "must be between 8192 and 1048576",
+            ));
+        }
+        for (key, v) in [
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs,
+            ),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+            (
+                "server.tls_handshake_timeout_secs",
+                s.tls_handshake_timeout_secs,
+            ),
+            ("storage.timeout_secs", self.storage.timeout_secs),
+        ] {
+            if v == 0 || v > 86_400 {
+                return Err(invalid(key, "must be between 1 and 86400 seconds"));
+            }
+        }
+        if s.shutdown_grace_secs > 3600 {
+            return Err(invalid(
+                "server.shutdown_grace_secs",
+                "must be at most 3600 seconds",
+            ));
+        }
+        if self.storage.media_root.as_os_str().is_empty() {
+            return Err(invalid("storage.media_root", "must not be empty"));
+        }
+        if !(1..=1000).contains(&self.streaming.max_ranges) {
+            return Err(invalid(
+                "streaming.max_ranges",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(8..=1024).contains(&self.streaming.chunk_kib) {
+            return Err(invalid("streaming.chunk_kib", "must be between 8 and 1024"));
+        }
+        if self.uploads.max_bytes == 0 {
+            return Err(invalid("uploads.max_bytes", "must be at least 1"));
+        }
+        if !(1..=365 * 86400).contains(&self.uploads.tus_expiry_secs) {
+            return Err(invalid(
+                "uploads.tus_expiry_secs",
+                "must be between 1 and 31536000 (a year)",
+            ));
+        }
+        if self.library.scan_interval_secs != 0 && self.library.scan_interval_secs < 10 {
+            return Err(invalid(
+                "library.scan_interval_secs",
+                "must be 0 (no periodic scan) or at least 10",
+            ));
+        }
+        if !(1..=3600).contains(&self.library.probe_timeout_secs) {
+            return Err(invalid(
+                "library.probe_timeout_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        for (key, v, max) in [
+            ("notes.max_title_chars", self.notes.max_title_chars, 10_000),
+            ("notes.max_body_bytes", self.notes.max_body_bytes, 4 << 20),
+            ("notes.max_tags", self.notes.max_tags, 1000),
+            ("notes.max_tag_chars", self.notes.max_tag_chars, 1000),
+        ] {
+            if !(1..=max).contains(&v) {
+                return Err(invalid(key, format!("must be between 1 and {max}")));
+            }
+        }
+        if !(1..=365).contains(&self.auth.session_days) {
+            return Err(invalid("auth.session_days", "must be between 1 and 365"));
+        }
+        if !(1..=1000).contains(&self.auth.login_max_failures) {
+            return Err(invalid(
+                "auth.login_max_failures",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(1..=900).contains(&self.auth.login_lockout_secs) {
+            return Err(invalid(
+                "auth.login_lockout_secs",
+                "must be between 1 and 900",
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!("'{}' is not a log level or filter", self.log.level),
+            ));
+        }
+        Ok(())
+    }
+}
