@@ -36,7 +36,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         "checks": {
             "media_root": media_json,
             "data_dir": check(&data),
-            "library": state.library.status(),
+            "library": super::wire::library::StatusJson::from(&state.library.status()),
         },
     });
     let status = if ready {

@@ -153,8 +153,26 @@ async fn store_field(
 }
 
 #[derive(Serialize)]
-struct UploadedJson {
-    files: Vec<FileJson>,
+struct UploadedJson<F: Serialize = Vec<FileJson>> {
+    files: F,
+}
+
+/// Each file of a form commits on its own: when a later one fails, the answer says which
+/// earlier ones were stored (`files`, as in a 201).
+fn with_stored(mut e: ApiError, stored: &[FileJson]) -> ApiError {
+    if stored.is_empty() {
+        return e;
+    }
+    let names: Vec<&str> = stored.iter().map(|f| f.path.as_str()).collect();
+    e.message = format!(
+        "{} (this file only: the form's earlier files were stored: {})",
+        e.message,
+        names.join(", ")
+    );
+    e.extra = serde_json::to_value(UploadedJson { files: stored })
+        .ok()
+        .or(e.extra);
+    e
 }
 
 pub async fn upload_multipart(
@@ -180,13 +198,15 @@ pub async fn upload_multipart(
     let dir = MediaPath::from_decoded(&q.dir)?;
     let mut stored = Vec::new();
     loop {
-        let field = multipart
-            .next_field()
-            .await
-            .map_err(|e| ApiError::bad_request("bad_multipart", e.body_text()))?;
-        let Some(field) = field else { break };
-        if let Some(v) = store_field(&state, &user, &dir, field, q.overwrite).await? {
-            stored.push(v);
+        let next = match multipart.next_field().await {
+            Ok(Some(field)) => store_field(&state, &user, &dir, field, q.overwrite).await,
+            Ok(None) => break,
+            Err(e) => Err(ApiError::bad_request("bad_multipart", e.body_text())),
+        };
+        match next {
+            Ok(Some(v)) => stored.push(v),
+            Ok(None) => {}
+            Err(e) => return Err(with_stored(e, &stored)),
         }
     }
     if stored.is_empty() {

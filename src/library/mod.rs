@@ -222,6 +222,32 @@ impl std::ops::DerefMut for ScanConn<'_> {
     }
 }
 
+/// The library's state for `/readyz`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LibraryStatus {
+    /// None until the background check of the tools is done.
+    pub ffprobe: Option<bool>,
+    pub ffmpeg: Option<bool>,
+    pub thumbnails: Option<bool>,
+    /// What is missing, if anything.
+    pub message: Option<&'static str>,
+    pub scanning: bool,
+    pub scans: u64,
+    pub last_scan: Option<LastScan>,
+    /// Why the last scan was skipped (the index is kept).
+    pub warning: Option<String>,
+    /// Entries in the index.
+    pub indexed: u64,
+}
+
+/// When the last scan finished, how long it took and what it did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastScan {
+    pub finished: SystemTime,
+    pub ms: Option<u64>,
+    pub report: Option<ScanReport>,
+}
+
 /// A cheap handle to the index and its scanner.
 #[derive(Clone)]
 pub struct Library {
@@ -343,9 +369,9 @@ impl Library {
     }
 
     /// For `/readyz` details: scanner state, ffprobe/ffmpeg availability. Never a reason to
-    /// be unready: the library works without ffmpeg.
-    pub fn status(&self) -> serde_json::Value {
-        // Never waits for the check (this runs on the runtime): "null" until it is done.
+    /// be unready: the library works without ffmpeg. Never waits (this runs on the
+    /// runtime): the tools are unknown until the background check is done.
+    pub fn status(&self) -> LibraryStatus {
         let t = self.inner.tools.get().copied();
         let message = match t.map(|t| (t.ffprobe, t.ffmpeg)) {
             None => Some("checking for ffprobe and ffmpeg"),
@@ -357,22 +383,21 @@ impl Library {
             Some((true, false)) => Some("ffmpeg not installed: no thumbnails"),
         };
         let s = self.inner.status.lock().unwrap_or_else(|p| p.into_inner());
-        serde_json::json!({
-            "ok": true,
-            "ffprobe": t.map(|t| t.ffprobe),
-            "ffmpeg": t.map(|t| t.ffmpeg),
-            "thumbnails": t.map(|t| t.ffmpeg && self.inner.config.thumbnails),
-            "message": message,
-            "scanning": s.scanning,
-            "scans": s.scans,
-            "last_scan": s.last_finished.map(|f| serde_json::json!({
-                "finished": humantime::format_rfc3339_seconds(f).to_string(),
-                "ms": s.last_ms,
-                "report": s.last_report,
-            })),
-            "warning": s.warning,
-            "indexed": s.indexed,
-        })
+        LibraryStatus {
+            ffprobe: t.map(|t| t.ffprobe),
+            ffmpeg: t.map(|t| t.ffmpeg),
+            thumbnails: t.map(|t| t.ffmpeg && self.inner.config.thumbnails),
+            message,
+            scanning: s.scanning,
+            scans: s.scans,
+            last_scan: s.last_finished.map(|finished| LastScan {
+                finished,
+                ms: s.last_ms,
+                report: s.last_report,
+            }),
+            warning: s.warning.clone(),
+            indexed: s.indexed,
+        }
     }
 
     /// Runs one full scan now (tests, benchmarks, tools).

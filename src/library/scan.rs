@@ -26,7 +26,7 @@ pub const BATCH_ROWS: usize = 1000;
 pub const MAX_DEPTH: usize = 64;
 
 /// What one full scan saw and did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ScanReport {
     pub dirs: u64,
     pub files: u64,

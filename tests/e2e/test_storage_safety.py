@@ -304,3 +304,17 @@ def test_a_disk_mounted_inside_the_root_takes_uploads_and_refuses_moves_clearly(
                   json_body={"from": "across.txt", "to": "usb/across.txt"})
     assert_error(r, 400, "invalid", mentions="another disk")
     assert (env.media_root / "across.txt").exists()
+
+
+def test_a_multipart_form_that_fails_half_way_says_what_was_stored(env):
+    c = env.creds
+    bnd = "partBoundary"
+    body = (f"--{bnd}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"ok.txt\"\r\n\r\n"
+            f"fine\r\n--{bnd}\r\nContent-Disposition: form-data; name=\"f\"; "
+            f"filename=\".bad\"\r\n\r\nhidden\r\n--{bnd}--\r\n").encode()
+    r = http_call(env, "POST", "/api/upload?dir=half", body=body,
+                  headers={**c.member.headers,
+                           "Content-Type": f"multipart/form-data; boundary={bnd}"})
+    err = assert_error(r, 400, "bad_name", mentions="half/ok.txt")
+    assert [f["path"] for f in err["files"]] == ["half/ok.txt"], err
+    assert (env.media_root / "half/ok.txt").read_bytes() == b"fine"

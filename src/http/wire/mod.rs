@@ -8,4 +8,5 @@
 //! `serde_json::Value`, which sorts keys).
 
 pub mod accounts;
+pub mod library;
 pub mod notes;

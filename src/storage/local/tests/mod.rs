@@ -1,0 +1,197 @@
+//! Unit tests of the local backend against temporary folders: reading here; every way a path
+//! could leave the root (links, swaps) and uploads that fail in `safety`; the root's
+//! identity and things planted in our places in `identity`.
+
+mod identity;
+mod safety;
+
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::read::{into_bytes, ChunkBudget, GROWN_CHUNK_BUDGET};
+use super::*;
+use crate::storage::Object;
+
+pub(super) fn storage_with(root: &Path, allow_symlink_escape: bool) -> LocalStorage {
+    let s = LocalStorage::new(
+        root,
+        LocalOptions {
+            allow_symlink_escape,
+            timeout: Duration::from_secs(5),
+            chunk_size: 7,
+        },
+    );
+    s.establish(None, 0).expect("a new root");
+    s
+}
+
+pub(super) fn storage(root: &Path) -> LocalStorage {
+    storage_with(root, false)
+}
+
+pub(super) fn mp(s: &str) -> MediaPath {
+    MediaPath::from_decoded(s).unwrap()
+}
+
+async fn read_all(obj: &Arc<dyn Object>, r: Range<u64>) -> Vec<u8> {
+    let mut s = obj.read_range(r);
+    let mut out = Vec::new();
+    while let Some(chunk) = s.next().await {
+        out.extend_from_slice(&chunk.expect("read ok"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn reads_ranges_in_small_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..100u8).collect();
+    std::fs::write(dir.path().join("f.bin"), &data).unwrap();
+    let s = storage(dir.path());
+    let obj = s
+        .open(&MediaPath::from_url("f.bin").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(obj.meta().size, 100);
+    assert_eq!(read_all(&obj, 0..100).await, data);
+    assert_eq!(read_all(&obj, 10..31).await, &data[10..31]);
+    assert_eq!(read_all(&obj, 99..100).await, &data[99..]);
+    assert!(read_all(&obj, 50..50).await.is_empty());
+}
+
+#[tokio::test]
+async fn symlink_escape_refused_unless_allowed() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), b"s").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("link")).unwrap();
+    std::fs::write(dir.path().join("real"), b"r").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("inner")).unwrap();
+    let s = storage(dir.path());
+    let err = s
+        .open(&MediaPath::from_url("link").unwrap())
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StorageError::OutsideRoot));
+    assert!(s.open(&MediaPath::from_url("inner").unwrap()).await.is_ok());
+    let names: Vec<String> = s
+        .list(&MediaPath::root())
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["inner", "real"]);
+
+    let open = storage_with(dir.path(), true);
+    assert!(open
+        .open(&MediaPath::from_url("link").unwrap())
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn relative_symlinks_take_the_same_rules() {
+    let base = tempfile::tempdir().unwrap();
+    let root = base.path().join("media");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(base.path().join("secret"), b"s").unwrap();
+    std::fs::write(root.join("real"), b"r").unwrap();
+    std::os::unix::fs::symlink("../secret", root.join("up")).unwrap();
+    std::os::unix::fs::symlink("real", root.join("near")).unwrap();
+    let s = storage(&root);
+    assert_eq!(s.fs_kind(), "local");
+    // Warm the dentry cache so the non-blocking path is the one taken.
+    let _ = std::fs::metadata(root.join("near"));
+    let _ = std::fs::metadata(root.join("up"));
+    for _ in 0..2 {
+        let e = s
+            .open(&MediaPath::from_url("up").unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, StorageError::OutsideRoot), "{e}");
+        let obj = s.open(&MediaPath::from_url("near").unwrap()).await.unwrap();
+        assert_eq!(obj.meta().size, 1);
+        let e = s
+            .open(&MediaPath::from_url("missing").unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, StorageError::NotFound), "{e}");
+    }
+}
+
+#[test]
+fn chunk_budget_is_returned_when_the_last_bytes_drop() {
+    let b = Arc::new(ChunkBudget::default());
+    let lease = b.try_take(GROWN_CHUNK_BUDGET).expect("whole budget free");
+    assert!(b.try_take(1).is_none());
+    let bytes = into_bytes(vec![1; 10], Some(lease));
+    let part = bytes.slice(2..4);
+    drop(bytes);
+    assert!(b.try_take(1).is_none(), "a slice still holds the buffer");
+    drop(part);
+    assert!(b.try_take(GROWN_CHUNK_BUDGET).is_some());
+}
+
+#[test]
+fn network_filesystems_are_recognised() {
+    assert_eq!(fs_kind(0x6969), "nfs");
+    assert_eq!(fs_kind(0xFF53_4D42), "smb");
+    assert_eq!(fs_kind(0x6573_5546), "fuse");
+    assert_eq!(fs_kind(0xEF53), "local");
+}
+
+#[tokio::test]
+async fn errors_are_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let s = storage(dir.path());
+    let e = s
+        .open(&MediaPath::from_url("nope").unwrap())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, StorageError::NotFound), "{e}");
+    let e = s
+        .open(&MediaPath::from_url("sub").unwrap())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, StorageError::IsDirectory), "{e}");
+    let e = s
+        .list(&MediaPath::from_url("nope").unwrap())
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(e, StorageError::NotFound), "{e}");
+}
+
+#[tokio::test]
+async fn shrinking_file_is_an_error_not_short_data() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), vec![1u8; 100]).unwrap();
+    let s = storage(dir.path());
+    let obj = s.open(&MediaPath::from_url("f").unwrap()).await.unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("f"))
+        .unwrap()
+        .set_len(10)
+        .unwrap();
+    let mut st = obj.read_range(0..100);
+    let mut saw_err = false;
+    while let Some(c) = st.next().await {
+        if c.is_err() {
+            saw_err = true;
+        }
+    }
+    assert!(saw_err);
+}
