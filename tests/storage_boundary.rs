@@ -325,3 +325,129 @@ async fn the_scanner_walks_the_backend_not_a_disk() {
     assert_eq!(v["entries"][0]["path"], "shows/s01/e02.mkv");
     assert_eq!(v["entries"][0]["size"], 2);
 }
+
+#[tokio::test]
+async fn put_rules_hold_on_the_second_backend() {
+    let f = fx();
+    let put = |uri: &str, token: &str, body: &'static str| {
+        req("PUT", uri, token).body(Body::from(body)).unwrap()
+    };
+    let (status, _, _) = call(&f.app, put("/media/a/one.txt", &f.alice, "first")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // An existing name: 409 and the bytes are untouched.
+    let (status, _, body) = call(&f.app, put("/media/a/one.txt", &f.alice, "second")).await;
+    assert_eq!(
+        (status, json(&body)["error"].as_str()),
+        (StatusCode::CONFLICT, Some("exists"))
+    );
+    assert_eq!(f.mem.read("a/one.txt").unwrap(), b"first");
+    // The uploader may overwrite; the file is replaced whole.
+    let (status, _, _) = call(
+        &f.app,
+        put("/media/a/one.txt?overwrite=true", &f.alice, "second"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(f.mem.read("a/one.txt").unwrap(), b"second");
+    // A folder where a file should go, and a file where a folder should go.
+    let (status, _, _) = call(&f.app, put("/media/a", &f.alice, "x")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = call(&f.app, put("/media/a/one.txt/inner.txt", &f.alice, "x")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // New names must be visible, portable names all the way.
+    for bad in [
+        "/media/.hidden/x.txt",
+        "/media/CON/x.txt",
+        "/media/ok/trail./x.txt",
+    ] {
+        let (status, _, body) = call(&f.app, put(bad, &f.alice, "x")).await;
+        assert_eq!(
+            (status, json(&body)["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_name")),
+            "{bad}"
+        );
+    }
+    // Folders, a non-empty delete, a move into itself.
+    for folder in ["b", "b/c"] {
+        let (status, _, _) = call(
+            &f.app,
+            req("POST", "/api/library/folder", &f.bob)
+                .header("content-type", "application/json")
+                .body(Body::from(format!(r#"{{"path":"{folder}"}}"#)))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (status, _, body) = call(
+        &f.app,
+        req("DELETE", "/media/b", &f.bob)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, json(&body)["error"].as_str()),
+        (StatusCode::CONFLICT, Some("not_empty"))
+    );
+    let (status, _, _) = call(
+        &f.app,
+        req("POST", "/api/library/move", &f.bob)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"from":"b","to":"b/c/d"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn tus_protocol_errors_on_the_second_backend() {
+    use sha1::Digest;
+    let f = fx();
+    let tus = |method: &str, uri: &str| req(method, uri, &f.alice).header("tus-resumable", "1.0.0");
+    let (_, headers, _) = call(
+        &f.app,
+        tus("POST", "/api/tus/")
+            .header("upload-length", "6")
+            .header("upload-metadata", format!("filename {}", b64("c.bin")))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let loc = headers["location"].to_str().unwrap().to_string();
+    let patch = |offset: &str, body: &'static str, checksum: Option<String>| {
+        let mut b = tus("PATCH", &loc)
+            .header("upload-offset", offset)
+            .header("content-type", "application/offset+octet-stream");
+        if let Some(c) = checksum {
+            b = b.header("upload-checksum", c);
+        }
+        b.body(Body::from(body)).unwrap()
+    };
+    let sum = |s: &str| {
+        format!(
+            "sha1 {}",
+            base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
+        )
+    };
+    // A wrong checksum: 460 and the body is discarded.
+    let (status, _, _) = call(&f.app, patch("0", "abc", Some(sum("xyz")))).await;
+    assert_eq!(status.as_u16(), 460);
+    let (_, headers, _) = call(&f.app, tus("HEAD", &loc).body(Body::empty()).unwrap()).await;
+    assert_eq!(headers["upload-offset"], "0");
+    let (status, _, _) = call(&f.app, patch("0", "abc", Some(sum("abc")))).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Past Upload-Length: 413, nothing kept.
+    let (status, _, _) = call(&f.app, patch("3", "defg", None)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    let (_, headers, _) = call(&f.app, tus("HEAD", &loc).body(Body::empty()).unwrap()).await;
+    assert_eq!(headers["upload-offset"], "3");
+    // Termination deletes state and data.
+    let (status, _, _) = call(&f.app, tus("DELETE", &loc).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(f.mem.staged_keys().is_empty());
+    let (status, _, _) = call(&f.app, tus("HEAD", &loc).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(f.mem.read("c.bin").is_none());
+}
