@@ -10,10 +10,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, DB_FILE};
 use crate::notes::{NotesStore, Revision};
+use crate::storage::errno_message;
 use crate::user_cli::CliError;
 
 fn failed(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())
+}
+
+/// A file-system failure, by errno name (`ENOSPC: …`), naming the path.
+fn io_failed(path: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
+    move |e| CliError::Failed(format!("{}: {}", path.display(), errno_message(&e)))
 }
 
 /// `VACUUM INTO` reads one consistent snapshot (WAL readers do not block the writer), so the
@@ -81,7 +87,7 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
     }
     let db = Db::open(data_dir).map_err(failed)?;
     let store = NotesStore::new(Default::default());
-    std::fs::create_dir_all(dir.join("notes")).map_err(failed)?;
+    std::fs::create_dir_all(dir.join("notes")).map_err(io_failed(&dir.join("notes")))?;
     let notes: Vec<(String, Option<i64>, Option<String>)> = db
         .with(|c| {
             let mut st = c.prepare(
@@ -93,7 +99,8 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
         })
         .map_err(failed)?;
     let mut lines = std::io::BufWriter::new(
-        std::fs::File::create(dir.join("revisions.jsonl")).map_err(failed)?,
+        std::fs::File::create(dir.join("revisions.jsonl"))
+            .map_err(io_failed(&dir.join("revisions.jsonl")))?,
     );
     let (mut n_notes, mut n_revs) = (0, 0);
     for (id, owner_id, owner) in notes {
@@ -114,7 +121,9 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
                 revision,
             };
             serde_json::to_writer(&mut lines, &line).map_err(failed)?;
-            lines.write_all(b"\n").map_err(failed)?;
+            lines
+                .write_all(b"\n")
+                .map_err(io_failed(&dir.join("revisions.jsonl")))?;
             n_revs += 1;
         }
         let md = format!(
@@ -129,7 +138,8 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
             note.deleted,
             note.body
         );
-        std::fs::write(dir.join("notes").join(format!("{}.md", note.id)), md).map_err(failed)?;
+        let md_path = dir.join("notes").join(format!("{}.md", note.id));
+        std::fs::write(&md_path, md).map_err(io_failed(&md_path))?;
         n_notes += 1;
     }
     lines.flush().map_err(failed)?;
@@ -142,8 +152,13 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
 /// Replays `DIR/revisions.jsonl` (idempotent: importing twice changes nothing), then gives
 /// each note to the local user named as its owner.
 pub fn import(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
-    let file = std::fs::File::open(dir.join("revisions.jsonl"))
-        .map_err(|e| CliError::Usage(format!("{}: {e}", dir.join("revisions.jsonl").display())))?;
+    let file = std::fs::File::open(dir.join("revisions.jsonl")).map_err(|e| {
+        CliError::Usage(format!(
+            "{}: {}",
+            dir.join("revisions.jsonl").display(),
+            errno_message(&e)
+        ))
+    })?;
     let mut lines = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.map_err(failed)?;
@@ -156,7 +171,7 @@ pub fn import(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
     }
     // Parents first: not required by the store, but it keeps conflict events meaningful.
     lines.sort_by_key(|l| l.revision.gen);
-    std::fs::create_dir_all(data_dir).map_err(failed)?;
+    std::fs::create_dir_all(data_dir).map_err(io_failed(data_dir))?;
     let db = Db::open(data_dir).map_err(failed)?;
     let store = NotesStore::new(Default::default());
     let (mut added, mut known) = (0, 0);

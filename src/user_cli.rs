@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::auth::{Accounts, AuthError, Role};
 use crate::db::Db;
+use crate::storage::errno_message;
 
 #[derive(Debug)]
 pub enum UserCommand {
@@ -56,10 +57,12 @@ impl From<AuthError> for CliError {
 fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
     if from_stdin {
         let mut line = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .map_err(|e| CliError::Failed(format!("cannot read the password from stdin: {e}")))?;
+        std::io::stdin().lock().read_line(&mut line).map_err(|e| {
+            CliError::Failed(format!(
+                "cannot read the password from stdin: {}",
+                errno_message(&e)
+            ))
+        })?;
         let pw = line
             .strip_suffix('\n')
             .map(|l| l.strip_suffix('\r').unwrap_or(l))
@@ -69,7 +72,8 @@ fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
     let ask = |prompt: &str| {
         rpassword::prompt_password(prompt).map_err(|e| {
             CliError::Usage(format!(
-                "cannot ask for a password ({e}); use --password-stdin"
+                "cannot ask for a password ({}); use --password-stdin",
+                errno_message(&e)
             ))
         })
     };
@@ -82,8 +86,13 @@ fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
 
 /// Runs one command; the returned text goes to stdout.
 pub fn run(data_dir: &Path, cmd: UserCommand) -> Result<String, CliError> {
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", data_dir.display())))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        CliError::Failed(format!(
+            "cannot create {}: {}",
+            data_dir.display(),
+            errno_message(&e)
+        ))
+    })?;
     let db = Db::open(data_dir).map_err(|e| CliError::Failed(e.to_string()))?;
     let accounts = Accounts::new(db);
     match cmd {

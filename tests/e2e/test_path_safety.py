@@ -97,6 +97,10 @@ def test_symlink_escape_allowed_by_config(servers, media):
     r = raw_get(srv.port, f"/media/{LINK_OUTSIDE}")
     assert r.status == 200, r
     assert r.body == SECRET_TEXT
+    # The one setting is honoured everywhere storage is reached: the library lists through it.
+    r = raw_get(srv.port, f"/api/library?path={LINK_DIR_OUTSIDE}")
+    assert r.status == 200, r
+    assert "secret.txt" in [e["name"] for e in json.loads(r.body)["entries"]]
     # .. is still a bad path even then
     assert_json_error(raw_get(srv.port, "/media/../secret"), 400, "bad_path")
 
