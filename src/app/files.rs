@@ -12,7 +12,8 @@ use crate::auth::User;
 use crate::library::Library;
 use crate::metrics::Metrics;
 use crate::storage::{
-    pump, ByteSource, MediaPath, ObjectMeta, Pumped, Storage, StorageError, UploadOptions,
+    pump, ByteSource, EntryKind, Found, LinkEnd, MediaPath, ObjectMeta, Pumped, Storage,
+    StorageError, UploadOptions,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +87,7 @@ impl Files {
     }
 
     /// A member may change (replace, move, delete) only what they uploaded — for a folder,
-    /// also everything in it; an admin anything.
+    /// also everything really in it, indexed or not; an admin anything.
     pub async fn may_change(
         &self,
         who: &User,
@@ -97,12 +98,7 @@ impl Files {
             return Ok(());
         }
         let real = self.real(path).await?;
-        let owns = self
-            .library
-            .owns_subtree(&real, who.id)
-            .await
-            .map_err(|e| FilesError::Index(e.to_string()))?;
-        if owns {
+        if self.owns_all(who, &real).await? {
             return Ok(());
         }
         Err(FilesError::Forbidden(format!(
@@ -110,17 +106,149 @@ impl Files {
         )))
     }
 
-    /// Replacing an existing file is changing it; writing a new name is open to every member.
-    pub async fn may_write(
+    /// Whether the index records `who` as the owner of `real` and of everything in it, and
+    /// everything really in it is in the index: a file copied in by hand and not scanned
+    /// yet, a hidden name or a link placed by hand is nobody's, so a member cannot carry it
+    /// away with their folder.
+    async fn owns_all(&self, who: &User, real: &MediaPath) -> Result<bool, FilesError> {
+        let index = |e: crate::library::LibraryError| FilesError::Index(e.to_string());
+        let Some(indexed) = self
+            .library
+            .owned_subtree(real, who.id)
+            .await
+            .map_err(index)?
+        else {
+            return Ok(false);
+        };
+        if !matches!(self.storage.lookup(real).await?, Found::Entry(e) if e.kind == EntryKind::Dir)
+        {
+            return Ok(true);
+        }
+        let mut todo = vec![real.clone()];
+        let mut seen = 0usize;
+        while let Some(dir) = todo.pop() {
+            let listing = self.storage.list(&dir).await?;
+            if listing.hidden {
+                return Ok(false);
+            }
+            for e in listing.entries {
+                seen += 1;
+                let p = dir
+                    .join(&e.name)
+                    .map_err(|e| StorageError::Invalid(e.to_string()))?;
+                if e.via_link || seen > indexed.len() || !indexed.contains(&p.to_string()) {
+                    return Ok(false);
+                }
+                if e.kind == EntryKind::Dir {
+                    todo.push(p);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Where a new file for `path` lands, if `who` may write it: `path` itself, or — when
+    /// `path` is a link placed by hand to a file inside the root and `overwrite` is set —
+    /// the file it leads to (ownership is that file's). Asked when an upload starts and
+    /// again just before it is committed, so a name taken meanwhile (by an admin's upload, a
+    /// file copied in, a link) is judged as it is then.
+    pub async fn write_target(
         &self,
         who: &User,
         path: &MediaPath,
         overwrite: bool,
+    ) -> Result<MediaPath, FilesError> {
+        let found = self.storage.lookup(path).await?;
+        let target = match found {
+            Found::Nothing => return Ok(path.clone()),
+            Found::Entry(e) if e.kind == EntryKind::Dir => {
+                return Err(StorageError::IsDirectory.into())
+            }
+            Found::Link(LinkEnd::Dir(_)) => return Err(StorageError::IsDirectory.into()),
+            Found::Link(LinkEnd::Outside) => return Err(StorageError::OutsideRoot.into()),
+            Found::Link(LinkEnd::Nowhere) => return Err(StorageError::NotFound.into()),
+            _ if !overwrite => return Err(StorageError::AlreadyExists.into()),
+            Found::Link(LinkEnd::File(real)) => real,
+            Found::Entry(_) | Found::Other => path.clone(),
+        };
+        self.may_change(who, &target, "replace").await?;
+        Ok(target)
+    }
+
+    /// Whether `who` may delete or move what `path` names (a link is itself the entry: only
+    /// an admin may change one, as nobody uploaded it, and one that leads out of the root or
+    /// nowhere answers as reads do).
+    async fn may_change_entry(
+        &self,
+        who: &User,
+        path: &MediaPath,
+        what: &str,
     ) -> Result<(), FilesError> {
-        if overwrite && self.storage.stat(path).await?.is_some() {
-            self.may_change(who, path, "replace").await?;
+        match self.storage.lookup(path).await? {
+            Found::Nothing | Found::Link(LinkEnd::Nowhere) => Err(StorageError::NotFound.into()),
+            Found::Link(LinkEnd::Outside) => Err(StorageError::OutsideRoot.into()),
+            Found::Link(_) if who.is_admin() => Ok(()),
+            Found::Link(_) => Err(FilesError::Forbidden(format!(
+                "'{path}' is a link placed by hand: only an admin may {what} it"
+            ))),
+            Found::Entry(_) | Found::Other => self.may_change(who, path, what).await,
         }
-        Ok(())
+    }
+
+    /// Whether `who` may move something onto `to` (replacing what is there only with
+    /// `overwrite`; the move itself refuses an existing name otherwise).
+    async fn may_replace_entry(
+        &self,
+        who: &User,
+        to: &MediaPath,
+        overwrite: bool,
+    ) -> Result<(), FilesError> {
+        match self.storage.lookup(to).await? {
+            Found::Nothing => Ok(()),
+            Found::Link(LinkEnd::Nowhere) => Err(StorageError::NotFound.into()),
+            Found::Link(LinkEnd::Outside) => Err(StorageError::OutsideRoot.into()),
+            _ if !overwrite => Err(StorageError::AlreadyExists.into()),
+            Found::Link(_) => self.may_change_entry(who, to, "replace").await,
+            Found::Entry(_) | Found::Other => self.may_change(who, to, "replace").await,
+        }
+    }
+
+    /// Folders on the way to `path` that do not exist yet, outermost first: an upload that
+    /// commits there creates them, and they are its uploader's (so they can remove them).
+    pub async fn missing_folders(&self, path: &MediaPath) -> Result<Vec<MediaPath>, FilesError> {
+        let mut out = Vec::new();
+        let Some((parent, _)) = path.split_last() else {
+            return Ok(out);
+        };
+        if parent.is_root() || self.storage.stat(&parent).await?.is_some() {
+            return Ok(out);
+        }
+        let mut so_far = MediaPath::root();
+        for seg in parent.segments() {
+            so_far = so_far
+                .join(seg)
+                .map_err(|e| StorageError::Invalid(e.to_string()))?;
+            if !out.is_empty() || self.storage.stat(&so_far).await?.is_none() {
+                out.push(so_far.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Indexes what an upload by `who` created: the folders it made and the file.
+    pub async fn record_upload(
+        &self,
+        who: i64,
+        folders: &[MediaPath],
+        file: &MediaPath,
+        meta: &ObjectMeta,
+    ) {
+        for f in folders {
+            let real = self.real(f).await.unwrap_or_else(|_| f.clone());
+            self.library.record_folder(&real, Some(who)).await;
+        }
+        let real = self.real(file).await.unwrap_or_else(|_| file.clone());
+        self.library.record_write(&real, meta, Some(who)).await;
     }
 
     /// Counts a finished upload by its outcome.
@@ -145,7 +273,7 @@ impl Files {
         req: PutRequest,
         mut body: ByteSource,
     ) -> Result<ObjectMeta, FilesError> {
-        self.may_write(who, &req.path, req.overwrite).await?;
+        let target = self.write_target(who, &req.path, req.overwrite).await?;
         let limit = self.max_bytes;
         let result = async {
             if req.expected.is_some_and(|n| n > limit) {
@@ -156,7 +284,7 @@ impl Files {
                 expected: req.expected,
                 ..Default::default()
             };
-            let mut up = self.storage.begin_upload(&req.path, opts).await?;
+            let mut up = self.storage.begin_upload(&target, opts).await?;
             let pumped = pump(&mut body, up.as_mut(), limit, self.timeout, |_| {}).await;
             let failed = match pumped {
                 Pumped::Complete => None,
@@ -168,13 +296,28 @@ impl Files {
                 up.close().await;
                 return Err(e.into());
             }
-            Ok(up.commit(&req.path, req.overwrite).await?)
+            // Judged again now: the name may have been taken while the body streamed.
+            let target = match self.write_target(who, &req.path, req.overwrite).await {
+                Ok(t) => t,
+                Err(e) => {
+                    up.close().await;
+                    return Err(e);
+                }
+            };
+            let created = match self.missing_folders(&target).await {
+                Ok(c) => c,
+                Err(e) => {
+                    up.close().await;
+                    return Err(e);
+                }
+            };
+            let meta = up.commit(&target, req.overwrite).await?;
+            Ok((meta, target, created))
         }
         .await;
-        let meta = self.counted(result, |m| m.size)?;
+        let (meta, target, created) = self.counted(result, |(m, _, _)| m.size)?;
         tracing::info!(path = %req.path.to_string().escape_debug(), size = meta.size, "uploaded");
-        let real = self.real(&req.path).await.unwrap_or(req.path);
-        self.library.record_write(&real, &meta, Some(who.id)).await;
+        self.record_upload(who.id, &created, &target, &meta).await;
         Ok(meta)
     }
 
@@ -195,14 +338,15 @@ impl Files {
         overwrite: bool,
     ) -> Result<(), FilesError> {
         if from.is_root() {
-            return Err(FilesError::Forbidden(
-                "the media root cannot be moved".into(),
-            ));
+            return Err(StorageError::Invalid("the media root cannot be moved".into()).into());
         }
-        self.may_change(who, from, "move").await?;
-        if overwrite && self.storage.stat(to).await?.is_some() {
-            self.may_change(who, to, "replace").await?;
+        if from == to {
+            return Err(
+                StorageError::Invalid("the source and the target are the same".into()).into(),
+            );
         }
+        self.may_change_entry(who, from, "move").await?;
+        self.may_replace_entry(who, to, overwrite).await?;
         let real_from = self.real(from).await?;
         self.storage.rename(from, to, overwrite).await?;
         let real_to = self.real(to).await.unwrap_or_else(|_| to.clone());
@@ -217,7 +361,7 @@ impl Files {
                 "the media root cannot be deleted".into(),
             ));
         }
-        self.may_change(who, path, "delete").await?;
+        self.may_change_entry(who, path, "delete").await?;
         let real = self.real(path).await?;
         self.storage.delete(path).await?;
         tracing::info!(path = %path.to_string().escape_debug(), "deleted");

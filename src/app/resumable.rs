@@ -10,7 +10,6 @@ use std::time::Duration;
 use super::files::{Files, FilesError};
 use crate::auth::{now_secs, User};
 use crate::blocking;
-use crate::library::Library;
 use crate::metrics::Metrics;
 use crate::storage::{ByteSource, MediaPath, Storage, StorageError, UploadOptions};
 use crate::tus::{self, AppendError, Checksum, Span, Tus, TusError, Upload};
@@ -70,7 +69,6 @@ pub struct Resumable {
     tus: Arc<Tus>,
     files: Files,
     storage: Arc<dyn Storage>,
-    library: Library,
     metrics: Arc<Metrics>,
     timeout: Duration,
 }
@@ -80,7 +78,6 @@ impl Resumable {
         tus: Arc<Tus>,
         files: Files,
         storage: Arc<dyn Storage>,
-        library: Library,
         metrics: Arc<Metrics>,
         timeout: Duration,
     ) -> Self {
@@ -88,7 +85,6 @@ impl Resumable {
             tus,
             files,
             storage,
-            library,
             metrics,
             timeout,
         }
@@ -122,14 +118,17 @@ impl Resumable {
         if req.length > limit {
             return Err(StorageError::TooLarge { limit }.into());
         }
-        self.files.may_write(who, &req.dest, req.overwrite).await?;
+        let target = self
+            .files
+            .write_target(who, &req.dest, req.overwrite)
+            .await?;
         let opts = UploadOptions {
             overwrite: req.overwrite,
             expected: Some(req.length),
             resumable: true,
             on_durable: None,
         };
-        let staged = self.storage.begin_upload(&req.dest, opts).await?;
+        let staged = self.storage.begin_upload(&target, opts).await?;
         let key = staged.key().to_string();
         staged.close().await;
         let now = now_secs();
@@ -160,6 +159,7 @@ impl Resumable {
     /// Returns the new offset.
     pub async fn write(
         &self,
+        who: &User,
         upload: &Upload,
         body: ByteSource,
         checksum: Option<Checksum>,
@@ -207,19 +207,36 @@ impl Resumable {
             }
         };
         if offset == upload.length {
-            self.commit(upload).await?;
+            self.commit(who, upload).await?;
         }
         Ok(offset)
     }
 
-    /// Moves a complete upload into place and indexes it.
-    async fn commit(&self, upload: &Upload) -> Result<(), ResumableError> {
+    /// Moves a complete upload into place and indexes it. Who may write where is judged
+    /// again now, as the upload may have waited for hours: a name taken meanwhile that `who`
+    /// may not replace ends the upload (its data is deleted) with 409 or 403.
+    async fn commit(&self, who: &User, upload: &Upload) -> Result<(), ResumableError> {
         let dest = MediaPath::from_decoded(&upload.dest)
             .map_err(|e| StorageError::Invalid(e.to_string()))?;
+        let dest = match self.files.write_target(who, &dest, upload.overwrite).await {
+            Ok(t) => t,
+            Err(e) => {
+                let settled = match &e {
+                    FilesError::Forbidden(_) => true,
+                    FilesError::Storage(s) => ends_upload(s),
+                    FilesError::Index(_) => false,
+                };
+                if settled {
+                    self.tus.remove(upload).await?;
+                }
+                return Err(e.into());
+            }
+        };
         let staged = self
             .storage
             .resume_upload(&upload.staged, upload.length, None)
             .await;
+        let created = self.files.missing_folders(&dest).await?;
         let result = match staged {
             Ok(s) => s.commit(&dest, upload.overwrite).await,
             Err(e) => Err(e),
@@ -228,7 +245,7 @@ impl Resumable {
             Ok(meta) => meta,
             Err(e) => {
                 self.metrics.observe_upload(e.outcome(), 0);
-                if matches!(e, StorageError::AlreadyExists | StorageError::IsDirectory) {
+                if ends_upload(&e) {
                     // The name was taken meanwhile; the upload cannot complete anymore.
                     self.tus.remove(upload).await?;
                 }
@@ -240,9 +257,8 @@ impl Resumable {
             .await?;
         self.metrics.observe_upload("ok", meta.size);
         tracing::info!(path = %upload.dest.escape_debug(), size = meta.size, "uploaded (tus)");
-        let real = self.files.real(&dest).await.unwrap_or(dest);
-        self.library
-            .record_write(&real, &meta, Some(upload.owner))
+        self.files
+            .record_upload(upload.owner, &created, &dest, &meta)
             .await;
         Ok(())
     }
@@ -259,4 +275,16 @@ impl Resumable {
     pub async fn abandon(&self, upload: &Upload) -> Result<(), ResumableError> {
         Ok(self.tus.remove(upload).await?)
     }
+}
+
+/// A commit refused for good: the name is taken (or a link there leads out or nowhere), so
+/// the upload can never complete and its data is deleted.
+fn ends_upload(e: &StorageError) -> bool {
+    matches!(
+        e,
+        StorageError::AlreadyExists
+            | StorageError::IsDirectory
+            | StorageError::OutsideRoot
+            | StorageError::NotFound
+    )
 }

@@ -194,7 +194,7 @@ impl From<StorageError> for ApiError {
             NoSpace => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "no_space",
-                "no space left on the media disk; nothing was kept",
+                "no space left on the media disk",
             ),
             ReadOnly => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
@@ -322,3 +322,13 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 #[path = "error_tests.rs"]
 mod tests;
+
+/// What is wrong with a query string, in our words (axum's text starts "Failed to
+/// deserialize query string", which is about our code, not the request).
+pub fn query_message(e: &axum::extract::rejection::QueryRejection) -> String {
+    let text = e.body_text();
+    let detail = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    format!("bad query parameters: {detail}")
+}

@@ -155,7 +155,8 @@ pub async fn list(
     _: Reader,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<SafeJson<Listing>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let Query(q) =
+        query.map_err(|e| ApiError::bad_request("bad_query", super::error::query_message(&e)))?;
     let dir = MediaPath::from_decoded(&q.path)?;
     let raw = RawList {
         q: q.q.as_deref(),
@@ -170,7 +171,8 @@ pub async fn list(
 }
 
 fn item_path(query: Result<Query<PathQuery>, QueryRejection>) -> Result<MediaPath, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::bad_request("bad_query", e.body_text()))?;
+    let Query(q) =
+        query.map_err(|e| ApiError::bad_request("bad_query", super::error::query_message(&e)))?;
     Ok(MediaPath::from_decoded(&q.path)?)
 }
 

@@ -77,7 +77,6 @@ impl AppState {
             tus,
             files.clone(),
             storage.clone(),
-            library.clone(),
             metrics.clone(),
             timeout,
         );

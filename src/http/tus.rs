@@ -152,10 +152,16 @@ async fn create_inner(
         .text("folder")
         .map_err(ApiError::from)?
         .unwrap_or_default();
-    let overwrite = matches!(
-        meta.text("overwrite").map_err(ApiError::from)?.as_deref(),
-        Some("true") | Some("1")
-    );
+    let overwrite = match meta.text("overwrite").map_err(ApiError::from)?.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "bad_metadata",
+                "overwrite must be true, false, 1 or 0",
+            ))
+        }
+    };
     let dest = MediaPath::from_decoded(&folder)?
         .join(&filename)?
         .for_create()?;
@@ -181,7 +187,7 @@ async fn create_inner(
         };
         match state
             .resumable
-            .write(&upload, body_source(body), checksum)
+            .write(user, &upload, body_source(body), checksum)
             .await
         {
             Ok(o) => Some(o),
@@ -307,9 +313,10 @@ async fn patch_inner(
         }
         upload.offset
     } else {
+        let user = principal.require_user()?;
         state
             .resumable
-            .write(&upload, body_source(body), checksum)
+            .write(user, &upload, body_source(body), checksum)
             .await?
     };
     let mut resp = StatusCode::NO_CONTENT.into_response();

@@ -60,7 +60,7 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 fn bad_query(e: axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::bad_request("bad_query", e.body_text())
+    ApiError::bad_request("bad_query", super::error::query_message(&e))
 }
 
 /// `/media/<path>` as a URL path: each name percent-encoded.
@@ -118,6 +118,18 @@ async fn store_field(
     overwrite: bool,
 ) -> Result<Option<FileJson>, ApiError> {
     let Some(name) = field.file_name().map(str::to_string) else {
+        // A file whose name could not be read (`filename*=`, or not UTF-8) is an error, not
+        // a plain form field to skip.
+        let disposition = field
+            .headers()
+            .get(axum::http::header::CONTENT_DISPOSITION)
+            .map(|v| v.as_bytes().to_ascii_lowercase());
+        if disposition.is_some_and(|d| d.windows(8).any(|w| w == b"filename")) {
+            return Err(ApiError::bad_request(
+                "bad_path",
+                "a file's name must be sent as filename=\"...\" in UTF-8 (filename*= is not taken)",
+            ));
+        }
         return Ok(None); // a plain form field, not a file
     };
     // A file name is one name: "a/b.mp4" or "..\\x" is refused, never interpreted.

@@ -255,14 +255,16 @@ pub fn ensure_dir_row(tx: &Transaction, dir: &MediaPath, seq: &Seq) -> Result<()
     if exists(&segs.join("/"))? {
         return Ok(());
     }
+    // Shown until the scanner reads the folder's own mtime (never 1970).
+    let now = super::model::to_ns(std::time::SystemTime::now());
     for i in 1..=segs.len() {
         let p = segs[..i].join("/");
         let parent = segs[..i - 1].join("/");
         tx.prepare_cached(
-            "INSERT INTO media (path, parent, name, kind, media, seq)
-             VALUES (?1, ?2, ?3, 'dir', 'dir', ?4) ON CONFLICT(path) DO NOTHING",
+            "INSERT INTO media (path, parent, name, kind, media, mtime_ns, seq)
+             VALUES (?1, ?2, ?3, 'dir', 'dir', ?4, ?5) ON CONFLICT(path) DO NOTHING",
         )?
-        .execute(params![p, parent, segs[i - 1], seq.next()])?;
+        .execute(params![p, parent, segs[i - 1], now, seq.next()])?;
     }
     Ok(())
 }

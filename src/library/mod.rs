@@ -358,12 +358,17 @@ impl Library {
             .await
     }
 
-    /// Whether `user` uploaded (or created) `path` and, for a folder, everything in it.
-    pub async fn owns_subtree(&self, path: &MediaPath, user: i64) -> Result<bool, LibraryError> {
+    /// When `user` uploaded (or created) `path` and, for a folder, everything indexed in it:
+    /// the paths indexed under it. None when something there is someone else's.
+    pub async fn owned_subtree(
+        &self,
+        path: &MediaPath,
+        user: i64,
+    ) -> Result<Option<std::collections::HashSet<String>>, LibraryError> {
         let inner = self.inner.clone();
         let p = path.to_string();
         crate::blocking::run_unbounded("library owner", move || {
-            query::owns_subtree(&inner.lock(), &p, user)
+            query::owned_subtree(&inner.lock(), &p, user)
         })
         .await
     }

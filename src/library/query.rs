@@ -245,6 +245,22 @@ pub fn owns_subtree(conn: &Connection, path: &str, user: i64) -> Result<bool, Li
     Ok(own == 1 && foreign == 0)
 }
 
+/// When `user` owns `path` and everything indexed under it: the paths indexed under it (so
+/// a caller can tell whether something on disk is not in the index, hence not theirs).
+pub fn owned_subtree(
+    conn: &Connection,
+    path: &str,
+    user: i64,
+) -> Result<Option<std::collections::HashSet<String>>, LibraryError> {
+    if !owns_subtree(conn, path, user)? {
+        return Ok(None);
+    }
+    let (lo, hi) = subtree_bounds(path);
+    let mut stmt = conn.prepare_cached("SELECT path FROM media WHERE path > ?1 AND path < ?2")?;
+    let rows = stmt.query_map([lo, hi], |r| r.get::<_, String>(0))?;
+    Ok(Some(rows.collect::<Result<_, _>>()?))
+}
+
 pub fn owner(conn: &Connection, path: &str) -> Result<Option<i64>, LibraryError> {
     Ok(conn
         .prepare_cached("SELECT owner FROM media WHERE path = ?1")?

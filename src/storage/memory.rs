@@ -12,8 +12,8 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::{
-    ByteStream, Entry, EntryKind, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource,
-    Storage, StorageError, Upload, UploadOptions,
+    ByteStream, Entry, EntryKind, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable,
+    ProbeSource, Storage, StorageError, Upload, UploadOptions,
 };
 
 #[derive(Default)]
@@ -241,6 +241,9 @@ impl Storage for MemoryStorage {
     }
 
     async fn open(&self, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError> {
+        if path.is_hidden() {
+            return Err(StorageError::NotFound);
+        }
         let s = self.lock();
         let p = path.to_string();
         if s.is_dir(&p) {
@@ -253,7 +256,15 @@ impl Storage for MemoryStorage {
         }))
     }
 
+    async fn lookup(&self, path: &MediaPath) -> Result<Found, StorageError> {
+        // No links here: what `stat` sees.
+        Ok(self.stat(path).await?.map_or(Found::Nothing, Found::Entry))
+    }
+
     async fn stat(&self, path: &MediaPath) -> Result<Option<Entry>, StorageError> {
+        if path.is_hidden() {
+            return Ok(None);
+        }
         let s = self.lock();
         let p = path.to_string();
         let name = path.name().unwrap_or("");
@@ -264,6 +275,9 @@ impl Storage for MemoryStorage {
     }
 
     async fn list(&self, dir: &MediaPath) -> Result<Listing, StorageError> {
+        if dir.is_hidden() {
+            return Err(StorageError::NotFound);
+        }
         let s = self.lock();
         let d = dir.to_string();
         if s.failing.contains(&d) {
@@ -276,11 +290,17 @@ impl Storage for MemoryStorage {
                 StorageError::NotFound
             });
         }
-        let child = |p: &str| -> Option<String> {
+        let name_in = |p: &str| -> Option<String> {
             (parent_of(p) == d && !p.is_empty())
                 .then(|| p.rsplit('/').next().unwrap_or(p).to_string())
-                .filter(|n| !n.starts_with('.'))
         };
+        let hidden = s
+            .dirs
+            .iter()
+            .chain(s.files.keys())
+            .filter_map(|p| name_in(p))
+            .any(|n| n.starts_with('.'));
+        let child = |p: &str| name_in(p).filter(|n| !n.starts_with('.'));
         let mut entries: Vec<Entry> = s
             .dirs
             .iter()
@@ -294,6 +314,7 @@ impl Storage for MemoryStorage {
         Ok(Listing {
             dir: dir_entry(dir.name().unwrap_or("")),
             entries,
+            hidden,
         })
     }
 

@@ -178,6 +178,33 @@ pub struct Entry {
 pub struct Listing {
     pub dir: Entry,
     pub entries: Vec<Entry>,
+    /// The folder also holds something not shown (a hidden name, a link out of the root, a
+    /// FIFO): it is not all in the library, so not all one member's.
+    pub hidden: bool,
+}
+
+/// What the last name of a path is, looked at without following it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Nothing,
+    /// A file or folder (not a link).
+    Entry(Entry),
+    /// Something else placed by hand (a FIFO, a device, a socket).
+    Other,
+    /// A symbolic link placed by hand, and where it leads.
+    Link(LinkEnd),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkEnd {
+    /// A file inside the root, by its real path.
+    File(MediaPath),
+    /// A folder inside the root, by its real path.
+    Dir(MediaPath),
+    /// Out of the root.
+    Outside,
+    /// Nowhere: a missing target, a loop, one of streamhub's own names.
+    Nowhere,
 }
 
 /// What an external program (ffprobe, ffmpeg) reads a stored file from.
@@ -244,6 +271,10 @@ pub trait Storage: Send + Sync {
     async fn open(&self, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError>;
     /// What is at `path` (links followed inside the root), or None.
     async fn stat(&self, path: &MediaPath) -> Result<Option<Entry>, StorageError>;
+    /// What the last name of `path` is, without following it if it is a link (folders on
+    /// the way are followed). Writes decide by it whether they replace a file, go through a
+    /// link or must refuse.
+    async fn lookup(&self, path: &MediaPath) -> Result<Found, StorageError>;
     /// Lists a folder.
     async fn list(&self, dir: &MediaPath) -> Result<Listing, StorageError>;
     /// Starts a staged upload meant for `dest` (see [`UploadOptions`]).

@@ -160,6 +160,12 @@ impl MediaPath {
         self.segments.is_empty()
     }
 
+    /// Some name on the way starts with '.': hidden. Never served or changed through the
+    /// API (a `.env` or `.git` copied in by hand stays private), like the listings' rule.
+    pub fn is_hidden(&self) -> bool {
+        self.segments.iter().any(|s| s.starts_with('.'))
+    }
+
     pub fn segments(&self) -> &[String] {
         &self.segments
     }
@@ -234,6 +240,12 @@ fn check_new_name(name: &str) -> Result<(), PathError> {
     if name.ends_with('.') || name.ends_with(' ') {
         return bad("names ending in '.' or a space break Windows clients");
     }
+    if name.starts_with(' ') {
+        return bad("names starting with a space are lost by many clients");
+    }
+    if name.chars().any(invisible) {
+        return bad("invisible or direction-changing characters make names look like others");
+    }
     // Windows ignores spaces before the extension: "nul .txt" is the device too.
     let stem = name
         .split('.')
@@ -245,6 +257,18 @@ fn check_new_name(name: &str) -> Result<(), PathError> {
         return bad("a reserved device name on Windows");
     }
     Ok(())
+}
+
+/// Characters that do not show, reorder what follows (a "gpj.exe" shown as "exe.jpg"), or
+/// look like a slash: a name with one looks like another name.
+fn invisible(c: char) -> bool {
+    // Joiners (U+200C, U+200D) and variation selectors stay: scripts and emoji need them.
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{180E}' | '\u{200B}'
+        | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF9}'..='\u{FFFB}' | '\u{2044}' | '\u{2215}' | '\u{29F8}' | '\u{FF0F}'
+        | '\u{FF3C}')
 }
 
 /// Every `%` must start a two-hex-digit escape; `%zz` is refused rather than passed through.
@@ -378,11 +402,29 @@ mod tests {
             "CLOCK$",
             "nul .txt",
             "con .txt",
+            // not portable, or looks like another name
+            " lead",
+            "invoice\u{202E}fdp.exe",
+            "zero\u{200B}width",
+            "bom\u{FEFF}",
+            "x\u{FF0F}..\u{FF0F}y",
+            "dir/x\u{2215}y",
         ] {
             let p = MediaPath::from_decoded(bad).unwrap();
             assert!(
                 matches!(p.for_create(), Err(PathError::BadNewName(..))),
                 "{bad}"
+            );
+        }
+        // Scripts and emoji that need joiners and variation selectors are fine.
+        for good in [
+            "famille \u{1F468}\u{200D}\u{1F469}.jpg",
+            "\u{2764}\u{FE0F}.mp3",
+            "میخواهم\u{200C}ها.txt",
+        ] {
+            assert!(
+                MediaPath::from_decoded(good).unwrap().for_create().is_ok(),
+                "{good}"
             );
         }
         assert!(MediaPath::root().for_create().is_err());

@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Entry, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Storage, StorageError,
-    Upload, UploadOptions,
+    Entry, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Storage,
+    StorageError, Upload, UploadOptions,
 };
 pub use identity::{Established, MARKER};
 use read::{ChunkBudget, LocalObject};
@@ -43,11 +43,10 @@ pub struct LocalOptions {
 pub struct LocalStorage {
     root: Arc<Root>,
     opts: LocalOptions,
-    /// The root with symlinks resolved, for the non-blocking open (None: root missing at
-    /// start, so that path stays off).
-    canonical_root: Option<PathBuf>,
-    /// What `statfs` says the root is (`"local"`, `"nfs"`, …).
-    fs_kind: &'static str,
+    /// The root with symlinks resolved, for the non-blocking open, and what `statfs` says
+    /// the root is (`"local"`, `"nfs"`, …): taken once the root exists (at `new`, or at
+    /// `establish` for a new install whose root it creates).
+    probed: std::sync::OnceLock<(PathBuf, &'static str)>,
     /// Non-blocking opens are possible (local filesystem, kernel has `RESOLVE_CACHED`).
     fast_open: AtomicBool,
     budget: Arc<ChunkBudget>,
@@ -63,6 +62,9 @@ pub(crate) fn write_err(e: &std::io::Error, folder: &str) -> StorageError {
             StorageError::PermissionDeniedAt(folder.to_string())
         }
         Some(Errno::ROFS) => StorageError::ReadOnly,
+        Some(Errno::BUSY) => StorageError::Invalid(format!(
+            "'{folder}' holds a disk mounted there, or something in use: it cannot be moved or deleted"
+        )),
         Some(Errno::XDEV) => StorageError::Invalid(format!(
             "'{folder}' is on another disk: a move cannot cross disks (copy the file instead)"
         )),
@@ -75,18 +77,28 @@ impl LocalStorage {
     /// identity is settled by [`LocalStorage::establish`], and until then (or while the
     /// disk is away) operations report what is wrong.
     pub fn new(root: &Path, opts: LocalOptions) -> Self {
-        let canonical_root = root.canonicalize().ok();
-        let fs_kind = canonical_root
-            .as_deref()
-            .map(fs_kind_of)
-            .unwrap_or("unknown");
-        LocalStorage {
+        let storage = LocalStorage {
             root: Arc::new(Root::new(root, opts.allow_symlink_escape)),
             opts,
-            fast_open: AtomicBool::new(fs_kind == "local" && canonical_root.is_some()),
-            canonical_root,
-            fs_kind,
+            fast_open: AtomicBool::new(false),
+            probed: std::sync::OnceLock::new(),
             budget: Arc::default(),
+        };
+        storage.probe();
+        storage
+    }
+
+    /// Settles the root's real path and filesystem kind once the root exists; the fast open
+    /// is on only for a local filesystem.
+    fn probe(&self) {
+        if self.probed.get().is_some() {
+            return;
+        }
+        if let Ok(canon) = self.root.path().canonicalize() {
+            let kind = fs_kind_of(&canon);
+            if self.probed.set((canon, kind)).is_ok() {
+                self.fast_open.store(kind == "local", Ordering::Relaxed);
+            }
         }
     }
 
@@ -98,6 +110,7 @@ impl LocalStorage {
         indexed: u64,
     ) -> Result<Established, StorageError> {
         let est = self.root.establish(recorded, indexed)?;
+        self.probe();
         if let Ok(root) = self.root.open() {
             let n = staging::clean_one_shot(&root);
             if n > 0 {
@@ -112,7 +125,7 @@ impl LocalStorage {
 
     /// Filesystem kind of the media root as detected at start.
     pub fn fs_kind(&self) -> &'static str {
-        self.fs_kind
+        self.probed.get().map_or("unknown", |p| p.1)
     }
 
     async fn blocking<T, F>(&self, op: &'static str, f: F) -> Result<T, StorageError>
@@ -137,7 +150,10 @@ impl LocalStorage {
         if !self.fast_open.load(Ordering::Relaxed) || path.is_root() {
             return None;
         }
-        let canonical = self.canonical_root.as_ref()?;
+        if path.is_hidden() {
+            return Some(Err(StorageError::NotFound));
+        }
+        let canonical = &self.probed.get()?.0;
         let ident = self.root.ident.lock().ok()?.clone();
         if ident.blocked.is_some() {
             return None;
@@ -188,7 +204,9 @@ impl LocalStorage {
         let rel = path.to_string();
         match cached(&root, rel.as_str(), OFlags::RDONLY | OFlags::NONBLOCK, how) {
             Ok(fd) => Some(Ok(File::from(fd))),
-            Err(Errno::NOENT) | Err(Errno::NOTDIR) => Some(Err(StorageError::NotFound)),
+            // A missing name may be spelled in another Unicode form on disk: the slow path
+            // looks for it.
+            Err(Errno::NOTDIR) => Some(Err(StorageError::NotFound)),
             Err(Errno::ACCESS) => Some(Err(StorageError::PermissionDenied)),
             Err(_) => None,
         }
@@ -217,7 +235,7 @@ impl LocalStorage {
 #[async_trait::async_trait]
 impl Storage for LocalStorage {
     fn kind(&self) -> &'static str {
-        self.fs_kind
+        self.fs_kind()
     }
 
     async fn check(&self) -> Result<(), StorageError> {
@@ -253,6 +271,12 @@ impl Storage for LocalStorage {
     async fn stat(&self, path: &MediaPath) -> Result<Option<Entry>, StorageError> {
         let p = path.clone();
         self.blocking("stat", move |root| ops::stat(root, &p)).await
+    }
+
+    async fn lookup(&self, path: &MediaPath) -> Result<Found, StorageError> {
+        let p = path.clone();
+        self.blocking("stat", move |root| ops::lookup(root, &p))
+            .await
     }
 
     async fn list(&self, dir: &MediaPath) -> Result<Listing, StorageError> {

@@ -10,7 +10,7 @@ use rustix::fs::{AtFlags, RenameFlags};
 
 use super::root::{shown, Root};
 use super::write_err;
-use crate::storage::{Entry, EntryKind, Listing, MediaPath, StorageError};
+use crate::storage::{Entry, EntryKind, Found, LinkEnd, Listing, MediaPath, StorageError};
 
 fn entry(name: String, md: &std::fs::Metadata, via_link: bool) -> Entry {
     let kind = if md.is_dir() {
@@ -112,17 +112,64 @@ pub(super) fn list(root: &Root, dir: &MediaPath) -> Result<Listing, StorageError
             std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_os_string()
         })
         .collect();
-    let mut entries: Vec<Entry> = names
+    let mut entries: Vec<Entry> = Vec::with_capacity(names.len());
+    let mut hidden = false;
+    for n in names
         .iter()
-        .filter_map(|n| visible(root, &rootdir, &folder, dir, n))
-        .collect();
+        .filter(|n| n.as_encoded_bytes() != b"." && n.as_encoded_bytes() != b"..")
+    {
+        match visible(root, &rootdir, &folder, dir, n) {
+            Some(e) => entries.push(e),
+            None => hidden = true,
+        }
+    }
     entries.sort_by(|a, b| {
         (a.kind != EntryKind::Dir, &a.name).cmp(&(b.kind != EntryKind::Dir, &b.name))
     });
     Ok(Listing {
         dir: entry(dir.name().unwrap_or("").to_string(), &md, false),
         entries,
+        hidden,
     })
+}
+
+/// What the last name of `path` is, not following it (see [`Found`]).
+pub(super) fn lookup(root: &Root, path: &MediaPath) -> Result<Found, StorageError> {
+    let rootdir = root.open()?;
+    let Some((parent, name)) = path.split_last() else {
+        let md = rootdir.metadata().map_err(|e| StorageError::from_io(&e))?;
+        return Ok(Found::Entry(entry(String::new(), &md, false)));
+    };
+    if name.starts_with('.') {
+        return Ok(Found::Nothing);
+    }
+    let dir = match root.dir(&rootdir, &parent) {
+        Ok(d) => d,
+        Err(StorageError::NotFound | StorageError::NotADirectory) => return Ok(Found::Nothing),
+        Err(e) => return Err(e),
+    };
+    let name = Root::spelled(&dir, name);
+    let own = match rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(Found::Nothing),
+        Err(e) => return Err(StorageError::from_io(&e.into())),
+    };
+    if !rustix::fs::FileType::from_raw_mode(own.st_mode).is_symlink() {
+        return Ok(entry_of_stat(name, &own).map_or(Found::Other, Found::Entry));
+    }
+    let real = match root.real_path(&rootdir, path) {
+        Ok(Some(real)) => real,
+        Ok(None) | Err(StorageError::OutsideRoot) => return Ok(Found::Link(LinkEnd::Outside)),
+        Err(StorageError::NotFound | StorageError::NotADirectory) => {
+            return Ok(Found::Link(LinkEnd::Nowhere))
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(Found::Link(match root.stat(&rootdir, &real)? {
+        Some(md) if md.is_dir() => LinkEnd::Dir(real),
+        Some(md) if md.is_file() => LinkEnd::File(real),
+        _ => LinkEnd::Nowhere,
+    }))
 }
 
 pub(super) fn create_dir(root: &Root, path: &MediaPath) -> Result<(), StorageError> {

@@ -80,8 +80,22 @@ fn under_root(target: &Path, canon_root: &Path) -> Option<Vec<String>> {
     names_of(target.strip_prefix(canon_root).ok()?)
 }
 
-/// Walks `rel` (plain names) beneath `root` by the rules above.
+/// Another name in `dir` that is the same as `name` once both are in Unicode NFC.
+pub(super) fn twin(dir: &File, name: &str) -> Option<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let entries = rustix::fs::Dir::read_from(dir).ok()?;
+    entries.flatten().find_map(|e| {
+        let n = e.file_name().to_str().ok()?;
+        (n != name && n.nfc().eq(name.nfc())).then(|| n.to_string())
+    })
+}
+
+/// Walks `rel` (plain names) beneath `root` by the rules above. A hidden name typed by a
+/// client is not found (links may still lead through one).
 pub(super) fn locate(root: &File, rel: &[String], rules: &Rules) -> Result<Located, StorageError> {
+    if rel.iter().any(|s| s.starts_with('.')) {
+        return Err(StorageError::NotFound);
+    }
     let mut stack = vec![dup(root)?];
     let mut real: Vec<String> = Vec::new();
     let mut todo: VecDeque<String> = rel.iter().cloned().collect();
@@ -156,7 +170,19 @@ pub(super) fn locate(root: &File, rel: &[String], rules: &Rules) -> Result<Locat
                     Err(e) => return Err(StorageError::from_io(&e.into())),
                 }
             }
-            Err(Errno::NOENT) if todo.is_empty() => {
+            Err(Errno::NOENT) => {
+                // A name typed in another Unicode form than the disk's (NFD from a Mac): the
+                // same name to people, so the same entry (counted as a link: no loop).
+                if links < MAX_LINKS {
+                    if let Some(t) = twin(cur, &c) {
+                        links += 1;
+                        todo.push_front(t);
+                        continue;
+                    }
+                }
+                if !todo.is_empty() {
+                    return Err(StorageError::NotFound);
+                }
                 real.push(c.clone());
                 return Ok(Located {
                     dir: dup(cur)?,
@@ -164,7 +190,6 @@ pub(super) fn locate(root: &File, rel: &[String], rules: &Rules) -> Result<Locat
                     real: Some(real),
                 });
             }
-            Err(Errno::NOENT) => return Err(StorageError::NotFound),
             Err(Errno::NOTDIR) => return Err(StorageError::NotADirectory),
             Err(e) => return Err(StorageError::from_io(&e.into())),
         }

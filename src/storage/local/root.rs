@@ -49,17 +49,6 @@ fn open_in(dir: &File, name: &str, flags: OFlags) -> Result<File, Errno> {
     .map(File::from)
 }
 
-/// Another name in `dir` that is the same as `name` once both are in Unicode NFC (a folder
-/// made on a Mac, in NFD): new names are NFC, and must find the folder that looks the same.
-fn nfc_twin(dir: &File, name: &str) -> Option<String> {
-    use unicode_normalization::UnicodeNormalization;
-    let entries = rustix::fs::Dir::read_from(dir).ok()?;
-    entries.flatten().find_map(|e| {
-        let n = e.file_name().to_str().ok()?;
-        (n != name && n.nfc().eq(name.chars())).then(|| n.to_string())
-    })
-}
-
 impl Root {
     pub fn new(path: &Path, allow_escape: bool) -> Self {
         Root {
@@ -181,7 +170,7 @@ impl Root {
     /// `name` as it is spelled in `dir`: itself, or its NFD twin when only that exists.
     pub fn spelled(dir: &File, name: &str) -> String {
         match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Err(Errno::NOENT) => nfc_twin(dir, name).unwrap_or_else(|| name.to_string()),
+            Err(Errno::NOENT) => resolve::twin(dir, name).unwrap_or_else(|| name.to_string()),
             _ => name.to_string(),
         }
     }
