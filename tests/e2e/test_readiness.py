@@ -14,6 +14,11 @@ def test_cert_and_media_root_exist_when_listening_line_printed(servers, tmp_path
     assert srv.cert_path.is_file(), "listening line printed before <data>/tls/cert.pem exists"
     assert (srv.data_dir / "tls" / "key.pem").is_file()
     assert media_root.is_dir()
+    # The root it just created is probed like any other: not "unknown" for the whole first
+    # run (which would also turn the non-blocking open off).
+    r = raw_get(srv.port, "/readyz")
+    assert r.status == 200, r
+    assert json.loads(r.body)["checks"]["media_root"]["backend"] == "local", r.body
 
 
 def test_sigterm_right_after_listening_exits_zero(servers, media):
