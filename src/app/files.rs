@@ -273,9 +273,9 @@ impl Files {
         req: PutRequest,
         mut body: ByteSource,
     ) -> Result<ObjectMeta, FilesError> {
-        let target = self.write_target(who, &req.path, req.overwrite).await?;
         let limit = self.max_bytes;
         let result = async {
+            let target = self.write_target(who, &req.path, req.overwrite).await?;
             if req.expected.is_some_and(|n| n > limit) {
                 return Err(StorageError::TooLarge { limit }.into());
             }

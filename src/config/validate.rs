@@ -111,7 +111,7 @@ impl Config {
                 "must be between 1 and 900",
             ));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if crate::telemetry::parse_filter(&self.log.level).is_none() {
             return Err(invalid(
                 "log.level",
                 format!("'{}' is not a log level or filter", self.log.level),
