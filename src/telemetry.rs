@@ -29,27 +29,6 @@ pub fn parse_filter(s: &str) -> Option<Targets> {
     Some(t)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_filter;
-
-    #[test]
-    fn filters_name_levels() {
-        for ok in [
-            "info",
-            "warn",
-            "streamhub=debug,hyper=warn,info",
-            "off",
-            " debug ",
-        ] {
-            assert!(parse_filter(ok).is_some(), "{ok}");
-        }
-        for bad in ["verbose", "[[[", "streamhub=loud", "=info", "info,chatty"] {
-            assert!(parse_filter(bad).is_none(), "{bad}");
-        }
-    }
-}
-
 /// `level` is `log.level` from the config; `RUST_LOG`, when set and valid, wins.
 pub fn init(level: &str) {
     let filter = std::env::var("RUST_LOG")
@@ -81,4 +60,25 @@ pub fn init(level: &str) {
                 .with_ansi(std::io::stderr().is_terminal()),
         )
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_filter;
+
+    #[test]
+    fn filters_name_levels() {
+        for ok in [
+            "info",
+            "warn",
+            "streamhub=debug,hyper=warn,info",
+            "off",
+            " debug ",
+        ] {
+            assert!(parse_filter(ok).is_some(), "{ok}");
+        }
+        for bad in ["verbose", "[[[", "streamhub=loud", "=info", "info,chatty"] {
+            assert!(parse_filter(bad).is_none(), "{bad}");
+        }
+    }
 }
