@@ -62,6 +62,13 @@ fn check_version(h: &HeaderMap) -> Result<(), ApiError> {
 }
 
 fn number(h: &HeaderMap, name: &'static str) -> Result<Option<u64>, ApiError> {
+    // Two values may disagree; which one a proxy saw is unknowable.
+    if h.get_all(name).iter().nth(1).is_some() {
+        return Err(ApiError::bad_request(
+            "bad_header",
+            format!("{name} was sent more than once"),
+        ));
+    }
     match h.get(name) {
         None => Ok(None),
         Some(v) => v

@@ -295,3 +295,16 @@ def test_unknown_query_parameter_is_explained_in_our_words(env):
     r = http_call(env, "PUT", "/media/q.txt?bogus=1", headers=env.creds.member.headers, body=b"q")
     assert_error(r, 400, "bad_query", mentions="bogus")
     assert "Failed to deserialize" not in r.json()["message"]
+
+
+def test_tus_length_sent_twice_is_400(env):
+    import socket
+    from conftest import read_response
+    meta = "filename " + b64("twice.txt")
+    req = (f"POST /api/tus/ HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {env.creds.member.token}\r\n"
+           f"Tus-Resumable: 1.0.0\r\nUpload-Length: 5\r\nUpload-Length: 50\r\n"
+           f"Upload-Metadata: {meta}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", env.port), timeout=10) as s:
+        s.sendall(req.encode())
+        r = read_response(s)
+    assert_error(r, 400, "bad_header", mentions="more than once")
