@@ -451,3 +451,56 @@ async fn tus_protocol_errors_on_the_second_backend() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(f.mem.read("c.bin").is_none());
 }
+
+/// Who may replace a file is judged again at commit, on any backend: bob's paused tus upload
+/// with `overwrite` cannot replace the file alice put at that name meanwhile.
+#[tokio::test]
+async fn overwrite_is_judged_again_at_commit_on_the_second_backend() {
+    let f = fx();
+    let tus = |method: &str, uri: &str| req(method, uri, &f.bob).header("tus-resumable", "1.0.0");
+    let (status, headers, _) = call(
+        &f.app,
+        tus("POST", "/api/tus/")
+            .header("upload-length", "4")
+            .header(
+                "upload-metadata",
+                format!("filename {},overwrite {}", b64("report.pdf"), b64("true")),
+            )
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let loc = headers["location"].to_str().unwrap().to_string();
+    let patch = |offset: &str, bytes: &'static str| {
+        tus("PATCH", &loc)
+            .header("upload-offset", offset)
+            .header("content-type", "application/offset+octet-stream")
+            .body(Body::from(bytes))
+            .unwrap()
+    };
+    assert_eq!(
+        call(&f.app, patch("0", "EV")).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, _, _) = call(
+        &f.app,
+        req("PUT", "/media/report.pdf", &f.alice)
+            .body(Body::from("alice's"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, body) = call(&f.app, patch("2", "IL")).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(f.mem.read("report.pdf").unwrap(), b"alice's");
+    assert!(
+        f.mem.staged_keys().is_empty(),
+        "the refused upload's data is gone"
+    );
+}
