@@ -37,14 +37,25 @@ pub struct PutRequest {
     pub expected: Option<u64>,
 }
 
-/// Cheap handle for the media-writing use cases.
+/// Cheap handle for the media-writing use cases: one `Arc`, as the state every request
+/// clones carries it (one atomic per clone, not one per part).
 #[derive(Clone)]
-pub struct Files {
+pub struct Files(Arc<FilesParts>);
+
+/// What a [`Files`] shares.
+pub struct FilesParts {
     storage: Arc<dyn Storage>,
     library: Library,
     metrics: Arc<Metrics>,
     max_bytes: u64,
     timeout: Duration,
+}
+
+impl std::ops::Deref for Files {
+    type Target = FilesParts;
+    fn deref(&self) -> &FilesParts {
+        &self.0
+    }
 }
 
 impl Files {
@@ -55,13 +66,13 @@ impl Files {
         max_bytes: u64,
         timeout: Duration,
     ) -> Self {
-        Files {
+        Files(Arc::new(FilesParts {
             storage,
             library,
             metrics,
             max_bytes,
             timeout,
-        }
+        }))
     }
 
     /// The largest upload taken (`uploads.max_bytes`).
@@ -344,6 +355,15 @@ impl Files {
             return Err(
                 StorageError::Invalid("the source and the target are the same".into()).into(),
             );
+        }
+        // `mv link its-target` would replace the file by the link, now a loop: data lost.
+        if let Found::Link(LinkEnd::File(r) | LinkEnd::Dir(r)) = self.storage.lookup(from).await? {
+            if r == self.real(to).await? {
+                return Err(StorageError::Invalid(format!(
+                    "'{from}' is a link to '{to}': moving it onto what it leads to would destroy the file"
+                ))
+                .into());
+            }
         }
         self.may_change_entry(who, from, "move").await?;
         self.may_replace_entry(who, to, overwrite).await?;

@@ -64,13 +64,24 @@ pub struct NewUpload {
     pub metadata: String,
 }
 
+/// Cheap handle (one `Arc`, like [`Files`]).
 #[derive(Clone)]
-pub struct Resumable {
+pub struct Resumable(Arc<ResumableParts>);
+
+/// What a [`Resumable`] shares.
+pub struct ResumableParts {
     tus: Arc<Tus>,
     files: Files,
     storage: Arc<dyn Storage>,
     metrics: Arc<Metrics>,
     timeout: Duration,
+}
+
+impl std::ops::Deref for Resumable {
+    type Target = ResumableParts;
+    fn deref(&self) -> &ResumableParts {
+        &self.0
+    }
 }
 
 impl Resumable {
@@ -81,13 +92,13 @@ impl Resumable {
         metrics: Arc<Metrics>,
         timeout: Duration,
     ) -> Self {
-        Resumable {
+        Resumable(Arc::new(ResumableParts {
             tus,
             files,
             storage,
             metrics,
             timeout,
-        }
+        }))
     }
 
     /// When an upload last written now expires.

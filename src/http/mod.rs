@@ -15,7 +15,6 @@ pub mod tus;
 pub mod upload;
 pub mod wire;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -39,7 +38,8 @@ use error::ApiError;
 pub struct AppState {
     pub storage: Arc<dyn Storage>,
     pub config: Arc<Config>,
-    pub data_dir: PathBuf,
+    /// Shared, not owned: the state is cloned for every request.
+    pub data_dir: Arc<std::path::Path>,
     pub accounts: Accounts,
     pub auth: Arc<AuthState>,
     pub metrics: Arc<Metrics>,
@@ -82,7 +82,7 @@ impl AppState {
         );
         AppState {
             storage,
-            data_dir: config.server.data_dir.clone(),
+            data_dir: Arc::from(config.server.data_dir.as_path()),
             accounts: Accounts::new(db),
             auth: Arc::new(AuthState::new(
                 setup_token,

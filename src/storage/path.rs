@@ -268,7 +268,10 @@ fn invisible(c: char) -> bool {
         | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
         | '\u{2066}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
         | '\u{FFF9}'..='\u{FFFB}' | '\u{2044}' | '\u{2215}' | '\u{29F8}' | '\u{FF0F}'
-        | '\u{FF3C}')
+        | '\u{FF3C}' | '\u{034F}' | '\u{17B4}' | '\u{17B5}' | '\u{2028}' | '\u{2029}'
+        | '\u{1BCA0}'..='\u{1BCA3}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}'
+        | '\u{2571}' | '\u{27CB}' | '\u{1735}' | '\u{2041}' | '\u{2F03}' | '\u{3033}'
+        | '\u{1D23A}' | '\u{29F5}' | '\u{2216}' | '\u{FE68}')
 }
 
 /// Every `%` must start a two-hex-digit escape; `%zz` is refused rather than passed through.
@@ -409,6 +412,9 @@ mod tests {
             "bom\u{FEFF}",
             "x\u{FF0F}..\u{FF0F}y",
             "dir/x\u{2215}y",
+            "line\u{2028}sep",
+            "a\u{2571}b",
+            "tag\u{E0041}",
         ] {
             let p = MediaPath::from_decoded(bad).unwrap();
             assert!(

@@ -308,3 +308,92 @@ def test_tus_length_sent_twice_is_400(env):
         s.sendall(req.encode())
         r = read_response(s)
     assert_error(r, 400, "bad_header", mentions="more than once")
+
+
+@pytest.fixture(scope="module")
+def escape(module_servers, tmp_path_factory):
+    """`storage.allow_symlink_escape = true`: a linked folder outside can be read, never
+    written (the third outside run: members could create files anywhere under it)."""
+    base = tmp_path_factory.mktemp("escape")
+    root, outside = base / "media", base / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"outside\n")
+    (root / "do").symlink_to(outside, target_is_directory=True)
+    (root / "mine.txt").write_bytes(b"in")
+    srv = module_servers.start(root, tls_listen=(), name="escape",
+                               config="[storage]\nallow_symlink_escape = true\n")
+    srv.creds = Creds(srv)
+    srv.root, srv.outside = root, outside
+    return srv
+
+
+def test_escapes_are_for_reading_only(escape):
+    c, out = escape.creds, escape.outside
+    assert http_call(escape, "GET", "/media/do/secret.txt").body == b"outside\n"
+    for cred in (c.member, c.admin):
+        assert_error(put(escape, cred, "do/new.txt", b"x"), 403, "outside_root")
+        assert_error(put(escape, cred, "do/secret.txt", b"x", overwrite=True), 403,
+                     "outside_root")
+        assert_error(http_call(escape, "POST", "/api/library/folder", headers=cred.headers,
+                               json_body={"path": "do/newdir"}), 403, "outside_root")
+        assert_error(http_call(escape, "DELETE", "/media/do/secret.txt", headers=cred.headers),
+                     403, "outside_root")
+        own = f"own-{cred.name}.txt"
+        assert put(escape, cred, own, b"own", overwrite=True).status == 201
+        assert_error(move(escape, cred, own, "do/" + own), 403, "outside_root")
+        assert_error(move(escape, cred, "do/secret.txt", "got.txt"), 403, "outside_root")
+    assert sorted(os.listdir(out)) == ["secret.txt"]
+    assert (out / "secret.txt").read_bytes() == b"outside\n"
+    assert (escape.root / "mine.txt").read_bytes() == b"in"
+
+
+def test_a_link_does_not_make_a_hidden_name_public(env):
+    r = env.root
+    (r / ".env").write_bytes(b"PASSWORD=hunter2\n")
+    (r / ".private").mkdir(exist_ok=True)
+    (r / ".private" / "p.txt").write_bytes(b"private")
+    os.symlink(".env", r / "venv")
+    os.symlink(".private", r / "album")
+    try:
+        for p in ("venv", "album/p.txt"):
+            g = http_call(env, "GET", "/media/" + p)
+            assert_error(g, 404, "not_found")
+        assert_error(http_call(env, "GET", "/api/library?path=album"), 404, "not_found")
+        w = put(env, env.creds.member, "album/new.txt", b"x")
+        assert w.status in (403, 404, 409), w
+        assert sorted(os.listdir(r / ".private")) == ["p.txt"]
+        r2 = http_call(env, "POST", "/api/shares", headers=env.creds.member.headers,
+                       json_body={"path": "venv"})
+        assert r2.status == 404, r2
+    finally:
+        os.unlink(r / "venv")
+        os.unlink(r / "album")
+
+
+def test_moving_a_link_onto_its_own_target_is_refused(env):
+    c = env.creds
+    assert put(env, c.admin, "prec.txt", b"precious").status == 201
+    os.symlink("prec.txt", env.root / "precl")
+    try:
+        assert_error(move(env, c.admin, "precl", "prec.txt", overwrite=True), 400, "invalid")
+        assert (env.root / "prec.txt").read_bytes() == b"precious"
+        assert os.readlink(env.root / "precl") == "prec.txt"
+    finally:
+        os.unlink(env.root / "precl")
+
+
+def test_a_unix_socket_in_the_root_is_not_found_not_500(env):
+    import socket
+    path = env.root / "sock"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    try:
+        assert_error(http_call(env, "GET", "/media/sock"), 404, "not_found")
+        assert http_call(env, "HEAD", "/media/sock").status == 404
+        r = http_call(env, "POST", "/api/shares", headers=env.creds.member.headers,
+                      json_body={"path": "sock"})
+        assert r.status == 404, r
+    finally:
+        s.close()
+        os.unlink(path)

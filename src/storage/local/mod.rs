@@ -20,7 +20,7 @@ mod tests;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,8 +49,14 @@ pub struct LocalStorage {
     probed: std::sync::OnceLock<(PathBuf, &'static str)>,
     /// Non-blocking opens are possible (local filesystem, kernel has `RESOLVE_CACHED`).
     fast_open: AtomicBool,
+    /// When the fast path last verified the marker (ms since `started`; 0: never).
+    marker_seen_ms: AtomicU64,
+    started: std::time::Instant,
     budget: Arc<ChunkBudget>,
 }
+
+/// How long a marker verified on the read fast path stays trusted (see `marker_fresh`).
+const MARKER_RECHECK: Duration = Duration::from_secs(1);
 
 /// The error a failed write means, naming the folder (relative to the media root).
 pub(crate) fn write_err(e: &std::io::Error, folder: &str) -> StorageError {
@@ -81,6 +87,8 @@ impl LocalStorage {
             root: Arc::new(Root::new(root, opts.allow_symlink_escape)),
             opts,
             fast_open: AtomicBool::new(false),
+            marker_seen_ms: AtomicU64::new(0),
+            started: std::time::Instant::now(),
             probed: std::sync::OnceLock::new(),
             budget: Arc::default(),
         };
@@ -154,10 +162,14 @@ impl LocalStorage {
             return Some(Err(StorageError::NotFound));
         }
         let canonical = &self.probed.get()?.0;
-        let ident = self.root.ident.lock().ok()?.clone();
-        if ident.blocked.is_some() {
-            return None;
-        }
+        // What this request needs of the identity, copied out (no allocation per request).
+        let (expected, dev, seen) = {
+            let ident = self.root.ident.lock().ok()?;
+            if ident.blocked.is_some() {
+                return None;
+            }
+            (ident.expected.is_some(), ident.dev, ident.marker)
+        };
         let cached = |dir: &dyn rustix::fd::AsFd, p: &str, flags: OFlags, how: ResolveFlags| {
             openat2(dir, p, flags | OFlags::CLOEXEC, Mode::empty(), how)
         };
@@ -177,9 +189,12 @@ impl LocalStorage {
         };
         // Same filesystem, in-memory inodes: fstat does not wait on a device.
         let st = fstat(&root).ok()?;
-        if ident.expected.is_some() {
-            if ident.dev != Some(st.st_dev) {
+        if expected {
+            if dev != Some(st.st_dev) {
                 return None;
+            }
+            if self.marker_fresh() {
+                return self.open_cached(&root, path);
             }
             let marker = cached(
                 &root,
@@ -189,10 +204,41 @@ impl LocalStorage {
             )
             .ok()?;
             let m = fstat(&marker).ok()?;
-            if ident.marker != Some(identity::seen_of(&m)) {
+            if seen != Some(identity::seen_of(&m)) {
                 return None;
             }
+            self.marker_seen();
         }
+        self.open_cached(&root, path)
+    }
+
+    /// The marker was verified on the fast path less than [`MARKER_RECHECK`] ago. The device
+    /// is compared on every request (an unmount or another disk is seen at once); the marker
+    /// itself (3 syscalls) at most once per interval, so a disk swapped for another with the
+    /// same device number within it could be read from for that long — never written to:
+    /// writes take the blocking path, which checks the marker every time.
+    fn marker_fresh(&self) -> bool {
+        let last = self.marker_seen_ms.load(Ordering::Relaxed);
+        last != 0 && self.now_ms().saturating_sub(last) < MARKER_RECHECK.as_millis() as u64
+    }
+
+    fn marker_seen(&self) {
+        self.marker_seen_ms
+            .store(self.now_ms().max(1), Ordering::Relaxed);
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// The open itself, beneath the already-opened root (see [`Self::open_fast`]).
+    fn open_cached(
+        &self,
+        root: &rustix::fd::OwnedFd,
+        path: &MediaPath,
+    ) -> Option<Result<File, StorageError>> {
+        use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+        use rustix::io::Errno;
         // Links take the slow path, where `resolve` follows them by our rules.
         let mut how = ResolveFlags::CACHED
             | ResolveFlags::NO_XDEV
@@ -202,7 +248,13 @@ impl LocalStorage {
             how |= ResolveFlags::BENEATH;
         }
         let rel = path.to_string();
-        match cached(&root, rel.as_str(), OFlags::RDONLY | OFlags::NONBLOCK, how) {
+        match openat2(
+            root,
+            rel.as_str(),
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+            how,
+        ) {
             Ok(fd) => Some(Ok(File::from(fd))),
             // A missing name may be spelled in another Unicode form on disk: the slow path
             // looks for it.

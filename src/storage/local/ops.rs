@@ -143,7 +143,9 @@ pub(super) fn lookup(root: &Root, path: &MediaPath) -> Result<Found, StorageErro
     if name.starts_with('.') {
         return Ok(Found::Nothing);
     }
-    let dir = match root.dir(&rootdir, &parent) {
+    // Writes decide by this: the folder is looked up as a write would (never out of the
+    // root, whatever `allow_symlink_escape` says).
+    let dir = match root.wdir(&rootdir, &parent) {
         Ok(d) => d,
         Err(StorageError::NotFound | StorageError::NotADirectory) => return Ok(Found::Nothing),
         Err(e) => return Err(e),
@@ -190,7 +192,7 @@ pub(super) fn delete(root: &Root, path: &MediaPath) -> Result<(), StorageError> 
         .split_last()
         .ok_or(StorageError::PermissionDeniedAt("/".into()))?;
     let rootdir = root.open()?;
-    let dir = root.dir(&rootdir, &parent)?;
+    let dir = root.wdir(&rootdir, &parent)?;
     let st = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| StorageError::from_io(&e.into()))?;
     let flags = if rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
@@ -291,7 +293,7 @@ pub(super) fn rename(
         ));
     }
     let rootdir = root.open()?;
-    let fdir = root.dir(&rootdir, &fparent)?;
+    let fdir = root.wdir(&rootdir, &fparent)?;
     rustix::fs::statat(&fdir, fname, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| StorageError::from_io(&e.into()))?;
     let (tdir, created) = root.make_dirs(&rootdir, &tparent)?;

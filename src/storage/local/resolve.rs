@@ -142,6 +142,10 @@ pub(super) fn locate(root: &File, rel: &[String], rules: &Rules) -> Result<Locat
                 } else {
                     names_of(&target).ok_or(StorageError::NotFound)?
                 };
+                // A link does not make a hidden name public (`album -> .private`).
+                if names.iter().any(|n| n.starts_with('.') && n != "..") {
+                    return Err(StorageError::NotFound);
+                }
                 for n in names.into_iter().rev() {
                     todo.push_front(n);
                 }

@@ -84,12 +84,22 @@ impl Root {
         Ok(p)
     }
 
-    /// Where `rel` leads (see `resolve`).
+    /// Where `rel` leads (see `resolve`), for a read.
     fn locate(&self, root: &File, rel: &MediaPath) -> Result<Located, StorageError> {
+        self.locate_in(root, rel, self.allow_escape)
+    }
+
+    /// `anywhere`: links may lead out of the root (`allow_symlink_escape`, reads only).
+    fn locate_in(
+        &self,
+        root: &File,
+        rel: &MediaPath,
+        anywhere: bool,
+    ) -> Result<Located, StorageError> {
         let canon = self.canon_root()?;
         let rules = Rules {
             canon_root: &canon,
-            anywhere: self.allow_escape,
+            anywhere,
         };
         resolve::locate(root, rel.segments(), &rules)
     }
@@ -105,12 +115,24 @@ impl Root {
         Ok(real.and_then(|r| MediaPath::from_names(r).ok()))
     }
 
-    /// An existing folder beneath the root, opened for reading.
+    /// An existing folder beneath the root, opened for reading (links may lead out of the
+    /// root when escapes are allowed).
     pub fn dir(&self, root: &File, rel: &MediaPath) -> Result<File, StorageError> {
+        self.dir_in(root, rel, self.allow_escape)
+    }
+
+    /// An existing folder inside the root, to change something in: never out of the root,
+    /// whatever `allow_symlink_escape` says (it lets people read a linked folder, not make
+    /// the service write anywhere its user may).
+    pub fn wdir(&self, root: &File, rel: &MediaPath) -> Result<File, StorageError> {
+        self.dir_in(root, rel, false)
+    }
+
+    fn dir_in(&self, root: &File, rel: &MediaPath, anywhere: bool) -> Result<File, StorageError> {
         if rel.is_root() {
             return root.try_clone().map_err(|e| StorageError::from_io(&e));
         }
-        let at = self.locate(root, rel)?;
+        let at = self.locate_in(root, rel, anywhere)?;
         let flags = OFlags::RDONLY | OFlags::DIRECTORY;
         let opened = match &at.name {
             Some(n) => open_in(&at.dir, n, flags),
@@ -129,7 +151,8 @@ impl Root {
         let at = self.locate(root, rel)?;
         let name = at.name.as_deref().ok_or(StorageError::IsDirectory)?;
         let f = open_in(&at.dir, name, OFlags::RDONLY | OFlags::NONBLOCK).map_err(|e| match e {
-            Errno::NOENT | Errno::LOOP => StorageError::NotFound,
+            // NXIO: a Unix socket placed in the root (not a file anyone can read).
+            Errno::NOENT | Errno::LOOP | Errno::NXIO => StorageError::NotFound,
             e => StorageError::from_io(&e.into()),
         })?;
         let md = f.metadata().map_err(|e| StorageError::from_io(&e))?;
@@ -192,7 +215,7 @@ impl Root {
                 so_far = so_far
                     .join(&seg)
                     .map_err(|e| StorageError::Invalid(e.to_string()))?;
-                match self.dir(root, &so_far) {
+                match self.wdir(root, &so_far) {
                     Ok(d) => cur = d,
                     Err(StorageError::NotFound) => {
                         match rustix::fs::mkdirat(&cur, seg.as_str(), Mode::from_raw_mode(0o755)) {
@@ -202,7 +225,7 @@ impl Root {
                                 return Err(super::write_err(&e.into(), &shown(&so_far)));
                             }
                         }
-                        cur = self.dir(root, &so_far)?;
+                        cur = self.wdir(root, &so_far)?;
                     }
                     // A file where a folder is needed.
                     Err(StorageError::NotADirectory) => return Err(StorageError::AlreadyExists),
@@ -226,7 +249,7 @@ impl Root {
             let Some((parent, name)) = p.split_last() else {
                 continue;
             };
-            if let Ok(d) = self.dir(root, &parent) {
+            if let Ok(d) = self.wdir(root, &parent) {
                 let _ = rustix::fs::unlinkat(&d, name, AtFlags::REMOVEDIR);
             }
         }
@@ -252,7 +275,7 @@ impl Root {
             so_far = so_far
                 .join(&seg)
                 .map_err(|e| StorageError::Invalid(e.to_string()))?;
-            match self.dir(root, &so_far) {
+            match self.wdir(root, &so_far) {
                 Ok(d) => {
                     deepest = d;
                     deepest_path = so_far.clone();
