@@ -3,6 +3,7 @@
 //! of every revision for machines — an import replays the revisions, so nothing is lost).
 
 use std::io::{BufRead, Write};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use rusqlite::OpenFlags;
@@ -32,16 +33,30 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<String, CliError> {
             src.display()
         )));
     }
-    if dest.exists() {
-        return Err(CliError::Usage(format!(
-            "{} exists already; choose a new file",
-            dest.display()
-        )));
-    }
     let dest_str = dest
         .to_str()
         .ok_or_else(|| CliError::Usage("the destination path must be UTF-8".into()))?;
-    let conn = rusqlite::Connection::open_with_flags(&src, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    // Made empty and 0600 first (VACUUM INTO fills an empty file): a backup holds password
+    // hashes and the share-link key, so it is never readable by others, whatever the umask.
+    match crate::db::create_private(dest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(CliError::Usage(format!(
+                "{} exists already; choose a new file",
+                dest.display()
+            )))
+        }
+        Err(e) => return Err(io_failed(dest)(e)),
+    }
+    let written = backup_into(&src, dest, dest_str);
+    if written.is_err() {
+        let _ = std::fs::remove_file(dest);
+    }
+    written
+}
+
+fn backup_into(src: &Path, dest: &Path, dest_str: &str) -> Result<String, CliError> {
+    let conn = rusqlite::Connection::open_with_flags(src, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(failed)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(failed)?;
@@ -62,6 +77,22 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<String, CliError> {
         "backup written to {} ({size} bytes, integrity ok)",
         dest.display()
     ))
+}
+
+/// A file of an export (created or replaced), readable by its owner only.
+fn private_file(path: &Path) -> Result<std::fs::File, CliError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_failed(path))?;
+    // An existing file keeps its mode through `open`: tighten it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(io_failed(path))?;
+    Ok(f)
 }
 
 /// One line of `revisions.jsonl`.
@@ -87,7 +118,12 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
     }
     let db = Db::open(data_dir).map_err(failed)?;
     let store = NotesStore::new(Default::default());
-    std::fs::create_dir_all(dir.join("notes")).map_err(io_failed(&dir.join("notes")))?;
+    // Private notes are in there: the folders 0700, the files 0600, whatever the umask.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir.join("notes"))
+        .map_err(io_failed(&dir.join("notes")))?;
     let notes: Vec<(String, Option<i64>, Option<String>)> = db
         .with(|c| {
             let mut st = c.prepare(
@@ -98,10 +134,7 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
             rows.collect::<Result<Vec<_>, _>>()
         })
         .map_err(failed)?;
-    let mut lines = std::io::BufWriter::new(
-        std::fs::File::create(dir.join("revisions.jsonl"))
-            .map_err(io_failed(&dir.join("revisions.jsonl")))?,
-    );
+    let mut lines = std::io::BufWriter::new(private_file(&dir.join("revisions.jsonl"))?);
     let (mut n_notes, mut n_revs) = (0, 0);
     for (id, owner_id, owner) in notes {
         let (note, revs) = db
@@ -139,7 +172,9 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
             note.body
         );
         let md_path = dir.join("notes").join(format!("{}.md", note.id));
-        std::fs::write(&md_path, md).map_err(io_failed(&md_path))?;
+        private_file(&md_path)?
+            .write_all(md.as_bytes())
+            .map_err(io_failed(&md_path))?;
         n_notes += 1;
     }
     lines.flush().map_err(failed)?;

@@ -101,6 +101,7 @@ impl Service {
             path: config.server.data_dir.clone(),
             reason: e.to_string(),
         })?;
+        private_dir(&config.server.data_dir);
         let tls = if needs_tls {
             let source = if config.server.tls_cert.is_empty() {
                 CertSource::SelfSigned {
@@ -391,4 +392,20 @@ pub async fn run(
     let needs_tls = listeners.iter().any(|l| l.kind == ListenerKind::Https);
     let service = Service::prepare_off_runtime(config, needs_tls).await?;
     Ok(service.serve(listeners, shutdown).await)
+}
+
+/// The data dir holds the database and the TLS key: 0700, whatever the umask (a folder made
+/// by systemd or an admin with other modes is tightened; if that is not allowed, say so).
+fn private_dir(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(md) = std::fs::metadata(dir) else {
+        return;
+    };
+    if md.permissions().mode() & 0o077 == 0 {
+        return;
+    }
+    if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+        tracing::warn!(dir = %dir.display(), error = %storage::errno_message(&e),
+            "the data dir is readable by other users and could not be made private");
+    }
 }

@@ -70,6 +70,41 @@ pub fn open_conn(path: &Path) -> Result<Connection, rusqlite::Error> {
     Ok(conn)
 }
 
+/// Password hashes, token hashes and the share-link key live in the database: it is made
+/// 0600 before SQLite opens it (SQLite gives its `-wal` and `-shm` files the database's
+/// mode), whatever the umask, and an older database made readable by others is tightened.
+pub fn private_db_files(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for p in [
+        path.to_path_buf(),
+        path.with_extension("db-wal"),
+        path.with_extension("db-shm"),
+    ] {
+        if let Ok(md) = std::fs::metadata(&p) {
+            if md.permissions().mode() & 0o077 != 0 {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new file only its owner can read (backups, exports), failing if it exists.
+pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
 /// Brings `conn` to the latest schema: applies, in order, each numbered migration it has not
 /// applied yet (`PRAGMA user_version` counts them). Tests use it on in-memory connections, so
 /// they run against the real schema rather than a hand-made one.
@@ -97,6 +132,7 @@ impl Db {
             path: path.display().to_string(),
             reason: e.to_string(),
         };
+        private_db_files(&path).map_err(|e| open_err(&crate::storage::errno_message(&e)))?;
         let mut conn = open_conn(&path).map_err(|e| open_err(&e))?;
         migrate(&mut conn)?;
         Ok(Db {

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use super::hlc::{Clock, Hlc, DEFAULT_MAX_SKEW_MS};
 use super::merge::merge_content;
-use super::model::{hex, Author, Changes, Content, Limits, Revision};
+use super::model::{hex, Author, Changes, Content, Limits, Revision, Visibility};
 use super::read::{self, EventKind, Note};
 use super::rows::{
     append_event, check_generation, conflict_leaves, current, editable, insert_note_row,
@@ -143,7 +143,9 @@ impl NotesStore {
     }
 
     /// A new revision, child of the current one, with the content of `rev` (any revision of
-    /// the note, tombstones included). Undeletes a deleted note.
+    /// the note, tombstones included): title, body and tags. Never the visibility — it stays
+    /// what it is now (restoring a revision from when the note was public must not publish
+    /// a note its owner has made private). Undeletes a deleted note.
     pub fn restore(
         &self,
         conn: &mut Connection,
@@ -154,8 +156,13 @@ impl NotesStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cur = current(&tx, note_id, Some(author.id))?;
         let old = read::load_revision(&tx, note_id, rev, Some(author.id))?;
-        let content = self.limits.check(old.content)?;
-        cur.check_visibility_change(&content, author)?;
+        // A private revision's text is its owner's alone: nobody else may bring it back
+        // into a note they can see.
+        if old.content.visibility == Visibility::Private && cur.owner_id != Some(author.id) {
+            return Err(NoteError::NotFound);
+        }
+        let mut content = self.limits.check(old.content)?;
+        content.visibility = cur.content.visibility;
         self.commit_child(tx, &cur, &[], content, false, author, EventKind::Restored)
     }
 

@@ -154,3 +154,37 @@ def test_import_rejects_garbage(tmp_path):
     (forged / "revisions.jsonl").write_text(json.dumps(line) + "\n")
     r = run_cli(["notes", "import", forged, "--data-dir", tmp_path / "d"])
     assert r.returncode != 0 and "revision" in r.stderr
+
+
+def test_secrets_are_private_whatever_the_umask(module_servers, auth_media, tmp_path):
+    """Issue 14: the database, its WAL, backups and exports hold password hashes, the
+    share-link key and private notes: 0600 files in a 0700 data dir even with umask 022."""
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        data = tmp_path / "data"
+        srv = module_servers.start(auth_media["root"], data_dir=data, name="modes")
+        cli_add_user(srv.data_dir, "mona")
+        mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)
+        assert mode(data) == 0o700, oct(mode(data))
+        for name in ("streamhub.db", "streamhub.db-wal", "streamhub.db-shm"):
+            if (data / name).exists():
+                assert mode(data / name) == 0o600, (name, oct(mode(data / name)))
+        assert mode(data / "streamhub.db") == 0o600
+        dest = tmp_path / "b.db"
+        r = run_cli(["backup", dest, "--data-dir", data])
+        assert r.returncode == 0, r.stderr
+        assert mode(dest) == 0o600, oct(mode(dest))
+        r = run_cli(["backup", dest, "--data-dir", data])
+        assert r.returncode != 0 and "exists already" in r.stderr, r
+        ex = tmp_path / "ex"
+        mona = new_token(srv, must_login(srv, "mona", AUTH_PW), "modes")
+        create(srv, mona, title="secret diary", body="private", visibility="private")
+        r = run_cli(["notes", "export", ex, "--data-dir", data])
+        assert r.returncode == 0, r.stderr
+        assert mode(ex / "notes") == 0o700
+        assert mode(ex / "revisions.jsonl") == 0o600
+        assert all(mode(p) == 0o600 for p in (ex / "notes").iterdir())
+    finally:
+        os.umask(old)

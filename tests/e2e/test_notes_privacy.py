@@ -439,3 +439,25 @@ def test_visibility_change_moves_tag_counts_and_analytics(env):
     must_put(srv, mia, n["id"], hidden["rev"], visibility="public")
     assert tag_counts(srv, env.member2).get(tag) == 1
     assert search_ids(srv, env.member2, tag=tag) == [n["id"]]
+
+
+def test_restore_brings_back_content_never_visibility(env):
+    """Issue 14: a note made private, then restored to a revision from when it was public,
+    stays private — restore brings back title, body and tags; visibility changes only when
+    the owner says so."""
+    secret = uniq("nowprivate")
+    v1 = create(env.srv, env.member, "was public", body=f"old public text {secret}",
+                visibility="public", tags=["old"])
+    v2 = must_put(env.srv, env.member, v1["id"], v1["rev"], body="newer text",
+                  visibility="private")
+    r = call(env.srv, env.member, "POST", f"/api/notes/{v1['id']}/restore",
+             json_body={"rev": v1["rev"]})
+    assert r.status == 200, r
+    got = must_get(env.srv, env.member, v1["id"])
+    assert got["body"] == f"old public text {secret}" and got["tags"] == ["old"], got
+    assert got["visibility"] == "private", got
+    assert got["rev"] != v2["rev"]
+    for name in OTHERS:
+        cred = who(env, name)
+        assert_error(call(env.srv, cred, "GET", f"/api/notes/{v1['id']}"), 404)
+        assert v1["id"] not in search_ids(env.srv, cred, q=secret)
