@@ -186,7 +186,20 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
 
 /// Replays `DIR/revisions.jsonl` (idempotent: importing twice changes nothing), then gives
 /// each note to the local user named as its owner.
-pub fn import(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
+pub fn import(data_dir: &Path, dir: &Path, owner_map: &[String]) -> Result<String, CliError> {
+    let mut map = std::collections::HashMap::new();
+    for m in owner_map {
+        match m.split_once('=') {
+            Some((old, new)) if !old.is_empty() && !new.is_empty() => {
+                map.insert(old.to_string(), new.to_string());
+            }
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "--owner-map takes OLD=NEW (an export's user and a local user), not '{m}'"
+                )))
+            }
+        }
+    }
     let file = std::fs::File::open(dir.join("revisions.jsonl")).map_err(|e| {
         CliError::Usage(format!(
             "{}: {}",
@@ -206,8 +219,40 @@ pub fn import(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
     }
     // Parents first: not required by the store, but it keeps conflict events meaningful.
     lines.sort_by_key(|l| l.revision.gen);
+    for l in &mut lines {
+        if let Some(new) = l.owner.as_ref().and_then(|o| map.get(o)) {
+            l.owner = Some(new.clone());
+        }
+    }
     std::fs::create_dir_all(data_dir).map_err(io_failed(data_dir))?;
     let db = Db::open(data_dir).map_err(failed)?;
+    // Every owner must be a user here, or their private notes would be nobody's and
+    // visible to nobody: refuse before anything is written.
+    let owners: std::collections::BTreeSet<&str> =
+        lines.iter().filter_map(|l| l.owner.as_deref()).collect();
+    let mut missing = Vec::new();
+    for name in owners {
+        let known: bool = db
+            .with(|c| {
+                c.query_row(
+                    "SELECT EXISTS(SELECT 1 FROM users WHERE name = ?1)",
+                    [name],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(failed)?;
+        if !known {
+            missing.push(name.to_string());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(CliError::Usage(format!(
+            "nothing imported: the notes belong to users this box does not have: {}. Add them \
+             first (streamhub user add NAME), or give their notes to local users with \
+             --owner-map OLD=NEW",
+            missing.join(", ")
+        )));
+    }
     let store = NotesStore::new(Default::default());
     let (mut added, mut known) = (0, 0);
     for l in &lines {

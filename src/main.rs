@@ -81,7 +81,12 @@ enum NotesAction {
     /// Write every note as Markdown (DIR/notes/) and every revision as JSON lines.
     Export { dir: PathBuf },
     /// Replay an export's revisions into this node (idempotent).
-    Import { dir: PathBuf },
+    Import {
+        dir: PathBuf,
+        /// Give the notes of the export's user OLD to the local user NEW (repeatable).
+        #[arg(long = "owner-map", value_name = "OLD=NEW")]
+        owner_map: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,7 +167,10 @@ fn main() -> ExitCode {
             action,
         } => with_data_dir(config, data_dir, |dir| match &action {
             NotesAction::Export { dir: out } => streamhub::admin_cli::export(dir, out),
-            NotesAction::Import { dir: from } => streamhub::admin_cli::import(dir, from),
+            NotesAction::Import {
+                dir: from,
+                owner_map,
+            } => streamhub::admin_cli::import(dir, from, owner_map),
         }),
         Command::Serve {
             config,

@@ -188,3 +188,28 @@ def test_secrets_are_private_whatever_the_umask(module_servers, auth_media, tmp_
         assert all(mode(p) == 0o600 for p in (ex / "notes").iterdir())
     finally:
         os.umask(old)
+
+
+def test_import_refuses_notes_whose_owners_are_not_here(nsrv, module_servers, auth_media, tmp_path):
+    """Issue 14: importing before the owners' accounts exist used to report success and leave
+    private notes owned by nobody and visible to nobody. Now nothing is imported and the
+    missing accounts are named; `--owner-map OLD=NEW` gives their notes to local users."""
+    p = create(nsrv, nsrv.nora, title="nora's diary", body="only nora", visibility="private")
+    ex = tmp_path / "ex"
+    assert run_cli(["notes", "export", ex, "--data-dir", nsrv.data_dir]).returncode == 0
+    fresh = tmp_path / "fresh"
+    cli_add_user(fresh, "nina")
+    r = run_cli(["notes", "import", ex, "--data-dir", fresh])
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "nora" in r.stderr and "--owner-map" in r.stderr, r.stderr
+    counted = run_cli(["notes", "export", tmp_path / "empty", "--data-dir", fresh])
+    assert counted.stdout.startswith("exported 0 notes"), counted.stdout
+    bad = run_cli(["notes", "import", ex, "--data-dir", fresh, "--owner-map", "nora"])
+    assert bad.returncode == 2 and "OLD=NEW" in bad.stderr, bad.stderr
+    r = run_cli(["notes", "import", ex, "--data-dir", fresh,
+                 "--owner-map", "nora=nina", "--owner-map", "otto=nina"])
+    assert r.returncode == 0, r.stderr
+    srv2 = module_servers.start(auth_media["root"], data_dir=fresh, name="notes-mapped")
+    nina = new_token(srv2, must_login(srv2, "nina", AUTH_PW), "mapped")
+    got = http_call(srv2, "GET", f"/api/notes/{p['id']}", headers=nina.headers)
+    assert got.status == 200 and got.json()["body"] == "only nora", got
