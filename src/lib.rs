@@ -17,6 +17,7 @@ pub mod library;
 pub mod media_types;
 pub mod metrics;
 pub mod notes;
+pub mod preflight;
 pub mod range;
 pub mod secret;
 pub mod storage;

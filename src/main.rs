@@ -140,9 +140,16 @@ fn main() -> ExitCode {
         Command::Config {
             action: ConfigAction::Check { config },
         } => match load_config(config) {
-            Ok(_) => {
-                println!("config ok");
-                ExitCode::SUCCESS
+            Ok(cfg) => {
+                let problems = streamhub::preflight::check(&cfg);
+                if problems.is_empty() {
+                    println!("config ok");
+                    return ExitCode::SUCCESS;
+                }
+                for p in problems {
+                    eprintln!("error: {p}");
+                }
+                ExitCode::from(2)
             }
             Err(e) => {
                 eprintln!("error: {e}");

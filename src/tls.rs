@@ -44,6 +44,18 @@ pub enum CertSource {
 }
 
 impl CertSource {
+    /// Checks, without writing anything, what `load` would use: operator files must exist,
+    /// parse and fit together; a self-signed pair already made is checked the same way (a
+    /// missing one is made at start).
+    pub fn check(&self) -> Result<(), TlsError> {
+        let provider = rustls::crypto::ring::default_provider();
+        let (cert, key) = self.paths();
+        if matches!(self, CertSource::SelfSigned { .. }) && !(cert.exists() && key.exists()) {
+            return Ok(());
+        }
+        load_pem(&cert, &key, &provider).map(|_| ())
+    }
+
     pub fn paths(&self) -> (PathBuf, PathBuf) {
         match self {
             CertSource::Files { cert, key } => (cert.clone(), key.clone()),

@@ -237,3 +237,48 @@ def test_discovery_setting_is_honest_about_having_no_effect(tmp_path, args, env,
         assert srv.stop() == 0
     err = srv.stderr_text()
     assert err.count(DISCOVERY_WARNING) == warnings, err
+
+
+def _check(cfg_text, tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(cfg_text)
+    r = run(["config", "check", "--config", cfg], cwd=tmp_path)
+    return r.returncode, r.stdout.decode(), r.stderr.decode()
+
+
+def test_config_check_validates_what_serve_would(tmp_path):
+    """Issue 14: `config check` said "config ok" for a `tls_key` that does not exist, then
+    `serve` failed without naming it. Now it checks the TLS files (exist, parse, fit), the
+    media root and the data dir (there or creatable; writable), naming the key."""
+    from conftest import make_cert, toml_str
+    a_cert, a_key = make_cert(tmp_path, "a")
+    b_cert, b_key = make_cert(tmp_path, "b")
+    good = f"[server]\ntls_cert = {toml_str(a_cert)}\ntls_key = {toml_str(a_key)}\n"
+    code, out, err = _check(good, tmp_path)
+    assert code == 0 and out.strip() == "config ok", err
+
+    missing = tmp_path / "gone.key.pem"
+    code, out, err = _check(
+        f"[server]\ntls_cert = {toml_str(a_cert)}\ntls_key = {toml_str(missing)}\n", tmp_path)
+    assert code == 2 and "config ok" not in out, (code, out)
+    assert re.search(r"^error: server\.tls_key: .*gone\.key\.pem", err, re.M), err
+
+    code, out, err = _check(
+        f"[server]\ntls_cert = {toml_str(a_cert)}\ntls_key = {toml_str(b_key)}\n", tmp_path)
+    assert code == 2 and "does not fit" in err, err
+
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    code, out, err = _check(
+        f"[server]\ntls_cert = {toml_str(garbage)}\ntls_key = {toml_str(a_key)}\n", tmp_path)
+    assert code == 2 and "server.tls_cert" in err, err
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    code, out, err = _check(
+        f"[server]\ndata_dir = {toml_str(blocker / 'data')}\n"
+        f"[storage]\nmedia_root = {toml_str(blocker / 'media')}\n", tmp_path)
+    assert code == 2, (code, out, err)
+    assert "server.data_dir" in err and "storage.media_root" in err, err
+    # Nothing was created by the check.
+    assert not (tmp_path / "data").exists()

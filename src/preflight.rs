@@ -1,0 +1,105 @@
+//! `streamhub config check`: everything `serve` would refuse at start, found without
+//! starting — the configuration itself, the TLS files (exist, parse, the key fits the
+//! certificate), the media root and the data dir (there or creatable; the data dir
+//! writable). Nothing is created or changed.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::storage::errno_message;
+use crate::tls::CertSource;
+
+/// Why `serve` would not start with this configuration, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct Problem {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+fn problem(key: &'static str, reason: impl Into<String>) -> Problem {
+    Problem {
+        key,
+        reason: reason.into(),
+    }
+}
+
+/// Every problem found (empty: `serve` would start).
+pub fn check(config: &Config) -> Vec<Problem> {
+    let mut found = Vec::new();
+    let s = &config.server;
+    if !s.tls_listen.is_empty() {
+        let source = if s.tls_cert.is_empty() {
+            CertSource::SelfSigned {
+                dir: s.data_dir.join("tls"),
+                names: Vec::new(),
+            }
+        } else {
+            CertSource::Files {
+                cert: PathBuf::from(&s.tls_cert),
+                key: PathBuf::from(&s.tls_key),
+            }
+        };
+        if let Err(e) = source.check() {
+            let key = if s.tls_cert.is_empty() {
+                "server.data_dir"
+            } else if e.to_string().contains(&s.tls_key) && !s.tls_key.is_empty() {
+                "server.tls_key"
+            } else {
+                "server.tls_cert"
+            };
+            found.push(problem(key, e.to_string()));
+        }
+    }
+    if let Err(e) = dir_usable(&config.storage.media_root, false) {
+        found.push(problem("storage.media_root", e));
+    }
+    if let Err(e) = dir_usable(&s.data_dir, true) {
+        found.push(problem("server.data_dir", e));
+    }
+    found
+}
+
+/// A folder that is there (and writable when `write`), or could be made: its nearest
+/// existing ancestor is a writable folder.
+fn dir_usable(dir: &Path, write: bool) -> Result<(), String> {
+    match std::fs::metadata(dir) {
+        Ok(md) if !md.is_dir() => return Err(format!("{} is not a folder", dir.display())),
+        Ok(_) => {
+            return if write {
+                writable(dir).map_err(|e| format!("{} is not writable: {e}", dir.display()))
+            } else {
+                Ok(())
+            }
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("{}: {}", dir.display(), errno_message(&e)))
+        }
+        Err(_) => {}
+    }
+    let mut up = dir.parent();
+    while let Some(p) = up.filter(|p| !p.as_os_str().is_empty()) {
+        if p.is_dir() {
+            return writable(p).map_err(|e| {
+                format!(
+                    "{} does not exist and cannot be made in {}: {e}",
+                    dir.display(),
+                    p.display()
+                )
+            });
+        }
+        if p.exists() {
+            return Err(format!("{} is not a folder", p.display()));
+        }
+        up = p.parent();
+    }
+    Ok(())
+}
+
+fn writable(dir: &Path) -> Result<(), String> {
+    rustix::fs::access(
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .map_err(|e| errno_message(&e.into()))
+}
