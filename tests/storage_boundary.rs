@@ -230,6 +230,40 @@ async fn multipart_stores_every_file_through_the_trait() {
     );
 }
 
+/// `POST /api/tus/` as `token`: (status, Location, body).
+async fn tus_create(
+    f: &Fx,
+    token: &str,
+    length: &str,
+    meta: String,
+) -> (StatusCode, String, Vec<u8>) {
+    let (status, headers, body) = call(
+        &f.app,
+        req("POST", "/api/tus/", token)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", length)
+            .header("upload-metadata", meta)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    let loc = headers
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, loc, body)
+}
+
+/// A tus PATCH of `bytes` at `offset` to `loc` as `token`.
+fn tus_patch(loc: &str, token: &str, offset: &str, bytes: &'static str) -> Request<Body> {
+    req("PATCH", loc, token)
+        .header("tus-resumable", "1.0.0")
+        .header("upload-offset", offset)
+        .header("content-type", "application/offset+octet-stream")
+        .body(Body::from(bytes))
+        .unwrap()
+}
+
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
@@ -238,37 +272,20 @@ fn b64(s: &str) -> String {
 async fn tus_resumes_and_commits_through_the_trait() {
     let f = fx();
     let tus = |method: &str, uri: &str| req(method, uri, &f.alice).header("tus-resumable", "1.0.0");
-    let (status, headers, body) = call(
-        &f.app,
-        tus("POST", "/api/tus/")
-            .header("upload-length", "10")
-            .header(
-                "upload-metadata",
-                format!("filename {},folder {}", b64("song.flac"), b64("music")),
-            )
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let meta = format!("filename {},folder {}", b64("song.flac"), b64("music"));
+    let (status, loc, body) = tus_create(&f, &f.alice, "10", meta).await;
     assert_eq!(
         status,
         StatusCode::CREATED,
         "{}",
         String::from_utf8_lossy(&body)
     );
-    let loc = headers["location"].to_str().unwrap().to_string();
     assert_eq!(
         f.mem.staged_keys().len(),
         1,
         "staged in the backend under a key"
     );
-    let patch = |offset: &str, bytes: &'static str| {
-        tus("PATCH", &loc)
-            .header("upload-offset", offset)
-            .header("content-type", "application/offset+octet-stream")
-            .body(Body::from(bytes))
-            .unwrap()
-    };
+    let patch = |offset: &str, bytes: &'static str| tus_patch(&loc, &f.alice, offset, bytes);
     let (status, headers, _) = call(&f.app, patch("0", "0123")).await;
     assert_eq!(
         (status, &headers["upload-offset"]),
@@ -457,32 +474,11 @@ async fn tus_protocol_errors_on_the_second_backend() {
 #[tokio::test]
 async fn overwrite_is_judged_again_at_commit_on_the_second_backend() {
     let f = fx();
-    let tus = |method: &str, uri: &str| req(method, uri, &f.bob).header("tus-resumable", "1.0.0");
-    let (status, headers, _) = call(
-        &f.app,
-        tus("POST", "/api/tus/")
-            .header("upload-length", "4")
-            .header(
-                "upload-metadata",
-                format!("filename {},overwrite {}", b64("report.pdf"), b64("true")),
-            )
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let meta = format!("filename {},overwrite {}", b64("report.pdf"), b64("true"));
+    let (status, loc, _) = tus_create(&f, &f.bob, "4", meta).await;
     assert_eq!(status, StatusCode::CREATED);
-    let loc = headers["location"].to_str().unwrap().to_string();
-    let patch = |offset: &str, bytes: &'static str| {
-        tus("PATCH", &loc)
-            .header("upload-offset", offset)
-            .header("content-type", "application/offset+octet-stream")
-            .body(Body::from(bytes))
-            .unwrap()
-    };
-    assert_eq!(
-        call(&f.app, patch("0", "EV")).await.0,
-        StatusCode::NO_CONTENT
-    );
+    let first = call(&f.app, tus_patch(&loc, &f.bob, "0", "EV")).await;
+    assert_eq!(first.0, StatusCode::NO_CONTENT);
     let (status, _, _) = call(
         &f.app,
         req("PUT", "/media/report.pdf", &f.alice)
@@ -491,7 +487,7 @@ async fn overwrite_is_judged_again_at_commit_on_the_second_backend() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _, body) = call(&f.app, patch("2", "IL")).await;
+    let (status, _, body) = call(&f.app, tus_patch(&loc, &f.bob, "2", "IL")).await;
     assert_eq!(
         status,
         StatusCode::FORBIDDEN,
