@@ -147,13 +147,7 @@ impl Service {
             .map_err(|e| StartError::Task(e.to_string()))?
             == 0
         {
-            let token = secret::random_token();
-            tracing::warn!(
-                "first run: no users yet. Create the first admin with \
-                 POST /api/setup {{\"token\", \"name\", \"password\"}} — setup token: {token} — \
-                 or run `streamhub user add NAME --admin`"
-            );
-            Some(token)
+            Some(secret::random_token())
         } else {
             None
         };
@@ -215,6 +209,15 @@ impl Service {
     ) -> Stopped {
         let config = self.config;
         let tasks = self.tasks;
+        // Logged once serving starts (the listeners are bound): a start that fails, on a
+        // port in use say, does not hand out a token nobody can use.
+        if let Some(token) = &self.setup_token {
+            tracing::warn!(
+                "first run: no users yet. Create the first admin with \
+                 POST /api/setup {{\"token\", \"name\", \"password\"}} — setup token: {token} — \
+                 or run `streamhub user add NAME --admin`"
+            );
+        }
         if config.discovery.enabled {
             tracing::warn!(
                 "discovery.enabled is set, but LAN discovery is not built yet in this version: \

@@ -664,3 +664,28 @@ def test_two_authorization_headers_are_refused(env):
                   headers=[("Authorization", env.member.headers["Authorization"]),
                            ("Authorization", env.admin.headers["Authorization"])])
     assert_error(r, 401, "unauthorized")
+
+
+def test_no_setup_token_when_the_start_fails(tmp_path):
+    """Newcomer pass: with the port in use the setup token was logged, then the start
+    failed — a token nobody could use. It is logged only once the listeners are bound."""
+    import socket
+    import subprocess
+    from conftest import BIN, clean_env
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        r = subprocess.run(
+            [str(BIN), "serve", "--listen", f"127.0.0.1:{port}", "--tls-listen", "127.0.0.1:0",
+             "--media-root", str(tmp_path / "m"), "--data-dir", str(tmp_path / "d"),
+             "--no-discovery"],
+            capture_output=True, text=True, timeout=30, env=clean_env(None),
+            stdin=subprocess.DEVNULL)
+    finally:
+        busy.close()
+    assert r.returncode != 0
+    assert str(port) in r.stderr, r.stderr
+    assert "setup token:" not in r.stderr, r.stderr
+    assert "listening on" not in r.stdout
