@@ -38,7 +38,7 @@ pub fn backup(data_dir: &Path, dest: &Path) -> Result<String, CliError> {
         .ok_or_else(|| CliError::Usage("the destination path must be UTF-8".into()))?;
     // Made empty and 0600 first (VACUUM INTO fills an empty file): a backup holds password
     // hashes and the share-link key, so it is never readable by others, whatever the umask.
-    match crate::db::create_private(dest) {
+    match crate::db::private_file(dest, false) {
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(CliError::Usage(format!(
@@ -81,18 +81,7 @@ fn backup_into(src: &Path, dest: &Path, dest_str: &str) -> Result<String, CliErr
 
 /// A file of an export (created or replaced), readable by its owner only.
 fn private_file(path: &Path) -> Result<std::fs::File, CliError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_failed(path))?;
-    // An existing file keeps its mode through `open`: tighten it.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(io_failed(path))?;
-    Ok(f)
+    crate::db::private_file(path, true).map_err(io_failed(path))
 }
 
 /// One line of `revisions.jsonl`.

@@ -41,12 +41,10 @@ pub fn check(config: &Config) -> Vec<Problem> {
             }
         };
         if let Err(e) = source.check() {
-            let key = if s.tls_cert.is_empty() {
-                "server.data_dir"
-            } else if e.to_string().contains(&s.tls_key) && !s.tls_key.is_empty() {
-                "server.tls_key"
-            } else {
-                "server.tls_cert"
+            let key = match &e {
+                _ if s.tls_cert.is_empty() => "server.data_dir",
+                crate::tls::TlsError::File { path, .. } if *path == s.tls_key => "server.tls_key",
+                _ => "server.tls_cert",
             };
             found.push(problem(key, e.to_string()));
         }

@@ -188,22 +188,28 @@ impl Files {
 
     /// Whether `who` may delete or move what `path` names (a link is itself the entry: only
     /// an admin may change one, as nobody uploaded it, and one that leads out of the root or
-    /// nowhere answers as reads do).
+    /// nowhere answers as reads do). Returns what is there.
     async fn may_change_entry(
         &self,
         who: &User,
         path: &MediaPath,
         what: &str,
-    ) -> Result<(), FilesError> {
-        match self.storage.lookup(path).await? {
-            Found::Nothing | Found::Link(LinkEnd::Nowhere) => Err(StorageError::NotFound.into()),
-            Found::Link(LinkEnd::Outside) => Err(StorageError::OutsideRoot.into()),
-            Found::Link(_) if who.is_admin() => Ok(()),
-            Found::Link(_) => Err(FilesError::Forbidden(format!(
-                "'{path}' is a link placed by hand: only an admin may {what} it"
-            ))),
-            Found::Entry(_) | Found::Other => self.may_change(who, path, what).await,
+    ) -> Result<Found, FilesError> {
+        let found = self.storage.lookup(path).await?;
+        match &found {
+            Found::Nothing | Found::Link(LinkEnd::Nowhere) => {
+                return Err(StorageError::NotFound.into())
+            }
+            Found::Link(LinkEnd::Outside) => return Err(StorageError::OutsideRoot.into()),
+            Found::Link(_) if who.is_admin() => {}
+            Found::Link(_) => {
+                return Err(FilesError::Forbidden(format!(
+                    "'{path}' is a link placed by hand: only an admin may {what} it"
+                )))
+            }
+            Found::Entry(_) | Found::Other => self.may_change(who, path, what).await?,
         }
+        Ok(found)
     }
 
     /// Whether `who` may move something onto `to` (replacing what is there only with
@@ -219,14 +225,14 @@ impl Files {
             Found::Link(LinkEnd::Nowhere) => Err(StorageError::NotFound.into()),
             Found::Link(LinkEnd::Outside) => Err(StorageError::OutsideRoot.into()),
             _ if !overwrite => Err(StorageError::AlreadyExists.into()),
-            Found::Link(_) => self.may_change_entry(who, to, "replace").await,
+            Found::Link(_) => self.may_change_entry(who, to, "replace").await.map(|_| ()),
             Found::Entry(_) | Found::Other => self.may_change(who, to, "replace").await,
         }
     }
 
     /// Folders on the way to `path` that do not exist yet, outermost first: an upload that
     /// commits there creates them, and they are its uploader's (so they can remove them).
-    pub async fn missing_folders(&self, path: &MediaPath) -> Result<Vec<MediaPath>, FilesError> {
+    async fn missing_folders(&self, path: &MediaPath) -> Result<Vec<MediaPath>, FilesError> {
         let mut out = Vec::new();
         let Some((parent, _)) = path.split_last() else {
             return Ok(out);
@@ -244,6 +250,19 @@ impl Files {
             }
         }
         Ok(out)
+    }
+
+    /// Just before a commit: where the upload lands (judged now, see `write_target`) and
+    /// the folders the commit will create there.
+    pub async fn commit_target(
+        &self,
+        who: &User,
+        path: &MediaPath,
+        overwrite: bool,
+    ) -> Result<(MediaPath, Vec<MediaPath>), FilesError> {
+        let target = self.write_target(who, path, overwrite).await?;
+        let created = self.missing_folders(&target).await?;
+        Ok((target, created))
     }
 
     /// Indexes what an upload by `who` created: the folders it made and the file.
@@ -308,15 +327,8 @@ impl Files {
                 return Err(e.into());
             }
             // Judged again now: the name may have been taken while the body streamed.
-            let target = match self.write_target(who, &req.path, req.overwrite).await {
+            let (target, created) = match self.commit_target(who, &req.path, req.overwrite).await {
                 Ok(t) => t,
-                Err(e) => {
-                    up.close().await;
-                    return Err(e);
-                }
-            };
-            let created = match self.missing_folders(&target).await {
-                Ok(c) => c,
                 Err(e) => {
                     up.close().await;
                     return Err(e);
@@ -357,7 +369,9 @@ impl Files {
             );
         }
         // `mv link its-target` would replace the file by the link, now a loop: data lost.
-        if let Found::Link(LinkEnd::File(r) | LinkEnd::Dir(r)) = self.storage.lookup(from).await? {
+        if let Found::Link(LinkEnd::File(r) | LinkEnd::Dir(r)) =
+            self.may_change_entry(who, from, "move").await?
+        {
             if r == self.real(to).await? {
                 return Err(StorageError::Invalid(format!(
                     "'{from}' is a link to '{to}': moving it onto what it leads to would destroy the file"
@@ -365,7 +379,6 @@ impl Files {
                 .into());
             }
         }
-        self.may_change_entry(who, from, "move").await?;
         self.may_replace_entry(who, to, overwrite).await?;
         let real_from = self.real(from).await?;
         self.storage.rename(from, to, overwrite).await?;

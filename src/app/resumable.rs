@@ -229,7 +229,7 @@ impl Resumable {
     async fn commit(&self, who: &User, upload: &Upload) -> Result<(), ResumableError> {
         let dest = MediaPath::from_decoded(&upload.dest)
             .map_err(|e| StorageError::Invalid(e.to_string()))?;
-        let dest = match self.files.write_target(who, &dest, upload.overwrite).await {
+        let (dest, created) = match self.files.commit_target(who, &dest, upload.overwrite).await {
             Ok(t) => t,
             Err(e) => {
                 let settled = match &e {
@@ -247,7 +247,6 @@ impl Resumable {
             .storage
             .resume_upload(&upload.staged, upload.length, None)
             .await;
-        let created = self.files.missing_folders(&dest).await?;
         let result = match staged {
             Ok(s) => s.commit(&dest, upload.overwrite).await,
             Err(e) => Err(e),

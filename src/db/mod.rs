@@ -95,14 +95,23 @@ pub fn private_db_files(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// A new file only its owner can read (backups, exports), failing if it exists.
-pub fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
+/// A file only its owner can read (backups, exports), whatever the umask: a new one
+/// (`replace` false: failing if it exists), or one created or emptied and tightened.
+pub fn private_file(path: &Path, replace: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).mode(0o600);
+    if replace {
+        opts.create(true).truncate(true);
+    } else {
+        opts.create_new(true);
+    }
+    let f = opts.open(path)?;
+    if replace {
+        // An existing file keeps its mode through `open`.
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(f)
 }
 
 /// Brings `conn` to the latest schema: applies, in order, each numbered migration it has not

@@ -323,12 +323,12 @@ impl IntoResponse for ApiError {
 #[path = "error_tests.rs"]
 mod tests;
 
-/// What is wrong with a query string, in our words (axum's text starts "Failed to
-/// deserialize query string", which is about our code, not the request).
-pub fn query_message(e: &axum::extract::rejection::QueryRejection) -> String {
+/// A query string that does not parse: 400 `bad_query`, in our words (axum's text starts
+/// "Failed to deserialize query string", which is about our code, not the request).
+pub fn bad_query(e: axum::extract::rejection::QueryRejection) -> ApiError {
     let text = e.body_text();
     let detail = text
         .strip_prefix("Failed to deserialize query string: ")
         .unwrap_or(&text);
-    format!("bad query parameters: {detail}")
+    ApiError::bad_request("bad_query", format!("bad query parameters: {detail}"))
 }

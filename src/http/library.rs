@@ -155,8 +155,7 @@ pub async fn list(
     _: Reader,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<SafeJson<Listing>, ApiError> {
-    let Query(q) =
-        query.map_err(|e| ApiError::bad_request("bad_query", super::error::query_message(&e)))?;
+    let Query(q) = query.map_err(super::error::bad_query)?;
     let dir = MediaPath::from_decoded(&q.path)?;
     let raw = RawList {
         q: q.q.as_deref(),
@@ -171,8 +170,7 @@ pub async fn list(
 }
 
 fn item_path(query: Result<Query<PathQuery>, QueryRejection>) -> Result<MediaPath, ApiError> {
-    let Query(q) =
-        query.map_err(|e| ApiError::bad_request("bad_query", super::error::query_message(&e)))?;
+    let Query(q) = query.map_err(super::error::bad_query)?;
     Ok(MediaPath::from_decoded(&q.path)?)
 }
 

@@ -59,10 +59,6 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
-fn bad_query(e: axum::extract::rejection::QueryRejection) -> ApiError {
-    ApiError::bad_request("bad_query", super::error::query_message(&e))
-}
-
 /// `/media/<path>` as a URL path: each name percent-encoded.
 fn media_url(path: &MediaPath) -> String {
     let segs: Vec<String> = path
@@ -83,7 +79,7 @@ pub async fn put_media(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
+    let Query(q) = query.map_err(super::error::bad_query)?;
     let raw = uri.path().strip_prefix("/media/").unwrap_or("");
     let path = MediaPath::from_url(raw)?.for_create()?;
     let req = PutRequest {
@@ -194,7 +190,7 @@ pub async fn upload_multipart(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(bad_query)?;
+    let Query(q) = query.map_err(super::error::bad_query)?;
     let mut multipart = multipart.map_err(|e| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
