@@ -71,6 +71,7 @@ unset STREAMHUB_BIN
 [[ -x $BIN ]] || { echo "no target/release/streamhub or target/debug/streamhub: cargo build --release first" >&2; exit 1; }
 echo "binary: $BIN; $(systemctl --version | head -1); oelint-adv $OELINT_VERSION"
 "$BIN" config default > "$WORK/default.toml"
+"$BIN" config default --data-dir /var/lib/streamhub --media-root /srv/media > "$WORK/installed.toml"
 
 # --- systemd unit ---
 security=$(systemd-analyze security --offline=yes "$UNIT" 2>&1 || true)
@@ -120,7 +121,6 @@ Group=streamhub
 StateDirectory=streamhub
 ConfigurationDirectory=streamhub
 ExecStart=/usr/bin/streamhub serve --config /etc/streamhub/streamhub.toml
-Environment=STREAMHUB_SERVER_DATA_DIR=/var/lib/streamhub STREAMHUB_STORAGE_MEDIA_ROOT=/srv/media
 ExecReload=/bin/kill -HUP $MAINPID
 ProtectSystem=strict
 ReadWritePaths=/srv/media
@@ -453,11 +453,25 @@ install_tree() {
     cmp -s $UNIT "$DEST/usr/lib/systemd/system/streamhub.service" || errs+=("unit")
     cmp -s systemd/sysusers.d/streamhub.conf "$DEST/usr/lib/sysusers.d/streamhub.conf" || errs+=("sysusers")
     cmp -s systemd/tmpfiles.d/streamhub.conf "$DEST/usr/lib/tmpfiles.d/streamhub.conf" || errs+=("tmpfiles")
-    cmp -s "$WORK/default.toml" "$DEST/etc/streamhub/streamhub.toml" || errs+=("config != streamhub config default")
+    cmp -s "$WORK/installed.toml" "$DEST/etc/streamhub/streamhub.toml" ||
+        errs+=("config != streamhub config default with the installed paths")
+    grep -qx 'data_dir = "/var/lib/streamhub"' "$DEST/etc/streamhub/streamhub.toml" &&
+        grep -qx 'media_root = "/srv/media"' "$DEST/etc/streamhub/streamhub.toml" || errs+=("config paths")
     [[ -d $DEST/var/lib/streamhub && -d $DEST/srv/media ]] || errs+=("state/media dirs")
     [[ ${#errs[@]} -eq 0 ]] || { echo "$out"; printf 'wrong: %s\n' "${errs[@]}"; return 1; }
 }
-check "install.sh: binary, unit, sysusers, tmpfiles, config (= config default), dirs" install_tree
+check "install.sh: binary, unit, sysusers, tmpfiles, config (defaults + real paths), dirs" install_tree
+
+installed_cli_finds_db() { # the CLI reads the installed file and names the service's database
+    local out
+    if out=$(cd "$WORK" && "$BIN" user list --config "$DEST/etc/streamhub/streamhub.toml" 2>&1); then
+        echo "$out"; echo "user list succeeded without a database"; return 1
+    fi
+    grep -qF "no database at /var/lib/streamhub/streamhub.db" <<<"$out" || { echo "$out"; return 1; }
+    [[ ! -e $WORK/data ]] || { echo "a ./data folder was created"; return 1; }
+}
+check "install.sh: the CLI on the installed config looks in /var/lib/streamhub, creates nothing" \
+    installed_cli_finds_db
 
 sysusers_tmpfiles() { # the installed snippets applied to the staged tree
     if ! { systemd-sysusers --root="$DEST" "$DEST/usr/lib/sysusers.d/streamhub.conf" &&
@@ -477,10 +491,21 @@ upgrade_keeps_config() {
     grep -q '^max_ranges = 4$' "$conf" || { echo "could not edit the config"; return 1; }
     out=$(scripts/install.sh --destdir "$DEST" --prefix /usr --bin "$BIN" 2>&1) || { echo "$out"; return 1; }
     grep -q '^max_ranges = 4$' "$conf" || { echo "$out"; echo "edited config overwritten"; return 1; }
-    cmp -s "$WORK/default.toml" "$conf.new" || { echo "$out"; echo "no $conf.new with the defaults"; return 1; }
+    cmp -s "$WORK/installed.toml" "$conf.new" || { echo "$out"; echo "no $conf.new with the defaults"; return 1; }
     grep -q 'streamhub.toml.new' <<<"$out" || { echo "$out"; echo "install.sh did not say so"; return 1; }
 }
 check "install.sh: second run keeps the edited config, writes streamhub.toml.new" upgrade_keeps_config
+
+old_config_warned() { # a kept file from before the paths moved into it is pointed out
+    local conf=$DEST/etc/streamhub/streamhub.toml out
+    sed -i 's|^data_dir = .*|data_dir = "./data"|' "$conf"
+    out=$(scripts/install.sh --destdir "$DEST" --prefix /usr --bin "$BIN" 2>&1) || { echo "$out"; return 1; }
+    grep -q 'WARNING: .*relative data_dir' <<<"$out" || { echo "$out"; echo "no warning"; return 1; }
+    sed -i 's|^data_dir = .*|data_dir = "/var/lib/streamhub"|' "$conf"
+    out=$(scripts/install.sh --destdir "$DEST" --prefix /usr --bin "$BIN" 2>&1) || { echo "$out"; return 1; }
+    ! grep -q 'WARNING' <<<"$out" || { echo "$out"; echo "warned about a good file"; return 1; }
+}
+check "install.sh: a kept config with relative paths gets a warning" old_config_warned
 
 uninstall_keeps_config() {
     local out left

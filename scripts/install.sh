@@ -152,7 +152,10 @@ fi
 
 TMP=$(mktemp -d)
 trap 'rm -rf -- "$TMP"' EXIT
-"$BIN" config default > "$TMP/streamhub.toml" || die "$BIN config default failed: is it a streamhub binary for this machine?"
+# The real paths go into the file, not only into the unit: the CLI (`streamhub user add …`)
+# reads the same file, so on an installed box it finds the service's database without flags.
+"$BIN" config default --data-dir /var/lib/streamhub --media-root /srv/media > "$TMP/streamhub.toml" ||
+    die "$BIN config default failed: is it a streamhub binary for this machine?"
 
 INSTALLED=()
 put() { # put MODE SRC DST: install one file and remember it for --uninstall
@@ -192,6 +195,11 @@ elif cmp -s "$TMP/streamhub.toml" "$CONF"; then
 else
     install -m 0644 "$TMP/streamhub.toml" "$CONF.new"
     log "kept your $CONF; the new defaults are in $CONF.new (compare: diff -u $CONF $CONF.new)"
+fi
+# Older installs kept the built-in relative paths in the file and set the real ones in the
+# unit; the unit no longer does, so such a file would point the service at an empty database.
+if ! grep -q '^data_dir = "/' "$CONF" || ! grep -q '^media_root = "/' "$CONF"; then
+    log "WARNING: $CONF has a relative data_dir or media_root: set data_dir = \"/var/lib/streamhub\" and media_root = \"/srv/media\" (as in the new defaults) before you restart streamhub"
 fi
 
 install -d -m 0750 "$STATE_DIR"

@@ -6,10 +6,10 @@
 //! [`run`]; both go through [`Service::prepare`] and [`Service::serve`].
 #![forbid(unsafe_code)]
 
-pub mod admin_cli;
 pub mod app;
 pub mod auth;
 pub mod blocking;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
@@ -26,7 +26,6 @@ pub mod tasks;
 pub mod telemetry;
 pub mod tls;
 pub mod tus;
-pub mod user_cli;
 
 use std::future::Future;
 use std::io::Write;

@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use streamhub::config::{Config, DEFAULT_TOML};
-use streamhub::user_cli::UserCommand;
-
-const SYSTEM_CONFIG: &str = "/etc/streamhub/streamhub.toml";
+use streamhub::config::Config;
+use streamhub::cli::user::UserCommand;
+use streamhub::cli::{CliError, Target};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +61,9 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long, global = true, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Create a new, empty database if there is none (e.g. to import into a new box).
+        #[arg(long, global = true)]
+        init: bool,
         #[command(subcommand)]
         action: NotesAction,
     },
@@ -71,6 +73,10 @@ enum Command {
         config: Option<PathBuf>,
         #[arg(long, global = true, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Create a new, empty database if there is none (e.g. the first admin before the
+        /// first start).
+        #[arg(long, global = true)]
+        init: bool,
         #[command(subcommand)]
         action: UserAction,
     },
@@ -115,7 +121,14 @@ enum UserAction {
 #[derive(Subcommand)]
 enum ConfigAction {
     /// Print the commented default configuration.
-    Default,
+    Default {
+        /// Write this data dir into it (an installer's real path).
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Write this media root into it.
+        #[arg(long, value_name = "DIR")]
+        media_root: Option<PathBuf>,
+    },
     /// Validate the configuration (file + STREAMHUB_* variables).
     Check {
         #[arg(long)]
@@ -124,19 +137,27 @@ enum ConfigAction {
 }
 
 fn load_config(file: Option<PathBuf>) -> Result<Config, streamhub::config::ConfigError> {
-    let system = PathBuf::from(SYSTEM_CONFIG);
-    let file = file.or_else(|| system.exists().then_some(system));
-    Config::load(file.as_deref(), std::env::vars())
+    streamhub::cli::load_config(file).map(|(cfg, _)| cfg)
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Config {
-            action: ConfigAction::Default,
-        } => {
-            print!("{DEFAULT_TOML}");
-            ExitCode::SUCCESS
-        }
+            action:
+                ConfigAction::Default {
+                    data_dir,
+                    media_root,
+                },
+        } => match streamhub::config::default_with_paths(data_dir, media_root) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Config {
             action: ConfigAction::Check { config },
         } => match load_config(config) {
@@ -159,25 +180,29 @@ fn main() -> ExitCode {
         Command::User {
             config,
             data_dir,
+            init,
             action,
-        } => run_user(config, data_dir, action),
+        } => offline(Target::locate(config, data_dir, init), |t| {
+            streamhub::cli::user::run(t, user_command(action))
+        }),
         Command::Backup {
             dest,
             config,
             data_dir,
-        } => with_data_dir(config, data_dir, |dir| {
-            streamhub::admin_cli::backup(dir, &dest)
+        } => offline(Target::locate(config, data_dir, false), |t| {
+            streamhub::cli::data::backup(t, &dest)
         }),
         Command::Notes {
             config,
             data_dir,
+            init,
             action,
-        } => with_data_dir(config, data_dir, |dir| match &action {
-            NotesAction::Export { dir: out } => streamhub::admin_cli::export(dir, out),
+        } => offline(Target::locate(config, data_dir, init), |t| match &action {
+            NotesAction::Export { dir: out } => streamhub::cli::data::export(t, out),
             NotesAction::Import {
                 dir: from,
                 owner_map,
-            } => streamhub::admin_cli::import(dir, from, owner_map),
+            } => streamhub::cli::data::import(t, from, owner_map),
         }),
         Command::Serve {
             config,
@@ -220,25 +245,17 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs an offline command against the data dir from `--data-dir` or the config.
-fn with_data_dir(
-    config: Option<PathBuf>,
-    data_dir: Option<PathBuf>,
-    f: impl FnOnce(&std::path::Path) -> Result<String, streamhub::user_cli::CliError>,
+/// Runs an offline command on the service's database; its output goes to stdout, the
+/// database it used and any error to stderr.
+fn offline(
+    target: Result<Target, CliError>,
+    f: impl FnOnce(&Target) -> Result<String, CliError>,
 ) -> ExitCode {
-    let dir = match data_dir {
-        Some(d) => d,
-        None => match load_config(config) {
-            Ok(c) => c.server.data_dir,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        },
-    };
-    match f(&dir) {
+    match target.and_then(|t| f(&t)) {
         Ok(out) => {
-            println!("{out}");
+            if !out.is_empty() {
+                println!("{out}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -248,16 +265,8 @@ fn with_data_dir(
     }
 }
 
-fn run_user(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: UserAction) -> ExitCode {
-    let cfg = match load_config(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let dir = data_dir.unwrap_or(cfg.server.data_dir);
-    let cmd = match action {
+fn user_command(action: UserAction) -> UserCommand {
+    match action {
         UserAction::Add {
             name,
             admin,
@@ -276,18 +285,6 @@ fn run_user(config: Option<PathBuf>, data_dir: Option<PathBuf>, action: UserActi
             password_stdin,
         },
         UserAction::Del { name } => UserCommand::Del { name },
-    };
-    match streamhub::user_cli::run(&dir, cmd) {
-        Ok(out) => {
-            if !out.is_empty() {
-                println!("{out}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(e.exit_code())
-        }
     }
 }
 

@@ -248,6 +248,30 @@ impl Config {
     }
 }
 
+/// The default configuration with an installer's real paths written in, so the CLI on an
+/// installed box (which reads the same file as the service) finds the service's database
+/// without flags. Paths must be absolute: a relative one is what sent people to the wrong
+/// database.
+pub fn default_with_paths(
+    data_dir: Option<PathBuf>,
+    media_root: Option<PathBuf>,
+) -> Result<String, ConfigError> {
+    let mut text = DEFAULT_TOML.to_string();
+    for (key, line, path) in [
+        ("server.data_dir", "data_dir = \"./data\"\n", data_dir),
+        ("storage.media_root", "media_root = \"./media\"\n", media_root),
+    ] {
+        let Some(path) = path else { continue };
+        let Some(p) = path.to_str().filter(|_| path.is_absolute()) else {
+            return Err(invalid(key, "must be an absolute UTF-8 path"));
+        };
+        let name = &line[..line.find(' ').unwrap_or(0)];
+        let quoted = toml::Value::String(p.to_string()).to_string();
+        text = text.replacen(line, &format!("{name} = {quoted}\n"), 1);
+    }
+    Ok(text)
+}
+
 fn defaults_table() -> toml::Table {
     // Serializing our own plain struct cannot fail; an empty table would only make every
     // key "unknown", which the config tests would catch at once.
@@ -350,6 +374,24 @@ mod tests {
         assert!(!c.discovery.enabled);
         assert_eq!(c.streaming.max_ranges, 4);
         assert_eq!(c.storage.media_root, PathBuf::from("/srv/media"));
+    }
+
+    #[test]
+    fn default_with_paths_writes_them_in_and_refuses_relative_ones() {
+        let text = default_with_paths(
+            Some(PathBuf::from("/var/lib/my \"hub\"")),
+            Some(PathBuf::from("/srv/media")),
+        )
+        .expect("absolute paths");
+        let c = Config::from_parts(Some(("f", &text)), env(&[])).expect("valid");
+        assert_eq!(c.server.data_dir, PathBuf::from("/var/lib/my \"hub\""));
+        assert_eq!(c.storage.media_root, PathBuf::from("/srv/media"));
+        assert_eq!(
+            default_with_paths(None, None).expect("defaults"),
+            DEFAULT_TOML
+        );
+        let err = default_with_paths(Some(PathBuf::from("data")), None).unwrap_err();
+        assert!(err.to_string().starts_with("server.data_dir"), "{err}");
     }
 
     #[test]

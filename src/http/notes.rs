@@ -200,6 +200,8 @@ pub async fn search(
             "q" => q.q = v.into_owned(),
             "tag" => q.tags.push(v.into_owned()),
             "author" => q.author = Some(v.into_owned()),
+            "contributor" => q.contributor = Some(v.into_owned()),
+            "owner" => q.owner = Some(v.into_owned()),
             "visibility" => {
                 q.visibility = Some(Visibility::parse(&v).ok_or_else(|| bad("public or private"))?)
             }

@@ -38,6 +38,8 @@ pub struct Note {
     pub edits: i64,
     /// Local owner (creator); `None` for notes that came from another node.
     pub owner_id: Option<i64>,
+    /// The owner's name: the only one who may change visibility.
+    pub owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,7 +286,8 @@ pub(crate) fn load_note(
     let row = conn
         .query_row(
             "SELECT nid, rev, title, body, tags, visibility, deleted, author,
-                    hlc_wall, hlc_logical, hlc_node, created_at, changed_at, views, edits, owner_id
+                    hlc_wall, hlc_logical, hlc_node, created_at, changed_at, views, edits, owner_id,
+                    (SELECT name FROM users WHERE id = notes.owner_id)
              FROM notes WHERE id = ?1 AND (visibility = 'public' OR owner_id = ?2)",
             params![note_id, viewer],
             |r| {
@@ -310,6 +313,7 @@ pub(crate) fn load_note(
                         r.get::<_, i64>(13)?,
                         r.get::<_, i64>(14)?,
                         r.get::<_, Option<i64>>(15)?,
+                        r.get::<_, Option<String>>(16)?,
                     ),
                 ))
             },
@@ -322,7 +326,7 @@ pub(crate) fn load_note(
         (deleted, author),
         (wall, logical, node),
         (created_at, changed_at),
-        (views, edits, owner_id),
+        (views, edits, owner_id, owner),
     ) = row;
     let all = leaves(conn, nid)?;
     let conflicts = rank(&all)
@@ -345,6 +349,7 @@ pub(crate) fn load_note(
         views,
         edits,
         owner_id,
+        owner,
     })
 }
 

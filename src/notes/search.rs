@@ -34,8 +34,12 @@ pub struct SearchQuery {
     pub q: String,
     /// Every tag must be present.
     pub tags: Vec<String>,
-    /// Notes this user (name) wrote a revision of.
+    /// Notes whose current revision this user (name) wrote: the `author` field.
     pub author: Option<String>,
+    /// Notes this user (name) wrote any revision of that the viewer may see.
+    pub contributor: Option<String>,
+    /// Notes owned by this local user (name): the `owner` field.
+    pub owner: Option<String>,
     pub visibility: Option<Visibility>,
     /// 1-based.
     pub page: u32,
@@ -48,6 +52,8 @@ impl Default for SearchQuery {
             q: String::new(),
             tags: Vec::new(),
             author: None,
+            contributor: None,
+            owner: None,
             visibility: None,
             page: 1,
             per_page: 20,
@@ -70,6 +76,8 @@ pub struct SearchHit {
     pub tags: Vec<String>,
     pub visibility: Visibility,
     pub author: String,
+    /// The local user who owns it; `None` for notes from another node.
+    pub owner: Option<String>,
     pub updated: Hlc,
     pub changed_at: i64,
     /// Number of unresolved conflicting leaves.
@@ -168,7 +176,8 @@ fn rank_common(candidates: Vec<(i64, String, String)>, terms: &[Term]) -> Vec<(i
 }
 
 const COLUMNS: &str = "n.id, n.rev, n.title, n.tags, n.visibility, n.author, n.hlc_wall,
-                       n.hlc_logical, n.hlc_node, n.changed_at, n.conflicts";
+                       n.hlc_logical, n.hlc_node, n.changed_at, n.conflicts,
+                       (SELECT name FROM users WHERE id = n.owner_id)";
 
 type Row = (SearchHit, i64, Option<String>);
 
@@ -184,14 +193,15 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
             updated: Hlc::new(to_u64(r.get(6)?), to_u32(r.get(7)?), r.get::<_, String>(8)?),
             changed_at: r.get(9)?,
             conflicts: r.get(10)?,
+            owner: r.get(11)?,
             snippet: None,
-            score: r.get(13)?,
+            score: r.get(14)?,
         })
     })();
     let hit = hit.map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })?;
-    Ok((hit, r.get(11)?, r.get(12)?))
+    Ok((hit, r.get(12)?, r.get(13)?))
 }
 
 impl NotesStore {
@@ -239,9 +249,20 @@ impl NotesStore {
         }
         if let Some(author) = &query.author {
             args.push(Value::Text(author.clone()));
+            filters.push_str(&format!(" AND n.author = ?{} COLLATE NOCASE", args.len()));
+        }
+        if let Some(name) = &query.contributor {
+            args.push(Value::Text(name.clone()));
             filters.push_str(&format!(
                 " AND n.nid IN (SELECT note FROM note_revisions WHERE author = ?{} COLLATE NOCASE
                                 AND (visibility = 'public' OR author_id = ?1))",
+                args.len()
+            ));
+        }
+        if let Some(owner) = &query.owner {
+            args.push(Value::Text(owner.clone()));
+            filters.push_str(&format!(
+                " AND n.owner_id = (SELECT id FROM users WHERE name = ?{} COLLATE NOCASE)",
                 args.len()
             ));
         }

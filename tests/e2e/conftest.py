@@ -9,6 +9,7 @@ import os
 import queue
 import random
 import re
+from datetime import datetime
 import shutil
 import signal
 import socket
@@ -664,6 +665,15 @@ def wait_exit(proc, timeout):
         return None
 
 
+API_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
+
+
+def api_time(v):
+    """An API time field: an RFC 3339 UTC string (docs/CONTRACT.md), as epoch seconds."""
+    assert isinstance(v, str) and API_TIME_RE.fullmatch(v), f"not an RFC 3339 UTC time: {v!r}"
+    return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+
+
 def toml_str(p):
     return json.dumps(str(p))  # JSON string escaping is valid TOML basic string
 
@@ -927,18 +937,22 @@ def run_cli(args, stdin=None, timeout=60, cwd=None, env=None):
     )
 
 
-def user_cli(data_dir, *args, password=None, timeout=60):
-    """`streamhub user ARGS... --data-dir DIR [--password-stdin]`; password goes to stdin."""
+def user_cli(data_dir, *args, password=None, timeout=60, init=False):
+    """`streamhub user ARGS... --data-dir DIR [--password-stdin] [--init]`; password to stdin.
+
+    `init` creates the database if the service has not started there yet."""
     argv = ["user"] + [str(a) for a in args] + ["--data-dir", str(data_dir)]
+    if init:
+        argv.append("--init")
     if password is not None:
         argv.append("--password-stdin")
         return run_cli(argv, stdin=password + "\n", timeout=timeout)
     return run_cli(argv, timeout=timeout)
 
 
-def cli_add_user(data_dir, name, password=AUTH_PW, admin=False):
+def cli_add_user(data_dir, name, password=AUTH_PW, admin=False, init=False):
     args = ["add", name] + (["--admin"] if admin else [])
-    r = user_cli(data_dir, *args, password=password)
+    r = user_cli(data_dir, *args, password=password, init=init)
     assert r.returncode == 0, f"user add {name}: rc={r.returncode} out={r.stdout!r} err={r.stderr!r}"
     return r
 

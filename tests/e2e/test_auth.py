@@ -13,6 +13,7 @@ from datetime import datetime
 import pytest
 
 from conftest import (
+    api_time,
     ANON,
     AUTH_PW,
     SESSION_COOKIE,
@@ -39,11 +40,8 @@ COLON_PW = "pa:ss:word99"
 
 
 def to_ts(v):
-    """A timestamp field: the contract leaves the format open (Unix seconds or RFC 3339)."""
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    assert isinstance(v, str) and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", v), v
-    return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    """A timestamp field: RFC 3339 UTC (docs/CONTRACT.md), as epoch seconds."""
+    return api_time(v)
 
 
 @pytest.fixture(scope="module")

@@ -45,7 +45,7 @@ def test_basic_needs_tls_from_a_remote_peer(netns, tmp_path):
     srv_ns, cli_ns = netns
     data, media = tmp_path / "data", tmp_path / "media"
     media.mkdir()
-    cli_add_user(data, "remy")
+    cli_add_user(data, "remy", init=True)
     proc = subprocess.Popen(
         ["ip", "netns", "exec", srv_ns, str(BIN), "serve",
          "--listen", f"{SERVER_IP}:0", "--tls-listen", f"{SERVER_IP}:0",

@@ -113,7 +113,7 @@ def test_export_import_round_trip_is_lossless(nsrv, module_servers, auth_media, 
 
     fresh = tmp_path / "fresh-data"
     for name in ("nora", "otto"):
-        cli_add_user(fresh, name)
+        cli_add_user(fresh, name, init=True)
     r = run_cli(["notes", "import", ex1, "--data-dir", fresh])
     assert r.returncode == 0, r.stderr
     again = run_cli(["notes", "import", ex1, "--data-dir", fresh])
@@ -152,7 +152,7 @@ def test_import_rejects_garbage(tmp_path):
         "hlc": "1700000000000.0@" + "a" * 32, "title": "t", "body": "b", "tags": [],
         "visibility": "public", "deleted": False, "author": "x"}}
     (forged / "revisions.jsonl").write_text(json.dumps(line) + "\n")
-    r = run_cli(["notes", "import", forged, "--data-dir", tmp_path / "d"])
+    r = run_cli(["notes", "import", forged, "--data-dir", tmp_path / "d", "--init"])
     assert r.returncode != 0 and "revision" in r.stderr
 
 
@@ -198,7 +198,7 @@ def test_import_refuses_notes_whose_owners_are_not_here(nsrv, module_servers, au
     ex = tmp_path / "ex"
     assert run_cli(["notes", "export", ex, "--data-dir", nsrv.data_dir]).returncode == 0
     fresh = tmp_path / "fresh"
-    cli_add_user(fresh, "nina")
+    cli_add_user(fresh, "nina", init=True)
     r = run_cli(["notes", "import", ex, "--data-dir", fresh])
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert "nora" in r.stderr and "--owner-map" in r.stderr, r.stderr

@@ -111,7 +111,7 @@ def start(servers, media_root, data):
 def test_kill9_loop_keeps_every_acknowledged_write(servers, auth_media, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    cli_add_user(data, "mia")  # no setup step needed: a user exists before the first start
+    cli_add_user(data, "mia", init=True)  # no setup step needed: a user exists before the first start
     srv = start(servers, auth_media["root"], data)
     cred = new_token(srv, must_login(srv, "mia", AUTH_PW), "durability")
     state = {"srv": srv}

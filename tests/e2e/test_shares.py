@@ -14,6 +14,7 @@ from datetime import datetime
 import pytest
 
 from conftest import (
+    api_time,
     LEAK_MARK,
     NESTED,
     NESTED_TEXT,
@@ -71,11 +72,8 @@ def assert_no_leak(r):
 
 
 def ts(v):
-    """A timestamp field: the contract leaves the format open (Unix seconds or RFC 3339)."""
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return float(v)
-    assert isinstance(v, str) and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", v), v
-    return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    """A timestamp field: RFC 3339 UTC (docs/CONTRACT.md), as epoch seconds."""
+    return api_time(v)
 
 
 # --- create + fetch ---------------------------------------------------------------------------------

@@ -369,7 +369,7 @@ def unprivileged():
         locked.mkdir(mode=0o755)
         (locked / "inside.txt").write_bytes(b"root owned\n")
         os.chmod(locked, 0o755)
-        cli_add_user(data, "boss", admin=True)
+        cli_add_user(data, "boss", admin=True, init=True)
         cli_add_user(data, "mia")
         for p in [base / "media", base / "data"]:
             for dirpath, dirnames, filenames in os.walk(p):

@@ -194,7 +194,7 @@ def test_good_names(env, name):
 def test_add_without_terminal_fails(env):
     r = run_cli(["user", "add", "uma", "--data-dir", env.srv.data_dir], timeout=20)
     assert r.returncode != 0, (r.returncode, r.stdout, r.stderr)
-    assert r.stderr.startswith("error:"), r.stderr
+    assert r.stderr.splitlines()[-1].startswith("error:"), r.stderr
     assert "uma" not in list_users(env.srv.data_dir)
 
 

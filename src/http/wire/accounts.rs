@@ -4,12 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::shares::Share;
+use super::time::from_secs;
 use crate::auth::{ApiToken, NewSession, Role, User};
 
 /// A user as an admin lists it (`GET /api/users`, `POST /api/users`).
 #[derive(Debug, Serialize)]
 pub struct UserJson {
-    pub created_at: i64,
+    pub created_at: String,
     pub name: String,
     pub role: &'static str,
 }
@@ -17,7 +18,7 @@ pub struct UserJson {
 impl From<&User> for UserJson {
     fn from(u: &User) -> Self {
         UserJson {
-            created_at: u.created_at,
+            created_at: from_secs(u.created_at),
             name: u.name.clone(),
             role: u.role.as_str(),
         }
@@ -76,8 +77,8 @@ pub struct MeJson {
 /// `POST /api/tokens`: the only answer that ever shows the token itself.
 #[derive(Debug, Serialize)]
 pub struct NewTokenJson {
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
     pub id: i64,
     pub label: String,
     pub token: String,
@@ -86,8 +87,8 @@ pub struct NewTokenJson {
 impl NewTokenJson {
     pub fn new(t: &ApiToken, secret: String) -> Self {
         NewTokenJson {
-            created_at: t.created_at,
-            expires_at: t.expires_at,
+            created_at: from_secs(t.created_at),
+            expires_at: t.expires_at.map(from_secs),
             id: t.id,
             label: t.label.clone(),
             token: secret,
@@ -98,8 +99,8 @@ impl NewTokenJson {
 /// A token as listed: never the secret.
 #[derive(Debug, Serialize)]
 pub struct TokenJson {
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
+    pub created_at: String,
+    pub expires_at: Option<String>,
     pub id: i64,
     pub label: String,
     pub user: String,
@@ -108,8 +109,8 @@ pub struct TokenJson {
 impl From<&ApiToken> for TokenJson {
     fn from(t: &ApiToken) -> Self {
         TokenJson {
-            created_at: t.created_at,
-            expires_at: t.expires_at,
+            created_at: from_secs(t.created_at),
+            expires_at: t.expires_at.map(from_secs),
             id: t.id,
             label: t.label.clone(),
             user: t.user.clone(),
@@ -125,7 +126,7 @@ pub struct TokensJson {
 /// `POST /api/shares`.
 #[derive(Debug, Serialize)]
 pub struct NewShareJson {
-    pub expires_at: i64,
+    pub expires_at: String,
     pub id: i64,
     pub path: String,
     pub url: String,
@@ -134,7 +135,7 @@ pub struct NewShareJson {
 impl From<&Share> for NewShareJson {
     fn from(s: &Share) -> Self {
         NewShareJson {
-            expires_at: s.expires_at,
+            expires_at: from_secs(s.expires_at),
             id: s.id,
             path: s.path.clone(),
             url: s.url.clone(),
@@ -145,8 +146,8 @@ impl From<&Share> for NewShareJson {
 /// A share link as listed (`GET /api/shares`).
 #[derive(Debug, Serialize)]
 pub struct ShareJson {
-    pub created_at: i64,
-    pub expires_at: i64,
+    pub created_at: String,
+    pub expires_at: String,
     pub id: i64,
     pub path: String,
     pub revoked: bool,
@@ -157,8 +158,8 @@ pub struct ShareJson {
 impl From<&Share> for ShareJson {
     fn from(s: &Share) -> Self {
         ShareJson {
-            created_at: s.created_at,
-            expires_at: s.expires_at,
+            created_at: from_secs(s.created_at),
+            expires_at: from_secs(s.expires_at),
             id: s.id,
             path: s.path.clone(),
             revoked: s.revoked,
@@ -210,7 +211,7 @@ mod tests {
             json(&UsersJson {
                 users: vec![UserJson::from(&u)]
             }),
-            r#"{"users":[{"created_at":1700000000,"name":"bob","role":"member"}]}"#
+            r#"{"users":[{"created_at":"2023-11-14T22:13:20Z","name":"bob","role":"member"}]}"#
         );
         assert_eq!(
             json(&SetupJson::from(&u)),
@@ -248,13 +249,13 @@ mod tests {
         };
         assert_eq!(
             json(&NewTokenJson::new(&t, "sht_x".into())),
-            r#"{"created_at":10,"expires_at":null,"id":3,"label":"cron","token":"sht_x"}"#
+            r#"{"created_at":"1970-01-01T00:00:10Z","expires_at":null,"id":3,"label":"cron","token":"sht_x"}"#
         );
         assert_eq!(
             json(&TokensJson {
                 tokens: vec![TokenJson::from(&t)]
             }),
-            r#"{"tokens":[{"created_at":10,"expires_at":null,"id":3,"label":"cron","user":"bob"}]}"#
+            r#"{"tokens":[{"created_at":"1970-01-01T00:00:10Z","expires_at":null,"id":3,"label":"cron","user":"bob"}]}"#
         );
         let s = Share {
             id: 4,
@@ -267,13 +268,13 @@ mod tests {
         };
         assert_eq!(
             json(&NewShareJson::from(&s)),
-            r#"{"expires_at":20,"id":4,"path":"a/b.mp4","url":"/s/tok"}"#
+            r#"{"expires_at":"1970-01-01T00:00:20Z","id":4,"path":"a/b.mp4","url":"/s/tok"}"#
         );
         assert_eq!(
             json(&SharesJson {
                 shares: vec![ShareJson::from(&s)]
             }),
-            r#"{"shares":[{"created_at":10,"expires_at":20,"id":4,"path":"a/b.mp4","revoked":false,"url":"/s/tok","user":"bob"}]}"#
+            r#"{"shares":[{"created_at":"1970-01-01T00:00:10Z","expires_at":"1970-01-01T00:00:20Z","id":4,"path":"a/b.mp4","revoked":false,"url":"/s/tok","user":"bob"}]}"#
         );
     }
 

@@ -10,3 +10,4 @@
 pub mod accounts;
 pub mod library;
 pub mod notes;
+pub mod time;

@@ -1,9 +1,11 @@
 //! Notes on the wire: the note (`ETag` is its `rev`), search pages, history, one revision,
 //! the event log, tags and analytics — `notes`' domain values as `docs/CONTRACT.md` shows
-//! them. Stamps (`updated`, `hlc`) go out as `"<wall_ms>.<logical>@<node>"`, visibility and
-//! event kinds as their names.
+//! them. Times are RFC 3339 (`wire::time`): a revision's time is its stamp's wall clock (the
+//! HLC itself stays inside, for sync); visibility and event kinds go out as their names.
 
 use serde::Serialize;
+
+use super::time::from_millis;
 
 use crate::notes::{
     Analytics, Contributor, DayCount, Event, Fragment, Note, NoteCount, Revision, RevisionInfo,
@@ -22,9 +24,10 @@ pub struct NoteJson {
     pub visibility: &'static str,
     pub deleted: bool,
     pub author: String,
+    pub owner: Option<String>,
     pub updated: String,
-    pub created_at: i64,
-    pub changed_at: i64,
+    pub created_at: String,
+    pub changed_at: String,
     pub conflicts: Vec<String>,
     pub contributors: Vec<ContributorJson>,
     pub views: i64,
@@ -42,9 +45,10 @@ impl From<&Note> for NoteJson {
             visibility: n.visibility.as_str(),
             deleted: n.deleted,
             author: n.author.clone(),
-            updated: n.updated.to_string(),
-            created_at: n.created_at,
-            changed_at: n.changed_at,
+            owner: n.owner.clone(),
+            updated: hlc_time(&n.updated),
+            created_at: from_millis(n.created_at),
+            changed_at: from_millis(n.changed_at),
             conflicts: n.conflicts.clone(),
             contributors: n.contributors.iter().map(ContributorJson::from).collect(),
             views: n.views,
@@ -66,6 +70,11 @@ impl From<&Contributor> for ContributorJson {
             revisions: c.revisions,
         }
     }
+}
+
+/// When a revision was made, by its author's clock (the wall part of its stamp).
+fn hlc_time(h: &crate::notes::Hlc) -> String {
+    from_millis(i64::try_from(h.wall_ms).unwrap_or(i64::MAX))
 }
 
 /// `GET /api/notes`: one page of search hits (or of the newest notes).
@@ -91,9 +100,10 @@ impl From<&SearchPage> for SearchPageJson {
 #[derive(Debug, Serialize)]
 pub struct SearchHitJson {
     pub author: String,
-    pub changed_at: i64,
+    pub changed_at: String,
     pub conflicts: i64,
     pub id: String,
+    pub owner: Option<String>,
     pub rev: String,
     pub score: Option<f64>,
     pub snippet: Option<Vec<FragmentJson>>,
@@ -107,9 +117,10 @@ impl From<&SearchHit> for SearchHitJson {
     fn from(h: &SearchHit) -> Self {
         SearchHitJson {
             author: h.author.clone(),
-            changed_at: h.changed_at,
+            changed_at: from_millis(h.changed_at),
             conflicts: h.conflicts,
             id: h.id.clone(),
+            owner: h.owner.clone(),
             rev: h.rev.clone(),
             score: h.score,
             snippet: h
@@ -118,7 +129,7 @@ impl From<&SearchHit> for SearchHitJson {
                 .map(|s| s.iter().map(FragmentJson::from).collect()),
             tags: h.tags.clone(),
             title: h.title.clone(),
-            updated: h.updated.to_string(),
+            updated: hlc_time(&h.updated),
             visibility: h.visibility.as_str(),
         }
     }
@@ -147,11 +158,11 @@ pub struct RevisionsJson {
 
 #[derive(Debug, Serialize)]
 pub struct RevisionInfoJson {
+    pub at: String,
     pub author: String,
     pub current: bool,
     pub deleted: bool,
     pub gen: u64,
-    pub hlc: String,
     pub leaf: bool,
     pub parents: Vec<String>,
     pub rev: String,
@@ -162,11 +173,11 @@ pub struct RevisionInfoJson {
 impl From<&RevisionInfo> for RevisionInfoJson {
     fn from(r: &RevisionInfo) -> Self {
         RevisionInfoJson {
+            at: hlc_time(&r.hlc),
             author: r.author.clone(),
             current: r.current,
             deleted: r.deleted,
             gen: r.gen,
-            hlc: r.hlc.to_string(),
             leaf: r.leaf,
             parents: r.parents.clone(),
             rev: r.rev.clone(),
@@ -180,11 +191,11 @@ impl From<&RevisionInfo> for RevisionInfoJson {
 /// `Revision`'s serde (the export format), so the two can evolve apart.
 #[derive(Debug, Serialize)]
 pub struct RevisionJson {
+    pub at: String,
     pub author: String,
     pub body: String,
     pub deleted: bool,
     pub gen: u64,
-    pub hlc: String,
     pub note_id: String,
     pub parents: Vec<String>,
     pub rev: String,
@@ -196,11 +207,11 @@ pub struct RevisionJson {
 impl From<&Revision> for RevisionJson {
     fn from(r: &Revision) -> Self {
         RevisionJson {
+            at: hlc_time(&r.hlc),
             author: r.author.clone(),
             body: r.content.body.clone(),
             deleted: r.deleted,
             gen: r.gen,
-            hlc: r.hlc.to_string(),
             note_id: r.note_id.clone(),
             parents: r.parents.clone(),
             rev: r.rev.clone(),
@@ -220,7 +231,7 @@ pub struct EventsJson {
 #[derive(Debug, Serialize)]
 pub struct EventJson {
     pub actor: Option<String>,
-    pub at: i64,
+    pub at: String,
     pub id: i64,
     pub kind: &'static str,
     pub rev: Option<String>,
@@ -230,7 +241,7 @@ impl From<&Event> for EventJson {
     fn from(e: &Event) -> Self {
         EventJson {
             actor: e.actor.clone(),
-            at: e.at,
+            at: from_millis(e.at),
             id: e.id,
             kind: e.kind.as_str(),
             rev: e.rev.clone(),

@@ -33,17 +33,19 @@ fn note_bytes() {
         views: 3,
         edits: 4,
         owner_id: Some(9),
+        owner: Some("bea".into()),
     };
     assert_eq!(
         json(&NoteJson::from(&n)),
         concat!(
             r#"{"id":"abc","rev":"r2","title":"T <b>","body":"body","tags":["x"],"#,
-            r#""visibility":"public","deleted":false,"author":"ann","#,
-            r#""updated":"1700000000000.2@n1","created_at":1,"changed_at":2,"#,
+            r#""visibility":"public","deleted":false,"author":"ann","owner":"bea","#,
+            r#""updated":"2023-11-14T22:13:20.000Z","created_at":"1970-01-01T00:00:00.001Z","#,
+            r#""changed_at":"1970-01-01T00:00:00.002Z","#,
             r#""conflicts":["r1b"],"contributors":[{"name":"ann","revisions":2}],"#,
             r#""views":3,"edits":4}"#
         ),
-        "owner_id never leaves the server"
+        "owner_id never leaves the server; times are RFC 3339, never the HLC"
     );
 }
 
@@ -56,6 +58,7 @@ fn search_page_bytes() {
         tags: vec![],
         visibility: Visibility::Private,
         author: "ann".into(),
+        owner: None,
         updated: stamp(),
         changed_at: 5,
         conflicts: 0,
@@ -80,10 +83,12 @@ fn search_page_bytes() {
     assert_eq!(
         json(&SearchPageJson::from(&page)),
         concat!(
-            r#"{"has_more":false,"items":[{"author":"ann","changed_at":5,"conflicts":0,"#,
-            r#""id":"abc","rev":"r2","score":-1.5,"snippet":[{"hit":false,"text":"a "},"#,
+            r#"{"has_more":false,"items":[{"author":"ann","#,
+            r#""changed_at":"1970-01-01T00:00:00.005Z","conflicts":0,"#,
+            r#""id":"abc","owner":null,"rev":"r2","score":-1.5,"snippet":[{"hit":false,"text":"a "},"#,
             r#"{"hit":true,"text":"word"}],"tags":[],"title":"T","#,
-            r#""updated":"1700000000000.2@n1","visibility":"private"}],"page":1,"per_page":20}"#
+            r#""updated":"2023-11-14T22:13:20.000Z","visibility":"private"}],"#,
+            r#""page":1,"per_page":20}"#
         )
     );
     let listed = SearchHit {
@@ -114,8 +119,8 @@ fn history_and_revision_bytes() {
             revisions: vec![RevisionInfoJson::from(&info)]
         }),
         concat!(
-            r#"{"revisions":[{"author":"ann","current":true,"deleted":false,"gen":2,"#,
-            r#""hlc":"1700000000000.2@n1","leaf":true,"parents":["r1"],"rev":"r2","#,
+            r#"{"revisions":[{"at":"2023-11-14T22:13:20.000Z","author":"ann","current":true,"#,
+            r#""deleted":false,"gen":2,"leaf":true,"parents":["r1"],"rev":"r2","#,
             r#""title":"T","visibility":"public"}]}"#
         )
     );
@@ -130,8 +135,8 @@ fn history_and_revision_bytes() {
         json(&RevisionJson::from(&r)),
         format!(
             concat!(
-                r#"{{"author":"ann","body":"B","deleted":false,"gen":1,"#,
-                r#""hlc":"1700000000000.2@n1","note_id":"abc","parents":[],"rev":"{}","#,
+                r#"{{"at":"2023-11-14T22:13:20.000Z","author":"ann","body":"B","deleted":false,"#,
+                r#""gen":1,"note_id":"abc","parents":[],"rev":"{}","#,
                 r#""tags":["t"],"title":"T","visibility":"private"}}"#
             ),
             r.rev
@@ -152,7 +157,7 @@ fn events_tags_and_analytics_bytes() {
         json(&EventsJson {
             events: vec![EventJson::from(&e)]
         }),
-        r#"{"events":[{"actor":null,"at":9,"id":4,"kind":"synced_out","rev":"r2"}]}"#
+        r#"{"events":[{"actor":null,"at":"1970-01-01T00:00:00.009Z","id":4,"kind":"synced_out","rev":"r2"}]}"#
     );
     let tag = TagCount {
         tag: "x".into(),

@@ -68,6 +68,10 @@ do_install:append() {
 
     install -d ${D}${sysconfdir}/streamhub
     install -m 0644 ${S}/config/streamhub.toml ${D}${sysconfdir}/streamhub/streamhub.toml
+    # The real paths in the file (the unit no longer sets them): the CLI reads it too.
+    sed -i -e 's,^data_dir = .*,data_dir = "${localstatedir}/lib/streamhub",' \
+        -e 's,^media_root = .*,media_root = "${servicedir}/media",' \
+        ${D}${sysconfdir}/streamhub/streamhub.toml
 
     # The media root ships in the image, so a read-only rootfs has it too.
     install -d -m 0755 -o streamhub -g streamhub ${D}${servicedir}/media

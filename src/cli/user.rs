@@ -1,11 +1,10 @@
 //! `streamhub user add|list|passwd|del`: account administration from the shell, straight on
-//! the database (WAL + busy timeout make it safe while the service runs).
+//! the service's database (WAL + busy timeout make it safe while the service runs).
 
 use std::io::BufRead;
-use std::path::Path;
 
 use crate::auth::{Accounts, AuthError, Role};
-use crate::db::Db;
+use super::{CliError, Target};
 use crate::storage::errno_message;
 
 #[derive(Debug)]
@@ -23,26 +22,6 @@ pub enum UserCommand {
     Del {
         name: String,
     },
-}
-
-/// What went wrong, and the exit code that goes with it.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// Bad input: exit 2.
-    #[error("{0}")]
-    Usage(String),
-    /// The operation failed: exit 1.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Usage(_) => 2,
-            CliError::Failed(_) => 1,
-        }
-    }
 }
 
 impl From<AuthError> for CliError {
@@ -85,15 +64,12 @@ fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
 }
 
 /// Runs one command; the returned text goes to stdout.
-pub fn run(data_dir: &Path, cmd: UserCommand) -> Result<String, CliError> {
-    std::fs::create_dir_all(data_dir).map_err(|e| {
-        CliError::Failed(format!(
-            "cannot create {}: {}",
-            data_dir.display(),
-            errno_message(&e)
-        ))
-    })?;
-    let db = Db::open(data_dir).map_err(|e| CliError::Failed(e.to_string()))?;
+pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
+    // Bad input is reported before anything is opened or asked for.
+    if let UserCommand::Add { name, .. } = &cmd {
+        crate::auth::validate_name(name)?;
+    }
+    let db = target.open()?;
     let accounts = Accounts::new(db);
     match cmd {
         UserCommand::Add {
@@ -101,7 +77,6 @@ pub fn run(data_dir: &Path, cmd: UserCommand) -> Result<String, CliError> {
             admin,
             password_stdin,
         } => {
-            crate::auth::validate_name(&name)?;
             let pw = read_password(password_stdin, true)?;
             let role = if admin { Role::Admin } else { Role::Member };
             let user = accounts.add_user(&name, &pw, role)?;

@@ -9,10 +9,9 @@ use std::path::Path;
 use rusqlite::OpenFlags;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Db, DB_FILE};
 use crate::notes::{NotesStore, Revision};
 use crate::storage::errno_message;
-use crate::user_cli::CliError;
+use super::{CliError, Target};
 
 fn failed(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())
@@ -25,14 +24,8 @@ fn io_failed(path: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
 
 /// `VACUUM INTO` reads one consistent snapshot (WAL readers do not block the writer), so the
 /// copy is a valid database even while notes are being written; it is checked before we say so.
-pub fn backup(data_dir: &Path, dest: &Path) -> Result<String, CliError> {
-    let src = data_dir.join(DB_FILE);
-    if !src.exists() {
-        return Err(CliError::Failed(format!(
-            "no database at {}",
-            src.display()
-        )));
-    }
+pub fn backup(target: &Target, dest: &Path) -> Result<String, CliError> {
+    let src = target.existing_db()?;
     let dest_str = dest
         .to_str()
         .ok_or_else(|| CliError::Usage("the destination path must be UTF-8".into()))?;
@@ -98,14 +91,8 @@ fn front_matter_str(s: &str) -> String {
 
 /// Writes `DIR/notes/<id>.md` (current version, front matter + body) and
 /// `DIR/revisions.jsonl` (every revision of every note, for `import`).
-pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
-    if !data_dir.join(DB_FILE).exists() {
-        return Err(CliError::Failed(format!(
-            "no database at {}",
-            data_dir.join(DB_FILE).display()
-        )));
-    }
-    let db = Db::open(data_dir).map_err(failed)?;
+pub fn export(target: &Target, dir: &Path) -> Result<String, CliError> {
+    let db = target.open()?;
     let store = NotesStore::new(Default::default());
     // Private notes are in there: the folders 0700, the files 0600, whatever the umask.
     std::fs::DirBuilder::new()
@@ -175,7 +162,7 @@ pub fn export(data_dir: &Path, dir: &Path) -> Result<String, CliError> {
 
 /// Replays `DIR/revisions.jsonl` (idempotent: importing twice changes nothing), then gives
 /// each note to the local user named as its owner.
-pub fn import(data_dir: &Path, dir: &Path, owner_map: &[String]) -> Result<String, CliError> {
+pub fn import(target: &Target, dir: &Path, owner_map: &[String]) -> Result<String, CliError> {
     let mut map = std::collections::HashMap::new();
     for m in owner_map {
         match m.split_once('=') {
@@ -213,8 +200,7 @@ pub fn import(data_dir: &Path, dir: &Path, owner_map: &[String]) -> Result<Strin
             l.owner = Some(new.clone());
         }
     }
-    std::fs::create_dir_all(data_dir).map_err(io_failed(data_dir))?;
-    let db = Db::open(data_dir).map_err(failed)?;
+    let db = target.open()?;
     // Every owner must be a user here, or their private notes would be nobody's and
     // visible to nobody: refuse before anything is written.
     let owners: std::collections::BTreeSet<&str> =

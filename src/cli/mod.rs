@@ -1,0 +1,153 @@
+//! Offline commands run from a shell next to the service (`user`, `notes`, `backup`): they
+//! work on the service's own database, found the way the service finds it, and never on a
+//! new, empty one made by accident in whatever folder the shell happens to be in.
+
+pub mod data;
+pub mod user;
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError};
+use crate::db::{Db, DB_FILE};
+use crate::storage::errno_message;
+
+/// The configuration an installed service reads (`scripts/install.sh`, the Yocto recipe).
+pub const SYSTEM_CONFIG: &str = "/etc/streamhub/streamhub.toml";
+
+/// What went wrong, and the exit code that goes with it.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad input: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The operation failed: exit 1.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
+/// The configuration as `serve` would load it: `--config`, else the system file if there is
+/// one, else the built-in defaults; `STREAMHUB_*` variables over either. Also says which file
+/// was read.
+pub fn load_config(file: Option<PathBuf>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    let system = PathBuf::from(SYSTEM_CONFIG);
+    let file = file.or_else(|| system.exists().then_some(system));
+    let cfg = Config::load(file.as_deref(), std::env::vars())?;
+    Ok((cfg, file))
+}
+
+/// The data dir an offline command works on, where that choice came from, and whether it may
+/// create a new database there (`--init`).
+#[derive(Debug)]
+pub struct Target {
+    dir: PathBuf,
+    origin: String,
+    init: bool,
+}
+
+impl Target {
+    /// `--data-dir` wins; otherwise `server.data_dir` as the service would read it.
+    pub fn locate(
+        config: Option<PathBuf>,
+        data_dir: Option<PathBuf>,
+        init: bool,
+    ) -> Result<Target, CliError> {
+        let (dir, origin) = match data_dir {
+            Some(d) => (d, "--data-dir".to_string()),
+            None => {
+                let (cfg, file) =
+                    load_config(config).map_err(|e| CliError::Usage(e.to_string()))?;
+                let env_key = format!("{}SERVER_DATA_DIR", crate::config::ENV_PREFIX);
+                let origin = if std::env::var_os(&env_key).is_some() {
+                    env_key
+                } else if let Some(f) = file {
+                    format!("server.data_dir in {}", f.display())
+                } else {
+                    format!("the built-in server.data_dir; there is no {SYSTEM_CONFIG}")
+                };
+                (cfg.server.data_dir, origin)
+            }
+        };
+        // Named in full in every message: a relative path is what misled people before.
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        Ok(Target { dir, origin, init })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(DB_FILE)
+    }
+
+    /// The database file, which must exist (for commands that only read it).
+    pub fn existing_db(&self) -> Result<PathBuf, CliError> {
+        let path = self.db_path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(_) => {
+                self.announce();
+                Ok(path)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(self.missing()),
+            Err(e) => Err(CliError::Failed(format!(
+                "{}: {}",
+                path.display(),
+                errno_message(&e)
+            ))),
+        }
+    }
+
+    /// Opens (and migrates) the database; creates it, with its folder, only with `--init`.
+    pub fn open(&self) -> Result<Db, CliError> {
+        if self.init {
+            create_private_dir(&self.dir).map_err(|e| {
+                CliError::Failed(format!(
+                    "cannot create {}: {}",
+                    self.dir.display(),
+                    errno_message(&e)
+                ))
+            })?;
+            self.announce();
+        } else {
+            self.existing_db()?;
+        }
+        Db::open(&self.dir).map_err(|e| CliError::Failed(e.to_string()))
+    }
+
+    /// Which database this run uses, on stderr (stdout stays the command's output).
+    fn announce(&self) {
+        eprintln!("database: {} ({})", self.db_path().display(), self.origin);
+    }
+
+    fn missing(&self) -> CliError {
+        CliError::Usage(format!(
+            "no database at {} (data dir from {}). The service creates it on its first \
+             start: point this command at the service's data dir with --data-dir DIR or \
+             --config FILE, or pass --init to create a new, empty database there",
+            self.db_path().display(),
+            self.origin
+        ))
+    }
+}
+
+/// Makes `dir` (and missing parents) if it is not there; a folder made here is 0700, like
+/// the one the service makes, whatever the umask. An existing one is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
