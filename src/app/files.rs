@@ -20,6 +20,9 @@ use crate::storage::{
 pub enum FilesError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A path or new name the request gave is not acceptable.
+    #[error(transparent)]
+    Path(#[from] crate::storage::PathError),
     /// The user may not do this (the message says what and why).
     #[error("{0}")]
     Forbidden(String),
@@ -352,14 +355,16 @@ impl Files {
         Ok(())
     }
 
-    /// Moves a file or folder; replacing an existing target needs the right to change it.
+    /// Moves a file or folder, like `mv`: a target that is an existing folder (the root
+    /// included) means "into it", under the same name. Replacing an existing target needs
+    /// `overwrite` and the right to change it. Returns where it went.
     pub async fn move_entry(
         &self,
         who: &User,
         from: &MediaPath,
         to: &MediaPath,
         overwrite: bool,
-    ) -> Result<(), FilesError> {
+    ) -> Result<MediaPath, FilesError> {
         if from.is_root() {
             return Err(StorageError::Invalid("the media root cannot be moved".into()).into());
         }
@@ -368,23 +373,47 @@ impl Files {
                 StorageError::Invalid("the source and the target are the same".into()).into(),
             );
         }
+        let to = self.move_destination(from, to).await?;
+        if *from == to {
+            return Err(StorageError::Invalid(format!("'{from}' is already there")).into());
+        }
         // `mv link its-target` would replace the file by the link, now a loop: data lost.
         if let Found::Link(LinkEnd::File(r) | LinkEnd::Dir(r)) =
             self.may_change_entry(who, from, "move").await?
         {
-            if r == self.real(to).await? {
+            if r == self.real(&to).await? {
                 return Err(StorageError::Invalid(format!(
                     "'{from}' is a link to '{to}': moving it onto what it leads to would destroy the file"
                 ))
                 .into());
             }
         }
-        self.may_replace_entry(who, to, overwrite).await?;
+        self.may_replace_entry(who, &to, overwrite).await?;
         let real_from = self.real(from).await?;
-        self.storage.rename(from, to, overwrite).await?;
-        let real_to = self.real(to).await.unwrap_or_else(|_| to.clone());
+        self.storage.rename(from, &to, overwrite).await?;
+        let real_to = self.real(&to).await.unwrap_or_else(|_| to.clone());
         self.library.record_move(&real_from, &real_to).await;
-        Ok(())
+        Ok(to)
+    }
+
+    /// `to` itself, or `to/<name of from>` when `to` is a folder already there; checked as
+    /// a new name either way.
+    async fn move_destination(
+        &self,
+        from: &MediaPath,
+        to: &MediaPath,
+    ) -> Result<MediaPath, FilesError> {
+        let into = to.is_root()
+            || match self.storage.lookup(to).await? {
+                Found::Entry(e) => e.kind == EntryKind::Dir,
+                Found::Link(LinkEnd::Dir(_)) => true,
+                _ => false,
+            };
+        let dest = match (into, from.split_last()) {
+            (true, Some((_, name))) => to.join(name)?,
+            _ => to.clone(),
+        };
+        Ok(dest.for_create()?)
     }
 
     /// Deletes a file or an empty folder.

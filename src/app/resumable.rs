@@ -233,7 +233,7 @@ impl Resumable {
             Ok(t) => t,
             Err(e) => {
                 let settled = match &e {
-                    FilesError::Forbidden(_) => true,
+                    FilesError::Forbidden(_) | FilesError::Path(_) => true,
                     FilesError::Storage(s) => ends_upload(s),
                     FilesError::Index(_) => false,
                 };

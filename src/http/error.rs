@@ -91,6 +91,7 @@ impl From<FilesError> for ApiError {
     fn from(e: FilesError) -> Self {
         match e {
             FilesError::Storage(e) => e.into(),
+            FilesError::Path(e) => e.into(),
             FilesError::Forbidden(msg) => ApiError::forbidden(msg),
             FilesError::Index(_) => ApiError::internal(&e),
         }

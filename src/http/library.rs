@@ -1,16 +1,17 @@
-//! `GET /api/library` (a folder's entries, or a search with `q=`), `GET /api/library/item`
-//! and `GET /api/library/thumb`: thin translations between HTTP and the `library` index.
+//! `GET /api/library` (a folder's entries, or a search with `q=`/`type=`), `GET
+//! /api/library/item`, `GET /api/library/thumb`, the scanner's status and rescan: thin translations between HTTP and the `library` index.
 //! Names and paths go out only as JSON strings, with `<`, `>` and `&` written as `\u00XX`, so a
 //! hostile file name stays data even if some client pastes a string into HTML.
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::Json;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
-use super::auth::Reader;
+use super::auth::{Admin, Reader};
 use super::error::ApiError;
 use super::AppState;
 use crate::library::model::RawList;
@@ -156,7 +157,7 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<SafeJson<Listing>, ApiError> {
     let Query(q) = query.map_err(super::error::bad_query)?;
-    let dir = MediaPath::from_decoded(&q.path)?;
+    let dir = MediaPath::from_api(&q.path)?;
     let raw = RawList {
         q: q.q.as_deref(),
         class: q.class.as_deref(),
@@ -171,7 +172,7 @@ pub async fn list(
 
 fn item_path(query: Result<Query<PathQuery>, QueryRejection>) -> Result<MediaPath, ApiError> {
     let Query(q) = query.map_err(super::error::bad_query)?;
-    Ok(MediaPath::from_decoded(&q.path)?)
+    Ok(MediaPath::from_api(&q.path)?)
 }
 
 /// `GET /api/library/item?path=`: one entry with everything the index knows.
@@ -230,4 +231,26 @@ pub async fn thumb(
         t.bytes,
     )
         .into_response())
+}
+
+/// `GET /api/library/status`: the scanner's state and what the library can do (ffprobe,
+/// thumbnails), as `/readyz` shows it.
+pub async fn status(
+    State(state): State<AppState>,
+    _: Reader,
+) -> Json<super::wire::library::StatusJson> {
+    Json(super::wire::library::StatusJson::from(&state.library.status()))
+}
+
+/// `POST /api/library/rescan` (admin): a full scan as soon as the scanner is free, for files
+/// copied in by hand. Answers at once (202) with the state to poll.
+pub async fn rescan(
+    State(state): State<AppState>,
+    _: Admin,
+) -> (StatusCode, Json<super::wire::library::StatusJson>) {
+    state.library.request_scan();
+    (
+        StatusCode::ACCEPTED,
+        Json(super::wire::library::StatusJson::from(&state.library.status())),
+    )
 }

@@ -121,6 +121,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/library", get(library::list))
         .route("/api/library/item", get(library::item))
         .route("/api/library/thumb", get(library::thumb))
+        .route("/api/library/status", get(library::status))
+        .route("/api/library/rescan", post(library::rescan))
         .route("/api/library/folder", post(upload::create_folder))
         .route("/api/library/move", post(upload::move_entry))
         // Per-file limits are enforced by storage (uploads.max_bytes) while streaming.

@@ -40,7 +40,7 @@ pub async fn create(
         }
         .into());
     }
-    let path = MediaPath::from_decoded(&body.path)?;
+    let path = MediaPath::from_api(&body.path)?;
     if path.is_root() {
         return Err(ApiError::bad_request(
             "bad_path",

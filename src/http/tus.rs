@@ -169,7 +169,7 @@ async fn create_inner(
             ))
         }
     };
-    let dest = MediaPath::from_decoded(&folder)?
+    let dest = MediaPath::from_api(&folder)?
         .join(&filename)?
         .for_create()?;
     let upload = state

@@ -203,7 +203,7 @@ pub async fn upload_multipart(
         return Err(StorageError::TooLarge { limit }.into());
     }
     // Each file's whole path (this folder included) is checked as a new name.
-    let dir = MediaPath::from_decoded(&q.dir)?;
+    let dir = MediaPath::from_api(&q.dir)?;
     let mut stored = Vec::new();
     loop {
         let next = match multipart.next_field().await {
@@ -253,7 +253,7 @@ pub async fn create_folder(
     Member(user): Member,
     ApiJson(body): ApiJson<FolderBody>,
 ) -> Result<(StatusCode, Json<PathJson>), ApiError> {
-    let path = MediaPath::from_decoded(&body.path)?.for_create()?;
+    let path = MediaPath::from_api(&body.path)?.for_create()?;
     state.files.create_folder(&user, &path).await?;
     Ok((
         StatusCode::CREATED,
@@ -283,9 +283,9 @@ pub async fn move_entry(
     Member(user): Member,
     ApiJson(body): ApiJson<MoveBody>,
 ) -> Result<Json<MovedJson>, ApiError> {
-    let from = MediaPath::from_decoded(&body.from)?;
-    let to = MediaPath::from_decoded(&body.to)?.for_create()?;
-    state
+    let from = MediaPath::from_api(&body.from)?;
+    let to = MediaPath::from_api(&body.to)?;
+    let to = state
         .files
         .move_entry(&user, &from, &to, body.overwrite)
         .await?;

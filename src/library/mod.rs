@@ -141,6 +141,10 @@ struct Inner {
     status: Mutex<Status>,
     /// Wakes the scanner to probe what `record_*` added.
     nudge: tokio::sync::Notify,
+    /// Wakes the scanner for a full scan now (an admin's rescan, a search on a stale index).
+    rescan: tokio::sync::Notify,
+    /// When a search last asked for a scan (at most one such request per `SEARCH_FRESHNESS`).
+    search_asked: Mutex<Option<std::time::Instant>>,
     /// At most one on-demand poster at a time (each is an ffmpeg process).
     thumb_gate: tokio::sync::Semaphore,
 }
@@ -254,6 +258,9 @@ pub struct Library {
     inner: Arc<Inner>,
 }
 
+/// How old the index may be before a search asks for a scan.
+const SEARCH_FRESHNESS: Duration = Duration::from_secs(30);
+
 impl Library {
     /// Opens the index in `<data_dir>/streamhub.db` (already migrated by `db::Db::open`) and
     /// checks whether ffprobe and ffmpeg run. Blocking.
@@ -287,6 +294,8 @@ impl Library {
                     ..Status::default()
                 }),
                 nudge: tokio::sync::Notify::new(),
+                rescan: tokio::sync::Notify::new(),
+                search_asked: Mutex::new(None),
                 thumb_gate: tokio::sync::Semaphore::new(1),
             }),
         })
@@ -301,6 +310,40 @@ impl Library {
 
     fn nudge(&self) {
         self.inner.nudge.notify_one();
+    }
+
+    /// Asks the scanner for a full scan as soon as it is free (returns at once; a scan
+    /// already running finishes first, and requests made meanwhile make one more scan).
+    pub fn request_scan(&self) {
+        self.inner.rescan.notify_one();
+    }
+
+    /// Files copied in by hand are found by a scan, not by uploads' `record_*`: a search on
+    /// an index older than `SEARCH_FRESHNESS` asks for one in the background, so they are
+    /// searchable moments later rather than after `scan_interval_secs`. Cheap: a clock
+    /// check, and at most one request per `SEARCH_FRESHNESS` whatever the search load.
+    pub(crate) fn freshen_for_search(&self) {
+        let now = std::time::Instant::now();
+        {
+            let s = self.inner.status.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = s
+                .last_finished
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age < SEARCH_FRESHNESS);
+            if s.scanning || fresh {
+                return;
+            }
+        }
+        let mut asked = self
+            .inner
+            .search_asked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if asked.is_some_and(|t| now.duration_since(t) < SEARCH_FRESHNESS) {
+            return;
+        }
+        *asked = Some(now);
+        self.request_scan();
     }
 
     async fn record(

@@ -120,8 +120,9 @@ impl Sort {
     }
 }
 
-/// A listing (no `query`: the folder's direct children) or a search (`query`: names under
-/// the folder, whole subtree).
+/// A listing (no `query`, no `class`: the folder's direct children) or a search (`query`
+/// and/or `class`: the whole subtree under the folder — "every video" means every video,
+/// not the ones that happen to sit in this one folder).
 #[derive(Debug, Clone)]
 pub struct ListRequest {
     pub path: MediaPath,
@@ -203,6 +204,11 @@ impl ListRequest {
             page: number("page", raw.page, 1, 1_000_000)?,
             per_page: number("per_page", raw.per_page, DEFAULT_PER_PAGE, MAX_PER_PAGE)?,
         })
+    }
+
+    /// Whether this looks through the whole subtree rather than one folder's children.
+    pub fn is_search(&self) -> bool {
+        self.query.is_some() || self.class.is_some()
     }
 
     pub fn folder(path: MediaPath) -> Self {

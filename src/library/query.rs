@@ -88,19 +88,22 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
     // The count of an unfiltered search from the root comes from the FTS index alone.
     let mut fts_only_count = None;
     let mut short = false;
+    if !req.is_search() {
+        args.push(Value::Text(req.path.to_string()));
+        wh.push(format!("m.parent = ?{}", args.len()));
+    } else if req.path.is_root() {
+        // The root's own row (a folder named "") is not in its subtree.
+        wh.push("m.path <> ''".into());
+    } else {
+        let (lo, hi) = subtree_bounds(&req.path.to_string());
+        args.push(Value::Text(lo));
+        wh.push(format!("m.path > ?{}", args.len()));
+        args.push(Value::Text(hi));
+        wh.push(format!("m.path < ?{}", args.len()));
+    }
     match &req.query {
-        None => {
-            args.push(Value::Text(req.path.to_string()));
-            wh.push(format!("m.parent = ?{}", args.len()));
-        }
+        None => {}
         Some(q) => {
-            if !req.path.is_root() {
-                let (lo, hi) = subtree_bounds(&req.path.to_string());
-                args.push(Value::Text(lo));
-                wh.push(format!("m.path > ?{}", args.len()));
-                args.push(Value::Text(hi));
-                wh.push(format!("m.path < ?{}", args.len()));
-            }
             if q.chars().count() >= 3 {
                 from = "media_fts f CROSS JOIN media m ON m.id = f.rowid".into();
                 args.push(Value::Text(fts_phrase(q)));

@@ -63,11 +63,12 @@ impl Library {
         .await
     }
 
-    /// A folder's children (`req.query` None) or a search under it.
+    /// A folder's children, or a search under it (`req.is_search()`).
     pub async fn list(&self, req: ListRequest) -> Result<Page, LibraryError> {
-        if req.query.is_none() {
+        if !req.is_search() {
             self.refresh_if_stale(&req.path).await?;
         } else {
+            self.freshen_for_search();
             // A search answers from the index: while the disk is away (unmounted, stalled)
             // the kept index still says what is on it. A folder that is not one is refused.
             match self.inner.storage.stat(&req.path).await {

@@ -1,7 +1,7 @@
-//! The scanner's loop (scan at start, every `scan_interval_secs`, probe when nudged) and the
-//! probe phase: ffprobe and posters for files the index has not probed yet. A job's slow part
-//! (the external program, reading the file through storage) runs without any database lock;
-//! its result is written only if the row still describes the same bytes.
+//! The scanner's loop (scan at start, every `scan_interval_secs` and when asked, probe when
+//! nudged) and the probe phase: ffprobe and posters for files the index has not probed yet.
+//! A job's slow part (the external program, reading the file through storage) runs without
+//! any database lock; its result is written only if the row still describes the same bytes.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -351,6 +351,7 @@ pub async fn run(inner: Arc<Inner>, cancel: CancellationToken) {
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = &mut next_scan => break,
+                _ = inner.rescan.notified() => break,
                 _ = inner.nudge.notified() => {
                     probe_pending(&inner, &cancel).await;
                 }

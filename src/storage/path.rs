@@ -121,6 +121,14 @@ impl MediaPath {
         Self::from_segments(trimmed.split('/').map(str::to_string).collect())
     }
 
+    /// A `path` the API was given (query parameter or JSON field): relative to the media root,
+    /// where one leading slash also means the root (`/` is the root, `/films/a.mp4` is
+    /// `films/a.mp4`), as a browser's breadcrumb or a pasted path would have it. Nothing can
+    /// name a place outside the root this way: `//x` is still an empty segment.
+    pub fn from_api(path: &str) -> Result<Self, PathError> {
+        Self::from_decoded(path.strip_prefix('/').unwrap_or(path))
+    }
+
     /// From names as storage found them (a link's real path), checked like any other.
     pub fn from_names(names: Vec<String>) -> Result<Self, PathError> {
         Self::from_segments(names)
@@ -304,6 +312,17 @@ mod tests {
         assert!(MediaPath::from_url("").unwrap().is_root());
         let u = MediaPath::from_url("%C3%A9t%C3%A9/%E6%97%A5.mp4").unwrap();
         assert_eq!(u.segments(), ["été", "日.mp4"]);
+    }
+
+    #[test]
+    fn api_paths_may_start_at_the_root() {
+        assert!(MediaPath::from_api("/").unwrap().is_root());
+        assert!(MediaPath::from_api("").unwrap().is_root());
+        assert_eq!(MediaPath::from_api("/etc/passwd").unwrap().to_string(), "etc/passwd");
+        assert_eq!(MediaPath::from_api("films/").unwrap().to_string(), "films");
+        for bad in ["//etc", "/../x", "/a//b", "/.."] {
+            assert!(MediaPath::from_api(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
