@@ -65,6 +65,7 @@ fi
 
 # STREAMHUB_BIN (scripts/test.sh passes the binary it just built) wins over older builds.
 BIN=${STREAMHUB_BIN:-$ROOT/target/release/streamhub}
+BIN=$(realpath -m -- "$BIN") # commands below run from other folders too
 [[ -x $BIN ]] || BIN=$ROOT/target/debug/streamhub
 # streamhub refuses unknown STREAMHUB_* variables, and this one is ours, not the service's.
 unset STREAMHUB_BIN

@@ -95,6 +95,7 @@ pub struct UploadsConfig {
 #[serde(deny_unknown_fields)]
 pub struct LibraryConfig {
     pub scan_interval_secs: u64,
+    pub search_rescan_secs: u64,
     pub ffprobe: String,
     pub ffmpeg: String,
     pub thumbnails: bool,
@@ -163,6 +164,7 @@ impl Default for Config {
             },
             library: LibraryConfig {
                 scan_interval_secs: 600,
+                search_rescan_secs: 30,
                 ffprobe: "ffprobe".to_string(),
                 ffmpeg: "ffmpeg".to_string(),
                 thumbnails: true,

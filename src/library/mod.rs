@@ -143,7 +143,7 @@ struct Inner {
     nudge: tokio::sync::Notify,
     /// Wakes the scanner for a full scan now (an admin's rescan, a search on a stale index).
     rescan: tokio::sync::Notify,
-    /// When a search last asked for a scan (at most one such request per `SEARCH_FRESHNESS`).
+    /// When a search last asked for a scan (at most one per `search_rescan_secs`).
     search_asked: Mutex<Option<std::time::Instant>>,
     /// At most one on-demand poster at a time (each is an ffmpeg process).
     thumb_gate: tokio::sync::Semaphore,
@@ -258,9 +258,6 @@ pub struct Library {
     inner: Arc<Inner>,
 }
 
-/// How old the index may be before a search asks for a scan.
-const SEARCH_FRESHNESS: Duration = Duration::from_secs(30);
-
 impl Library {
     /// Opens the index in `<data_dir>/streamhub.db` (already migrated by `db::Db::open`) and
     /// checks whether ffprobe and ffmpeg run. Blocking.
@@ -319,17 +316,21 @@ impl Library {
     }
 
     /// Files copied in by hand are found by a scan, not by uploads' `record_*`: a search on
-    /// an index older than `SEARCH_FRESHNESS` asks for one in the background, so they are
+    /// an index older than `search_rescan_secs` asks for one in the background, so they are
     /// searchable moments later rather than after `scan_interval_secs`. Cheap: a clock
-    /// check, and at most one request per `SEARCH_FRESHNESS` whatever the search load.
+    /// check, and at most one request per `search_rescan_secs` whatever the search load.
     pub(crate) fn freshen_for_search(&self) {
+        let freshness = Duration::from_secs(self.inner.config.search_rescan_secs);
+        if freshness.is_zero() {
+            return;
+        }
         let now = std::time::Instant::now();
         {
             let s = self.inner.status.lock().unwrap_or_else(|p| p.into_inner());
             let fresh = s
                 .last_finished
                 .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age < SEARCH_FRESHNESS);
+                .is_some_and(|age| age < freshness);
             if s.scanning || fresh {
                 return;
             }
@@ -339,7 +340,7 @@ impl Library {
             .search_asked
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if asked.is_some_and(|t| now.duration_since(t) < SEARCH_FRESHNESS) {
+        if asked.is_some_and(|t| now.duration_since(t) < freshness) {
             return;
         }
         *asked = Some(now);
