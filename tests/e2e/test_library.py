@@ -263,7 +263,7 @@ def test_hostile_queries_never_500(env, q):
     assert search_paths(env.srv, "BUCK") == ["films/Big Buck Test.mp4"]
 
 
-@pytest.mark.parametrize("raw", ["../", "..", "%2e%2e", "%2E%2E/x", "/etc", "sub/../..", "a//b", "x%00"])
+@pytest.mark.parametrize("raw", ["../", "..", "%2e%2e", "%2E%2E/x", "//etc", "sub/../..", "a//b", "x%00"])
 @pytest.mark.parametrize("route", ["/api/library?path=", "/api/library?q=abc&path=",
                                    "/api/library/item?path=", "/api/library/thumb?path="])
 def test_traversal_is_400(env, route, raw):

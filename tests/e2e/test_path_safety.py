@@ -115,7 +115,7 @@ def test_directory_under_media_404(server):
     assert_json_error(raw_get(server.port, "/media/sub/dir"), 404, "not_found")
 
 
-@pytest.mark.parametrize("path", ["../", "..", "sub/../..", "/etc", "%2e%2e", "sub%00"])
+@pytest.mark.parametrize("path", ["../", "..", "sub/../..", "//etc", "%2e%2e", "sub%00"])
 def test_library_bad_path_400(server, path):
     r = raw_get(server.port, f"/api/library?path={path}")
     assert_json_error(r, 400, "bad_path")

@@ -355,7 +355,7 @@ def test_multipart_traversal_names_refused(env, name, code):
     assert staging_files(env.root) == []
 
 
-@pytest.mark.parametrize("d", ["../up", "a/../../up", ".streamhub-staging", "/abs"])
+@pytest.mark.parametrize("d", ["../up", "a/../../up", ".streamhub-staging", "//abs"])
 def test_multipart_dir_traversal_refused(env, d):
     before = snapshot(env.base)
     ct, data = multipart_body([("f", "ok.bin", b"fine")])
