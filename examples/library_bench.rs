@@ -143,6 +143,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _db = Db::open(&data)?;
     let config = LibraryConfig {
         scan_interval_secs: 0,
+        search_rescan_secs: 0,
         // Empty files: nothing to probe; the benchmark measures the index.
         ffprobe: "/nonexistent/ffprobe".into(),
         ffmpeg: "/nonexistent/ffmpeg".into(),

@@ -250,6 +250,7 @@ impl Service {
         // Dropped at its next await once cancelled; a sweep already on the blocking pool is
         // one transaction and completes there.
         tasks.spawn_until_cancelled("tus-sweep", tus.sweep_forever());
+        tasks.spawn_until_cancelled("trash-sweep", state.files.clone().sweep_trash_forever());
         // The background tasks are cancelled as the drain starts, not after it: none of them
         // serves a request, and the ones to come (discovery's goodbye, sync) should stop
         // telling peers we are here while connections drain. They share the drain's deadline.

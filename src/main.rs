@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use streamhub::config::Config;
 use streamhub::cli::user::UserCommand;
 use streamhub::cli::{CliError, Target};
+use streamhub::config::Config;
 
 #[derive(Parser)]
 #[command(

@@ -47,11 +47,13 @@ pub struct Files(Arc<FilesParts>);
 
 /// What a [`Files`] shares.
 pub struct FilesParts {
-    storage: Arc<dyn Storage>,
-    library: Library,
+    pub(super) storage: Arc<dyn Storage>,
+    pub(super) library: Library,
     metrics: Arc<Metrics>,
     max_bytes: u64,
     timeout: Duration,
+    /// Days deleted entries stay in the trash; 0: deletes are permanent.
+    pub(super) trash_days: u64,
 }
 
 impl std::ops::Deref for Files {
@@ -68,6 +70,7 @@ impl Files {
         metrics: Arc<Metrics>,
         max_bytes: u64,
         timeout: Duration,
+        trash_days: u64,
     ) -> Self {
         Files(Arc::new(FilesParts {
             storage,
@@ -75,6 +78,7 @@ impl Files {
             metrics,
             max_bytes,
             timeout,
+            trash_days,
         }))
     }
 
@@ -192,7 +196,7 @@ impl Files {
     /// Whether `who` may delete or move what `path` names (a link is itself the entry: only
     /// an admin may change one, as nobody uploaded it, and one that leads out of the root or
     /// nowhere answers as reads do). Returns what is there.
-    async fn may_change_entry(
+    pub(super) async fn may_change_entry(
         &self,
         who: &User,
         path: &MediaPath,
@@ -217,7 +221,7 @@ impl Files {
 
     /// Whether `who` may move something onto `to` (replacing what is there only with
     /// `overwrite`; the move itself refuses an existing name otherwise).
-    async fn may_replace_entry(
+    pub(super) async fn may_replace_entry(
         &self,
         who: &User,
         to: &MediaPath,
@@ -414,20 +418,5 @@ impl Files {
             _ => to.clone(),
         };
         Ok(dest.for_create()?)
-    }
-
-    /// Deletes a file or an empty folder.
-    pub async fn delete(&self, who: &User, path: &MediaPath) -> Result<(), FilesError> {
-        if path.is_root() {
-            return Err(FilesError::Forbidden(
-                "the media root cannot be deleted".into(),
-            ));
-        }
-        self.may_change_entry(who, path, "delete").await?;
-        let real = self.real(path).await?;
-        self.storage.delete(path).await?;
-        tracing::info!(path = %path.to_string().escape_debug(), "deleted");
-        self.library.record_delete(&real).await;
-        Ok(())
     }
 }

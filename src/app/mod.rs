@@ -3,11 +3,13 @@
 //! what, and the orchestration of a write (storage → library index → metrics), live here, so
 //! the web UI, sync and the CLI reuse them instead of re-implementing them per endpoint.
 //!
-//! Layout: `files` (uploads, folders, moves, deletes, and the ownership rules) and
-//! `resumable` (tus uploads over storage and the `tus` state).
+//! Layout: `files` (uploads, folders, moves, and the ownership rules), `trash` (deletes,
+//! the trash and its sweep) and `resumable` (tus uploads over storage and the `tus` state).
 
 pub mod files;
 pub mod resumable;
+pub mod trash;
 
 pub use files::{Files, FilesError, PutRequest};
 pub use resumable::{Resumable, ResumableError};
+pub use trash::{DeleteOptions, Deleted};

@@ -9,9 +9,9 @@ use std::path::Path;
 use rusqlite::OpenFlags;
 use serde::{Deserialize, Serialize};
 
+use super::{CliError, Target};
 use crate::notes::{NotesStore, Revision};
 use crate::storage::errno_message;
-use super::{CliError, Target};
 
 fn failed(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())

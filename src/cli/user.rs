@@ -3,8 +3,8 @@
 
 use std::io::BufRead;
 
-use crate::auth::{Accounts, AuthError, Role};
 use super::{CliError, Target};
+use crate::auth::{Accounts, AuthError, Role};
 use crate::storage::errno_message;
 
 #[derive(Debug)]

@@ -75,6 +75,7 @@ pub struct StorageConfig {
     pub media_root: PathBuf,
     pub allow_symlink_escape: bool,
     pub timeout_secs: u64,
+    pub trash_days: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +154,7 @@ impl Default for Config {
                 media_root: PathBuf::from("./media"),
                 allow_symlink_escape: false,
                 timeout_secs: 15,
+                trash_days: 30,
             },
             streaming: StreamingConfig {
                 max_ranges: 16,
@@ -261,7 +263,11 @@ pub fn default_with_paths(
     let mut text = DEFAULT_TOML.to_string();
     for (key, line, path) in [
         ("server.data_dir", "data_dir = \"./data\"\n", data_dir),
-        ("storage.media_root", "media_root = \"./media\"\n", media_root),
+        (
+            "storage.media_root",
+            "media_root = \"./media\"\n",
+            media_root,
+        ),
     ] {
         let Some(path) = path else { continue };
         let Some(p) = path.to_str().filter(|_| path.is_absolute()) else {

@@ -43,6 +43,7 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         "0009_node_state.sql",
         include_str!("migrations/0009_node_state.sql"),
     ),
+    ("0010_trash.sql", include_str!("migrations/0010_trash.sql")),
 ];
 
 /// The migrations as `rusqlite_migration` applies them (in one transaction each).
@@ -102,6 +103,11 @@ mod tests {
             9,
             "0009_node_state.sql",
             "5a684e40382044598d2157fbf0567ff7ee25fe1a7c9fde01051ce172808debbe",
+        ),
+        (
+            10,
+            "0010_trash.sql",
+            "50886d2d336b203f9974e3c30df177df3fcf742c832843799f9e9b4754315d3c",
         ),
     ];
 

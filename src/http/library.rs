@@ -5,9 +5,9 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::Json;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::{Deserialize, Serialize};
 
@@ -239,7 +239,9 @@ pub async fn status(
     State(state): State<AppState>,
     _: Reader,
 ) -> Json<super::wire::library::StatusJson> {
-    Json(super::wire::library::StatusJson::from(&state.library.status()))
+    Json(super::wire::library::StatusJson::from(
+        &state.library.status(),
+    ))
 }
 
 /// `POST /api/library/rescan` (admin): a full scan as soon as the scanner is free, for files
@@ -251,6 +253,8 @@ pub async fn rescan(
     state.library.request_scan();
     (
         StatusCode::ACCEPTED,
-        Json(super::wire::library::StatusJson::from(&state.library.status())),
+        Json(super::wire::library::StatusJson::from(
+            &state.library.status(),
+        )),
     )
 }

@@ -11,6 +11,7 @@ pub mod media;
 pub mod notes;
 pub mod server;
 pub mod shares;
+pub mod trash;
 pub mod tus;
 pub mod upload;
 pub mod wire;
@@ -72,6 +73,7 @@ impl AppState {
             metrics.clone(),
             config.uploads.max_bytes,
             timeout,
+            config.storage.trash_days,
         );
         let resumable = crate::app::Resumable::new(
             tus,
@@ -109,7 +111,7 @@ pub fn router(state: AppState) -> Router {
     let media = get(media::get_media)
         .head(media::get_media)
         .put(upload::put_media)
-        .delete(upload::delete_media)
+        .delete(trash::delete_media)
         .fallback(|| async { ApiError::method_not_allowed("GET, HEAD, PUT, DELETE") });
     let share = get(shares::fetch)
         .head(shares::fetch)
@@ -125,6 +127,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/library/rescan", post(library::rescan))
         .route("/api/library/folder", post(upload::create_folder))
         .route("/api/library/move", post(upload::move_entry))
+        .route("/api/trash", get(trash::list).delete(trash::empty))
+        .route("/api/trash/{id}", axum::routing::delete(trash::purge))
+        .route("/api/trash/{id}/restore", post(trash::restore))
         // Per-file limits are enforced by storage (uploads.max_bytes) while streaming.
         .route(
             "/api/upload",

@@ -226,17 +226,6 @@ pub async fn upload_multipart(
     Ok((StatusCode::CREATED, Json(UploadedJson { files: stored })).into_response())
 }
 
-pub async fn delete_media(
-    State(state): State<AppState>,
-    Member(user): Member,
-    uri: Uri,
-) -> Result<StatusCode, ApiError> {
-    let raw = uri.path().strip_prefix("/media/").unwrap_or("");
-    let path = MediaPath::from_url(raw)?;
-    state.files.delete(&user, &path).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FolderBody {

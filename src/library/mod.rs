@@ -18,6 +18,7 @@ mod query;
 mod read;
 mod scan;
 mod schema;
+mod trash;
 mod worker;
 
 #[cfg(test)]
@@ -38,6 +39,7 @@ use crate::storage::{MediaPath, ObjectMeta, Storage};
 pub use model::{Item, Kind, ListRequest, MediaClass, Page, Sort, SortKey};
 pub use read::Thumb;
 pub use scan::ScanReport;
+pub use trash::TrashEntry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LibraryError {

@@ -37,6 +37,7 @@ pub(super) fn fx() -> Fx {
     storage.establish(None, 0).unwrap();
     let cfg = LibraryConfig {
         scan_interval_secs: 0,
+        search_rescan_secs: 0,
         ffprobe: "/nonexistent/ffprobe".into(),
         ffmpeg: "/nonexistent/ffmpeg".into(),
         thumbnails: true,

@@ -309,6 +309,34 @@ pub trait Storage: Send + Sync {
         to: &MediaPath,
         overwrite: bool,
     ) -> Result<(), StorageError>;
+    /// Whether `trash` works here (deletes are permanent on backends without one).
+    fn has_trash(&self) -> bool {
+        false
+    }
+    /// Moves `path` (the last name not followed) into the backend's trash as `key` (letters
+    /// and digits, chosen by the caller), whole and in one step. Backends without a trash
+    /// answer `Invalid`.
+    async fn trash(&self, path: &MediaPath, key: &str) -> Result<(), StorageError> {
+        let _ = (path, key);
+        Err(StorageError::Invalid(
+            "this storage backend has no trash".into(),
+        ))
+    }
+    /// Moves trash `key` back to `to`, never replacing anything; returns the folders it had
+    /// to make on the way.
+    async fn untrash(&self, key: &str, to: &MediaPath) -> Result<Vec<MediaPath>, StorageError> {
+        let _ = (key, to);
+        Err(StorageError::NotFound)
+    }
+    /// Removes trash `key` and everything in it for good (idempotent).
+    async fn purge(&self, key: &str) -> Result<(), StorageError> {
+        let _ = key;
+        Ok(())
+    }
+    /// The keys in the trash.
+    async fn trash_keys(&self) -> Result<Vec<String>, StorageError> {
+        Ok(Vec::new())
+    }
     /// Where `path` really is: links followed (by the backend's rules), whether or not the
     /// last name exists; None when it leads outside the root. Ownership follows the file,
     /// not the alias a client typed.

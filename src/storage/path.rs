@@ -318,7 +318,10 @@ mod tests {
     fn api_paths_may_start_at_the_root() {
         assert!(MediaPath::from_api("/").unwrap().is_root());
         assert!(MediaPath::from_api("").unwrap().is_root());
-        assert_eq!(MediaPath::from_api("/etc/passwd").unwrap().to_string(), "etc/passwd");
+        assert_eq!(
+            MediaPath::from_api("/etc/passwd").unwrap().to_string(),
+            "etc/passwd"
+        );
         assert_eq!(MediaPath::from_api("films/").unwrap().to_string(), "films");
         for bad in ["//etc", "/../x", "/a//b", "/.."] {
             assert!(MediaPath::from_api(bad).is_err(), "{bad}");

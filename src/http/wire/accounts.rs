@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::shares::Share;
 use super::time::from_secs;
+use crate::auth::shares::Share;
 use crate::auth::{ApiToken, NewSession, Role, User};
 
 /// A user as an admin lists it (`GET /api/users`, `POST /api/users`).

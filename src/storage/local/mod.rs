@@ -17,6 +17,7 @@ mod root;
 mod staging;
 #[cfg(test)]
 mod tests;
+mod trash;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use identity::{Established, MARKER};
 use read::{ChunkBudget, LocalObject};
 use root::Root;
 pub use staging::STAGING_DIR;
+pub use trash::TRASH_DIR;
 
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
@@ -396,6 +398,32 @@ impl Storage for LocalStorage {
         let (f, t) = (from.clone(), to.clone());
         self.blocking("rename", move |root| ops::rename(root, &f, &t, overwrite))
             .await
+    }
+
+    fn has_trash(&self) -> bool {
+        true
+    }
+
+    async fn trash(&self, path: &MediaPath, key: &str) -> Result<(), StorageError> {
+        let (p, k) = (path.clone(), key.to_string());
+        self.blocking("trash", move |root| trash::trash(root, &p, &k))
+            .await
+    }
+
+    async fn untrash(&self, key: &str, to: &MediaPath) -> Result<Vec<MediaPath>, StorageError> {
+        let (k, t) = (key.to_string(), to.clone());
+        self.blocking("untrash", move |root| trash::untrash(root, &k, &t))
+            .await
+    }
+
+    async fn purge(&self, key: &str) -> Result<(), StorageError> {
+        let k = key.to_string();
+        self.blocking("purge", move |root| trash::purge(root, &k))
+            .await
+    }
+
+    async fn trash_keys(&self) -> Result<Vec<String>, StorageError> {
+        self.blocking("trash keys", trash::keys).await
     }
 
     async fn real_path(&self, path: &MediaPath) -> Result<Option<MediaPath>, StorageError> {

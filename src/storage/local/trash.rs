@@ -1,0 +1,183 @@
+//! The trash of the local backend: `<root>/.streamhub-trash/<key>`. A deleted file or folder
+//! goes there whole by one rename in folder handles (so it vanishes, and comes back, in one
+//! step), and is removed for good by a walk that never follows a link and never crosses into
+//! another disk. Blocking.
+
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+use super::ops::rename_at;
+use super::root::{shown, Root};
+use super::write_err;
+use crate::storage::{MediaPath, StorageError};
+
+/// Hidden folder in the media root that holds what was deleted (never addressable by clients).
+pub const TRASH_DIR: &str = ".streamhub-trash";
+/// Deeper trees than this are not removed (a guard on the walk's recursion, far past real
+/// libraries).
+const MAX_DEPTH: usize = 256;
+
+/// Keys are made by the application (hex): anything else would be a name we did not choose.
+fn check_key(key: &str) -> Result<(), StorageError> {
+    if key.is_empty() || key.len() > 64 || !key.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(StorageError::Invalid("bad trash key".into()));
+    }
+    Ok(())
+}
+
+fn open_trash(rootdir: &File, create: bool) -> Result<File, StorageError> {
+    if create {
+        match rustix::fs::mkdirat(rootdir, TRASH_DIR, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(write_err(&e.into(), TRASH_DIR)),
+        }
+    }
+    rustix::fs::openat(
+        rootdir,
+        TRASH_DIR,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| match e {
+        rustix::io::Errno::NOENT => StorageError::NotFound,
+        e => write_err(&e.into(), TRASH_DIR),
+    })
+}
+
+/// Moves `path` (its last name not followed: a link goes to the trash as a link) to the trash
+/// as `key`.
+pub(super) fn trash(root: &Root, path: &MediaPath, key: &str) -> Result<(), StorageError> {
+    check_key(key)?;
+    let (parent, name) = path
+        .split_last()
+        .ok_or_else(|| StorageError::Invalid("the media root cannot be deleted".into()))?;
+    let rootdir = root.open()?;
+    let dir = root.wdir(&rootdir, &parent)?;
+    rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| StorageError::from_io(&e.into()))?;
+    let bin = open_trash(&rootdir, true)?;
+    rename_at(&dir, name, &bin, key, false, TRASH_DIR).map_err(|e| match e {
+        StorageError::Invalid(m) if m.contains("another disk") => StorageError::Invalid(format!(
+            "'{path}' is on another disk mounted in the media root, which the trash is not on: \
+             delete it for good with ?permanent=true"
+        )),
+        StorageError::PermissionDeniedAt(_) => StorageError::PermissionDeniedAt(shown(&parent)),
+        e => e,
+    })?;
+    bin.sync_all().map_err(|e| write_err(&e, TRASH_DIR))?;
+    dir.sync_all().map_err(|e| write_err(&e, &shown(&parent)))
+}
+
+/// Moves trash `key` back to `to`, never replacing anything; missing folders on the way are
+/// made (they are returned, for the caller to record).
+pub(super) fn untrash(
+    root: &Root,
+    key: &str,
+    to: &MediaPath,
+) -> Result<Vec<MediaPath>, StorageError> {
+    check_key(key)?;
+    let (tparent, tname) = to.split_last().ok_or(StorageError::AlreadyExists)?;
+    let rootdir = root.open()?;
+    let bin = open_trash(&rootdir, false)?;
+    rustix::fs::statat(&bin, key, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(|e| StorageError::from_io(&e.into()))?;
+    let (dir, created) = root.make_dirs(&rootdir, &tparent)?;
+    let moved = rename_at(&bin, key, &dir, tname, false, &shown(&tparent))
+        .and_then(|()| dir.sync_all().map_err(|e| write_err(&e, &shown(&tparent))))
+        .and_then(|()| bin.sync_all().map_err(|e| write_err(&e, TRASH_DIR)));
+    if let Err(e) = moved {
+        root.undo_dirs(&rootdir, &created);
+        return Err(e);
+    }
+    Ok(created)
+}
+
+/// Removes trash `key` and everything in it. Gone already is fine (idempotent).
+pub(super) fn purge(root: &Root, key: &str) -> Result<(), StorageError> {
+    check_key(key)?;
+    let rootdir = root.open()?;
+    let bin = match open_trash(&rootdir, false) {
+        Err(StorageError::NotFound) => return Ok(()),
+        r => r?,
+    };
+    let dev = bin.metadata().map_err(|e| StorageError::from_io(&e))?.dev();
+    let key = CString::new(key).map_err(|_| StorageError::Invalid("bad trash key".into()))?;
+    remove_tree(&bin, &key, dev, 0)?;
+    bin.sync_all().map_err(|e| write_err(&e, TRASH_DIR))
+}
+
+/// The keys in the trash.
+pub(super) fn keys(root: &Root) -> Result<Vec<String>, StorageError> {
+    let rootdir = root.open()?;
+    let bin = match open_trash(&rootdir, false) {
+        Err(StorageError::NotFound) => return Ok(Vec::new()),
+        r => r?,
+    };
+    let mut out = Vec::new();
+    for name in read_dir(&bin)? {
+        if let Some(key) = name.to_str().ok().filter(|k| check_key(k).is_ok()) {
+            out.push(key.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// The names in `dir` (bytes, as Linux has them: a name that is not UTF-8 is still removed).
+fn read_dir(dir: &File) -> Result<Vec<CString>, StorageError> {
+    let fd = rustix::fs::openat(
+        dir,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| StorageError::from_io(&e.into()))?;
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(&fd).map_err(|e| StorageError::from_io(&e.into()))? {
+        let entry = entry.map_err(|e| StorageError::from_io(&e.into()))?;
+        let name = entry.file_name();
+        if name.to_bytes() != b"." && name.to_bytes() != b".." {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Removes `name` in `dir`: a folder after its contents, anything else by unlinking it (a
+/// link is removed, never followed). Never descends into another filesystem.
+fn remove_tree(dir: &File, name: &CStr, dev: u64, depth: usize) -> Result<(), StorageError> {
+    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(write_err(&e.into(), TRASH_DIR)),
+    };
+    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
+        return rustix::fs::unlinkat(dir, name, AtFlags::empty())
+            .map_err(|e| write_err(&e.into(), TRASH_DIR));
+    }
+    if st.st_dev != dev {
+        return Err(StorageError::Invalid(
+            "another disk is mounted inside what is being removed: unmount it first".into(),
+        ));
+    }
+    if depth >= MAX_DEPTH {
+        return Err(StorageError::Invalid(format!(
+            "folders nested more than {MAX_DEPTH} deep: remove them by hand"
+        )));
+    }
+    let sub = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| write_err(&e.into(), TRASH_DIR))?;
+    for child in read_dir(&sub)? {
+        remove_tree(&sub, &child, dev, depth + 1)?;
+    }
+    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(|e| write_err(&e.into(), TRASH_DIR))
+}
