@@ -3,11 +3,13 @@
 //! what, and the orchestration of a write (storage → library index → metrics), live here, so
 //! the web UI, sync and the CLI reuse them instead of re-implementing them per endpoint.
 //!
-//! Layout: `files` (uploads, folders, moves, deletes, and the ownership rules) and
-//! `resumable` (tus uploads over storage and the `tus` state).
+//! Layout: `files` (uploads, folders, moves, deletes, and the ownership rules),
+//! `resumable` (tus uploads over storage and the `tus` state) and `zip` (a folder as a zip
+//! archive streamed as it is built).
 
 pub mod files;
 pub mod resumable;
+pub mod zip;
 
 pub use files::{Files, FilesError, PutRequest};
 pub use resumable::{Resumable, ResumableError};
