@@ -4,11 +4,13 @@
 //! the web UI, sync and the CLI reuse them instead of re-implementing them per endpoint.
 //!
 //! Layout: `files` (uploads, folders, moves, and the ownership rules), `trash` (deletes,
-//! the trash and its sweep) and `resumable` (tus uploads over storage and the `tus` state).
+//! the trash and its sweep), `resumable` (tus uploads over storage and the `tus` state) and
+//! `zip` (a folder as a zip archive streamed as it is built).
 
 pub mod files;
 pub mod resumable;
 pub mod trash;
+pub mod zip;
 
 pub use files::{Files, FilesError, PutRequest};
 pub use resumable::{Resumable, ResumableError};

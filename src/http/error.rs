@@ -98,6 +98,22 @@ impl From<FilesError> for ApiError {
     }
 }
 
+impl From<crate::app::zip::ZipError> for ApiError {
+    /// Before the first byte of a zip download; later ones cut the body off instead.
+    fn from(e: crate::app::zip::ZipError) -> Self {
+        use crate::app::zip::ZipError::*;
+        match e {
+            Storage(e) | Entry { source: e, .. } => e.into(),
+            Path(e) => e.into(),
+            NotAFolder => ApiError::bad_request(
+                "invalid",
+                "this is a file, not a folder: download it from /media/<path>",
+            ),
+            TooManyEntries | TooDeep | Name(_) => ApiError::internal(&e),
+        }
+    }
+}
+
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {

@@ -303,33 +303,36 @@ fn random_u64() -> u64 {
 }
 
 /// Counts bytes handed to hyper and how many media bodies are in flight: two atomic updates
-/// per chunk, nothing per byte.
-struct Counted {
-    inner: ByteStream,
+/// per chunk, nothing per byte. Media files, multi-range bodies and zip archives alike.
+pub(super) struct Counted<S> {
+    inner: S,
     metrics: Arc<Metrics>,
 }
 
-impl Counted {
-    fn new(inner: ByteStream, metrics: Arc<Metrics>) -> Self {
+impl<S> Counted<S> {
+    pub(super) fn new(inner: S, metrics: Arc<Metrics>) -> Self {
         metrics.active_streams.inc();
         Counted { inner, metrics }
     }
 }
 
-impl Drop for Counted {
+impl<S> Drop for Counted<S> {
     fn drop(&mut self) {
         self.metrics.active_streams.dec();
     }
 }
 
-impl futures_util::Stream for Counted {
-    type Item = Result<Bytes, crate::storage::StorageError>;
+impl<S, E> futures_util::Stream for Counted<S>
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    type Item = Result<Bytes, E>;
 
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        let poll = self.inner.as_mut().poll_next(cx);
+        let poll = std::pin::Pin::new(&mut self.inner).poll_next(cx);
         if let std::task::Poll::Ready(Some(Ok(b))) = &poll {
             self.metrics.bytes_streamed.inc_by(b.len() as u64);
         }

@@ -1,5 +1,6 @@
 //! HTTP: routes, handlers and the connection server. The only module that knows HTTP types;
-//! handlers translate requests into calls on domain modules (`storage`, `range`) and back.
+//! handlers translate requests into calls on domain modules (`storage`, `range`, `app`) and
+//! back.
 
 pub mod auth;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod trash;
 pub mod tus;
 pub mod upload;
 pub mod wire;
+pub mod zip;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -123,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/library", get(library::list))
         .route("/api/library/item", get(library::item))
         .route("/api/library/thumb", get(library::thumb))
+        .route("/api/library/zip", get(zip::download))
         .route("/api/library/status", get(library::status))
         .route("/api/library/rescan", post(library::rescan))
         .route("/api/library/folder", post(upload::create_folder))
