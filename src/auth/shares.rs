@@ -124,6 +124,19 @@ impl Accounts {
         Ok(())
     }
 
+    /// A file or folder moved through streamhub keeps its links: every share of `from` or of
+    /// something under it follows it to `to`. Returns how many links moved.
+    pub fn move_shares(&self, from: &str, to: &str) -> Result<usize, AuthError> {
+        Ok(self.db().with(|c| {
+            // '/' + 1 is '0': the bounds select exactly the paths under `from/`.
+            c.execute(
+                "UPDATE shares SET path = ?2 || substr(path, length(?1) + 1)
+                 WHERE path = ?1 OR (path > ?1 || '/' AND path < ?1 || '0')",
+                params![from, to],
+            )
+        })?)
+    }
+
     /// The stored path a share token grants, after checking signature, expiry and revocation.
     pub fn resolve_share(&self, token: &str) -> Result<Result<String, ShareError>, AuthError> {
         let Some(raw) = secret::unb64(token) else {

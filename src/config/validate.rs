@@ -22,6 +22,13 @@ impl Config {
                 "tls_cert and tls_key must be set together (or both left empty)",
             ));
         }
+        if !s.public_url.is_empty() && !public_url_ok(&s.public_url) {
+            return Err(invalid(
+                "server.public_url",
+                "an http:// or https:// address with a host and at most a port, e.g. \
+                 https://pi.local:8443 (no path, query or spaces)",
+            ));
+        }
         if s.max_connections == 0 {
             return Err(invalid("server.max_connections", "must be at least 1"));
         }
@@ -119,4 +126,21 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// `scheme://host[:port]` with an optional trailing slash: share links are this plus
+/// `/s/<token>`, so anything else would make links that lead nowhere.
+fn public_url_ok(u: &str) -> bool {
+    let Some(rest) = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    !rest.is_empty()
+        && !rest.starts_with(':')
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }

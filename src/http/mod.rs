@@ -11,6 +11,7 @@ pub mod library;
 pub mod media;
 pub mod notes;
 pub mod server;
+pub mod share_dir;
 pub mod shares;
 pub mod trash;
 pub mod tus;
@@ -122,6 +123,12 @@ pub fn router(state: AppState) -> Router {
         .route("/media/", media.clone())
         .route("/media/{*path}", media)
         .route("/s/{token}", share)
+        .route(
+            "/s/{token}/{*rest}",
+            get(shares::fetch_under)
+                .head(shares::fetch_under)
+                .fallback(|| async { ApiError::method_not_allowed("GET, HEAD") }),
+        )
         .route("/api/library", get(library::list))
         .route("/api/library/item", get(library::item))
         .route("/api/library/thumb", get(library::thumb))

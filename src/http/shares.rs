@@ -1,21 +1,57 @@
 //! Share links over HTTP: create, list and revoke (`/api/shares`), and `GET /s/<token>`, which
 //! streams exactly the file the link was made for — the path comes from the database row the
-//! signed token names, never from the URL.
+//! signed token names, never from the URL — or, for a folder, lists it (`share_dir`: the
+//! files under it, nothing outside it). Links are given out as full URLs.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 
-use super::auth::Member;
+use super::auth::{ConnMeta, Member};
 use super::error::ApiError;
 use super::json::ApiJson;
 use super::wire::accounts::{NewShareJson, ShareJson, SharesJson};
 use super::AppState;
+use crate::auth::shares::Share;
 use crate::auth::AuthError;
 use crate::blocking::run_unbounded;
 use crate::storage::MediaPath;
+
+/// What share links start with: `server.public_url`, else the scheme and host this request
+/// came to (what the sharer typed works for the people they send it to on the same LAN).
+/// Without a usable host the link stays a path.
+pub(super) fn link_base(
+    state: &AppState,
+    meta: &ConnMeta,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> String {
+    let configured = state.config.server.public_url.trim_end_matches('/');
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                })
+        });
+    match host {
+        Some(h) => format!("{}://{h}", if meta.tls { "https" } else { "http" }),
+        None => String::new(),
+    }
+}
+
+fn with_base(mut share: Share, base: &str) -> Share {
+    share.url = format!("{base}{}", share.url);
+    share
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +66,9 @@ const MAX_EXPIRY: i64 = 365 * 86_400;
 pub async fn create(
     State(state): State<AppState>,
     Member(user): Member,
+    Extension(meta): Extension<ConnMeta>,
+    uri: Uri,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<ShareBody>,
 ) -> Result<(StatusCode, Json<NewShareJson>), ApiError> {
     let expires_in = body.expires_in.unwrap_or(DEFAULT_EXPIRY);
@@ -44,29 +83,39 @@ pub async fn create(
     if path.is_root() {
         return Err(ApiError::bad_request(
             "bad_path",
-            "share a file, not the media root",
+            "share a file or a folder in it, not the whole media root",
         ));
     }
-    // Only an existing regular file inside the root can be shared.
-    state.storage.open(&path).await?;
+    // Only an existing file or folder inside the root can be shared.
+    if state.storage.stat(&path).await?.is_none() {
+        return Err(ApiError::not_found("no such file or folder"));
+    }
     let accounts = state.accounts.clone();
     let stored = path.to_string();
     let share = run_unbounded("share create", move || {
         accounts.create_share(&user, &stored, expires_in)
     })
     .await?;
+    let share = with_base(share, &link_base(&state, &meta, &uri, &headers));
     Ok((StatusCode::CREATED, Json(NewShareJson::from(&share))))
 }
 
 pub async fn list(
     State(state): State<AppState>,
     member: Member,
+    Extension(meta): Extension<ConnMeta>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Json<SharesJson>, ApiError> {
     let owner = member.listing_scope();
     let accounts = state.accounts.clone();
     let shares = run_unbounded("share list", move || accounts.list_shares(owner)).await?;
+    let base = link_base(&state, &meta, &uri, &headers);
     Ok(Json(SharesJson {
-        shares: shares.iter().map(ShareJson::from).collect(),
+        shares: shares
+            .into_iter()
+            .map(|s| ShareJson::from(&with_base(s, &base)))
+            .collect(),
     }))
 }
 
@@ -90,9 +139,41 @@ pub async fn fetch(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let shared = shared_path(&state, token.clone()).await?;
+    super::share_dir::serve(
+        &state,
+        &token,
+        &shared,
+        &MediaPath::root(),
+        &method,
+        &headers,
+    )
+    .await
+}
+
+/// `GET|HEAD /s/<token>/<path>`: something under a shared folder.
+pub async fn fetch_under(
+    State(state): State<AppState>,
+    Path((token, rest)): Path<(String, String)>,
+    uri: Uri,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let shared = shared_path(&state, token.clone()).await?;
+    // The raw (still percent-encoded) rest of the URL, parsed like /media/ paths.
+    let raw = uri
+        .path()
+        .split_once(&format!("/s/{token}/"))
+        .map(|(_, r)| r)
+        .unwrap_or(&rest);
+    // A bad path under a link is "nothing here", like a tampered token: no hints.
+    let rel = MediaPath::from_url(raw).map_err(|_| ApiError::not_found("no such file"))?;
+    super::share_dir::serve(&state, &token, &shared, &rel, &method, &headers).await
+}
+
+async fn shared_path(state: &AppState, token: String) -> Result<MediaPath, ApiError> {
     let accounts = state.accounts.clone();
     let resolved = run_unbounded("share lookup", move || accounts.resolve_share(&token)).await?;
     let stored = resolved?;
-    let path = MediaPath::from_decoded(&stored).map_err(|_| ApiError::not_found("no such file"))?;
-    super::media::serve_file(&state, &path, &method, &headers).await
+    MediaPath::from_decoded(&stored).map_err(|_| ApiError::not_found("no such file"))
 }

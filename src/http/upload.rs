@@ -278,6 +278,13 @@ pub async fn move_entry(
         .files
         .move_entry(&user, &from, &to, body.overwrite)
         .await?;
+    // Share links follow what they were made for.
+    let (accounts, f, t) = (state.accounts.clone(), from.to_string(), to.to_string());
+    if let Err(e) =
+        crate::blocking::run_unbounded("share move", move || accounts.move_shares(&f, &t)).await
+    {
+        tracing::error!(error = %e, "moved, but its share links could not follow");
+    }
     Ok(Json(MovedJson {
         from: from.to_string(),
         to: to.to_string(),

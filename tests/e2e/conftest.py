@@ -782,6 +782,10 @@ def http_call(srv, method, path, headers=None, body=None, json_body=None, tls=Fa
             hdrs.append(("Content-Type", "application/json"))
     if isinstance(body, str):
         body = body.encode()
+    # A full URL the API handed out (share links): the same server, its path and query.
+    m = re.match(r"https?://[^/]+(/.*)$", path)
+    if m:
+        path = m.group(1)
     port = srv.tls_port if tls else srv.port
     host = f"localhost:{port}" if tls else f"127.0.0.1:{port}"
     lines = [f"{method} {path} HTTP/1.1"]

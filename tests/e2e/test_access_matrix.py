@@ -319,7 +319,7 @@ def test_post_shares(env, who):
     else:
         assert r.status == 201, r
         url = r.json()["url"]
-        assert url.startswith("/s/")
+        assert url.startswith(f"http://127.0.0.1:{env.srv.port}/s/"), url
         assert http_call(env.srv, "GET", url).body == NESTED_TEXT
 
 

@@ -1,0 +1,99 @@
+//! What a share link serves: the shared file, or for a shared folder a read-only listing and
+//! the files under it — never anything outside it, whatever a link inside it points at (the
+//! real place of what is asked for must be under the real place of the shared folder).
+
+use axum::http::{HeaderMap, Method};
+use axum::response::{IntoResponse, Response};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::library::SafeJson;
+use super::AppState;
+use crate::storage::{Entry, EntryKind, MediaPath};
+
+#[derive(Serialize)]
+struct SharedListing {
+    /// The shared folder's name.
+    name: String,
+    /// Where in it this listing is ("" for the shared folder itself).
+    path: String,
+    entries: Vec<SharedEntry>,
+}
+
+#[derive(Serialize)]
+struct SharedEntry {
+    name: String,
+    kind: &'static str,
+    size: u64,
+    mtime: String,
+    /// This entry through the same link.
+    url: String,
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("no such file in this shared folder")
+}
+
+/// `rel` under the shared path `shared` (`rel` root: the share itself).
+pub async fn serve(
+    state: &AppState,
+    token: &str,
+    shared: &MediaPath,
+    rel: &MediaPath,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let mut target = shared.clone();
+    for seg in rel.segments() {
+        target = target.join(seg).map_err(|_| not_found())?;
+    }
+    if !rel.is_root() {
+        let inside = match (
+            state.storage.real_path(shared).await?,
+            state.storage.real_path(&target).await?,
+        ) {
+            (Some(base), Some(real)) => real.segments().starts_with(base.segments()),
+            _ => false,
+        };
+        if !inside {
+            return Err(not_found());
+        }
+    }
+    match state.storage.stat(&target).await? {
+        None => Err(not_found()),
+        Some(e) if e.kind == EntryKind::Dir => {
+            let listing = state.storage.list(&target).await?;
+            let entries = listing
+                .entries
+                .iter()
+                .map(|e| shared_entry(token, rel, e))
+                .collect();
+            Ok(SafeJson(SharedListing {
+                name: shared.name().unwrap_or_default().to_string(),
+                path: rel.to_string(),
+                entries,
+            })
+            .into_response())
+        }
+        Some(_) => super::media::serve_file(state, &target, method, headers).await,
+    }
+}
+
+fn shared_entry(token: &str, rel: &MediaPath, e: &Entry) -> SharedEntry {
+    let mut url = format!("/s/{token}");
+    for seg in rel.segments().iter().chain(std::iter::once(&e.name)) {
+        url.push('/');
+        url.extend(utf8_percent_encode(seg, NON_ALPHANUMERIC));
+    }
+    SharedEntry {
+        name: e.name.clone(),
+        kind: match e.kind {
+            EntryKind::Dir => "dir",
+            EntryKind::File => "file",
+        },
+        size: e.size,
+        mtime: humantime::format_rfc3339_seconds(e.modified).to_string(),
+        url,
+    }
+}
