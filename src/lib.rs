@@ -106,7 +106,7 @@ impl Service {
             let source = if config.server.tls_cert.is_empty() {
                 CertSource::SelfSigned {
                     dir: config.server.data_dir.join("tls"),
-                    names: tls::default_names(&config.server.tls_listen),
+                    listen: config.server.tls_listen.clone(),
                 }
             } else {
                 CertSource::Files {
