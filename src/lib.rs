@@ -40,6 +40,7 @@ use storage::local::{Established, LocalOptions, LocalStorage};
 use storage::{Storage, StorageError};
 use tasks::TaskSet;
 use tls::{CertSource, TlsError, TlsState};
+use tokio_util::sync::CancellationToken;
 
 /// `node_state` key of the media root's volume id (see `storage::local::identity`).
 const VOLUME_KEY: &str = "media_root_volume";
@@ -250,6 +251,9 @@ impl Service {
         // Dropped at its next await once cancelled; a sweep already on the blocking pool is
         // one transaction and completes there.
         tasks.spawn_until_cancelled("tus-sweep", tus.sweep_forever());
+        if let Some(tls) = self.tls.clone().filter(|t| t.is_self_signed()) {
+            tasks.spawn("tls-names", move |cancel| refresh_tls_names(tls, cancel));
+        }
         // The background tasks are cancelled as the drain starts, not after it: none of them
         // serves a request, and the ones to come (discovery's goodbye, sync) should stop
         // telling peers we are here while connections drain. They share the drain's deadline.
@@ -342,6 +346,25 @@ async fn reload_tls(tls: Option<Arc<TlsState>>) {
         Ok(()) => tracing::info!("SIGHUP: certificate reloaded"),
         Err(e) => {
             tracing::error!(error = %e, "SIGHUP: reload failed; keeping the old certificate")
+        }
+    }
+}
+
+/// Every `tls::NAMES_EVERY`, the self-signed certificate is checked against the names wanted
+/// then (a DHCP address that came after the start, or changed): replaced and served to new
+/// handshakes if it does not cover them. A check in progress finishes; the loop ends at the
+/// next wait once cancelled.
+async fn refresh_tls_names(tls: Arc<TlsState>, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(tls::NAMES_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await; // the first tick is now: the start has just checked
+    while cancel.run_until_cancelled(every.tick()).await.is_some() {
+        let tls = tls.clone();
+        let refreshed: Result<bool, StartError> =
+            blocking::run_unbounded("tls names", move || Ok(tls.refresh()?)).await;
+        if let Err(e) = refreshed {
+            tracing::error!(error = %e, "the self-signed certificate could not be checked or replaced; \
+                keeping the one in use");
         }
     }
 }

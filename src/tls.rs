@@ -12,7 +12,7 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -95,10 +95,20 @@ impl CertSource {
     /// network interfaces, reads and writes key files): call at start-up or from
     /// `spawn_blocking`.
     pub fn load(&self, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+        self.load_named(provider).map(|(key, _)| key)
+    }
+
+    /// [`CertSource::load`], and for a self-signed certificate the names it was checked for.
+    fn load_named(
+        &self,
+        provider: &CryptoProvider,
+    ) -> Result<(CertifiedKey, Option<Vec<String>>), TlsError> {
         match self {
-            CertSource::Files { cert, key } => load_pem(cert, key, provider),
+            CertSource::Files { cert, key } => Ok((load_pem(cert, key, provider)?, None)),
             CertSource::SelfSigned { dir, listen } => {
-                ensure_self_signed(dir, &default_names(listen), provider, SystemTime::now())
+                let names = default_names(listen);
+                let key = ensure_self_signed(dir, &names, provider, SystemTime::now())?;
+                Ok((key, Some(names)))
             }
         }
     }
@@ -439,19 +449,27 @@ impl ResolvesServerCert for ReloadableCert {
     }
 }
 
+/// How often the names a self-signed certificate must cover are worked out again
+/// ([`TlsState::refresh`]): the service may start before DHCP has given the box its address, and
+/// a lease may change while it runs.
+pub const NAMES_EVERY: Duration = Duration::from_secs(60);
+
 /// Everything the HTTPS listeners need, and the handle SIGHUP reloads through.
 pub struct TlsState {
     source: CertSource,
     provider: Arc<CryptoProvider>,
     cert: Arc<ReloadableCert>,
     pub config: Arc<ServerConfig>,
+    /// The names the self-signed certificate in use was checked for (`None`: operator files).
+    /// Held while loading, so a reload and a refresh never write the pair at the same time.
+    names: Mutex<Option<Vec<String>>>,
 }
 
 impl TlsState {
     /// Blocking (reads or writes key files): call before the runtime serves.
     pub fn new(source: CertSource) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = source.load(&provider)?;
+        let (key, names) = source.load_named(&provider)?;
         let cert = Arc::new(ReloadableCert {
             current: ArcSwap::from_pointee(key),
         });
@@ -466,14 +484,56 @@ impl TlsState {
             provider,
             cert,
             config: Arc::new(config),
+            names: Mutex::new(names),
         })
     }
 
-    /// Re-reads the certificate; on error the old one stays in use.
+    fn names(&self) -> std::sync::MutexGuard<'_, Option<Vec<String>>> {
+        // Only ever replaced whole: a panic cannot leave it torn.
+        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Re-reads the certificate (a self-signed one is checked against the names wanted now,
+    /// and replaced if it does not cover them); on error the old one stays in use. Blocking.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let key = self.source.load(&self.provider)?;
+        let mut names = self.names();
+        let (key, now) = self.source.load_named(&self.provider)?;
         self.cert.current.store(Arc::new(key));
+        *names = now;
         Ok(())
+    }
+
+    /// Whether the certificate is the self-signed one (which [`TlsState::refresh`] keeps up).
+    pub fn is_self_signed(&self) -> bool {
+        matches!(self.source, CertSource::SelfSigned { .. })
+    }
+
+    /// For the self-signed certificate: works out the names wanted now (the interfaces are
+    /// listed again) and, only when they differ from those of the last load, checks the pair
+    /// against them, replacing it if it does not cover them, and serves it to new handshakes.
+    /// Returns whether the names had changed. Blocking (one getifaddrs when nothing changed).
+    pub fn refresh(&self) -> Result<bool, TlsError> {
+        match &self.source {
+            CertSource::Files { .. } => Ok(false),
+            CertSource::SelfSigned { listen, .. } => {
+                self.refresh_with(default_names(listen), SystemTime::now())
+            }
+        }
+    }
+
+    fn refresh_with(&self, wanted: Vec<String>, now: SystemTime) -> Result<bool, TlsError> {
+        let CertSource::SelfSigned { dir, .. } = &self.source else {
+            return Ok(false);
+        };
+        let mut names = self.names();
+        if names.as_ref() == Some(&wanted) {
+            return Ok(false);
+        }
+        tracing::info!(names = ?wanted, "the names for the self-signed certificate changed");
+        let key = ensure_self_signed(dir, &wanted, &self.provider, now)?;
+        self.cert.current.store(Arc::new(key));
+        *names = Some(wanted);
+        Ok(true)
     }
 
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
@@ -807,5 +867,41 @@ mod tests {
         .err()
         .expect("fails");
         assert!(err.to_string().contains("c.pem"), "{err}");
+    }
+
+    #[test]
+    fn refresh_replaces_the_served_certificate_only_when_the_names_change() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = TlsState::new(CertSource::SelfSigned {
+            dir: tmp.path().to_path_buf(),
+            listen: listen(&["127.0.0.1:0"]),
+        })
+        .unwrap();
+        let served = || state.cert.current.load_full().cert[0].clone();
+        let first = served();
+        let loaded = state.names().clone().expect("self-signed names");
+        let now = SystemTime::now();
+        assert!(!state.refresh_with(loaded.clone(), now).unwrap());
+        assert!(!state.refresh().unwrap(), "the same box, the same names");
+        assert_eq!(served(), first);
+
+        let mut more = loaded.clone();
+        more.push("192.168.1.30".into());
+        assert!(state.refresh_with(more.clone(), now).unwrap());
+        assert_ne!(served(), first, "a new certificate for new handshakes");
+        client_accepts(tmp.path(), "192.168.1.30", now).unwrap();
+        assert!(!state.refresh_with(more, now).unwrap());
+
+        // fewer names again (the address went away): checked, and kept
+        let second = served();
+        assert!(state.refresh_with(loaded, now).unwrap());
+        assert_eq!(served(), second);
+        assert!(!TlsState::new(CertSource::Files {
+            cert: tmp.path().join("cert.pem"),
+            key: tmp.path().join("key.pem"),
+        })
+        .unwrap()
+        .refresh()
+        .unwrap());
     }
 }
