@@ -190,7 +190,8 @@ pub fn ensure_self_signed(
 }
 
 /// Why a client that trusts `cert` (and only it) could not use it for every one of `names`
-/// from now until `RENEW_BEFORE` from now, or `None` when it can. Checked the way a client
+/// `RENEW_BEFORE` from now, or `None` when it can (one not valid yet by this box's clock
+/// counts as good). Checked the way a client
 /// checks (rustls' webpki verifier: the certificate as its own trust anchor, the serverAuth
 /// usage, each name against the SANs), so the answer is what a browser's would be.
 fn replacement_reason(
