@@ -248,12 +248,12 @@ impl Service {
         if let Some(watchdog) = systemd::watchdog() {
             tasks.spawn_until_cancelled("systemd-watchdog", watchdog);
         }
-        // Dropped at its next await once cancelled; a sweep already on the blocking pool is
-        // one transaction and completes there.
-        tasks.spawn_until_cancelled("tus-sweep", tus.sweep_forever());
         if let Some(tls) = self.tls.clone().filter(|t| t.is_self_signed()) {
             tasks.spawn("tls-names", move |cancel| refresh_tls_names(tls, cancel));
         }
+        // Dropped at its next await once cancelled; a sweep already on the blocking pool is
+        // one transaction and completes there.
+        tasks.spawn_until_cancelled("tus-sweep", tus.sweep_forever());
         // The background tasks are cancelled as the drain starts, not after it: none of them
         // serves a request, and the ones to come (discovery's goodbye, sync) should stop
         // telling peers we are here while connections drain. They share the drain's deadline.
