@@ -40,6 +40,7 @@ use storage::local::{Established, LocalOptions, LocalStorage};
 use storage::{Storage, StorageError};
 use tasks::TaskSet;
 use tls::{CertSource, TlsError, TlsState};
+use tokio_util::sync::CancellationToken;
 
 /// `node_state` key of the media root's volume id (see `storage::local::identity`).
 const VOLUME_KEY: &str = "media_root_volume";
@@ -106,7 +107,7 @@ impl Service {
             let source = if config.server.tls_cert.is_empty() {
                 CertSource::SelfSigned {
                     dir: config.server.data_dir.join("tls"),
-                    names: tls::default_names(&config.server.tls_listen),
+                    listen: config.server.tls_listen.clone(),
                 }
             } else {
                 CertSource::Files {
@@ -247,6 +248,9 @@ impl Service {
         if let Some(watchdog) = systemd::watchdog() {
             tasks.spawn_until_cancelled("systemd-watchdog", watchdog);
         }
+        if let Some(tls) = self.tls.clone().filter(|t| t.is_self_signed()) {
+            tasks.spawn("tls-names", move |cancel| refresh_tls_names(tls, cancel));
+        }
         // Dropped at its next await once cancelled; a sweep already on the blocking pool is
         // one transaction and completes there.
         tasks.spawn_until_cancelled("tus-sweep", tus.sweep_forever());
@@ -343,6 +347,25 @@ async fn reload_tls(tls: Option<Arc<TlsState>>) {
         Ok(()) => tracing::info!("SIGHUP: certificate reloaded"),
         Err(e) => {
             tracing::error!(error = %e, "SIGHUP: reload failed; keeping the old certificate")
+        }
+    }
+}
+
+/// Every `tls::NAMES_EVERY`, the self-signed certificate is checked against the names wanted
+/// then (a DHCP address that came after the start, or changed): replaced and served to new
+/// handshakes if it does not cover them. A check in progress finishes; the loop ends at the
+/// next wait once cancelled.
+async fn refresh_tls_names(tls: Arc<TlsState>, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(tls::NAMES_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await; // the first tick is now: the start has just checked
+    while cancel.run_until_cancelled(every.tick()).await.is_some() {
+        let tls = tls.clone();
+        let refreshed: Result<bool, StartError> =
+            blocking::run_unbounded("tls names", move || Ok(tls.refresh()?)).await;
+        if let Err(e) = refreshed {
+            tracing::error!(error = %e, "the self-signed certificate could not be checked or replaced; \
+                keeping the one in use");
         }
     }
 }

@@ -32,7 +32,7 @@ pub fn check(config: &Config) -> Vec<Problem> {
         let source = if s.tls_cert.is_empty() {
             CertSource::SelfSigned {
                 dir: s.data_dir.join("tls"),
-                names: Vec::new(),
+                listen: Vec::new(),
             }
         } else {
             CertSource::Files {
