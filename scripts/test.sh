@@ -10,7 +10,7 @@ say() { printf '\n=== %s\n' "$*"; }
 
 # --- tools -------------------------------------------------------------------------------
 need_apt=()
-for tool in curl:curl ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2; do
+for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
