@@ -218,6 +218,19 @@ impl Service {
                  or run `streamhub user add NAME --admin`"
             );
         }
+        let everywhere = config
+            .server
+            .listen
+            .iter()
+            .chain(&config.server.tls_listen)
+            .any(|a| a.ip().is_unspecified());
+        if everywhere && config.auth.anonymous_read {
+            tracing::warn!(
+                "listening on every network interface with auth.anonymous_read = true: anyone \
+                 on the LAN can read (and download as zip) all media and public notes without \
+                 logging in; set auth.anonymous_read = false, or listen on 127.0.0.1 only"
+            );
+        }
         if config.discovery.enabled {
             tracing::warn!(
                 "discovery.enabled is set, but LAN discovery is not built yet in this version: \

@@ -29,6 +29,9 @@ pub enum FilesError {
     /// The index could not answer a question of ownership.
     #[error("library index: {0}")]
     Index(String),
+    /// Another request is working on the same thing right now.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// One upload as the client described it. `path` is already a name for something new
@@ -54,6 +57,8 @@ pub struct FilesParts {
     timeout: Duration,
     /// Days deleted entries stay in the trash; 0: deletes are permanent.
     pub(super) trash_days: u64,
+    /// Trash entries a request is restoring or purging right now (one at a time each).
+    pub(super) trash_busy: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl std::ops::Deref for Files {
@@ -79,6 +84,7 @@ impl Files {
             max_bytes,
             timeout,
             trash_days,
+            trash_busy: Default::default(),
         }))
     }
 
@@ -400,6 +406,15 @@ impl Files {
         Ok(to)
     }
 
+    /// Whether `path` is a folder now (a link to one inside the root counts).
+    pub async fn is_folder(&self, path: &MediaPath) -> Result<bool, FilesError> {
+        Ok(match self.storage.lookup(path).await? {
+            Found::Entry(e) => e.kind == EntryKind::Dir,
+            Found::Link(LinkEnd::Dir(_)) => true,
+            _ => false,
+        })
+    }
+
     /// `to` itself, or `to/<name of from>` when `to` is a folder already there; checked as
     /// a new name either way.
     async fn move_destination(
@@ -407,12 +422,7 @@ impl Files {
         from: &MediaPath,
         to: &MediaPath,
     ) -> Result<MediaPath, FilesError> {
-        let into = to.is_root()
-            || match self.storage.lookup(to).await? {
-                Found::Entry(e) => e.kind == EntryKind::Dir,
-                Found::Link(LinkEnd::Dir(_)) => true,
-                _ => false,
-            };
+        let into = to.is_root() || self.is_folder(to).await?;
         let dest = match (into, from.split_last()) {
             (true, Some((_, name))) => to.join(name)?,
             _ => to.clone(),

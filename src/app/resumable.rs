@@ -235,7 +235,7 @@ impl Resumable {
                 let settled = match &e {
                     FilesError::Forbidden(_) | FilesError::Path(_) => true,
                     FilesError::Storage(s) => ends_upload(s),
-                    FilesError::Index(_) => false,
+                    FilesError::Index(_) | FilesError::Busy(_) => false,
                 };
                 if settled {
                     self.tus.remove(upload).await?;

@@ -20,12 +20,38 @@ pub struct DeleteOptions {
     pub permanent: bool,
 }
 
-/// What became of a deleted entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What became of a deleted entry. `key` names where its bytes went (in the trash, or
+/// removed from it): links that were made for it are pointed there, so they never serve
+/// whatever is put at its old name next.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Deleted {
-    /// In the trash, as this entry.
-    Trashed(i64),
-    Gone,
+    /// In the trash, as entry `id`.
+    Trashed { id: i64, key: String },
+    /// Removed for good.
+    Gone { key: Option<String> },
+}
+
+/// The name a share link is pointed at while its entry is in the trash (or gone): reserved,
+/// so it resolves to nothing.
+pub fn trash_share_path(key: &str) -> String {
+    format!("{}/{key}", crate::storage::local::TRASH_DIR)
+}
+
+/// One request at a time on a trash entry: restore, purge and the sweep claim it first.
+struct Claim<'a> {
+    files: &'a Files,
+    id: i64,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut busy = self
+            .files
+            .trash_busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        busy.remove(&self.id);
+    }
 }
 
 fn now_secs() -> i64 {
@@ -70,7 +96,10 @@ impl Files {
         }
         let real = self.real(path).await?;
         let shown = path.to_string();
-        if self.trash_days > 0 && !opts.permanent && self.storage.has_trash() {
+        let keep = self.trash_days > 0 && !opts.permanent;
+        if self.storage.has_trash() && (keep || is_dir) {
+            // Out of sight in one step, recorded first: a permanent delete that fails halfway
+            // leaves a trash entry that can be seen and purged again, never hidden leftovers.
             let key = new_key()?;
             let kind = if is_dir { "dir" } else { "file" };
             let id = self
@@ -83,21 +112,34 @@ impl Files {
                 return Err(e.into());
             }
             self.library.trash_finish_out(&real).await;
-            tracing::info!(path = %shown.escape_debug(), trash = id, "deleted to the trash");
-            return Ok(Deleted::Trashed(id));
+            if keep {
+                tracing::info!(path = %shown.escape_debug(), trash = id, "deleted to the trash");
+                return Ok(Deleted::Trashed { id, key });
+            }
+            let entry = self
+                .library
+                .trash_get(id)
+                .await
+                .map_err(index)?
+                .ok_or(StorageError::NotFound)?;
+            self.purge_entry(&entry).await?;
+            return Ok(Deleted::Gone { key: Some(key) });
         }
-        if is_dir && opts.recursive && self.storage.has_trash() {
-            // Out of sight in one step, then removed: nobody sees a half-deleted folder.
-            let key = new_key()?;
-            self.storage.trash(path, &key).await?;
-            self.library.record_delete(&real).await;
-            self.storage.purge(&key).await?;
-        } else {
-            self.storage.delete(path).await?;
-            self.library.record_delete(&real).await;
-        }
+        self.storage.delete(path).await?;
+        self.library.record_delete(&real).await;
         tracing::info!(path = %shown.escape_debug(), "deleted for good");
-        Ok(Deleted::Gone)
+        Ok(Deleted::Gone { key: None })
+    }
+
+    /// Claims entry `id` for this request, or says another one has it.
+    fn claim(&self, id: i64) -> Result<Claim<'_>, FilesError> {
+        let mut busy = self.trash_busy.lock().unwrap_or_else(|p| p.into_inner());
+        if !busy.insert(id) {
+            return Err(FilesError::Busy(
+                "another request is restoring or removing this trash entry".into(),
+            ));
+        }
+        Ok(Claim { files: self, id })
     }
 
     /// The trash as `who` may see it: everything for an admin, their own entries for a member.
@@ -120,9 +162,15 @@ impl Files {
         who: &User,
         id: i64,
         to: Option<MediaPath>,
-    ) -> Result<MediaPath, FilesError> {
+    ) -> Result<(MediaPath, String), FilesError> {
+        let _claim = self.claim(id)?;
         let entry = self.trash_entry(who, id).await?;
         let to = match to {
+            // Like a move: an existing folder (or the root) means into it, under its name.
+            Some(t) if t.is_root() || self.is_folder(&t).await? => {
+                let original = MediaPath::from_decoded(&entry.path)?;
+                t.join(original.name().unwrap_or_default())?
+            }
             Some(t) => t,
             None => MediaPath::from_decoded(&entry.path)?,
         }
@@ -144,7 +192,7 @@ impl Files {
             self.library.record_folder(&dir, Some(who.id)).await;
         }
         tracing::info!(path = %to.to_string().escape_debug(), trash = id, "restored");
-        Ok(to)
+        Ok((to, entry.key))
     }
 
     /// Removes entry `id` for good.
@@ -154,6 +202,17 @@ impl Files {
     }
 
     async fn purge_entry(&self, entry: &TrashEntry) -> Result<(), FilesError> {
+        let _claim = self.claim(entry.id)?;
+        // Gone meanwhile (restored or purged by another request): nothing to do.
+        if self
+            .library
+            .trash_get(entry.id)
+            .await
+            .map_err(index)?
+            .is_none()
+        {
+            return Ok(());
+        }
         self.storage.purge(&entry.key).await?;
         self.library.trash_forget(entry.id).await.map_err(index)?;
         tracing::info!(path = %entry.path.escape_debug(), trash = entry.id, "purged");

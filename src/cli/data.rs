@@ -26,6 +26,15 @@ fn io_failed(path: &Path) -> impl Fn(std::io::Error) -> CliError + '_ {
 /// copy is a valid database even while notes are being written; it is checked before we say so.
 pub fn backup(target: &Target, dest: &Path) -> Result<String, CliError> {
     let src = target.existing_db()?;
+    // A folder: a new, dated file in it.
+    let dated;
+    let dest = if dest.is_dir() {
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        dated = dest.join(format!("streamhub-{}.db", now.replace(':', "-")));
+        dated.as_path()
+    } else {
+        dest
+    };
     let dest_str = dest
         .to_str()
         .ok_or_else(|| CliError::Usage("the destination path must be UTF-8".into()))?;
@@ -95,11 +104,25 @@ pub fn export(target: &Target, dir: &Path) -> Result<String, CliError> {
     let db = target.open()?;
     let store = NotesStore::new(Default::default());
     // Private notes are in there: the folders 0700, the files 0600, whatever the umask.
+    let notes_dir = dir.join("notes");
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir.join("notes"))
-        .map_err(io_failed(&dir.join("notes")))?;
+        .create(&notes_dir)
+        .map_err(io_failed(&notes_dir))?;
+    // One left by an earlier export keeps its mode through `create`: ours, so tightened.
+    let md = std::fs::symlink_metadata(&notes_dir).map_err(io_failed(&notes_dir))?;
+    if !md.is_dir() {
+        return Err(CliError::Usage(format!(
+            "{} is not a folder (a link?): choose another export folder",
+            notes_dir.display()
+        )));
+    }
+    std::fs::set_permissions(
+        &notes_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .map_err(io_failed(&notes_dir))?;
     let notes: Vec<(String, Option<i64>, Option<String>)> = db
         .with(|c| {
             let mut st = c.prepare(

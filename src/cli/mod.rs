@@ -139,11 +139,15 @@ impl Target {
     }
 }
 
-/// Makes `dir` (and missing parents) if it is not there; a folder made here is 0700, like
-/// the one the service makes, whatever the umask. An existing one is left as it is.
+/// Makes `dir` (and missing parents) if it is not there; it is 0700 either way, like the
+/// one the service keeps, whatever the umask.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Ok(md) = std::fs::metadata(dir) {
+        if md.is_dir() && md.permissions().mode() & 0o077 != 0 {
+            // As the service does at start: the data dir holds password hashes.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         return Ok(());
     }
     std::fs::DirBuilder::new()

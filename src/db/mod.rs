@@ -100,7 +100,10 @@ pub fn private_db_files(path: &Path) -> std::io::Result<()> {
 pub fn private_file(path: &Path, replace: bool) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).mode(0o600);
+    // Never through a link planted where the file goes (a root-run export or backup would
+    // otherwise overwrite, and chmod, whatever it points at).
+    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    opts.write(true).mode(0o600).custom_flags(nofollow);
     if replace {
         opts.create(true).truncate(true);
     } else {

@@ -94,6 +94,7 @@ impl From<FilesError> for ApiError {
             FilesError::Path(e) => e.into(),
             FilesError::Forbidden(msg) => ApiError::forbidden(msg),
             FilesError::Index(_) => ApiError::internal(&e),
+            FilesError::Busy(msg) => ApiError::new(StatusCode::CONFLICT, "busy", msg),
         }
     }
 }

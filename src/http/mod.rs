@@ -119,16 +119,15 @@ pub fn router(state: AppState) -> Router {
     let share = get(shares::fetch)
         .head(shares::fetch)
         .fallback(|| async { ApiError::method_not_allowed("GET, HEAD") });
+    let share_under = get(shares::fetch_under)
+        .head(shares::fetch_under)
+        .fallback(|| async { ApiError::method_not_allowed("GET, HEAD") });
     Router::new()
         .route("/media/", media.clone())
         .route("/media/{*path}", media)
         .route("/s/{token}", share)
-        .route(
-            "/s/{token}/{*rest}",
-            get(shares::fetch_under)
-                .head(shares::fetch_under)
-                .fallback(|| async { ApiError::method_not_allowed("GET, HEAD") }),
-        )
+        .route("/s/{token}/", share_under.clone())
+        .route("/s/{token}/{*rest}", share_under)
         .route("/api/library", get(library::list))
         .route("/api/library/item", get(library::item))
         .route("/api/library/thumb", get(library::thumb))

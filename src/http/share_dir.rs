@@ -44,31 +44,56 @@ pub async fn serve(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    match serve_inside(state, token, shared, rel, method, headers).await {
+        // Whatever the reason (a link leading out, a swapped folder), outside is "nothing".
+        Err(e) if e.status == axum::http::StatusCode::FORBIDDEN => Err(not_found()),
+        r => r,
+    }
+}
+
+/// Whether `path` really is inside `base` (links followed by storage's rules).
+async fn inside(state: &AppState, base: &MediaPath, path: &MediaPath) -> Result<bool, ApiError> {
+    Ok(match state.storage.real_path(path).await? {
+        Some(real) => real.segments().starts_with(base.segments()),
+        None => false,
+    })
+}
+
+async fn serve_inside(
+    state: &AppState,
+    token: &str,
+    shared: &MediaPath,
+    rel: &MediaPath,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let mut target = shared.clone();
     for seg in rel.segments() {
         target = target.join(seg).map_err(|_| not_found())?;
     }
-    if !rel.is_root() {
-        let inside = match (
-            state.storage.real_path(shared).await?,
-            state.storage.real_path(&target).await?,
-        ) {
-            (Some(base), Some(real)) => real.segments().starts_with(base.segments()),
-            _ => false,
-        };
-        if !inside {
-            return Err(not_found());
-        }
+    // Links are stored for the real place: one swapped in on the way since serves nothing.
+    if state.storage.real_path(shared).await?.as_ref() != Some(shared)
+        || !inside(state, shared, &target).await?
+    {
+        return Err(not_found());
     }
     match state.storage.stat(&target).await? {
         None => Err(not_found()),
         Some(e) if e.kind == EntryKind::Dir => {
             let listing = state.storage.list(&target).await?;
-            let entries = listing
-                .entries
-                .iter()
-                .map(|e| shared_entry(token, rel, e))
-                .collect();
+            let mut entries = Vec::with_capacity(listing.entries.len());
+            for e in &listing.entries {
+                // A link inside that leads out of the shared folder is not part of it.
+                if e.via_link {
+                    let Ok(p) = target.join(&e.name) else {
+                        continue;
+                    };
+                    if !inside(state, shared, &p).await? {
+                        continue;
+                    }
+                }
+                entries.push(shared_entry(token, rel, e));
+            }
             Ok(SafeJson(SharedListing {
                 name: shared.name().unwrap_or_default().to_string(),
                 path: rel.to_string(),

@@ -48,6 +48,16 @@ pub(super) fn link_base(
     }
 }
 
+/// Points the links made for `from` (and for what is under it) at `to`: after a move, at
+/// the new name; after a delete, at the trash key (a reserved name: they serve nothing, and
+/// never whatever is put at the old name next); after a restore, back.
+pub(super) async fn repoint(state: &AppState, from: String, to: String) {
+    let accounts = state.accounts.clone();
+    if let Err(e) = run_unbounded("share move", move || accounts.move_shares(&from, &to)).await {
+        tracing::error!(error = %e, "its share links could not follow");
+    }
+}
+
 fn with_base(mut share: Share, base: &str) -> Share {
     share.url = format!("{base}{}", share.url);
     share
@@ -86,12 +96,18 @@ pub async fn create(
             "share a file or a folder in it, not the whole media root",
         ));
     }
-    // Only an existing file or folder inside the root can be shared.
+    // Only an existing file or folder inside the root can be shared, and the link is made
+    // for its real place: it serves nothing if a link is later swapped in on the way.
     if state.storage.stat(&path).await?.is_none() {
         return Err(ApiError::not_found("no such file or folder"));
     }
+    let real = state
+        .storage
+        .real_path(&path)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such file or folder"))?;
     let accounts = state.accounts.clone();
-    let stored = path.to_string();
+    let stored = real.to_string();
     let share = run_unbounded("share create", move || {
         accounts.create_share(&user, &stored, expires_in)
     })
@@ -151,23 +167,35 @@ pub async fn fetch(
     .await
 }
 
-/// `GET|HEAD /s/<token>/<path>`: something under a shared folder.
+/// `GET|HEAD /s/<token>/<path>`: something under a shared folder. The URL is read raw (a
+/// name that is not UTF-8 is "nothing here" like any other bad path, not a framework error).
 pub async fn fetch_under(
     State(state): State<AppState>,
-    Path((token, rest)): Path<(String, String)>,
     uri: Uri,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let shared = shared_path(&state, token.clone()).await?;
-    // The raw (still percent-encoded) rest of the URL, parsed like /media/ paths.
-    let raw = uri
+    let nothing = || ApiError::not_found("no such file");
+    let (token, raw) = uri
         .path()
-        .split_once(&format!("/s/{token}/"))
-        .map(|(_, r)| r)
-        .unwrap_or(&rest);
+        .strip_prefix("/s/")
+        .and_then(|p| p.split_once('/'))
+        .ok_or_else(nothing)?;
+    let token = percent_encoding::percent_decode_str(token)
+        .decode_utf8()
+        .map_err(|_| nothing())?
+        .into_owned();
+    let shared = shared_path(&state, token.clone()).await?;
     // A bad path under a link is "nothing here", like a tampered token: no hints.
-    let rel = MediaPath::from_url(raw).map_err(|_| ApiError::not_found("no such file"))?;
+    let rel = if raw.is_empty() {
+        // `/s/<token>/`: the shared folder itself; a file has nothing "under" it.
+        match state.storage.stat(&shared).await? {
+            Some(e) if e.kind == crate::storage::EntryKind::Dir => MediaPath::root(),
+            _ => return Err(nothing()),
+        }
+    } else {
+        MediaPath::from_url(raw).map_err(|_| nothing())?
+    };
     super::share_dir::serve(&state, &token, &shared, &rel, &method, &headers).await
 }
 

@@ -14,6 +14,7 @@ use super::auth::Member;
 use super::error::ApiError;
 use super::wire::time::from_secs;
 use super::AppState;
+use crate::app::trash::trash_share_path;
 use crate::app::{DeleteOptions, Deleted};
 use crate::storage::MediaPath;
 
@@ -41,10 +42,15 @@ pub async fn delete_media(
         permanent: q.permanent,
     };
     let mut res = StatusCode::NO_CONTENT.into_response();
-    if let Deleted::Trashed(id) = state.files.delete(&user, &path, opts).await? {
-        res.headers_mut()
-            .insert("x-trash-id", HeaderValue::from(id));
-    }
+    let gone_to = match state.files.delete(&user, &path, opts).await? {
+        Deleted::Trashed { id, key } => {
+            res.headers_mut()
+                .insert("x-trash-id", HeaderValue::from(id));
+            key
+        }
+        Deleted::Gone { key } => key.unwrap_or_else(|| "gone".into()),
+    };
+    super::shares::repoint(&state, path.to_string(), trash_share_path(&gone_to)).await;
     Ok(res)
 }
 
@@ -137,7 +143,8 @@ pub async fn restore(
         let b: RestoreBody = super::json::parse(&body)?;
         b.to.map(|t| MediaPath::from_api(&t)).transpose()?
     };
-    let path = state.files.restore(&user, entry_id(&id)?, to).await?;
+    let (path, key) = state.files.restore(&user, entry_id(&id)?, to).await?;
+    super::shares::repoint(&state, trash_share_path(&key), path.to_string()).await;
     Ok(Json(RestoredJson {
         path: path.to_string(),
     }))

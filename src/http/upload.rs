@@ -274,17 +274,18 @@ pub async fn move_entry(
 ) -> Result<Json<MovedJson>, ApiError> {
     let from = MediaPath::from_api(&body.from)?;
     let to = MediaPath::from_api(&body.to)?;
+    // `mv a films/`: a trailing slash says "into this folder", which must then exist.
+    if body.to.ends_with('/') && !to.is_root() && !state.files.is_folder(&to).await? {
+        return Err(ApiError::not_found(format!(
+            "there is no folder '{to}' to move into (create it first: POST /api/library/folder)"
+        )));
+    }
     let to = state
         .files
         .move_entry(&user, &from, &to, body.overwrite)
         .await?;
     // Share links follow what they were made for.
-    let (accounts, f, t) = (state.accounts.clone(), from.to_string(), to.to_string());
-    if let Err(e) =
-        crate::blocking::run_unbounded("share move", move || accounts.move_shares(&f, &t)).await
-    {
-        tracing::error!(error = %e, "moved, but its share links could not follow");
-    }
+    super::shares::repoint(&state, from.to_string(), to.to_string()).await;
     Ok(Json(MovedJson {
         from: from.to_string(),
         to: to.to_string(),

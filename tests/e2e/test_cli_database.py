@@ -110,3 +110,36 @@ def test_init_creates_a_private_database_that_the_service_then_uses(servers, aut
     assert r.returncode == 0 and r.stdout.startswith("first\tadmin\t"), (r.stdout, r.stderr)
     srv = servers.start(auth_media["root"], data_dir=data, name="after-init")
     assert must_login(srv, "first", AUTH_PW).role == "admin"
+
+
+def test_init_tightens_an_existing_data_dir(tmp_path):
+    data = tmp_path / "loose"
+    data.mkdir(mode=0o755)
+    os.chmod(data, 0o755)
+    r = run_cli(["user", "add", "x", "--password-stdin", "--init", "--data-dir", data],
+                stdin=AUTH_PW + "\n")
+    assert r.returncode == 0, r.stderr
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+
+
+def test_export_never_writes_through_a_planted_link(srv, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("do not touch")
+    os.chmod(victim, 0o644)
+    out = tmp_path / "export"
+    out.mkdir()
+    os.symlink(victim, out / "revisions.jsonl")
+    r = run_cli(["notes", "export", out, "--data-dir", srv.data_dir])
+    assert r.returncode != 0, (r.stdout, r.stderr)
+    assert victim.read_text() == "do not touch"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
+def test_backup_into_a_folder_writes_a_dated_file(srv, tmp_path):
+    dest = tmp_path / "backups"
+    dest.mkdir()
+    r = run_cli(["backup", dest, "--data-dir", srv.data_dir])
+    assert r.returncode == 0, r.stderr
+    files = list(dest.iterdir())
+    assert len(files) == 1 and files[0].name.startswith("streamhub-") and files[0].suffix == ".db"
+    assert stat.S_IMODE(files[0].stat().st_mode) == 0o600

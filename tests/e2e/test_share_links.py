@@ -135,3 +135,51 @@ def test_a_file_link_serves_nothing_under_it(env):
     assert_error(anon(env, sh["url"] + "/x"), 404, "not_found")
     r = http_call(env.srv, "POST", urlparse(share(env, "holiday")["url"]).path + "/notes.txt")
     assert_error(r, 405, "method_not_allowed")
+
+
+# --- found by the outside attack run and the newcomer pass ------------------------------------
+
+
+def test_a_folder_listing_leaves_out_links_that_lead_out_of_it(env):
+    j = anon(env, share(env, "holiday")["url"]).json()
+    names = {e["name"] for e in j["entries"]}
+    assert "sneaky" not in names and "sneaky.txt" not in names, names
+
+
+def test_a_shared_folder_swapped_for_a_link_serves_nothing(env):
+    root = env.srv.media_root
+    (root / "swap" / "real").mkdir(parents=True)
+    (root / "swap" / "real" / "ok.txt").write_bytes(b"ok")
+    sh = share(env, "swap/real")
+    assert anon(env, sh["url"] + "/ok.txt").body == b"ok"
+    os.rename(root / "swap" / "real", root / "swap" / "moved-by-hand")
+    os.symlink("../private", root / "swap" / "real")
+    r = anon(env, sh["url"])
+    assert_error(r, 404, "not_found")
+    r = anon(env, sh["url"] + "/diary.txt")
+    assert_error(r, 404, "not_found")
+    assert SECRET not in r.body
+
+
+def test_odd_urls_under_a_link_are_json_404_and_a_trailing_slash_lists(env, tmp_path):
+    outside = tmp_path / "out"
+    outside.mkdir()
+    (outside / "o.txt").write_bytes(SECRET)
+    os.symlink(outside, env.srv.media_root / "holiday" / "leads-out")
+    sh = share(env, "holiday")
+    for suffix in ("/leads-out/o.txt", "/%ff%fe.txt", "/caf%C3"):
+        r = anon(env, sh["url"] + suffix)
+        assert_error(r, 404, "not_found")
+        assert SECRET not in r.body
+    r = anon(env, sh["url"] + "/")
+    assert r.status == 200 and r.json()["path"] == "", r
+
+
+def test_move_with_a_trailing_slash_needs_the_folder(env):
+    assert http_call(env.srv, "PUT", "/media/slash/v.mp4", headers=env.member.headers,
+                     body=b"v").status == 201
+    r = http_call(env.srv, "POST", "/api/library/move", headers=env.member.headers,
+                  json_body={"from": "slash/v.mp4", "to": "no-such-dir/"})
+    assert_error(r, 404, "not_found")
+    assert (env.srv.media_root / "slash/v.mp4").exists()
+    assert not (env.srv.media_root / "no-such-dir").exists()

@@ -239,3 +239,100 @@ def test_expired_entries_are_swept_and_trash_days_0_deletes_for_good(servers, tm
     assert not (root / "now.bin").exists()
     # with the trash off, what was in it goes at the next sweep
     wait_for(lambda: trash(e, e.admin)["items"] == [], 30, "the sweep with trash_days = 0")
+
+
+# --- found by the outside attack run (each was a bug) ----------------------------------------
+
+
+def _mount(*args):
+    import subprocess
+    subprocess.run(["mount", *map(str, args)], check=True)
+
+
+def _umount(p):
+    import subprocess
+    subprocess.run(["umount", "-l", str(p)], check=False)
+
+
+@pytest.mark.parametrize("kind", ["bind-same-disk", "tmpfs"])
+@pytest.mark.parametrize("permanent", [False, True], ids=["to-trash", "permanent"])
+def test_a_folder_with_something_mounted_inside_is_refused_and_untouched(env, tmp_path, kind,
+                                                                         permanent):
+    victim = tmp_path / "other-disk"
+    victim.mkdir()
+    folder = env.srv.media_root / f"t8-{kind}-{permanent}"
+    (folder / "mnt").mkdir(parents=True)
+    (folder / "own.txt").write_bytes(b"mine")
+    if kind == "tmpfs":
+        _mount("-t", "tmpfs", "tmpfs", folder / "mnt")
+    else:
+        _mount("--bind", victim, folder / "mnt")
+    try:
+        (folder / "mnt" / "k.txt").write_bytes(b"must survive")
+        q = {"recursive": "true"} | ({"permanent": "true"} if permanent else {})
+        r = delete(env, env.admin, folder.name, **q)
+        assert_error(r, 400, "invalid")
+        assert "mounted" in r.json()["message"] and f"{folder.name}/mnt" in r.json()["message"]
+        assert (folder / "mnt" / "k.txt").read_bytes() == b"must survive"
+        assert (folder / "own.txt").read_bytes() == b"mine", "nothing was deleted"
+        assert not any(i["path"] == folder.name for i in trash(env, env.admin)["items"])
+    finally:
+        _umount(folder / "mnt")
+    if kind != "tmpfs":
+        assert (victim / "k.txt").read_bytes() == b"must survive"
+
+
+def test_restore_and_purge_of_one_entry_never_both_win(env):
+    from concurrent.futures import ThreadPoolExecutor
+    for i in range(6):
+        for n in range(20):
+            put(env, env.member, f"t9/r{i}/f{n}.bin", b"x" * 100)
+        tid = int(delete(env, env.member, f"t9/r{i}", recursive="true").header("x-trash-id"))
+        with ThreadPoolExecutor(2) as ex:
+            a = ex.submit(restore, env, env.member, tid)
+            b = ex.submit(http_call, env.srv, "DELETE", f"/api/trash/{tid}",
+                          headers=env.member.headers)
+            ra, rb = a.result(), b.result()
+        restored, purged = ra.status == 200, rb.status == 204
+        assert restored != purged or (not restored and not purged), (ra, rb)
+        for r, ok in ((ra, 200), (rb, 204)):
+            assert r.status in (ok, 404, 409), r
+        folder = env.srv.media_root / f"t9/r{i}"
+        if restored:
+            assert len(os.listdir(folder)) == 20, "a restore that says 200 brings back everything"
+        else:
+            assert not folder.exists()
+
+
+def test_trash_ids_are_never_reused(env):
+    ids = []
+    for _ in range(3):
+        put(env, env.member, "t10/same.bin", b"x")
+        tid = int(delete(env, env.member, "t10/same.bin").header("x-trash-id"))
+        ids.append(tid)
+        assert http_call(env.srv, "DELETE", f"/api/trash/{tid}",
+                         headers=env.member.headers).status == 204
+    assert len(set(ids)) == 3, ids
+
+
+def test_a_deleted_shared_file_stops_its_link_and_a_restore_brings_it_back(env):
+    put(env, env.member, "t11/mine.txt", b"alice's")
+    link = http_call(env.srv, "POST", "/api/shares", headers=env.member.headers,
+                     json_body={"path": "t11/mine.txt"}).json()["url"]
+    tid = int(delete(env, env.member, "t11/mine.txt").header("x-trash-id"))
+    # someone else puts a file at the old name: the old link must not serve it
+    put(env, env.member2, "t11/mine.txt", b"bob's")
+    r = http_call(env.srv, "GET", link)
+    assert r.status == 404 and b"bob" not in r.body, r
+    assert delete(env, env.member2, "t11/mine.txt", permanent="true").status == 204
+    assert restore(env, env.member, tid).status == 200
+    assert http_call(env.srv, "GET", link).body == b"alice's"
+
+
+def test_restore_into_an_existing_folder_goes_inside_it(env):
+    put(env, env.member, "t12/a.txt", b"a")
+    tid = int(delete(env, env.member, "t12/a.txt").header("x-trash-id"))
+    assert http_call(env.srv, "POST", "/api/library/folder", headers=env.member.headers,
+                     json_body={"path": "t12/box"}).status == 201
+    r = restore(env, env.member, tid, to="t12/box")
+    assert r.status == 200 and r.json()["path"] == "t12/box/a.txt", r

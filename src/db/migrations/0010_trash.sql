@@ -6,8 +6,10 @@
 -- the entry itself), so a restore brings back owners and metadata, not just bytes. `owner`
 -- is set only when everything in the entry was theirs (the same rule as for deleting it).
 
+-- AUTOINCREMENT: an id is never handed out twice, so an id a client kept (X-Trash-Id) can
+-- never restore or purge a later entry.
 CREATE TABLE trash (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL UNIQUE,
     path TEXT NOT NULL,
     kind TEXT NOT NULL CHECK (kind IN ('file', 'dir')),

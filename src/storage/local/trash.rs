@@ -5,7 +5,6 @@
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
@@ -59,6 +58,21 @@ pub(super) fn trash(root: &Root, path: &MediaPath, key: &str) -> Result<(), Stor
     let dir = root.wdir(&rootdir, &parent)?;
     rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| StorageError::from_io(&e.into()))?;
+    // Whatever goes to the trash must be removable from it later: nothing mounted inside
+    // (it would travel along, and its contents are not ours to purge).
+    let cname = CString::new(name).map_err(|_| StorageError::NotFound)?;
+    let mut shown_path = shown(&parent);
+    if parent.is_root() {
+        shown_path.clear();
+    }
+    walk(
+        &dir,
+        &cname,
+        where_is(&dir, c".")?,
+        0,
+        false,
+        &mut shown_path,
+    )?;
     let bin = open_trash(&rootdir, true)?;
     rename_at(&dir, name, &bin, key, false, TRASH_DIR).map_err(|e| match e {
         StorageError::Invalid(m) if m.contains("another disk") => StorageError::Invalid(format!(
@@ -104,9 +118,9 @@ pub(super) fn purge(root: &Root, key: &str) -> Result<(), StorageError> {
         Err(StorageError::NotFound) => return Ok(()),
         r => r?,
     };
-    let dev = bin.metadata().map_err(|e| StorageError::from_io(&e))?.dev();
     let key = CString::new(key).map_err(|_| StorageError::Invalid("bad trash key".into()))?;
-    remove_tree(&bin, &key, dev, 0)?;
+    let home = where_is(&bin, c".")?;
+    walk(&bin, &key, home, 0, true, &mut String::new())?;
     bin.sync_all().map_err(|e| write_err(&e, TRASH_DIR))
 }
 
@@ -146,38 +160,92 @@ fn read_dir(dir: &File) -> Result<Vec<CString>, StorageError> {
     Ok(names)
 }
 
-/// Removes `name` in `dir`: a folder after its contents, anything else by unlinking it (a
-/// link is removed, never followed). Never descends into another filesystem.
-fn remove_tree(dir: &File, name: &CStr, dev: u64, depth: usize) -> Result<(), StorageError> {
-    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(rustix::io::Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(write_err(&e.into(), TRASH_DIR)),
+/// Which filesystem mount a name is on: its mount id (Linux 5.8+), its device, and whether
+/// it is the root of a mount (a bind mount of the same disk too, which the device alone would
+/// not show).
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    dir: bool,
+    mnt: Option<u64>,
+    dev: (u32, u32),
+    mount_root: bool,
+}
+
+fn where_is(dir: &File, name: &CStr) -> Result<Place, StorageError> {
+    use rustix::fs::{StatxAttributes, StatxFlags};
+    let flags = if name.to_bytes() == b"." {
+        AtFlags::NO_AUTOMOUNT
+    } else {
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW
     };
-    if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
-        return rustix::fs::unlinkat(dir, name, AtFlags::empty())
-            .map_err(|e| write_err(&e.into(), TRASH_DIR));
+    let st = rustix::fs::statx(dir, name, flags, StatxFlags::TYPE | StatxFlags::MNT_ID)
+        .map_err(|e| StorageError::from_io(&e.into()))?;
+    Ok(Place {
+        dir: rustix::fs::FileType::from_raw_mode(u32::from(st.stx_mode)).is_dir(),
+        mnt: (st.stx_mask & StatxFlags::MNT_ID.bits() != 0).then_some(st.stx_mnt_id),
+        dev: (st.stx_dev_major, st.stx_dev_minor),
+        mount_root: st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+            && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT),
+    })
+}
+
+/// Walks `name` in `dir` (never following a link), refusing any folder that is another
+/// mount (a disk, a bind mount, a tmpfs) before touching anything beneath it; with `remove`
+/// it unlinks as it goes (contents first). `shown` tracks the path for messages.
+fn walk(
+    dir: &File,
+    name: &CStr,
+    home: Place,
+    depth: usize,
+    remove: bool,
+    shown: &mut String,
+) -> Result<(), StorageError> {
+    let len = shown.len();
+    if !shown.is_empty() {
+        shown.push('/');
     }
-    if st.st_dev != dev {
-        return Err(StorageError::Invalid(
-            "another disk is mounted inside what is being removed: unmount it first".into(),
-        ));
+    shown.push_str(&name.to_string_lossy());
+    let place = match where_is(dir, name) {
+        Ok(p) => p,
+        Err(StorageError::NotFound) if remove => {
+            shown.truncate(len);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    if place.dir {
+        if place.mount_root
+            || place.dev != home.dev
+            || (place.mnt.is_some() && place.mnt != home.mnt)
+        {
+            return Err(StorageError::Invalid(format!(
+                "a disk or folder is mounted at '{shown}': unmount it first (nothing was deleted)"
+            )));
+        }
+        if depth >= MAX_DEPTH {
+            return Err(StorageError::Invalid(format!(
+                "folders nested more than {MAX_DEPTH} deep at '{shown}': remove them by hand"
+            )));
+        }
+        let sub = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(|e| write_err(&e.into(), shown))?;
+        for child in read_dir(&sub)? {
+            walk(&sub, &child, home, depth + 1, remove, shown)?;
+        }
+        if remove {
+            rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+                .map_err(|e| write_err(&e.into(), shown))?;
+        }
+    } else if remove {
+        rustix::fs::unlinkat(dir, name, AtFlags::empty())
+            .map_err(|e| write_err(&e.into(), shown))?;
     }
-    if depth >= MAX_DEPTH {
-        return Err(StorageError::Invalid(format!(
-            "folders nested more than {MAX_DEPTH} deep: remove them by hand"
-        )));
-    }
-    let sub = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map(File::from)
-    .map_err(|e| write_err(&e.into(), TRASH_DIR))?;
-    for child in read_dir(&sub)? {
-        remove_tree(&sub, &child, dev, depth + 1)?;
-    }
-    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(|e| write_err(&e.into(), TRASH_DIR))
+    shown.truncate(len);
+    Ok(())
 }
