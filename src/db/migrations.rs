@@ -107,7 +107,7 @@ mod tests {
         (
             10,
             "0010_trash.sql",
-            "50886d2d336b203f9974e3c30df177df3fcf742c832843799f9e9b4754315d3c",
+            "c59ed217dd73538a35c3ae090ef4538ef6c522375dd684ba8b4db82249bacbfb",
         ),
     ];
 
