@@ -674,6 +674,15 @@ def api_time(v):
     return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
 
 
+def rss_kib(pid):
+    """The resident memory of process `pid`, in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
 def toml_str(p):
     return json.dumps(str(p))  # JSON string escaping is valid TOML basic string
 

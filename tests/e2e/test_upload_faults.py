@@ -21,6 +21,7 @@ from urllib.parse import quote
 import pytest
 
 from conftest import (
+    rss_kib,
     AUTH_PW,
     BIN,
     Server,
@@ -75,14 +76,6 @@ def names_in(srv, cred, d):
 def put(srv, cred, target, body, query=""):
     return http_call(srv, "PUT", "/media/" + target + query, headers=cred.headers, body=body,
                      timeout=30)
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 class Creds:

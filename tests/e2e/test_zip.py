@@ -20,6 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from conftest import (
+    rss_kib,
     AUTH_PW,
     assert_error,
     basic_auth,
@@ -99,14 +100,6 @@ def big(module_servers, tmp_path_factory):
 
 def zip_url(path):
     return "/api/library/zip?path=" + quote(path, safe="")
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 def open_zip(srv, path, headers=None):

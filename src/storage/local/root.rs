@@ -298,6 +298,36 @@ impl Root {
 }
 
 /// A folder as errors name it: relative to the media root, `/` for the root.
+/// Opens streamhub's own folder `name` in `dir` (staging, trash), making it first (0700)
+/// when asked; never through a link. `missing` is what a missing folder means to the caller;
+/// other failures name `shown`.
+pub(super) fn own_subdir(
+    dir: &File,
+    name: &str,
+    create: bool,
+    missing: StorageError,
+    shown: &str,
+) -> Result<File, StorageError> {
+    use rustix::fs::{Mode, OFlags};
+    if create {
+        match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(super::write_err(&e.into(), shown)),
+        }
+    }
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| match e {
+        rustix::io::Errno::NOENT => missing,
+        e => super::write_err(&e.into(), shown),
+    })
+}
+
 pub(super) fn shown(p: &MediaPath) -> String {
     if p.is_root() {
         "/".to_string()

@@ -28,23 +28,13 @@ fn check_key(key: &str) -> Result<(), StorageError> {
 }
 
 fn open_trash(rootdir: &File, create: bool) -> Result<File, StorageError> {
-    if create {
-        match rustix::fs::mkdirat(rootdir, TRASH_DIR, Mode::from_raw_mode(0o700)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(write_err(&e.into(), TRASH_DIR)),
-        }
-    }
-    rustix::fs::openat(
+    super::root::own_subdir(
         rootdir,
         TRASH_DIR,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
+        create,
+        StorageError::NotFound,
+        TRASH_DIR,
     )
-    .map(File::from)
-    .map_err(|e| match e {
-        rustix::io::Errno::NOENT => StorageError::NotFound,
-        e => write_err(&e.into(), TRASH_DIR),
-    })
 }
 
 /// Moves `path` (its last name not followed: a link goes to the trash as a link) to the trash

@@ -38,23 +38,7 @@ const RESUMABLE_DIR: &str = "resumable";
 const QUEUE: usize = 4;
 
 fn open_subdir(dir: &File, name: &str, create: bool) -> Result<File, StorageError> {
-    if create {
-        match rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o700)) {
-            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-            Err(e) => return Err(write_err(&e.into(), STAGING_DIR)),
-        }
-    }
-    rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map(File::from)
-    .map_err(|e| match e {
-        rustix::io::Errno::NOENT => StorageError::UploadGone,
-        e => write_err(&e.into(), STAGING_DIR),
-    })
+    super::root::own_subdir(dir, name, create, StorageError::UploadGone, STAGING_DIR)
 }
 
 /// The root's staging folder (and, for resumable uploads, its subfolder).
