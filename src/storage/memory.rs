@@ -13,8 +13,11 @@ use bytes::Bytes;
 
 use super::{
     ByteStream, Entry, EntryKind, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable,
-    ProbeSource, Storage, StorageError, Upload, UploadOptions,
+    ProbeSource, Space, Storage, StorageError, Upload, UploadOptions,
 };
+
+/// The size this backend pretends to have, so free space shrinks as files are added.
+pub const CAPACITY: u64 = 1 << 30;
 
 #[derive(Default)]
 struct State {
@@ -238,6 +241,14 @@ impl Storage for MemoryStorage {
 
     async fn check(&self) -> Result<(), StorageError> {
         Ok(())
+    }
+
+    async fn space(&self) -> Result<Space, StorageError> {
+        let used: u64 = self.lock().files.values().map(|(_, m)| m.size).sum();
+        Ok(Space {
+            free: CAPACITY.saturating_sub(used),
+            total: CAPACITY,
+        })
     }
 
     async fn open(&self, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError> {

@@ -207,6 +207,14 @@ pub enum LinkEnd {
     Nowhere,
 }
 
+/// Room where media is written: what the filesystem (or, later, a bucket's quota) reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Space {
+    /// Bytes an upload may still use (for an unprivileged writer).
+    pub free: u64,
+    pub total: u64,
+}
+
 /// What an external program (ffprobe, ffmpeg) reads a stored file from.
 pub enum ProbeSource {
     /// An open file, handed to the program as its standard input (`file:/dev/stdin`, which
@@ -267,6 +275,9 @@ pub trait Storage: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Readiness: the media root is there, readable, and the same volume as recorded.
     async fn check(&self) -> Result<(), StorageError>;
+    /// Free and total space where media is written; fails as `check` does when the media
+    /// root is not usable (and `Stalled` when it does not answer).
+    async fn space(&self) -> Result<Space, StorageError>;
     /// Opens a regular file for reading.
     async fn open(&self, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError>;
     /// What is at `path` (links followed inside the root), or None.

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Entry, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Storage,
+    Entry, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Space, Storage,
     StorageError, Upload, UploadOptions,
 };
 pub use identity::{Established, MARKER};
@@ -303,6 +303,25 @@ impl Storage for LocalStorage {
                 ))
             })?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn space(&self) -> Result<Space, StorageError> {
+        self.blocking("space", |root| {
+            // Through the verified root handle: an unmounted disk is `Unavailable`, never
+            // the space of the empty mount point.
+            let dir = root.open()?;
+            let st = rustix::fs::fstatvfs(&dir).map_err(|e| {
+                StorageError::Unavailable(format!(
+                    "media root: {}",
+                    super::errno_message(&e.into())
+                ))
+            })?;
+            Ok(Space {
+                free: st.f_bavail.saturating_mul(st.f_frsize),
+                total: st.f_blocks.saturating_mul(st.f_frsize),
+            })
         })
         .await
     }
