@@ -116,6 +116,12 @@ enum UserAction {
     },
     /// Delete a user with its sessions, tokens and share links.
     Del { name: String },
+    /// Make a user an admin or a member (the last admin cannot be demoted).
+    Role {
+        name: String,
+        #[arg(value_parser = ["admin", "member"])]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -285,6 +291,7 @@ fn user_command(action: UserAction) -> UserCommand {
             password_stdin,
         },
         UserAction::Del { name } => UserCommand::Del { name },
+        UserAction::Role { name, role } => UserCommand::Role { name, role },
     }
 }
 

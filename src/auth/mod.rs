@@ -22,7 +22,7 @@ use crate::db::{Db, DbError};
 
 pub use sessions::NewSession;
 pub use tokens::ApiToken;
-pub use users::{validate_name, validate_password};
+pub use users::{validate_name, validate_password, UserChange};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -78,7 +78,7 @@ pub enum AuthError {
     UserExists(String),
     #[error("no user named {0}")]
     NoSuchUser(String),
-    #[error("cannot delete the last admin")]
+    #[error("the last admin cannot be deleted or demoted")]
     LastAdmin,
     #[error("not found")]
     NotFound,

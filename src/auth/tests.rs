@@ -91,3 +91,71 @@ fn last_admin_stays_and_delete_cascades() {
         Err(AuthError::NoSuchUser(_))
     ));
 }
+
+#[test]
+fn change_user_keeps_the_last_admin_and_ends_other_sessions() {
+    use super::UserChange;
+    let (_d, a) = accounts();
+    let root = a.add_user("root", "password1", Role::Admin).unwrap();
+    let bob = a.add_user("bob", "password2", Role::Member).unwrap();
+    let demote = || UserChange {
+        role: Some(Role::Member),
+        ..UserChange::default()
+    };
+    assert!(matches!(
+        a.change_user("root", demote()),
+        Err(AuthError::LastAdmin)
+    ));
+    assert_eq!(a.list_users().unwrap()[1].role, Role::Admin);
+    let promoted = a
+        .change_user(
+            "BOB",
+            UserChange {
+                role: Some(Role::Admin),
+                ..UserChange::default()
+            },
+        )
+        .unwrap();
+    assert_eq!((promoted.name.as_str(), promoted.role), ("bob", Role::Admin));
+    // With two admins, one may step down.
+    assert_eq!(a.change_user("root", demote()).unwrap().role, Role::Member);
+
+    let kept = a.create_session(&bob, 60).unwrap();
+    let ended = a.create_session(&bob, 60).unwrap();
+    let (_, tok) = a.create_token(&bob, "t", None).unwrap();
+    let other = a.create_session(&root, 60).unwrap();
+    let short = UserChange {
+        password: Some("short".into()),
+        ..UserChange::default()
+    };
+    assert!(matches!(
+        a.change_user("bob", short),
+        Err(AuthError::Invalid {
+            field: "password",
+            ..
+        })
+    ));
+    assert!(a.session(&ended.token).unwrap().is_some());
+    a.change_user(
+        "bob",
+        UserChange {
+            password: Some("new password".into()),
+            keep_session: Some(kept.token.clone()),
+            ..UserChange::default()
+        },
+    )
+    .unwrap();
+    assert!(a.session(&kept.token).unwrap().is_some());
+    assert!(a.session(&ended.token).unwrap().is_none());
+    assert!(a.session(&other.token).unwrap().is_some());
+    assert!(a.token_user(&tok).unwrap().is_some(), "tokens are kept");
+    assert!(a.verify("bob", "new password").is_ok());
+    assert!(matches!(
+        a.verify("bob", "password2"),
+        Err(AuthError::BadCredentials)
+    ));
+    assert!(matches!(
+        a.change_user("nobody", UserChange::default()),
+        Err(AuthError::NoSuchUser(_))
+    ));
+}

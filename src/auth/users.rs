@@ -63,6 +63,15 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password(&secret::random_token()).unwrap_or_default())
 }
 
+/// What [`Accounts::change_user`] changes; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub password: Option<String>,
+    /// A session (its cookie token) a password change does not end.
+    pub keep_session: Option<String>,
+}
+
 pub(super) fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
         id: r.get(0)?,
@@ -125,6 +134,63 @@ impl Accounts {
             tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
             tx.commit()?;
             Ok(())
+        })
+    }
+
+    /// Changes a user's role and/or password in one transaction (see [`UserChange`]).
+    /// Demoting the last admin is `LastAdmin` and changes nothing. A new password ends the
+    /// user's login sessions except `keep_session` (the caller's own, when changing their own
+    /// password); API tokens are kept.
+    pub fn change_user(&self, name: &str, change: UserChange) -> Result<User, AuthError> {
+        let hash = match &change.password {
+            Some(pw) => {
+                validate_password(pw)?;
+                Some(hash_password(pw)?)
+            }
+            None => None,
+        };
+        self.db.with(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let user: Option<User> = tx
+                .query_row(
+                    "SELECT id, name, role, created_at FROM users WHERE name = ?1",
+                    [name],
+                    user_from_row,
+                )
+                .optional()?;
+            let Some(mut user) = user else {
+                return Err(AuthError::NoSuchUser(name.to_string()));
+            };
+            if let Some(role) = change.role {
+                if user.role == Role::Admin && role != Role::Admin {
+                    let admins: i64 = tx.query_row(
+                        "SELECT count(*) FROM users WHERE role = 'admin'",
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    if admins <= 1 {
+                        return Err(AuthError::LastAdmin);
+                    }
+                }
+                tx.execute(
+                    "UPDATE users SET role = ?1 WHERE id = ?2",
+                    params![role.as_str(), user.id],
+                )?;
+                user.role = role;
+            }
+            if let Some(hash) = hash {
+                tx.execute(
+                    "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                    params![hash, user.id],
+                )?;
+                let keep = change.keep_session.as_deref().map(secret::hash);
+                tx.execute(
+                    "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR id_hash != ?2)",
+                    params![user.id, keep],
+                )?;
+            }
+            tx.commit()?;
+            Ok(user)
         })
     }
 

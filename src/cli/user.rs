@@ -1,10 +1,10 @@
-//! `streamhub user add|list|passwd|del`: account administration from the shell, straight on
+//! `streamhub user add|list|passwd|del|role`: account administration from the shell, straight on
 //! the service's database (WAL + busy timeout make it safe while the service runs).
 
 use std::io::BufRead;
 
 use super::{CliError, Target};
-use crate::auth::{Accounts, AuthError, Role};
+use crate::auth::{Accounts, AuthError, Role, UserChange};
 use crate::storage::errno_message;
 
 #[derive(Debug)]
@@ -21,6 +21,11 @@ pub enum UserCommand {
     },
     Del {
         name: String,
+    },
+    /// `admin` or `member`.
+    Role {
+        name: String,
+        role: String,
     },
 }
 
@@ -69,6 +74,12 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
     if let UserCommand::Add { name, .. } = &cmd {
         crate::auth::validate_name(name)?;
     }
+    let new_role = match &cmd {
+        UserCommand::Role { role, .. } => Some(Role::parse(role).ok_or_else(|| {
+            CliError::Usage(format!("role: admin or member, not {role:?}"))
+        })?),
+        _ => None,
+    };
     let db = target.open()?;
     let accounts = Accounts::new(db);
     match cmd {
@@ -105,6 +116,16 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
             Ok(format!(
                 "password of {name} changed; its sessions were ended"
             ))
+        }
+        UserCommand::Role { name, .. } => {
+            let user = accounts.change_user(
+                &name,
+                UserChange {
+                    role: new_role,
+                    ..UserChange::default()
+                },
+            )?;
+            Ok(format!("user {} is now {}", user.name, user.role.as_str()))
         }
         UserCommand::Del { name } => {
             accounts.delete_user(&name)?;

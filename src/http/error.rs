@@ -133,7 +133,7 @@ impl From<AuthError> for ApiError {
             AuthError::LastAdmin => ApiError::new(
                 StatusCode::CONFLICT,
                 "last_admin",
-                "cannot delete the last admin",
+                "the last admin cannot be deleted or demoted",
             ),
             AuthError::Hash(_) | AuthError::Db(_) | AuthError::Blocking(_) => {
                 ApiError::internal(&e)
@@ -164,6 +164,18 @@ impl From<NoteError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string())
             }
             Corrupt(_) | Db(_) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<crate::positions::PositionError> for ApiError {
+    fn from(e: crate::positions::PositionError) -> Self {
+        use crate::positions::PositionError::*;
+        match e {
+            Invalid { .. } => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
+            }
+            Db(_) | Blocking(_) => ApiError::internal(&e),
         }
     }
 }
