@@ -44,6 +44,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         include_str!("migrations/0009_node_state.sql"),
     ),
     ("0010_trash.sql", include_str!("migrations/0010_trash.sql")),
+    (
+        "0011_positions.sql",
+        include_str!("migrations/0011_positions.sql"),
+    ),
 ];
 
 /// The migrations as `rusqlite_migration` applies them (in one transaction each).
@@ -108,6 +112,11 @@ mod tests {
             10,
             "0010_trash.sql",
             "c59ed217dd73538a35c3ae090ef4538ef6c522375dd684ba8b4db82249bacbfb",
+        ),
+        (
+            11,
+            "0011_positions.sql",
+            "c7305fe81c0f04ba3f0a37e357e65337924d4662e4bc1cdea9a4f9e2e3b65abe",
         ),
     ];
 
