@@ -11,6 +11,7 @@
 //! - the winner is a pure function of the stored revisions (`tree`), never of arrival order.
 
 pub mod hlc;
+pub mod markdown;
 pub mod merge;
 pub mod model;
 mod read;

@@ -1,0 +1,343 @@
+//! A note's Markdown as HTML that is safe to put into a page (the notepad's preview and
+//! reading view). CommonMark plus tables, strikethrough and task lists (`pulldown-cmark`),
+//! written out here rather than by the crate's HTML writer, so that every tag and attribute
+//! that can appear is listed below.
+//!
+//! Invariant: the output holds only the tags written in [`render`] and only these
+//! attributes: `href` and `title` on `<a>` (which always has
+//! `rel="noopener noreferrer nofollow"`), `src`, `alt` and `title` on `<img>`, `start` on
+//! `<ol>`, `class="language-…"` (letters, digits, `+-_.#`) on `<code>`, `align` on table
+//! cells, `type`, `disabled`, `checked` on task-list checkboxes. Raw HTML, block or inline,
+//! is shown as text. Link and image URLs must be `http:`, `https:`, `mailto:` or have no
+//! scheme (a relative path, `#fragment`, `?query`); any other (`javascript:`, `data:`,
+//! `vbscript:`, however spelled) leaves only the link's text (an image's alt text).
+
+use pulldown_cmark::{Alignment, CodeBlockKind, Event, LinkType, Options, Parser, Tag, TagEnd};
+
+/// Schemes a link or image may use (compared in lower case).
+const ALLOWED_SCHEMES: &[&str] = &["http", "https", "mailto"];
+
+fn options() -> Options {
+    Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH | Options::ENABLE_TASKLISTS
+}
+
+/// Escapes text for an element's content or a quoted attribute value.
+fn escape(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+/// The URL to write into `href`/`src`, or None when it may not be used. Browsers drop tabs
+/// and line breaks anywhere in a URL and controls and spaces around it, so the scheme is
+/// judged on the URL with all of those removed, exactly as a browser would read it.
+pub fn safe_url(raw: &str) -> Option<String> {
+    let cleaned: String = raw
+        .trim_matches(|c: char| c.is_ascii_control() || c == ' ')
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    if cleaned.chars().any(|c| c.is_control()) {
+        return None;
+    }
+    let end = cleaned.find([':', '/', '?', '#']);
+    if let Some(i) = end.filter(|&i| cleaned[i..].starts_with(':')) {
+        let scheme = cleaned[..i].to_ascii_lowercase();
+        if !ALLOWED_SCHEMES.contains(&scheme.as_str()) {
+            return None;
+        }
+    }
+    Some(cleaned.replace(' ', "%20"))
+}
+
+/// A fenced code block's language, if it is a plain word.
+fn language(info: &str) -> Option<&str> {
+    let lang = info.split_whitespace().next()?;
+    let ok = lang.len() <= 32
+        && lang
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-_.#".contains(&b));
+    ok.then_some(lang)
+}
+
+struct Writer {
+    out: String,
+    /// For each open link: whether an `<a>` was written (an unsafe URL writes none).
+    links: Vec<bool>,
+    /// Inside an image: its alt text is being collected (depth, for images in alt text).
+    image_depth: usize,
+    alt: String,
+    image: Option<(Option<String>, String)>,
+    alignments: Vec<Alignment>,
+    cell: usize,
+    in_head: bool,
+    body_open: bool,
+}
+
+impl Writer {
+    fn text(&mut self, s: &str) {
+        if self.image_depth > 0 {
+            self.alt.push_str(s);
+        } else {
+            escape(&mut self.out, s);
+        }
+    }
+
+    fn raw(&mut self, s: &str) {
+        if self.image_depth == 0 {
+            self.out.push_str(s);
+        }
+    }
+
+    fn cell_open(&mut self) {
+        let tag = if self.in_head { "<th" } else { "<td" };
+        self.out.push_str(tag);
+        match self.alignments.get(self.cell) {
+            Some(Alignment::Left) => self.out.push_str(" align=\"left\""),
+            Some(Alignment::Center) => self.out.push_str(" align=\"center\""),
+            Some(Alignment::Right) => self.out.push_str(" align=\"right\""),
+            _ => {}
+        }
+        self.out.push('>');
+    }
+
+    fn start(&mut self, tag: Tag<'_>) {
+        if self.image_depth > 0 {
+            if let Tag::Image { .. } = tag {
+                self.image_depth += 1;
+            }
+            return;
+        }
+        match tag {
+            Tag::Paragraph => self.out.push_str("<p>"),
+            Tag::Heading { level, .. } => {
+                self.out.push('<');
+                self.out.push_str(&level.to_string());
+                self.out.push('>');
+            }
+            Tag::BlockQuote(_) => self.out.push_str("<blockquote>\n"),
+            Tag::CodeBlock(kind) => {
+                self.out.push_str("<pre><code");
+                if let CodeBlockKind::Fenced(info) = kind {
+                    if let Some(lang) = language(&info) {
+                        self.out.push_str(" class=\"language-");
+                        escape(&mut self.out, lang);
+                        self.out.push('"');
+                    }
+                }
+                self.out.push('>');
+            }
+            // Raw HTML is shown as the text it is.
+            Tag::HtmlBlock => self.out.push_str("<p>"),
+            Tag::List(Some(1)) => self.out.push_str("<ol>\n"),
+            Tag::List(Some(start)) => {
+                self.out.push_str(&format!("<ol start=\"{start}\">\n"));
+            }
+            Tag::List(None) => self.out.push_str("<ul>\n"),
+            Tag::Item => self.out.push_str("<li>"),
+            Tag::Table(alignments) => {
+                self.alignments = alignments;
+                self.body_open = false;
+                self.out.push_str("<table>");
+            }
+            Tag::TableHead => {
+                self.in_head = true;
+                self.cell = 0;
+                self.out.push_str("<thead><tr>");
+            }
+            Tag::TableRow => {
+                if !self.body_open {
+                    self.body_open = true;
+                    self.out.push_str("<tbody>");
+                }
+                self.cell = 0;
+                self.out.push_str("<tr>");
+            }
+            Tag::TableCell => self.cell_open(),
+            Tag::Emphasis => self.out.push_str("<em>"),
+            Tag::Strong => self.out.push_str("<strong>"),
+            Tag::Strikethrough => self.out.push_str("<del>"),
+            Tag::Superscript => self.out.push_str("<sup>"),
+            Tag::Subscript => self.out.push_str("<sub>"),
+            Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                ..
+            } => {
+                let url = if link_type == LinkType::Email {
+                    safe_url(&format!("mailto:{dest_url}"))
+                } else {
+                    safe_url(&dest_url)
+                };
+                self.links.push(url.is_some());
+                if let Some(url) = url {
+                    self.out.push_str("<a href=\"");
+                    escape(&mut self.out, &url);
+                    self.out.push('"');
+                    if !title.is_empty() {
+                        self.out.push_str(" title=\"");
+                        escape(&mut self.out, &title);
+                        self.out.push('"');
+                    }
+                    self.out.push_str(" rel=\"noopener noreferrer nofollow\">");
+                }
+            }
+            Tag::Image {
+                dest_url, title, ..
+            } => {
+                self.image_depth = 1;
+                self.alt.clear();
+                self.image = Some((safe_url(&dest_url), title.to_string()));
+            }
+            // Not enabled (footnotes, definition lists, metadata): their text still shows.
+            Tag::FootnoteDefinition(_)
+            | Tag::DefinitionList
+            | Tag::DefinitionListTitle
+            | Tag::DefinitionListDefinition
+            | Tag::MetadataBlock(_) => {}
+        }
+    }
+
+    fn end(&mut self, tag: TagEnd) {
+        if self.image_depth > 0 {
+            if tag == TagEnd::Image {
+                self.image_depth -= 1;
+                if self.image_depth == 0 {
+                    self.close_image();
+                }
+            }
+            return;
+        }
+        let s = match tag {
+            TagEnd::Paragraph | TagEnd::HtmlBlock => "</p>\n",
+            TagEnd::Heading(level) => {
+                self.out.push_str("</");
+                self.out.push_str(&level.to_string());
+                self.out.push_str(">\n");
+                return;
+            }
+            TagEnd::BlockQuote(_) => "</blockquote>\n",
+            TagEnd::CodeBlock => "</code></pre>\n",
+            TagEnd::List(true) => "</ol>\n",
+            TagEnd::List(false) => "</ul>\n",
+            TagEnd::Item => "</li>\n",
+            TagEnd::Table => {
+                if self.body_open {
+                    self.out.push_str("</tbody>");
+                }
+                "</table>\n"
+            }
+            TagEnd::TableHead => {
+                self.in_head = false;
+                "</tr></thead>"
+            }
+            TagEnd::TableRow => "</tr>",
+            TagEnd::TableCell => {
+                self.cell += 1;
+                if self.in_head {
+                    "</th>"
+                } else {
+                    "</td>"
+                }
+            }
+            TagEnd::Emphasis => "</em>",
+            TagEnd::Strong => "</strong>",
+            TagEnd::Strikethrough => "</del>",
+            TagEnd::Superscript => "</sup>",
+            TagEnd::Subscript => "</sub>",
+            TagEnd::Link => {
+                if self.links.pop().unwrap_or(false) {
+                    "</a>"
+                } else {
+                    ""
+                }
+            }
+            TagEnd::Image
+            | TagEnd::FootnoteDefinition
+            | TagEnd::DefinitionList
+            | TagEnd::DefinitionListTitle
+            | TagEnd::DefinitionListDefinition
+            | TagEnd::MetadataBlock(_) => "",
+        };
+        self.out.push_str(s);
+    }
+
+    fn close_image(&mut self) {
+        let alt = std::mem::take(&mut self.alt);
+        match self.image.take() {
+            Some((Some(src), title)) => {
+                self.out.push_str("<img src=\"");
+                escape(&mut self.out, &src);
+                self.out.push_str("\" alt=\"");
+                escape(&mut self.out, &alt);
+                self.out.push('"');
+                if !title.is_empty() {
+                    self.out.push_str(" title=\"");
+                    escape(&mut self.out, &title);
+                    self.out.push('"');
+                }
+                self.out.push_str(" />");
+            }
+            // An image whose URL may not be used: its alt text only.
+            _ => escape(&mut self.out, &alt),
+        }
+    }
+}
+
+/// Markdown as sanitised HTML (see the module's invariant).
+pub fn render(markdown: &str) -> String {
+    let mut w = Writer {
+        out: String::with_capacity(markdown.len() + markdown.len() / 4),
+        links: Vec::new(),
+        image_depth: 0,
+        alt: String::new(),
+        image: None,
+        alignments: Vec::new(),
+        cell: 0,
+        in_head: false,
+        body_open: false,
+    };
+    for event in Parser::new_ext(markdown, options()) {
+        match event {
+            Event::Start(tag) => w.start(tag),
+            Event::End(tag) => w.end(tag),
+            Event::Text(t) | Event::InlineMath(t) | Event::DisplayMath(t) => w.text(&t),
+            Event::Html(t) | Event::InlineHtml(t) => w.text(&t),
+            Event::Code(t) => {
+                if w.image_depth > 0 {
+                    w.alt.push_str(&t);
+                } else {
+                    w.out.push_str("<code>");
+                    escape(&mut w.out, &t);
+                    w.out.push_str("</code>");
+                }
+            }
+            Event::FootnoteReference(t) => {
+                w.text("[^");
+                w.text(&t);
+                w.text("]");
+            }
+            Event::SoftBreak => w.text("\n"),
+            Event::HardBreak => w.raw("<br />\n"),
+            Event::Rule => w.raw("<hr />\n"),
+            Event::TaskListMarker(checked) => w.raw(if checked {
+                "<input type=\"checkbox\" disabled checked /> "
+            } else {
+                "<input type=\"checkbox\" disabled /> "
+            }),
+        }
+    }
+    w.out
+}
+
+#[cfg(test)]
+#[path = "markdown_tests.rs"]
+mod tests;
