@@ -6,6 +6,7 @@
 //! `env` reads the `STREAMHUB_*` overrides, `validate` the checks types cannot express.
 
 mod env;
+pub mod redact;
 mod validate;
 
 use std::net::SocketAddr;

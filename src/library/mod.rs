@@ -37,7 +37,7 @@ use crate::config::LibraryConfig;
 use crate::storage::{MediaPath, ObjectMeta, Storage};
 
 pub use model::{Item, Kind, ListRequest, MediaClass, Page, Sort, SortKey};
-pub use read::Thumb;
+pub use read::{Thumb, Totals};
 pub use scan::ScanReport;
 pub use trash::TrashEntry;
 

@@ -183,4 +183,27 @@ impl Library {
     pub fn can_make_thumbs(&self) -> bool {
         self.inner.thumbs_enabled()
     }
+
+    /// How many files the index holds and their bytes (the storage page's summary).
+    pub async fn totals(&self) -> Result<Totals, LibraryError> {
+        self.db(|i| {
+            let (files, bytes): (i64, i64) = i.lock().query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM media WHERE kind = 'file'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(Totals {
+                count: u64::try_from(files).unwrap_or(0),
+                bytes: u64::try_from(bytes).unwrap_or(0),
+            })
+        })
+        .await
+    }
+}
+
+/// A count of things and their bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub count: u64,
+    pub bytes: u64,
 }

@@ -206,4 +206,20 @@ impl Library {
         })
         .await
     }
+
+    /// Entries in the trash (everyone's) and the bytes of their files.
+    pub async fn trash_totals(&self) -> Result<super::read::Totals, LibraryError> {
+        self.trash_db(|c| {
+            let (n, bytes): (i64, i64) = c.query_row(
+                "SELECT count(*), coalesce(sum(size), 0) FROM trash",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(super::read::Totals {
+                count: u64::try_from(n).unwrap_or(0),
+                bytes: u64::try_from(bytes).unwrap_or(0),
+            })
+        })
+        .await
+    }
 }

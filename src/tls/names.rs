@@ -54,11 +54,17 @@ pub(super) fn fleeting_ipv6(text: &str) -> HashSet<Ipv6Addr> {
         .collect()
 }
 
+/// This box's host name, as the certificate names it (None when it is not UTF-8). One
+/// `uname` call: does not block.
+pub fn host_name() -> Option<String> {
+    gethostname::gethostname().into_string().ok()
+}
+
 /// SAN list for the self-signed certificate on this box: [`wanted_names`] with the host name
 /// and, when a listener is on an unspecified address, the interfaces' addresses. Blocking
 /// (lists the interfaces): call off the async runtime.
 pub fn default_names(listen: &[SocketAddr]) -> Vec<String> {
-    let host = gethostname::gethostname().into_string().ok();
+    let host = host_name();
     let local = if listen.iter().any(|a| a.ip().is_unspecified()) {
         local_addrs()
     } else {
