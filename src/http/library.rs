@@ -73,7 +73,7 @@ pub struct ItemBody {
 }
 
 /// Query-value encoding for the thumb URL: everything but unreserved characters and '/'.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+pub(super) const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -170,7 +170,7 @@ pub async fn list(
     Ok(SafeJson(listing(&state, page)))
 }
 
-fn item_path(query: Result<Query<PathQuery>, QueryRejection>) -> Result<MediaPath, ApiError> {
+pub(super) fn item_path(query: Result<Query<PathQuery>, QueryRejection>) -> Result<MediaPath, ApiError> {
     let Query(q) = query.map_err(super::error::bad_query)?;
     Ok(MediaPath::from_api(&q.path)?)
 }

@@ -6,13 +6,18 @@ pub mod auth;
 pub mod error;
 pub mod health;
 pub mod idle;
+pub mod info;
 pub mod json;
 pub mod library;
+pub mod markdown;
 pub mod media;
 pub mod notes;
+pub mod positions;
 pub mod server;
 pub mod share_dir;
 pub mod shares;
+pub mod storage_state;
+pub mod subtitles;
 pub mod trash;
 pub mod tus;
 pub mod upload;
@@ -27,7 +32,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, head, post};
+use axum::routing::{delete, get, head, post, put};
 use axum::Router;
 
 use crate::auth::Accounts;
@@ -53,6 +58,8 @@ pub struct AppState {
     pub files: crate::app::Files,
     /// Resumable (tus) uploads.
     pub resumable: crate::app::Resumable,
+    /// Resume positions (per user).
+    pub positions: crate::positions::Positions,
     /// Per-process request counter for `x-request-id` and the access log.
     pub request_ids: Arc<AtomicU64>,
 }
@@ -88,6 +95,7 @@ impl AppState {
         AppState {
             storage,
             data_dir: Arc::from(config.server.data_dir.as_path()),
+            positions: crate::positions::Positions::new(db.clone()),
             accounts: Accounts::new(db),
             auth: Arc::new(AuthState::new(
                 setup_token,
@@ -133,6 +141,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/library/thumb", get(library::thumb))
         .route("/api/library/zip", get(zip::download))
         .route("/api/library/status", get(library::status))
+        .route("/api/library/subtitles", get(subtitles::tracks))
+        .route("/api/library/vtt", get(subtitles::vtt))
         .route("/api/library/rescan", post(library::rescan))
         .route("/api/library/folder", post(upload::create_folder))
         .route("/api/library/move", post(upload::move_entry))
@@ -153,6 +163,10 @@ pub fn router(state: AppState) -> Router {
                 .delete(tus::terminate)
                 .options(tus::options),
         )
+        .route("/api/info", get(info::info))
+        .route("/api/config", get(info::config))
+        .route("/api/storage", get(storage_state::storage))
+        .route("/api/positions", put(positions::save).get(positions::get))
         .route("/api/setup", post(auth::setup))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
@@ -163,7 +177,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/tokens/{id}", delete(auth::delete_token))
         .route("/api/users", get(auth::list_users).post(auth::create_user))
-        .route("/api/users/{name}", delete(auth::delete_user))
+        .route(
+            "/api/users/{name}",
+            delete(auth::delete_user).patch(auth::change_user),
+        )
         .route("/api/shares", post(shares::create).get(shares::list))
         .route("/api/shares/{id}", delete(shares::revoke))
         .route("/api/notes", post(notes::create).get(notes::search))
@@ -173,6 +190,8 @@ pub fn router(state: AppState) -> Router {
                 .put(notes::update)
                 .delete(notes::delete),
         )
+        .route("/api/notes/render", post(markdown::preview))
+        .route("/api/notes/{id}/html", get(markdown::note_html))
         .route("/api/notes/{id}/revisions", get(notes::revisions))
         .route("/api/notes/{id}/revisions/{rev}", get(notes::revision))
         .route("/api/notes/{id}/restore", post(notes::restore))

@@ -23,7 +23,7 @@ use super::AppState;
 use crate::notes::{Author, Changes, Content, Note, NoteError, SearchQuery, Visibility};
 
 /// A note body may be 1 MiB of text; JSON escaping can make that several times larger.
-const NOTE_JSON_MAX: usize = 8 * 1024 * 1024;
+pub(super) const NOTE_JSON_MAX: usize = 8 * 1024 * 1024;
 
 fn author(u: &crate::auth::User) -> Author {
     Author {

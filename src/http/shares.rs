@@ -50,11 +50,17 @@ pub(super) fn link_base(
 
 /// Points the links made for `from` (and for what is under it) at `to`: after a move, at
 /// the new name; after a delete, at the trash key (a reserved name: they serve nothing, and
-/// never whatever is put at the old name next); after a restore, back.
+/// never whatever is put at the old name next); after a restore, back. Resume positions
+/// follow the same way (`positions::Positions::move_under`).
 pub(super) async fn repoint(state: &AppState, from: String, to: String) {
     let accounts = state.accounts.clone();
+    let positions = state.positions.clone();
+    let (f, t) = (from.clone(), to.clone());
     if let Err(e) = run_unbounded("share move", move || accounts.move_shares(&from, &to)).await {
         tracing::error!(error = %e, "its share links could not follow");
+    }
+    if let Err(e) = run_unbounded("position move", move || positions.move_under(&f, &t)).await {
+        tracing::error!(error = %e, "its resume positions could not follow");
     }
 }
 

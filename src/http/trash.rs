@@ -16,6 +16,7 @@ use super::wire::time::from_secs;
 use super::AppState;
 use crate::app::trash::trash_share_path;
 use crate::app::{DeleteOptions, Deleted};
+use crate::blocking::run_unbounded;
 use crate::storage::MediaPath;
 
 #[derive(Debug, Deserialize, Default)]
@@ -48,7 +49,16 @@ pub async fn delete_media(
                 .insert("x-trash-id", HeaderValue::from(id));
             key
         }
-        Deleted::Gone { key } => key.unwrap_or_else(|| "gone".into()),
+        Deleted::Gone { key } => {
+            // Gone for good: nobody resumes it.
+            let (positions, p) = (state.positions.clone(), path.to_string());
+            if let Err(e) =
+                run_unbounded("position forget", move || positions.forget_under(&p)).await
+            {
+                tracing::error!(error = %e, "its resume positions could not be dropped");
+            }
+            key.unwrap_or_else(|| "gone".into())
+        }
     };
     super::shares::repoint(&state, path.to_string(), trash_share_path(&gone_to)).await;
     Ok(res)

@@ -8,8 +8,9 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 
 use super::resolve::{check_password, clear_cookie, csrf_error, lock, session_cookie, set_cookie};
+use super::Via;
 use super::{Admin, Caller, ConnMeta, Member};
-use crate::auth::{AuthError, Role};
+use crate::auth::{AuthError, Role, UserChange};
 use crate::blocking::run_unbounded;
 use crate::http::error::ApiError;
 use crate::http::json::ApiJson;
@@ -248,4 +249,94 @@ pub async fn delete_user(
     let accounts = state.accounts.clone();
     run_unbounded("user delete", move || accounts.delete_user(&name)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeUserBody {
+    role: Option<RoleParam>,
+    password: Option<String>,
+    current_password: Option<String>,
+}
+
+fn wrong_password() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "wrong_password",
+        "the current password is wrong",
+    )
+}
+
+/// `PATCH /api/users/{name}`: an admin changes anyone's role or password; a member changes
+/// only their own password, proving the current one (checked like a login: rate-limited).
+/// A new password ends the user's other login sessions (the caller's own session is kept
+/// when it is theirs); API tokens stay.
+pub async fn change_user(
+    State(state): State<AppState>,
+    Extension(meta): Extension<ConnMeta>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ChangeUserBody>,
+) -> Result<Json<UserJson>, ApiError> {
+    let me = &caller.user;
+    let own = me.name.eq_ignore_ascii_case(&name);
+    if body.role.is_none() && body.password.is_none() {
+        return Err(AuthError::Invalid {
+            field: "role",
+            reason: "give a role or a password to change".into(),
+        }
+        .into());
+    }
+    if !me.is_admin() {
+        if !own {
+            return Err(ApiError::forbidden(
+                "only an admin may change another user",
+            ));
+        }
+        if body.role.is_some() {
+            return Err(ApiError::forbidden("only an admin may change roles"));
+        }
+        let Some(current) = body.current_password.as_deref() else {
+            return Err(AuthError::Invalid {
+                field: "current_password",
+                reason: "required to change your own password".into(),
+            }
+            .into());
+        };
+        // Rate-limited like a login: a stolen session cannot guess its way to the password.
+        match check_password(&state, meta.peer.ip(), &me.name, current).await {
+            Ok(_) => {}
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => return Err(wrong_password()),
+            Err(e) => return Err(e),
+        }
+    }
+    if let Some(pw) = body.password.as_deref() {
+        crate::auth::validate_password(pw)?;
+    }
+    // The caller's own session survives a change of their own password.
+    let keep_session = (own && caller.via == Via::Session)
+        .then(|| session_cookie(&headers))
+        .flatten();
+    let change = UserChange {
+        role: body.role.map(|r| r.0),
+        password: body.password,
+        keep_session,
+    };
+    // Hashing a new password is argon2 work: it takes one of the bounded slots.
+    let _slot = match change.password {
+        Some(_) => Some(
+            state
+                .auth
+                .hash_slots
+                .acquire()
+                .await
+                .map_err(|_| ApiError::unauthorized("shutting down"))?,
+        ),
+        None => None,
+    };
+    let accounts = state.accounts.clone();
+    let user = run_unbounded("user change", move || accounts.change_user(&name, change)).await?;
+    tracing::info!(user = %user.name, by = %me.name, "user changed");
+    Ok(Json(UserJson::from(&user)))
 }

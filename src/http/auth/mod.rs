@@ -19,7 +19,7 @@ use super::AppState;
 use crate::auth::User;
 
 pub use handlers::{
-    create_token, create_user, delete_token, delete_user, list_tokens, list_users, login, logout,
+    change_user, create_token, create_user, delete_token, delete_user, list_tokens, list_users, login, logout,
     me, setup,
 };
 pub use resolve::{authenticate, AuthState};
@@ -185,6 +185,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             Principal::Anonymous => Err(unauthorized("not logged in")),
         }
     }
+}
+
+/// Whether the first-run setup token is still waiting to be used (`/api/info`).
+pub fn setup_token_live(state: &AppState) -> bool {
+    resolve::lock(&state.auth.setup_token).is_some()
 }
 
 /// 401 `unauthorized` (kept here for callers that name it through `http::auth`).

@@ -1,0 +1,63 @@
+//! What a client needs before anything else (`GET /api/info`: the box's name, version,
+//! whether first-run setup is pending, the limits a page shows), and the effective
+//! configuration with secrets blanked (`GET /api/config`, admins; `config::redact`).
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+
+use super::auth::Admin;
+use super::error::ApiError;
+use super::AppState;
+use crate::blocking::run_unbounded;
+
+#[derive(Debug, Serialize)]
+pub struct InfoJson {
+    name: Option<String>,
+    version: &'static str,
+    setup_required: bool,
+    anonymous_read: bool,
+    max_upload_bytes: u64,
+    tus_endpoint: &'static str,
+    trash_days: u64,
+}
+
+/// `GET /api/info`: open to anyone, also when `auth.anonymous_read` is off (the login page
+/// needs it). Nothing secret: the setup token itself is never shown, only whether one is
+/// waiting to be used.
+pub async fn info(State(state): State<AppState>) -> Result<Json<InfoJson>, ApiError> {
+    let token_live = super::auth::setup_token_live(&state);
+    let setup_required = if token_live {
+        // A user made with the CLI meanwhile ends the setup (as `/api/setup` would say).
+        let accounts = state.accounts.clone();
+        run_unbounded("user count", move || accounts.user_count()).await? == 0
+    } else {
+        false
+    };
+    let c = &state.config;
+    Ok(Json(InfoJson {
+        name: crate::tls::host_name(),
+        version: env!("CARGO_PKG_VERSION"),
+        setup_required,
+        anonymous_read: c.auth.anonymous_read,
+        max_upload_bytes: c.uploads.max_bytes,
+        tus_endpoint: "/api/tus/",
+        trash_days: c.storage.trash_days,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConfigJson {
+    config: serde_json::Value,
+    redacted: Vec<String>,
+}
+
+/// `GET /api/config` (admins): the configuration the service runs with, as the TOML file
+/// would spell it, secrets replaced by `"<redacted>"`.
+pub async fn config(State(state): State<AppState>, _: Admin) -> Result<Json<ConfigJson>, ApiError> {
+    let r = crate::config::redact::redacted(&state.config).map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(ConfigJson {
+        config: r.config,
+        redacted: r.redacted,
+    }))
+}
