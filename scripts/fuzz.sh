@@ -10,7 +10,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --quiet --locked cargo-fuzz
 fi
 export RUSTC_BOOTSTRAP=1
-for target in range media_path; do
+for target in range media_path srt markdown; do
   echo "fuzzing $target for ${secs}s"
   cargo fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=1024 2>&1 | tail -n 3
 done
