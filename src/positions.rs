@@ -263,7 +263,12 @@ mod tests {
         assert_eq!((a.position, a.duration), (12.5, Some(3600.0)));
         assert_eq!(s.get(bob, "films/a.mkv").unwrap().unwrap().position, 99.0);
         assert!(s.get(bob, "films/b.mkv").unwrap().is_none());
-        let recent: Vec<String> = s.recent(alice).unwrap().into_iter().map(|p| p.path).collect();
+        let recent: Vec<String> = s
+            .recent(alice)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
         assert_eq!(recent, ["films/b.mkv", "films/a.mkv"]);
         // Saving again moves it to the front; finishing removes it.
         s.save(alice, "films/a.mkv", 20.0, Some(3600.0)).unwrap();
@@ -279,12 +284,14 @@ mod tests {
         for i in 0..(MAX_PER_USER + 5) {
             s.save(alice, &format!("f/{i}.mp4"), 1.0, None).unwrap();
         }
-        let n: i64 = s
-            .db
-            .with(|c| c.query_row("SELECT count(*) FROM positions", [], |r| r.get(0)))
-            .unwrap();
+        let n: i64 =
+            s.db.with(|c| c.query_row("SELECT count(*) FROM positions", [], |r| r.get(0)))
+                .unwrap();
         assert_eq!(n, MAX_PER_USER);
-        assert!(s.get(alice, "f/0.mp4").unwrap().is_none(), "the oldest went");
+        assert!(
+            s.get(alice, "f/0.mp4").unwrap().is_none(),
+            "the oldest went"
+        );
         assert!(s.get(alice, "f/5.mp4").unwrap().is_some());
         let recent = s.recent(alice).unwrap();
         assert_eq!(recent.len() as i64, RECENT);
@@ -307,7 +314,12 @@ mod tests {
         assert_eq!(s.get(bob, "b/x.mp4").unwrap().unwrap().position, 8.0);
         // To the trash: kept, not listed; back again on restore.
         s.move_under("b", ".streamhub-trash/k1").unwrap();
-        let listed: Vec<String> = s.recent(alice).unwrap().into_iter().map(|p| p.path).collect();
+        let listed: Vec<String> = s
+            .recent(alice)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.path)
+            .collect();
         assert_eq!(listed, ["ab/z.mp4"]);
         s.move_under(".streamhub-trash/k1", "b").unwrap();
         assert!(s.get(alice, "b/sub/y.mp4").unwrap().is_some());

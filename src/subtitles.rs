@@ -64,7 +64,8 @@ fn is_lang(s: &str) -> bool {
     let first_ok = parts
         .next()
         .is_some_and(|p| (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()));
-    first_ok && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+    first_ok
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// The track `candidate` is for the video named `video`, if it is one: same stem, then
@@ -144,7 +145,9 @@ pub fn to_webvtt(format: Format, bytes: &[u8]) -> Result<String, SubtitleError> 
         Format::Srt => Ok(srt_to_vtt(&text)),
         Format::Vtt => {
             let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-            let rest = text.strip_prefix("WEBVTT").ok_or(SubtitleError::NotWebVtt)?;
+            let rest = text
+                .strip_prefix("WEBVTT")
+                .ok_or(SubtitleError::NotWebVtt)?;
             match rest.chars().next() {
                 None | Some(' ' | '\t' | '\n' | '\r') => Ok(text.to_string()),
                 Some(_) => Err(SubtitleError::NotWebVtt),

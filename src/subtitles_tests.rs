@@ -15,7 +15,10 @@ fn sidecars_by_stem_and_language() {
         ("en", Some("en"), Format::Vtt)
     );
     let t = sidecar("movie.mkv", "movie.pt-BR.SRT").unwrap();
-    assert_eq!((t.label.as_str(), t.lang.as_deref()), ("pt-BR", Some("pt-BR")));
+    assert_eq!(
+        (t.label.as_str(), t.lang.as_deref()),
+        ("pt-BR", Some("pt-BR"))
+    );
     let t = sidecar("movie.mkv", "movie.forced.srt").unwrap();
     assert_eq!((t.label.as_str(), t.lang), ("forced", None));
     let t = sidecar("My.Film.2020.mp4", "My.Film.2020.es-419.srt").unwrap();
@@ -41,10 +44,7 @@ fn decodes_utf8_bom_utf16_and_windows_1252() {
     assert_eq!(decode(b"\xEF\xBB\xBFh\xC3\xA9"), "hé");
     assert_eq!(decode("déjà".as_bytes()), "déjà");
     // Windows-1252: é, the euro sign, curly quotes, a hole kept as its C1 code point.
-    assert_eq!(
-        decode(b"caf\xE9 \x80 \x93\x94 \x81"),
-        "café € “” \u{81}"
-    );
+    assert_eq!(decode(b"caf\xE9 \x80 \x93\x94 \x81"), "café € “” \u{81}");
     assert_eq!(decode(b"\xFF\xFEh\x00\xE9\x00"), "hé");
     assert_eq!(decode(b"\xFE\xFF\x00h\x00\xE9"), "hé");
 }
@@ -98,11 +98,20 @@ fn vtt_is_checked_and_passed_through() {
         "WEBVTT - a title\n"
     );
     assert_eq!(to_webvtt(Format::Vtt, b"WEBVTT").unwrap(), "WEBVTT");
-    for bad in [&b"1\n00:00:01,000 --> 00:00:02,000\nx\n"[..], b"WEBVTTX", b"", b"webvtt\n"] {
+    for bad in [
+        &b"1\n00:00:01,000 --> 00:00:02,000\nx\n"[..],
+        b"WEBVTTX",
+        b"",
+        b"webvtt\n",
+    ] {
         assert_eq!(to_webvtt(Format::Vtt, bad), Err(SubtitleError::NotWebVtt));
     }
     assert_eq!(
-        to_webvtt(Format::Srt, b"1\n00:00:01,000 --> 00:00:02,000\nfa\xE7ade\n").unwrap(),
+        to_webvtt(
+            Format::Srt,
+            b"1\n00:00:01,000 --> 00:00:02,000\nfa\xE7ade\n"
+        )
+        .unwrap(),
         "WEBVTT\n\n1\n00:00:01.000 --> 00:00:02.000\nfaçade\n"
     );
 }

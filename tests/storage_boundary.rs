@@ -500,3 +500,50 @@ async fn overwrite_is_judged_again_at_commit_on_the_second_backend() {
         "the refused upload's data is gone"
     );
 }
+
+/// The storage page and the subtitles read the backend through the trait: free space is the
+/// memory backend's, a subtitle file inserted a moment ago is listed and converted.
+#[tokio::test]
+async fn storage_state_and_subtitles_through_the_trait() {
+    let f = fx();
+    f.mem.insert("films/movie.mkv", &[0u8; 100]);
+    f.mem.insert(
+        "films/movie.en.srt",
+        b"1\r\n00:00:01,000 --> 00:00:02,500\r\ncaf\xe9\r\n",
+    );
+    f.mem.insert("films/movie.vtt", b"not webvtt\n");
+    f.mem.insert("films/movie2.srt", b"");
+    let get = |uri: &str| req("GET", uri, &f.alice).body(Body::empty()).unwrap();
+
+    let (status, _, body) = call(&f.app, get("/api/storage")).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let s = json(&body);
+    assert_eq!(s["backend"], "memory");
+    assert_eq!(s["healthy"], true);
+    let used = 100 + 40 + 11;
+    assert_eq!(s["total_bytes"], streamhub::storage::memory::CAPACITY);
+    assert_eq!(s["free_bytes"], streamhub::storage::memory::CAPACITY - used);
+    assert!(
+        s.get("media_root").is_none(),
+        "members are not told the path"
+    );
+
+    let (status, _, body) = call(&f.app, get("/api/library/subtitles?path=films/movie.mkv")).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let tracks = json(&body)["tracks"].as_array().unwrap().clone();
+    let paths: Vec<&str> = tracks.iter().map(|t| t["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["films/movie.en.srt", "films/movie.vtt"]);
+    assert_eq!(tracks[0]["lang"], "en");
+    assert_eq!(tracks[1]["label"], "movie");
+
+    let (status, headers, body) = call(&f.app, get(tracks[0]["url"].as_str().unwrap())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/vtt; charset=utf-8");
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "WEBVTT\n\n1\n00:00:01.000 --> 00:00:02.500\ncafé\n"
+    );
+    let (status, _, body) = call(&f.app, get("/api/library/vtt?path=films/movie.vtt")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(json(&body)["error"], "bad_subtitles");
+}

@@ -116,7 +116,10 @@ fn change_user_keeps_the_last_admin_and_ends_other_sessions() {
             },
         )
         .unwrap();
-    assert_eq!((promoted.name.as_str(), promoted.role), ("bob", Role::Admin));
+    assert_eq!(
+        (promoted.name.as_str(), promoted.role),
+        ("bob", Role::Admin)
+    );
     // With two admins, one may step down.
     assert_eq!(a.change_user("root", demote()).unwrap().role, Role::Member);
 

@@ -163,11 +163,10 @@ impl Accounts {
             };
             if let Some(role) = change.role {
                 if user.role == Role::Admin && role != Role::Admin {
-                    let admins: i64 = tx.query_row(
-                        "SELECT count(*) FROM users WHERE role = 'admin'",
-                        [],
-                        |r| r.get(0),
-                    )?;
+                    let admins: i64 =
+                        tx.query_row("SELECT count(*) FROM users WHERE role = 'admin'", [], |r| {
+                            r.get(0)
+                        })?;
                     if admins <= 1 {
                         return Err(AuthError::LastAdmin);
                     }

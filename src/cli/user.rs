@@ -75,9 +75,10 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
         crate::auth::validate_name(name)?;
     }
     let new_role = match &cmd {
-        UserCommand::Role { role, .. } => Some(Role::parse(role).ok_or_else(|| {
-            CliError::Usage(format!("role: admin or member, not {role:?}"))
-        })?),
+        UserCommand::Role { role, .. } => Some(
+            Role::parse(role)
+                .ok_or_else(|| CliError::Usage(format!("role: admin or member, not {role:?}")))?,
+        ),
         _ => None,
     };
     let db = target.open()?;

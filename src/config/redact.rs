@@ -151,13 +151,19 @@ mod tests {
         assert_eq!(r.config["s3"]["bucket"], "media");
         assert_eq!(r.config["sync"]["cluster_key"], REDACTED);
         assert_eq!(r.config["sync"]["peers"], json!(["a"]));
-        assert_eq!(r.config["auth"]["api_token"], "", "an unset secret stays empty");
+        assert_eq!(
+            r.config["auth"]["api_token"], "",
+            "an unset secret stays empty"
+        );
         assert_eq!(r.config["auth"]["Admin_Password"], REDACTED);
         assert_eq!(r.config["auth"]["session_days"], 14);
         assert_eq!(r.config["odd"]["signing"]["key"], REDACTED);
         assert_eq!(r.config["top_token"], Value::Null);
         let text = r.config.to_string();
-        assert!(!text.contains("hunter2") && !text.contains("\"pw\""), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("\"pw\""),
+            "{text}"
+        );
     }
 
     #[test]

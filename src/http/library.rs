@@ -170,7 +170,9 @@ pub async fn list(
     Ok(SafeJson(listing(&state, page)))
 }
 
-pub(super) fn item_path(query: Result<Query<PathQuery>, QueryRejection>) -> Result<MediaPath, ApiError> {
+pub(super) fn item_path(
+    query: Result<Query<PathQuery>, QueryRejection>,
+) -> Result<MediaPath, ApiError> {
     let Query(q) = query.map_err(super::error::bad_query)?;
     Ok(MediaPath::from_api(&q.path)?)
 }

@@ -105,19 +105,21 @@ pub async fn vtt(
             ),
         ));
     }
-    let read = object
-        .read_range(0..size)
-        .try_fold(Vec::with_capacity(size as usize), |mut acc, chunk| async move {
+    let read = object.read_range(0..size).try_fold(
+        Vec::with_capacity(size as usize),
+        |mut acc, chunk| async move {
             acc.extend_from_slice(&chunk);
             Ok(acc)
-        });
+        },
+    );
     let timeout = state.config.storage_timeout();
-    let bytes = tokio::time::timeout(timeout, read)
-        .await
-        .map_err(|_| StorageError::Stalled {
-            op: "subtitle read",
-            secs: timeout.as_secs(),
-        })??;
+    let bytes =
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| StorageError::Stalled {
+                op: "subtitle read",
+                secs: timeout.as_secs(),
+            })??;
     // Linear, but up to 5 MiB of text: off the runtime's workers.
     let converted = crate::blocking::run_unbounded("subtitle convert", move || {
         Ok::<_, crate::blocking::BlockingError>(subtitles::to_webvtt(format, &bytes))

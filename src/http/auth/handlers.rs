@@ -290,9 +290,7 @@ pub async fn change_user(
     }
     if !me.is_admin() {
         if !own {
-            return Err(ApiError::forbidden(
-                "only an admin may change another user",
-            ));
+            return Err(ApiError::forbidden("only an admin may change another user"));
         }
         if body.role.is_some() {
             return Err(ApiError::forbidden("only an admin may change roles"));

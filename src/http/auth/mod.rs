@@ -19,8 +19,8 @@ use super::AppState;
 use crate::auth::User;
 
 pub use handlers::{
-    change_user, create_token, create_user, delete_token, delete_user, list_tokens, list_users, login, logout,
-    me, setup,
+    change_user, create_token, create_user, delete_token, delete_user, list_tokens, list_users,
+    login, logout, me, setup,
 };
 pub use resolve::{authenticate, AuthState};
 
