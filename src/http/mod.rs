@@ -15,6 +15,7 @@ pub mod share_dir;
 pub mod shares;
 pub mod trash;
 pub mod tus;
+pub mod ui;
 pub mod upload;
 pub mod wire;
 pub mod zip;
@@ -196,6 +197,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .merge(ui::routes())
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
