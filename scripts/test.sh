@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what the tests need, then runs
-# formatting and lint checks, unit and in-process tests, a bounded fuzz run, and the
-# end-to-end suite against the real binary with real clients (curl, ffmpeg, openssl).
+# formatting and lint checks, unit and in-process tests, a bounded fuzz run, the
+# end-to-end suite against the real binary with real clients (curl, ffmpeg, openssl), and
+# the web UI in headless Chromium.
 # Nothing is skipped silently: a missing tool is installed or the run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,9 +11,11 @@ say() { printf '\n=== %s\n' "$*"; }
 
 # --- tools -------------------------------------------------------------------------------
 need_apt=()
-for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2; do
+for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2 chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
+# A font, so the UI screenshots (target/ui-screenshots/) show text.
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   say "installing: ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,6 +26,8 @@ PY=${PYTHON:-python3}
 need_pip=()
 "$PY" -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
 "$PY" -c 'import tusclient' 2>/dev/null || need_pip+=(tuspy)  # the tus client (tests/e2e/test_tus.py)
+# Drives Debian's chromium (tests/ui); Playwright's own browser download is never used.
+"$PY" -c 'import playwright' 2>/dev/null || need_pip+=(playwright)
 if [ "${#need_pip[@]}" -gt 0 ]; then
   say "installing: ${need_pip[*]}"
   "$PY" -m pip install -q "${need_pip[@]}"
@@ -50,5 +55,7 @@ say "packaging: systemd units, install script, Yocto layer"
 STREAMHUB_BIN="$bin" scripts/check-packaging.sh
 say "end-to-end suite (real binary, curl, ffmpeg, openssl)"
 STREAMHUB_BIN="$bin" "$PY" -m pytest -q -p no:cacheprovider tests/e2e
+say "web UI in headless Chromium (network namespace, non-loopback address)"
+STREAMHUB_BIN="$bin" PYTHON="$PY" tests/ui/run.sh
 
 say "all tests passed"

@@ -20,6 +20,7 @@ pub mod storage_state;
 pub mod subtitles;
 pub mod trash;
 pub mod tus;
+pub mod ui;
 pub mod upload;
 pub mod wire;
 pub mod zip;
@@ -215,6 +216,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authenticate,
         ))
+        .merge(ui::routes())
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }

@@ -1,0 +1,137 @@
+//! Embeds the web UI (`ui/`) in the binary: every file raw, gzip- and brotli-compressed (only
+//! where that is smaller), under one version fingerprint. The front end has no build step of
+//! its own (plain ES modules); this is the only processing its files get.
+//!
+//! The fingerprint is a hash of every file, so one version directory (`/ui/<v>/…`) holds the
+//! whole front end: relative imports between modules resolve inside it, and any change gives
+//! every file a new, long-cacheable URL. `index.html` names the version (`{{v}}`).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+fn main() {
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets this"));
+    let ui = root.join("ui");
+    println!("cargo:rerun-if-changed=ui");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets this")).join("ui");
+    std::fs::create_dir_all(&out).expect("create OUT_DIR/ui");
+
+    let mut files = Vec::new();
+    walk(&ui, &ui, &mut files);
+    files.sort();
+
+    let mut hasher = Sha256::new();
+    for rel in &files {
+        hasher.update(rel.as_bytes());
+        hasher.update([0]);
+        hasher.update(std::fs::read(ui.join(rel)).expect("read ui file"));
+        hasher.update([0]);
+    }
+    let version: String = hasher
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    let mut code = String::new();
+    writeln!(code, "pub const VERSION: &str = {version:?};").unwrap();
+    writeln!(code, "pub static ASSETS: &[Asset] = &[").unwrap();
+    let mut index = None;
+    for rel in &files {
+        let Some(content_type) = content_type(rel) else {
+            // Licences and notes beside the vendored code are for people, not browsers.
+            continue;
+        };
+        let mut bytes = std::fs::read(ui.join(rel)).expect("read ui file");
+        if rel == "index.html" {
+            let text = String::from_utf8(bytes).expect("index.html is UTF-8");
+            bytes = text.replace("{{v}}", &version).into_bytes();
+        }
+        let entry = emit(&out, rel, content_type, &bytes);
+        if rel == "index.html" {
+            index = Some(entry);
+        } else {
+            code.push_str(&entry);
+        }
+    }
+    writeln!(code, "];").unwrap();
+    let index = index.expect("ui/index.html exists");
+    writeln!(
+        code,
+        "pub static INDEX: Asset = {};",
+        index.trim_end_matches(",\n")
+    )
+    .unwrap();
+    std::fs::write(out.join("assets.rs"), code).expect("write assets.rs");
+}
+
+fn walk(base: &Path, dir: &Path, files: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).expect("read ui dir") {
+        let entry = entry.expect("read ui dir entry");
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            walk(base, &path, files);
+        } else {
+            let rel = path.strip_prefix(base).expect("under ui/");
+            files.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+}
+
+fn content_type(rel: &str) -> Option<&'static str> {
+    let ext = rel.rsplit('.').next().unwrap_or("");
+    Some(match ext {
+        "html" => "text/html; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "webmanifest" => "application/manifest+json",
+        "png" => "image/png",
+        "" | "md" | "txt" => return None,
+        _ if rel.contains("LICENSE") => return None,
+        other => panic!("ui/{rel}: no content type known for .{other}; add it to build.rs"),
+    })
+}
+
+/// Writes the file's representations to OUT_DIR and returns its `Asset { … },` literal.
+fn emit(out: &Path, rel: &str, content_type: &str, bytes: &[u8]) -> String {
+    let flat = rel.replace('/', "__");
+    let raw_path = out.join(&flat);
+    std::fs::write(&raw_path, bytes).expect("write raw asset");
+    let tag: String = Sha256::digest(bytes)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(bytes).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let mut br = Vec::new();
+    {
+        let mut w = brotli::CompressorWriter::new(&mut br, 4096, 11, 22);
+        w.write_all(bytes).expect("brotli");
+    }
+    let variant = |data: &[u8], suffix: &str| -> String {
+        if data.len() + 32 >= bytes.len() {
+            return "None".to_string();
+        }
+        let p = out.join(format!("{flat}.{suffix}"));
+        std::fs::write(&p, data).expect("write compressed asset");
+        format!("Some(include_bytes!({:?}))", p.display().to_string())
+    };
+    format!(
+        "Asset {{ path: {rel:?}, content_type: {content_type:?}, tag: {tag:?}, raw: include_bytes!({:?}), gzip: {}, brotli: {} }},\n",
+        raw_path.display().to_string(),
+        variant(&gz, "gz"),
+        variant(&br, "br"),
+    )
+}

@@ -1,0 +1,77 @@
+"""Uploads in a browser: several files with progress, a resume after a reload, clear errors."""
+
+import json
+import os
+
+from conftest import MEMBER, login
+
+
+def done_items(page):
+    return page.locator("ul.uploads li.done")
+
+
+def test_several_files_upload_with_progress(page, app, tmp_path):
+    files = []
+    for i, size in enumerate((300_000, 5, 2_000_000)):
+        p = tmp_path / f"part {i}.bin"
+        p.write_bytes(os.urandom(size))
+        files.append(p)
+    login(page, app, MEMBER, then="/#/upload/inbox")
+    assert page.get_by_label("To folder").input_value() == "inbox"
+    page.locator("input[type=file]:not([webkitdirectory])").set_input_files([str(f) for f in files])
+    page.wait_for_function("() => document.querySelectorAll('ul.uploads li.done').length === 3", timeout=60000)
+    total = page.locator("progress[aria-label='All uploads']")
+    assert total.get_attribute("value") == total.get_attribute("max")
+    for f in files:
+        assert (app.srv.media_root / "inbox" / f.name).read_bytes() == f.read_bytes()
+    page.get_by_role("link", name="Show in library").first.click()
+    page.get_by_role("link", name="part 0.bin", exact=True).first.wait_for()
+    page.watch.assert_clean()
+
+
+def test_an_upload_resumes_after_a_page_reload(page, app, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(24 * 1024 * 1024))
+    login(page, app, MEMBER, then="/#/upload/resume")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 3 * 1024 * 1024})
+    page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(big))
+    session = app.session(MEMBER)
+    # Wait until the server holds part of it, then reload the page mid-upload.
+    url = None
+    for _ in range(200):
+        page.wait_for_timeout(100)
+        stored = json.loads(page.evaluate("localStorage.getItem('streamhub-tus') || '{}'"))
+        if stored:
+            url = next(iter(stored.values()))["url"]
+            st, _, h = session.call("HEAD", url, headers={"Tus-Resumable": "1.0.0"})
+            if st == 200 and int(h["Upload-Offset"]) > 1024 * 1024:
+                break
+    assert url, "the upload never started"
+    page.reload()
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    st, _, h = session.call("HEAD", url, headers={"Tus-Resumable": "1.0.0"})
+    kept = int(h["Upload-Offset"])
+    assert st == 200 and 0 < kept < big.stat().st_size
+    # The page remembers it, and the same file picked again continues from the server's offset.
+    page.get_by_role("heading", name="Unfinished uploads").wait_for()
+    page.get_by_text("big.bin").first.wait_for()
+    page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(big))
+    page.locator("ul.uploads li.done").wait_for(timeout=60000)
+    page.get_by_text("resumed and finished").wait_for()
+    assert (app.srv.media_root / "resume" / "big.bin").read_bytes() == big.read_bytes()
+    assert json.loads(page.evaluate("localStorage.getItem('streamhub-tus') || '{}'")) == {}
+
+
+def test_a_taken_name_is_explained(page, app, tmp_path):
+    f = tmp_path / "readme.txt"
+    f.write_text("another readme\n")
+    login(page, app, MEMBER, then="/#/upload/docs")
+    page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(f))
+    page.locator("ul.uploads li.error").get_by_text("A file with this name is there already").wait_for()
+    assert (app.srv.media_root / "docs" / "readme.txt").read_text() == "hello\n"
+    page.get_by_role("button", name="Cancel").click()
+    page.locator("ul.uploads li.cancelled").wait_for()
