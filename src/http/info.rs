@@ -3,11 +3,12 @@
 //! configuration with secrets blanked (`GET /api/config`, admins; `config::redact`).
 
 use axum::extract::State;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Serialize;
 
-use super::auth::Admin;
+use super::auth::{Admin, Principal};
 use super::error::ApiError;
+use super::wire::accounts::MeJson;
 use super::AppState;
 use crate::blocking::run_unbounded;
 
@@ -20,12 +21,20 @@ pub struct InfoJson {
     max_upload_bytes: u64,
     tus_endpoint: &'static str,
     trash_days: u64,
+    /// The caller, as `/api/me` shows it; null for anonymous (not a 401, so a page's
+    /// first question is never an error).
+    user: Option<MeJson>,
+    /// LAN peers (discovery and note sync) are not built yet: pages leave them out.
+    lan_peers: bool,
 }
 
 /// `GET /api/info`: open to anyone, also when `auth.anonymous_read` is off (the login page
 /// needs it). Nothing secret: the setup token itself is never shown, only whether one is
 /// waiting to be used.
-pub async fn info(State(state): State<AppState>) -> Result<Json<InfoJson>, ApiError> {
+pub async fn info(
+    State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
+) -> Result<Json<InfoJson>, ApiError> {
     let token_live = super::auth::setup_token_live(&state);
     let setup_required = if token_live {
         // A user made with the CLI meanwhile ends the setup (as `/api/setup` would say).
@@ -43,6 +52,16 @@ pub async fn info(State(state): State<AppState>) -> Result<Json<InfoJson>, ApiEr
         max_upload_bytes: c.uploads.max_bytes,
         tus_endpoint: "/api/tus/",
         trash_days: c.storage.trash_days,
+        user: match principal {
+            Some(Extension(Principal::User { user, via, csrf })) => Some(MeJson {
+                auth: via.as_str(),
+                csrf_token: csrf,
+                role: user.role.as_str(),
+                name: user.name,
+            }),
+            _ => None,
+        },
+        lan_peers: false,
     }))
 }
 

@@ -84,7 +84,7 @@ pub async fn save(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /api/positions?path=P` -> one position (404 when none), or without `path` the
+/// `GET /api/positions?path=P` -> one position (nulls when none), or without `path` the
 /// newest 20 ("continue watching").
 pub async fn get(
     State(state): State<AppState>,
@@ -96,9 +96,20 @@ pub async fn get(
     match q.path {
         Some(raw) => {
             let path = media_file(&raw)?.to_string();
-            let found = run_unbounded("position get", move || store.get(user.id, &path)).await?;
-            let p = found.ok_or_else(|| ApiError::not_found("no position saved for this file"))?;
-            Ok(SafeJson(PositionJson::from(p)).into_response())
+            let key = path.clone();
+            let found = run_unbounded("position get", move || store.get(user.id, &key)).await?;
+            // A file never played (or finished) starts at the beginning: nulls, not a 404,
+            // so a player's first look is not an error.
+            Ok(match found {
+                Some(p) => SafeJson(PositionJson::from(p)).into_response(),
+                None => SafeJson(serde_json::json!({
+                    "path": path,
+                    "position": null,
+                    "duration": null,
+                    "updated_at": null,
+                }))
+                .into_response(),
+            })
         }
         None => {
             let items = run_unbounded("positions", move || store.recent(user.id)).await?;

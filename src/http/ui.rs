@@ -38,11 +38,20 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
         .route("/", get(index))
         .route("/index.html", get(index))
+        .route("/favicon.ico", get(favicon))
         .route("/ui/{version}/{*path}", get(asset))
 }
 
 async fn index(headers: HeaderMap) -> Response {
     respond(&generated::INDEX, &headers, "no-cache")
+}
+
+/// Browsers ask for `/favicon.ico` on pages that name no icon (a JSON answer, a file).
+async fn favicon(headers: HeaderMap) -> Response {
+    match generated::ASSETS.iter().find(|a| a.path == "icon.svg") {
+        Some(a) => respond(a, &headers, "public, max-age=86400"),
+        None => ApiError::not_found("no icon").into_response(),
+    }
 }
 
 async fn asset(Path((version, path)): Path<(String, String)>, headers: HeaderMap) -> Response {

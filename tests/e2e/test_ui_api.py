@@ -106,7 +106,11 @@ def test_info_needs_no_login_and_tells_the_limits(env):
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", info["version"]), info
     assert info["name"] == os.uname().nodename
     assert set(info) == {"name", "version", "setup_required", "anonymous_read",
-                         "max_upload_bytes", "tus_endpoint", "trash_days"}
+                         "max_upload_bytes", "tus_endpoint", "trash_days", "user", "lan_peers"}
+    assert info["user"] is None and info["lan_peers"] is False
+    # Logged in, it says who the caller is, as /api/me does.
+    me = get(env, "/api/me", env.member).json()
+    assert get(env, "/api/info", env.member).json()["user"] == me
 
 
 # --- PATCH /api/users/{name} ---------------------------------------------------------------
@@ -327,15 +331,21 @@ def test_positions_round_trip_per_user(env):
     assert [i["path"] for i in items][:2] == ["music/song.mp3", "films/movie.mkv"]
     assert items[0]["duration"] is None
     # Another user sees none of it.
-    assert_error(get(env, "/api/positions?path=" + q("films/movie.mkv"), env.member2), 404,
-                 "not_found")
+    assert_unsaved(get(env, "/api/positions?path=" + q("films/movie.mkv"), env.member2),
+                   "films/movie.mkv")
     assert all(i["path"] != "films/movie.mkv"
                for i in get(env, "/api/positions", env.member2).json()["items"])
     # Saving again moves it first; near the end it is finished and gone.
     assert put_pos(env, env.member, "films/movie.mkv", 60, 3600).status == 204
     assert get(env, "/api/positions", env.member).json()["items"][0]["position"] == 60
     assert put_pos(env, env.member, "films/movie.mkv", 3590, 3600).status == 204
-    assert_error(get(env, "/api/positions?path=films/movie.mkv", env.member), 404)
+    assert_unsaved(get(env, "/api/positions?path=films/movie.mkv", env.member), "films/movie.mkv")
+
+
+def assert_unsaved(r, path):
+    """No position saved: 200 with nulls (a file never played starts at the beginning)."""
+    assert r.status == 200, r
+    assert r.json() == {"path": path, "position": None, "duration": None, "updated_at": None}
 
 
 def test_positions_refuse_bad_values(env):
@@ -366,13 +376,13 @@ def test_positions_follow_moves_and_the_trash(env):
                   json_body={"from": "clips", "to": "clips2"})
     assert r.status == 200, r
     assert get(env, "/api/positions?path=clips2/walk.webm", env.member).json()["position"] == 12
-    assert_error(get(env, "/api/positions?path=clips/walk.webm", env.member), 404)
+    assert_unsaved(get(env, "/api/positions?path=clips/walk.webm", env.member), "clips/walk.webm")
     r = http_call(srv, "DELETE", "/media/clips2?recursive=true", headers=env.member.headers)
     assert r.status == 204, r
     trash_id = r.header("x-trash-id")
     assert all("walk" not in i["path"]
                for i in get(env, "/api/positions", env.member).json()["items"])
-    assert_error(get(env, "/api/positions?path=clips2/walk.webm", env.member), 404)
+    assert_unsaved(get(env, "/api/positions?path=clips2/walk.webm", env.member), "clips2/walk.webm")
     r = http_call(srv, "POST", f"/api/trash/{trash_id}/restore", headers=env.member.headers)
     assert r.status == 200, r
     assert get(env, "/api/positions?path=clips2/walk.webm", env.member).json()["position"] == 12
@@ -381,7 +391,7 @@ def test_positions_follow_moves_and_the_trash(env):
     assert r.status == 204, r
     r = http_call(srv, "PUT", "/media/clips2/walk.webm", headers=env.member.headers, body=b"new")
     assert r.status == 201, r
-    assert_error(get(env, "/api/positions?path=clips2/walk.webm", env.member), 404)
+    assert_unsaved(get(env, "/api/positions?path=clips2/walk.webm", env.member), "clips2/walk.webm")
 
 
 # --- subtitles ------------------------------------------------------------------------------

@@ -157,7 +157,8 @@ class Watch:
         self.console = []
         page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
         page.on("pageerror", lambda e: self.errors.append(str(e)))
-        page.on("console", lambda m: m.type == "error" and self.console.append(m.text))
+        page.on("console", lambda m: m.type == "error" and self.console.append(
+            f"{m.text} ({m.location.get('url', '')})"))
 
     def assert_clean(self):
         assert self.dialogs == [], f"dialogs opened: {self.dialogs}"

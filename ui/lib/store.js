@@ -24,13 +24,16 @@ export function useSession() {
   return s;
 }
 
-/** Asks the server who we are (401 = anonymous) and what it offers. */
+/**
+ * Asks the server what it is and who we are (`user` is null when anonymous). A session that
+ * ended answers 401 once and clears its cookie: ask again, anonymously.
+ */
 export async function refresh() {
-  const [info, me] = await Promise.all([
-    get('/api/info').catch(() => null),
-    get('/api/me').catch(() => null),
-  ]);
-  update({ info, me, loaded: true });
+  let info = null;
+  for (let attempt = 0; attempt < 2 && !info; attempt += 1) {
+    info = await get('/api/info').catch(() => null);
+  }
+  update({ info, me: info ? info.user : null, loaded: true });
 }
 
 export const isAdmin = (s) => !!(s.me && s.me.role === 'admin');

@@ -1,5 +1,5 @@
 import { html, useState } from '../vendor/preact-htm.js';
-import { get, query, ApiError } from '../lib/api.js';
+import { get, query } from '../lib/api.js';
 import { canRead } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading } from '../lib/ui.js';
 import { bytes, when, href, duration, debounce } from '../lib/util.js';
@@ -10,25 +10,26 @@ function Storage() {
   if (st.loading) return html`<${Loading} what="Checking storage" />`;
   if (st.error) return html`<${ErrorBox} error=${st.error} />`;
   const d = st.data;
-  const used = d.total_bytes ? 1 - d.free_bytes / d.total_bytes : 0;
+  const known = d.total_bytes !== null && d.free_bytes !== null;
+  const used = known && d.total_bytes ? 1 - d.free_bytes / d.total_bytes : 0;
   return html`<div class="card">
     <h2>Storage</h2>
     <p>${d.healthy ? html`<span class="ok">● healthy</span>` : html`<span class="bad" role="alert">● ${d.error || 'not available'}</span>`}
       <span class="muted"> · ${d.backend}</span></p>
-    <progress max="1" value=${used} aria-label="Disk used"></progress>
-    <p>${bytes(d.free_bytes)} free of ${bytes(d.total_bytes)}</p>
+    ${known && html`<progress max="1" value=${used} aria-label="Disk used"></progress>
+      <p>${bytes(d.free_bytes)} free of ${bytes(d.total_bytes)}</p>`}
     ${d.library && html`<p class="muted">${d.library.files} files in the library (${bytes(d.library.bytes)})</p>`}
     ${d.trash && d.trash.entries > 0 && html`<p class="muted"><a href="#/trash">Trash</a>: ${d.trash.entries} items, ${bytes(d.trash.bytes)}</p>`}
   </div>`;
 }
 
-function Peers() {
-  const st = useAsync(() => get('/api/peers'), []);
+function Peers({ s }) {
+  const built = !!(s.info && s.info.lan_peers);
+  const st = useAsync(() => (built ? get('/api/peers') : null), [built]);
   let body;
-  if (st.loading) body = html`<${Loading} />`;
-  else if (st.error instanceof ApiError && st.error.status === 404) {
-    body = html`<p class="muted">LAN peers are not available in this version of streamhub.</p>`;
-  } else if (st.error) body = html`<${ErrorBox} error=${st.error} />`;
+  if (!built) body = html`<p class="muted">LAN peers are not available in this version of streamhub.</p>`;
+  else if (st.loading) body = html`<${Loading} />`;
+  else if (st.error) body = html`<${ErrorBox} error=${st.error} />`;
   else {
     const peers = st.data.peers || [];
     body = peers.length
@@ -103,7 +104,7 @@ export function Home({ s }) {
   }
   return html`<h1 class="offscreen">Home</h1>
     <${Search} />
-    ${s.me && html`<div class="columns"><${Storage} /><${Peers} /></div>`}
+    ${s.me && html`<div class="columns"><${Storage} /><${Peers} s=${s} /></div>`}
     ${s.me && html`<${Continue} />`}
     <${Recent} />
     <${RecentNotes} />`;

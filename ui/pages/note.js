@@ -44,9 +44,11 @@ function Editor({ note, s, onSaved, onCancel }) {
       let saved;
       if (isNew) saved = await post('/api/notes', fields);
       else {
-        const rev = overRev || base.current.rev;
+        // Once the page has shown what changed meanwhile, saving means "over that version".
+        const rev = overRev || (stale ? stale.rev : base.current.rev);
         saved = await request('PUT', `/api/notes/${note.id}`, { body: fields, headers: { 'If-Match': `"${rev}"` } });
       }
+      base.current = saved;
       setStale(null);
       onSaved(saved);
     } catch (err) {

@@ -63,7 +63,8 @@ export function Player({ route, s }) {
     const onMeta = async () => {
       try {
         const pos = await get(`/api/positions${query({ path })}`);
-        if (pos && pos.position > 5 && (!v.duration || pos.position < v.duration - 5)) {
+        // The server forgets finished files; anything it still has is worth resuming.
+        if (pos && pos.position !== null && pos.position >= 1 && (!v.duration || pos.position < v.duration - 0.5)) {
           v.currentTime = pos.position;
           setResumed(pos.position);
         }
@@ -72,7 +73,9 @@ export function Player({ route, s }) {
       }
     };
     v.addEventListener('pause', onPause);
-    v.addEventListener('loadedmetadata', onMeta);
+    // From the cache the metadata may be there before this effect runs.
+    if (v.readyState >= 1) onMeta();
+    else v.addEventListener('loadedmetadata', onMeta, { once: true });
     addEventListener('pagehide', onHide);
     return () => {
       clearInterval(timer);

@@ -1,5 +1,5 @@
 import { html, useState } from '../vendor/preact-htm.js';
-import { get, post, patch, del, errorText, ApiError } from '../lib/api.js';
+import { get, post, patch, del, errorText } from '../lib/api.js';
 import { isAdmin } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading, Prompt, Confirm, toast } from '../lib/ui.js';
 import { when, bytes, copyText, href } from '../lib/util.js';
@@ -96,7 +96,7 @@ function StorageState() {
   return html`<section aria-label="Storage"><h2>Storage</h2>
     <dl class="facts"><dt>Backend</dt><dd>${d.backend}</dd>${d.media_root && html`<dt>Media folder</dt><dd><code>${d.media_root}</code></dd>`}
       <dt>State</dt><dd>${d.healthy ? 'healthy' : html`<span class="bad">${d.error}</span>`}</dd>
-      <dt>Free</dt><dd>${bytes(d.free_bytes)} of ${bytes(d.total_bytes)}</dd>
+      ${d.free_bytes !== null && html`<dt>Free</dt><dd>${bytes(d.free_bytes)} of ${bytes(d.total_bytes)}</dd>`}
       ${d.trash && html`<dt>Trash</dt><dd>${d.trash.entries} items, ${bytes(d.trash.bytes)}</dd>`}
       ${status.data && html`<dt>Library</dt><dd>${status.data.indexed} indexed${status.data.scanning ? ', scanning now' : ''}${status.data.message ? ` — ${status.data.message}` : ''}</dd>`}</dl>
     <button onClick=${rescan}>Scan the library now</button></section>`;
@@ -113,9 +113,10 @@ function Config() {
   </section>`;
 }
 
-function Peers() {
-  const p = useAsync(() => get('/api/peers'), []);
-  if (p.error instanceof ApiError && p.error.status === 404) return html`<section><h2>Peers</h2><p class="muted">LAN peers (discovery and note sync) are not available in this version.</p></section>`;
+function Peers({ s }) {
+  const built = !!(s.info && s.info.lan_peers);
+  const p = useAsync(() => (built ? get('/api/peers') : null), [built]);
+  if (!built) return html`<section><h2>Peers</h2><p class="muted">LAN peers (discovery and note sync) are not available in this version.</p></section>`;
   if (p.error) return html`<${ErrorBox} error=${p.error} />`;
   if (!p.data) return html`<${Loading} />`;
   return html`<section><h2>Peers</h2><pre>${JSON.stringify(p.data, null, 2)}</pre></section>`;
