@@ -62,6 +62,9 @@ pub struct Entry {
     video_codec: Option<String>,
     audio_codec: Option<String>,
     thumb: Option<String>,
+    /// Whether the caller uploaded or created it (so a page offers rename, move and delete
+    /// to a member only where they may; admins may anywhere). False for anonymous callers.
+    yours: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,13 +114,14 @@ impl<T: Serialize> IntoResponse for SafeJson<T> {
     }
 }
 
-fn entry(state: &AppState, it: Item) -> Entry {
+fn entry(state: &AppState, it: Item, viewer: Option<i64>) -> Entry {
     // A poster URL is offered when one exists or can be made on request.
     let may_thumb = it.kind == Kind::File
         && it.class.has_poster()
         && (it.thumb.is_some()
             || (!it.thumb_failed && state.library.can_make_thumbs() && it.probe_error.is_none()));
     Entry {
+        yours: viewer.is_some() && it.owner == viewer,
         thumb: may_thumb.then(|| {
             format!(
                 "/api/library/thumb?path={}",
@@ -139,7 +143,7 @@ fn entry(state: &AppState, it: Item) -> Entry {
     }
 }
 
-fn listing(state: &AppState, page: Page) -> Listing {
+fn listing(state: &AppState, page: Page, viewer: Option<i64>) -> Listing {
     let pages = page.pages();
     Listing {
         path: page.path,
@@ -147,13 +151,17 @@ fn listing(state: &AppState, page: Page) -> Listing {
         page: page.page,
         per_page: page.per_page,
         pages,
-        entries: page.entries.into_iter().map(|i| entry(state, i)).collect(),
+        entries: page
+            .entries
+            .into_iter()
+            .map(|i| entry(state, i, viewer))
+            .collect(),
     }
 }
 
 pub async fn list(
     State(state): State<AppState>,
-    _: Reader,
+    reader: Reader,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<SafeJson<Listing>, ApiError> {
     let Query(q) = query.map_err(super::error::bad_query)?;
@@ -167,7 +175,7 @@ pub async fn list(
     };
     let req = ListRequest::parse(dir, &raw).map_err(ApiError::from)?;
     let page = state.library.list(req).await.map_err(ApiError::from)?;
-    Ok(SafeJson(listing(&state, page)))
+    Ok(SafeJson(listing(&state, page, reader.viewer_id())))
 }
 
 pub(super) fn item_path(
@@ -180,14 +188,14 @@ pub(super) fn item_path(
 /// `GET /api/library/item?path=`: one entry with everything the index knows.
 pub async fn item(
     State(state): State<AppState>,
-    _: Reader,
+    reader: Reader,
     query: Result<Query<PathQuery>, QueryRejection>,
 ) -> Result<SafeJson<ItemBody>, ApiError> {
     let path = item_path(query)?;
     let it = state.library.item(&path).await.map_err(ApiError::from)?;
     let (probed, probe_error) = (it.probed, it.probe_error.clone());
     Ok(SafeJson(ItemBody {
-        entry: entry(&state, it),
+        entry: entry(&state, it, reader.viewer_id()),
         probed,
         probe_error,
     }))

@@ -243,6 +243,8 @@ pub struct Item {
     /// Poster file name in `<data_dir>/thumbs/` once made.
     pub thumb: Option<String>,
     pub thumb_failed: bool,
+    /// The user who uploaded or created it through streamhub (none: placed by hand).
+    pub owner: Option<i64>,
 }
 
 impl Item {

@@ -12,7 +12,7 @@ use super::LibraryError;
 
 const COLS: &str = "m.path, m.name, m.kind, m.size, m.mtime_ns, m.content_type, m.media,
     m.duration, m.video_codec, m.audio_codec, m.width, m.height, m.probed_at, m.probe_error,
-    m.thumb, m.thumb_state";
+    m.thumb, m.thumb_state, m.owner";
 
 fn item_of(r: &Row<'_>) -> rusqlite::Result<Item> {
     let kind: String = r.get(2)?;
@@ -34,6 +34,7 @@ fn item_of(r: &Row<'_>) -> rusqlite::Result<Item> {
         probe_error: r.get(13)?,
         thumb: r.get(14)?,
         thumb_failed: r.get::<_, Option<String>>(15)?.as_deref() == Some("failed"),
+        owner: r.get(16)?,
     })
 }
 

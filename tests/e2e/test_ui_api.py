@@ -550,3 +550,30 @@ def test_note_html_has_the_read_rules_of_the_note(env):
                   json_body={"title": "pub", "body": "# Public", "visibility": "public"})
     pid = r.json()["id"]
     assert get(env, f"/api/notes/{pid}/html", env.member2).json()["html"] == "<h1>Public</h1>\n"
+
+
+# --- library entries say what is the caller's --------------------------------------------------
+
+def test_entries_say_whether_they_are_the_callers(env):
+    srv = env.srv
+    r = http_call(srv, "PUT", "/media/mine/a.txt", headers=env.member.headers, body=b"a")
+    assert r.status == 201, r
+    for cred, expect in ((env.member, True), (env.member2, False)):
+        entries = get(env, "/api/library?path=mine", cred).json()["entries"]
+        assert [(e["name"], e["yours"]) for e in entries] == [("a.txt", expect)]
+        assert get(env, "/api/library/item?path=mine/a.txt", cred).json()["yours"] is expect
+        # The folder an upload made on the way is the uploader's too.
+        top = {e["name"]: e for e in get(env, "/api/library?path=/", cred).json()["entries"]}
+        assert top["mine"]["yours"] is expect
+    # What is placed by hand is nobody's (not even an admin's own): admins may change it anyway.
+    (srv.media_root / "mine" / "by-hand.txt").write_bytes(b"h")
+    r = http_call(srv, "POST", "/api/library/rescan", headers=env.admin.headers)
+    assert r.status == 202, r
+    deadline = time.monotonic() + 20
+    while True:
+        entries = {e["name"]: e for e in get(env, "/api/library?path=mine", env.admin).json()["entries"]}
+        if "by-hand.txt" in entries:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert entries["by-hand.txt"]["yours"] is False

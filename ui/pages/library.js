@@ -1,6 +1,6 @@
 import { html, useState } from '../vendor/preact-htm.js';
 import { get, post, del, query, encPath, errorText } from '../lib/api.js';
-import { canRead, canWrite } from '../lib/store.js';
+import { canRead, canWrite, isAdmin } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading, Crumbs, Prompt, Confirm, toast } from '../lib/ui.js';
 import { bytes, duration, href, parent, basename, go } from '../lib/util.js';
 import { ShareDialog } from './share.js';
@@ -26,16 +26,18 @@ export function MediaCard({ e, menu }) {
   </div>`;
 }
 
-function EntryMenu({ e, onAct }) {
+function EntryMenu({ e, onAct, admin }) {
+  // Members may change what they uploaded or made (the server checks again).
+  const mine = admin || e.yours;
   return html`<details class="menu">
     <summary aria-label=${`Actions for ${e.name}`}>⋯</summary>
     <div class="menu-items" role="menu">
       ${e.kind === 'file' && html`<a role="menuitem" href=${`/media/${encPath(e.path)}`} download=${e.name}>Download</a>`}
       ${e.kind === 'dir' && html`<a role="menuitem" href=${`/api/library/zip${query({ path: e.path })}`}>Download as zip</a>`}
       <button role="menuitem" onClick=${() => onAct('share', e)}>Share link…</button>
-      <button role="menuitem" onClick=${() => onAct('rename', e)}>Rename…</button>
-      <button role="menuitem" onClick=${() => onAct('move', e)}>Move…</button>
-      <button role="menuitem" class="danger" onClick=${() => onAct('delete', e)}>Delete…</button>
+      ${mine && html`<button role="menuitem" onClick=${() => onAct('rename', e)}>Rename…</button>
+        <button role="menuitem" onClick=${() => onAct('move', e)}>Move…</button>
+        <button role="menuitem" class="danger" onClick=${() => onAct('delete', e)}>Delete…</button>`}
     </div>
   </details>`;
 }
@@ -142,13 +144,13 @@ export function Library({ route, s }) {
     ${d && (d.entries.length === 0
       ? html`<p class="muted">${q || type ? 'Nothing matches.' : 'This folder is empty.'}</p>`
       : view === 'grid'
-        ? html`<div class="grid">${d.entries.map((e) => html`<${MediaCard} key=${e.path} e=${e} menu=${writable && html`<${EntryMenu} e=${e} onAct=${act} />`} />`)}</div>`
+        ? html`<div class="grid">${d.entries.map((e) => html`<${MediaCard} key=${e.path} e=${e} menu=${writable && html`<${EntryMenu} e=${e} onAct=${act} admin=${isAdmin(s)} />`} />`)}</div>`
         : html`<table class="list"><thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col">Length</th><th scope="col">Changed</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
           <tbody>${d.entries.map((e) => html`<tr key=${e.path}>
             <td><${Icon} name=${e.media} /> <a href=${openHref(e)}>${q || type ? e.path : e.name}</a></td>
             <td>${e.kind === 'file' ? bytes(e.size) : ''}</td><td>${duration(e.duration)}</td>
             <td>${new Date(e.mtime).toLocaleDateString()}</td>
-            <td>${writable && html`<${EntryMenu} e=${e} onAct=${act} />`}</td></tr>`)}</tbody></table>`)}
+            <td>${writable && html`<${EntryMenu} e=${e} onAct=${act} admin=${isAdmin(s)} />`}</td></tr>`)}</tbody></table>`)}
     ${d && d.pages > 1 && html`<nav class="pager" aria-label="Pages">
       <button disabled=${page <= 1} onClick=${() => setParam('page', String(page - 1))}>Previous</button>
       <span>Page ${page} of ${d.pages} (${d.total} items)</span>

@@ -9,7 +9,8 @@ function Users({ s }) {
   const [dialog, setDialog] = useState(null);
   const [form, setForm] = useState({ name: '', password: '', role: 'member' });
   const [error, setError] = useState(null);
-  const act = (p) => p.then(() => { setDialog(null); list.reload(); }, (e) => { setDialog(null); toast(errorText(e), 'error'); });
+  // Reload either way: a refused role change must show the role that stayed.
+  const act = (p) => p.then(() => { setDialog(null); list.reload(); }, (e) => { setDialog(null); toast(errorText(e), 'error'); list.reload(); });
   const add = async (e) => {
     e.preventDefault();
     setError(null);
