@@ -94,6 +94,13 @@ def test_a_conflict_is_resolved_in_the_three_way_view(page, factory, media_tree,
     # Both changed line one: the server cannot merge, the page asks a person.
     page.get_by_text("change the same lines").wait_for()
     box.get_by_role("heading", name="Result").wait_for()
+    # The three versions side by side: where both started, this box's, the other's.
+    three = box.locator(".three")
+    assert three.locator("section", has=page.get_by_role("heading", name="Before both edits")).locator("pre").inner_text() == "mon: ann\ntue: bob\n"
+    ours = three.locator("section", has=page.get_by_role("heading", name="This version (current)")).locator("pre").inner_text()
+    theirs = three.locator("section", has=page.get_by_role("heading", name="The other version (mia)")).locator("pre").inner_text()
+    # Which one is current is the sync's deterministic choice; both are there.
+    assert {ours, theirs} == {"mon: ANN\ntue: bob\n", "mon: carl\ntue: bob\n"}
     page.get_by_label("Merged text").fill("mon: ann and carl\ntue: bob\n")
     box.get_by_role("button", name="Save the result").click()
     page.get_by_text("Conflict resolved").wait_for()

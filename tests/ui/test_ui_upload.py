@@ -2,8 +2,11 @@
 
 import json
 import os
+import subprocess
 
-from conftest import MEMBER, login
+import pytest
+
+from conftest import ADDR, MEMBER, login, start_app
 
 
 def done_items(page):
@@ -75,3 +78,64 @@ def test_a_taken_name_is_explained(page, app, tmp_path):
     assert (app.srv.media_root / "docs" / "readme.txt").read_text() == "hello\n"
     page.get_by_role("button", name="Cancel").click()
     page.locator("ul.uploads li.cancelled").wait_for()
+
+
+def test_an_upload_survives_the_server_going_away_mid_file(page, factory, media_tree, tmp_path):
+    """The connection drops (here: the box is killed and comes back on the same address):
+    the page retries on its own and finishes from what the server kept."""
+    app = start_app(factory, tmp_path / "media", name="ui-restart")
+    f = tmp_path / "wobbly.bin"
+    f.write_bytes(os.urandom(12 * 1024 * 1024))
+    login(page, app, MEMBER, then="/#/upload/wobbly")
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 2 * 1024 * 1024})
+    page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(f))
+    page.wait_for_function(
+        "() => Number(document.querySelector('ul.uploads progress').value) > 2 * 1024 * 1024")
+    app.srv.proc.kill()
+    app.srv.proc.wait(timeout=10)
+    page.get_by_text("Connection lost; retrying").wait_for()
+    factory.start(app.srv.media_root, data_dir=app.srv.data_dir, listen=(f"{ADDR}:{app.srv.port}",),
+                  tls_listen=(), name="ui-restart-again")
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    page.locator("ul.uploads li.done").wait_for(timeout=90000)
+    assert (app.srv.media_root / "wobbly" / f.name).read_bytes() == f.read_bytes()
+
+
+@pytest.fixture()
+def small_disk(factory, tmp_path):
+    """A server whose media root is a 3 MiB tmpfs and whose upload limit is 2 MB."""
+    root = tmp_path / "small"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(root)], check=True)
+    try:
+        yield start_app(factory, root, config="[uploads]\nmax_bytes = 2000000\n", name="ui-small")
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
+
+
+def test_too_large_disk_full_and_logged_out_are_explained(page, small_disk, tmp_path):
+    app = small_disk
+    big = tmp_path / "too-big.bin"
+    big.write_bytes(os.urandom(2_500_000))
+    login(page, app, MEMBER, then="/#/upload")
+    page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(big))
+    page.locator("ul.uploads li.error").get_by_text("larger than this server accepts").wait_for()
+
+    # Fill the disk, then an upload that fits the limit but not the disk.
+    (app.srv.media_root / "filler.bin").write_bytes(b"\0" * (2 * 1024 * 1024))
+    fits = tmp_path / "fits.bin"
+    fits.write_bytes(os.urandom(1_500_000))
+    page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(fits))
+    page.locator("ul.uploads li.error").get_by_text("The disk is full").wait_for()
+    assert not (app.srv.media_root / "fits.bin").exists()
+
+    # The session ends (logged out elsewhere): the upload says so instead of failing silently.
+    page.context.clear_cookies()
+    small = tmp_path / "small.txt"
+    small.write_text("x")
+    page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(small))
+    page.locator("ul.uploads li.error").get_by_text("You are not logged in").wait_for()

@@ -47,16 +47,44 @@ export function Events({ note }) {
   </section>`;
 }
 
+/** The newest revision both `a` and `b` descend from (by generation), from the history. */
+function commonBase(revisions, a, b) {
+  const byRev = new Map(revisions.map((r) => [r.rev, r]));
+  const ancestors = (start) => {
+    const seen = new Set();
+    const todo = [start];
+    while (todo.length) {
+      const r = todo.pop();
+      if (seen.has(r) || !byRev.has(r)) continue;
+      seen.add(r);
+      byRev.get(r).parents.forEach((p) => todo.push(p));
+    }
+    return seen;
+  };
+  const left = ancestors(a);
+  let best = null;
+  ancestors(b).forEach((r) => {
+    if (left.has(r) && (!best || byRev.get(r).gen > byRev.get(best).gen)) best = r;
+  });
+  return best;
+}
+
 /** Conflicting versions: try the server's three-way merge; if edits overlap, the user writes the result. */
 export function Resolve({ note, s, onDone }) {
   const [other, setOther] = useState(null);
+  const [base, setBase] = useState(null);
   const [merged, setMerged] = useState(null);
   const [error, setError] = useState(null);
   const revs = note.conflicts;
   const open = async (r) => {
     setError(null);
     try {
-      const o = await get(`/api/notes/${note.id}/revisions/${r}`);
+      const [o, hist] = await Promise.all([
+        get(`/api/notes/${note.id}/revisions/${r}`),
+        get(`/api/notes/${note.id}/revisions`),
+      ]);
+      const b = commonBase(hist.revisions, note.rev, r);
+      setBase(b ? await get(`/api/notes/${note.id}/revisions/${b}`) : null);
       setOther(o);
       setMerged({ title: note.title, body: note.body });
     } catch (e) {
@@ -96,6 +124,7 @@ export function Resolve({ note, s, onDone }) {
       : html`<p><a href="#/login">Log in</a> to resolve it.</p>`}
     <${ErrorBox} error=${error} />
     ${other && merged && html`<div class="three">
+      ${base && html`<section><h3>Before both edits</h3><pre>${base.body}</pre></section>`}
       <section><h3>This version (current)</h3><pre>${note.body}</pre></section>
       <section><h3>The other version (${other.author})</h3><pre>${other.body}</pre></section>
       <section><h3>Result</h3>
