@@ -115,6 +115,7 @@ export function Library({ route, s }) {
   const d = list.data;
   const writable = canWrite(s);
   return html`
+    <h1 class="offscreen">${path ? `Library: ${basename(path)}` : 'Library'}</h1>
     <div class="bar">
       <${Crumbs} path=${path} />
       <div class="tools">
