@@ -14,6 +14,7 @@ import { Notes } from './pages/notes.js';
 import { Note } from './pages/note.js';
 import { Settings } from './pages/settings.js';
 import { Trash } from './pages/trash.js';
+import { Shared } from './pages/shared.js';
 
 const PAGES = {
   '': Home,
@@ -91,4 +92,6 @@ function NotFound() {
   return html`<h1>Not found</h1><p>There is no such page. <a href="#/">Go home</a>.</p>`;
 }
 
-render(html`<${App} />`, document.getElementById('app'));
+// A shared folder's link opened in a browser: the page for people without an account.
+const shared = location.pathname.startsWith('/s/');
+render(shared ? html`<main id="content"><${Shared} /></main><${Toasts} />` : html`<${App} />`, document.getElementById('app'));

@@ -80,6 +80,16 @@ async fn serve_inside(
     match state.storage.stat(&target).await? {
         None => Err(not_found()),
         Some(e) if e.kind == EntryKind::Dir => {
+            // A person opening the link gets the web UI, which renders this same listing
+            // (asked for again as JSON); scripts get the JSON.
+            if super::ui::wants_page(headers) {
+                let mut page = super::ui::page(headers);
+                page.headers_mut().insert(
+                    axum::http::header::VARY,
+                    axum::http::HeaderValue::from_static("accept, accept-encoding"),
+                );
+                return Ok(page);
+            }
             let listing = state.storage.list(&target).await?;
             let mut entries = Vec::with_capacity(listing.entries.len());
             for e in &listing.entries {
@@ -94,12 +104,17 @@ async fn serve_inside(
                 }
                 entries.push(shared_entry(token, rel, e));
             }
-            Ok(SafeJson(SharedListing {
+            let mut resp = SafeJson(SharedListing {
                 name: shared.name().unwrap_or_default().to_string(),
                 path: rel.to_string(),
                 entries,
             })
-            .into_response())
+            .into_response();
+            resp.headers_mut().insert(
+                axum::http::header::VARY,
+                axum::http::HeaderValue::from_static("accept"),
+            );
+            Ok(resp)
         }
         Some(_) => super::media::serve_file(state, &target, method, headers).await,
     }

@@ -43,7 +43,23 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
 }
 
 async fn index(headers: HeaderMap) -> Response {
-    respond(&generated::INDEX, &headers, "no-cache")
+    page(&headers)
+}
+
+/// The page itself, for addresses the UI renders besides `/` (a shared folder opened in a
+/// browser): the same bytes, revalidated on every load.
+pub fn page(headers: &HeaderMap) -> Response {
+    respond(&generated::INDEX, headers, "no-cache")
+}
+
+/// Whether a request is a browser opening a page (not a script or `fetch`, which ask for
+/// `*/*` or JSON): the first type in `Accept` is `text/html`.
+pub fn wants_page(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|first| first.trim().to_ascii_lowercase().starts_with("text/html"))
 }
 
 /// Browsers ask for `/favicon.ico` on pages that name no icon (a JSON answer, a file).

@@ -2,7 +2,7 @@
 
 import urllib.request
 
-from conftest import ADMIN, MEMBER, login
+from conftest import ADMIN, MEMBER, Watch, login
 
 
 def tile(page, name):
@@ -97,3 +97,28 @@ def test_share_link_copied_without_a_secure_context_and_opened_fresh(page, app, 
     with urllib.request.urlopen(app.url("/api/library?path=docs")) as r:
         assert r.status == 200  # anonymous_read stays as configured
     page.watch.assert_clean()
+
+
+def test_a_shared_folder_opens_as_a_page_for_someone_without_an_account(page, app, browser):
+    s = app.session(ADMIN)
+    st, link, _ = s.call("POST", "/api/shares", {"path": "films", "expires_in": 3600})
+    assert st == 201, link
+    fresh = browser.new_context()
+    try:
+        p = fresh.new_page()
+        p.watch = Watch(p)
+        p.goto(link["url"])
+        p.get_by_role("heading", name="films").wait_for()
+        p.get_by_text("A folder shared with you").wait_for()
+        p.get_by_role("link", name="clip.webm").wait_for()
+        # Nothing of the box's own pages: no login, no navigation.
+        assert p.get_by_role("link", name="Library").count() == 0
+        p.get_by_role("row").filter(has_text="clip.webm").get_by_role("button", name="Play").click()
+        p.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 1; }")
+        # A script asking the same address still gets JSON.
+        r = fresh.request.get(link["url"])
+        assert r.headers["content-type"].startswith("application/json")
+        assert {e["name"] for e in r.json()["entries"]} >= {"clip.webm", "clip.srt"}
+        p.watch.assert_clean()
+    finally:
+        fresh.close()
