@@ -154,7 +154,7 @@ export function Library({ route, s }) {
             <td>${writable && html`<${EntryMenu} e=${e} onAct=${act} admin=${isAdmin(s)} />`}</td></tr>`)}</tbody></table>`)}
     ${d && d.pages > 1 && html`<nav class="pager" aria-label="Pages">
       <button disabled=${page <= 1} onClick=${() => setParam('page', String(page - 1))}>Previous</button>
-      <span>Page ${page} of ${d.pages} (${d.total} items)</span>
+      <span>Page ${d.page} of ${d.pages} (${d.total} items)</span>
       <button disabled=${page >= d.pages} onClick=${() => setParam('page', String(page + 1))}>Next</button>
     </nav>`}
     ${d && html`<p class="muted"><a href=${`/api/library/zip${query({ path })}`}>Download this folder as zip</a></p>`}
