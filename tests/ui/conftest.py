@@ -169,7 +169,7 @@ class Watch:
 @pytest.fixture()
 def context(browser):
     ctx = browser.new_context(viewport=DESKTOP)
-    ctx.set_default_timeout(15000)
+    ctx.set_default_timeout(30000)
     yield ctx
     ctx.close()
 

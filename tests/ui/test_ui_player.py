@@ -42,7 +42,15 @@ def test_keyboard_next_and_resume_position(page, app):
     page.evaluate("""() => new Promise((ok) => { const v = document.querySelector('video');
         v.addEventListener('seeked', ok, { once: true }); v.currentTime = 6; })""")
     page.evaluate("document.querySelector('video').pause()")
-    page.wait_for_timeout(500)
+    # Pausing saves the position: wait until the server has it.
+    s = app.session(ADMIN)
+    for _ in range(100):
+        st, pos, _ = s.call("GET", "/api/positions?path=films/clip.webm")
+        if pos["position"] is not None and abs(pos["position"] - 6) < 0.5:
+            break
+        page.wait_for_timeout(100)
+    else:
+        raise AssertionError(f"the position was not saved: {pos}")
     page.keyboard.press("n")
     page.wait_for_url("**/#/play/films/second.webm")
     page.get_by_role("heading", name="second.webm").wait_for()
