@@ -6,24 +6,9 @@
 use libfuzzer_sys::fuzz_target;
 use streamhub::notes::markdown::render;
 
-/// The scheme a browser reads from an attribute value as written.
-fn scheme(value: &str) -> Option<String> {
-    let decoded = value
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&");
-    let url: String = decoded
-        .trim_matches(|c: char| c <= ' ')
-        .chars()
-        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
-        .collect();
-    let end = url.find([':', '/', '?', '#'])?;
-    url[end..]
-        .starts_with(':')
-        .then(|| url[..end].to_ascii_lowercase())
-}
+#[path = "../../src/notes/markdown_oracle.rs"]
+mod oracle;
+use oracle::browser_scheme as scheme;
 
 fuzz_target!(|md: &str| {
     let html = render(md);

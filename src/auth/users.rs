@@ -163,13 +163,7 @@ impl Accounts {
             };
             if let Some(role) = change.role {
                 if user.role == Role::Admin && role != Role::Admin {
-                    let admins: i64 =
-                        tx.query_row("SELECT count(*) FROM users WHERE role = 'admin'", [], |r| {
-                            r.get(0)
-                        })?;
-                    if admins <= 1 {
-                        return Err(AuthError::LastAdmin);
-                    }
+                    ensure_another_admin(&tx)?;
                 }
                 tx.execute(
                     "UPDATE users SET role = ?1 WHERE id = ?2",
@@ -206,13 +200,7 @@ impl Accounts {
                 return Err(AuthError::NoSuchUser(name.to_string()));
             };
             if role == "admin" {
-                let admins: i64 =
-                    tx.query_row("SELECT count(*) FROM users WHERE role = 'admin'", [], |r| {
-                        r.get(0)
-                    })?;
-                if admins <= 1 {
-                    return Err(AuthError::LastAdmin);
-                }
+                ensure_another_admin(&tx)?;
             }
             tx.execute("DELETE FROM users WHERE id = ?1", [id])?;
             tx.commit()?;
@@ -261,4 +249,15 @@ impl Accounts {
             .optional()
         })?)
     }
+}
+
+/// Refuses to take away the last admin (the box would have no one to run it).
+fn ensure_another_admin(tx: &rusqlite::Transaction<'_>) -> Result<(), AuthError> {
+    let admins: i64 = tx.query_row("SELECT count(*) FROM users WHERE role = 'admin'", [], |r| {
+        r.get(0)
+    })?;
+    if admins <= 1 {
+        return Err(AuthError::LastAdmin);
+    }
+    Ok(())
 }

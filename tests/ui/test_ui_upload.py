@@ -9,8 +9,15 @@ import pytest
 from conftest import ADDR, MEMBER, login, start_app
 
 
-def done_items(page):
-    return page.locator("ul.uploads li.done")
+def throttle(page, upload_bytes_per_s, cdp=None):
+    """Slows the browser's uploads (-1: full speed again), so a test can act mid-file."""
+    if cdp is None:
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions", {
+        "offline": False, "latency": 0, "downloadThroughput": -1,
+        "uploadThroughput": upload_bytes_per_s})
+    return cdp
 
 
 def test_several_files_upload_with_progress(page, app, tmp_path):
@@ -36,10 +43,7 @@ def test_an_upload_resumes_after_a_page_reload(page, app, tmp_path):
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(24 * 1024 * 1024))
     login(page, app, MEMBER, then="/#/upload/resume")
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 3 * 1024 * 1024})
+    cdp = throttle(page, 3 * 1024 * 1024)
     page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(big))
     session = app.session(MEMBER)
     # Wait until the server holds part of it, then reload the page mid-upload.
@@ -54,8 +58,7 @@ def test_an_upload_resumes_after_a_page_reload(page, app, tmp_path):
                 break
     assert url, "the upload never started"
     page.reload()
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    throttle(page, -1, cdp)
     st, _, h = session.call("HEAD", url, headers={"Tus-Resumable": "1.0.0"})
     kept = int(h["Upload-Offset"])
     assert st == 200 and 0 < kept < big.stat().st_size
@@ -87,10 +90,7 @@ def test_an_upload_survives_the_server_going_away_mid_file(page, factory, media_
     f = tmp_path / "wobbly.bin"
     f.write_bytes(os.urandom(12 * 1024 * 1024))
     login(page, app, MEMBER, then="/#/upload/wobbly")
-    cdp = page.context.new_cdp_session(page)
-    cdp.send("Network.enable")
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 2 * 1024 * 1024})
+    cdp = throttle(page, 2 * 1024 * 1024)
     page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(f))
     page.wait_for_function(
         "() => Number(document.querySelector('ul.uploads progress').value) > 2 * 1024 * 1024")
@@ -99,8 +99,7 @@ def test_an_upload_survives_the_server_going_away_mid_file(page, factory, media_
     page.get_by_text("Connection lost; retrying").wait_for()
     factory.start(app.srv.media_root, data_dir=app.srv.data_dir, listen=(f"{ADDR}:{app.srv.port}",),
                   tls_listen=(), name="ui-restart-again")
-    cdp.send("Network.emulateNetworkConditions", {
-        "offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    throttle(page, -1, cdp)
     page.locator("ul.uploads li.done").wait_for(timeout=90000)
     assert (app.srv.media_root / "wobbly" / f.name).read_bytes() == f.read_bytes()
 
