@@ -32,8 +32,17 @@ pub struct NoteHtmlJson {
     html: String,
 }
 
+/// Renders at a time: each may take a core for a while on a large note, and anonymous
+/// readers may ask for public notes, so a flood waits here instead of taking every core.
+static RENDER_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(2));
+
 /// Rendering is linear but up to a note body's size (1 MiB by default): off the runtime.
 async fn render(body: String) -> Result<String, ApiError> {
+    let _slot = RENDER_SLOTS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     run_unbounded("markdown", move || {
         Ok::<_, BlockingError>(markdown::render(&body))
     })

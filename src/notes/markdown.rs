@@ -293,7 +293,97 @@ impl Writer {
 }
 
 /// Markdown as sanitised HTML (see the module's invariant).
+/// Nesting a page needs is far below this; deeper is an attack on the renderer's time and
+/// memory (a 1 MiB body of `>` is a million nested quotes).
+const MAX_DEPTH: usize = 48;
+/// Container markers (`>`, list markers) honoured at the start of one line.
+const MAX_LINE_MARKERS: usize = 32;
+
+/// The note as sanitised HTML. Bounded: at most `MAX_DEPTH` nested elements and about eight
+/// times the input in output; past either the note is shown as plain text instead (escaped,
+/// in `<pre>`), so a hostile body costs at most a few times its size, never a blow-up.
 pub fn render(markdown: &str) -> String {
+    let limited = limit_line_markers(markdown);
+    let budget = markdown.len().saturating_mul(8).saturating_add(64 * 1024);
+    render_within(&limited, budget).unwrap_or_else(|| {
+        let mut out = String::with_capacity(markdown.len() + 32);
+        out.push_str("<pre class=\"too-complex\">");
+        escape(&mut out, markdown);
+        out.push_str("</pre>\n");
+        out
+    })
+}
+
+/// Escapes (`\`) the container markers of a line past the first `MAX_LINE_MARKERS`, so one
+/// line cannot open thousands of nested quotes or lists.
+fn limit_line_markers(markdown: &str) -> std::borrow::Cow<'_, str> {
+    let mut out: Option<String> = None;
+    let mut done = 0;
+    for line in markdown.split_inclusive('\n') {
+        let b = line.as_bytes();
+        let (mut i, mut markers, mut cut) = (0, 0, None);
+        while i < b.len() {
+            match b[i] {
+                b' ' | b'\t' => i += 1,
+                b'>' => {
+                    markers += 1;
+                    if markers > MAX_LINE_MARKERS {
+                        cut = Some(i);
+                        break;
+                    }
+                    i += 1;
+                }
+                b'-' | b'+' | b'*' if matches!(b.get(i + 1), Some(b' ' | b'\t')) => {
+                    markers += 1;
+                    if markers > MAX_LINE_MARKERS {
+                        cut = Some(i);
+                        break;
+                    }
+                    i += 2;
+                }
+                b'0'..=b'9' => {
+                    let digits = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                    let d = i + digits;
+                    if digits <= 9
+                        && matches!(b.get(d), Some(b'.' | b')'))
+                        && matches!(b.get(d + 1), Some(b' ' | b'\t'))
+                    {
+                        markers += 1;
+                        if markers > MAX_LINE_MARKERS {
+                            cut = Some(d);
+                            break;
+                        }
+                        i = d + 2;
+                    } else {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        if let Some(at) = cut {
+            let o = out.get_or_insert_with(|| {
+                let mut s = String::with_capacity(markdown.len() + 16);
+                s.push_str(&markdown[..done]);
+                s
+            });
+            o.push_str(&line[..at]);
+            o.push('\\');
+            o.push_str(&line[at..]);
+        } else if let Some(o) = out.as_mut() {
+            o.push_str(line);
+        }
+        done += line.len();
+    }
+    match out {
+        Some(s) => std::borrow::Cow::Owned(s),
+        None => std::borrow::Cow::Borrowed(markdown),
+    }
+}
+
+/// The HTML, or `None` when it nests deeper than `MAX_DEPTH` or outgrows `budget` bytes.
+fn render_within(markdown: &str, budget: usize) -> Option<String> {
+    let mut depth = 0usize;
     let mut w = Writer {
         out: String::with_capacity(markdown.len() + markdown.len() / 4),
         links: Vec::new(),
@@ -306,9 +396,21 @@ pub fn render(markdown: &str) -> String {
         body_open: false,
     };
     for event in Parser::new_ext(markdown, options()) {
+        if w.out.len() > budget {
+            return None;
+        }
         match event {
-            Event::Start(tag) => w.start(tag),
-            Event::End(tag) => w.end(tag),
+            Event::Start(tag) => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return None;
+                }
+                w.start(tag)
+            }
+            Event::End(tag) => {
+                depth = depth.saturating_sub(1);
+                w.end(tag)
+            }
             Event::Text(t) | Event::InlineMath(t) | Event::DisplayMath(t) => w.text(&t),
             Event::Html(t) | Event::InlineHtml(t) => w.text(&t),
             Event::Code(t) => {
@@ -335,7 +437,7 @@ pub fn render(markdown: &str) -> String {
             }),
         }
     }
-    w.out
+    (w.out.len() <= budget).then_some(w.out)
 }
 
 #[cfg(test)]

@@ -267,3 +267,54 @@ proptest::proptest! {
         assert_safe(&parts.concat());
     }
 }
+
+// Hostile bodies (all at the 1 MiB note limit) cost a few times their size, never a blow-up.
+#[test]
+fn deep_nesting_on_one_line_is_cut_to_plain_text() {
+    let quotes = ">".repeat(1 << 20);
+    let html = render(&quotes);
+    assert!(html.matches("<blockquote>").count() <= MAX_LINE_MARKERS, "{}", &html[..200]);
+    assert!(html.len() <= 8 * quotes.len(), "{}", html.len());
+
+    let lists = "1. ".repeat(349_525);
+    let html = render(&lists);
+    assert!(html.matches("<ol").count() <= MAX_LINE_MARKERS);
+    assert!(html.len() <= 8 * lists.len());
+
+    let bullets = "- ".repeat(1 << 19);
+    let html = render(&bullets);
+    assert!(html.matches("<ul").count() <= MAX_LINE_MARKERS);
+}
+
+#[test]
+fn nesting_past_the_limit_or_an_output_blow_up_falls_back_to_text() {
+    // Nested by indentation, one level a line: deeper than a page needs.
+    let mut deep = String::new();
+    for i in 0..200 {
+        deep.push_str(&" ".repeat(2 * i));
+        deep.push_str("- x\n");
+    }
+    let html = render(&deep);
+    assert!(html.starts_with("<pre class=\"too-complex\">"), "{}", &html[..80]);
+    assert!(html.contains("- x"));
+
+    let emph = "*_".repeat(1 << 19);
+    let html = render(&emph);
+    assert!(html.len() <= 8 * emph.len() + 64 * 1024);
+
+    let links = "[a](b)".repeat(174_762);
+    let html = render(&links);
+    assert!(html.len() <= 8 * links.len() + 64 * 1024);
+    // Either way it is still safe HTML.
+    assert!(!html.contains("<script"));
+}
+
+#[test]
+fn ordinary_notes_are_untouched_by_the_limits() {
+    let md = "> quote\n> > nested\n\n- a\n  - b\n    1. c\n\n**bold** and *em*\n";
+    let html = render(md);
+    assert_eq!(html.matches("<blockquote>").count(), 2);
+    assert!(html.contains("<strong>bold</strong>") && html.contains("<ol>"));
+    assert!(!html.contains("too-complex"));
+    assert_eq!(limit_line_markers(md), md);
+}

@@ -577,3 +577,39 @@ def test_entries_say_whether_they_are_the_callers(env):
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert entries["by-hand.txt"]["yours"] is False
+
+
+def test_hostile_markdown_costs_little_even_for_many_anonymous_readers(module_servers, media):
+    """A public note of 1 MiB of `>` (a million nested quotes) read by 16 anonymous clients
+    at once: each answer stays a few times the note's size and the server's memory stays
+    bounded (renders run two at a time)."""
+    import concurrent.futures
+
+    from conftest import rss_kib
+
+    srv = start_auth_server(module_servers, media, name="uiapi-md", login_max_failures=100)
+    env = AuthEnv(srv, second_member=False)
+    body = ">" * (1 << 20)
+    r = http_call(srv, "POST", "/api/notes", headers=env.member.headers,
+                  json_body={"title": "quotes", "body": body, "visibility": "public"})
+    assert r.status == 201, r
+    nid = r.json()["id"]
+    before = rss_kib(srv.proc.pid)
+    start = time.monotonic()
+
+    def read(_):
+        return http_call(srv, "GET", f"/api/notes/{nid}/html", timeout=120)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(read, range(16)))
+    elapsed = time.monotonic() - start
+    for a in answers:
+        assert a.status == 200, a
+        html = a.json()["html"]
+        assert len(html) < 8 * len(body), len(html)
+        assert html.count("<blockquote>") <= 32
+        # The JSON writes `&` as \u0026: `&gt;` is 9 bytes on the wire.
+        assert len(a.body) < 10 * len(body), len(a.body)
+    grown = rss_kib(srv.proc.pid) - before
+    print(f"16 reads of a hostile 1 MiB note: {elapsed:.1f} s, RSS grew {grown} KiB")
+    assert grown < 200 * 1024, grown
