@@ -122,3 +122,20 @@ def test_a_shared_folder_opens_as_a_page_for_someone_without_an_account(page, ap
         p.watch.assert_clean()
     finally:
         fresh.close()
+
+
+def test_a_shared_video_plays_in_the_browser_that_opens_the_link(app, browser):
+    st, link, _ = app.session(ADMIN).call("POST", "/api/shares", {"path": "films/clip.webm"})
+    assert st == 201, link
+    fresh = browser.new_context()
+    try:
+        p = fresh.new_page()
+        errors = []
+        p.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        p.goto(link["url"])
+        # The browser's own player page: it must be allowed to load the bytes.
+        p.wait_for_function("() => { const v = document.querySelector('video'); return v && v.readyState >= 1; }")
+        assert 7.5 < p.evaluate("document.querySelector('video').duration") < 8.5
+        assert errors == []
+    finally:
+        fresh.close()
