@@ -41,7 +41,7 @@ function useRoute() {
 
 function Nav({ route, s }) {
   const link = (page, label) => html`<a href=${`#/${page}`}
-    aria-current=${route.page === page || (page === 'notes' && route.page === 'note') ? 'page' : null}>${label}</a>`;
+    aria-current=${route.page === page || (page === 'notes' && route.page === 'note') || (page === 'library' && route.page === 'play') ? 'page' : null}>${label}</a>`;
   const logout = async () => {
     try {
       await post('/api/logout');
@@ -57,7 +57,7 @@ function Nav({ route, s }) {
     <nav class="main" aria-label="Main">
       ${link('', 'Home')}${link('library', 'Library')}
       ${s.me && link('upload', 'Upload')}${link('notes', 'Notes')}
-      ${s.me && link('trash', 'Trash')}${isAdmin(s) && link('settings', 'Settings')}
+      ${s.me && link('trash', 'Trash')}${s.me && link('settings', isAdmin(s) ? 'Settings' : 'Tokens')}
     </nav>
     <div class="who">
       ${s.me
@@ -71,6 +71,11 @@ function Nav({ route, s }) {
 function App() {
   const s = useSession();
   const route = useRoute();
+  useEffect(() => {
+    // On a phone the page list scrolls sideways: keep the current page's tab in view.
+    const cur = document.querySelector('nav.main [aria-current="page"]');
+    if (cur && cur.scrollIntoView) cur.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+  }, [route.page]);
   useEffect(() => {
     refresh();
     return onUnauthorized(() => {

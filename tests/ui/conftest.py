@@ -33,6 +33,9 @@ DESKTOP = {"width": 1280, "height": 800}
 def pytest_sessionstart(session):
     if not ADDR:
         raise pytest.UsageError("run the UI suite through tests/ui/run.sh (it makes the network namespace)")
+    if not e2e.BIN.exists():
+        raise pytest.UsageError(f"no streamhub binary at {e2e.BIN}: run `cargo build` first, "
+                                "or set STREAMHUB_BIN to the binary to test")
 
 
 def make_clip(path, seconds=8, size="160x120"):
@@ -179,6 +182,20 @@ def page(context):
     p = context.new_page()
     p.watch = Watch(p)
     return p
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test leaves a screenshot of its page (target/ui-screenshots/failed-*.png)."""
+    outcome = yield
+    rep = outcome.get_result()
+    page = item.funcargs.get("page") if hasattr(item, "funcargs") else None
+    if rep.when == "call" and rep.failed and page is not None:
+        try:
+            shot(page, "failed-" + item.name.replace("/", "_"))
+            rep.sections.append(("page text", page.inner_text("body")[:3000]))
+        except Exception as e:  # the page may be gone; the failure itself is what matters
+            rep.sections.append(("page text", f"(no screenshot: {e})"))
 
 
 def login(page, app, who=ADMIN, then=None):

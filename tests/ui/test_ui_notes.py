@@ -8,8 +8,8 @@ def new_note(page, title, body, tags="", public=False):
     page.get_by_label("Title").fill(title)
     page.get_by_label("Tags (comma-separated)").fill(tags)
     if public:
-        page.get_by_label("Everyone (and other boxes)").check()
-    page.get_by_label("Text (Markdown)").fill(body)
+        page.get_by_label("Everyone who can open this box").check()
+    page.get_by_label("Text (Markdown:").fill(body)
     page.get_by_role("button", name="Create note").click()
     page.get_by_role("heading", name=title).wait_for()
 
@@ -18,7 +18,7 @@ def test_write_preview_find_and_edit(page, app):
     login(page, app, MEMBER, then="/#/notes")
     page.get_by_role("link", name="New note").click()
     page.get_by_label("Title").fill("Garden plans")
-    page.get_by_label("Text (Markdown)").fill("Plant **tomatoes** in May")
+    page.get_by_label("Text (Markdown:").fill("Plant **tomatoes** in May")
     page.get_by_role("tab", name="Preview").click()
     page.locator(".preview strong", has_text="tomatoes").wait_for()
     page.get_by_role("tab", name="Write").click()
@@ -32,10 +32,14 @@ def test_write_preview_find_and_edit(page, app):
     page.get_by_label("Search notes").fill("tomato*")
     page.get_by_role("button", name="Search").click()
     page.locator("ul.notes mark", has_text="tomatoes").wait_for()
+    # The title reads as written (no count or flag glued to it).
+    item = page.locator("ul.notes li", has_text="Garden plans")
+    assert item.get_by_role("link").first.inner_text() == "Garden plans"
+    assert "Garden plans0" not in item.inner_text()
     page.get_by_role("button", name="#garden").click()
     page.get_by_role("link", name="Garden plans").click()
     page.get_by_role("button", name="Edit").click()
-    page.get_by_label("Text (Markdown)").fill("Plant **tomatoes** and beans in May")
+    page.get_by_label("Text (Markdown:").fill("Plant **tomatoes** and beans in May")
     page.get_by_role("button", name="Save").click()
     page.get_by_text("and beans").wait_for()
     page.get_by_role("tab", name="History").click()
@@ -48,7 +52,7 @@ def test_a_stale_edit_shows_what_changed_and_keeps_both_texts(page, app):
     new_note(page, "Shopping", "milk\nbread\n", public=True)
     note_id = page.url.rsplit("/", 1)[1]
     page.get_by_role("button", name="Edit").click()
-    page.get_by_label("Text (Markdown)").fill("milk\nbread\neggs (mine)\n")
+    page.get_by_label("Text (Markdown:").fill("milk\nbread\neggs (mine)\n")
     # Meanwhile someone else saves the note.
     other = app.session(ADMIN)
     st, note, _ = other.call("GET", f"/api/notes/{note_id}")
@@ -60,8 +64,8 @@ def test_a_stale_edit_shows_what_changed_and_keeps_both_texts(page, app):
     stale.get_by_text("Someone else saved this note while you were editing").wait_for()
     stale.locator(".diff .add", has_text="oat milk").wait_for()
     stale.locator(".diff .del", has_text="milk").first.wait_for()
-    assert page.get_by_label("Text (Markdown)").input_value() == "milk\nbread\neggs (mine)\n"
-    page.get_by_label("Text (Markdown)").fill("oat milk\nbread\neggs (mine)\n")
+    assert page.get_by_label("Text (Markdown:").input_value() == "milk\nbread\neggs (mine)\n"
+    page.get_by_label("Text (Markdown:").fill("oat milk\nbread\neggs (mine)\n")
     page.get_by_role("button", name="Save", exact=True).click()
     page.get_by_text("eggs (mine)").wait_for()
     st, note, _ = other.call("GET", f"/api/notes/{note_id}")

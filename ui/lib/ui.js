@@ -61,9 +61,29 @@ export function Modal({ title, onClose, children }) {
     const el = ref.current;
     const first = el && el.querySelector('input, textarea, select, button.primary, button');
     if (first) first.focus();
-    const key = (e) => e.key === 'Escape' && onClose();
+    const before = document.activeElement;
+    const key = (e) => {
+      if (e.key === 'Escape') onClose();
+      if (e.key !== 'Tab' || !el) return;
+      // Keep Tab inside the dialog while it is open.
+      const all = Array.from(el.querySelectorAll('a[href], button, input, select, textarea, summary'))
+        .filter((x) => !x.disabled && x.tabIndex >= 0);
+      if (!all.length) return;
+      const [first1, last] = [all[0], all[all.length - 1]];
+      if (e.shiftKey && document.activeElement === first1) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && (document.activeElement === last || !el.contains(document.activeElement))) {
+        e.preventDefault();
+        first1.focus();
+      }
+    };
     document.addEventListener('keydown', key);
-    return () => document.removeEventListener('keydown', key);
+    return () => {
+      document.removeEventListener('keydown', key);
+      // Back to where the user was (the button that opened it), if it is still there.
+      if (before && document.contains(before)) before.focus();
+    };
   }, []);
   return html`<div class="backdrop" onClick=${(e) => e.target === e.currentTarget && onClose()}>
     <div class="modal" role="dialog" aria-modal="true" aria-label=${title} ref=${ref}>

@@ -21,6 +21,18 @@ export function duration(secs) {
   return h ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
 }
 
+/** A date and time without seconds, in the reader's own format. */
+export function shortDate(iso) {
+  return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '';
+}
+
+/** A long name shortened in the middle, so the end (its extension) stays visible. */
+export function shortName(name, max = 26) {
+  if (name.length <= max) return name;
+  const tail = Math.min(10, Math.floor(max / 3));
+  return `${name.slice(0, max - tail - 1)}…${name.slice(-tail)}`;
+}
+
 export function when(iso) {
   if (!iso) return '';
   const d = new Date(iso);

@@ -1,4 +1,4 @@
-import { html, useState } from '../vendor/preact-htm.js';
+import { html, useEffect, useRef, useState } from '../vendor/preact-htm.js';
 import { get, query } from '../lib/api.js';
 import { canRead } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading } from '../lib/ui.js';
@@ -70,23 +70,28 @@ function RecentNotes() {
   </section>`;
 }
 
-function Search() {
-  const [q, setQ] = useState('');
+function Search({ initial }) {
+  const [q, setQ] = useState(initial);
   const [res, setRes] = useState(null);
-  const run = debounce(async (text) => {
+  const run = useRef(debounce(async (text) => {
+    // Kept in the address (without a new history entry), so reload and Back keep it.
+    history.replaceState(null, '', text.trim() ? `#/?q=${encodeURIComponent(text)}` : '#/');
     if (!text.trim()) return setRes(null);
     const [media, notes] = await Promise.all([
       get(`/api/library${query({ q: text, per_page: 10 })}`).catch((e) => ({ error: e })),
       get(`/api/notes${query({ q: text, per_page: 10 })}`).catch((e) => ({ error: e })),
     ]);
     setRes({ media, notes });
-  }, 250);
+  }, 250)).current;
+  useEffect(() => {
+    if (initial) run(initial);
+  }, []);
   return html`<form role="search" class="search" onSubmit=${(e) => e.preventDefault()}>
       <label class="offscreen" for="home-q">Search media and notes</label>
       <input id="home-q" type="search" placeholder="Search media and notes" value=${q}
         onInput=${(e) => { setQ(e.target.value); run(e.target.value); }} />
     </form>
-    ${res && html`<div class="columns">
+    ${res && html`<div class="columns results">
       <section aria-label="Media found"><h2>Media</h2>
         ${res.media.error ? html`<${ErrorBox} error=${res.media.error} />` : res.media.entries.length
           ? html`<ul class="plain">${res.media.entries.map((e) => html`<li><a href=${e.kind === 'dir' ? href('library', e.path) : href('play', e.path)}>${e.path}</a></li>`)}</ul>`
@@ -98,13 +103,15 @@ function Search() {
     </div>`}`;
 }
 
-export function Home({ s }) {
+export function Home({ route, s }) {
   if (!canRead(s)) {
     return html`<section class="narrow"><h1>streamhub</h1><p>This box needs a login. <a href="#/login">Log in</a>.</p></section>`;
   }
   return html`<h1 class="offscreen">Home</h1>
-    <${Search} />
-    ${s.me && html`<div class="columns"><${Storage} /><${Peers} s=${s} /></div>`}
+    <${Search} initial=${route.params.get('q') || ''} />
+    ${s.me && s.me.role === 'admin' && s.info && s.info.anonymous_read && html`<p class="muted notice">Anyone on your network can browse the
+      media and read public notes here without logging in (<code>auth.anonymous_read</code> in the configuration).</p>`}
+    ${s.me && html`<div class="columns"><${Storage} />${s.info && s.info.lan_peers && html`<${Peers} s=${s} />`}</div>`}
     ${s.me && html`<${Continue} />`}
     <${Recent} />
     <${RecentNotes} />`;

@@ -2,7 +2,7 @@ import { html, useState } from '../vendor/preact-htm.js';
 import { get, post, del, query, encPath, errorText } from '../lib/api.js';
 import { canRead, canWrite, isAdmin } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading, Crumbs, Prompt, Confirm, toast } from '../lib/ui.js';
-import { bytes, duration, href, parent, basename, go } from '../lib/util.js';
+import { bytes, duration, href, parent, basename, go, shortName } from '../lib/util.js';
 import { ShareDialog } from './share.js';
 import { Icon } from '../lib/icons.js';
 
@@ -17,10 +17,10 @@ export function openHref(e) {
 export function MediaCard({ e, menu }) {
   const meta = e.kind === 'dir' ? 'folder' : [duration(e.duration), bytes(e.size)].filter(Boolean).join(' · ');
   return html`<div class="tile">
-    <a class="thumb" href=${openHref(e)} aria-label=${`${e.name}, ${meta}`}>
+    <a class="thumb" href=${openHref(e)} tabindex="-1" aria-hidden="true">
       ${e.thumb ? html`<img src=${e.thumb} alt="" loading="lazy" />` : html`<span class="big-icon"><${Icon} name=${e.media} size=${48} /></span>`}
     </a>
-    <div class="tile-text"><a href=${openHref(e)} class="name" title=${e.name}>${e.name}</a>
+    <div class="tile-text"><a href=${openHref(e)} class="name" title=${e.name} aria-label=${e.name}>${shortName(e.name)}</a>
       <span class="muted">${meta}</span></div>
     ${menu}
   </div>`;
@@ -29,9 +29,20 @@ export function MediaCard({ e, menu }) {
 function EntryMenu({ e, onAct, admin }) {
   // Members may change what they uploaded or made (the server checks again).
   const mine = admin || e.yours;
-  return html`<details class="menu">
+  // A chosen item, a click elsewhere or Escape closes the menu.
+  const close = (ev) => {
+    const d = ev.currentTarget.closest('details');
+    if (d) d.open = false;
+  };
+  const keys = (ev) => {
+    if (ev.key === 'Escape') {
+      close(ev);
+      ev.currentTarget.querySelector('summary').focus();
+    }
+  };
+  return html`<details class="menu" onKeyDown=${keys} onFocusOut=${(ev) => !ev.currentTarget.contains(ev.relatedTarget) && ev.relatedTarget && close(ev)}>
     <summary aria-label=${`Actions for ${e.name}`}>⋯</summary>
-    <div class="menu-items" role="menu">
+    <div class="menu-items" role="menu" onClick=${close}>
       ${e.kind === 'file' && html`<a role="menuitem" href=${`/media/${encPath(e.path)}`} download=${e.name}>Download</a>`}
       ${e.kind === 'dir' && html`<a role="menuitem" href=${`/api/library/zip${query({ path: e.path })}`}>Download as zip</a>`}
       <button role="menuitem" onClick=${() => onAct('share', e)}>Share link…</button>
@@ -149,12 +160,12 @@ export function Library({ route, s }) {
         : html`<table class="list"><thead><tr><th scope="col">Name</th><th scope="col">Size</th><th scope="col">Length</th><th scope="col">Changed</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
           <tbody>${d.entries.map((e) => html`<tr key=${e.path}>
             <td><${Icon} name=${e.media} /> <a href=${openHref(e)}>${q || type ? e.path : e.name}</a></td>
-            <td>${e.kind === 'file' ? bytes(e.size) : ''}</td><td>${duration(e.duration)}</td>
-            <td>${new Date(e.mtime).toLocaleDateString()}</td>
+            <td class="nowrap">${e.kind === 'file' ? bytes(e.size) : ''}</td><td class="nowrap">${duration(e.duration)}</td>
+            <td class="nowrap">${new Date(e.mtime).toLocaleDateString()}</td>
             <td>${writable && html`<${EntryMenu} e=${e} onAct=${act} admin=${isAdmin(s)} />`}</td></tr>`)}</tbody></table>`)}
     ${d && d.pages > 1 && html`<nav class="pager" aria-label="Pages">
       <button disabled=${page <= 1} onClick=${() => setParam('page', String(page - 1))}>Previous</button>
-      <span>Page ${d.page} of ${d.pages} (${d.total} items)</span>
+      <span>Page ${d.page} of ${d.pages} (${d.total} ${d.total === 1 ? 'item' : 'items'})</span>
       <button disabled=${page >= d.pages} onClick=${() => setParam('page', String(page + 1))}>Next</button>
     </nav>`}
     ${d && html`<p class="muted"><a href=${`/api/library/zip${query({ path })}`}>Download this folder as zip</a></p>`}

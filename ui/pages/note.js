@@ -71,14 +71,14 @@ function Editor({ note, s, onSaved, onCancel }) {
     <label>Tags (comma-separated)<input name="tags" value=${tags} onInput=${(e) => setTags(e.target.value)} /></label>
     ${owner && html`<fieldset class="inline"><legend>Who can read it</legend>
       <label><input type="radio" name="vis" checked=${vis === 'private'} onChange=${() => setVis('private')} /> Only me</label>
-      <label><input type="radio" name="vis" checked=${vis === 'public'} onChange=${() => setVis('public')} /> Everyone (and other boxes)</label>
+      <label><input type="radio" name="vis" checked=${vis === 'public'} onChange=${() => setVis('public')} /> Everyone who can open this box</label>
     </fieldset>`}
     <div class="seg" role="tablist">
       <button type="button" role="tab" aria-selected=${tab === 'write'} onClick=${() => setTab('write')}>Write</button>
       <button type="button" role="tab" aria-selected=${tab === 'preview'} onClick=${() => setTab('preview')}>Preview</button>
     </div>
     ${tab === 'write'
-      ? html`<label class="offscreen" for="note-body">Text (Markdown)</label>
+      ? html`<label for="note-body">Text <span class="muted">(Markdown: **bold**, # heading, - list, [link](https://…))</span></label>
         <textarea id="note-body" name="body" rows="18" value=${body} onInput=${(e) => setBody(e.target.value)}></textarea>`
       : html`<div class="preview" role="tabpanel"><${Preview} body=${body} /></div>`}
     ${stale && html`<div class="stale" role="alert">
@@ -143,7 +143,7 @@ export function Note({ route, s }) {
         <div class="bar"><h1>${n.title || '(untitled)'}</h1>
           <div class="tools">${s.me && !n.deleted && html`<button class="primary" onClick=${() => setMode('edit')}>Edit</button>
             <button class="danger" onClick=${remove}>Delete</button>`}</div></div>
-        <p class="muted">${n.visibility === 'private' ? html`<span class="badge">private</span> ` : ''}
+        <p class="muted">${n.visibility === 'private' ? html`<span class="badge">private</span> ` : html`<span class="badge">public</span> `}
           by ${n.author} · ${when(n.updated)}${n.owner && n.owner !== n.author ? ` · owner ${n.owner}` : ''} · ${n.views} views
           ${n.tags.map((t) => html` <a class="tag" href=${`#/notes?tag=${encodeURIComponent(t)}`}>#${t}</a>`)}</p>
         ${n.deleted && html`<p class="warn" role="alert">This note is deleted. Restore an earlier revision from its history to bring it back.</p>`}

@@ -45,7 +45,7 @@ export function Notes({ route, s }) {
       : html`<ul class="notes">${list.data.items.map((n) => html`<li key=${n.id}>
           <a href=${href('note', n.id)} class="name">${n.title || '(untitled)'}</a>
           ${n.visibility === 'private' && html`<span class="badge">private</span>`}
-          ${n.conflicts && n.conflicts.length > 0 && html`<span class="badge warn">conflict</span>`}
+          ${(Array.isArray(n.conflicts) ? n.conflicts.length : n.conflicts) > 0 && html`<span class="badge warn">conflict</span>`}
           <${Snippet} parts=${n.snippet} />
           <span class="muted">${n.author} · ${when(n.updated)}${n.tags.length ? ' · ' : ''}${n.tags.map((t) => `#${t}`).join(' ')}</span>
         </li>`)}</ul>`)}

@@ -142,7 +142,7 @@ export function Player({ route, s }) {
     ${failure && html`<div class="error" role="alert">${failure} <button onClick=${vlc}>Open in VLC</button></div>`}
     ${!failure && suspect.length > 0 && html`<p class="warn">Your browser may not play ${suspect.join(' and ')} (from the library index).
       <button onClick=${vlc}>Open in VLC</button></p>`}
-    ${resumed !== null && html`<p class="muted" role="status">Resumed at ${duration(resumed)}.
+    ${resumed !== null && html`<p class="muted" role="status">Resumed at ${duration(resumed)}.${' '}
       <button class="link" onClick=${() => { ref.current.currentTime = 0; setResumed(null); }}>Start over</button></p>`}
     <div class="bar">
       <div>

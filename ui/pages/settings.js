@@ -2,7 +2,7 @@ import { html, useState } from '../vendor/preact-htm.js';
 import { get, post, patch, del, errorText } from '../lib/api.js';
 import { isAdmin } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading, Prompt, Confirm, toast } from '../lib/ui.js';
-import { when, bytes, copyText, href } from '../lib/util.js';
+import { when, bytes, copyText, href, shortDate } from '../lib/util.js';
 
 function Users({ s }) {
   const list = useAsync(() => get('/api/users'), []);
@@ -37,10 +37,12 @@ function Users({ s }) {
         <button class="danger" onClick=${() => setDialog(html`<${Confirm} title="Delete user" text=${`Delete ${u.name}? Their sessions, tokens and share links end. Their files and notes stay.`} action="Delete" danger
           onAnswer=${(yes) => (yes ? act(del(`/api/users/${encodeURIComponent(u.name)}`)) : setDialog(null))} />`)}>Delete</button></td></tr>`)}</tbody></table>
     <form class="inline-form" onSubmit=${add}><h3>Add a user</h3>
-      <label>Name<input value=${form.name} onInput=${(e) => setForm({ ...form, name: e.target.value })} required autocomplete="off" /></label>
-      <label>Password<input type="password" value=${form.password} minlength="8" onInput=${(e) => setForm({ ...form, password: e.target.value })} required autocomplete="new-password" /></label>
+      <label>Name<input value=${form.name} onInput=${(e) => { setError(null); setForm({ ...form, name: e.target.value }); }} required autocomplete="off"
+        pattern="[A-Za-z0-9._-]{1,64}" title="1 to 64 letters (A–Z, a–z), digits, dots, dashes or underscores" aria-describedby="name-rule" /></label>
+      <label>Password<input type="password" value=${form.password} minlength="8" onInput=${(e) => { setError(null); setForm({ ...form, password: e.target.value }); }} required autocomplete="new-password" /></label>
       <label>Role<select value=${form.role} onChange=${(e) => setForm({ ...form, role: e.target.value })}><option value="member">member</option><option value="admin">admin</option></select></label>
       <button class="primary" type="submit">Add</button>
+      <p id="name-rule" class="muted hint">Names: letters A–Z, digits, <code>.</code> <code>_</code> <code>-</code> (no spaces); passwords at least 8 characters.</p>
       <${ErrorBox} error=${error} />
     </form>${dialog}</section>`;
 }
@@ -65,7 +67,7 @@ function Tokens() {
     ${made && html`<div class="card"><p>Copy the token now: it is shown only once.</p>
       <input readonly class="share-url" value=${made.token} onFocus=${(e) => e.target.select()} />
       <button onClick=${() => copyText(made.token).then((ok) => toast(ok ? 'Copied' : 'Select it and press Ctrl+C'))}>Copy</button></div>`}
-    ${list.error ? html`<${ErrorBox} error=${list.error} />` : list.data && html`<table class="list"><thead><tr><th scope="col">Label</th><th scope="col">User</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
+    ${list.error ? html`<${ErrorBox} error=${list.error} />` : list.data && list.data.tokens.length === 0 ? html`<p class="muted">No API tokens yet.</p>` : list.data && html`<table class="list"><thead><tr><th scope="col">Label</th><th scope="col">User</th><th scope="col">Created</th><th scope="col">Expires</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
       <tbody>${list.data.tokens.map((t) => html`<tr key=${t.id}><td>${t.label}</td><td>${t.user}</td><td>${when(t.created_at)}</td><td>${t.expires_at ? when(t.expires_at) : 'never'}</td>
         <td><button class="danger" onClick=${() => revoke(t.id)}>Revoke</button></td></tr>`)}</tbody></table>`}
     <form class="inline-form" onSubmit=${create}><label>Label<input value=${label} onInput=${(e) => setLabel(e.target.value)} required /></label>
@@ -82,7 +84,7 @@ function Shares() {
     ${live.length === 0 ? html`<p class="muted">No share links. Make one from the library (⋯ → Share link).</p>`
       : html`<table class="list"><thead><tr><th scope="col">What</th><th scope="col">By</th><th scope="col">Expires</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
       <tbody>${live.map((x) => html`<tr key=${x.id} class=${x.revoked ? 'muted' : ''}><td><a href=${href('library', x.path)}>${x.path}</a></td><td>${x.user}</td>
-        <td>${x.revoked ? 'revoked' : new Date(x.expires_at).toLocaleString()}</td>
+        <td>${x.revoked ? 'revoked' : shortDate(x.expires_at)}</td>
         <td>${!x.revoked && html`<button onClick=${() => copyText(x.url).then((ok) => toast(ok ? 'Link copied' : x.url))}>Copy</button>
           <button class="danger" onClick=${() => revoke(x.id)}>Revoke</button>`}</td></tr>`)}</tbody></table>`}</section>`;
 }

@@ -1,7 +1,7 @@
 import { html, useState } from '../vendor/preact-htm.js';
 import { post } from '../lib/api.js';
 import { Modal, ErrorBox, toast } from '../lib/ui.js';
-import { copyText, basename } from '../lib/util.js';
+import { copyText, basename, shortDate } from '../lib/util.js';
 
 const EXPIRY = [
   [3600, '1 hour'],
@@ -30,7 +30,7 @@ export function ShareDialog({ path, onClose }) {
   };
   return html`<${Modal} title=${`Share ${basename(path)}`} onClose=${onClose}>
     ${link
-      ? html`<label>Link (anyone with it can ${path.includes('.') ? 'download this file' : 'open this'} until ${new Date(link.expires_at).toLocaleString()})
+      ? html`<label>Link (anyone with it can ${path.includes('.') ? 'download this file' : 'open this'} until ${shortDate(link.expires_at)})
           <input class="share-url" readonly value=${link.url} onFocus=${(e) => e.target.select()} /></label>
           <div class="actions"><button onClick=${onClose}>Close</button><button class="primary" onClick=${copy}>Copy link</button></div>`
       : html`<form onSubmit=${make}>

@@ -2,7 +2,7 @@ import { html, useState } from '../vendor/preact-htm.js';
 import { get, post, del, request, errorText } from '../lib/api.js';
 import { useAsync, ErrorBox, Loading, Confirm, toast } from '../lib/ui.js';
 import { Icon } from '../lib/icons.js';
-import { bytes, when, href, parent } from '../lib/util.js';
+import { bytes, when, href, parent, basename } from '../lib/util.js';
 
 export function Trash({ s }) {
   const list = useAsync(() => get('/api/trash'), []);
@@ -20,8 +20,8 @@ export function Trash({ s }) {
     <p class="muted">Deleted files stay here ${d.trash_days} days (${bytes(d.total_bytes)} now).</p>
     ${d.items.length === 0 ? html`<p class="muted">The trash is empty.</p>`
       : html`<table class="list"><thead><tr><th scope="col">What</th><th scope="col">Size</th><th scope="col">Deleted</th><th scope="col">Gone for good</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
-      <tbody>${d.items.map((x) => html`<tr key=${x.id}><td>${x.kind === 'dir' ? html`<${Icon} name="dir" /> ` : ''}${x.path} <span class="muted">from <a href=${href('library', parent(x.path))}>${parent(x.path) || 'the top'}</a></span></td>
-        <td>${bytes(x.size)}</td><td>${when(x.deleted_at)} by ${x.deleted_by}</td><td>${new Date(x.expires_at).toLocaleDateString()}</td>
-        <td><button onClick=${() => restore(x)}>Restore</button> <button class="danger" onClick=${() => purge(x)}>Delete for good</button></td></tr>`)}</tbody></table>`}
+      <tbody>${d.items.map((x) => html`<tr key=${x.id}><td>${x.kind === 'dir' ? html`<${Icon} name="dir" /> ` : ''}${basename(x.path)} <span class="muted">in <a href=${href('library', parent(x.path))}>${parent(x.path) || 'the top folder'}</a></span></td>
+        <td class="nowrap">${bytes(x.size)}</td><td>${when(x.deleted_at)} by ${x.deleted_by}</td><td class="nowrap">${new Date(x.expires_at).toLocaleDateString()}</td>
+        <td class="row-actions"><button onClick=${() => restore(x)}>Restore</button> <button class="danger" onClick=${() => purge(x)}>Delete for good</button></td></tr>`)}</tbody></table>`}
     ${ask}`;
 }

@@ -7,14 +7,14 @@ import { bytes, duration, href } from '../lib/util.js';
 const PARALLEL = 2;
 
 const MESSAGES = {
-  401: 'You are not logged in (any more): log in and add the file again to resume.',
-  409: 'A file with this name is there already.',
+  401: 'You are not logged in (any more): log in, then add the file again to continue.',
+  409: 'A file with this name is there already: rename yours, or delete the other one first.',
   413: 'The file is larger than this server accepts.',
   507: 'The disk is full (or below its reserve).',
 };
 
 function explain(e) {
-  return MESSAGES[e.status] ? `${MESSAGES[e.status]} (${errorText(e)})` : errorText(e);
+  return MESSAGES[e.status] || errorText(e);
 }
 
 /** Reads dropped folders recursively: [{file, dir}] with dir relative to the drop. */
@@ -131,14 +131,14 @@ export function Upload({ route, s }) {
   return html`
     <h1>Upload</h1>
     <label>To folder <input value=${folder} onInput=${(e) => setFolder(e.target.value)} placeholder="(the top of the library)" /></label>
-    <p class="muted">Into <${Crumbs} path=${folder.replace(/^\/+|\/+$/g, '')} /></p>
+
     <div class=${`drop${over ? ' over' : ''}`} onDragOver=${(e) => { e.preventDefault(); setOver(true); }}
       onDragLeave=${() => setOver(false)} onDrop=${onDrop}>
       <p>Drop files or folders here, or</p>
       <button class="primary" onClick=${() => fileInput.current.click()}>Choose files</button>
       <button onClick=${() => dirInput.current.click()}>Choose a folder</button>
-      <input ref=${fileInput} class="offscreen" type="file" multiple onChange=${onPick} aria-label="Choose files" tabindex="-1" />
-      <input ref=${dirInput} class="offscreen" type="file" webkitdirectory multiple onChange=${onPick} aria-label="Choose a folder" tabindex="-1" />
+      <input ref=${fileInput} class="offscreen" type="file" multiple onChange=${onPick} aria-hidden="true" tabindex="-1" />
+      <input ref=${dirInput} class="offscreen" type="file" webkitdirectory multiple onChange=${onPick} aria-hidden="true" tabindex="-1" />
     </div>
     ${stale.length > 0 && html`<div class="card"><h2>Unfinished uploads</h2>
       <p>These stopped before they were complete. Choose the same files again (into the same folder) and they continue where they stopped.</p>
