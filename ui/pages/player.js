@@ -59,12 +59,17 @@ export function Player({ route, s }) {
     if (!v || !s.me) return undefined;
     let timer = setInterval(() => !v.paused && savePosition(path, v), 10000);
     const onPause = () => savePosition(path, v);
+    let moved = false;
+    const onSeek = () => { moved = true; };
+    v.addEventListener('seeking', onSeek, { once: true });
     const onHide = () => savePosition(path, v, true);
     const onMeta = async () => {
       try {
         const pos = await get(`/api/positions${query({ path })}`);
         // The server forgets finished files; anything it still has is worth resuming.
-        if (pos && pos.position !== null && pos.position >= 1 && (!v.duration || pos.position < v.duration - 0.5)) {
+        // Not if the viewer has already moved: their seek wins over the stored place.
+        if (pos && pos.position !== null && pos.position >= 1 && !moved
+          && (!v.duration || pos.position < v.duration - 0.5)) {
           v.currentTime = pos.position;
           setResumed(pos.position);
         }
@@ -81,10 +86,11 @@ export function Player({ route, s }) {
       clearInterval(timer);
       savePosition(path, v);
       v.removeEventListener('pause', onPause);
+      v.removeEventListener('seeking', onSeek);
       v.removeEventListener('loadedmetadata', onMeta);
       removeEventListener('pagehide', onHide);
     };
-  }, [path, i && i.path, s.me && s.me.name]);
+  }, [path, i && i.path, item.loading, s.me && s.me.name]);
 
   useEffect(() => {
     const key = (e) => {
@@ -115,7 +121,8 @@ export function Player({ route, s }) {
     return () => document.removeEventListener('keydown', key);
   }, [next && next.path, prev && prev.path]);
 
-  if (item.loading) return html`<${Loading} />`;
+  // Never a player for one file with another's data (right after a route change).
+  if (item.loading || (i && i.path !== path.replace(/^\/+/, ''))) return html`<${Loading} />`;
   if (item.error) return html`<${Crumbs} path=${parent(path)} /><${ErrorBox} error=${item.error} />`;
   const codecs = [i.video_codec, i.audio_codec].filter(Boolean);
   const suspect = codecs.filter((c) => UNPLAYABLE.has(c.toLowerCase()));
