@@ -7,7 +7,7 @@
 //! UTF-16 with a byte-order mark is understood too.
 
 /// The largest subtitle file served (bytes); larger ones are refused, not truncated.
-pub const MAX_BYTES: u64 = 5 * 1024 * 1024;
+pub const MAX_BYTES: u64 = 2 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -84,7 +84,7 @@ function App() {
     });
   }, []);
   if (!s.loaded) return html`<main><${Loading} /></main>`;
-  let Page = PAGES[route.page] || NotFound;
+  let Page = Object.hasOwn(PAGES, route.page) ? PAGES[route.page] : NotFound;
   if (s.info && s.info.setup_required && !s.me && route.page !== 'setup') Page = Setup;
   return html`
     <a class="skip" href="#content" onClick=${(e) => { e.preventDefault(); document.getElementById('content').focus(); }}>Skip to content</a>

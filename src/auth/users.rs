@@ -14,13 +14,15 @@ pub fn validate_name(name: &str) -> Result<(), AuthError> {
     let ok = (1..=64).contains(&name.len())
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        // `.` and `..` would be rewritten out of every URL that names the user.
+        && !name.bytes().all(|b| b == b'.');
     if ok {
         Ok(())
     } else {
         Err(AuthError::Invalid {
             field: "name",
-            reason: "1 to 64 characters of A-Z a-z 0-9 . _ -".to_string(),
+            reason: "1 to 64 characters of A-Z a-z 0-9 . _ -, not only dots".to_string(),
         })
     }
 }

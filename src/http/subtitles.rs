@@ -83,6 +83,9 @@ fn bad_subtitles(msg: impl Into<String>) -> ApiError {
 
 /// One `.srt` (converted) or `.vtt` (checked) file as `text/vtt; charset=utf-8`; over
 /// `subtitles::MAX_BYTES` -> 413.
+static SUBTITLE_SLOTS: std::sync::LazyLock<tokio::sync::Semaphore> =
+    std::sync::LazyLock::new(|| tokio::sync::Semaphore::new(2));
+
 pub async fn vtt(
     State(state): State<AppState>,
     _: Reader,
@@ -93,6 +96,11 @@ pub async fn vtt(
         .name()
         .and_then(Format::of)
         .ok_or_else(|| bad_subtitles("not a .srt or .vtt file"))?;
+    // Each conversion holds the file a few times over in memory: two at a time.
+    let _slot = SUBTITLE_SLOTS
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
     let object = state.storage.open(&path).await?;
     let size = object.meta().size;
     if size > subtitles::MAX_BYTES {
@@ -120,7 +128,7 @@ pub async fn vtt(
                 op: "subtitle read",
                 secs: timeout.as_secs(),
             })??;
-    // Linear, but up to 5 MiB of text: off the runtime's workers.
+    // Linear, but up to 2 MiB of text: off the runtime's workers.
     let converted = crate::blocking::run_unbounded("subtitle convert", move || {
         Ok::<_, crate::blocking::BlockingError>(subtitles::to_webvtt(format, &bytes))
     })

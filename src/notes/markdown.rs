@@ -57,6 +57,22 @@ pub fn safe_url(raw: &str) -> Option<String> {
     Some(cleaned.replace(' ', "%20"))
 }
 
+/// Images shown in a note load with the reader's login, so only the box's own pictures may:
+/// a path under `/media/` or `/s/`, or a thumbnail, with no way back up (`..`, `\\`,
+/// encoded dots or slashes). Anything else (another API route, an outside address the page
+/// policy would block anyway) is written as a link.
+fn image_source_allowed(url: &str) -> bool {
+    let path = url.split(['?', '#']).next().unwrap_or("");
+    let lower = url.to_ascii_lowercase();
+    let clean = !url.contains('\\')
+        && !lower.contains("%2e")
+        && !lower.contains("%2f")
+        && !lower.contains("%5c")
+        && !path.split('/').any(|seg| seg == ".." || seg == ".");
+    clean
+        && (path.starts_with("/media/") || path.starts_with("/s/") || path == "/api/library/thumb")
+}
+
 /// A fenced code block's language, if it is a plain word.
 fn language(info: &str) -> Option<&str> {
     let lang = info.split_whitespace().next()?;
@@ -73,6 +89,8 @@ struct Writer {
     links: Vec<bool>,
     /// Inside an image: its alt text is being collected (depth, for images in alt text).
     image_depth: usize,
+    /// Whether the current image's URL may be loaded as an image (`image_source_allowed`).
+    image_src_ok: bool,
     alt: String,
     image: Option<(Option<String>, String)>,
     alignments: Vec<Alignment>,
@@ -196,6 +214,11 @@ impl Writer {
                 self.image_depth = 1;
                 self.alt.clear();
                 self.image = Some((safe_url(&dest_url), title.to_string()));
+                self.image_src_ok = self
+                    .image
+                    .as_ref()
+                    .and_then(|(u, _)| u.as_deref())
+                    .is_some_and(image_source_allowed);
             }
             // Not enabled (footnotes, definition lists, metadata): their text still shows.
             Tag::FootnoteDefinition(_)
@@ -272,7 +295,23 @@ impl Writer {
 
     fn close_image(&mut self) {
         let alt = std::mem::take(&mut self.alt);
+        let allowed = std::mem::take(&mut self.image_src_ok);
         match self.image.take() {
+            // Not one of the box's own pictures: a link to it instead of a request every
+            // reader's browser would make (with their login) when the note is shown.
+            Some((Some(src), title)) if !allowed => {
+                self.out.push_str("<a href=\"");
+                escape(&mut self.out, &src);
+                self.out.push('"');
+                if !title.is_empty() {
+                    self.out.push_str(" title=\"");
+                    escape(&mut self.out, &title);
+                    self.out.push('"');
+                }
+                self.out.push_str(" rel=\"noopener noreferrer nofollow\">");
+                escape(&mut self.out, if alt.is_empty() { &src } else { &alt });
+                self.out.push_str("</a>");
+            }
             Some((Some(src), title)) => {
                 self.out.push_str("<img src=\"");
                 escape(&mut self.out, &src);
@@ -388,6 +427,7 @@ fn render_within(markdown: &str, budget: usize) -> Option<String> {
         out: String::with_capacity(markdown.len() + markdown.len() / 4),
         links: Vec::new(),
         image_depth: 0,
+        image_src_ok: false,
         alt: String::new(),
         image: None,
         alignments: Vec::new(),

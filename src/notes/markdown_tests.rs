@@ -142,8 +142,8 @@ fn commonmark_and_the_extensions() {
         "<p><a href=\"https://example.com\" title=\"t\" rel=\"noopener noreferrer nofollow\">site</a></p>\n"
     );
     assert_eq!(
-        render("![cat](pics/cat.jpg)"),
-        "<p><img src=\"pics/cat.jpg\" alt=\"cat\" /></p>\n"
+        render("![cat](/media/pics/cat.jpg)"),
+        "<p><img src=\"/media/pics/cat.jpg\" alt=\"cat\" /></p>\n"
     );
     assert_eq!(render("a  \nb\n\n---"), "<p>a<br />\nb</p>\n<hr />\n");
     for ok in [
@@ -240,7 +240,7 @@ fn unsafe_urls_leave_only_text() {
 fn attributes_cannot_be_broken_out_of() {
     let html = assert_safe("[x](https://a.example/\"onmouseover=\"alert(1) \"t\\\"onclick=x\")");
     assert!(!html.contains("\" onmouseover"), "{html}");
-    let html = assert_safe("![x\" onerror=\"alert(1)](https://a.example/p.png)");
+    let html = assert_safe("![x\" onerror=\"alert(1)](/media/p.png)");
     assert!(
         html.contains("alt=\"x&quot; onerror=&quot;alert(1)\""),
         "{html}"
@@ -273,7 +273,11 @@ proptest::proptest! {
 fn deep_nesting_on_one_line_is_cut_to_plain_text() {
     let quotes = ">".repeat(1 << 20);
     let html = render(&quotes);
-    assert!(html.matches("<blockquote>").count() <= MAX_LINE_MARKERS, "{}", &html[..200]);
+    assert!(
+        html.matches("<blockquote>").count() <= MAX_LINE_MARKERS,
+        "{}",
+        &html[..200]
+    );
     assert!(html.len() <= 8 * quotes.len(), "{}", html.len());
 
     let lists = "1. ".repeat(349_525);
@@ -295,7 +299,11 @@ fn nesting_past_the_limit_or_an_output_blow_up_falls_back_to_text() {
         deep.push_str("- x\n");
     }
     let html = render(&deep);
-    assert!(html.starts_with("<pre class=\"too-complex\">"), "{}", &html[..80]);
+    assert!(
+        html.starts_with("<pre class=\"too-complex\">"),
+        "{}",
+        &html[..80]
+    );
     assert!(html.contains("- x"));
 
     let emph = "*_".repeat(1 << 19);
@@ -317,4 +325,34 @@ fn ordinary_notes_are_untouched_by_the_limits() {
     assert!(html.contains("<strong>bold</strong>") && html.contains("<ol>"));
     assert!(!html.contains("too-complex"));
     assert_eq!(limit_line_markers(md), md);
+}
+
+#[test]
+fn images_load_only_the_boxs_own_pictures() {
+    for ok in [
+        "/media/pics/a.jpg",
+        "/s/TOKEN/x.png",
+        "/api/library/thumb?path=a.mp4",
+    ] {
+        let html = render(&format!("![p]({ok})"));
+        assert!(html.contains("<img src="), "{ok}: {html}");
+    }
+    // Anything else would be fetched with every reader's login: a link instead.
+    for no in [
+        "/api/library/zip?path=/",
+        "/api/notes/x/html?a=1",
+        "api/library/zip?path=/",
+        "/media/../api/library/zip",
+        "/media/%2e%2e/api/library/zip",
+        "/media/..%2fapi",
+        "https://elsewhere.example/p.png",
+        "pic.png",
+    ] {
+        let html = render(&format!("![p]({no})"));
+        assert!(!html.contains("<img"), "{no}: {html}");
+        assert!(
+            html.contains("<a href=") && html.contains(">p</a>"),
+            "{no}: {html}"
+        );
+    }
 }

@@ -613,3 +613,14 @@ def test_hostile_markdown_costs_little_even_for_many_anonymous_readers(module_se
     grown = rss_kib(srv.proc.pid) - before
     print(f"16 reads of a hostile 1 MiB note: {elapsed:.1f} s, RSS grew {grown} KiB")
     assert grown < 200 * 1024, grown
+
+
+def test_user_names_of_only_dots_are_refused(env):
+    # `.` and `..` would vanish from every URL naming the user (PATCH, DELETE).
+    for name in (".", "..", "..."):
+        r = http_call(env.srv, "POST", "/api/users", headers=env.admin.headers,
+                      json_body={"name": name, "password": AUTH_PW, "role": "member"})
+        assert_error(r, 422, "invalid")
+    r = http_call(env.srv, "POST", "/api/users", headers=env.admin.headers,
+                  json_body={"name": "a.b", "password": AUTH_PW, "role": "member"})
+    assert r.status == 201, r

@@ -59,8 +59,12 @@ export function Player({ route, s }) {
     if (!v || !s.me) return undefined;
     let timer = setInterval(() => !v.paused && savePosition(path, v), 10000);
     const onPause = () => savePosition(path, v);
+    // Whether the viewer moved before the stored place arrived: a seek, or a position that
+    // playback alone could not have reached since the player appeared.
     let moved = false;
+    const shownAt = performance.now();
     const onSeek = () => { moved = true; };
+    const movedAlready = () => moved || v.currentTime > ((performance.now() - shownAt) / 1000) * (v.playbackRate || 1) + 1;
     v.addEventListener('seeking', onSeek, { once: true });
     const onHide = () => savePosition(path, v, true);
     const onMeta = async () => {
@@ -68,7 +72,7 @@ export function Player({ route, s }) {
         const pos = await get(`/api/positions${query({ path })}`);
         // The server forgets finished files; anything it still has is worth resuming.
         // Not if the viewer has already moved: their seek wins over the stored place.
-        if (pos && pos.position !== null && pos.position >= 1 && !moved
+        if (pos && pos.position !== null && pos.position >= 1 && !movedAlready()
           && (!v.duration || pos.position < v.duration - 0.5)) {
           v.currentTime = pos.position;
           setResumed(pos.position);
