@@ -8,6 +8,10 @@ def test_home_search_finds_media_and_notes(page, app):
     st, _, _ = s.call("POST", "/api/notes", {"title": "Clip notes", "body": "about the clip", "visibility": "public"})
     assert st == 201
     login(page, app, MEMBER)
+    # The storage card: health, backend and free space.
+    card = page.locator(".card", has=page.get_by_role("heading", name="Storage"))
+    card.get_by_text("healthy").wait_for()
+    assert "local" in card.inner_text() and " free of " in card.inner_text()
     page.get_by_label("Search media and notes").fill("clip")
     media = page.get_by_role("region", name="Media found")
     notes = page.get_by_role("region", name="Notes found")

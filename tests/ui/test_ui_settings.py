@@ -49,3 +49,16 @@ def test_api_token_shown_once_and_revoked(page, app):
     row.get_by_role("button", name="Revoke").click()
     row.wait_for(state="detached")
     page.watch.assert_clean()
+
+
+def test_storage_and_configuration_pages(page, app):
+    login(page, app, ADMIN, then="/#/settings/storage")
+    page.get_by_text("healthy").first.wait_for()
+    page.get_by_text(str(app.srv.media_root)).wait_for()
+    page.get_by_role("button", name="Scan the library now").click()
+    page.get_by_text("Scan started").wait_for()
+    page.goto(app.url("/#/settings/config"))
+    page.get_by_role("heading", name="[server]").wait_for()
+    page.get_by_role("heading", name="[auth]").wait_for()
+    assert "anonymous_read" in page.locator("main").inner_text()
+    page.watch.assert_clean()

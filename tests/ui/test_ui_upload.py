@@ -138,3 +138,16 @@ def test_too_large_disk_full_and_logged_out_are_explained(page, small_disk, tmp_
     small.write_text("x")
     page.locator("input[type=file]:not([webkitdirectory])").set_input_files(str(small))
     page.locator("ul.uploads li.error").get_by_text("You are not logged in").wait_for()
+
+
+def test_a_whole_folder_is_uploaded_with_its_tree(page, app, tmp_path):
+    top = tmp_path / "Holiday 2026"
+    (top / "day 1").mkdir(parents=True)
+    (top / "day 1" / "beach.bin").write_bytes(os.urandom(50_000))
+    (top / "notes.txt").write_text("sun\n")
+    login(page, app, MEMBER, then="/#/upload/trips")
+    page.locator("input[type=file][webkitdirectory]").set_input_files(str(top))
+    page.wait_for_function("() => document.querySelectorAll('ul.uploads li.done').length === 2", timeout=60000)
+    root = app.srv.media_root / "trips" / "Holiday 2026"
+    assert (root / "day 1" / "beach.bin").read_bytes() == (top / "day 1" / "beach.bin").read_bytes()
+    assert (root / "notes.txt").read_text() == "sun\n"
