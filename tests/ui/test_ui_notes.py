@@ -111,3 +111,25 @@ def test_a_conflict_is_resolved_in_the_three_way_view(page, factory, media_tree,
     page.locator(".conflict").wait_for(state="detached")
     st, after, _ = sa.call("GET", f"/api/notes/{note['id']}")
     assert after["conflicts"] == [] and after["body"] == "mon: ann and carl\ntue: bob\n"
+
+
+def test_history_shows_a_diff_and_restores_an_old_revision(page, app):
+    s = app.session(MEMBER)
+    st, note, _ = s.call("POST", "/api/notes", {"title": "Recipe", "body": "flour\nsugar\n"})
+    assert st == 201
+    st, note2, _ = s.call("PUT", f"/api/notes/{note['id']}", {"body": "flour\nsalt\n"},
+                          headers={"If-Match": f'"{note["rev"]}"'})
+    assert st == 200
+    login(page, app, MEMBER, then=f"/#/note/{note['id']}")
+    page.get_by_role("heading", name="Recipe").wait_for()
+    page.get_by_role("tab", name="History").click()
+    revs = page.locator("ol.revisions li")
+    revs.nth(1).get_by_role("button").click()  # the older one (newest first)
+    diff = page.locator(".rev .diff")
+    diff.locator(".del", has_text="sugar").wait_for()
+    diff.locator(".add", has_text="salt").wait_for()
+    page.get_by_role("button", name="Restore this revision").click()
+    page.get_by_text("Restored as a new revision").wait_for()
+    page.locator(".markdown", has_text="sugar").wait_for()
+    st, after, _ = s.call("GET", f"/api/notes/{note['id']}")
+    assert after["body"] == "flour\nsugar\n" and after["rev"] not in (note["rev"], note2["rev"])

@@ -62,3 +62,14 @@ def test_storage_and_configuration_pages(page, app):
     page.get_by_role("heading", name="[auth]").wait_for()
     assert "anonymous_read" in page.locator("main").inner_text()
     page.watch.assert_clean()
+
+
+def test_deleting_a_user(page, app):
+    st, _, _ = app.session(ADMIN).call("POST", "/api/users", {"name": "temp", "password": "temp-pass-1", "role": "member"})
+    assert st == 201
+    login(page, app, ADMIN, then="/#/settings/users")
+    page.get_by_role("row").filter(has_text="temp").get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    page.get_by_role("cell", name="temp", exact=True).wait_for(state="detached")
+    st, users, _ = app.session(ADMIN).call("GET", "/api/users")
+    assert "temp" not in {u["name"] for u in users["users"]}

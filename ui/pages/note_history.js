@@ -22,7 +22,8 @@ export function Revisions({ note, s, onRestored }) {
       toast(errorText(e), 'error');
     }
   };
-  const revs = [...list.data.revisions].reverse();
+  // Newest first: by generation, then by time.
+  const revs = [...list.data.revisions].sort((a, b) => b.gen - a.gen || (b.at > a.at ? 1 : b.at < a.at ? -1 : 0));
   return html`<section aria-label="History"><h2>History (${revs.length} revisions)</h2>
     <ol class="revisions">${revs.map((r) => html`<li key=${r.rev} class=${r.current ? 'current' : ''}>
       <button class="link" aria-expanded=${open === r.rev} onClick=${() => setOpen(open === r.rev ? null : r.rev)}>
