@@ -122,7 +122,18 @@ function Peers({ s }) {
   if (!built) return html`<section><h2>Peers</h2><p class="muted">LAN peers (discovery and note sync) are not available in this version.</p></section>`;
   if (p.error) return html`<${ErrorBox} error=${p.error} />`;
   if (!p.data) return html`<${Loading} />`;
-  return html`<section><h2>Peers</h2><pre>${JSON.stringify(p.data, null, 2)}</pre></section>`;
+  const sync = (id) => post(`/api/peers/${encodeURIComponent(id)}/sync`).then(() => { toast('Sync started'); p.reload(); }, (e) => toast(errorText(e), 'error'));
+  const peers = p.data.peers || [];
+  // Written against issue 13's contract for GET /api/peers; shown once the server has peers.
+  return html`<section><h2>Peers</h2>
+    ${peers.length === 0 ? html`<p class="muted">No other streamhub boxes found.</p>` : html`<table class="list">
+      <thead><tr><th scope="col">Box</th><th scope="col">Found</th><th scope="col">Last sync</th><th scope="col">Behind</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
+      <tbody>${peers.map((x) => html`<tr key=${x.id}><td>${x.name} <span class="muted">${(x.addresses || []).join(', ')}</span></td>
+        <td>${x.found_via || ''}${x.last_seen ? ` · seen ${when(x.last_seen)}` : ''}</td>
+        <td>${x.last_sync ? when(x.last_sync) : 'never'}${x.last_error ? html` <span class="bad">${x.last_error}</span>` : ''}</td>
+        <td>${x.changes_behind ?? ''}</td>
+        <td><button onClick=${() => sync(x.id)}>Sync now</button></td></tr>`)}</tbody></table>`}
+  </section>`;
 }
 
 const TABS = { users: ['Users', Users], tokens: ['API tokens', Tokens], shares: ['Share links', Shares], storage: ['Storage', StorageState], peers: ['Peers', Peers], config: ['Configuration', Config] };
