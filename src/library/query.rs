@@ -10,9 +10,12 @@ use super::index::subtree_bounds;
 use super::model::{Item, Kind, ListRequest, MediaClass, Page, SortKey};
 use super::LibraryError;
 
-const COLS: &str = "m.path, m.name, m.kind, m.size, m.mtime_ns, m.content_type, m.media,
+pub(super) const COLS: &str = "m.path, m.name, m.kind, m.size, m.mtime_ns, m.content_type, m.media,
     m.duration, m.video_codec, m.audio_codec, m.width, m.height, m.probed_at, m.probe_error,
     m.thumb, m.thumb_state, m.owner";
+/// How many columns `COLS` selects (`item_of` reads them by index; a numbered search's own
+/// columns come after them).
+pub(super) const COLS_N: usize = 17;
 
 fn item_of(r: &Row<'_>) -> rusqlite::Result<Item> {
     let kind: String = r.get(2)?;
@@ -174,8 +177,11 @@ pub fn page(conn: &Connection, req: &ListRequest) -> Result<Page, LibraryError> 
         let mut rows = st.query(params_from_iter(args.iter()))?;
         while let Some(r) = rows.next()? {
             if window {
-                windowed = Some(r.get::<_, i64>(17)?);
-                if r.get::<_, i64>(18)? <= offset as i64 || entries.len() == per_page as usize {
+                // After COLS: the rank, then the window's total and row number.
+                windowed = Some(r.get::<_, i64>(COLS_N + 1)?);
+                if r.get::<_, i64>(COLS_N + 2)? <= offset as i64
+                    || entries.len() == per_page as usize
+                {
                     continue;
                 }
             }

@@ -244,3 +244,8 @@ async fn search_with_an_explicit_sort_and_pages_past_the_end() {
         assert_eq!((p.total, p.entries.len()), (want.0, 0), "{q} past the end");
     }
 }
+
+#[test]
+fn cols_n_counts_the_selected_columns() {
+    assert_eq!(super::query::COLS.split(',').count(), super::query::COLS_N);
+}
