@@ -15,6 +15,7 @@ use headers::{ETag, HeaderMapExt, IfMatch, IfModifiedSince, IfNoneMatch, IfUnmod
 
 use super::auth::Reader;
 use super::error::ApiError;
+use super::media_policy;
 use super::AppState;
 use crate::media_types;
 use crate::metrics::Metrics;
@@ -112,49 +113,6 @@ pub async fn get_media(
     serve_file(&state, &path, &method, &headers).await
 }
 
-/// Types a browser would execute (script in HTML/SVG/XML, or JS itself): always downloaded,
-/// never rendered on our origin. Judged by the extension and by the type sent, so a rare
-/// extension of an active type (`.xht`, `.xslt`, `.jsx`) counts too.
-fn is_active_content(ext: Option<&str>, content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    matches!(
-        ext,
-        Some("html" | "htm" | "xhtml" | "shtml" | "svg" | "svgz" | "xml" | "xsl" | "js" | "mjs")
-    ) || essence.contains("html")
-        || essence.contains("xml")
-        || essence.contains("javascript")
-        || essence.contains("ecmascript")
-}
-
-/// The type sent for a stored file. Scripts and style sheets go out as plain text: with
-/// `nosniff` a browser then refuses them as a `<script>` or style sheet, so nothing a user
-/// uploads can ever run as script (or restyle a page) on our origin, whatever the page CSP
-/// trusts.
-fn served_type(content_type: String) -> String {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.contains("javascript") || essence.contains("ecmascript") || essence == "text/css" {
-        "text/plain; charset=utf-8".to_string()
-    } else {
-        content_type
-    }
-}
-
-/// Media a browser shows itself (its own player or image view) needs our origin to load the
-/// bytes, so it is not sandboxed; no script may run in it all the same. Everything else is
-/// rendered, if at all, in an opaque sandbox.
-fn media_policy(content_type: &str) -> &'static str {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    let viewable = (essence.starts_with("video/")
-        || essence.starts_with("audio/")
-        || essence.starts_with("image/"))
-        && !essence.contains("svg");
-    if viewable {
-        "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-    } else {
-        "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
-    }
-}
-
 /// Streams one stored file with conditional and range handling: shared by `/media/…` and
 /// share links.
 pub async fn serve_file(
@@ -172,13 +130,13 @@ pub async fn serve_file(
     let content_type = media_types::content_type(ext.as_deref());
     let head = method == Method::HEAD;
     let outcome = decide(headers, &meta, state.config.streaming.max_ranges);
-    let disposition = if is_active_content(ext.as_deref(), &content_type) {
+    let disposition = if media_policy::is_active_content(ext.as_deref(), &content_type) {
         "attachment"
     } else {
         "inline"
     };
-    let policy = media_policy(&content_type);
-    let content_type = served_type(content_type);
+    let policy = media_policy::policy(&content_type);
+    let content_type = media_policy::served_type(content_type);
     let filename = path.name().unwrap_or("file");
     let mut builder = Response::builder()
         .header(header::ACCEPT_RANGES, "bytes")

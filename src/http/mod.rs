@@ -11,6 +11,7 @@ pub mod json;
 pub mod library;
 pub mod markdown;
 pub mod media;
+pub mod media_policy;
 pub mod notes;
 pub mod positions;
 pub mod server;
