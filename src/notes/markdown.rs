@@ -197,15 +197,7 @@ impl Writer {
                 };
                 self.links.push(url.is_some());
                 if let Some(url) = url {
-                    self.out.push_str("<a href=\"");
-                    escape(&mut self.out, &url);
-                    self.out.push('"');
-                    if !title.is_empty() {
-                        self.out.push_str(" title=\"");
-                        escape(&mut self.out, &title);
-                        self.out.push('"');
-                    }
-                    self.out.push_str(" rel=\"noopener noreferrer nofollow\">");
+                    self.open_link(&url, &title);
                 }
             }
             Tag::Image {
@@ -293,6 +285,19 @@ impl Writer {
         self.out.push_str(s);
     }
 
+    /// `<a href=… title=… rel=…>` for a URL `safe_url` has passed.
+    fn open_link(&mut self, url: &str, title: &str) {
+        self.out.push_str("<a href=\"");
+        escape(&mut self.out, url);
+        self.out.push('"');
+        if !title.is_empty() {
+            self.out.push_str(" title=\"");
+            escape(&mut self.out, title);
+            self.out.push('"');
+        }
+        self.out.push_str(" rel=\"noopener noreferrer nofollow\">");
+    }
+
     fn close_image(&mut self) {
         let alt = std::mem::take(&mut self.alt);
         let allowed = std::mem::take(&mut self.image_src_ok);
@@ -300,15 +305,7 @@ impl Writer {
             // Not one of the box's own pictures: a link to it instead of a request every
             // reader's browser would make (with their login) when the note is shown.
             Some((Some(src), title)) if !allowed => {
-                self.out.push_str("<a href=\"");
-                escape(&mut self.out, &src);
-                self.out.push('"');
-                if !title.is_empty() {
-                    self.out.push_str(" title=\"");
-                    escape(&mut self.out, &title);
-                    self.out.push('"');
-                }
-                self.out.push_str(" rel=\"noopener noreferrer nofollow\">");
+                self.open_link(&src, &title);
                 escape(&mut self.out, if alt.is_empty() { &src } else { &alt });
                 self.out.push_str("</a>");
             }
