@@ -17,43 +17,75 @@ impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for A
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
-        let is_json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| {
-                let essence = v.split(';').next().unwrap_or("").trim();
-                essence.eq_ignore_ascii_case("application/json")
-            })
-            .unwrap_or(false);
-        if !is_json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as application/json",
-            ));
-        }
-        let too_large = || {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_large",
-                format!("request body over {} KiB", MAX / 1024),
-            )
-        };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > MAX as u64) {
-            return Err(too_large());
-        }
-        let body: Body = req.into_body();
-        let bytes = axum::body::to_bytes(body, MAX)
-            .await
-            .map_err(|_| too_large())?;
+        require_json(&req)?;
+        let bytes = read_limited(req, MAX).await?;
         parse(&bytes).map(ApiJson)
     }
+}
+
+/// A JSON body that may be left out: no body (or only whitespace) is `None`, in any
+/// content type; anything else follows `ApiJson`'s rules (415, 413, 400, 422).
+pub struct OptionalJson<T, const MAX: usize = MAX_JSON_BYTES>(pub Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S>
+    for OptionalJson<T, MAX>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let is_json = require_json(&req);
+        let bytes = read_limited(req, MAX).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        is_json?;
+        parse(&bytes).map(|v| OptionalJson(Some(v)))
+    }
+}
+
+/// 415 unless the request says its body is `application/json`.
+fn require_json(req: &Request) -> Result<(), ApiError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let essence = v.split(';').next().unwrap_or("").trim();
+            essence.eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false);
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ))
+    }
+}
+
+/// The body, at most `max` bytes (413 past it, before reading when the length is declared).
+async fn read_limited(req: Request, max: usize) -> Result<axum::body::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("request body over {} KiB", max / 1024),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let body: Body = req.into_body();
+    axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| too_large())
 }
 
 /// Pure core, unit-tested.
@@ -133,5 +165,39 @@ mod tests {
         assert_eq!((e.status.as_u16(), e.code), (422, "invalid"));
         let e = parse::<Login>(b"[1,").unwrap_err();
         assert_eq!(e.code, "bad_json");
+    }
+
+    async fn optional(ct: Option<&str>, body: &'static str) -> Result<Option<Login>, ApiError> {
+        let mut req = Request::builder().method("POST").uri("/");
+        if let Some(ct) = ct {
+            req = req.header(header::CONTENT_TYPE, ct);
+        }
+        let req = req.body(Body::from(body)).unwrap();
+        OptionalJson::<Login>::from_request(req, &())
+            .await
+            .map(|j| j.0)
+    }
+
+    #[tokio::test]
+    async fn an_optional_body_may_be_left_out_but_not_sent_wrong() {
+        assert!(optional(None, "").await.unwrap().is_none());
+        assert!(optional(Some("text/plain"), " \n").await.unwrap().is_none());
+        let l = optional(Some("application/json"), r#"{"name":"a","password":"b"}"#).await;
+        assert_eq!(l.unwrap().unwrap().name, "a");
+        assert_eq!(
+            optional(Some("text/plain"), "to=x")
+                .await
+                .unwrap_err()
+                .status,
+            415
+        );
+        assert_eq!(optional(None, "{}").await.unwrap_err().status, 415);
+        assert_eq!(
+            optional(Some("application/json"), "{")
+                .await
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

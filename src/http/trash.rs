@@ -2,16 +2,16 @@
 //! `POST /api/trash/{id}/restore`, `DELETE /api/trash/{id}`, `DELETE /api/trash` — thin
 //! translations over `app::Files`' delete and trash use cases.
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::auth::Member;
 use super::error::ApiError;
+use super::json::OptionalJson;
 use super::wire::time::from_secs;
 use super::AppState;
 use crate::app::trash::trash_share_path;
@@ -133,26 +133,12 @@ pub async fn restore(
     State(state): State<AppState>,
     Member(user): Member,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<RestoreBody>,
 ) -> Result<Json<RestoredJson>, ApiError> {
-    let to = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').next().unwrap_or("").trim() == "application/json");
-        if !json {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "send the body as application/json",
-            ));
-        }
-        let b: RestoreBody = super::json::parse(&body)?;
-        b.to.map(|t| MediaPath::from_api(&t)).transpose()?
-    };
+    let to = body
+        .and_then(|b| b.to)
+        .map(|t| MediaPath::from_api(&t))
+        .transpose()?;
     let (path, key) = state.files.restore(&user, entry_id(&id)?, to).await?;
     super::shares::repoint(&state, trash_share_path(&key), path.to_string()).await;
     Ok(Json(RestoredJson {
