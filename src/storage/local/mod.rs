@@ -9,12 +9,14 @@
 //! opens whose every component is in the dentry cache on the root's own local filesystem
 //! (`openat2(RESOLVE_CACHED)`).
 
+mod fskind;
 mod identity;
 mod ops;
 mod read;
 mod resolve;
 mod root;
 mod staging;
+pub use fskind::fs_kind_of;
 #[cfg(test)]
 mod tests;
 mod trash;
@@ -477,33 +479,4 @@ pub(crate) fn committed_meta(dir: &File, name: &str) -> Result<ObjectMeta, Stora
         .metadata()
         .map_err(|e| StorageError::from_io(&e))?;
     Ok(read::meta_of(&md))
-}
-
-/// f_type is i64 on 64-bit Linux but 32 bits wide (and signed on some) on 32-bit targets.
-#[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
-fn magic_of(s: &rustix::fs::StatFs) -> i64 {
-    (s.f_type as i64) & 0xFFFF_FFFF
-}
-
-/// What kind of filesystem `path` is on (`"local"`, `"nfs"`, …), or `"unknown"`.
-pub fn fs_kind_of(path: &Path) -> &'static str {
-    rustix::fs::statfs(path)
-        .map(|s| fs_kind(magic_of(&s)))
-        .unwrap_or("unknown")
-}
-
-/// Names the filesystem behind a `statfs` magic number; anything reached over a network (or
-/// through FUSE, which may be) is not "local" and never gets the non-blocking fast path.
-fn fs_kind(magic: i64) -> &'static str {
-    match magic {
-        0x6969 => "nfs",
-        0x517B | 0xFF53_4D42 | 0xFE53_4D42 => "smb",
-        0x6573_5546 => "fuse",
-        0x00C3_6400 => "ceph",
-        0x0102_1997 => "9p",
-        0x5346_414F | 0x6B41_4653 => "afs",
-        0x0187 => "autofs",
-        0x0116_1970 | 0x7461_636F | 0x564C | 0x7375_7245 => "cluster",
-        _ => "local",
-    }
 }

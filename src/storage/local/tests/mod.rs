@@ -5,6 +5,7 @@
 mod identity;
 mod safety;
 
+use super::fskind::fs_kind;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
