@@ -35,16 +35,18 @@ fn not_found() -> ApiError {
     ApiError::not_found("no such file in this shared folder")
 }
 
-/// `rel` under the shared path `shared` (`rel` root: the share itself).
-pub async fn serve(
-    state: &AppState,
-    token: &str,
-    shared: &MediaPath,
-    rel: &MediaPath,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    match serve_inside(state, token, shared, rel, method, headers).await {
+/// One request through a share link: `rel` under the shared path `shared` (`rel` root: the
+/// share itself).
+pub struct ShareRequest<'a> {
+    pub token: &'a str,
+    pub shared: &'a MediaPath,
+    pub rel: &'a MediaPath,
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+}
+
+pub async fn serve(state: &AppState, req: &ShareRequest<'_>) -> Result<Response, ApiError> {
+    match serve_inside(state, req).await {
         // Whatever the reason (a link leading out, a swapped folder), outside is "nothing".
         Err(e) if e.status == axum::http::StatusCode::FORBIDDEN => Err(not_found()),
         r => r,
@@ -59,14 +61,14 @@ async fn inside(state: &AppState, base: &MediaPath, path: &MediaPath) -> Result<
     })
 }
 
-async fn serve_inside(
-    state: &AppState,
-    token: &str,
-    shared: &MediaPath,
-    rel: &MediaPath,
-    method: &Method,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
+async fn serve_inside(state: &AppState, req: &ShareRequest<'_>) -> Result<Response, ApiError> {
+    let &ShareRequest {
+        token,
+        shared,
+        rel,
+        method,
+        headers,
+    } = req;
     let mut target = shared.clone();
     for seg in rel.segments() {
         target = target.join(seg).map_err(|_| not_found())?;

@@ -162,15 +162,14 @@ pub async fn fetch(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let shared = shared_path(&state, token.clone()).await?;
-    super::share_dir::serve(
-        &state,
-        &token,
-        &shared,
-        &MediaPath::root(),
-        &method,
-        &headers,
-    )
-    .await
+    let req = super::share_dir::ShareRequest {
+        token: &token,
+        shared: &shared,
+        rel: &MediaPath::root(),
+        method: &method,
+        headers: &headers,
+    };
+    super::share_dir::serve(&state, &req).await
 }
 
 /// `GET|HEAD /s/<token>/<path>`: something under a shared folder. The URL is read raw (a
@@ -202,7 +201,14 @@ pub async fn fetch_under(
     } else {
         MediaPath::from_url(raw).map_err(|_| nothing())?
     };
-    super::share_dir::serve(&state, &token, &shared, &rel, &method, &headers).await
+    let req = super::share_dir::ShareRequest {
+        token: &token,
+        shared: &shared,
+        rel: &rel,
+        method: &method,
+        headers: &headers,
+    };
+    super::share_dir::serve(&state, &req).await
 }
 
 async fn shared_path(state: &AppState, token: String) -> Result<MediaPath, ApiError> {
