@@ -1,4 +1,4 @@
-import { html, useState } from '../vendor/preact-htm.js';
+import { html, useEffect, useState } from '../vendor/preact-htm.js';
 import { get, post, del, query, encPath, errorText } from '../lib/api.js';
 import { canRead, canWrite, isAdmin } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading, Crumbs, Prompt, Confirm, toast } from '../lib/ui.js';
@@ -62,6 +62,10 @@ export function Library({ route, s }) {
   const page = Number(p.get('page') || 1);
   const [view, setView] = useState(localStorage.getItem('library-view') || 'grid');
   const [dialog, setDialog] = useState(null);
+  // The field owns what is being typed: a listing that arrives meanwhile re-renders the page
+  // and must not put the old query back (on a slow box that wiped half-typed searches).
+  const [text, setText] = useState(q);
+  useEffect(() => setText(q), [path, q]);
   const list = useAsync(
     () => get(`/api/library${query({ path, q, type, sort, page, per_page: PER_PAGE })}`),
     [path, q, type, sort, page],
@@ -138,9 +142,10 @@ export function Library({ route, s }) {
         </div>
       </div>
     </div>
-    <form class="filters" role="search" onSubmit=${(e) => { e.preventDefault(); setParam('q', e.target.elements.q.value.trim()); }}>
+    <form class="filters" role="search" onSubmit=${(e) => { e.preventDefault(); setParam('q', text.trim()); }}>
       <label class="offscreen" for="lib-q">Search in this folder</label>
-      <input id="lib-q" name="q" type="search" placeholder=${path ? `Search in ${basename(path)}` : 'Search the library'} value=${q} />
+      <input id="lib-q" name="q" type="search" placeholder=${path ? `Search in ${basename(path)}` : 'Search the library'} value=${text}
+        onInput=${(e) => setText(e.target.value)} />
       <label>Type <select value=${type} onChange=${(e) => setParam('type', e.target.value)}>
         <option value="">All</option><option value="video">Video</option><option value="audio">Audio</option>
         <option value="image">Images</option><option value="other">Other</option><option value="dir">Folders</option>

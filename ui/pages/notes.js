@@ -1,4 +1,4 @@
-import { html, useState } from '../vendor/preact-htm.js';
+import { html, useEffect, useState } from '../vendor/preact-htm.js';
 import { get, query } from '../lib/api.js';
 import { canRead } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading } from '../lib/ui.js';
@@ -15,6 +15,8 @@ export function Notes({ route, s }) {
   const tags = p.getAll('tag');
   const page = Number(p.get('page') || 1);
   const [text, setText] = useState(q);
+  // Back/forward changes the query in the address: the field follows it.
+  useEffect(() => setText(q), [q]);
   const list = useAsync(() => get(`/api/notes${query({ q, tag: tags, page, per_page: 30 })}`), [q, tags.join('\n'), page]);
   const cloud = useAsync(() => get('/api/tags'), []);
   if (!canRead(s)) return html`<p>Log in to read notes. <a href="#/login">Log in</a>.</p>`;
