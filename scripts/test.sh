@@ -26,6 +26,7 @@ PY=${PYTHON:-python3}
 need_pip=()
 "$PY" -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
 "$PY" -c 'import tusclient' 2>/dev/null || need_pip+=(tuspy)  # the tus client (tests/e2e/test_tus.py)
+"$PY" -c 'import h2' 2>/dev/null || need_pip+=(h2)  # an HTTP/2 client for the abuse tests (tests/e2e/test_abuse_conn.py)
 # Drives Debian's chromium (tests/ui); Playwright's own browser download is never used.
 "$PY" -c 'import playwright' 2>/dev/null || need_pip+=(playwright)
 if [ "${#need_pip[@]}" -gt 0 ]; then

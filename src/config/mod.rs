@@ -64,8 +64,10 @@ pub struct ServerConfig {
     pub tls_key: String,
     pub public_url: String,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
     pub max_header_bytes: usize,
     pub header_read_timeout_secs: u64,
+    pub body_read_timeout_secs: u64,
     pub idle_timeout_secs: u64,
     pub tls_handshake_timeout_secs: u64,
     pub shutdown_grace_secs: u64,
@@ -147,8 +149,10 @@ impl Default for Config {
                 tls_key: String::new(),
                 public_url: String::new(),
                 max_connections: 1024,
+                max_connections_per_ip: 256,
                 max_header_bytes: 16384,
                 header_read_timeout_secs: 10,
+                body_read_timeout_secs: 30,
                 idle_timeout_secs: 60,
                 tls_handshake_timeout_secs: 10,
                 shutdown_grace_secs: 10,
@@ -240,6 +244,9 @@ impl Config {
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_secs(self.server.header_read_timeout_secs)
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.body_read_timeout_secs)
     }
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.server.idle_timeout_secs)

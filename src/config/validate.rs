@@ -43,6 +43,7 @@ impl Config {
                 "server.header_read_timeout_secs",
                 s.header_read_timeout_secs,
             ),
+            ("server.body_read_timeout_secs", s.body_read_timeout_secs),
             ("server.idle_timeout_secs", s.idle_timeout_secs),
             (
                 "server.tls_handshake_timeout_secs",

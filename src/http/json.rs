@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -65,6 +65,16 @@ fn require_json(req: &Request) -> Result<(), ApiError> {
     }
 }
 
+/// How long a body read whole (JSON, at most a few hundred KiB) may take to arrive
+/// (`server.body_read_timeout_secs`; the server puts it on every request). The idle timeout
+/// acts per read, so without a total deadline a client trickling one byte every few seconds
+/// held a connection slot for as long as it liked, before any authentication (login).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline(pub std::time::Duration);
+
+/// For requests that did not come through our server (in-process tests).
+const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The body, at most `max` bytes (413 past it, before reading when the length is declared).
 async fn read_limited(req: Request, max: usize) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
@@ -82,10 +92,23 @@ async fn read_limited(req: Request, max: usize) -> Result<axum::body::Bytes, Api
     if declared.is_some_and(|n| n > max as u64) {
         return Err(too_large());
     }
+    let deadline = req
+        .extensions()
+        .get::<BodyDeadline>()
+        .map_or(DEFAULT_DEADLINE, |d| d.0);
     let body: Body = req.into_body();
-    axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| too_large())
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, max)).await {
+        Ok(read) => read.map_err(|_| too_large()),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!(
+                "the request body did not arrive within {} s",
+                deadline.as_secs()
+            ),
+        )
+        .with_header(header::CONNECTION, HeaderValue::from_static("close"))),
+    }
 }
 
 /// Pure core, unit-tested.

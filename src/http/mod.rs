@@ -3,6 +3,8 @@
 //! back.
 
 pub mod auth;
+pub mod budget;
+pub mod clients;
 pub mod error;
 pub mod health;
 pub mod idle;

@@ -1,9 +1,11 @@
 //! Connection handling: accept loops for plain and TLS listeners, the limits that keep a small
-//! box responsive (connection cap, header and idle timeouts, TLS handshake timeout, accept
-//! back-off), hyper's HTTP/1.1 + HTTP/2 server, and graceful drain on shutdown.
+//! box responsive (connection cap, per-address cap, a deadline for the first request, header
+//! and idle timeouts, TLS handshake timeout, accept back-off, the send budget on every response
+//! body), hyper's HTTP/1.1 + HTTP/2 server, and graceful drain on shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,20 +13,27 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 
 use super::auth::ConnMeta;
+use super::clients::Clients;
 use super::idle::IdleTimeout;
+use super::json::BodyDeadline;
 use crate::tls::TlsState;
 
 /// Limits applied to every connection.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    /// Connections one client address may hold; 0: no per-address limits.
+    pub max_connections_per_ip: usize,
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
+    /// For bodies read whole (`http::json`); handed to handlers as a `BodyDeadline`.
+    pub body_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     pub shutdown_grace: Duration,
@@ -69,8 +78,15 @@ fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(limits.max_header_bytes as u32)
-        .max_concurrent_streams(64)
+        // Each stream costs its state and, while its window is open, a frame of the send
+        // budget; 32 is more than a browser's page of thumbnails needs at once (the rest
+        // queue in the client).
+        .max_concurrent_streams(32)
         .max_send_buf_size(128 * 1024)
+        // What a client may send before we read it: bounded per connection, so a client that
+        // opens many connections and stalls our reads holds little.
+        .initial_stream_window_size(256 * 1024)
+        .initial_connection_window_size(512 * 1024)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
     b
@@ -88,6 +104,7 @@ pub async fn serve(
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let clients = Clients::new(limits.max_connections_per_ip);
     let (stop_tx, stop_rx) = watch::channel(false);
     let builder = Arc::new(builder(&limits));
     let mut loops = tokio::task::JoinSet::new();
@@ -114,6 +131,7 @@ pub async fn serve(
             app,
             limits: limits.clone(),
             slots: slots.clone(),
+            clients: clients.clone(),
             graceful: graceful.clone(),
             builder: builder.clone(),
             stop: stop_rx.clone(),
@@ -146,6 +164,7 @@ struct AcceptCtx {
     app: Router,
     limits: Limits,
     slots: Arc<Semaphore>,
+    clients: Arc<Clients>,
     graceful: Arc<GracefulShutdown>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     stop: watch::Receiver<bool>,
@@ -183,30 +202,46 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                 continue;
             }
         };
+        let Some(client) = ctx.clients.admit(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: this address holds its share of connections");
+            if ctx.acceptor.is_none() {
+                tokio::spawn(refuse(stream, permit));
+            }
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let watcher = ctx.graceful.watcher();
         let app = ctx.app.clone();
         let builder = ctx.builder.clone();
         let limits = ctx.limits.clone();
         let acceptor = ctx.acceptor.clone();
+        let deadline = BodyDeadline(ctx.limits.body_read_timeout);
         let meta = ConnMeta {
             peer,
             tls: acceptor.is_some(),
         };
         tokio::spawn(async move {
             let _permit = permit;
+            let budget = client.budget().clone();
+            let _client = client;
             let io = IdleTimeout::new(stream, limits.idle_timeout);
-            let svc = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let started = Arc::new(AtomicBool::new(false));
+            let svc = {
+                let started = started.clone();
+                hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    started.store(true, Ordering::Relaxed);
                     req.extensions_mut().insert(meta);
-                    app.clone().oneshot(req)
-                },
-            );
+                    req.extensions_mut().insert(deadline);
+                    let response = app.clone().oneshot(req);
+                    let budget = budget.clone();
+                    async move { response.await.map(|res| res.map(|body| budget.wrap(body))) }
+                })
+            };
+            let first = limits.header_read_timeout;
             let result = match acceptor {
                 None => {
-                    watcher
-                        .watch(builder.serve_connection(TokioIo::new(io), svc))
-                        .await
+                    let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
+                    first_request_within(first, &started, conn).await
                 }
                 Some(acceptor) => {
                     let tls = match tokio::time::timeout(
@@ -225,16 +260,70 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                             return;
                         }
                     };
-                    watcher
-                        .watch(builder.serve_connection(TokioIo::new(tls), svc))
-                        .await
+                    let conn = watcher.watch(builder.serve_connection(TokioIo::new(tls), svc));
+                    first_request_within(first, &started, conn).await
                 }
             };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match result {
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error")
+                }
+                None => tracing::debug!(%peer, "no request within the header timeout; closed"),
+                Some(Ok(())) => {}
             }
         });
     }
+}
+
+/// Runs `conn` but closes it (`None`) when no request has started within `limit`: a client
+/// that connects and says nothing must not hold a slot for the idle timeout. hyper's own
+/// header timeout starts only once it reads a request, and the protocol sniffing of HTTP/2
+/// before it waits without one.
+async fn first_request_within<F, E>(
+    limit: Duration,
+    started: &AtomicBool,
+    conn: F,
+) -> Option<Result<(), E>>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        r = &mut conn => return Some(r),
+        _ = tokio::time::sleep(limit) => {}
+    }
+    if !started.load(Ordering::Relaxed) {
+        return None;
+    }
+    Some(conn.await)
+}
+
+/// A plain-HTTP client over its address's share of connections gets a 429 it can read, then
+/// the connection is closed. The global slot is held until then (at most a second), so a
+/// flood of refused connections is bounded like any other.
+async fn refuse(mut stream: TcpStream, permit: OwnedSemaphorePermit) {
+    const BODY: &str = "{\"error\":\"too_many_connections\",\"message\":\"this address has too many connections open (server.max_connections_per_ip); close some and retry\"}";
+    let head = format!(
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(BODY.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent until it closes, so the close is a FIN after our answer
+        // rather than a reset that could discard it.
+        let mut sink = [0u8; 1024];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await?;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+    drop(permit);
 }
 
 /// Binds every address; a failure names the address.
