@@ -34,7 +34,7 @@ pub(crate) mod testutil;
 pub use hlc::{Clock, Hlc};
 pub use merge::MergeConflict;
 pub use model::{Author, Changes, Content, Limits, Revision, Visibility};
-pub use read::{Contributor, Event, EventKind, Note, RevisionInfo};
+pub use read::{Contributor, Event, EventKind, Note, RevisionInfo, Viewer};
 pub use search::{fts_query, Fragment, SearchHit, SearchPage, SearchQuery};
 pub use stats::{Analytics, DayCount, NoteCount, TagCount};
 pub use store::{NotesStore, PutOutcome};

@@ -13,6 +13,37 @@ use super::rows::{append_event, current, leaves, rank};
 use super::store::NotesStore;
 use super::NoteError;
 
+/// Whose private notes a read may see. People read as a user or as nobody
+/// (`Option<i64>` converts): public notes and their own private ones. `Everything` is for the
+/// offline `streamhub notes export`, which must write every note — a private note whose owner
+/// was deleted has no owner (`ON DELETE SET NULL`), so no user matches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    User(Option<i64>),
+    Everything,
+}
+
+impl From<Option<i64>> for Viewer {
+    fn from(user: Option<i64>) -> Self {
+        Viewer::User(user)
+    }
+}
+
+impl Viewer {
+    /// The user id bound in `owner_id = ?` (none for `Everything`).
+    pub(crate) fn user(self) -> Option<i64> {
+        match self {
+            Viewer::User(u) => u,
+            Viewer::Everything => None,
+        }
+    }
+
+    /// Bound in `OR ?`: true lifts the private-note filter.
+    pub(crate) fn all(self) -> bool {
+        self == Viewer::Everything
+    }
+}
+
 /// The current state of a note.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Note {
@@ -127,7 +158,7 @@ impl NotesStore {
         &self,
         conn: &Connection,
         note_id: &str,
-        viewer: Option<i64>,
+        viewer: impl Into<Viewer>,
     ) -> Result<Note, NoteError> {
         load_note(conn, note_id, viewer)
     }
@@ -162,18 +193,19 @@ impl NotesStore {
         &self,
         conn: &Connection,
         note_id: &str,
-        viewer: Option<i64>,
+        viewer: impl Into<Viewer>,
     ) -> Result<Vec<RevisionInfo>, NoteError> {
+        let viewer = viewer.into();
         let cur = current(conn, note_id, viewer)?;
         let mut st = conn.prepare(
             "SELECT r.rev, r.parents, r.gen, r.hlc_wall, r.hlc_logical, r.hlc_node, r.title,
                     r.visibility, r.deleted, r.author,
                     NOT EXISTS (SELECT 1 FROM note_parents p WHERE p.parent = r.rev)
              FROM note_revisions r JOIN notes n ON n.nid = r.note
-             WHERE r.note = ?1 AND (r.visibility = 'public' OR n.owner_id = ?2)
+             WHERE r.note = ?1 AND (r.visibility = 'public' OR n.owner_id = ?2 OR ?3)
              ORDER BY r.gen DESC, r.hlc_wall DESC, r.hlc_logical DESC, r.hlc_node DESC, r.rev DESC",
         )?;
-        let rows = st.query_map(params![cur.nid, viewer], |r| {
+        let rows = st.query_map(params![cur.nid, viewer.user(), viewer.all()], |r| {
             Ok((
                 (
                     r.get::<_, String>(0)?,
@@ -219,7 +251,7 @@ impl NotesStore {
         conn: &Connection,
         note_id: &str,
         rev: &str,
-        viewer: Option<i64>,
+        viewer: impl Into<Viewer>,
     ) -> Result<Revision, NoteError> {
         load_revision(conn, note_id, rev, viewer)
     }
@@ -274,22 +306,23 @@ impl NotesStore {
         note_id: &str,
         viewer: Option<i64>,
     ) -> Result<Vec<Contributor>, NoteError> {
-        contributors(conn, note_id, viewer)
+        contributors(conn, note_id, viewer.into())
     }
 }
 
 pub(crate) fn load_note(
     conn: &Connection,
     note_id: &str,
-    viewer: Option<i64>,
+    viewer: impl Into<Viewer>,
 ) -> Result<Note, NoteError> {
+    let viewer = viewer.into();
     let row = conn
         .query_row(
             "SELECT nid, rev, title, body, tags, visibility, deleted, author,
                     hlc_wall, hlc_logical, hlc_node, created_at, changed_at, views, edits, owner_id,
                     (SELECT name FROM users WHERE id = notes.owner_id)
-             FROM notes WHERE id = ?1 AND (visibility = 'public' OR owner_id = ?2)",
-            params![note_id, viewer],
+             FROM notes WHERE id = ?1 AND (visibility = 'public' OR owner_id = ?2 OR ?3)",
+            params![note_id, viewer.user(), viewer.all()],
             |r| {
                 Ok((
                     (
@@ -356,15 +389,15 @@ pub(crate) fn load_note(
 fn contributors(
     conn: &Connection,
     note_id: &str,
-    viewer: Option<i64>,
+    viewer: Viewer,
 ) -> Result<Vec<Contributor>, NoteError> {
     let cur = current(conn, note_id, viewer)?;
     let mut st = conn.prepare_cached(
         "SELECT r.author, count(*) FROM note_revisions r JOIN notes n ON n.nid = r.note
-         WHERE r.note = ?1 AND (r.visibility = 'public' OR n.owner_id = ?2)
+         WHERE r.note = ?1 AND (r.visibility = 'public' OR n.owner_id = ?2 OR ?3)
          GROUP BY r.author ORDER BY min(r.seq)",
     )?;
-    let rows = st.query_map(params![cur.nid, viewer], |r| {
+    let rows = st.query_map(params![cur.nid, viewer.user(), viewer.all()], |r| {
         Ok(Contributor {
             name: r.get(0)?,
             revisions: r.get(1)?,
@@ -377,16 +410,18 @@ pub(crate) fn load_revision(
     conn: &Connection,
     note_id: &str,
     rev: &str,
-    viewer: Option<i64>,
+    viewer: impl Into<Viewer>,
 ) -> Result<Revision, NoteError> {
+    let viewer = viewer.into();
     let cur = current(conn, note_id, viewer)?;
     let row = conn
         .query_row(
             "SELECT r.parents, r.gen, r.hlc_wall, r.hlc_logical, r.hlc_node, r.title, r.body,
                     r.tags, r.visibility, r.deleted, r.author
              FROM note_revisions r JOIN notes n ON n.nid = r.note
-             WHERE r.rev = ?1 AND r.note = ?2 AND (r.visibility = 'public' OR n.owner_id = ?3)",
-            params![rev, cur.nid, viewer],
+             WHERE r.rev = ?1 AND r.note = ?2
+               AND (r.visibility = 'public' OR n.owner_id = ?3 OR ?4)",
+            params![rev, cur.nid, viewer.user(), viewer.all()],
             |r| {
                 Ok((
                     (r.get::<_, String>(0)?, r.get::<_, i64>(1)?),
