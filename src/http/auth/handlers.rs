@@ -1,7 +1,7 @@
 //! The accounts API: login, logout, `/api/me`, first-run setup, API tokens and (admins)
 //! users. Who may call each handler is the extractor it takes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -13,7 +13,7 @@ use super::{Admin, Caller, ConnMeta, Member};
 use crate::auth::{AuthError, Role, UserChange};
 use crate::blocking::run_unbounded;
 use crate::http::error::ApiError;
-use crate::http::json::ApiJson;
+use crate::http::json::{ApiJson, ApiPath};
 use crate::http::wire::accounts::{
     LoginJson, MeJson, NewTokenJson, RoleParam, SetupJson, TokenJson, TokensJson, UserJson,
     UsersJson,
@@ -199,7 +199,7 @@ pub async fn list_tokens(
 pub async fn delete_token(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: i64 = id
         .parse()
@@ -244,7 +244,7 @@ pub async fn create_user(
 pub async fn delete_user(
     State(state): State<AppState>,
     _: Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let accounts = state.accounts.clone();
     run_unbounded("user delete", move || accounts.delete_user(&name)).await?;
@@ -275,7 +275,7 @@ pub async fn change_user(
     State(state): State<AppState>,
     Extension(meta): Extension<ConnMeta>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ChangeUserBody>,
 ) -> Result<Json<UserJson>, ApiError> {
