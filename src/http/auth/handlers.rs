@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 
-use super::resolve::{check_password, clear_cookie, csrf_error, lock, session_cookie, set_cookie};
+use super::resolve::{
+    check_password, clear_cookie, csrf_error, lock, session_cookie, set_cookie, with_hash_slot,
+};
 use super::Via;
 use super::{Admin, Caller, ConnMeta, Member};
 use crate::auth::{AuthError, Role, UserChange};
@@ -126,8 +128,7 @@ pub async fn setup(
             "wrong setup token (see the service log)",
         ));
     }
-    let accounts = state.accounts.clone();
-    let user = run_unbounded("first admin", move || {
+    let user = with_hash_slot(&state, "first admin", move |accounts| {
         if accounts.user_count()? > 0 {
             return Ok(None);
         }
@@ -135,7 +136,7 @@ pub async fn setup(
             .add_user(&body.name, &body.password, Role::Admin)
             .map(Some)
     })
-    .await?;
+    .await??;
     // The token dies with its first use, whatever raced with it.
     *lock(&state.auth.setup_token) = None;
     let Some(user) = user else {
@@ -233,11 +234,10 @@ pub async fn create_user(
     _: Admin,
     ApiJson(body): ApiJson<NewUserBody>,
 ) -> Result<(StatusCode, Json<UserJson>), ApiError> {
-    let accounts = state.accounts.clone();
-    let user = run_unbounded("user add", move || {
-        accounts.add_user(&body.name, &body.password, body.role.0)
+    let user = with_hash_slot(&state, "user add", move |a| {
+        a.add_user(&body.name, &body.password, body.role.0)
     })
-    .await?;
+    .await??;
     Ok((StatusCode::CREATED, Json(UserJson::from(&user))))
 }
 
@@ -321,20 +321,13 @@ pub async fn change_user(
         password: body.password,
         keep_session,
     };
-    // Hashing a new password is argon2 work: it takes one of the bounded slots.
-    let _slot = match change.password {
-        Some(_) => Some(
-            state
-                .auth
-                .hash_slots
-                .acquire()
-                .await
-                .map_err(|_| ApiError::unauthorized("shutting down"))?,
-        ),
-        None => None,
+    let user = if change.password.is_some() {
+        // Hashing a new password is argon2 work: it takes one of the bounded slots.
+        with_hash_slot(&state, "user change", move |a| a.change_user(&name, change)).await??
+    } else {
+        let accounts = state.accounts.clone();
+        run_unbounded("user change", move || accounts.change_user(&name, change)).await?
     };
-    let accounts = state.accounts.clone();
-    let user = run_unbounded("user change", move || accounts.change_user(&name, change)).await?;
     tracing::info!(user = %user.name, by = %me.name, "user changed");
     Ok(Json(UserJson::from(&user)))
 }
