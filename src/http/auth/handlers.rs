@@ -56,7 +56,7 @@ pub async fn login(
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
     check_origin(&headers)?;
-    let user = check_password(&state, meta.peer.ip(), &body.name, &body.password).await?;
+    let user = check_password(&state, meta.ip(), &body.name, &body.password).await?;
     let ttl = state.config.auth.session_days as i64 * 86_400;
     let accounts = state.accounts.clone();
     let u = user.clone();
@@ -303,7 +303,7 @@ pub async fn change_user(
             .into());
         };
         // Rate-limited like a login: a stolen session cannot guess its way to the password.
-        match check_password(&state, meta.peer.ip(), &me.name, current).await {
+        match check_password(&state, meta.ip(), &me.name, current).await {
             Ok(_) => {}
             Err(e) if e.status == StatusCode::UNAUTHORIZED => return Err(wrong_password()),
             Err(e) => return Err(e),

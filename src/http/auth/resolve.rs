@@ -223,7 +223,7 @@ async fn basic(
     raw: &str,
     b64: &str,
 ) -> Result<Principal, ApiError> {
-    if !(meta.tls || meta.peer.ip().is_loopback()) {
+    if !(meta.tls || meta.ip().is_loopback()) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "basic_not_allowed",
@@ -257,7 +257,7 @@ async fn basic(
     let user = match user {
         Some(u) => u,
         None => {
-            let u = check_password(state, meta.peer.ip(), name, password).await?;
+            let u = check_password(state, meta.ip(), name, password).await?;
             let accounts = state.accounts.clone();
             let id = u.id;
             if let Some((_, hash)) =
