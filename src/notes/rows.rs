@@ -7,8 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::hlc::Hlc;
 use super::model::{Author, Content, Revision};
-use super::read::{self, EventKind, Viewer};
-use super::{tree, NoteError};
+use super::read::{self, EventKind};
+use super::{tree, NoteError, Viewer};
 
 /// The current (winning) revision of a note the viewer may see.
 pub(crate) struct Current {
