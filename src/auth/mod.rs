@@ -6,6 +6,7 @@
 //! Invariant: secrets (session ids, API tokens) are stored only as SHA-256 hashes; an unknown
 //! user name costs the same argon2 work as a wrong password.
 
+pub mod hashing;
 pub mod ratelimit;
 mod sessions;
 pub mod shares;
@@ -15,6 +16,7 @@ mod users;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::blocking::BlockingError;
@@ -109,11 +111,22 @@ pub fn now_secs() -> i64 {
 #[derive(Clone)]
 pub struct Accounts {
     db: Db,
+    /// argon2's memory, shared by every clone (see `hashing`).
+    argon: Arc<hashing::HashMemory>,
 }
 
 impl Accounts {
     pub fn new(db: Db) -> Self {
-        Accounts { db }
+        Accounts {
+            db,
+            argon: hashing::HashMemory::new(hashing::parallelism()),
+        }
+    }
+
+    /// Taken by a caller before it waits for a hash slot and kept until its hash is done:
+    /// while any is held, argon2's buffers are reused instead of freed and allocated again.
+    pub fn hash_hold(&self) -> hashing::Hold {
+        self.argon.hold()
     }
 
     pub fn db(&self) -> &Db {

@@ -1,6 +1,9 @@
-//! Login rate limiting: failures are counted per client address and per user name; once a key
-//! reaches `max_failures`, it is locked for `base` seconds, doubling with each further failure
-//! up to 15 minutes. In memory (a restart forgets), bounded in size.
+//! Login rate limiting: attempts are counted per client address and per user name as they
+//! start, before the password is hashed, so parallel attempts are counted as sequential ones
+//! (the `max_failures`+1-th is refused at once); a right password clears its keys, a check
+//! that never ran is forgiven. Once a key reaches `max_failures`, it is locked for `base`
+//! seconds, doubling with each further failure up to 15 minutes. In memory (a restart
+//! forgets), bounded in size.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -53,21 +56,16 @@ impl LoginLimiter {
 
     /// `Err(wait)` when either the address or the name is locked right now.
     pub fn check(&self, addr: IpAddr, name: &str, now: Instant) -> Result<(), Duration> {
-        let map = self.lock();
-        let wait = Self::keys(addr, name)
-            .iter()
-            .filter_map(|k| map.get(k).and_then(|e| e.locked_until))
-            .filter(|until| *until > now)
-            .map(|until| until - now)
-            .max();
-        match wait {
-            Some(w) => Err(w),
-            None => Ok(()),
-        }
+        locked_for(&self.lock(), addr, name, now)
     }
 
-    pub fn failure(&self, addr: IpAddr, name: &str, now: Instant) {
+    /// Starts an attempt: `Err(wait)` when the address or the name is locked, else the attempt
+    /// counts as a failure from now on (and may lock the keys for the next one) until
+    /// [`success`](Self::success) or [`forgive`](Self::forgive). Check and count are one step
+    /// under the lock, so no number of parallel attempts gets past `max_failures`.
+    pub fn reserve(&self, addr: IpAddr, name: &str, now: Instant) -> Result<(), Duration> {
         let mut map = self.lock();
+        locked_for(&map, addr, name, now)?;
         if map.len() >= MAX_ENTRIES {
             prune(&mut map, now);
         }
@@ -85,6 +83,21 @@ impl LoginLimiter {
                 e.locked_until = Some(now + lock);
             }
         }
+        Ok(())
+    }
+
+    /// Takes back a reserved attempt whose password was never judged (no hash slot free, a
+    /// failure of ours): it is not the client's failure.
+    pub fn forgive(&self, addr: IpAddr, name: &str) {
+        let mut map = self.lock();
+        for k in Self::keys(addr, name) {
+            if let Some(e) = map.get_mut(&k) {
+                e.failures = e.failures.saturating_sub(1);
+                if e.failures < self.max_failures {
+                    e.locked_until = None;
+                }
+            }
+        }
     }
 
     pub fn success(&self, addr: IpAddr, name: &str) {
@@ -92,6 +105,24 @@ impl LoginLimiter {
         for k in Self::keys(addr, name) {
             map.remove(&k);
         }
+    }
+}
+
+fn locked_for(
+    map: &HashMap<Key, Entry>,
+    addr: IpAddr,
+    name: &str,
+    now: Instant,
+) -> Result<(), Duration> {
+    let wait = LoginLimiter::keys(addr, name)
+        .iter()
+        .filter_map(|k| map.get(k).and_then(|e| e.locked_until))
+        .filter(|until| *until > now)
+        .map(|until| until - now)
+        .max();
+    match wait {
+        Some(w) => Err(w),
+        None => Ok(()),
     }
 }
 
@@ -118,13 +149,13 @@ mod tests {
         let l = LoginLimiter::new(3, Duration::from_secs(2));
         let t0 = Instant::now();
         for _ in 0..2 {
-            l.failure(ip(1), "bob", t0);
+            assert!(l.reserve(ip(1), "bob", t0).is_ok());
         }
         assert!(l.check(ip(1), "bob", t0).is_ok());
-        l.failure(ip(1), "bob", t0);
+        assert!(l.reserve(ip(1), "bob", t0).is_ok());
         assert_eq!(l.check(ip(1), "bob", t0), Err(Duration::from_secs(2)));
         assert!(l.check(ip(1), "bob", t0 + Duration::from_secs(2)).is_ok());
-        l.failure(ip(1), "bob", t0 + Duration::from_secs(2));
+        assert!(l.reserve(ip(1), "bob", t0 + Duration::from_secs(2)).is_ok());
         assert_eq!(
             l.check(ip(1), "bob", t0 + Duration::from_secs(2)),
             Err(Duration::from_secs(4))
@@ -135,12 +166,12 @@ mod tests {
     fn name_and_address_count_separately() {
         let l = LoginLimiter::new(2, Duration::from_secs(1));
         let t = Instant::now();
-        l.failure(ip(1), "a", t);
-        l.failure(ip(1), "b", t);
+        assert!(l.reserve(ip(1), "a", t).is_ok());
+        assert!(l.reserve(ip(1), "b", t).is_ok());
         // address 1 is locked for every name; name "a" is not locked from elsewhere
         assert!(l.check(ip(1), "c", t).is_err());
         assert!(l.check(ip(2), "a", t).is_ok());
-        l.failure(ip(3), "a", t);
+        assert!(l.reserve(ip(3), "a", t).is_ok());
         assert!(l.check(ip(4), "A", t).is_err(), "names ignore case");
         l.success(ip(4), "a");
         assert!(l.check(ip(4), "a", t).is_ok());
@@ -150,10 +181,44 @@ mod tests {
     fn lock_is_capped() {
         let l = LoginLimiter::new(1, Duration::from_secs(2));
         let t = Instant::now();
+        // past a lock the attempts are refused, so the failures come one lock apart
+        let mut now = t;
         for _ in 0..40 {
-            l.failure(ip(1), "x", t);
+            if let Err(wait) = l.reserve(ip(1), "x", now) {
+                now += wait;
+                assert!(l.reserve(ip(1), "x", now).is_ok());
+            }
         }
+        let t = now;
         assert_eq!(l.check(ip(1), "x", t), Err(MAX_LOCK));
+    }
+
+    #[test]
+    fn parallel_attempts_are_counted_as_they_start() {
+        let l = LoginLimiter::new(5, Duration::from_secs(2));
+        let t = Instant::now();
+        // 100 attempts start before any has been judged: 5 run, 95 wait the lock out
+        let started = (0..100)
+            .filter(|_| l.reserve(ip(1), "bob", t).is_ok())
+            .count();
+        assert_eq!(started, 5);
+        assert_eq!(l.check(ip(9), "bob", t), Err(Duration::from_secs(2)));
+        // one of them had the right password: the name and address are free again
+        l.success(ip(1), "bob");
+        assert!(l.reserve(ip(1), "bob", t).is_ok());
+    }
+
+    #[test]
+    fn a_check_that_never_ran_is_forgiven() {
+        let l = LoginLimiter::new(2, Duration::from_secs(2));
+        let t = Instant::now();
+        assert!(l.reserve(ip(1), "bob", t).is_ok());
+        assert!(l.reserve(ip(1), "bob", t).is_ok());
+        assert!(l.check(ip(1), "bob", t).is_err());
+        l.forgive(ip(1), "bob");
+        assert!(l.check(ip(1), "bob", t).is_ok());
+        assert!(l.reserve(ip(1), "bob", t).is_ok());
+        assert!(l.check(ip(1), "bob", t).is_err());
     }
 
     #[test]
@@ -161,8 +226,8 @@ mod tests {
         let l = LoginLimiter::new(100, Duration::from_secs(1));
         let t = Instant::now();
         for i in 0..(MAX_ENTRIES + 10) {
-            l.failure(
-                ip(1),
+            let _ = l.reserve(
+                IpAddr::from([10, 1, (i >> 8) as u8, i as u8]),
                 &format!("user{i}"),
                 t + Duration::from_millis(i as u64),
             );

@@ -3,10 +3,9 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::SaltString;
-use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use rusqlite::{params, OptionalExtension};
 
+use super::hashing::HashMemory;
 use super::{now_secs, Accounts, AuthError, Role, User};
 use crate::secret;
 
@@ -44,25 +43,15 @@ pub fn validate_password(pw: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-fn hash_password(pw: &str) -> Result<String, AuthError> {
-    let salt = SaltString::encode_b64(&secret::random_bytes()[..16])
-        .map_err(|e| AuthError::Hash(e.to_string()))?;
-    Argon2::default()
-        .hash_password(pw.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| AuthError::Hash(e.to_string()))
-}
-
-fn verify_password(pw: &str, stored: &str) -> bool {
-    PasswordHash::new(stored)
-        .and_then(|h| Argon2::default().verify_password(pw.as_bytes(), &h))
-        .is_ok()
-}
-
-/// A hash to verify against when the user does not exist, so that case takes as long.
+/// A hash to verify against when the user does not exist, so that case takes as long (made
+/// once, with the same parameters as every new hash).
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| hash_password(&secret::random_token()).unwrap_or_default())
+    DUMMY.get_or_init(|| {
+        HashMemory::new(1)
+            .hash(&secret::random_token())
+            .unwrap_or_default()
+    })
 }
 
 /// What [`Accounts::change_user`] changes; `None` leaves a field as it is.
@@ -93,7 +82,7 @@ impl Accounts {
     pub fn add_user(&self, name: &str, password: &str, role: Role) -> Result<User, AuthError> {
         validate_name(name)?;
         validate_password(password)?;
-        let hash = hash_password(password)?;
+        let hash = self.argon.hash(password)?;
         let now = now_secs();
         self.db.with(|c| {
             let res = c.execute(
@@ -119,7 +108,7 @@ impl Accounts {
 
     pub fn set_password(&self, name: &str, password: &str) -> Result<(), AuthError> {
         validate_password(password)?;
-        let hash = hash_password(password)?;
+        let hash = self.argon.hash(password)?;
         self.db.with(|c| {
             let tx = c.transaction()?;
             let id: Option<i64> = tx
@@ -147,7 +136,7 @@ impl Accounts {
         let hash = match &change.password {
             Some(pw) => {
                 validate_password(pw)?;
-                Some(hash_password(pw)?)
+                Some(self.argon.hash(pw)?)
             }
             None => None,
         };
@@ -231,10 +220,10 @@ impl Accounts {
             .optional()
         })?;
         match row {
-            Some((user, hash)) if verify_password(password, &hash) => Ok(user),
+            Some((user, hash)) if self.argon.verify(password, &hash) => Ok(user),
             Some(_) => Err(AuthError::BadCredentials),
             None => {
-                let _ = verify_password(password, dummy_hash());
+                let _ = self.argon.verify(password, dummy_hash());
                 Err(AuthError::BadCredentials)
             }
         }

@@ -10,7 +10,7 @@ use rusqlite::OpenFlags;
 use serde::{Deserialize, Serialize};
 
 use super::{CliError, Target};
-use crate::notes::{NotesStore, Revision};
+use crate::notes::{NotesStore, Revision, Viewer};
 use crate::storage::errno_message;
 
 fn failed(e: impl std::fmt::Display) -> CliError {
@@ -123,26 +123,28 @@ pub fn export(target: &Target, dir: &Path) -> Result<String, CliError> {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .map_err(io_failed(&notes_dir))?;
-    let notes: Vec<(String, Option<i64>, Option<String>)> = db
+    let notes: Vec<(String, Option<String>)> = db
         .with(|c| {
             let mut st = c.prepare(
-                "SELECT n.id, n.owner_id, u.name FROM notes n
+                "SELECT n.id, u.name FROM notes n
                  LEFT JOIN users u ON u.id = n.owner_id ORDER BY n.id",
             )?;
-            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<Vec<_>, _>>()
         })
         .map_err(failed)?;
     let mut lines = std::io::BufWriter::new(private_file(&dir.join("revisions.jsonl"))?);
     let (mut n_notes, mut n_revs) = (0, 0);
-    for (id, owner_id, owner) in notes {
+    for (id, owner) in notes {
         let (note, revs) = db
             .with(|c| {
-                let note = store.get(c, &id, owner_id)?;
-                let infos = store.revisions(c, &id, owner_id)?;
+                // Every note, whoever may read it: a private note whose owner was deleted
+                // has no owner left that a user viewer could match.
+                let note = store.get(c, &id, Viewer::Everything)?;
+                let infos = store.revisions(c, &id, Viewer::Everything)?;
                 let revs = infos
                     .iter()
-                    .map(|i| store.revision(c, &id, &i.rev, owner_id))
+                    .map(|i| store.revision(c, &id, &i.rev, Viewer::Everything))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok::<_, crate::notes::NoteError>((note, revs))
             })

@@ -48,6 +48,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         "0011_positions.sql",
         include_str!("migrations/0011_positions.sql"),
     ),
+    (
+        "0012_reprobe_old_errors.sql",
+        include_str!("migrations/0012_reprobe_old_errors.sql"),
+    ),
 ];
 
 /// The migrations as `rusqlite_migration` applies them (in one transaction each).
@@ -117,6 +121,11 @@ mod tests {
             11,
             "0011_positions.sql",
             "c7305fe81c0f04ba3f0a37e357e65337924d4662e4bc1cdea9a4f9e2e3b65abe",
+        ),
+        (
+            12,
+            "0012_reprobe_old_errors.sql",
+            "efda912683058ecc78fe48c7a0eeb9a542ec669d4b338756ad41491ec2609dec",
         ),
     ];
 
@@ -225,5 +234,47 @@ mod tests {
                 .unwrap();
             assert_eq!(got, new, "{id}");
         }
+    }
+
+    /// 0012: probe errors stored by older builds (raw ffprobe output naming the absolute
+    /// path) are forgotten and the files queued for a new probe; good probes are kept.
+    #[test]
+    fn old_probe_errors_are_probed_again() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        migrations().to_version(&mut c, 11).unwrap();
+        for (path, probed_at, err) in [
+            (
+                "bad.mp4",
+                Some(5),
+                Some("/srv/media/bad.mp4: Invalid data found"),
+            ),
+            ("good.mp4", Some(6), None),
+            ("new.mp4", None, None),
+        ] {
+            c.execute(
+                "INSERT INTO media (path, name, kind, media, probed_at, probe_error)
+                 VALUES (?1, ?1, 'file', 'video', ?2, ?3)",
+                rusqlite::params![path, probed_at, err],
+            )
+            .unwrap();
+        }
+        migrations().to_latest(&mut c).unwrap();
+        let rows: Vec<(String, Option<i64>, Option<String>)> = c
+            .prepare(
+                "SELECT path, probed_at, probe_error FROM media WHERE path != '' ORDER BY path",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                ("bad.mp4".to_string(), None, None),
+                ("good.mp4".to_string(), Some(6), None),
+                ("new.mp4".to_string(), None, None),
+            ]
+        );
     }
 }

@@ -1,8 +1,11 @@
 //! `ApiJson<T>`: the JSON body extractor for every API endpoint, with the error contract:
 //! 415 not JSON, 413 over 64 KiB, 400 malformed, 422 wrong shape (the message names the field).
+//! `ApiPath<T>`: axum's `Path` with its rejections as JSON errors too (400 `bad_path_param`).
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 
@@ -20,6 +23,29 @@ impl<S: Send + Sync, T: DeserializeOwned, const MAX: usize> FromRequest<S> for A
         require_json(&req)?;
         let bytes = read_limited(req, MAX).await?;
         parse(&bytes).map(ApiJson)
+    }
+}
+
+/// Path parameters (`/api/notes/{id}`); a parameter that does not decode (`%ff%fe` is not
+/// UTF-8) is a JSON 400 like every other bad input, not axum's plain-text rejection.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(ApiPath(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::bad_request(
+                "bad_path_param",
+                format!(
+                    "a parameter in the URL path is not valid: {}",
+                    e.body_text()
+                ),
+            )),
+            // No parameters captured at all: a route wired wrongly, ours to fix.
+            Err(e) => Err(ApiError::internal(&e.body_text())),
+        }
     }
 }
 

@@ -2,13 +2,13 @@
 //! editor's preview, for logged-in users) and `GET /api/notes/{id}/html` (a stored note,
 //! with exactly the read rules of `GET /api/notes/{id}`; it does not count a view).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::auth::{Member, Reader};
 use super::error::ApiError;
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiPath};
 use super::library::SafeJson;
 use super::notes::NOTE_JSON_MAX;
 use super::AppState;
@@ -74,7 +74,7 @@ pub async fn preview(
 pub async fn note_html(
     State(state): State<AppState>,
     reader: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<SafeJson<NoteHtmlJson>, ApiError> {
     let viewer = reader.viewer_id();
     let store = state.notes.clone();

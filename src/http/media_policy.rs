@@ -3,12 +3,33 @@
 
 /// Types a browser would execute (script in HTML/SVG/XML, or JS itself): always downloaded,
 /// never rendered on our origin. Judged by the extension and by the type sent, so a rare
-/// extension of an active type (`.xht`, `.xslt`, `.jsx`) counts too.
+/// extension of an active type (`.jsx`) counts too. The extensions of every XML-family file a
+/// browser renders as a document (XHTML, XSLT, schemas, DTDs, feeds) are listed as well, so
+/// they stay attachments even if the type table ever names them otherwise.
 pub fn is_active_content(ext: Option<&str>, content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     matches!(
         ext,
-        Some("html" | "htm" | "xhtml" | "shtml" | "svg" | "svgz" | "xml" | "xsl" | "js" | "mjs")
+        Some(
+            "html"
+                | "htm"
+                | "xhtml"
+                | "xht"
+                | "shtml"
+                | "svg"
+                | "svgz"
+                | "xml"
+                | "xsl"
+                | "xslt"
+                | "xsd"
+                | "dtd"
+                | "rss"
+                | "atom"
+                | "rdf"
+                | "xul"
+                | "js"
+                | "mjs"
+        )
     ) || essence.contains("html")
         || essence.contains("xml")
         || essence.contains("javascript")
@@ -41,5 +62,32 @@ pub fn policy(content_type: &str) -> &'static str {
         "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
     } else {
         "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_active_content;
+    use crate::media_types::content_type;
+
+    #[test]
+    fn script_capable_types_are_active_by_extension_and_by_type() {
+        for ext in [
+            "html", "htm", "xhtml", "xht", "svg", "xml", "xsl", "xslt", "xsd", "dtd", "rss",
+            "atom", "rdf", "js", "mjs",
+        ] {
+            let ty = content_type(Some(ext));
+            assert!(is_active_content(Some(ext), &ty), "{ext} ({ty})");
+            assert!(
+                is_active_content(None, &ty) || ty == "application/octet-stream",
+                "{ty}"
+            );
+        }
+        for ext in ["mp4", "png", "txt", "pdf", "bin"] {
+            assert!(
+                !is_active_content(Some(ext), &content_type(Some(ext))),
+                "{ext}"
+            );
+        }
     }
 }

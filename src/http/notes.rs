@@ -5,7 +5,7 @@
 //! `If-Match` (428 without it) and a stale one gets 412 with the current note, so a concurrent
 //! edit is never silently overwritten.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::auth::{Member, Reader};
 use super::error::ApiError;
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiPath};
 use super::wire::notes::{
     AnalyticsJson, EventJson, EventsJson, NoteJson, RevisionInfoJson, RevisionJson, RevisionsJson,
     SearchPageJson, TagCountJson, TagsJson,
@@ -126,7 +126,7 @@ pub async fn create(
 pub async fn get_note(
     State(state): State<AppState>,
     reader: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let viewer_id = reader.viewer_id();
     let nid = id.clone();
@@ -152,7 +152,7 @@ pub struct EditNote {
 pub async fn update(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<EditNote, NOTE_JSON_MAX>,
 ) -> Result<Response, ApiError> {
@@ -174,7 +174,7 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let who = author(&user);
@@ -237,7 +237,7 @@ pub async fn search(
 pub async fn revisions(
     State(state): State<AppState>,
     reader: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RevisionsJson>, ApiError> {
     let viewer_id = reader.viewer_id();
     let revs = db(&state, move |s, c| s.revisions(c, &id, viewer_id)).await?;
@@ -249,7 +249,7 @@ pub async fn revisions(
 pub async fn revision(
     State(state): State<AppState>,
     reader: Reader,
-    Path((id, rev)): Path<(String, String)>,
+    ApiPath((id, rev)): ApiPath<(String, String)>,
 ) -> Result<Json<RevisionJson>, ApiError> {
     let viewer_id = reader.viewer_id();
     let r = db(&state, move |s, c| s.revision(c, &id, &rev, viewer_id)).await?;
@@ -265,7 +265,7 @@ pub struct RestoreBody {
 pub async fn restore(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RestoreBody>,
 ) -> Result<Response, ApiError> {
     let who = author(&user);
@@ -283,7 +283,7 @@ pub struct ResolveBody {
 pub async fn resolve(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ResolveBody, NOTE_JSON_MAX>,
 ) -> Result<Response, ApiError> {
@@ -319,7 +319,7 @@ pub struct MergeBody {
 pub async fn merge(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<MergeBody>,
 ) -> Result<Response, ApiError> {
     let who = author(&user);
@@ -330,7 +330,7 @@ pub async fn merge(
 pub async fn events(
     State(state): State<AppState>,
     reader: Reader,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<EventsJson>, ApiError> {
     let viewer_id = reader.viewer_id();

@@ -3,7 +3,7 @@
 //! signed token names, never from the URL — or, for a folder, lists it (`share_dir`: the
 //! files under it, nothing outside it). Links are given out as full URLs.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::{Extension, Json};
@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::auth::{ConnMeta, Member};
 use super::error::ApiError;
-use super::json::ApiJson;
+use super::json::{ApiJson, ApiPath};
 use super::wire::accounts::{NewShareJson, ShareJson, SharesJson};
 use super::AppState;
 use crate::auth::shares::Share;
@@ -144,7 +144,7 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: i64 = id
         .parse()
@@ -157,7 +157,7 @@ pub async fn revoke(
 /// `GET|HEAD /s/<token>`: open to anyone holding the link, whatever `anonymous_read` says.
 pub async fn fetch(
     State(state): State<AppState>,
-    Path(token): Path<String>,
+    ApiPath(token): ApiPath<String>,
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {

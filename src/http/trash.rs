@@ -3,7 +3,7 @@
 //! translations over `app::Files`' delete and trash use cases.
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Member;
 use super::error::ApiError;
-use super::json::OptionalJson;
+use super::json::{ApiPath, OptionalJson};
 use super::wire::time::from_secs;
 use super::AppState;
 use crate::app::trash::trash_share_path;
@@ -132,7 +132,7 @@ pub struct RestoredJson {
 pub async fn restore(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<RestoreBody>,
 ) -> Result<Json<RestoredJson>, ApiError> {
     let to = body
@@ -150,7 +150,7 @@ pub async fn restore(
 pub async fn purge(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.files.purge(&user, entry_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)

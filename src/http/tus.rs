@@ -7,13 +7,14 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
 use super::auth::Principal;
 use super::error::ApiError;
+use super::json::ApiPath;
 use super::upload::body_source;
 use super::AppState;
 use crate::app::resumable::{NewUpload, ResumableError};
@@ -236,7 +237,7 @@ async fn load(
 pub async fn head(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Response {
     tus_reply(
@@ -265,7 +266,7 @@ pub async fn head(
 pub async fn patch(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -342,7 +343,7 @@ async fn patch_inner(
 pub async fn terminate(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Response {
     tus_reply(

@@ -5,13 +5,13 @@
 //! These routes sit outside the authentication layer: the page itself is public (it asks the
 //! API who the visitor is), and a stale session cookie must not turn the page into a 401.
 
-use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
 use super::error::ApiError;
+use super::json::ApiPath;
 
 /// One embedded file and its precompressed forms (absent where compression did not pay).
 pub struct Asset {
@@ -70,7 +70,10 @@ async fn favicon(headers: HeaderMap) -> Response {
     }
 }
 
-async fn asset(Path((version, path)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn asset(
+    ApiPath((version, path)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     if version != VERSION {
         return ApiError::not_found("this version of the page is gone: reload the page")
             .into_response();

@@ -82,3 +82,34 @@ impl From<MergeConflict> for NoteError {
         NoteError::MergeConflict { fields: c.fields }
     }
 }
+
+/// Whose private notes a read may see. People read as a user or as nobody
+/// (`Option<i64>` converts): public notes and their own private ones. `Everything` is for the
+/// offline `streamhub notes export`, which must write every note — a private note whose owner
+/// was deleted has no owner (`ON DELETE SET NULL`), so no user matches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    User(Option<i64>),
+    Everything,
+}
+
+impl From<Option<i64>> for Viewer {
+    fn from(user: Option<i64>) -> Self {
+        Viewer::User(user)
+    }
+}
+
+impl Viewer {
+    /// The user id bound in `owner_id = ?` (none for `Everything`).
+    pub(crate) fn user(self) -> Option<i64> {
+        match self {
+            Viewer::User(u) => u,
+            Viewer::Everything => None,
+        }
+    }
+
+    /// Bound in `OR ?`: true lifts the private-note filter.
+    pub(crate) fn all(self) -> bool {
+        self == Viewer::Everything
+    }
+}

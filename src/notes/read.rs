@@ -11,7 +11,7 @@ use super::hlc::Hlc;
 use super::model::{Author, Content, Revision, Visibility};
 use super::rows::{append_event, current, leaves, rank};
 use super::store::NotesStore;
-use super::NoteError;
+use super::{NoteError, Viewer};
 
 /// The current state of a note.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,7 +127,7 @@ impl NotesStore {
         &self,
         conn: &Connection,
         note_id: &str,
-        viewer: Option<i64>,
+        viewer: impl Into<Viewer>,
     ) -> Result<Note, NoteError> {
         load_note(conn, note_id, viewer)
     }
@@ -162,18 +162,19 @@ impl NotesStore {
         &self,
         conn: &Connection,
         note_id: &str,
-        viewer: Option<i64>,
+        viewer: impl Into<Viewer>,
     ) -> Result<Vec<RevisionInfo>, NoteError> {
+        let viewer = viewer.into();
         let cur = current(conn, note_id, viewer)?;
         let mut st = conn.prepare(
             "SELECT r.rev, r.parents, r.gen, r.hlc_wall, r.hlc_logical, r.hlc_node, r.title,
                     r.visibility, r.deleted, r.author,
                     NOT EXISTS (SELECT 1 FROM note_parents p WHERE p.parent = r.rev)
              FROM note_revisions r JOIN notes n ON n.nid = r.note
-             WHERE r.note = ?1 AND (r.visibility = 'public' OR n.owner_id = ?2)
+             WHERE r.note = ?1 AND (r.visibility = 'public' OR n.owner_id = ?2 OR ?3)
              ORDER BY r.gen DESC, r.hlc_wall DESC, r.hlc_logical DESC, r.hlc_node DESC, r.rev DESC",
         )?;
-        let rows = st.query_map(params![cur.nid, viewer], |r| {
+        let rows = st.query_map(params![cur.nid, viewer.user(), viewer.all()], |r| {
             Ok((
                 (
                     r.get::<_, String>(0)?,
@@ -219,7 +220,7 @@ impl NotesStore {
         conn: &Connection,
         note_id: &str,
         rev: &str,
-        viewer: Option<i64>,
+        viewer: impl Into<Viewer>,
     ) -> Result<Revision, NoteError> {
         load_revision(conn, note_id, rev, viewer)
     }
@@ -274,22 +275,23 @@ impl NotesStore {
         note_id: &str,
         viewer: Option<i64>,
     ) -> Result<Vec<Contributor>, NoteError> {
-        contributors(conn, note_id, viewer)
+        contributors(conn, note_id, viewer.into())
     }
 }
 
 pub(crate) fn load_note(
     conn: &Connection,
     note_id: &str,
-    viewer: Option<i64>,
+    viewer: impl Into<Viewer>,
 ) -> Result<Note, NoteError> {
+    let viewer = viewer.into();
     let row = conn
         .query_row(
             "SELECT nid, rev, title, body, tags, visibility, deleted, author,
                     hlc_wall, hlc_logical, hlc_node, created_at, changed_at, views, edits, owner_id,
                     (SELECT name FROM users WHERE id = notes.owner_id)
-             FROM notes WHERE id = ?1 AND (visibility = 'public' OR owner_id = ?2)",
-            params![note_id, viewer],
+             FROM notes WHERE id = ?1 AND (visibility = 'public' OR owner_id = ?2 OR ?3)",
+            params![note_id, viewer.user(), viewer.all()],
             |r| {
                 Ok((
                     (
@@ -356,15 +358,15 @@ pub(crate) fn load_note(
 fn contributors(
     conn: &Connection,
     note_id: &str,
-    viewer: Option<i64>,
+    viewer: Viewer,
 ) -> Result<Vec<Contributor>, NoteError> {
     let cur = current(conn, note_id, viewer)?;
     let mut st = conn.prepare_cached(
         "SELECT r.author, count(*) FROM note_revisions r JOIN notes n ON n.nid = r.note
-         WHERE r.note = ?1 AND (r.visibility = 'public' OR n.owner_id = ?2)
+         WHERE r.note = ?1 AND (r.visibility = 'public' OR n.owner_id = ?2 OR ?3)
          GROUP BY r.author ORDER BY min(r.seq)",
     )?;
-    let rows = st.query_map(params![cur.nid, viewer], |r| {
+    let rows = st.query_map(params![cur.nid, viewer.user(), viewer.all()], |r| {
         Ok(Contributor {
             name: r.get(0)?,
             revisions: r.get(1)?,
@@ -377,16 +379,18 @@ pub(crate) fn load_revision(
     conn: &Connection,
     note_id: &str,
     rev: &str,
-    viewer: Option<i64>,
+    viewer: impl Into<Viewer>,
 ) -> Result<Revision, NoteError> {
+    let viewer = viewer.into();
     let cur = current(conn, note_id, viewer)?;
     let row = conn
         .query_row(
             "SELECT r.parents, r.gen, r.hlc_wall, r.hlc_logical, r.hlc_node, r.title, r.body,
                     r.tags, r.visibility, r.deleted, r.author
              FROM note_revisions r JOIN notes n ON n.nid = r.note
-             WHERE r.rev = ?1 AND r.note = ?2 AND (r.visibility = 'public' OR n.owner_id = ?3)",
-            params![rev, cur.nid, viewer],
+             WHERE r.rev = ?1 AND r.note = ?2
+               AND (r.visibility = 'public' OR n.owner_id = ?3 OR ?4)",
+            params![rev, cur.nid, viewer.user(), viewer.all()],
             |r| {
                 Ok((
                     (r.get::<_, String>(0)?, r.get::<_, i64>(1)?),

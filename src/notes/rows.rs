@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::hlc::Hlc;
 use super::model::{Author, Content, Revision};
 use super::read::{self, EventKind};
-use super::{tree, NoteError};
+use super::{tree, NoteError, Viewer};
 
 /// The current (winning) revision of a note the viewer may see.
 pub(crate) struct Current {
@@ -67,15 +67,16 @@ pub(crate) fn editable(
 pub(crate) fn current(
     conn: &Connection,
     note_id: &str,
-    viewer: Option<i64>,
+    viewer: impl Into<Viewer>,
 ) -> Result<Current, NoteError> {
+    let viewer = viewer.into();
     let row = conn
         .query_row(
             "SELECT n.nid, n.owner_id, n.rev, r.gen, n.hlc_wall, n.hlc_logical, n.hlc_node,
                     n.title, n.body, n.tags, n.visibility, n.deleted
              FROM notes n JOIN note_revisions r ON r.rev = n.rev
-             WHERE n.id = ?1 AND (n.visibility = 'public' OR n.owner_id = ?2)",
-            params![note_id, viewer],
+             WHERE n.id = ?1 AND (n.visibility = 'public' OR n.owner_id = ?2 OR ?3)",
+            params![note_id, viewer.user(), viewer.all()],
             |r| {
                 Ok((
                     (

@@ -16,6 +16,7 @@ from conftest import (
     AUTH_PW,
     API_TIME_RE,
     AuthEnv,
+    assert_error,
     NESTED,
     api_time,
     http_call,
@@ -153,3 +154,34 @@ def test_private_notes_do_not_leak_through_the_owner_filter(env):
     mine = call(env, env.member, "GET", f"/api/notes?tag={tag}&owner=mia")
     assert [h["id"] for h in mine["items"]] == [secret["id"]]
     assert must_login(env.srv, "mia", AUTH_PW)
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/api/notes/%ff%fe"),
+    ("PUT", "/api/notes/%ff%fe"),
+    ("DELETE", "/api/notes/%ff%fe"),
+    ("GET", "/api/notes/%ff%fe/html"),
+    ("GET", "/api/notes/%ff%fe/revisions"),
+    ("GET", "/api/notes/abc/revisions/%ff%fe"),
+    ("GET", "/api/notes/%ff%fe/events"),
+    ("POST", "/api/notes/%ff%fe/restore"),
+    ("DELETE", "/api/tokens/%ff%fe"),
+    ("DELETE", "/api/users/%ff%fe"),
+    ("PATCH", "/api/users/%ff%fe"),
+    ("DELETE", "/api/shares/%ff%fe"),
+    ("DELETE", "/api/trash/%ff%fe"),
+    ("POST", "/api/trash/%ff%fe/restore"),
+    ("HEAD", "/api/tus/%ff%fe"),
+    ("GET", "/s/%ff%fe"),
+    ("GET", "/ui/%ff%fe/app.js"),
+])
+def test_undecodable_path_parameters_are_json_errors(env, method, path):
+    """Issue 12: `/api/notes/%ff%fe` answered text/plain; a path parameter that is not UTF-8
+    is a 400 with the JSON error body everywhere."""
+    h = dict(env.admin.headers, **{"Tus-Resumable": "1.0.0"})
+    body = {"title": "x"} if method in ("PUT", "PATCH", "POST") else None
+    r = http_call(env.srv, method, path, headers=h, json_body=body)
+    if method == "HEAD":
+        assert r.status == 400 and "json" in r.header("content-type", ""), r
+        return
+    assert_error(r, 400, "bad_path_param")

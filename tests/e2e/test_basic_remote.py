@@ -76,3 +76,35 @@ def test_basic_needs_tls_from_a_remote_peer(netns, tmp_path):
         proc.terminate()
         proc.wait(timeout=10)
     assert os.path.exists(data / "streamhub.db")
+
+
+def _get_v6(host, port, headers):
+    """GET /api/me over an AF_INET6 socket to `host` (an IPv4-mapped address works too)."""
+    import socket
+
+    from conftest import read_response
+
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+        s.settimeout(10)
+        s.connect((host, port))
+        lines = ["GET /api/me HTTP/1.1", f"Host: [{host}]:{port}", "Connection: close"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return read_response(s)
+
+
+def test_basic_from_loopback_on_a_dual_stack_listener(module_servers, auth_media):
+    """Issue 12: on a `[::]` listener an IPv4 loopback client arrives as ::ffff:127.0.0.1, and
+    Basic was refused (`basic_not_allowed`) while ::1 worked: both are this machine."""
+    from conftest import assert_error, basic_auth
+
+    srv = module_servers.start(auth_media["root"], name="dual-stack", listen=("[::]:0",),
+                               tls_listen=())
+    cli_add_user(srv.data_dir, "vera")
+    for host in ("::1", "::ffff:127.0.0.1"):
+        r = _get_v6(host, srv.port, basic_auth("vera", AUTH_PW))
+        assert r.status == 200, (host, r)
+        assert r.json()["auth"] == "basic" and r.json()["name"] == "vera", (host, r.json())
+        # a wrong password is a wrong password, not a refusal of Basic itself
+        r = _get_v6(host, srv.port, basic_auth("vera", "not the password"))
+        assert_error(r, 401, "unauthorized")

@@ -537,3 +537,22 @@ def test_reads_never_500_while_the_scanner_and_uploads_write(servers, tmp_path):
         t.join()
     assert counts["put"] > 20 and counts["read"] > 20, counts
     assert bad == [], bad[:5]
+
+
+def test_probe_errors_never_name_the_media_root(env):
+    """Issue 12: anonymous readers saw the media root's absolute path in `probe_error`. Files
+    ffprobe cannot read give a generic message, in the listing and in the item."""
+    root = env.srv.media_root
+    (root / "unreadable").mkdir()
+    bodies = {"garbage.mp4": b"not really a video", "empty.mkv": b"",
+              "cut.mp4": b"\x00\x00\x00\x18ftypmp42" + bytes(100), "noise.flac": b"fLaC" + bytes(50)}
+    for name, body in bodies.items():
+        (root / "unreadable" / name).write_bytes(body)
+    for name in bodies:
+        it = probed(env.srv, f"unreadable/{name}")
+        assert it["probe_error"], it
+        for leak in (str(root), str(root.resolve()), "/dev/stdin", "file:"):
+            assert leak not in it["probe_error"], it
+    r = lib(env.srv, path="unreadable")  # anonymous
+    assert len(ok_json(r)["entries"]) == len(bodies)
+    assert str(root).encode() not in r.body and str(root.resolve()).encode() not in r.body, r.body

@@ -18,6 +18,7 @@ from conftest import (
     must_login,
     new_token,
     run_cli,
+    user_cli,
 )
 
 
@@ -213,3 +214,32 @@ def test_import_refuses_notes_whose_owners_are_not_here(nsrv, module_servers, au
     nina = new_token(srv2, must_login(srv2, "nina", AUTH_PW), "mapped")
     got = http_call(srv2, "GET", f"/api/notes/{p['id']}", headers=nina.headers)
     assert got.status == 200 and got.json()["body"] == "only nora", got
+
+
+def test_export_writes_private_notes_of_deleted_users(module_servers, auth_media, tmp_path):
+    """Issue 12: once the owner of a private note was deleted (its owner becomes NULL), export
+    stopped at that note ("note not found") and wrote nothing. Every note must be written."""
+    srv = module_servers.start(auth_media["root"], name="notes-export-orphan")
+    for name in ("keep", "gone"):
+        cli_add_user(srv.data_dir, name)
+    keep = new_token(srv, must_login(srv, "keep", AUTH_PW), "export-orphan")
+    gone = new_token(srv, must_login(srv, "gone", AUTH_PW), "export-orphan")
+    pub = create(srv, keep, title="kept public", body="public words", visibility="public")
+    priv = create(srv, gone, title="orphan diary", body="orphaned private words",
+                  visibility="private")
+    priv = edit(srv, gone, priv, body="orphaned private words, revised")
+    r = user_cli(srv.data_dir, "del", "gone")
+    assert r.returncode == 0, r.stderr
+
+    ex = tmp_path / "ex"
+    r = run_cli(["notes", "export", ex, "--data-dir", srv.data_dir])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("exported 2 notes (3 revisions)"), r.stdout
+    md = (ex / "notes" / f"{priv['id']}.md").read_text()
+    assert "orphaned private words, revised" in md and "owner: null" in md, md
+    assert "public words" in (ex / "notes" / f"{pub['id']}.md").read_text()
+    lines = [json.loads(x) for x in (ex / "revisions.jsonl").read_text().splitlines()]
+    assert sorted(x["revision"]["note_id"] for x in lines) == sorted([pub["id"], priv["id"], priv["id"]])
+    # still nobody's to read through the API
+    r = http_call(srv, "GET", f"/api/notes/{priv['id']}", headers=keep.headers)
+    assert_error(r, 404)

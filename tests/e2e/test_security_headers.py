@@ -28,6 +28,10 @@ ACTIVE = {
 ACTIVE_UPLOADED = {
     "b.xht": b'<html xmlns="http://www.w3.org/1999/xhtml"><script>alert(1)</script></html>',
     "t.xslt": b'<?xml version="1.0"?><x/>',
+    # issue 12: schemas and DTDs are XML documents a browser renders (and may style by XSLT)
+    "s.xsd": b'<?xml version="1.0"?><xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/>',
+    "d.dtd": b'<!ELEMENT x ANY>',
+    "f.rss": b'<?xml version="1.0"?><rss version="2.0"/>',
     "c.jsx": b"alert(1)",
     "s.css": b"body{display:none}",
 }
@@ -201,6 +205,13 @@ def test_rarer_active_types_are_downloaded_and_scripts_are_text(env, name):
         assert essence(r) == "text/plain", r.header("content-type")
     else:
         assert disposition(r) == "attachment", r.header("content-disposition")
+        # and the same through a share link, GET and HEAD
+        sh = new_share(env.srv, env.member, f"active/{name}")
+        for method in ("GET", "HEAD"):
+            r = http_call(env.srv, method, sh["url"])
+            assert r.status == 200, r
+            assert disposition(r) == "attachment", (method, r.header("content-disposition"))
+            sandboxed(r)
 
 
 def test_media_with_credentials_still_sandboxed(env):

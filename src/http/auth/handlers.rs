@@ -1,19 +1,21 @@
 //! The accounts API: login, logout, `/api/me`, first-run setup, API tokens and (admins)
 //! users. Who may call each handler is the extractor it takes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 
-use super::resolve::{check_password, clear_cookie, csrf_error, lock, session_cookie, set_cookie};
+use super::resolve::{
+    check_password, clear_cookie, csrf_error, lock, session_cookie, set_cookie, with_hash_slot,
+};
 use super::Via;
 use super::{Admin, Caller, ConnMeta, Member};
 use crate::auth::{AuthError, Role, UserChange};
 use crate::blocking::run_unbounded;
 use crate::http::error::ApiError;
-use crate::http::json::ApiJson;
+use crate::http::json::{ApiJson, ApiPath};
 use crate::http::wire::accounts::{
     LoginJson, MeJson, NewTokenJson, RoleParam, SetupJson, TokenJson, TokensJson, UserJson,
     UsersJson,
@@ -54,7 +56,7 @@ pub async fn login(
     ApiJson(body): ApiJson<LoginBody>,
 ) -> Result<Response, ApiError> {
     check_origin(&headers)?;
-    let user = check_password(&state, meta.peer.ip(), &body.name, &body.password).await?;
+    let user = check_password(&state, meta.ip(), &body.name, &body.password).await?;
     let ttl = state.config.auth.session_days as i64 * 86_400;
     let accounts = state.accounts.clone();
     let u = user.clone();
@@ -126,8 +128,7 @@ pub async fn setup(
             "wrong setup token (see the service log)",
         ));
     }
-    let accounts = state.accounts.clone();
-    let user = run_unbounded("first admin", move || {
+    let user = with_hash_slot(&state, "first admin", move |accounts| {
         if accounts.user_count()? > 0 {
             return Ok(None);
         }
@@ -135,7 +136,7 @@ pub async fn setup(
             .add_user(&body.name, &body.password, Role::Admin)
             .map(Some)
     })
-    .await?;
+    .await??;
     // The token dies with its first use, whatever raced with it.
     *lock(&state.auth.setup_token) = None;
     let Some(user) = user else {
@@ -199,7 +200,7 @@ pub async fn list_tokens(
 pub async fn delete_token(
     State(state): State<AppState>,
     Member(user): Member,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id: i64 = id
         .parse()
@@ -233,18 +234,17 @@ pub async fn create_user(
     _: Admin,
     ApiJson(body): ApiJson<NewUserBody>,
 ) -> Result<(StatusCode, Json<UserJson>), ApiError> {
-    let accounts = state.accounts.clone();
-    let user = run_unbounded("user add", move || {
-        accounts.add_user(&body.name, &body.password, body.role.0)
+    let user = with_hash_slot(&state, "user add", move |a| {
+        a.add_user(&body.name, &body.password, body.role.0)
     })
-    .await?;
+    .await??;
     Ok((StatusCode::CREATED, Json(UserJson::from(&user))))
 }
 
 pub async fn delete_user(
     State(state): State<AppState>,
     _: Admin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let accounts = state.accounts.clone();
     run_unbounded("user delete", move || accounts.delete_user(&name)).await?;
@@ -275,7 +275,7 @@ pub async fn change_user(
     State(state): State<AppState>,
     Extension(meta): Extension<ConnMeta>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<ChangeUserBody>,
 ) -> Result<Json<UserJson>, ApiError> {
@@ -303,7 +303,7 @@ pub async fn change_user(
             .into());
         };
         // Rate-limited like a login: a stolen session cannot guess its way to the password.
-        match check_password(&state, meta.peer.ip(), &me.name, current).await {
+        match check_password(&state, meta.ip(), &me.name, current).await {
             Ok(_) => {}
             Err(e) if e.status == StatusCode::UNAUTHORIZED => return Err(wrong_password()),
             Err(e) => return Err(e),
@@ -321,20 +321,13 @@ pub async fn change_user(
         password: body.password,
         keep_session,
     };
-    // Hashing a new password is argon2 work: it takes one of the bounded slots.
-    let _slot = match change.password {
-        Some(_) => Some(
-            state
-                .auth
-                .hash_slots
-                .acquire()
-                .await
-                .map_err(|_| ApiError::unauthorized("shutting down"))?,
-        ),
-        None => None,
+    let user = if change.password.is_some() {
+        // Hashing a new password is argon2 work: it takes one of the bounded slots.
+        with_hash_slot(&state, "user change", move |a| a.change_user(&name, change)).await??
+    } else {
+        let accounts = state.accounts.clone();
+        run_unbounded("user change", move || accounts.change_user(&name, change)).await?
     };
-    let accounts = state.accounts.clone();
-    let user = run_unbounded("user change", move || accounts.change_user(&name, change)).await?;
     tracing::info!(user = %user.name, by = %me.name, "user changed");
     Ok(Json(UserJson::from(&user)))
 }

@@ -12,7 +12,7 @@ mod resolve;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::error::ApiError;
 use super::AppState;
@@ -35,6 +35,13 @@ pub struct ConnMeta {
 }
 
 impl ConnMeta {
+    /// The peer's address as the rules see it: an IPv4 client of a dual-stack (`[::]`)
+    /// listener arrives as `::ffff:a.b.c.d`, which is neither loopback to `is_loopback` nor
+    /// the same rate-limit key as `a.b.c.d`; it is turned back into the IPv4 address.
+    pub fn ip(&self) -> IpAddr {
+        self.peer.ip().to_canonical()
+    }
+
     /// For requests that did not come through our server (in-process tests).
     pub fn unknown() -> Self {
         ConnMeta {

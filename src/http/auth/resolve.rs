@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -14,18 +14,20 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
 use super::{unauthorized, ConnMeta, Principal, Via, CSRF_HEADER, SESSION_COOKIE};
-use crate::auth::{AuthError, User};
+use crate::auth::{Accounts, AuthError, User};
 use crate::blocking::run_unbounded;
 use crate::http::error::ApiError;
 use crate::http::AppState;
 use crate::secret;
 
 /// Shared auth state: the setup token, the login limiter, the Basic cache and a cap on
-/// concurrent argon2 work (each verification takes ~19 MiB).
+/// concurrent argon2 work (each run takes 19 MiB: `auth::hashing`).
 pub struct AuthState {
     pub setup_token: Mutex<Option<String>>,
     pub limiter: crate::auth::ratelimit::LoginLimiter,
-    pub hash_slots: tokio::sync::Semaphore,
+    /// One permit per argon2 run at once (`auth::hashing::parallelism`, one per core, at most
+    /// 2); a permit is held until its hash ends, even when the request is gone.
+    hash_slots: Arc<tokio::sync::Semaphore>,
     /// sha256(Authorization header) → (user id, stored password hash, when checked). A hit
     /// is re-validated against the stored hash (one indexed query instead of argon2), so a
     /// changed password or a deleted user stops working at once.
@@ -33,6 +35,12 @@ pub struct AuthState {
 }
 
 const BASIC_CACHE_TTL: Duration = Duration::from_secs(300);
+/// How long a request waits for a free argon2 slot before it is told to come back (503):
+/// with two slots and ~0.1 s a hash, a dozen or more waiters can still be served in it, and
+/// a flood is answered at once instead of piling up connections.
+const HASH_WAIT: Duration = Duration::from_millis(2500);
+/// Retry-After of that 503.
+const HASH_RETRY_SECS: u32 = 2;
 const BASIC_CACHE_MAX: usize = 1024;
 
 impl AuthState {
@@ -40,7 +48,9 @@ impl AuthState {
         AuthState {
             setup_token: Mutex::new(setup_token),
             limiter: crate::auth::ratelimit::LoginLimiter::new(max_failures, lockout),
-            hash_slots: tokio::sync::Semaphore::new(2),
+            hash_slots: Arc::new(tokio::sync::Semaphore::new(
+                crate::auth::hashing::parallelism(),
+            )),
             basic_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -64,39 +74,83 @@ fn too_many(wait: Duration) -> ApiError {
     .with_header(header::RETRY_AFTER, HeaderValue::from(secs))
 }
 
-/// Password check with rate limiting and bounded argon2 concurrency.
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "busy",
+        format!("too many password checks at once; try again in {HASH_RETRY_SECS} s"),
+    )
+    .with_header(header::RETRY_AFTER, HeaderValue::from(HASH_RETRY_SECS))
+}
+
+/// Runs argon2 work (`f`: a password check or a new hash) in one of the bounded slots, on the
+/// blocking pool. Waits at most `HASH_WAIT` for a slot (else 503 `busy`); the slot and the
+/// hash memory are held by the blocking closure, so a client that hangs up mid-hash frees
+/// nothing early and cannot make more than the cap run at once. The outer error is the
+/// wait's, the inner one `f`'s.
+pub(super) async fn with_hash_slot<T, F>(
+    state: &AppState,
+    op: &'static str,
+    f: F,
+) -> Result<Result<T, AuthError>, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Accounts) -> Result<T, AuthError> + Send + 'static,
+{
+    let hold = state.accounts.hash_hold();
+    let slots = Arc::clone(&state.auth.hash_slots);
+    let permit = match tokio::time::timeout(HASH_WAIT, slots.acquire_owned()).await {
+        Ok(Ok(permit)) => permit,
+        Ok(Err(_closed)) => return Err(busy()),
+        Err(_elapsed) => {
+            tracing::warn!(op, "no argon2 slot free in time; answered 503 busy");
+            return Err(busy());
+        }
+    };
+    let accounts = state.accounts.clone();
+    Ok(run_unbounded(op, move || {
+        let _slot = (permit, hold);
+        f(&accounts)
+    })
+    .await)
+}
+
+/// Password check with rate limiting and bounded argon2 concurrency. The attempt is counted
+/// before the hash (so the `max_failures`+1-th of many parallel attempts is refused at once,
+/// not after all of them ran) and forgiven when the password is right or no slot was free.
 pub(super) async fn check_password(
     state: &AppState,
     ip: IpAddr,
     name: &str,
     password: &str,
 ) -> Result<User, ApiError> {
-    state
-        .auth
-        .limiter
-        .check(ip, name, Instant::now())
+    let limiter = &state.auth.limiter;
+    limiter
+        .reserve(ip, name, Instant::now())
         .map_err(too_many)?;
-    let _slot = state
-        .auth
-        .hash_slots
-        .acquire()
-        .await
-        .map_err(|_| unauthorized("shutting down"))?;
-    let accounts = state.accounts.clone();
     let (n, p) = (name.to_string(), password.to_string());
-    // argon2 has to finish once started (the slot bounds how many run): no timeout.
-    match run_unbounded("password check", move || accounts.verify(&n, &p)).await {
+    // An unknown name costs the same hash (a dummy one) and so takes a slot too.
+    let result = match with_hash_slot(state, "password check", move |a| a.verify(&n, &p)).await {
+        Ok(result) => result,
+        Err(busy) => {
+            limiter.forgive(ip, name);
+            return Err(busy);
+        }
+    };
+    match result {
         Ok(user) => {
-            state.auth.limiter.success(ip, name);
+            limiter.success(ip, name);
             Ok(user)
         }
         Err(AuthError::BadCredentials) => {
-            state.auth.limiter.failure(ip, name, Instant::now());
             state.metrics.login_failures.inc();
             tracing::info!(%ip, user = %name.escape_debug(), "failed login");
             Err(unauthorized("wrong name or password"))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            limiter.forgive(ip, name);
+            Err(e.into())
+        }
     }
 }
 
@@ -169,7 +223,7 @@ async fn basic(
     raw: &str,
     b64: &str,
 ) -> Result<Principal, ApiError> {
-    if !(meta.tls || meta.peer.ip().is_loopback()) {
+    if !(meta.tls || meta.ip().is_loopback()) {
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "basic_not_allowed",
@@ -203,7 +257,7 @@ async fn basic(
     let user = match user {
         Some(u) => u,
         None => {
-            let u = check_password(state, meta.peer.ip(), name, password).await?;
+            let u = check_password(state, meta.ip(), name, password).await?;
             let accounts = state.accounts.clone();
             let id = u.id;
             if let Some((_, hash)) =
