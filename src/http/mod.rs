@@ -7,6 +7,7 @@ pub mod budget;
 pub mod clients;
 pub mod error;
 pub mod health;
+pub mod host;
 pub mod idle;
 pub mod info;
 pub mod json;
@@ -220,8 +221,27 @@ pub fn router(state: AppState) -> Router {
             auth::authenticate,
         ))
         .merge(ui::routes())
+        .layer(middleware::from_fn_with_state(
+            Arc::new(host_policy(&state.config)),
+            host::check_host,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
+}
+
+/// `server.allowed_hosts` plus the names this box is known by.
+fn host_policy(config: &Config) -> host::HostPolicy {
+    let mut known: Vec<String> = crate::tls::host_name().into_iter().collect();
+    if let Some(h) = config
+        .server
+        .public_url
+        .parse::<axum::http::Uri>()
+        .ok()
+        .and_then(|u| u.host().map(str::to_owned))
+    {
+        known.push(h);
+    }
+    host::HostPolicy::new(&config.server.allowed_hosts, &known)
 }
 
 /// The router of a dedicated metrics listener (`server.metrics_listen`): `/metrics` only, no

@@ -1,0 +1,174 @@
+//! Which names this box answers to (the `Host` header, or HTTP/2's `:authority`). Without a
+//! check, DNS rebinding lets any web page a LAN user opens rebind its own name to the box's
+//! address and then read, as the same origin, everything anonymous users may read. Names an
+//! outside attacker cannot point at the box are allowed by default: IP literals, `localhost`,
+//! single-label names (`pi`, `nas`), names under suffixes that never resolve in public DNS
+//! (`.local`, `.lan`, `.home.arpa`, `.internal`, …), the host's own name and `public_url`'s.
+//! Anything else must be listed in `server.allowed_hosts` (`"*"` turns the check off).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+
+/// Suffixes reserved for private or local use (RFC 6762, RFC 8375, ICANN's `.internal`) and
+/// the common home-router ones; public DNS never answers for them.
+const PRIVATE_SUFFIXES: &[&str] = &[
+    ".local",
+    ".lan",
+    ".home",
+    ".home.arpa",
+    ".internal",
+    ".localdomain",
+    ".localhost",
+    ".intranet",
+    ".corp",
+    ".private",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct HostPolicy {
+    any: bool,
+    /// Lower-case names, exact, or `*.suffix` kept as `.suffix`.
+    exact: Vec<String>,
+    suffixes: Vec<String>,
+}
+
+impl HostPolicy {
+    /// `allowed`: `server.allowed_hosts`; `extra`: the host name and `public_url`'s host.
+    pub fn new(allowed: &[String], extra: &[String]) -> Self {
+        let mut p = HostPolicy::default();
+        for a in allowed.iter().chain(extra) {
+            let a = a.trim().trim_end_matches('.').to_ascii_lowercase();
+            if a == "*" {
+                p.any = true;
+            } else if let Some(s) = a.strip_prefix("*.") {
+                p.suffixes.push(format!(".{s}"));
+            } else if !a.is_empty() {
+                p.exact.push(a);
+            }
+        }
+        p
+    }
+
+    /// Whether a request naming `authority` (`name`, `name:port`, `[v6]:port`) is for us.
+    pub fn allows(&self, authority: &str) -> bool {
+        if self.any {
+            return true;
+        }
+        let name = host_part(authority)
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
+        if name.is_empty() {
+            return false;
+        }
+        if name.parse::<IpAddr>().is_ok() || name == "localhost" || !name.contains('.') {
+            return true;
+        }
+        if self.exact.iter().any(|e| *e == name) {
+            return true;
+        }
+        PRIVATE_SUFFIXES
+            .iter()
+            .copied()
+            .chain(self.suffixes.iter().map(String::as_str))
+            .any(|s| name.ends_with(s) && name.len() > s.len())
+    }
+}
+
+/// The host of an authority: `[::1]:8080` → `::1`, `pi.local:8443` → `pi.local`.
+fn host_part(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
+    }
+    match authority.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    }
+}
+
+/// Refuses requests for names this box does not answer to: 421 with the name and the key.
+pub async fn check_host(
+    State(policy): State<Arc<HostPolicy>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let named = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+    // No name at all (HTTP/1.0 tools): no browser sends that, so no page can rebind it.
+    match named {
+        Some(h) if !policy.allows(&h) => {
+            let shown: String = h.chars().take(100).collect();
+            ApiError::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                "unknown_host",
+                format!(
+                    "this box does not answer to the name {shown:?}; add it to server.allowed_hosts"
+                ),
+            )
+            .into_response()
+        }
+        _ => next.run(req).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_names_pass_and_public_ones_do_not() {
+        let p = HostPolicy::new(&[], &["pi.example.org".into()]);
+        for ok in [
+            "127.0.0.1:8080",
+            "[::1]:8443",
+            "192.168.1.20",
+            "localhost:8080",
+            "pi",
+            "pi:8080",
+            "PI.LOCAL:8443",
+            "nas.lan",
+            "box.home.arpa.",
+            "pi.example.org:8443",
+        ] {
+            assert!(p.allows(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:80",
+            "local",
+            ".local",
+            "x.local.evil.com",
+            "",
+        ] {
+            if bad == "local" {
+                // A single label is a LAN name.
+                assert!(p.allows(bad));
+                continue;
+            }
+            assert!(!p.allows(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn configured_names_and_wildcards() {
+        let p = HostPolicy::new(
+            &["media.example.com".into(), "*.office.example".into()],
+            &[],
+        );
+        assert!(p.allows("media.example.com:8443"));
+        assert!(p.allows("a.office.example"));
+        assert!(!p.allows("office.example"));
+        assert!(!p.allows("other.example.com"));
+        assert!(HostPolicy::new(&["*".into()], &[]).allows("anything.example"));
+    }
+}
