@@ -70,7 +70,7 @@ impl HostPolicy {
         if name.parse::<IpAddr>().is_ok() || name == "localhost" || !name.contains('.') {
             return true;
         }
-        if self.exact.iter().any(|e| *e == name) {
+        if self.exact.contains(&name) {
             return true;
         }
         PRIVATE_SUFFIXES
