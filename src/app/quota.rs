@@ -1,0 +1,272 @@
+//! Quotas on what a user writes on this box (issue 12): media bytes, unfinished resumable
+//! uploads, and the free-disk reserve every upload must leave. The limits are the config's
+//! `[quotas]` defaults over each user's own (`auth::Limits`); usage is counted from the
+//! database at the start of each upload, so nothing here has to be kept in step with writes.
+//!
+//! What counts against `media_bytes`: the user's files in the library index, their entries
+//! in the trash (still on the disk) and the announced length of their unfinished tus uploads
+//! (announcing is what reserves: 3,000 uploads announcing 60 GB each must not all be taken).
+//! Only writes made here are judged; revisions that arrive from peers by sync never come
+//! through this module.
+
+use std::sync::Arc;
+
+use rusqlite::Connection;
+
+use crate::auth::{now_secs, Accounts, Effective, User};
+use crate::blocking;
+use crate::config::QuotasConfig;
+use crate::db::DbError;
+
+/// An upload refused by a quota (403 `quota_exceeded`); the message names the limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaExceeded {
+    #[error(
+        "you have {limit} unfinished resumable uploads, the most allowed (quota tus_uploads): \
+         finish or delete one first"
+    )]
+    TusUploads { limit: u64 },
+    #[error(
+        "this upload would take your media over its quota: {used} of {limit} bytes used \
+         (files, trash and unfinished uploads; quota media_bytes){}",
+        adding.map(|n| format!(", {n} more asked")).unwrap_or_default()
+    )]
+    MediaBytes {
+        used: u64,
+        adding: Option<u64>,
+        limit: u64,
+    },
+}
+
+/// What a user has on this box now, as the quotas count it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Files, trash entries and unfinished uploads' announced lengths.
+    pub media_bytes: u64,
+    /// Unfinished, unexpired tus uploads.
+    pub tus_uploads: u64,
+}
+
+/// Judges one new upload of `adding` bytes (None: not announced) against `limits`. Returns
+/// how many bytes the media quota leaves (None: unlimited), which caps a body whose length
+/// was not announced.
+pub fn judge(
+    limits: &Effective,
+    usage: &Usage,
+    adding: Option<u64>,
+    new_tus: bool,
+) -> Result<Option<u64>, QuotaExceeded> {
+    if new_tus && limits.tus_uploads != 0 && usage.tus_uploads >= limits.tus_uploads {
+        return Err(QuotaExceeded::TusUploads {
+            limit: limits.tus_uploads,
+        });
+    }
+    if limits.media_bytes == 0 {
+        return Ok(None);
+    }
+    let left = limits.media_bytes.saturating_sub(usage.media_bytes);
+    // Nothing left refuses even a body of unknown length: it could only fail later.
+    let refused = match adding {
+        Some(n) => n > left,
+        None => left == 0,
+    };
+    if refused {
+        return Err(QuotaExceeded::MediaBytes {
+            used: usage.media_bytes,
+            adding,
+            limit: limits.media_bytes,
+        });
+    }
+    Ok(Some(left))
+}
+
+/// What an upload may go ahead with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Bytes the user's media quota still allows (None: unlimited).
+    pub room: Option<u64>,
+    /// The user's media usage and limit when judged (for the message of a body that
+    /// outgrows `room`).
+    pub used: u64,
+    pub limit: u64,
+    /// Free space the disk must keep besides this upload: the configured reserve plus what
+    /// unfinished uploads (everyone's) have announced and not written yet.
+    pub reserve: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QuotaError {
+    #[error(transparent)]
+    Exceeded(#[from] QuotaExceeded),
+    /// The usage could not be counted (database, pool).
+    #[error("quota usage: {0}")]
+    Count(String),
+}
+
+impl From<DbError> for QuotaError {
+    fn from(e: DbError) -> Self {
+        QuotaError::Count(e.to_string())
+    }
+}
+
+impl From<blocking::BlockingError> for QuotaError {
+    fn from(e: blocking::BlockingError) -> Self {
+        QuotaError::Count(e.to_string())
+    }
+}
+
+/// Cheap handle: the accounts (limits, usage) and the config's defaults.
+#[derive(Clone)]
+pub struct Quotas(Arc<QuotasParts>);
+
+pub struct QuotasParts {
+    accounts: Accounts,
+    defaults: QuotasConfig,
+    /// Held from the count to the new upload's row, so parallel creations cannot all pass
+    /// the same count (tus creation is short: a file made, a row written).
+    tus_gate: tokio::sync::Mutex<()>,
+}
+
+impl Quotas {
+    pub fn new(accounts: Accounts, defaults: QuotasConfig) -> Self {
+        Quotas(Arc::new(QuotasParts {
+            accounts,
+            defaults,
+            tus_gate: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Taken by a tus creation for the time from [`Quotas::admit`] to its row being written.
+    pub async fn tus_gate(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.0.tus_gate.lock().await
+    }
+
+    /// Judges a new upload by `who` of `adding` bytes (None: not announced).
+    pub async fn admit(
+        &self,
+        who: &User,
+        adding: Option<u64>,
+        new_tus: bool,
+    ) -> Result<Admission, QuotaError> {
+        let (accounts, id, defaults) = (self.0.accounts.clone(), who.id, self.0.defaults.clone());
+        let (limits, usage, pending): (Effective, Usage, u64) =
+            blocking::run_unbounded("quota usage", move || -> Result<_, QuotaError> {
+                let own = accounts
+                    .limits_by_id(id)
+                    .map_err(|e| QuotaError::Count(e.to_string()))?
+                    .unwrap_or_default();
+                let (usage, pending) = accounts
+                    .db()
+                    .with(|c| count(c, id, now_secs()))
+                    .map_err(DbError::from)?;
+                Ok((own.effective(&defaults), usage, pending))
+            })
+            .await?;
+        let room = judge(&limits, &usage, adding, new_tus)?;
+        Ok(Admission {
+            room,
+            used: usage.media_bytes,
+            limit: limits.media_bytes,
+            reserve: self.0.defaults.min_free_bytes.saturating_add(pending),
+        })
+    }
+}
+
+/// `owner`'s usage, and the bytes all unfinished uploads still announce. Blocking.
+fn count(c: &Connection, owner: i64, now: i64) -> rusqlite::Result<(Usage, u64)> {
+    let files: i64 = c.query_row(
+        "SELECT COALESCE(SUM(size), 0) FROM media WHERE owner = ?1 AND kind = 'file'",
+        [owner],
+        |r| r.get(0),
+    )?;
+    let trash: i64 = c.query_row(
+        "SELECT COALESCE(SUM(size), 0) FROM trash WHERE owner = ?1",
+        [owner],
+        |r| r.get(0),
+    )?;
+    let (uploads, announced): (i64, i64) = c.query_row(
+        "SELECT count(*), COALESCE(SUM(length), 0) FROM tus_uploads \
+         WHERE owner = ?1 AND completed_at IS NULL AND expires_at > ?2",
+        rusqlite::params![owner, now],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let pending: i64 = c.query_row(
+        "SELECT COALESCE(SUM(MAX(length - upload_offset, 0)), 0) FROM tus_uploads \
+         WHERE completed_at IS NULL AND expires_at > ?1",
+        [now],
+        |r| r.get(0),
+    )?;
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok((
+        Usage {
+            media_bytes: n(files)
+                .saturating_add(n(trash))
+                .saturating_add(n(announced)),
+            tus_uploads: n(uploads),
+        },
+        n(pending),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(media: u64, tus: u64) -> Effective {
+        Effective {
+            media_bytes: media,
+            tus_uploads: tus,
+            notes_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn unlimited_takes_anything() {
+        let u = Usage {
+            media_bytes: u64::MAX,
+            tus_uploads: 1_000,
+        };
+        assert_eq!(judge(&limits(0, 0), &u, Some(u64::MAX), true), Ok(None));
+    }
+
+    #[test]
+    fn tus_count_is_checked_only_for_new_tus_uploads() {
+        let u = Usage {
+            media_bytes: 0,
+            tus_uploads: 3,
+        };
+        assert_eq!(
+            judge(&limits(0, 3), &u, Some(1), true),
+            Err(QuotaExceeded::TusUploads { limit: 3 })
+        );
+        assert_eq!(judge(&limits(0, 3), &u, Some(1), false), Ok(None));
+        assert_eq!(judge(&limits(0, 4), &u, Some(1), true), Ok(None));
+    }
+
+    #[test]
+    fn media_bytes_counts_what_is_announced() {
+        let u = Usage {
+            media_bytes: 60,
+            tus_uploads: 0,
+        };
+        assert_eq!(judge(&limits(100, 0), &u, Some(40), false), Ok(Some(40)));
+        let err = judge(&limits(100, 0), &u, Some(41), true).unwrap_err();
+        assert_eq!(
+            err,
+            QuotaExceeded::MediaBytes {
+                used: 60,
+                adding: Some(41),
+                limit: 100
+            }
+        );
+        assert!(err.to_string().contains("60 of 100 bytes"), "{err}");
+        // Unknown length: allowed while anything is left, capped by what is left.
+        assert_eq!(judge(&limits(100, 0), &u, None, false), Ok(Some(40)));
+        let full = Usage {
+            media_bytes: 100,
+            tus_uploads: 0,
+        };
+        assert!(judge(&limits(100, 0), &full, None, false).is_err());
+        assert!(judge(&limits(100, 0), &full, Some(0), false).is_ok());
+    }
+}
