@@ -35,8 +35,7 @@ CONFIG = f"""
 max_bytes = 1099511627776
 [quotas]
 tus_uploads = {TUS_LIMIT}
-min_free_bytes = {RESERVE}
-"""
+"""  # min_free_bytes: by environment (conftest sets it to 0 for other tests)
 
 
 def b64(s):
@@ -110,7 +109,8 @@ class Box:
 def box(server_factory, tmp_path_factory):
     root = tmp_path_factory.mktemp("quotas") / "media"
     root.mkdir()
-    srv = server_factory.start(root, config=CONFIG, tls_listen=(), name="quotas")
+    srv = server_factory.start(root, config=CONFIG, tls_listen=(), name="quotas",
+                               env={"STREAMHUB_QUOTAS_MIN_FREE_BYTES": str(RESERVE)})
     return Box(srv)
 
 
@@ -249,8 +249,8 @@ def reserved(server_factory, tmp_path_factory):
     """A server whose reserve is more than any disk has: every upload is refused."""
     root = tmp_path_factory.mktemp("reserve") / "media"
     root.mkdir()
-    srv = server_factory.start(root, config="[quotas]\nmin_free_bytes = 4611686018427387904\n",
-                               tls_listen=(), name="reserve")
+    srv = server_factory.start(root, tls_listen=(), name="reserve",
+                               env={"STREAMHUB_QUOTAS_MIN_FREE_BYTES": str(1 << 62)})
     cli_add_user(srv.data_dir, "mia")
     return srv, new_token(srv, must_login(srv, "mia", AUTH_PW), "mia-r")
 
