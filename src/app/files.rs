@@ -374,10 +374,11 @@ impl Files {
                 }
             };
             let meta = up.commit(&target, req.overwrite).await?;
-            Ok((meta, target, created))
+            // Counted as in flight until the index records the file.
+            Ok((meta, target, created, admitted.hold))
         }
         .await;
-        let (meta, target, created) = self.counted(result, |(m, _, _)| m.size)?;
+        let (meta, target, created, _hold) = self.counted(result, |(m, _, _, _)| m.size)?;
         tracing::info!(path = %req.path.to_string().escape_debug(), size = meta.size, "uploaded");
         self.record_upload(who.id, &created, &target, &meta).await;
         Ok(meta)

@@ -9,7 +9,8 @@
 //! Only writes made here are judged; revisions that arrive from peers by sync never come
 //! through this module.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
@@ -81,7 +82,7 @@ pub fn judge(
 }
 
 /// What an upload may go ahead with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Admission {
     /// Bytes the user's media quota still allows (None: unlimited).
     pub room: Option<u64>,
@@ -89,6 +90,9 @@ pub struct Admission {
     /// outgrows `room`).
     pub used: u64,
     pub limit: u64,
+    /// The announced bytes of a one-shot upload (PUT, multipart file), counted against the
+    /// user's quota while it runs: the index knows it only once it is committed.
+    pub hold: Option<Hold>,
     /// Free space the disk must keep besides this upload: the configured reserve plus what
     /// unfinished uploads (everyone's) have announced and not written yet.
     pub reserve: u64,
@@ -125,6 +129,35 @@ pub struct QuotasParts {
     /// Held from the count to the new upload's row, so parallel creations cannot all pass
     /// the same count (tus creation is short: a file made, a row written).
     tus_gate: tokio::sync::Mutex<()>,
+    /// Per user: announced bytes of one-shot uploads running now (see [`Hold`]).
+    in_flight: Mutex<HashMap<i64, u64>>,
+}
+
+/// Bytes of a running one-shot upload, counted until dropped (after the index has it, or
+/// when the upload fails), so parallel uploads of one user cannot each pass the same count.
+#[derive(Debug)]
+pub struct Hold {
+    quotas: Quotas,
+    user: i64,
+    bytes: u64,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut map = self.quotas.in_flight();
+        if let Some(n) = map.get_mut(&self.user) {
+            *n = n.saturating_sub(self.bytes);
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Quotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Quotas")
+    }
 }
 
 impl Quotas {
@@ -133,7 +166,13 @@ impl Quotas {
             accounts,
             defaults,
             tus_gate: tokio::sync::Mutex::new(()),
+            in_flight: Mutex::default(),
         }))
+    }
+
+    /// A poisoned lock still holds valid counts (plain integers).
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<i64, u64>> {
+        self.0.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Taken by a tus creation for the time from [`Quotas::admit`] to its row being written.
@@ -162,8 +201,29 @@ impl Quotas {
                 Ok((own.effective(&defaults), usage, pending))
             })
             .await?;
-        let room = judge(&limits, &usage, adding, new_tus)?;
+        // Judged and counted under one lock, so two parallel uploads see each other.
+        let mut usage = usage;
+        let (room, hold) = {
+            let mut map = self.in_flight();
+            let running = map.get(&who.id).copied().unwrap_or(0);
+            usage.media_bytes = usage.media_bytes.saturating_add(running);
+            let room = judge(&limits, &usage, adding, new_tus)?;
+            // tus uploads are counted by their row; unknown lengths are capped by `room`.
+            let hold = match adding {
+                Some(n) if n > 0 && !new_tus && limits.media_bytes != 0 => {
+                    *map.entry(who.id).or_default() += n;
+                    Some(Hold {
+                        quotas: self.clone(),
+                        user: who.id,
+                        bytes: n,
+                    })
+                }
+                _ => None,
+            };
+            (room, hold)
+        };
         Ok(Admission {
+            hold,
             room,
             used: usage.media_bytes,
             limit: limits.media_bytes,
@@ -218,6 +278,37 @@ mod tests {
             tus_uploads: tus,
             notes_bytes: 0,
         }
+    }
+
+    #[tokio::test]
+    async fn parallel_uploads_of_one_user_count_each_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let accounts = Accounts::new(crate::db::Db::open(dir.path()).expect("db"));
+        let bob = accounts
+            .add_user("bob", "password1", crate::auth::Role::Member)
+            .expect("add");
+        let amy = accounts
+            .add_user("amy", "password1", crate::auth::Role::Member)
+            .expect("add");
+        let change = crate::auth::LimitsChange {
+            media_bytes: Some(Some(100)),
+            ..Default::default()
+        };
+        accounts.set_limits("bob", change).expect("limit");
+        accounts.set_limits("amy", change).expect("limit");
+        let q = Quotas::new(accounts, crate::config::Config::default().quotas);
+        let first = q.admit(&bob, Some(60), false).await.expect("fits");
+        assert!(matches!(
+            q.admit(&bob, Some(60), false).await,
+            Err(QuotaError::Exceeded(QuotaExceeded::MediaBytes {
+                used: 60,
+                ..
+            }))
+        ));
+        // Another user's running upload does not count for bob, nor bob's for her.
+        let _hers = q.admit(&amy, Some(60), false).await.expect("hers");
+        drop(first);
+        q.admit(&bob, Some(60), false).await.expect("fits again");
     }
 
     #[test]
