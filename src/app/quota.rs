@@ -37,6 +37,11 @@ pub enum QuotaExceeded {
         adding: Option<u64>,
         limit: u64,
     },
+    #[error(
+        "this edit would take your notes over their quota: {used} of {limit} bytes used \
+         (every revision you wrote here; quota notes_bytes), {adding} more asked"
+    )]
+    NotesBytes { used: u64, adding: u64, limit: u64 },
 }
 
 /// What a user has on this box now, as the quotas count it.
@@ -230,6 +235,55 @@ impl Quotas {
             reserve: self.0.defaults.min_free_bytes.saturating_add(pending),
         })
     }
+}
+
+/// About the bytes one note revision takes: title, body and tags (as stored, a JSON list).
+pub fn note_bytes(title: &str, body: &str, tags: &[String]) -> u64 {
+    let tags: usize = tags.iter().map(|t| t.len() + 3).sum();
+    (title.len() + body.len() + tags + 2) as u64
+}
+
+/// Judges a new note revision of `adding` bytes by `user` against their `notes_bytes`
+/// limit, counting every revision they wrote here (history is kept, so each edit adds one).
+/// Runs on the caller's connection, inside the write's own database call, so the count and
+/// the write cannot interleave with another edit. Only creating and editing notes through
+/// the API call this: revisions that arrive from peers by sync are never judged.
+pub fn check_notes(
+    conn: &Connection,
+    user: i64,
+    defaults: &QuotasConfig,
+    adding: u64,
+) -> rusqlite::Result<Result<(), QuotaExceeded>> {
+    use rusqlite::OptionalExtension;
+    let own: Option<Option<i64>> = conn
+        .query_row(
+            "SELECT notes_bytes_limit FROM users WHERE id = ?1",
+            [user],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let limit = own
+        .flatten()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(defaults.notes_bytes);
+    if limit == 0 {
+        return Ok(Ok(()));
+    }
+    let used: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(length(CAST(title AS BLOB)) + length(CAST(body AS BLOB)) \
+         + length(CAST(tags AS BLOB))), 0) FROM note_revisions WHERE author_id = ?1",
+        [user],
+        |r| r.get(0),
+    )?;
+    let used = u64::try_from(used).unwrap_or(0);
+    if used.saturating_add(adding) > limit {
+        return Ok(Err(QuotaExceeded::NotesBytes {
+            used,
+            adding,
+            limit,
+        }));
+    }
+    Ok(Ok(()))
 }
 
 /// `owner`'s usage, and the bytes all unfinished uploads still announce. Blocking.

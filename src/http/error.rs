@@ -167,6 +167,7 @@ impl From<NoteError> for ApiError {
             MergeConflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string())
             }
+            QuotaExceeded(msg) => ApiError::new(StatusCode::FORBIDDEN, "quota_exceeded", msg),
             Corrupt(_) | Db(_) => ApiError::internal(&e),
         }
     }

@@ -264,3 +264,35 @@ def test_free_disk_reserve_refuses_uploads_before_any_byte(reserved):
         assert_error(r, 507, "no_space")
     assert staged(root) == {}
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".streamhub")) == []
+
+
+def test_notes_bytes_quota_counts_every_revision(box):
+    srv = box.srv
+    shown = limits(srv, "mia", "--notes-bytes", "1000")
+    assert shown["notes_bytes"] == "1000", shown
+    r = http_call(srv, "POST", "/api/notes", headers=box.mia.headers,
+                  json_body={"title": "a", "body": "x" * 400})
+    assert r.status == 201, r
+    note, etag = r.json()["id"], r.header("etag")
+    # An edit stores a whole new revision: 2 x ~400 bytes fit, a third does not.
+    r = http_call(srv, "PUT", f"/api/notes/{note}",
+                  headers={**box.mia.headers, "If-Match": etag}, json_body={"body": "y" * 400})
+    assert r.status == 200, r
+    etag = r.header("etag")
+    r = http_call(srv, "PUT", f"/api/notes/{note}",
+                  headers={**box.mia.headers, "If-Match": etag}, json_body={"body": "z" * 400})
+    assert_error(r, 403, "quota_exceeded")
+    assert "notes_bytes" in r.json()["message"], r.json()
+    r = http_call(srv, "POST", "/api/notes", headers=box.mia.headers,
+                  json_body={"title": "b", "body": "w" * 400})
+    assert_error(r, 403, "quota_exceeded")
+    g = http_call(srv, "GET", f"/api/notes/{note}", headers=box.mia.headers)
+    assert g.status == 200 and g.json()["body"] == "y" * 400, g
+    # Another user is not limited by mia's quota; lifting it lets mia write again.
+    r = http_call(srv, "POST", "/api/notes", headers=box.max.headers,
+                  json_body={"title": "m", "body": "v" * 2000})
+    assert r.status == 201, r
+    limits(srv, "mia", "--notes-bytes", "default")
+    r = http_call(srv, "PUT", f"/api/notes/{note}",
+                  headers={**box.mia.headers, "If-Match": etag}, json_body={"body": "z" * 400})
+    assert r.status == 200, r
