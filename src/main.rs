@@ -122,6 +122,19 @@ enum UserAction {
         #[arg(value_parser = ["admin", "member"])]
         role: String,
     },
+    /// Show or set a user's limits: a number, `unlimited`, or `default` (the [quotas] one).
+    Limits {
+        name: String,
+        /// Bytes of media (files, trash, unfinished uploads).
+        #[arg(long, value_name = "N")]
+        media_bytes: Option<String>,
+        /// Unfinished resumable uploads at once.
+        #[arg(long, value_name = "N")]
+        tus_uploads: Option<String>,
+        /// Bytes of notes.
+        #[arg(long, value_name = "N")]
+        notes_bytes: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -292,6 +305,17 @@ fn user_command(action: UserAction) -> UserCommand {
         },
         UserAction::Del { name } => UserCommand::Del { name },
         UserAction::Role { name, role } => UserCommand::Role { name, role },
+        UserAction::Limits {
+            name,
+            media_bytes,
+            tus_uploads,
+            notes_bytes,
+        } => UserCommand::Limits {
+            name,
+            media_bytes,
+            tus_uploads,
+            notes_bytes,
+        },
     }
 }
 

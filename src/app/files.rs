@@ -32,6 +32,15 @@ pub enum FilesError {
     /// Another request is working on the same thing right now.
     #[error("{0}")]
     Busy(String),
+    /// Over a quota, or the usage could not be counted.
+    #[error(transparent)]
+    Quota(#[from] super::quota::QuotaError),
+}
+
+impl From<super::QuotaExceeded> for FilesError {
+    fn from(e: super::QuotaExceeded) -> Self {
+        FilesError::Quota(e.into())
+    }
 }
 
 /// One upload as the client described it. `path` is already a name for something new
@@ -53,6 +62,8 @@ pub struct FilesParts {
     pub(super) storage: Arc<dyn Storage>,
     pub(super) library: Library,
     metrics: Arc<Metrics>,
+    /// Per-user limits and the free-disk reserve every upload is judged by.
+    pub(super) quotas: super::Quotas,
     max_bytes: u64,
     timeout: Duration,
     /// Days deleted entries stay in the trash; 0: deletes are permanent.
@@ -73,6 +84,7 @@ impl Files {
         storage: Arc<dyn Storage>,
         library: Library,
         metrics: Arc<Metrics>,
+        quotas: super::Quotas,
         max_bytes: u64,
         timeout: Duration,
         trash_days: u64,
@@ -81,6 +93,7 @@ impl Files {
             storage,
             library,
             metrics,
+            quotas,
             max_bytes,
             timeout,
             trash_days,
@@ -322,15 +335,28 @@ impl Files {
             if req.expected.is_some_and(|n| n > limit) {
                 return Err(StorageError::TooLarge { limit }.into());
             }
+            let admitted = self.quotas.admit(who, req.expected, false).await?;
             let opts = UploadOptions {
                 overwrite: req.overwrite,
                 expected: req.expected,
+                reserve: admitted.reserve,
                 ..Default::default()
             };
             let mut up = self.storage.begin_upload(&target, opts).await?;
-            let pumped = pump(&mut body, up.as_mut(), limit, self.timeout, |_| {}).await;
+            // A body of unknown length stops where the user's media quota does.
+            let cap = admitted.room.map_or(limit, |room| room.min(limit));
+            let pumped = pump(&mut body, up.as_mut(), cap, self.timeout, |_| {}).await;
             let failed = match pumped {
                 Pumped::Complete => None,
+                Pumped::TooLong if cap < limit => {
+                    up.close().await;
+                    return Err(super::QuotaExceeded::MediaBytes {
+                        used: admitted.used,
+                        adding: None,
+                        limit: admitted.limit,
+                    }
+                    .into());
+                }
                 Pumped::TooLong => Some(StorageError::TooLarge { limit }),
                 Pumped::ClientGone(e) => Some(StorageError::ClientGone(e)),
                 Pumped::Failed(e) => Some(e),
@@ -348,10 +374,11 @@ impl Files {
                 }
             };
             let meta = up.commit(&target, req.overwrite).await?;
-            Ok((meta, target, created))
+            // Counted as in flight until the index records the file.
+            Ok((meta, target, created, admitted.hold))
         }
         .await;
-        let (meta, target, created) = self.counted(result, |(m, _, _)| m.size)?;
+        let (meta, target, created, _hold) = self.counted(result, |(m, _, _, _)| m.size)?;
         tracing::info!(path = %req.path.to_string().escape_debug(), size = meta.size, "uploaded");
         self.record_upload(who.id, &created, &target, &meta).await;
         Ok(meta)

@@ -8,10 +8,12 @@
 //! `zip` (a folder as a zip archive streamed as it is built).
 
 pub mod files;
+pub mod quota;
 pub mod resumable;
 pub mod trash;
 pub mod zip;
 
 pub use files::{Files, FilesError, PutRequest};
+pub use quota::{QuotaExceeded, Quotas};
 pub use resumable::{Resumable, ResumableError};
 pub use trash::{DeleteOptions, Deleted};

@@ -133,9 +133,17 @@ impl Resumable {
             .files
             .write_target(who, &req.dest, req.overwrite)
             .await?;
+        // Held until the row is written: parallel creations are counted one after another.
+        let quotas = self.files.quotas.clone();
+        let _gate = quotas.tus_gate().await;
+        let admitted = quotas
+            .admit(who, Some(req.length), true)
+            .await
+            .map_err(FilesError::from)?;
         let opts = UploadOptions {
             overwrite: req.overwrite,
             expected: Some(req.length),
+            reserve: admitted.reserve,
             resumable: true,
             on_durable: None,
         };
@@ -235,7 +243,7 @@ impl Resumable {
                 let settled = match &e {
                     FilesError::Forbidden(_) | FilesError::Path(_) => true,
                     FilesError::Storage(s) => ends_upload(s),
-                    FilesError::Index(_) | FilesError::Busy(_) => false,
+                    FilesError::Index(_) | FilesError::Busy(_) | FilesError::Quota(_) => false,
                 };
                 if settled {
                     self.tus.remove(upload).await?;

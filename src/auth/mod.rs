@@ -7,6 +7,7 @@
 //! user name costs the same argon2 work as a wrong password.
 
 pub mod hashing;
+mod limits;
 pub mod ratelimit;
 mod sessions;
 pub mod shares;
@@ -22,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::blocking::BlockingError;
 use crate::db::{Db, DbError};
 
+pub use limits::{Effective, Limits, LimitsChange};
 pub use sessions::NewSession;
 pub use tokens::ApiToken;
 pub use users::{validate_name, validate_password, UserChange};

@@ -51,6 +51,9 @@ pub struct Target {
     dir: PathBuf,
     origin: String,
     init: bool,
+    /// The `[quotas]` defaults the service would use (None: the config does not load), for
+    /// showing which limits apply.
+    quotas: Option<crate::config::QuotasConfig>,
 }
 
 impl Target {
@@ -60,8 +63,14 @@ impl Target {
         data_dir: Option<PathBuf>,
         init: bool,
     ) -> Result<Target, CliError> {
-        let (dir, origin) = match data_dir {
-            Some(d) => (d, "--data-dir".to_string()),
+        let (dir, origin, quotas) = match data_dir {
+            // The config matters here only for the quota defaults shown: a broken one is no
+            // reason to refuse a command given the data dir.
+            Some(d) => (
+                d,
+                "--data-dir".to_string(),
+                load_config(config).ok().map(|(c, _)| c.quotas),
+            ),
             None => {
                 let (cfg, file) =
                     load_config(config).map_err(|e| CliError::Usage(e.to_string()))?;
@@ -73,12 +82,21 @@ impl Target {
                 } else {
                     format!("the built-in server.data_dir; there is no {SYSTEM_CONFIG}")
                 };
-                (cfg.server.data_dir, origin)
+                (cfg.server.data_dir, origin, Some(cfg.quotas))
             }
         };
         // Named in full in every message: a relative path is what misled people before.
         let dir = std::path::absolute(&dir).unwrap_or(dir);
-        Ok(Target { dir, origin, init })
+        Ok(Target {
+            dir,
+            origin,
+            init,
+            quotas,
+        })
+    }
+
+    pub fn quotas(&self) -> Option<&crate::config::QuotasConfig> {
+        self.quotas.as_ref()
     }
 
     pub fn dir(&self) -> &Path {

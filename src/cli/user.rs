@@ -1,10 +1,10 @@
-//! `streamhub user add|list|passwd|del|role`: account administration from the shell, straight on
+//! `streamhub user add|list|passwd|del|role|limits`: account administration from the shell, straight on
 //! the service's database (WAL + busy timeout make it safe while the service runs).
 
 use std::io::BufRead;
 
 use super::{CliError, Target};
-use crate::auth::{Accounts, AuthError, Role, UserChange};
+use crate::auth::{Accounts, AuthError, Limits, LimitsChange, Role, UserChange};
 use crate::storage::errno_message;
 
 #[derive(Debug)]
@@ -27,6 +27,64 @@ pub enum UserCommand {
         name: String,
         role: String,
     },
+    /// Each: a number of bytes or uploads, `unlimited` (0) or `default` (the config's);
+    /// None leaves that limit as it is.
+    Limits {
+        name: String,
+        media_bytes: Option<String>,
+        tus_uploads: Option<String>,
+        notes_bytes: Option<String>,
+    },
+}
+
+/// One `--media-bytes` (etc.) value: `Some(n)` sets, `None` goes back to the default.
+fn limit_arg(flag: &str, v: &str) -> Result<Option<u64>, CliError> {
+    match v.trim() {
+        "default" | "none" => Ok(None),
+        "unlimited" => Ok(Some(0)),
+        n => n.parse().map(Some).map_err(|_| {
+            CliError::Usage(format!(
+                "{flag}: a whole number, unlimited or default, not {v:?}"
+            ))
+        }),
+    }
+}
+
+/// `media_bytes<TAB>1000`, `tus_uploads<TAB>20 (default)`: what applies and where from.
+fn show_limits(name: &str, own: &Limits, defaults: Option<&crate::config::QuotasConfig>) -> String {
+    let shown = |v: u64| {
+        if v == 0 {
+            "unlimited".to_string()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut out = format!("limits of {name}:");
+    for (key, own, default) in [
+        (
+            "media_bytes",
+            own.media_bytes,
+            defaults.map(|d| d.media_bytes),
+        ),
+        (
+            "tus_uploads",
+            own.tus_uploads,
+            defaults.map(|d| d.tus_uploads),
+        ),
+        (
+            "notes_bytes",
+            own.notes_bytes,
+            defaults.map(|d| d.notes_bytes),
+        ),
+    ] {
+        let value = match (own, default) {
+            (Some(v), _) => shown(v),
+            (None, Some(d)) => format!("{} (default)", shown(d)),
+            (None, None) => "default (the config does not load)".to_string(),
+        };
+        out.push_str(&format!("\n{key}\t{value}"));
+    }
+    out
 }
 
 impl From<AuthError> for CliError {
@@ -81,6 +139,25 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
         ),
         _ => None,
     };
+    let limits = match &cmd {
+        UserCommand::Limits {
+            media_bytes,
+            tus_uploads,
+            notes_bytes,
+            ..
+        } => {
+            let arg =
+                |flag, v: &Option<String>| v.as_deref().map(|v| limit_arg(flag, v)).transpose();
+            let change = LimitsChange {
+                media_bytes: arg("--media-bytes", media_bytes)?,
+                tus_uploads: arg("--tus-uploads", tus_uploads)?,
+                notes_bytes: arg("--notes-bytes", notes_bytes)?,
+            };
+            change.validate()?;
+            change
+        }
+        _ => LimitsChange::default(),
+    };
     let db = target.open()?;
     let accounts = Accounts::new(db);
     match cmd {
@@ -127,6 +204,15 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
                 },
             )?;
             Ok(format!("user {} is now {}", user.name, user.role.as_str()))
+        }
+        UserCommand::Limits { name, .. } => {
+            // Without flags it only shows them.
+            let (user, own) = if limits.is_empty() {
+                accounts.limits_of(&name)?
+            } else {
+                accounts.set_limits(&name, limits)?
+            };
+            Ok(show_limits(&user.name, &own, target.quotas()))
         }
         UserCommand::Del { name } => {
             accounts.delete_user(&name)?;

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_TOML: &str = include_str!("../../config/streamhub.toml");
 
 pub use env::ENV_PREFIX;
+pub use validate::MAX_TUS_UPLOADS;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
@@ -46,6 +47,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub streaming: StreamingConfig,
     pub uploads: UploadsConfig,
+    pub quotas: QuotasConfig,
     pub library: LibraryConfig,
     pub notes: NotesConfig,
     pub discovery: DiscoveryConfig,
@@ -95,6 +97,17 @@ pub struct StreamingConfig {
 pub struct UploadsConfig {
     pub max_bytes: u64,
     pub tus_expiry_secs: u64,
+}
+
+/// Per-user limits (each user's own overrides are in the database) and the free-disk
+/// reserve. 0 means unlimited for the per-user limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasConfig {
+    pub media_bytes: u64,
+    pub tus_uploads: u64,
+    pub notes_bytes: u64,
+    pub min_free_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,6 +185,12 @@ impl Default for Config {
             uploads: UploadsConfig {
                 max_bytes: 64 << 30,
                 tus_expiry_secs: 86400,
+            },
+            quotas: QuotasConfig {
+                media_bytes: 0,
+                tus_uploads: 20,
+                notes_bytes: 0,
+                min_free_bytes: 1 << 30,
             },
             library: LibraryConfig {
                 scan_interval_secs: 600,
@@ -460,6 +479,7 @@ mod tests {
             ("[streaming]\nmax_ranges = 0\n", "streaming.max_ranges"),
             ("[server]\nlisten = []\ntls_listen = []\n", "server.listen"),
             ("[log]\nlevel = \"[[[\"\n", "log.level"),
+            ("[quotas]\ntus_uploads = 1000001\n", "quotas.tus_uploads"),
         ] {
             let err = Config::from_parts(Some(("f", text)), no_env()).unwrap_err();
             assert!(err.to_string().starts_with(key), "{text}: {err}");

@@ -3,6 +3,9 @@
 
 use super::{invalid, Config, ConfigError};
 
+/// The most unfinished tus uploads a limit may allow (each is a row and a staging file).
+pub const MAX_TUS_UPLOADS: u64 = 1_000_000;
+
 impl Config {
     /// Semantic checks that types alone do not express.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -80,6 +83,22 @@ impl Config {
             return Err(invalid(
                 "uploads.tus_expiry_secs",
                 "must be between 1 and 31536000 (a year)",
+            ));
+        }
+        // Stored and summed as SQLite integers (i64).
+        for (key, v) in [
+            ("quotas.media_bytes", self.quotas.media_bytes),
+            ("quotas.notes_bytes", self.quotas.notes_bytes),
+            ("quotas.min_free_bytes", self.quotas.min_free_bytes),
+        ] {
+            if v > i64::MAX as u64 {
+                return Err(invalid(key, format!("must be at most {}", i64::MAX)));
+            }
+        }
+        if self.quotas.tus_uploads > MAX_TUS_UPLOADS {
+            return Err(invalid(
+                "quotas.tus_uploads",
+                format!("must be between 0 (unlimited) and {MAX_TUS_UPLOADS}"),
             ));
         }
         if self.library.scan_interval_secs != 0 && self.library.scan_interval_secs < 10 {

@@ -52,6 +52,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         "0012_reprobe_old_errors.sql",
         include_str!("migrations/0012_reprobe_old_errors.sql"),
     ),
+    (
+        "0013_user_limits.sql",
+        include_str!("migrations/0013_user_limits.sql"),
+    ),
 ];
 
 /// The migrations as `rusqlite_migration` applies them (in one transaction each).
@@ -126,6 +130,11 @@ mod tests {
             12,
             "0012_reprobe_old_errors.sql",
             "efda912683058ecc78fe48c7a0eeb9a542ec669d4b338756ad41491ec2609dec",
+        ),
+        (
+            13,
+            "0013_user_limits.sql",
+            "04e52caeb8493b96f6a8f8cf90ce8a1cd4ce50f94e5ac45dbac5447339ee429e",
         ),
     ];
 

@@ -95,6 +95,10 @@ impl From<FilesError> for ApiError {
             FilesError::Forbidden(msg) => ApiError::forbidden(msg),
             FilesError::Index(_) => ApiError::internal(&e),
             FilesError::Busy(msg) => ApiError::new(StatusCode::CONFLICT, "busy", msg),
+            FilesError::Quota(crate::app::quota::QuotaError::Exceeded(q)) => {
+                ApiError::new(StatusCode::FORBIDDEN, "quota_exceeded", q.to_string())
+            }
+            FilesError::Quota(_) => ApiError::internal(&e),
         }
     }
 }
@@ -163,6 +167,7 @@ impl From<NoteError> for ApiError {
             MergeConflict { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string())
             }
+            QuotaExceeded(msg) => ApiError::new(StatusCode::FORBIDDEN, "quota_exceeded", msg),
             Corrupt(_) | Db(_) => ApiError::internal(&e),
         }
     }

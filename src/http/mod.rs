@@ -82,10 +82,14 @@ impl AppState {
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         let timeout = config.storage_timeout();
+        // One `Accounts` (it shares argon2's buffers across clones).
+        let accounts = Accounts::new(db.clone());
+        let quotas = crate::app::Quotas::new(accounts.clone(), config.quotas.clone());
         let files = crate::app::Files::new(
             storage.clone(),
             library.clone(),
             metrics.clone(),
+            quotas,
             config.uploads.max_bytes,
             timeout,
             config.storage.trash_days,
@@ -101,7 +105,7 @@ impl AppState {
             storage,
             data_dir: Arc::from(config.server.data_dir.as_path()),
             positions: crate::positions::Positions::new(db.clone()),
-            accounts: Accounts::new(db),
+            accounts,
             auth: Arc::new(AuthState::new(
                 setup_token,
                 config.auth.login_max_failures,

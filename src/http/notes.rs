@@ -20,6 +20,7 @@ use super::wire::notes::{
     SearchPageJson, TagCountJson, TagsJson,
 };
 use super::AppState;
+use crate::app::quota;
 use crate::notes::{Author, Changes, Content, Note, NoteError, SearchQuery, Visibility};
 
 /// A note body may be 1 MiB of text; JSON escaping can make that several times larger.
@@ -46,6 +47,17 @@ async fn db<T: Send + 'static>(
         .call(move |conn| f(&store, conn))
         .await
         .map_err(ApiError::from)
+}
+
+/// Refuses a revision over the writer's `notes_bytes` quota (403 `quota_exceeded`).
+fn notes_quota(
+    c: &rusqlite::Connection,
+    user: i64,
+    defaults: &crate::config::QuotasConfig,
+    adding: u64,
+) -> Result<(), NoteError> {
+    quota::check_notes(c, user, defaults, adding)?
+        .map_err(|q| NoteError::QuotaExceeded(q.to_string()))
 }
 
 /// A note with its revision as the ETag.
@@ -119,7 +131,13 @@ pub async fn create(
         tags: body.tags,
         visibility: body.visibility,
     };
-    let note = db(&state, move |s, c| s.create(c, content, &who)).await?;
+    let defaults = state.config.quotas.clone();
+    let note = db(&state, move |s, c| {
+        let adding = quota::note_bytes(&content.title, &content.body, &content.tags);
+        notes_quota(c, who.id, &defaults, adding)?;
+        s.create(c, content, &who)
+    })
+    .await?;
     Ok(note_response(StatusCode::CREATED, note))
 }
 
@@ -165,7 +183,21 @@ pub async fn update(
         visibility: body.visibility,
     };
     let (nid, uid) = (id.clone(), who.id);
-    match db(&state, move |s, c| s.update(c, &nid, &base, changes, &who)).await {
+    let defaults = state.config.quotas.clone();
+    let edit = move |s: &crate::notes::NotesStore, c: &mut rusqlite::Connection| {
+        // The new revision holds the whole note: unchanged fields count too. A note that
+        // cannot be read here is left to `update` to report.
+        if let Ok(cur) = s.get(c, &nid, Some(who.id)) {
+            let adding = quota::note_bytes(
+                changes.title.as_deref().unwrap_or(&cur.title),
+                changes.body.as_deref().unwrap_or(&cur.body),
+                changes.tags.as_deref().unwrap_or(&cur.tags),
+            );
+            notes_quota(c, who.id, &defaults, adding)?;
+        }
+        s.update(c, &nid, &base, changes, &who)
+    };
+    match db(&state, edit).await {
         Ok(note) => Ok(note_response(StatusCode::OK, note)),
         Err(e) => Err(stale_or(&state, &id, uid, e).await),
     }

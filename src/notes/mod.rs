@@ -67,6 +67,9 @@ pub enum NoteError {
     MergeConflict { fields: Vec<&'static str> },
     #[error("corrupt notes data: {0}")]
     Corrupt(String),
+    /// Over the writer's notes quota (judged by `app::quota`, the message names the limit).
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }

@@ -235,6 +235,10 @@ pub struct UploadOptions {
     /// The size the client announced: refused at once (`NoSpace`) when the destination
     /// cannot take it, instead of after sending that much.
     pub expected: Option<u64>,
+    /// Free space the destination must still have after `expected` bytes (or, with no
+    /// announced size, before the first): refused at once (`NoSpace`) otherwise. The
+    /// `[quotas] min_free_bytes` reserve plus what unfinished uploads have announced.
+    pub reserve: u64,
     /// Survives restarts under its `key` (tus); otherwise a one-shot upload whose data is
     /// removed when the handle is dropped uncommitted.
     pub resumable: bool,

@@ -12,13 +12,13 @@ use super::resolve::{
 };
 use super::Via;
 use super::{Admin, Caller, ConnMeta, Member};
-use crate::auth::{AuthError, Role, UserChange};
+use crate::auth::{AuthError, LimitsChange, Role, UserChange};
 use crate::blocking::run_unbounded;
 use crate::http::error::ApiError;
 use crate::http::json::{ApiJson, ApiPath};
 use crate::http::wire::accounts::{
-    LoginJson, MeJson, NewTokenJson, RoleParam, SetupJson, TokenJson, TokensJson, UserJson,
-    UsersJson,
+    LimitsBody, LoginJson, MeJson, NewTokenJson, RoleParam, SetupJson, TokenJson, TokensJson,
+    UserJson, UsersJson,
 };
 use crate::http::AppState;
 use crate::secret;
@@ -223,9 +223,13 @@ pub async fn list_users(
     _: Admin,
 ) -> Result<Json<UsersJson>, ApiError> {
     let accounts = state.accounts.clone();
-    let users = run_unbounded("user list", move || accounts.list_users()).await?;
+    let users = run_unbounded("user list", move || accounts.list_users_with_limits()).await?;
+    let defaults = &state.config.quotas;
     Ok(Json(UsersJson {
-        users: users.iter().map(UserJson::from).collect(),
+        users: users
+            .iter()
+            .map(|(u, l)| UserJson::new(u, l, defaults))
+            .collect(),
     }))
 }
 
@@ -238,7 +242,11 @@ pub async fn create_user(
         a.add_user(&body.name, &body.password, body.role.0)
     })
     .await??;
-    Ok((StatusCode::CREATED, Json(UserJson::from(&user))))
+    let own = crate::auth::Limits::default();
+    Ok((
+        StatusCode::CREATED,
+        Json(UserJson::new(&user, &own, &state.config.quotas)),
+    ))
 }
 
 pub async fn delete_user(
@@ -257,6 +265,7 @@ pub struct ChangeUserBody {
     role: Option<RoleParam>,
     password: Option<String>,
     current_password: Option<String>,
+    limits: Option<LimitsBody>,
 }
 
 fn wrong_password() -> ApiError {
@@ -281,10 +290,11 @@ pub async fn change_user(
 ) -> Result<Json<UserJson>, ApiError> {
     let me = &caller.user;
     let own = me.name.eq_ignore_ascii_case(&name);
-    if body.role.is_none() && body.password.is_none() {
+    let limits = LimitsChange::from(body.limits.unwrap_or_default());
+    if body.role.is_none() && body.password.is_none() && limits.is_empty() {
         return Err(AuthError::Invalid {
             field: "role",
-            reason: "give a role or a password to change".into(),
+            reason: "give a role, a password or limits to change".into(),
         }
         .into());
     }
@@ -294,6 +304,9 @@ pub async fn change_user(
         }
         if body.role.is_some() {
             return Err(ApiError::forbidden("only an admin may change roles"));
+        }
+        if !limits.is_empty() {
+            return Err(ApiError::forbidden("only an admin may change limits"));
         }
         let Some(current) = body.current_password.as_deref() else {
             return Err(AuthError::Invalid {
@@ -312,6 +325,8 @@ pub async fn change_user(
     if let Some(pw) = body.password.as_deref() {
         crate::auth::validate_password(pw)?;
     }
+    // Checked before anything changes, so a bad limit leaves role and password alone.
+    limits.validate()?;
     // The caller's own session survives a change of their own password.
     let keep_session = (own && caller.via == Via::Session)
         .then(|| session_cookie(&headers))
@@ -328,6 +343,15 @@ pub async fn change_user(
         let accounts = state.accounts.clone();
         run_unbounded("user change", move || accounts.change_user(&name, change)).await?
     };
+    let accounts = state.accounts.clone();
+    let (user, own) = run_unbounded("user limits", move || {
+        if limits.is_empty() {
+            accounts.limits_of(&user.name)
+        } else {
+            accounts.set_limits(&user.name, limits)
+        }
+    })
+    .await?;
     tracing::info!(user = %user.name, by = %me.name, "user changed");
-    Ok(Json(UserJson::from(&user)))
+    Ok(Json(UserJson::new(&user, &own, &state.config.quotas)))
 }

@@ -5,22 +5,73 @@ use serde::{Deserialize, Serialize};
 
 use super::time::from_secs;
 use crate::auth::shares::Share;
-use crate::auth::{ApiToken, NewSession, Role, User};
+use crate::auth::{ApiToken, Limits, LimitsChange, NewSession, Role, User};
+use crate::config::QuotasConfig;
 
-/// A user as an admin lists it (`GET /api/users`, `POST /api/users`).
+/// A user as an admin sees it (`GET /api/users`, `POST /api/users`, `PATCH`): `limits`
+/// are the ones that apply (0 = unlimited), `own_limits` the user's own (null: the
+/// config's `[quotas]` default).
 #[derive(Debug, Serialize)]
 pub struct UserJson {
     pub created_at: String,
+    pub limits: LimitsJson<u64>,
     pub name: String,
+    pub own_limits: LimitsJson<Option<u64>>,
     pub role: &'static str,
 }
 
-impl From<&User> for UserJson {
-    fn from(u: &User) -> Self {
+#[derive(Debug, Serialize)]
+pub struct LimitsJson<T> {
+    pub media_bytes: T,
+    pub notes_bytes: T,
+    pub tus_uploads: T,
+}
+
+impl UserJson {
+    pub fn new(u: &User, own: &Limits, defaults: &QuotasConfig) -> Self {
+        let e = own.effective(defaults);
         UserJson {
             created_at: from_secs(u.created_at),
+            limits: LimitsJson {
+                media_bytes: e.media_bytes,
+                notes_bytes: e.notes_bytes,
+                tus_uploads: e.tus_uploads,
+            },
             name: u.name.clone(),
+            own_limits: LimitsJson {
+                media_bytes: own.media_bytes,
+                notes_bytes: own.notes_bytes,
+                tus_uploads: own.tus_uploads,
+            },
             role: u.role.as_str(),
+        }
+    }
+}
+
+/// `limits` in `PATCH /api/users/{name}`: a field left out is kept, `null` goes back to
+/// the config default, a number (0 = unlimited) is set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsBody {
+    #[serde(default, deserialize_with = "present")]
+    media_bytes: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    notes_bytes: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    tus_uploads: Option<Option<u64>>,
+}
+
+/// A field that is there, even as `null` (serde alone cannot tell null from absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
+}
+
+impl From<LimitsBody> for LimitsChange {
+    fn from(b: LimitsBody) -> Self {
+        LimitsChange {
+            media_bytes: b.media_bytes,
+            tus_uploads: b.tus_uploads,
+            notes_bytes: b.notes_bytes,
         }
     }
 }
@@ -209,9 +260,21 @@ mod tests {
         let u = bob();
         assert_eq!(
             json(&UsersJson {
-                users: vec![UserJson::from(&u)]
+                users: vec![UserJson::new(
+                    &u,
+                    &Limits {
+                        media_bytes: Some(5),
+                        ..Limits::default()
+                    },
+                    &crate::config::Config::default().quotas
+                )]
             }),
-            r#"{"users":[{"created_at":"2023-11-14T22:13:20Z","name":"bob","role":"member"}]}"#
+            concat!(
+                r#"{"users":[{"created_at":"2023-11-14T22:13:20Z","#,
+                r#""limits":{"media_bytes":5,"notes_bytes":0,"tus_uploads":20},"name":"bob","#,
+                r#""own_limits":{"media_bytes":5,"notes_bytes":null,"tus_uploads":null},"#,
+                r#""role":"member"}]}"#
+            )
         );
         assert_eq!(
             json(&SetupJson::from(&u)),
@@ -276,6 +339,22 @@ mod tests {
             }),
             r#"{"shares":[{"created_at":"1970-01-01T00:00:10Z","expires_at":"1970-01-01T00:00:20Z","id":4,"path":"a/b.mp4","revoked":false,"url":"/s/tok","user":"bob"}]}"#
         );
+    }
+
+    #[test]
+    fn limits_body_tells_null_from_absent() {
+        let b: LimitsBody =
+            serde_json::from_str(r#"{"media_bytes":null,"tus_uploads":3}"#).unwrap();
+        assert_eq!(
+            LimitsChange::from(b),
+            LimitsChange {
+                media_bytes: Some(None),
+                tus_uploads: Some(Some(3)),
+                notes_bytes: None,
+            }
+        );
+        assert!(serde_json::from_str::<LimitsBody>(r#"{"bogus":1}"#).is_err());
+        assert!(serde_json::from_str::<LimitsBody>(r#"{"tus_uploads":-1}"#).is_err());
     }
 
     #[test]

@@ -103,8 +103,9 @@ pub(super) fn begin(
         AtFlags::EACCESS,
     )
     .map_err(|e| write_err(&e.into(), &shown(&deepest_path)))?;
-    if let Some(len) = opts.expected {
-        check_room(&deepest, len)?;
+    let need = opts.expected.unwrap_or(0).saturating_add(opts.reserve);
+    if need > 0 {
+        check_room(&deepest, need)?;
     }
     let token = crate::secret::random_token();
     let (dir, name, key) = if opts.resumable {
