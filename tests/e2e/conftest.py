@@ -1028,3 +1028,33 @@ def module_servers(tmp_path_factory):
     f = ServerFactory(tmp_path_factory)
     yield f
     f.stop_all()
+
+
+import selectors as _selectors  # noqa: E402 - for wait_all_closed only
+
+def wait_all_closed(socks, limit):
+    """Wait until the server closed every socket; returns close times (s)."""
+    sel = _selectors.DefaultSelector()
+    for s in socks:
+        s.setblocking(False)
+        sel.register(s, _selectors.EVENT_READ)
+    t0 = time.monotonic()
+    closed_at = {}
+    try:
+        while len(closed_at) < len(socks) and time.monotonic() - t0 < limit:
+            for key, _ in sel.select(timeout=0.2):
+                s = key.fileobj
+                try:
+                    while True:
+                        data = s.recv(65536)
+                        if not data:
+                            break
+                except BlockingIOError:
+                    continue  # got some bytes (e.g. a 408 or alert); wait for EOF
+                except ConnectionResetError:
+                    pass
+                closed_at[s] = time.monotonic() - t0
+                sel.unregister(s)
+    finally:
+        sel.close()
+    return closed_at

@@ -4,7 +4,7 @@ import selectors
 import socket
 import time
 
-from conftest import curl, raw_get, raw_request
+from conftest import curl, raw_get, raw_request, wait_all_closed
 
 
 def _req_with_header(port, size):
@@ -41,39 +41,13 @@ def test_max_header_bytes_config(servers, media):
     assert _req_with_header(srv.port, 4 * 1024).status == 200
 
 
-def _wait_all_closed(socks, limit):
-    """Wait until the server closed every socket; returns close times (s)."""
-    sel = selectors.DefaultSelector()
-    for s in socks:
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ)
-    t0 = time.monotonic()
-    closed_at = {}
-    try:
-        while len(closed_at) < len(socks) and time.monotonic() - t0 < limit:
-            for key, _ in sel.select(timeout=0.2):
-                s = key.fileobj
-                try:
-                    while True:
-                        data = s.recv(65536)
-                        if not data:
-                            break
-                except BlockingIOError:
-                    continue  # got some bytes (e.g. a 408 or alert); wait for EOF
-                except ConnectionResetError:
-                    pass
-                closed_at[s] = time.monotonic() - t0
-                sel.unregister(s)
-    finally:
-        sel.close()
-    return closed_at
 
 
 def test_silent_tls_clients_closed_after_handshake_timeout(servers, media):
     srv = servers.start(media["root"], config="[server]\ntls_handshake_timeout_secs = 2\n", listen=())
     socks = [socket.create_connection(("127.0.0.1", srv.tls_port), timeout=5) for _ in range(20)]
     try:
-        closed = _wait_all_closed(socks, 8)
+        closed = wait_all_closed(socks, 8)
         assert len(closed) == len(socks), f"only {len(closed)}/{len(socks)} closed within 8 s"
         assert min(closed.values()) >= 1.0
         # a real client is still served meanwhile/afterwards
@@ -93,7 +67,7 @@ def test_idle_keepalive_closed_after_idle_timeout(servers, media):
     try:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(s).status == 200
-        closed = _wait_all_closed([s], 10)
+        closed = wait_all_closed([s], 10)
         assert closed, "idle keep-alive connection not closed within 10 s"
         assert 1.0 <= closed[s] <= 2 + 4, closed[s]
     finally:
