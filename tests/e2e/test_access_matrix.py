@@ -254,7 +254,8 @@ def test_get_users(env, who):
     if exp == 200:
         users = {u["name"]: u for u in r.json()["users"]}
         assert users["root"]["role"] == "admin" and users["mia"]["role"] == "member"
-        assert set(users["mia"]) == {"name", "role", "created_at"}, users["mia"]
+        # What a user is: no secret, only the name, role, age and the limits that apply (issue 12).
+        assert set(users["mia"]) == {"name", "role", "created_at", "limits", "own_limits"}, users["mia"]
         assert "password" not in r.body.decode().lower() and "argon2" not in r.body.decode()
     else:
         assert b"mia" not in r.body
