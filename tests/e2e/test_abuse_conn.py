@@ -54,14 +54,20 @@ def test_silent_plain_connections_get_the_header_timeout_not_the_idle_one(server
             s.close()
 
 
+def hold_slots(port, src, n):
+    """n connections from `src`, each holding its slot with half a request head."""
+    held = [connect(port, src) for _ in range(n)]
+    for s in held:
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+    return held
+
+
 def test_one_address_cannot_take_every_slot(servers, media):
     srv = servers.start(media["root"], tls_listen=(), config=(
         "[server]\nmax_connections = 40\nmax_connections_per_ip = 10\n"
         "header_read_timeout_secs = 60\n"))
-    held = [connect(srv.port, ATTACKER) for _ in range(10)]
+    held = hold_slots(srv.port, ATTACKER, 10)
     try:
-        for s in held:  # half a request head: each holds its slot
-            s.sendall(b"GET /healthz HTTP/1.1\r\n")
         time.sleep(0.3)
         # The 11th connection from that address is refused with an answer it can read.
         r = get(srv.port, "/healthz", src=ATTACKER)
@@ -92,10 +98,8 @@ def test_per_address_cap_zero_is_off(servers, media):
     srv = servers.start(media["root"], tls_listen=(), config=(
         "[server]\nmax_connections = 60\nmax_connections_per_ip = 0\n"
         "header_read_timeout_secs = 60\n"))
-    held = [connect(srv.port, ATTACKER) for _ in range(30)]
+    held = hold_slots(srv.port, ATTACKER, 30)
     try:
-        for s in held:
-            s.sendall(b"GET /healthz HTTP/1.1\r\n")
         assert get(srv.port, "/healthz", src=ATTACKER).status == 200
     finally:
         for s in held:

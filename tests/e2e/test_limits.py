@@ -1,6 +1,5 @@
 """Request-head size limit and slow (slowloris) clients."""
 
-import selectors
 import socket
 import time
 
@@ -103,27 +102,8 @@ def test_stalled_clients_do_not_block_others(server):
 def test_stalled_clients_closed_after_header_read_timeout(servers, media):
     srv = servers.start(media["root"], config="[server]\nheader_read_timeout_secs = 2\n", tls_listen=())
     socks = _open_stalled(srv.port, 50)
-    sel = selectors.DefaultSelector()
-    for s in socks:
-        s.setblocking(False)
-        sel.register(s, selectors.EVENT_READ)
-    t0 = time.monotonic()
-    closed_at = {}
     try:
-        while len(closed_at) < len(socks) and time.monotonic() - t0 < 8:
-            for key, _ in sel.select(timeout=0.2):
-                s = key.fileobj
-                try:
-                    while True:
-                        data = s.recv(65536)
-                        if not data:
-                            break
-                except BlockingIOError:
-                    continue  # got some bytes (e.g. a 408); wait for EOF
-                except ConnectionResetError:
-                    pass
-                closed_at[s] = time.monotonic() - t0
-                sel.unregister(s)
+        closed_at = wait_all_closed(socks, 8)
         assert len(closed_at) == len(socks), (
             f"only {len(closed_at)}/{len(socks)} stalled connections closed within 8 s"
         )
@@ -132,6 +112,5 @@ def test_stalled_clients_closed_after_header_read_timeout(servers, media):
         # the server is healthy afterwards
         assert raw_get(srv.port, "/healthz").status == 200
     finally:
-        sel.close()
         for s in socks:
             s.close()
