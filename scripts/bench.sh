@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark streamhub against nginx serving the same file, on loopback only.
 #
-#   ./scripts/bench.sh
+#   ./scripts/bench.sh           the comparison with nginx, then notes, uploads, library
+#   ./scripts/bench.sh abuse     issue 12's attacks (scripts/bench/abuse.py): another client's
+#                                p99, peak RSS and RSS 60 s after each (about 6 minutes)
+#   ./scripts/bench.sh soak      the 30-minute mixed-traffic soak (tests/e2e/test_soak.py with
+#                                SOAK_SECONDS=${BENCH_SOAK_SECONDS:-1800}) on the release build
 #
 # What it does (one run, about 2 minutes once built; see docs/PERFORMANCE.md):
 #   - installs nginx, wrk, curl, procps, openssl with apt-get if any is missing;
@@ -34,6 +38,8 @@
 #   BENCH_NOTES          generated notes for the notes benchmark (default 100000)
 #   BENCH_UPLOAD_MIB     size of the upload benchmark's file (default 4096)
 #   BENCH_LIBRARY_FILES  files in the library benchmark's tree (default 100000)
+#   BENCH_ABUSE_SECONDS  how long each attack of `bench.sh abuse` lasts (default 20)
+#   BENCH_SOAK_SECONDS   how long `bench.sh soak` runs (default 1800)
 #
 # No address other than 127.0.0.1 is ever used. All processes started here are
 # stopped on exit, including on Ctrl-C.
@@ -556,8 +562,29 @@ target_line() { # text value op limit
 }
 
 # ------------------------------------------------------------------- main ---
+# The robustness benchmarks: no nginx, one streamhub, loopback only (127.0.0.2 and .3 too).
+robustness() {
+    build_streamhub
+    python3 -c 'import h2, pytest' 2>/dev/null || pip install -q h2 pytest 2>/dev/null ||
+        pip install -q --break-system-packages h2 pytest
+    mkdir -p "$BENCH_DIR"
+    local work
+    work=$(mktemp -d "$BENCH_DIR/$1.XXXXXX")
+    case $1 in
+        abuse) python3 "$BENCH_SRC/abuse.py" "$SH_BIN" "$work" "${BENCH_ABUSE_SECONDS:-20}" | tee "$BENCH_DIR/abuse.md" ;;
+        soak) (cd "$ROOT/tests/e2e" && STREAMHUB_BIN="$SH_BIN" SOAK_SECONDS="${BENCH_SOAK_SECONDS:-1800}" \
+            python3 -m pytest -q -s -p no:cacheprovider --basetemp "$work" test_soak.py) | tee "$BENCH_DIR/soak.log" ;;
+    esac
+    rm -rf "$work"
+}
+
 main() {
     local run servers=(nginx) t0
+    case ${1:-} in
+        abuse | soak) robustness "$1"; return ;;
+        "") ;;
+        *) die "unknown benchmark '$1' (none, abuse or soak)" ;;
+    esac
     install_deps
     [[ $SKIP_SH == 1 ]] || build_streamhub
 

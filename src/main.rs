@@ -322,6 +322,7 @@ fn user_command(action: UserAction) -> UserCommand {
 /// Builds the runtime and hands over to the library (`streamhub::serve`), which prepares the
 /// service, announces the listeners and serves until SIGTERM or SIGINT.
 fn serve(cfg: Config) -> anyhow::Result<()> {
+    streamhub::memory::tune();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Storage calls wait on disks or NFS here; bounded so a hung mount cannot grow

@@ -344,6 +344,55 @@ def test_disk_full_with_multipart_is_507(fullfs, tmp_path):
     assert http_call(fullfs, "GET", "/healthz").status == 200
 
 
+@pytest.fixture(scope="module")
+def reservefs(module_servers, tmp_path_factory):
+    """A 64 MiB filesystem with a 24 MiB free-space reserve ([quotas] min_free_bytes)."""
+    mnt = tmp_path_factory.mktemp("reserve-base") / "media"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", str(mnt)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"cannot mount a 64 MiB tmpfs at {mnt}: rc={r.returncode} {r.stderr}"
+    srv = None
+    try:
+        srv = module_servers.start(mnt, tls_listen=(), name="uploads-reserve",
+                                   env={"STREAMHUB_QUOTAS_MIN_FREE_BYTES": str(24 * MIB)})
+        srv.creds = Creds(srv)
+        yield srv
+    finally:
+        if srv is not None:
+            srv.stop(timeout=5)
+        if subprocess.run(["umount", str(mnt)], capture_output=True, timeout=30).returncode != 0:
+            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
+
+
+def test_chunked_put_stops_at_the_free_space_reserve(reservefs):
+    """A body with no announced length cannot be judged at the start: it is stopped once the
+    disk's free space falls below the reserve (checked every 16 MiB), not when the disk is
+    full, and what it wrote is removed."""
+    c, root = reservefs.creds, reservefs.media_root
+    body = rand(60 * MIB, "reserve")
+    up = RawPut(reservefs.port, "/media/r/huge.bin", c.member.headers, chunked=True)
+    try:
+        r, _ = stream_until_answer(up, len(body), body[:256 * 1024])
+    finally:
+        up.close()
+    assert_error(r, 507, "no_space")
+    assert not (root / "r/huge.bin").exists()
+    assert wait_staging_empty(root) == []
+    st = os.statvfs(root)
+    assert st.f_bavail * st.f_frsize > 60 * MIB, "the refused upload's bytes were not given back"
+    # A body that leaves the reserve free is stored.
+    piece = rand(256 * 1024, "under-reserve")
+    small = piece * 80  # 20 MiB: stream_until_answer sends `piece` over and over
+    up = RawPut(reservefs.port, "/media/r/fits.bin", c.member.headers, chunked=True)
+    try:
+        r, _ = stream_until_answer(up, len(small), piece)
+    finally:
+        up.close()
+    assert r.status == 201, r
+    assert (root / "r/fits.bin").read_bytes() == small
+
+
 # --- permission denied (the server runs as nobody) ----------------------------------------
 
 

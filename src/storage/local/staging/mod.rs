@@ -145,6 +145,11 @@ pub(super) fn begin(
         writer: None,
         len: 0,
         done: false,
+        floor: if opts.expected.is_none() {
+            opts.reserve
+        } else {
+            0
+        },
     })
 }
 
@@ -210,6 +215,7 @@ pub(super) fn resume(
         writer: None,
         len: durable,
         done: false,
+        floor: 0,
     })
 }
 
@@ -276,6 +282,9 @@ pub(super) struct LocalUpload {
     len: u64,
     /// Committed, or closed: nothing left to clean up.
     done: bool,
+    /// Free space the body may not eat into, for a body of unknown length (checked at the
+    /// start for announced ones); 0 for none.
+    floor: u64,
 }
 
 impl LocalUpload {
@@ -294,6 +303,7 @@ impl LocalUpload {
                 name: self.name.clone(),
                 resumable: self.resumable,
                 shown: self.shown.clone(),
+                floor: self.floor,
             };
             let handle = tokio::task::spawn_blocking(move || write_loop(job));
             self.writer = Some(Writer { tx, ending, handle });

@@ -25,6 +25,9 @@ use crate::storage::{OnDurable, StorageError};
 
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 const SYNC_MIN_BYTES: u64 = 1 << 20;
+/// How often a body of unknown length looks at the free space left (`Job::floor`): a statfs
+/// per 16 MiB costs nothing next to writing them, and overshoots the reserve by at most that.
+const FLOOR_CHECK_BYTES: u64 = 16 << 20;
 
 /// What a writer thread works on.
 pub(super) struct Job {
@@ -40,6 +43,9 @@ pub(super) struct Job {
     pub name: String,
     pub resumable: bool,
     pub shown: String,
+    /// Free space the filesystem must keep while a body of unknown length streams in (the
+    /// `[quotas] min_free_bytes` reserve); 0 for none. Announced lengths were judged at start.
+    pub floor: u64,
 }
 
 /// The handle was dropped: what arrived is kept when durable progress is being reported
@@ -140,6 +146,15 @@ impl Checkpoints {
     }
 }
 
+/// `NoSpace` once the filesystem holding `file` has less than `floor` bytes free, so a body
+/// with no announced length stops at the reserve instead of filling the disk.
+fn above_floor(file: &File, floor: u64) -> Result<(), StorageError> {
+    match rustix::fs::fstatvfs(file) {
+        Ok(st) if st.f_bavail.saturating_mul(st.f_frsize) < floor => Err(StorageError::NoSpace),
+        _ => Ok(()),
+    }
+}
+
 /// The blocking half: drains the channel into the file. Ends with the file made durable on
 /// [`FINISH`] (or on [`DROPPED`] while reporting durable progress); otherwise (discarded, or
 /// an error) bytes past the durable offset are cut off — a one-shot file is removed — and an
@@ -155,14 +170,19 @@ pub(super) fn write_loop(job: Job) -> Result<WriterDone, StorageError> {
         name,
         resumable,
         shown,
+        floor,
     } = job;
     let mut checkpoints = Checkpoints::new(start, on_durable);
-    let (mut end, mut asked) = (start, start);
+    let (mut end, mut asked, mut floor_checked) = (start, start, start);
     let mut last_sync = Instant::now();
     let result = (|| {
         while let Some(chunk) = rx.blocking_recv() {
             file.write_all(&chunk).map_err(|e| write_err(&e, &shown))?;
             end += chunk.len() as u64;
+            if floor > 0 && end - floor_checked >= FLOOR_CHECK_BYTES {
+                floor_checked = end;
+                above_floor(&file, floor)?;
+            }
             if checkpoints.failed() {
                 break; // settle() below returns the flush's error
             }
