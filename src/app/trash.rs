@@ -62,7 +62,7 @@ fn now_secs() -> i64 {
 }
 
 fn index(e: LibraryError) -> FilesError {
-    FilesError::Index(e.to_string())
+    e.into()
 }
 
 /// A fresh trash key: 128 random bits, hex.
