@@ -435,76 +435,23 @@ impl Files {
         Ok(meta)
     }
 
-    /// A new folder (and missing parents), owned by `who`.
+    /// A new folder (and missing parents), owned by `who`. A folder whose owner cannot be
+    /// recorded is removed again (it is empty: nothing is lost) and the error returned.
     pub async fn create_folder(&self, who: &User, path: &MediaPath) -> Result<(), FilesError> {
+        let mut made = self.missing_folders(path).await?;
+        made.push(path.clone());
         self.storage.create_dir(path).await?;
         let real = self.real(path).await.unwrap_or_else(|_| path.clone());
-        self.library.record_folder(&real, Some(who.id)).await;
-        Ok(())
-    }
-
-    /// Moves a file or folder, like `mv`: a target that is an existing folder (the root
-    /// included) means "into it", under the same name. Replacing an existing target needs
-    /// `overwrite` and the right to change it. Returns where it went.
-    pub async fn move_entry(
-        &self,
-        who: &User,
-        from: &MediaPath,
-        to: &MediaPath,
-        overwrite: bool,
-    ) -> Result<MediaPath, FilesError> {
-        if from.is_root() {
-            return Err(StorageError::Invalid("the media root cannot be moved".into()).into());
-        }
-        if from == to {
-            return Err(
-                StorageError::Invalid("the source and the target are the same".into()).into(),
-            );
-        }
-        let to = self.move_destination(from, to).await?;
-        if *from == to {
-            return Err(StorageError::Invalid(format!("'{from}' is already there")).into());
-        }
-        // `mv link its-target` would replace the file by the link, now a loop: data lost.
-        if let Found::Link(LinkEnd::File(r) | LinkEnd::Dir(r)) =
-            self.may_change_entry(who, from, "move").await?
-        {
-            if r == self.real(&to).await? {
-                return Err(StorageError::Invalid(format!(
-                    "'{from}' is a link to '{to}': moving it onto what it leads to would destroy the file"
-                ))
-                .into());
+        if let Err(e) = self.library.try_record_folder(&real, who.id).await {
+            for dir in made.iter().rev() {
+                if let Err(gone) = self.storage.delete(dir).await {
+                    tracing::warn!(path = %dir.to_string().escape_debug(), error = %gone,
+                        "cannot remove a folder whose owner was not recorded");
+                    break;
+                }
             }
+            return Err(e.into());
         }
-        self.may_replace_entry(who, &to, overwrite).await?;
-        let real_from = self.real(from).await?;
-        self.storage.rename(from, &to, overwrite).await?;
-        let real_to = self.real(&to).await.unwrap_or_else(|_| to.clone());
-        self.library.record_move(&real_from, &real_to).await;
-        Ok(to)
-    }
-
-    /// Whether `path` is a folder now (a link to one inside the root counts).
-    pub async fn is_folder(&self, path: &MediaPath) -> Result<bool, FilesError> {
-        Ok(match self.storage.lookup(path).await? {
-            Found::Entry(e) => e.kind == EntryKind::Dir,
-            Found::Link(LinkEnd::Dir(_)) => true,
-            _ => false,
-        })
-    }
-
-    /// `to` itself, or `to/<name of from>` when `to` is a folder already there; checked as
-    /// a new name either way.
-    async fn move_destination(
-        &self,
-        from: &MediaPath,
-        to: &MediaPath,
-    ) -> Result<MediaPath, FilesError> {
-        let into = to.is_root() || self.is_folder(to).await?;
-        let dest = match (into, from.split_last()) {
-            (true, Some((_, name))) => to.join(name)?,
-            _ => to.clone(),
-        };
-        Ok(dest.for_create()?)
+        Ok(())
     }
 }

@@ -87,6 +87,38 @@ impl Library {
         }
     }
 
+    /// A folder made through streamhub, owned by `owner`; an error means nothing was
+    /// recorded (the caller removes the folder again).
+    pub async fn try_record_folder(
+        &self,
+        path: &MediaPath,
+        owner: i64,
+    ) -> Result<(), LibraryError> {
+        let (inner, path) = (self.inner.clone(), path.clone());
+        crate::blocking::run_unbounded("library record folder", move || {
+            inner.write(|tx, seq| index::record_folder(tx, &path, Some(owner), seq))
+        })
+        .await?;
+        self.nudge();
+        Ok(())
+    }
+
+    /// An entry moved through streamhub (with everything under it); an error means nothing
+    /// was recorded.
+    pub async fn try_record_move(
+        &self,
+        from: &MediaPath,
+        to: &MediaPath,
+    ) -> Result<(), LibraryError> {
+        let (inner, from, to) = (self.inner.clone(), from.clone(), to.clone());
+        crate::blocking::run_unbounded("library record move", move || {
+            inner.write(|tx, seq| index::record_move(tx, &from, &to, seq))
+        })
+        .await?;
+        self.nudge();
+        Ok(())
+    }
+
     /// The exact size and mtime of a file just committed (recorded before the commit), and
     /// a nudge to the scanner to probe it. Best effort: the owner is already recorded.
     pub async fn record_committed(&self, path: &MediaPath, meta: &ObjectMeta, owner: i64) {

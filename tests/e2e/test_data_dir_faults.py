@@ -14,6 +14,7 @@ naming `server.data_dir` and the directory; a media upload whose owner cannot be
 refused and leaves no file; streaming and reading notes still work.
 """
 
+import base64
 import os
 import subprocess
 
@@ -40,12 +41,29 @@ def unmount(path):
 
 
 def media_files(root):
-    """Every name under the media root, staging and trash included (relative)."""
+    """Every file under the media root, staging and trash included, and every folder but
+    the staging folders (relative paths)."""
     out = []
     for d, dirs, files in os.walk(root):
-        for n in dirs + files:
-            out.append(os.path.relpath(os.path.join(d, n), root))
+        rel = os.path.relpath(d, root)
+        for n in files:
+            out.append(os.path.join(rel, n))
+        if not rel.startswith(".streamhub-staging"):
+            out += [os.path.join(rel, n) + "/" for n in dirs if n != ".streamhub-staging"]
     return sorted(out)
+
+
+def tus_create(srv, cred, filename, length):
+    meta = "filename " + base64.b64encode(filename.encode()).decode()
+    return http_call(srv, "POST", "/api/tus/", headers={
+        **cred.headers, "Tus-Resumable": "1.0.0", "Upload-Length": str(length),
+        "Upload-Metadata": meta})
+
+
+def tus_patch(srv, cred, url, offset, data):
+    return http_call(srv, "PATCH", url, body=data, headers={
+        **cred.headers, "Tus-Resumable": "1.0.0", "Upload-Offset": str(offset),
+        "Content-Type": "application/offset+octet-stream"})
 
 
 def note(srv, cred, title):
@@ -113,6 +131,11 @@ def test_read_only_data_dir_refuses_writes_clearly_and_keeps_reads(servers, ext4
         body=(b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m.bin\"\r\n"
               b"Content-Type: application/octet-stream\r\n\r\nmultipart\r\n--XyZ--\r\n"))
     assert r.status == 503 and r.json()["error"] == "data_dir_unavailable", r
+    assert_read_only(http_call(srv, "POST", "/api/library/folder", headers=member.headers,
+                               json_body={"path": "made/new"}), data)
+    assert_read_only(http_call(srv, "POST", "/api/library/move", headers=member.headers,
+                               json_body={"from": "kept.bin", "to": "moved.bin"}), data)
+    assert_read_only(tus_create(srv, member, "t.bin", 3), data)
     assert media_files(media) == before, "a refused upload leaves nothing in the media root"
     assert (media / "kept.bin").read_bytes() == b"kept bytes"
 
@@ -187,6 +210,9 @@ def test_full_data_dir_is_507_naming_it_and_recovers_without_a_restart(servers, 
     r = note(srv, member, "before")
     assert r.status == 201, r
     nid = r.json()["id"]
+    r = tus_create(srv, member, "resumed.bin", 10)
+    assert r.status == 201, r
+    tus_url = r.header("location")
     fill(data)
 
     # The write-ahead log may still have room for a few notes; it cannot grow for long.
@@ -204,6 +230,10 @@ def test_full_data_dir_is_507_naming_it_and_recovers_without_a_restart(servers, 
     r = http_call(srv, "PUT", "/media/while-full.bin", headers=member.headers, body=b"z" * 1000)
     assert_error(r, 507, "no_space", mentions="server.data_dir")
     assert not (media / "while-full.bin").exists(), "a refused upload leaves no file"
+    # The last PATCH of a resumable upload: refused at its commit, the upload is kept.
+    r = tus_patch(srv, member, tus_url, 0, b"0123456789")
+    assert_error(r, 507, "no_space", mentions="server.data_dir")
+    assert not (media / "resumed.bin").exists()
 
     r = http_call(srv, "GET", f"/api/notes/{nid}", headers=member.headers)
     assert r.status == 200, r
@@ -216,6 +246,17 @@ def test_full_data_dir_is_507_naming_it_and_recovers_without_a_restart(servers, 
                  what="a note once there is space again")
     r = http_call(srv, "PUT", "/media/while-full.bin", headers=member.headers, body=b"z")
     assert r.status == 201, r
+    # The upload resumes where its recorded offset says, and completes.
+    r = http_call(srv, "HEAD", tus_url, headers={**member.headers, "Tus-Resumable": "1.0.0"})
+    assert r.status == 200, r
+    offset = int(r.header("upload-offset"))
+    r = tus_patch(srv, member, tus_url, offset, b"0123456789"[offset:])
+    assert r.status == 204, r
+    assert (media / "resumed.bin").read_bytes() == b"0123456789"
+    # Both are the member's in the index: they may delete them.
+    for name in ("while-full.bin", "resumed.bin"):
+        r = http_call(srv, "DELETE", "/media/" + name, headers=member.headers)
+        assert r.status == 204, r
     r, cred = login(srv, "mia", AUTH_PW)
     assert r.status == 200 and cred, r
     assert http_call(srv, "GET", "/readyz").status == 200
