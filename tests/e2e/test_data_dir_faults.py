@@ -136,6 +136,13 @@ def test_read_only_data_dir_refuses_writes_clearly_and_keeps_reads(servers, ext4
     assert_read_only(http_call(srv, "POST", "/api/library/move", headers=member.headers,
                                json_body={"from": "kept.bin", "to": "moved.bin"}), data)
     assert_read_only(tus_create(srv, member, "t.bin", 3), data)
+    assert_read_only(http_call(srv, "DELETE", "/media/kept.bin", headers=member.headers), data)
+    assert_read_only(http_call(srv, "POST", "/api/tokens", headers=member.headers,
+                               json_body={"label": "during"}), data)
+    assert_read_only(http_call(srv, "POST", "/api/shares", headers=member.headers,
+                               json_body={"path": "kept.bin"}), data)
+    assert_read_only(http_call(srv, "PUT", "/api/positions", headers=member.headers,
+                               json_body={"path": "kept.bin", "position": 3}), data)
     assert media_files(media) == before, "a refused upload leaves nothing in the media root"
     assert (media / "kept.bin").read_bytes() == b"kept bytes"
 
