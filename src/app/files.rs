@@ -309,7 +309,7 @@ impl Files {
     /// that cannot be written refuses the upload before anything is visible (the staged
     /// data is closed: dropped, or kept to resume for tus); a commit that fails takes the
     /// record back. So no file appears without its owner in the index.
-    pub async fn commit_recorded(
+    pub(super) async fn commit_recorded(
         &self,
         owner: i64,
         up: Box<dyn Upload>,

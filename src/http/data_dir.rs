@@ -4,6 +4,7 @@
 //! errno; this layer has the state, so a read-only, full or failing data dir reads as such.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -24,9 +25,17 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Whether a file can be made in the data dir: `Err` is what the file system says (errno by
 /// name), or that it did not answer in time.
 pub async fn probe(dir: &Path) -> Result<(), String> {
+    // One name per probe: refused requests probe at the same time, and one probe removing
+    // another's file would report ENOENT as the data dir's state.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        ".readyz-probe-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
     let dir = dir.to_path_buf();
     blocking::run("writing a probe file", PROBE_TIMEOUT, move || {
-        let p = dir.join(".readyz-probe");
+        let p = dir.join(name);
         Ok(std::fs::write(&p, b"ok")
             .and_then(|_| std::fs::remove_file(&p))
             .map_err(|e| errno_message(&e)))

@@ -71,11 +71,13 @@ impl ApiError {
     /// full, 503 `busy` when another writer held the lock too long, otherwise 503
     /// `data_dir_unavailable` with `Retry-After`. Never 500: it is not a bug of ours.
     pub fn data_dir(fault: DataDirFault) -> Self {
-        tracing::warn!(error = %fault, "data dir: a database write failed");
+        // Logged at warn by `http::data_dir` with the directory and the errno; busy here.
+        tracing::debug!(error = %fault, "data dir: a database write failed");
         let message = data_dir_message(None, fault, &fault.to_string());
         let e = match fault {
             DataDirFault::Full => Self::new(StatusCode::INSUFFICIENT_STORAGE, "no_space", message),
             DataDirFault::Busy => {
+                tracing::warn!("database busy past the busy timeout");
                 return Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "busy",
