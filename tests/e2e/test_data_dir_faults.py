@@ -111,6 +111,13 @@ def test_read_only_data_dir_refuses_writes_clearly_and_keeps_reads(servers, ext4
     r = note(srv, member, "before")
     assert r.status == 201, r
     nid = r.json()["id"]
+    r = http_call(srv, "PUT", "/media/binned/old.bin", headers=member.headers, body=b"binned")
+    assert r.status == 201, r
+    assert http_call(srv, "DELETE", "/media/binned?recursive=true", headers=member.headers,
+                     ).status in (200, 204)
+    r = http_call(srv, "GET", "/api/trash", headers=member.headers)
+    assert r.status == 200 and len(r.json()["items"]) == 1, r
+    trash_id = r.json()["items"][0]["id"]
     before = media_files(media)
 
     sh("mount", "-o", "remount,abort", data)
@@ -136,6 +143,9 @@ def test_read_only_data_dir_refuses_writes_clearly_and_keeps_reads(servers, ext4
     assert_read_only(http_call(srv, "POST", "/api/library/move", headers=member.headers,
                                json_body={"from": "kept.bin", "to": "moved.bin"}), data)
     assert_read_only(tus_create(srv, member, "t.bin", 3), data)
+    # A restore whose rows cannot return goes back into the trash (owner kept there).
+    assert_read_only(http_call(srv, "POST", f"/api/trash/{trash_id}/restore",
+                               headers=member.headers), data)
     assert_read_only(http_call(srv, "DELETE", "/media/kept.bin", headers=member.headers), data)
     assert_read_only(http_call(srv, "POST", "/api/tokens", headers=member.headers,
                                json_body={"label": "during"}), data)
@@ -177,6 +187,12 @@ def test_read_only_data_dir_refuses_writes_clearly_and_keeps_reads(servers, ext4
     r = http_call(srv, "GET", f"/api/notes/{nid}", headers=member.headers)
     assert r.status == 200 and r.json()["title"] == "before", r
     assert note(srv, member, "after").status == 201
+    r = http_call(srv, "POST", f"/api/trash/{trash_id}/restore", headers=member.headers)
+    assert r.status == 200, r
+    assert (media / "binned" / "old.bin").read_bytes() == b"binned"
+    # Restored as the member's: they may delete it again.
+    r = http_call(srv, "DELETE", "/media/binned?recursive=true", headers=member.headers)
+    assert r.status in (200, 204), r
     r = http_call(srv, "PUT", "/media/new.bin", headers=member.headers, body=b"now")
     assert r.status == 201, r
     # Indexed as the member's: they may replace it.
