@@ -11,7 +11,7 @@ say() { printf '\n=== %s\n' "$*"; }
 
 # --- tools -------------------------------------------------------------------------------
 need_apt=()
-for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2 chromium:chromium; do
+for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2 mkfs.ext4:e2fsprogs e2fsck:e2fsprogs chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 # A font, so the UI screenshots (target/ui-screenshots/) show text.

@@ -13,7 +13,7 @@ use crate::library::Library;
 use crate::metrics::Metrics;
 use crate::storage::{
     pump, ByteSource, EntryKind, Found, LinkEnd, MediaPath, ObjectMeta, Pumped, Storage,
-    StorageError, UploadOptions,
+    StorageError, Upload, UploadOptions,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -29,12 +29,25 @@ pub enum FilesError {
     /// The index could not answer a question of ownership.
     #[error("library index: {0}")]
     Index(String),
+    /// The index could not be read or written because of the data dir's state: an upload
+    /// whose owner cannot be recorded is refused.
+    #[error("library index: the data dir: {0}")]
+    DataDir(crate::db::DataDirFault),
     /// Another request is working on the same thing right now.
     #[error("{0}")]
     Busy(String),
     /// Over a quota, or the usage could not be counted.
     #[error(transparent)]
     Quota(#[from] super::quota::QuotaError),
+}
+
+impl From<crate::library::LibraryError> for FilesError {
+    fn from(e: crate::library::LibraryError) -> Self {
+        match e {
+            crate::library::LibraryError::DataDir(fault) => FilesError::DataDir(fault),
+            e => FilesError::Index(e.to_string()),
+        }
+    }
 }
 
 impl From<super::QuotaExceeded> for FilesError {
@@ -70,6 +83,10 @@ pub struct FilesParts {
     pub(super) trash_days: u64,
     /// Trash entries a request is restoring or purging right now (one at a time each).
     pub(super) trash_busy: std::sync::Mutex<std::collections::HashSet<i64>>,
+    /// Held from an upload's record to its commit (and the record's undo): another upload
+    /// to the same name cannot record or commit in between, so an undo never takes back
+    /// a record that is not its own.
+    commit_gate: tokio::sync::Mutex<()>,
 }
 
 impl std::ops::Deref for Files {
@@ -98,6 +115,7 @@ impl Files {
             timeout,
             trash_days,
             trash_busy: Default::default(),
+            commit_gate: tokio::sync::Mutex::new(()),
         }))
     }
 
@@ -148,13 +166,7 @@ impl Files {
     /// yet, a hidden name or a link placed by hand is nobody's, so a member cannot carry it
     /// away with their folder.
     async fn owns_all(&self, who: &User, real: &MediaPath) -> Result<bool, FilesError> {
-        let index = |e: crate::library::LibraryError| FilesError::Index(e.to_string());
-        let Some(indexed) = self
-            .library
-            .owned_subtree(real, who.id)
-            .await
-            .map_err(index)?
-        else {
+        let Some(indexed) = self.library.owned_subtree(real, who.id).await? else {
             return Ok(false);
         };
         if !matches!(self.storage.lookup(real).await?, Found::Entry(e) if e.kind == EntryKind::Dir)
@@ -291,20 +303,50 @@ impl Files {
         Ok((target, created))
     }
 
-    /// Indexes what an upload by `who` created: the folders it made and the file.
-    pub async fn record_upload(
+    /// Commits a finished upload of `size` bytes to `target` as `owner`'s: the index rows
+    /// (the file and the folders the commit makes, `created`) are written first, then the
+    /// file is renamed into place, then its exact size and mtime are recorded. A record
+    /// that cannot be written refuses the upload before anything is visible (the staged
+    /// data is closed: dropped, or kept to resume for tus); a commit that fails takes the
+    /// record back. So no file appears without its owner in the index.
+    pub(super) async fn commit_recorded(
         &self,
-        who: i64,
-        folders: &[MediaPath],
-        file: &MediaPath,
-        meta: &ObjectMeta,
-    ) {
-        for f in folders {
-            let real = self.real(f).await.unwrap_or_else(|_| f.clone());
-            self.library.record_folder(&real, Some(who)).await;
+        owner: i64,
+        up: Box<dyn Upload>,
+        size: u64,
+        target: &MediaPath,
+        created: &[MediaPath],
+        overwrite: bool,
+    ) -> Result<ObjectMeta, FilesError> {
+        let real = self.real(target).await.unwrap_or_else(|_| target.clone());
+        let mut real_created = Vec::with_capacity(created.len());
+        for f in created {
+            real_created.push(self.real(f).await.unwrap_or_else(|_| f.clone()));
         }
-        let real = self.real(file).await.unwrap_or_else(|_| file.clone());
-        self.library.record_write(&real, meta, Some(who)).await;
+        let _gate = self.commit_gate.lock().await;
+        let recorded = match self
+            .library
+            .record_upload(&real_created, &real, size, owner)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                up.close().await;
+                tracing::warn!(path = %target.to_string().escape_debug(), error = %e,
+                    "upload refused: its owner cannot be recorded");
+                return Err(e.into());
+            }
+        };
+        match up.commit(target, overwrite).await {
+            Ok(meta) => {
+                self.library.record_committed(&real, &meta, owner).await;
+                Ok(meta)
+            }
+            Err(e) => {
+                self.library.undo_upload(recorded).await;
+                Err(e.into())
+            }
+        }
     }
 
     /// Counts a finished upload by its outcome.
@@ -373,87 +415,43 @@ impl Files {
                     return Err(e);
                 }
             };
-            let meta = up.commit(&target, req.overwrite).await?;
+            let size = match up.finish().await {
+                Ok(n) => n,
+                Err(e) => {
+                    up.close().await;
+                    return Err(e.into());
+                }
+            };
+            let meta = self
+                .commit_recorded(who.id, up, size, &target, &created, req.overwrite)
+                .await;
             // Counted as in flight until the index records the file.
-            Ok((meta, target, created, admitted.hold))
+            drop(admitted.hold);
+            meta
         }
         .await;
-        let (meta, target, created, _hold) = self.counted(result, |(m, _, _, _)| m.size)?;
+        let meta = self.counted(result, |m| m.size)?;
         tracing::info!(path = %req.path.to_string().escape_debug(), size = meta.size, "uploaded");
-        self.record_upload(who.id, &created, &target, &meta).await;
         Ok(meta)
     }
 
-    /// A new folder (and missing parents), owned by `who`.
+    /// A new folder (and missing parents), owned by `who`. A folder whose owner cannot be
+    /// recorded is removed again (it is empty: nothing is lost) and the error returned.
     pub async fn create_folder(&self, who: &User, path: &MediaPath) -> Result<(), FilesError> {
+        let mut made = self.missing_folders(path).await?;
+        made.push(path.clone());
         self.storage.create_dir(path).await?;
         let real = self.real(path).await.unwrap_or_else(|_| path.clone());
-        self.library.record_folder(&real, Some(who.id)).await;
-        Ok(())
-    }
-
-    /// Moves a file or folder, like `mv`: a target that is an existing folder (the root
-    /// included) means "into it", under the same name. Replacing an existing target needs
-    /// `overwrite` and the right to change it. Returns where it went.
-    pub async fn move_entry(
-        &self,
-        who: &User,
-        from: &MediaPath,
-        to: &MediaPath,
-        overwrite: bool,
-    ) -> Result<MediaPath, FilesError> {
-        if from.is_root() {
-            return Err(StorageError::Invalid("the media root cannot be moved".into()).into());
-        }
-        if from == to {
-            return Err(
-                StorageError::Invalid("the source and the target are the same".into()).into(),
-            );
-        }
-        let to = self.move_destination(from, to).await?;
-        if *from == to {
-            return Err(StorageError::Invalid(format!("'{from}' is already there")).into());
-        }
-        // `mv link its-target` would replace the file by the link, now a loop: data lost.
-        if let Found::Link(LinkEnd::File(r) | LinkEnd::Dir(r)) =
-            self.may_change_entry(who, from, "move").await?
-        {
-            if r == self.real(&to).await? {
-                return Err(StorageError::Invalid(format!(
-                    "'{from}' is a link to '{to}': moving it onto what it leads to would destroy the file"
-                ))
-                .into());
+        if let Err(e) = self.library.try_record_folder(&real, who.id).await {
+            for dir in made.iter().rev() {
+                if let Err(gone) = self.storage.delete(dir).await {
+                    tracing::warn!(path = %dir.to_string().escape_debug(), error = %gone,
+                        "cannot remove a folder whose owner was not recorded");
+                    break;
+                }
             }
+            return Err(e.into());
         }
-        self.may_replace_entry(who, &to, overwrite).await?;
-        let real_from = self.real(from).await?;
-        self.storage.rename(from, &to, overwrite).await?;
-        let real_to = self.real(&to).await.unwrap_or_else(|_| to.clone());
-        self.library.record_move(&real_from, &real_to).await;
-        Ok(to)
-    }
-
-    /// Whether `path` is a folder now (a link to one inside the root counts).
-    pub async fn is_folder(&self, path: &MediaPath) -> Result<bool, FilesError> {
-        Ok(match self.storage.lookup(path).await? {
-            Found::Entry(e) => e.kind == EntryKind::Dir,
-            Found::Link(LinkEnd::Dir(_)) => true,
-            _ => false,
-        })
-    }
-
-    /// `to` itself, or `to/<name of from>` when `to` is a folder already there; checked as
-    /// a new name either way.
-    async fn move_destination(
-        &self,
-        from: &MediaPath,
-        to: &MediaPath,
-    ) -> Result<MediaPath, FilesError> {
-        let into = to.is_root() || self.is_folder(to).await?;
-        let dest = match (into, from.split_last()) {
-            (true, Some((_, name))) => to.join(name)?,
-            _ => to.clone(),
-        };
-        Ok(dest.for_create()?)
+        Ok(())
     }
 }

@@ -3,11 +3,12 @@
 //! what, and the orchestration of a write (storage → library index → metrics), live here, so
 //! the web UI, sync and the CLI reuse them instead of re-implementing them per endpoint.
 //!
-//! Layout: `files` (uploads, folders, moves, and the ownership rules), `trash` (deletes,
+//! Layout: `files` (uploads, folders and the ownership rules), `moves`, `trash` (deletes,
 //! the trash and its sweep), `resumable` (tus uploads over storage and the `tus` state) and
 //! `zip` (a folder as a zip archive streamed as it is built).
 
 pub mod files;
+mod moves;
 pub mod quota;
 pub mod resumable;
 pub mod trash;

@@ -110,11 +110,17 @@ pub enum QuotaError {
     /// The usage could not be counted (database, pool).
     #[error("quota usage: {0}")]
     Count(String),
+    /// The usage could not be counted because of the data dir's state.
+    #[error("quota usage: the data dir: {0}")]
+    DataDir(crate::db::DataDirFault),
 }
 
 impl From<DbError> for QuotaError {
     fn from(e: DbError) -> Self {
-        QuotaError::Count(e.to_string())
+        match e.fault() {
+            Some(fault) => QuotaError::DataDir(fault),
+            None => QuotaError::Count(e.to_string()),
+        }
     }
 }
 
@@ -197,7 +203,10 @@ impl Quotas {
             blocking::run_unbounded("quota usage", move || -> Result<_, QuotaError> {
                 let own = accounts
                     .limits_by_id(id)
-                    .map_err(|e| QuotaError::Count(e.to_string()))?
+                    .map_err(|e| match e {
+                        crate::auth::AuthError::Db(d) => QuotaError::from(d),
+                        e => QuotaError::Count(e.to_string()),
+                    })?
                     .unwrap_or_default();
                 let (usage, pending) = accounts
                     .db()

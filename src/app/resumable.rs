@@ -243,7 +243,10 @@ impl Resumable {
                 let settled = match &e {
                     FilesError::Forbidden(_) | FilesError::Path(_) => true,
                     FilesError::Storage(s) => ends_upload(s),
-                    FilesError::Index(_) | FilesError::Busy(_) | FilesError::Quota(_) => false,
+                    FilesError::Index(_)
+                    | FilesError::DataDir(_)
+                    | FilesError::Busy(_)
+                    | FilesError::Quota(_) => false,
                 };
                 if settled {
                     self.tus.remove(upload).await?;
@@ -256,12 +259,25 @@ impl Resumable {
             .resume_upload(&upload.staged, upload.length, None)
             .await;
         let result = match staged {
-            Ok(s) => s.commit(&dest, upload.overwrite).await,
-            Err(e) => Err(e),
+            Ok(s) => {
+                // A record that cannot be written leaves the staged data and the upload as
+                // they are: the last PATCH can be retried once the data dir is writable.
+                self.files
+                    .commit_recorded(
+                        upload.owner,
+                        s,
+                        upload.length,
+                        &dest,
+                        &created,
+                        upload.overwrite,
+                    )
+                    .await
+            }
+            Err(e) => Err(e.into()),
         };
         let meta = match result {
             Ok(meta) => meta,
-            Err(e) => {
+            Err(FilesError::Storage(e)) => {
                 self.metrics.observe_upload(e.outcome(), 0);
                 if ends_upload(&e) {
                     // The name was taken meanwhile; the upload cannot complete anymore.
@@ -269,15 +285,19 @@ impl Resumable {
                 }
                 return Err(e.into());
             }
+            Err(e) => return Err(e.into()),
         };
         let (store, id) = (self.tus.store.clone(), upload.id.clone());
-        blocking::run_unbounded("tus complete", move || store.mark_complete(&id, now_secs()))
-            .await?;
+        // The file is in place and indexed as its owner's: a completion mark that cannot be
+        // written only leaves a row the expiry sweep removes (its data is gone already).
+        if let Err(e) =
+            blocking::run_unbounded("tus complete", move || store.mark_complete(&id, now_secs()))
+                .await
+        {
+            tracing::warn!(upload = %upload.id, error = %e, "cannot mark the upload complete");
+        }
         self.metrics.observe_upload("ok", meta.size);
         tracing::info!(path = %upload.dest.escape_debug(), size = meta.size, "uploaded (tus)");
-        self.files
-            .record_upload(upload.owner, &created, &dest, &meta)
-            .await;
         Ok(())
     }
 

@@ -62,7 +62,7 @@ fn now_secs() -> i64 {
 }
 
 fn index(e: LibraryError) -> FilesError {
-    FilesError::Index(e.to_string())
+    e.into()
 }
 
 /// A fresh trash key: 128 random bits, hex.
@@ -187,7 +187,22 @@ impl Files {
             r => r?,
         };
         let real = self.real(&to).await.unwrap_or_else(|_| to.clone());
-        self.library.trash_back(id, &real).await.map_err(index)?;
+        if let Err(e) = self.library.trash_back(id, &real).await {
+            // Its rows (and owners) could not return: back into the trash it goes, so the
+            // entry is never in the library without its owner (issue 12).
+            match self.storage.trash(&to, &entry.key).await {
+                Ok(()) => {
+                    for dir in created.iter().rev() {
+                        if self.storage.delete(dir).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+                Err(back) => tracing::error!(error = %e, back = %back,
+                    "a restored entry's rows cannot be recorded nor the entry trashed again; the next scan indexes it with no owner"),
+            }
+            return Err(index(e));
+        }
         for dir in created {
             self.library.record_folder(&dir, Some(who.id)).await;
         }

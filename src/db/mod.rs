@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub mod fault;
 pub(crate) mod migrations;
+
+pub use fault::{classify, DataDirFault};
 
 pub const DB_FILE: &str = "streamhub.db";
 
@@ -31,6 +34,16 @@ pub enum DbError {
     Sql(#[from] rusqlite::Error),
     #[error("database task failed: {0}")]
     Task(String),
+}
+
+impl DbError {
+    /// The data dir's state this error shows (read-only, full, …), if it is one.
+    pub fn fault(&self) -> Option<DataDirFault> {
+        match self {
+            DbError::Sql(e) => classify(e),
+            _ => None,
+        }
+    }
 }
 
 /// A `Db::call` closure's own error, or the pool's.

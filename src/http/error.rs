@@ -8,6 +8,7 @@ use axum::Json;
 use crate::app::FilesError;
 use crate::auth::shares::ShareError;
 use crate::auth::AuthError;
+use crate::db::{DataDirFault, DbError};
 use crate::library::LibraryError;
 use crate::notes::NoteError;
 use crate::storage::{PathError, StorageError};
@@ -21,6 +22,37 @@ pub struct ApiError {
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
     /// Extra members of the JSON body (412's `current` note).
     pub extra: Option<serde_json::Value>,
+    /// Set when the cause is the data dir's state: the response carries it as an extension,
+    /// and `http::data_dir` names the directory and what is wrong with it in the message.
+    pub data_dir: Option<DataDirFault>,
+}
+
+/// The response extension of an answer caused by the data dir's state.
+#[derive(Debug, Clone, Copy)]
+pub struct DataDirFailure(pub DataDirFault);
+
+/// Seconds a client is told to wait when the data dir cannot be written: long enough for
+/// an operator (or a cleanup) to act, short enough that a client comes back on its own.
+pub const DATA_DIR_RETRY_SECS: u32 = 30;
+
+/// The message of an answer caused by the data dir's state. `dir` is where it is (unknown
+/// to the error mappings, filled in by `http::data_dir`), `reason` what the file system
+/// says (a probe's errno name) or else what SQLite said.
+pub fn data_dir_message(
+    dir: Option<&std::path::Path>,
+    fault: DataDirFault,
+    reason: &str,
+) -> String {
+    let dir = match dir {
+        Some(d) => format!("the data directory {} (server.data_dir)", d.display()),
+        None => "the data directory (server.data_dir)".to_string(),
+    };
+    match fault {
+        DataDirFault::Full => {
+            format!("no space left in {dir}: nothing was changed; free some space there")
+        }
+        _ => format!("{dir} cannot be written: {reason}; nothing was changed (reads still work)"),
+    }
 }
 
 impl ApiError {
@@ -31,6 +63,46 @@ impl ApiError {
             message: message.into(),
             headers: Vec::new(),
             extra: None,
+            data_dir: None,
+        }
+    }
+
+    /// The data dir's state refused a database write (or read): 507 `no_space` when it is
+    /// full, 503 `busy` when another writer held the lock too long, otherwise 503
+    /// `data_dir_unavailable` with `Retry-After`. Never 500: it is not a bug of ours.
+    pub fn data_dir(fault: DataDirFault) -> Self {
+        // Logged at warn by `http::data_dir` with the directory and the errno; busy here.
+        tracing::debug!(error = %fault, "data dir: a database write failed");
+        let message = data_dir_message(None, fault, &fault.to_string());
+        let e = match fault {
+            DataDirFault::Full => Self::new(StatusCode::INSUFFICIENT_STORAGE, "no_space", message),
+            DataDirFault::Busy => {
+                tracing::warn!("database busy past the busy timeout");
+                return Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the database is busy with another write; retry in a moment",
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            _ => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "data_dir_unavailable",
+                message,
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(DATA_DIR_RETRY_SECS)),
+        };
+        ApiError {
+            data_dir: Some(fault),
+            ..e
+        }
+    }
+
+    /// A database error: the data dir's state ([`ApiError::data_dir`]) or ours (500).
+    pub fn db(e: &DbError) -> Self {
+        match e.fault() {
+            Some(fault) => Self::data_dir(fault),
+            None => Self::internal(e),
         }
     }
 
@@ -94,6 +166,10 @@ impl From<FilesError> for ApiError {
             FilesError::Path(e) => e.into(),
             FilesError::Forbidden(msg) => ApiError::forbidden(msg),
             FilesError::Index(_) => ApiError::internal(&e),
+            FilesError::DataDir(fault)
+            | FilesError::Quota(crate::app::quota::QuotaError::DataDir(fault)) => {
+                ApiError::data_dir(fault)
+            }
             FilesError::Busy(msg) => ApiError::new(StatusCode::CONFLICT, "busy", msg),
             FilesError::Quota(crate::app::quota::QuotaError::Exceeded(q)) => {
                 ApiError::new(StatusCode::FORBIDDEN, "quota_exceeded", q.to_string())
@@ -139,9 +215,8 @@ impl From<AuthError> for ApiError {
                 "last_admin",
                 "the last admin cannot be deleted or demoted",
             ),
-            AuthError::Hash(_) | AuthError::Db(_) | AuthError::Blocking(_) => {
-                ApiError::internal(&e)
-            }
+            AuthError::Db(e) => ApiError::db(&e),
+            AuthError::Hash(_) | AuthError::Blocking(_) => ApiError::internal(&e),
         }
     }
 }
@@ -168,7 +243,8 @@ impl From<NoteError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "merge_conflict", e.to_string())
             }
             QuotaExceeded(msg) => ApiError::new(StatusCode::FORBIDDEN, "quota_exceeded", msg),
-            Corrupt(_) | Db(_) => ApiError::internal(&e),
+            Db(e) => ApiError::db(&e),
+            Corrupt(_) => ApiError::internal(&e),
         }
     }
 }
@@ -180,7 +256,8 @@ impl From<crate::positions::PositionError> for ApiError {
             Invalid { .. } => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e.to_string())
             }
-            Db(_) | Blocking(_) => ApiError::internal(&e),
+            Db(e) => ApiError::db(&e),
+            Blocking(_) => ApiError::internal(&e),
         }
     }
 }
@@ -296,6 +373,7 @@ impl From<LibraryError> for ApiError {
                     e.to_string(),
                 )
             }
+            DataDir(fault) => ApiError::data_dir(fault),
             Db(_) | Io(_) | Task(_) | Cancelled => ApiError::internal(&e),
         }
     }
@@ -320,6 +398,7 @@ impl From<crate::app::ResumableError> for ApiError {
             }
             Interrupted { .. } => ApiError::bad_request("upload_interrupted", msg),
             Files(e) => e.into(),
+            State(crate::tus::TusError::Db(e)) => ApiError::db(&e),
             State(e) => ApiError::internal(&e),
         }
     }
@@ -349,6 +428,9 @@ impl IntoResponse for ApiError {
         let mut resp = (self.status, Json(body)).into_response();
         for (k, v) in self.headers {
             resp.headers_mut().insert(k, v);
+        }
+        if let Some(fault) = self.data_dir {
+            resp.extensions_mut().insert(DataDirFailure(fault));
         }
         resp
     }

@@ -141,3 +141,113 @@ fn note_errors_map_to_their_codes() {
         assert_eq!((e.status.as_u16(), e.code), (status, code), "{}", e.message);
     }
 }
+
+/// A SQLite failure with `code` (an extended result code).
+fn sqlite(code: i32) -> DbError {
+    DbError::Sql(rusqlite::Error::SqliteFailure(
+        rusqlite::ffi::Error::new(code),
+        None,
+    ))
+}
+
+#[test]
+fn a_data_dir_that_takes_no_write_is_503_or_507_from_every_module_never_500() {
+    use rusqlite::ffi;
+    let read_only = || sqlite(ffi::SQLITE_READONLY_DBMOVED);
+    let cases: Vec<(ApiError, u16, &str)> = vec![
+        (
+            AuthError::Db(read_only()).into(),
+            503,
+            "data_dir_unavailable",
+        ),
+        (
+            NoteError::Db(read_only()).into(),
+            503,
+            "data_dir_unavailable",
+        ),
+        (
+            NoteError::Db(sqlite(ffi::SQLITE_IOERR_WRITE)).into(),
+            503,
+            "data_dir_unavailable",
+        ),
+        (
+            NoteError::Db(sqlite(ffi::SQLITE_CANTOPEN)).into(),
+            503,
+            "data_dir_unavailable",
+        ),
+        (
+            AuthError::Db(sqlite(ffi::SQLITE_FULL)).into(),
+            507,
+            "no_space",
+        ),
+        (NoteError::Db(sqlite(ffi::SQLITE_BUSY)).into(), 503, "busy"),
+        (
+            crate::positions::PositionError::Db(read_only()).into(),
+            503,
+            "data_dir_unavailable",
+        ),
+        (
+            LibraryError::DataDir(DataDirFault::ReadOnly).into(),
+            503,
+            "data_dir_unavailable",
+        ),
+        (
+            FilesError::DataDir(DataDirFault::Full).into(),
+            507,
+            "no_space",
+        ),
+        (
+            FilesError::Quota(crate::app::quota::QuotaError::DataDir(DataDirFault::Io)).into(),
+            503,
+            "data_dir_unavailable",
+        ),
+        (
+            crate::app::ResumableError::State(crate::tus::TusError::Db(read_only())).into(),
+            503,
+            "data_dir_unavailable",
+        ),
+    ];
+    for (e, status, code) in cases {
+        assert_eq!((e.status.as_u16(), e.code), (status, code), "{e:?}");
+        assert!(
+            e.message.contains("server.data_dir") || code == "busy",
+            "{e:?}"
+        );
+        let retry = e
+            .headers
+            .iter()
+            .find(|(k, _)| k == header::RETRY_AFTER)
+            .map(|(_, v)| v.clone());
+        assert_eq!(
+            retry.is_some(),
+            status == 503,
+            "Retry-After on 503 only: {e:?}"
+        );
+        let resp = e.into_response();
+        // Marked for `http::data_dir`, which names the directory (busy has nothing to name).
+        assert_eq!(
+            resp.extensions().get::<DataDirFailure>().is_some(),
+            code != "busy"
+        );
+    }
+}
+
+#[test]
+fn the_data_dir_message_names_the_directory_and_the_reason() {
+    let dir = std::path::Path::new("/var/lib/streamhub");
+    let m = data_dir_message(
+        Some(dir),
+        DataDirFault::ReadOnly,
+        "EROFS: Read-only file system",
+    );
+    assert_eq!(
+        m,
+        "the data directory /var/lib/streamhub (server.data_dir) cannot be written: \
+         EROFS: Read-only file system; nothing was changed (reads still work)"
+    );
+    let m = data_dir_message(Some(dir), DataDirFault::Full, "ENOSPC");
+    assert!(
+        m.starts_with("no space left in the data directory /var/lib/streamhub (server.data_dir)"),
+        "{m}"
+    );
+}

@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use super::auth::Admin;
 use super::AppState;
 use crate::blocking::{self, BlockingError};
-use crate::storage::errno_message;
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -47,28 +46,20 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     (status, Json(body))
 }
 
-/// How long a probe may take before the answer is "not answering" (a stalled disk).
+/// How long the database size may take to read before the scrape goes on without it.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why the data dir is not usable, as `/readyz` shows it (errno by name).
-#[derive(Debug, thiserror::Error)]
-enum ProbeError {
-    #[error("data dir: {0}")]
-    Io(String),
-    #[error("data dir: {0}")]
-    Blocking(#[from] BlockingError),
-}
-
+/// Whether the data dir takes a write; the reason names it by key and path (errno by name),
+/// like the answers of refused writes do.
 async fn data_dir_writable(state: &AppState) -> Result<(), String> {
-    let dir = state.data_dir.clone();
-    blocking::run("writing a probe file", PROBE_TIMEOUT, move || {
-        let p = dir.join(".readyz-probe");
-        std::fs::write(&p, b"ok")
-            .and_then(|_| std::fs::remove_file(&p))
-            .map_err(|e| ProbeError::Io(errno_message(&e)))
-    })
-    .await
-    .map_err(|e: ProbeError| e.to_string())
+    super::data_dir::probe(&state.data_dir)
+        .await
+        .map_err(|why| {
+            format!(
+                "data dir {} (server.data_dir): {why}",
+                state.data_dir.display()
+            )
+        })
 }
 
 /// `GET /metrics` on the main listeners: admins only (scrape with an admin API token).

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod budget;
 pub mod clients;
+pub mod data_dir;
 pub mod error;
 pub mod health;
 pub mod host;
@@ -225,6 +226,11 @@ pub fn router(state: AppState) -> Router {
             auth::authenticate,
         ))
         .merge(ui::routes())
+        // Outside `authenticate`: a session lookup refused by the data dir is named too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            data_dir::name_data_dir,
+        ))
         .layer(middleware::from_fn_with_state(
             Arc::new(host_policy(&state.config)),
             host::check_host,

@@ -16,6 +16,7 @@ pub mod model;
 mod probe;
 mod query;
 mod read;
+mod record;
 mod scan;
 mod schema;
 mod trash;
@@ -38,6 +39,7 @@ use crate::storage::{MediaPath, ObjectMeta, Storage};
 
 pub use model::{Item, Kind, ListRequest, MediaClass, Page, Sort, SortKey};
 pub use read::{Thumb, Totals};
+pub use record::Recorded;
 pub use scan::ScanReport;
 pub use trash::TrashEntry;
 
@@ -45,6 +47,9 @@ pub use trash::TrashEntry;
 pub enum LibraryError {
     #[error("database error: {0}")]
     Db(String),
+    /// The data dir's state (read-only, full, …) refused a database write.
+    #[error("database in the data dir: {0}")]
+    DataDir(crate::db::DataDirFault),
     #[error("no such file or folder")]
     NotFound,
     #[error("not a folder")]
@@ -86,7 +91,10 @@ impl From<crate::blocking::BlockingError> for LibraryError {
 
 impl From<rusqlite::Error> for LibraryError {
     fn from(e: rusqlite::Error) -> Self {
-        LibraryError::Db(e.to_string())
+        match crate::db::classify(&e) {
+            Some(fault) => LibraryError::DataDir(fault),
+            None => LibraryError::Db(e.to_string()),
+        }
     }
 }
 

@@ -44,23 +44,33 @@ impl Library {
         let read_seq = self.inner.seq.next();
         let (entries, mtime) = disk::entries(self.inner.storage.list(dir).await?);
         let dir = dir.clone();
-        self.db(move |i| {
-            let mut conn = i.lock();
-            if dir.is_root() {
-                scan::guard_empty_root(&conn, &entries)?;
+        let applied = self
+            .db(move |i| {
+                let mut conn = i.lock();
+                if dir.is_root() {
+                    scan::guard_empty_root(&conn, &entries)?;
+                }
+                scan::apply_chunked(
+                    &mut conn,
+                    &dir,
+                    disk::trusted_mtime(mtime),
+                    &entries,
+                    read_seq,
+                    &i.seq,
+                    &i.thumbs_dir,
+                )?;
+                Ok(())
+            })
+            .await;
+        match applied {
+            // A data dir that takes no write (read-only, full) still answers reads: from the
+            // index as it is, refreshed once it is writable again.
+            Err(LibraryError::DataDir(fault)) => {
+                tracing::warn!(error = %fault, "library: folder not refreshed, the data dir takes no write; answering from the index");
+                Ok(())
             }
-            scan::apply_chunked(
-                &mut conn,
-                &dir,
-                disk::trusted_mtime(mtime),
-                &entries,
-                read_seq,
-                &i.seq,
-                &i.thumbs_dir,
-            )?;
-            Ok(())
-        })
-        .await
+            other => other,
+        }
     }
 
     /// A folder's children, or a search under it (`req.is_search()`).

@@ -11,8 +11,10 @@ use super::LibraryError;
 /// Opens another connection to `<data_dir>/streamhub.db` with the pragmas `db::Db` uses
 /// (`db::open_conn`). The schema is already migrated.
 pub fn open_conn(db_file: &Path) -> Result<Connection, LibraryError> {
-    let conn = crate::db::open_conn(db_file)
-        .map_err(|e| LibraryError::Db(format!("{}: {e}", db_file.display())))?;
+    let conn = crate::db::open_conn(db_file).map_err(|e| match crate::db::classify(&e) {
+        Some(fault) => LibraryError::DataDir(fault),
+        None => LibraryError::Db(format!("{}: {e}", db_file.display())),
+    })?;
     let present: i64 = conn.query_row(
         "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'media'",
         [],

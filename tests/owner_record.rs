@@ -1,0 +1,223 @@
+//! An upload's owner is recorded before its file becomes visible (issue 12, item 5): when
+//! the library index refuses the record, PUT, tus, new folders and moves are refused and
+//! the media storage is left as it was. The refusal is made real with a trigger that aborts
+//! every write to the index, on the in-memory backend (so what is visible is exact).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use http_body_util::BodyExt;
+use tower::ServiceExt;
+
+use streamhub::auth::Role;
+use streamhub::config::Config;
+use streamhub::http::{router, AppState};
+use streamhub::storage::memory::MemoryStorage;
+use streamhub::storage::{MediaPath, Storage};
+
+struct Fx {
+    _data: tempfile::TempDir,
+    app: axum::Router,
+    mem: MemoryStorage,
+    db: streamhub::db::Db,
+    alice: String,
+    bob: String,
+}
+
+fn fx() -> Fx {
+    let data = tempfile::tempdir().unwrap();
+    let mem = MemoryStorage::new();
+    let storage: Arc<dyn Storage> = Arc::new(mem.clone());
+    let db = streamhub::db::Db::open(data.path()).unwrap();
+    let mut config = Config::default();
+    config.server.data_dir = data.path().to_path_buf();
+    let config = Arc::new(config);
+    let library = streamhub::library::Library::open(
+        data.path(),
+        storage.clone(),
+        &config.library,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    let tus = Arc::new(streamhub::tus::Tus::new(
+        streamhub::tus::TusStore::new(db.clone(), 3600),
+        storage.clone(),
+    ));
+    let accounts = streamhub::auth::Accounts::new(db.clone());
+    let token = |name: &str| {
+        let u = accounts
+            .add_user(name, "a long password", Role::Member)
+            .unwrap();
+        accounts.create_token(&u, "t", None).unwrap().1
+    };
+    let (alice, bob) = (token("alice"), token("bob"));
+    let state = AppState::new(config, storage, db.clone(), library, tus, None);
+    Fx {
+        _data: data,
+        app: router(state),
+        mem,
+        db,
+        alice,
+        bob,
+    }
+}
+
+/// From now on every write to the library index fails (the connection that records uploads
+/// sees the trigger: it lives in the database file).
+fn refuse_index_writes(f: &Fx, on: bool) {
+    let sql = if on {
+        "CREATE TRIGGER refuse_insert BEFORE INSERT ON media BEGIN SELECT RAISE(ABORT, 'refused'); END;
+         CREATE TRIGGER refuse_update BEFORE UPDATE ON media BEGIN SELECT RAISE(ABORT, 'refused'); END;"
+    } else {
+        "DROP TRIGGER refuse_insert; DROP TRIGGER refuse_update;"
+    };
+    f.db.with(|c| c.execute_batch(sql)).unwrap();
+}
+
+async fn call(f: &Fx, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+fn req(method: &str, uri: &str, token: &str) -> axum::http::request::Builder {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+}
+
+async fn put(f: &Fx, token: &str, uri: &str, bytes: &'static str) -> StatusCode {
+    call(f, req("PUT", uri, token).body(Body::from(bytes)).unwrap())
+        .await
+        .0
+}
+
+async fn exists(f: &Fx, path: &str) -> bool {
+    let p = MediaPath::from_decoded(path).unwrap();
+    f.mem.stat(&p).await.unwrap().is_some()
+}
+
+fn tus(method: &str, uri: &str, token: &str) -> axum::http::request::Builder {
+    req(method, uri, token).header("tus-resumable", "1.0.0")
+}
+
+#[tokio::test]
+async fn an_upload_whose_owner_cannot_be_recorded_is_refused_and_leaves_nothing() {
+    let f = fx();
+    assert_eq!(
+        put(&f, &f.alice, "/media/a/mine.txt", "old").await,
+        StatusCode::CREATED
+    );
+    refuse_index_writes(&f, true);
+
+    let status = put(&f, &f.alice, "/media/new/deep/file.txt", "new").await;
+    assert!(status.is_server_error(), "{status}");
+    assert!(
+        !exists(&f, "new").await,
+        "no file, and no folder made for it"
+    );
+    let status = put(
+        &f,
+        &f.alice,
+        "/media/a/mine.txt?overwrite=true",
+        "replacement",
+    )
+    .await;
+    assert!(status.is_server_error(), "{status}");
+    assert_eq!(
+        f.mem.read("a/mine.txt").unwrap(),
+        b"old",
+        "the old file is kept"
+    );
+
+    let (status, _, _) = call(
+        &f,
+        req("POST", "/api/library/folder", &f.alice)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"path":"made/here"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert!(status.is_server_error(), "{status}");
+    assert!(
+        !exists(&f, "made").await,
+        "the folder and its parent are removed again"
+    );
+
+    let (status, _, _) = call(
+        &f,
+        req("POST", "/api/library/move", &f.alice)
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"from":"a/mine.txt","to":"a/moved.txt"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert!(status.is_server_error(), "{status}");
+    assert!(exists(&f, "a/mine.txt").await && !exists(&f, "a/moved.txt").await);
+
+    refuse_index_writes(&f, false);
+    // Ownership is as before: bob still may not replace alice's file, alice may.
+    let status = put(&f, &f.bob, "/media/a/mine.txt?overwrite=true", "bob's").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let status = put(&f, &f.alice, "/media/a/mine.txt?overwrite=true", "new").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        put(&f, &f.alice, "/media/new/deep/file.txt", "new").await,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn a_tus_upload_refused_at_its_commit_stays_resumable() {
+    let f = fx();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let (status, headers, _) = call(
+        &f,
+        tus("POST", "/api/tus/", &f.alice)
+            .header("upload-length", "6")
+            .header("upload-metadata", format!("filename {}", b64("t.bin")))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let loc = headers["location"].to_str().unwrap().to_string();
+    let patch = |offset: &str, bytes: &'static str| {
+        tus("PATCH", &loc, &f.alice)
+            .header("upload-offset", offset)
+            .header("content-type", "application/offset+octet-stream")
+            .body(Body::from(bytes))
+            .unwrap()
+    };
+    refuse_index_writes(&f, true);
+    let (status, _, _) = call(&f, patch("0", "abcdef")).await;
+    assert!(status.is_server_error(), "{status}");
+    assert!(f.mem.read("t.bin").is_none(), "nothing visible");
+    assert_eq!(f.mem.staged_keys().len(), 1, "the staged data is kept");
+
+    refuse_index_writes(&f, false);
+    let (status, headers, _) =
+        call(&f, tus("HEAD", &loc, &f.alice).body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    let offset = headers["upload-offset"].to_str().unwrap().to_string();
+    let rest: &'static str = &"abcdef"[offset.parse::<usize>().unwrap()..];
+    let (status, _, _) = call(&f, patch(&offset, rest)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(f.mem.read("t.bin").unwrap(), b"abcdef");
+    // Indexed as alice's.
+    assert_eq!(
+        put(&f, &f.bob, "/media/t.bin?overwrite=true", "x").await,
+        StatusCode::FORBIDDEN
+    );
+}
