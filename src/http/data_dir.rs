@@ -70,7 +70,8 @@ pub async fn name_data_dir(State(state): State<AppState>, req: Request, next: Ne
     .unwrap_or_else(|| "data_dir_unavailable".to_string());
     let body = serde_json::json!({
         "error": code,
-        "message": data_dir_message(Some(&state.data_dir), fault, &reason),
+        // The key, not the path: answers go to anyone, and the log has the path.
+        "message": data_dir_message(None, fault, &reason),
     });
     let bytes = body.to_string();
     parts.headers.remove(header::CONTENT_LENGTH);
