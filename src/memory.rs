@@ -37,16 +37,30 @@ const MMAP_THRESHOLD: i32 = 4 << 20;
 /// How much free memory an arena's top may keep before `free` gives the rest back.
 const TRIM_THRESHOLD: i32 = 4 << 20;
 
-/// Pins glibc's mmap and trim thresholds (setting them turns off their growth). Called once,
-/// before the runtime starts threads; a no-op where the allocator is not glibc's.
+/// Arenas per core. glibc's default is 8 per core, and each arena keeps up to
+/// `TRIM_THRESHOLD` free at its top: 16 arenas left the soak at 25–30 MiB after the load
+/// against 10 MiB with 4 (`docs/PERFORMANCE.md`, "Memory in a soak").
+const ARENAS_PER_CORE: usize = 2;
+
+/// Pins glibc's mmap and trim thresholds (setting them turns off their growth) and caps its
+/// arenas. Called once, before the runtime starts threads; a no-op where the allocator is not
+/// glibc's.
 #[allow(unsafe_code)]
 pub fn tune() {
+    let arenas = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .saturating_mul(ARENAS_PER_CORE)
+        .clamp(2, 16);
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets glibc's own tunables under its lock; no pointers are involved.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+        libc::mallopt(libc::M_ARENA_MAX, arenas as i32);
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = arenas;
 }
 
 /// Hands free heap memory back to the kernel; a no-op where the allocator is not glibc's.

@@ -24,7 +24,10 @@ from conftest import AUTH_PW, AuthEnv, http_call, login
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "60"))
 WARMUP = min(15, SECONDS // 4)
-SLOW = "127.0.0.4"  # the slow clients' own address (server.max_connections_per_ip)
+# The slow players' own addresses, 40 players each: several devices, as on a LAN. (All 200
+# from one address would pass its share of the send budget, 128 frames, and the players
+# waiting for one would be closed as stalled: see docs/CONTRACT.md, "Connection limits".)
+SLOW = [f"127.0.0.{i}" for i in range(4, 9)]
 BIG = 8 * 1024 * 1024
 EVERY = 5  # seconds between memory samples
 MAX_RSS_MIB = 96  # the issue's attack bound is 64 MiB; this load holds 200 slow streams too
@@ -146,9 +149,9 @@ class Soak:
         self.count("login", r.status)
         time.sleep(0.5)
 
-    def slow_client(self):
+    def slow_client(self, i):
         s = socket.socket()
-        s.bind((SLOW, 0))
+        s.bind((SLOW[i % len(SLOW)], 0))
         # A small receive buffer, so the server's writes wait on this reader as they would on
         # a player at the far end of a Wi-Fi link (loopback would otherwise buffer megabytes).
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -161,7 +164,7 @@ class Soak:
         """n players reading 32-96 KiB a second each (so they drift apart); one whose file
         ended is replaced, so n stay connected for the whole soak."""
         rnd = random.Random("slow")
-        socks = [(self.slow_client(), rnd.randrange(32, 97) * 1024) for _ in range(n)]
+        socks = [(self.slow_client(i), rnd.randrange(32, 97) * 1024) for i in range(n)]
         while not self.stop.is_set():
             for i, (s, rate) in enumerate(socks):
                 try:
@@ -174,7 +177,7 @@ class Soak:
                     s.close()
                     self.count("slow-reconnect", 0)
                     try:
-                        socks[i] = (self.slow_client(), rate)
+                        socks[i] = (self.slow_client(i), rate)
                     except OSError as e:
                         self.errors.append(f"slow client reconnect: {e!r}")
                         return
@@ -223,8 +226,10 @@ def test_soak_mixed_traffic(module_servers, tmp_path):
     assert not s.errors, s.errors[:10]
     warm = [x for x in samples if x[0] >= WARMUP]
     assert len(warm) >= 6, samples
-    first = statistics.median(a for _, a, _, _ in warm[:3])
-    last = statistics.median(a for _, a, _, _ in warm[-3:])
+    # Medians over 30 s windows: the players' waves (a new file read at full speed while the
+    # socket buffers fill) come and go.
+    first = statistics.median(a for t, a, _, _ in warm if t < WARMUP + 30)
+    last = statistics.median(a for t, a, _, _ in warm if t >= samples[-1][0] - 30)
     assert last <= first * 1.10 + 4, f"memory grew under the same load: {first:.1f} -> {last:.1f} MiB"
     peak = max(a + f for _, a, f, _ in samples)
     assert peak <= MAX_RSS_MIB, f"RSS peaked at {peak:.1f} MiB"
