@@ -35,7 +35,7 @@ fn prose(seed: u64, bytes: usize) -> String {
         x ^= x >> 7;
         x ^= x << 17;
         s.push_str(WORDS[(x % 24) as usize]);
-        s.push(if x % 13 == 0 { '\n' } else { ' ' });
+        s.push(if x.is_multiple_of(13) { '\n' } else { ' ' });
     }
     s.truncate(bytes);
     s

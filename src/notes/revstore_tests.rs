@@ -20,7 +20,7 @@ fn prose(seed: u64, bytes: usize) -> String {
         x ^= x >> 7;
         x ^= x << 17;
         s.push_str(WORDS[(x % 16) as usize]);
-        s.push(if x % 11 == 0 { '\n' } else { ' ' });
+        s.push(if x.is_multiple_of(11) { '\n' } else { ' ' });
     }
     s
 }
