@@ -80,7 +80,7 @@ pub(crate) fn encode(
             .map(|c| (k.rev.to_string(), c, k.body.to_string())),
         None => match shallowest_parent(conn, &rev.parents)? {
             Some((p, c)) if open(&c) => {
-                let text = base_body(conn, &p)?;
+                let text = base_body(conn, &rev.note_id, &p)?;
                 Some((p, c, text))
             }
             _ => None,
@@ -176,9 +176,14 @@ pub(crate) fn body(conn: &Connection, rev: &str) -> Result<String, NoteError> {
 
 /// A base's body: the note's current text when the base is the current revision (the usual
 /// case for revisions arriving in order), else rebuilt.
-fn base_body(conn: &Connection, rev: &str) -> Result<String, NoteError> {
+fn base_body(conn: &Connection, note_id: &str, rev: &str) -> Result<String, NoteError> {
+    // By note id (unique index): `notes.rev` has no index of its own.
     let current: Option<String> = conn
-        .query_row("SELECT body FROM notes WHERE rev = ?1", [rev], |r| r.get(0))
+        .query_row(
+            "SELECT body FROM notes WHERE id = ?1 AND rev = ?2",
+            [note_id, rev],
+            |r| r.get(0),
+        )
         .optional()?;
     match current {
         Some(b) => Ok(b),
