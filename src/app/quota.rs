@@ -246,16 +246,12 @@ impl Quotas {
     }
 }
 
-/// About the bytes one note revision takes: title, body and tags (as stored, a JSON list).
-pub fn note_bytes(title: &str, body: &str, tags: &[String]) -> u64 {
-    let tags: usize = tags.iter().map(|t| t.len() + 3).sum();
-    (title.len() + body.len() + tags + 2) as u64
-}
-
 /// Judges a new note revision of `adding` bytes by `user` against their `notes_bytes`
-/// limit, counting every revision they wrote here (history is kept, so each edit adds one).
-/// Runs on the caller's connection, inside the write's own database call, so the count and
-/// the write cannot interleave with another edit. Only creating and editing notes through
+/// limit, counting what every revision they wrote here takes in storage (`stored_bytes`:
+/// title, tags and the body as stored — a delta against its parent when that is smaller,
+/// see `notes::revstore`; history is kept, so each edit adds its change). Runs on the
+/// write's own transaction (`NotesStore::create_admitted`/`update_admitted`), once the new
+/// revision's stored size is known, so the count and the write cannot interleave. Only creating and editing notes through
 /// the API call this: revisions that arrive from peers by sync are never judged.
 pub fn check_notes(
     conn: &Connection,
@@ -279,8 +275,7 @@ pub fn check_notes(
         return Ok(Ok(()));
     }
     let used: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(length(CAST(title AS BLOB)) + length(CAST(body AS BLOB)) \
-         + length(CAST(tags AS BLOB))), 0) FROM note_revisions WHERE author_id = ?1",
+        "SELECT COALESCE(SUM(stored_bytes), 0) FROM note_revisions WHERE author_id = ?1",
         [user],
         |r| r.get(0),
     )?;

@@ -56,6 +56,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         "0013_user_limits.sql",
         include_str!("migrations/0013_user_limits.sql"),
     ),
+    (
+        "0014_note_revision_storage.sql",
+        include_str!("migrations/0014_note_revision_storage.sql"),
+    ),
 ];
 
 /// The migrations as `rusqlite_migration` applies them (in one transaction each).
@@ -135,6 +139,11 @@ mod tests {
             13,
             "0013_user_limits.sql",
             "04e52caeb8493b96f6a8f8cf90ce8a1cd4ce50f94e5ac45dbac5447339ee429e",
+        ),
+        (
+            14,
+            "0014_note_revision_storage.sql",
+            "c564cf7f8779a19b6945afc23adc094200b813d7ee482907fee1822154ad0e2d",
         ),
     ];
 

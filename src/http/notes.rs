@@ -133,9 +133,8 @@ pub async fn create(
     };
     let defaults = state.config.quotas.clone();
     let note = db(&state, move |s, c| {
-        let adding = quota::note_bytes(&content.title, &content.body, &content.tags);
-        notes_quota(c, who.id, &defaults, adding)?;
-        s.create(c, content, &who)
+        let admit = |c: &rusqlite::Connection, adding| notes_quota(c, who.id, &defaults, adding);
+        s.create_admitted(c, content, &who, &admit)
     })
     .await?;
     Ok(note_response(StatusCode::CREATED, note))
@@ -185,17 +184,10 @@ pub async fn update(
     let (nid, uid) = (id.clone(), who.id);
     let defaults = state.config.quotas.clone();
     let edit = move |s: &crate::notes::NotesStore, c: &mut rusqlite::Connection| {
-        // The new revision holds the whole note: unchanged fields count too. A note that
-        // cannot be read here is left to `update` to report.
-        if let Ok(cur) = s.get(c, &nid, Some(who.id)) {
-            let adding = quota::note_bytes(
-                changes.title.as_deref().unwrap_or(&cur.title),
-                changes.body.as_deref().unwrap_or(&cur.body),
-                changes.tags.as_deref().unwrap_or(&cur.tags),
-            );
-            notes_quota(c, who.id, &defaults, adding)?;
-        }
-        s.update(c, &nid, &base, changes, &who)
+        // Judged on what the new revision takes once stored (its change, mostly), inside
+        // the edit's transaction.
+        let admit = |c: &rusqlite::Connection, adding| notes_quota(c, who.id, &defaults, adding);
+        s.update_admitted(c, &nid, &base, changes, &who, &admit)
     };
     match db(&state, edit).await {
         Ok(note) => Ok(note_response(StatusCode::OK, note)),

@@ -15,6 +15,8 @@ pub mod markdown;
 pub mod merge;
 pub mod model;
 mod read;
+pub mod revcodec;
+mod revstore;
 mod rows;
 mod search;
 mod snippet;
@@ -22,6 +24,8 @@ mod stats;
 mod store;
 pub mod tree;
 
+#[cfg(test)]
+mod revstore_tests;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]
@@ -35,6 +39,7 @@ pub use hlc::{Clock, Hlc};
 pub use merge::MergeConflict;
 pub use model::{Author, Changes, Content, Limits, Revision, Visibility};
 pub use read::{Contributor, Event, EventKind, Note, RevisionInfo};
+pub use rows::Admit;
 pub use search::{fts_query, Fragment, SearchHit, SearchPage, SearchQuery};
 pub use stats::{Analytics, DayCount, NoteCount, TagCount};
 pub use store::{NotesStore, PutOutcome};

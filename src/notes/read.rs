@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::hlc::Hlc;
-use super::model::{Author, Content, Revision, Visibility};
+use super::model::{Author, Revision, Visibility};
+use super::revstore;
 use super::rows::{append_event, current, leaves, rank};
 use super::store::NotesStore;
 use super::{NoteError, Viewer};
@@ -375,6 +376,8 @@ fn contributors(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// One revision the viewer may see (a non-owner never sees a private revision), through
+/// `revstore::revision`: its body rebuilt and its id checked.
 pub(crate) fn load_revision(
     conn: &Connection,
     note_id: &str,
@@ -383,53 +386,19 @@ pub(crate) fn load_revision(
 ) -> Result<Revision, NoteError> {
     let viewer = viewer.into();
     let cur = current(conn, note_id, viewer)?;
-    let row = conn
+    let visible = conn
         .query_row(
-            "SELECT r.parents, r.gen, r.hlc_wall, r.hlc_logical, r.hlc_node, r.title, r.body,
-                    r.tags, r.visibility, r.deleted, r.author
-             FROM note_revisions r JOIN notes n ON n.nid = r.note
+            "SELECT 1 FROM note_revisions r JOIN notes n ON n.nid = r.note
              WHERE r.rev = ?1 AND r.note = ?2
                AND (r.visibility = 'public' OR n.owner_id = ?3 OR ?4)",
             params![rev, cur.nid, viewer.user(), viewer.all()],
-            |r| {
-                Ok((
-                    (r.get::<_, String>(0)?, r.get::<_, i64>(1)?),
-                    (
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, String>(4)?,
-                    ),
-                    (
-                        r.get::<_, String>(5)?,
-                        r.get::<_, String>(6)?,
-                        r.get::<_, String>(7)?,
-                    ),
-                    (
-                        r.get::<_, String>(8)?,
-                        r.get::<_, bool>(9)?,
-                        r.get::<_, String>(10)?,
-                    ),
-                ))
-            },
+            |_| Ok(()),
         )
-        .optional()?
-        .ok_or_else(|| NoteError::RevisionNotFound(rev.to_string()))?;
-    let ((parents, gen), (wall, logical, node), (title, body, tags), (vis, deleted, author)) = row;
-    Ok(Revision {
-        note_id: note_id.to_string(),
-        rev: rev.to_string(),
-        parents: parse_list(&parents)?,
-        gen: to_u64(gen),
-        hlc: Hlc::new(to_u64(wall), to_u32(logical), node),
-        content: Content {
-            title,
-            body,
-            tags: parse_tags(&tags)?,
-            visibility: parse_visibility(&vis)?,
-        },
-        deleted,
-        author,
-    })
+        .optional()?;
+    if visible.is_none() {
+        return Err(NoteError::RevisionNotFound(rev.to_string()));
+    }
+    revstore::revision(conn, note_id, rev)
 }
 
 /// The note's revision graph: rev → (generation, parents).

@@ -8,6 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::hlc::Hlc;
 use super::model::{Author, Content, Revision};
 use super::read::{self, EventKind};
+use super::revstore::{self, Known};
 use super::{tree, NoteError, Viewer};
 
 /// The current (winning) revision of a note the viewer may see.
@@ -193,26 +194,58 @@ pub(crate) fn conflict_leaves(
         .collect()
 }
 
-/// Recomputes the winner of note `nid` into `notes`; returns the number of leaves.
-pub(crate) fn refresh(conn: &Connection, nid: i64, now: i64) -> Result<usize, NoteError> {
+/// Recomputes the winner of note `nid` into `notes`; returns the number of leaves. `fresh`
+/// is a revision the caller has in hand (the one just stored): when it wins, its text is
+/// not rebuilt from storage.
+pub(crate) fn refresh(
+    conn: &Connection,
+    nid: i64,
+    now: i64,
+    fresh: Option<&Revision>,
+) -> Result<usize, NoteError> {
     let all = leaves(conn, nid)?;
     let (winner, conflicts) =
         rank(&all).ok_or_else(|| NoteError::Corrupt(format!("note {nid} has no revisions")))?;
-    let changed = conn.execute(
-        "UPDATE notes SET (rev, title, body, tags, visibility, deleted, author,
-                           hlc_wall, hlc_logical, hlc_node) =
-             (SELECT rev, title, body, tags, visibility, deleted, author,
-                     hlc_wall, hlc_logical, hlc_node FROM note_revisions WHERE rev = ?1),
-             conflicts = ?2, changed_at = ?3
-         WHERE nid = ?4 AND rev != ?1",
-        params![winner.rev, conflicts.len() as i64, now, nid],
-    )?;
-    if changed == 0 {
+    let (note_id, shown): (String, String) =
+        conn.query_row("SELECT id, rev FROM notes WHERE nid = ?1", [nid], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    if shown == winner.rev {
         conn.execute(
             "UPDATE notes SET conflicts = ?1 WHERE nid = ?2 AND conflicts != ?1",
             params![conflicts.len() as i64, nid],
         )?;
+        return Ok(all.len());
     }
+    let loaded;
+    let win = match fresh.filter(|r| r.rev == winner.rev) {
+        Some(r) => r,
+        None => {
+            loaded = revstore::revision(conn, &note_id, &winner.rev)?;
+            &loaded
+        }
+    };
+    conn.execute(
+        "UPDATE notes SET (rev, title, body, tags, visibility, deleted, author,
+                           hlc_wall, hlc_logical, hlc_node, conflicts, changed_at) =
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         WHERE nid = ?13",
+        params![
+            win.rev,
+            win.content.title,
+            win.content.body,
+            tags_json(&win.content.tags)?,
+            win.content.visibility.as_str(),
+            win.deleted,
+            win.author,
+            i64::try_from(win.hlc.wall_ms).unwrap_or(i64::MAX),
+            i64::from(win.hlc.logical),
+            win.hlc.node,
+            conflicts.len() as i64,
+            now,
+            nid,
+        ],
+    )?;
     Ok(all.len())
 }
 
@@ -289,17 +322,36 @@ pub(crate) fn insert_note_row(
     Ok(conn.last_insert_rowid())
 }
 
+/// Judges the bytes a new revision's row will take (title, tags, stored body) before it is
+/// written, inside the write's transaction: the `notes_bytes` quota (`app::quota`).
+pub type Admit<'a> = &'a dyn Fn(&Connection, u64) -> Result<(), NoteError>;
+
+/// Admits every revision (sync, import, and the edits no quota judges).
+pub(crate) fn admit_all(_: &Connection, _: u64) -> Result<(), NoteError> {
+    Ok(())
+}
+
+/// Stores `rev` (a no-op when known), its body in the form `revstore::encode` picks;
+/// `known` is a parent whose body the caller has in hand.
 pub(crate) fn insert_revision(
     conn: &Connection,
     nid: i64,
     rev: &Revision,
     author_id: Option<i64>,
     now: i64,
+    known: Option<Known<'_>>,
+    admit: Admit<'_>,
 ) -> Result<(), NoteError> {
+    let stored = revstore::encode(conn, rev, known)?;
+    let tags = tags_json(&rev.content.tags)?;
+    let bytes = stored.bytes(&rev.content.title, &tags);
+    admit(conn, bytes)?;
     let n = conn.execute(
         "INSERT INTO note_revisions (note, rev, parents, gen, hlc_wall, hlc_logical, hlc_node,
-             title, body, tags, visibility, deleted, author_id, author, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+             title, body, tags, visibility, deleted, author_id, author, received_at,
+             body_form, body_base, body_depth, body_chain, stored_bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,
+                 ?16, ?17, ?18, ?19, ?20)
          ON CONFLICT (rev) DO NOTHING",
         params![
             nid,
@@ -310,13 +362,18 @@ pub(crate) fn insert_revision(
             i64::from(rev.hlc.logical),
             rev.hlc.node,
             rev.content.title,
-            rev.content.body,
-            tags_json(&rev.content.tags)?,
+            stored.enc.data,
+            tags,
             rev.content.visibility.as_str(),
             rev.deleted,
             author_id,
             rev.author,
             now,
+            stored.enc.form as i64,
+            stored.base,
+            stored.depth,
+            stored.chain,
+            i64::try_from(bytes).unwrap_or(i64::MAX),
         ],
     )?;
     if n == 1 {

@@ -12,9 +12,10 @@ use super::hlc::{Clock, Hlc, DEFAULT_MAX_SKEW_MS};
 use super::merge::merge_content;
 use super::model::{hex, Author, Changes, Content, Limits, Revision, Visibility};
 use super::read::{self, EventKind, Note};
+use super::revstore::Known;
 use super::rows::{
-    append_event, check_generation, conflict_leaves, current, editable, insert_note_row,
-    insert_revision, leaves, refresh, Current, Leaf,
+    admit_all, append_event, check_generation, conflict_leaves, current, editable, insert_note_row,
+    insert_revision, leaves, refresh, Admit, Current, Leaf,
 };
 use super::{tree, NoteError};
 
@@ -26,6 +27,15 @@ pub enum PutOutcome {
 }
 
 type PhysicalClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// What `commit_child` stores on top of the current revision.
+struct Child<'a> {
+    /// Parents besides the current revision (the leaves a delete or resolve ends).
+    extra: &'a [Leaf],
+    content: Content,
+    deleted: bool,
+    kind: EventKind,
+}
 
 /// The notes store: configuration only (limits, clock); all state is in the database, so it
 /// is cheap to clone into handlers and every method takes the connection.
@@ -85,6 +95,17 @@ impl NotesStore {
         content: Content,
         author: &Author,
     ) -> Result<Note, NoteError> {
+        self.create_admitted(conn, content, author, &admit_all)
+    }
+
+    /// `create`, the new revision's stored size judged by `admit` in the same transaction.
+    pub fn create_admitted(
+        &self,
+        conn: &mut Connection,
+        content: Content,
+        author: &Author,
+        admit: Admit<'_>,
+    ) -> Result<Note, NoteError> {
         let content = self.limits.check(content)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = self.now_ms();
@@ -92,7 +113,7 @@ impl NotesStore {
         let note_id = new_note_id()?;
         let rev = Revision::build(&note_id, &[], content, false, hlc, &author.name);
         let nid = insert_note_row(&tx, &rev, Some(author.id), now)?;
-        insert_revision(&tx, nid, &rev, Some(author.id), now)?;
+        insert_revision(&tx, nid, &rev, Some(author.id), now, None, admit)?;
         append_event(
             &tx,
             nid,
@@ -115,11 +136,30 @@ impl NotesStore {
         changes: Changes,
         author: &Author,
     ) -> Result<Note, NoteError> {
+        self.update_admitted(conn, note_id, base_rev, changes, author, &admit_all)
+    }
+
+    /// `update`, the new revision's stored size judged by `admit` in the same transaction.
+    pub fn update_admitted(
+        &self,
+        conn: &mut Connection,
+        note_id: &str,
+        base_rev: &str,
+        changes: Changes,
+        author: &Author,
+        admit: Admit<'_>,
+    ) -> Result<Note, NoteError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cur = editable(&tx, note_id, base_rev, author)?;
         let content = self.limits.check(changes.apply(&cur.content))?;
         cur.check_visibility_change(&content, author)?;
-        self.commit_child(tx, &cur, &[], content, false, author, EventKind::Edited)
+        let child = Child {
+            extra: &[],
+            content,
+            deleted: false,
+            kind: EventKind::Edited,
+        };
+        self.commit_child(tx, &cur, child, author, admit)
     }
 
     /// Deletes the note: a tombstone revision (content kept, so it can be restored) whose
@@ -139,7 +179,13 @@ impl NotesStore {
             .filter(|l| l.rev != cur.rev)
             .collect();
         let content = cur.content.clone();
-        self.commit_child(tx, &cur, &others, content, true, author, EventKind::Deleted)
+        let child = Child {
+            extra: &others,
+            content,
+            deleted: true,
+            kind: EventKind::Deleted,
+        };
+        self.commit_child(tx, &cur, child, author, &admit_all)
     }
 
     /// A new revision, child of the current one, with the content of `rev` (any revision of
@@ -163,7 +209,13 @@ impl NotesStore {
         }
         let mut content = self.limits.check(old.content)?;
         content.visibility = cur.content.visibility;
-        self.commit_child(tx, &cur, &[], content, false, author, EventKind::Restored)
+        let child = Child {
+            extra: &[],
+            content,
+            deleted: false,
+            kind: EventKind::Restored,
+        };
+        self.commit_child(tx, &cur, child, author, &admit_all)
     }
 
     /// Ends the conflicts `resolves` (leaves other than the current one) with `merged`: a
@@ -186,15 +238,13 @@ impl NotesStore {
         }
         let conflicts = conflict_leaves(&tx, &cur, resolves)?;
         cur.check_visibility_change(&merged, author)?;
-        self.commit_child(
-            tx,
-            &cur,
-            &conflicts,
-            merged,
-            false,
-            author,
-            EventKind::Resolved,
-        )
+        let child = Child {
+            extra: &conflicts,
+            content: merged,
+            deleted: false,
+            kind: EventKind::Resolved,
+        };
+        self.commit_child(tx, &cur, child, author, &admit_all)
     }
 
     /// Three-way merges the conflicting leaf `other` into the current revision, from their
@@ -238,15 +288,13 @@ impl NotesStore {
             .limits
             .check(merge_content(&base, &cur.content, &theirs)?)?;
         cur.check_visibility_change(&merged, author)?;
-        self.commit_child(
-            tx,
-            &cur,
-            &conflicts,
-            merged,
-            false,
-            author,
-            EventKind::Resolved,
-        )
+        let child = Child {
+            extra: &conflicts,
+            content: merged,
+            deleted: false,
+            kind: EventKind::Resolved,
+        };
+        self.commit_child(tx, &cur, child, author, &admit_all)
     }
 
     /// Stores a revision made elsewhere (sync, import). Idempotent: a known rev is a no-op.
@@ -285,8 +333,8 @@ impl NotesStore {
             Some(nid) => (nid, leaves(&tx, nid)?.len()),
             None => (insert_note_row(&tx, rev, None, now)?, 0),
         };
-        insert_revision(&tx, nid, rev, None, now)?;
-        let leaves_after = refresh(&tx, nid, now)?;
+        insert_revision(&tx, nid, rev, None, now, None, &admit_all)?;
+        let leaves_after = refresh(&tx, nid, now, Some(rev))?;
         append_event(
             &tx,
             nid,
@@ -320,30 +368,51 @@ impl NotesStore {
         append_event(conn, nid, kind, rev, actor, self.now_ms())
     }
 
-    /// A child of the current revision (plus `extra` parents), its event, the new winner.
-    #[allow(clippy::too_many_arguments)]
+    /// A child of the current revision (plus `child.extra` parents), its event, the new
+    /// winner. Its body is stored against the current revision's, which is in hand.
     fn commit_child(
         &self,
         tx: Transaction<'_>,
         cur: &Current,
-        extra: &[Leaf],
-        content: Content,
-        deleted: bool,
+        child: Child<'_>,
         author: &Author,
-        kind: EventKind,
+        admit: Admit<'_>,
     ) -> Result<Note, NoteError> {
         let now = self.now_ms();
         let hlc = self.stamp(&tx, now)?;
         let mut parents = vec![(cur.rev.clone(), cur.gen, cur.hlc.clone())];
-        parents.extend(extra.iter().map(|l| (l.rev.clone(), l.gen, l.hlc.clone())));
-        let rev = Revision::build(&cur.note_id, &parents, content, deleted, hlc, &author.name);
+        parents.extend(
+            child
+                .extra
+                .iter()
+                .map(|l| (l.rev.clone(), l.gen, l.hlc.clone())),
+        );
+        let rev = Revision::build(
+            &cur.note_id,
+            &parents,
+            child.content,
+            child.deleted,
+            hlc,
+            &author.name,
+        );
         if parents.len() > 1 {
             // A merge's stamp is derived from its parents; keep our clock ahead of it.
             self.observe(&tx, &rev.hlc, now)?;
         }
-        insert_revision(&tx, cur.nid, &rev, Some(author.id), now)?;
-        refresh(&tx, cur.nid, now)?;
-        append_event(&tx, cur.nid, kind, Some(&rev.rev), Some(&author.name), now)?;
+        let known = Known {
+            rev: &cur.rev,
+            body: &cur.content.body,
+        };
+        insert_revision(&tx, cur.nid, &rev, Some(author.id), now, Some(known), admit)?;
+        refresh(&tx, cur.nid, now, Some(&rev))?;
+        append_event(
+            &tx,
+            cur.nid,
+            child.kind,
+            Some(&rev.rev),
+            Some(&author.name),
+            now,
+        )?;
         let note = read::load_note(&tx, &cur.note_id, Some(author.id))?;
         tx.commit()?;
         Ok(note)

@@ -266,33 +266,67 @@ def test_free_disk_reserve_refuses_uploads_before_any_byte(reserved):
     assert sorted(p.name for p in root.iterdir() if not p.name.startswith(".streamhub")) == []
 
 
+def noise(n):
+    """Text that does not compress: a revision of it is stored at about 3/4 of its length."""
+    return base64.b64encode(os.urandom(n)).decode()[:n]
+
+
 def test_notes_bytes_quota_counts_every_revision(box):
     srv = box.srv
     shown = limits(srv, "mia", "--notes-bytes", "1000")
     assert shown["notes_bytes"] == "1000", shown
+    first, second, third = noise(500), noise(500), noise(500)
     r = http_call(srv, "POST", "/api/notes", headers=box.mia.headers,
-                  json_body={"title": "a", "body": "x" * 400})
+                  json_body={"title": "a", "body": first})
     assert r.status == 201, r
     note, etag = r.json()["id"], r.header("etag")
-    # An edit stores a whole new revision: 2 x ~400 bytes fit, a third does not.
+    # Rewriting the whole body stores a whole new revision (~380 bytes stored each):
+    # two fit in 1000 bytes, a third does not.
     r = http_call(srv, "PUT", f"/api/notes/{note}",
-                  headers={**box.mia.headers, "If-Match": etag}, json_body={"body": "y" * 400})
+                  headers={**box.mia.headers, "If-Match": etag}, json_body={"body": second})
     assert r.status == 200, r
     etag = r.header("etag")
     r = http_call(srv, "PUT", f"/api/notes/{note}",
-                  headers={**box.mia.headers, "If-Match": etag}, json_body={"body": "z" * 400})
+                  headers={**box.mia.headers, "If-Match": etag}, json_body={"body": third})
     assert_error(r, 403, "quota_exceeded")
     assert "notes_bytes" in r.json()["message"], r.json()
     r = http_call(srv, "POST", "/api/notes", headers=box.mia.headers,
-                  json_body={"title": "b", "body": "w" * 400})
+                  json_body={"title": "b", "body": noise(500)})
     assert_error(r, 403, "quota_exceeded")
     g = http_call(srv, "GET", f"/api/notes/{note}", headers=box.mia.headers)
-    assert g.status == 200 and g.json()["body"] == "y" * 400, g
+    assert g.status == 200 and g.json()["body"] == second, g
     # Another user is not limited by mia's quota; lifting it lets mia write again.
     r = http_call(srv, "POST", "/api/notes", headers=box.max.headers,
-                  json_body={"title": "m", "body": "v" * 2000})
+                  json_body={"title": "m", "body": noise(2000)})
     assert r.status == 201, r
     limits(srv, "mia", "--notes-bytes", "default")
     r = http_call(srv, "PUT", f"/api/notes/{note}",
-                  headers={**box.mia.headers, "If-Match": etag}, json_body={"body": "z" * 400})
+                  headers={**box.mia.headers, "If-Match": etag}, json_body={"body": third})
     assert r.status == 200, r
+
+
+def test_notes_bytes_quota_counts_the_change_of_an_edit(box):
+    """An edit is stored as its change against the revision before (docs/CONTRACT.md
+    "Quotas"): many small additions to a note fit where whole copies would not."""
+    srv = box.srv
+    cli_add_user(srv.data_dir, "ned")
+    ned = new_token(srv, must_login(srv, "ned", AUTH_PW), "ned-q")
+    limits(srv, "ned", "--notes-bytes", "3000")
+    body = noise(2000)  # ~1,500 bytes stored
+    r = http_call(srv, "POST", "/api/notes", headers=ned.headers,
+                  json_body={"title": "log", "body": body})
+    assert r.status == 201, r
+    note, etag = r.json()["id"], r.header("etag")
+    for i in range(20):  # 20 whole copies would be 40,000 bytes
+        body += f"entry {i}\n"
+        r = http_call(srv, "PUT", f"/api/notes/{note}",
+                      headers={**ned.headers, "If-Match": etag}, json_body={"body": body})
+        assert r.status == 200, (i, r)
+        etag = r.header("etag")
+    # Rewriting it all is a whole new copy: over the limit, refused, nothing stored.
+    r = http_call(srv, "PUT", f"/api/notes/{note}",
+                  headers={**ned.headers, "If-Match": etag}, json_body={"body": noise(2000)})
+    assert_error(r, 403, "quota_exceeded")
+    assert "notes_bytes" in r.json()["message"], r.json()
+    g = http_call(srv, "GET", f"/api/notes/{note}", headers=ned.headers)
+    assert g.status == 200 and g.json()["body"] == body and g.header("etag") == etag, g
