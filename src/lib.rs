@@ -293,8 +293,8 @@ impl Service {
         tasks.spawn_until_cancelled("malloc-trim", memory::trim_forever());
         tasks.spawn_until_cancelled("trash-sweep", state.files.clone().sweep_trash_forever());
         // The background tasks are cancelled as the drain starts, not after it: none of them
-        // serves a request, and the ones to come (discovery's goodbye, sync) should stop
-        // telling peers we are here while connections drain. They share the drain's deadline.
+        // serves a request, and discovery's goodbye (and, next, sync) should stop telling
+        // peers we are here while connections drain. They share the drain's deadline.
         // The watchdog may stop with them: systemd stops watching once STOPPING=1 is sent.
         let drain_started = OnceLock::new();
         let mut tasks_at_shutdown = Vec::new();

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, REPO, udp_ports
+from conftest import BIN, REPO, Server, spawn, udp_ports
 
 SCRIPT = REPO / "scripts" / "netns-cluster.sh"
 TOOL = Path(__file__).resolve().parent / "mdns_tool.py"
@@ -305,3 +305,40 @@ def test_no_discovery_opens_no_mdns_socket(cluster):
     assert status == 200 and info["lan_peers"] is False
     # And nobody hears of it.
     assert cluster.node_id(5) not in other_ids(cluster.peers(1))
+
+
+def test_the_node_id_survives_restarts_and_a_corrupt_identity_stops_the_start(tmp_path):
+    data, media = tmp_path / "data", tmp_path / "media"
+    args = ["serve", "--listen", "127.0.0.1:0", "--media-root", media, "--data-dir", data,
+            "--no-discovery"]
+
+    def node_id():
+        def ask():
+            r = subprocess.run([str(BIN), "peers", "--json", "--data-dir", data],
+                               capture_output=True, text=True)
+            return r.returncode == 0 and json.loads(r.stdout)["node"]["id"]
+        return wait_for(ask, 10, "the control socket answers")
+
+    ids = []
+    for _ in range(2):
+        proc, err = spawn(args, tmp_path, name="ident")
+        srv = Server(proc, err, media, data, tmp_path)
+        try:
+            srv.wait_listening(1, 0)
+            ids.append(node_id())
+        finally:
+            assert srv.stop() == 0
+    assert ids[0] == ids[1] and re.fullmatch(r"[0-9a-f]{64}", ids[0])
+    ident = data / "sync" / "identity.pem"
+    assert ident.stat().st_mode & 0o777 == 0o600
+    pem = ident.read_text()
+    assert hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem[:pem.index("-----BEGIN PRIVATE")]))\
+        .hexdigest() == ids[0], "the node id is the certificate's SHA-256"
+    broken = pem[:pem.index("-----BEGIN PRIVATE")]  # the key is gone
+    ident.write_text(broken)
+    proc, err = spawn(args, tmp_path, name="broken")
+    assert proc.wait(timeout=30) == 1
+    proc.stdout.close()
+    text = Path(err).read_text()
+    assert "identity.pem" in text and "cannot be used" in text, text
+    assert ident.read_text() == broken, "never replaced behind the operator's back"
