@@ -19,6 +19,8 @@ pub const MAX_NAME: usize = 63;
 /// An mDNS peer that left (a goodbye, or its records expired) is shown offline this long,
 /// then forgotten.
 pub const OFFLINE_TTL: Duration = Duration::from_secs(600);
+/// While the table is full, an entry offline this long makes room for a newcomer.
+pub const GIVE_WAY_AFTER: Duration = Duration::from_secs(60);
 
 /// How an entry was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +73,8 @@ pub struct Peer {
     pub fingerprint: Option<String>,
     /// The instance it was announced as (to match a withdrawal).
     instance: Option<String>,
-    /// When an offline mDNS entry is forgotten.
-    forget_at: Option<Instant>,
+    /// Since when an mDNS entry is offline (None: online, or static).
+    offline_since: Option<Instant>,
 }
 
 /// Why an announcement was not taken into the table.
@@ -84,12 +86,14 @@ pub enum Skipped {
     Own,
     /// It carries another cluster tag (or none while we have one, or one while we have none).
     OtherCluster,
-    /// The table is full of other peers: kept ones are not pushed out by newcomers, so a
-    /// flood cannot flush the peers already known.
+    /// The table is full of other peers, all online: they are not pushed out by newcomers,
+    /// so a flood cannot flush the peers already known.
     Full,
 }
 
-/// The table. Keyed by claimed node id (mDNS) or configured address (static).
+/// The table. Keyed by claimed node id (mDNS) or configured address (static). While full, a
+/// newcomer takes the place of the entry offline longest (for at least [`GIVE_WAY_AFTER`]),
+/// or is refused.
 #[derive(Debug)]
 pub struct PeerTable {
     own_id: String,
@@ -119,7 +123,7 @@ impl PeerTable {
                     api: None,
                     fingerprint: None,
                     instance: None,
-                    forget_at: None,
+                    offline_since: None,
                 })
                 .collect(),
             skipped_full: 0,
@@ -145,8 +149,25 @@ impl PeerTable {
         }
         self.expire(now);
         if !self.mdns.contains_key(&a.id) && self.mdns.len() >= MAX_PEERS {
-            self.skipped_full += 1;
-            return Err(Skipped::Full);
+            // An entry offline for `GIVE_WAY_AFTER` (withdrawn, or not heard again since the
+            // responder restarted) gives way, the one offline longest first. Online ones never
+            // do, nor ones just marked offline: real peers answer a restarted responder's
+            // query within seconds, and a flood arriving meanwhile must not take their place.
+            let oldest = self
+                .mdns
+                .iter()
+                .filter_map(|(id, p)| p.offline_since.map(|t| (t, id.clone())))
+                .filter(|(t, _)| now.saturating_duration_since(*t) >= GIVE_WAY_AFTER)
+                .min();
+            match oldest {
+                Some((_, id)) => {
+                    self.mdns.remove(&id);
+                }
+                None => {
+                    self.skipped_full += 1;
+                    return Err(Skipped::Full);
+                }
+            }
         }
         let mut addresses: Vec<String> = a
             .addresses
@@ -165,7 +186,7 @@ impl PeerTable {
             api: a.api,
             fingerprint: a.fingerprint,
             instance: Some(a.instance),
-            forget_at: None,
+            offline_since: None,
         };
         self.mdns.insert(a.id, peer);
         Ok(())
@@ -177,7 +198,7 @@ impl PeerTable {
         for p in self.mdns.values_mut() {
             if p.online && p.instance.as_deref() == Some(instance) {
                 p.online = false;
-                p.forget_at = Some(now + OFFLINE_TTL);
+                p.offline_since = Some(now);
             }
         }
         self.expire(now);
@@ -188,13 +209,14 @@ impl PeerTable {
     pub fn all_offline(&mut self, now: Instant) {
         for p in self.mdns.values_mut().filter(|p| p.online) {
             p.online = false;
-            p.forget_at = Some(now + OFFLINE_TTL);
+            p.offline_since = Some(now);
         }
     }
 
     /// Forgets offline entries whose time is up.
     pub fn expire(&mut self, now: Instant) {
-        self.mdns.retain(|_, p| p.forget_at.is_none_or(|t| t > now));
+        self.mdns
+            .retain(|_, p| p.offline_since.is_none_or(|t| !gone(t, now)));
     }
 
     /// The peers: mDNS ones by name then id, then the static ones in configured order.
@@ -202,7 +224,7 @@ impl PeerTable {
         let mut out: Vec<Peer> = self
             .mdns
             .values()
-            .filter(|p| p.forget_at.is_none_or(|t| t > now))
+            .filter(|p| p.offline_since.is_none_or(|t| !gone(t, now)))
             .cloned()
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
@@ -224,6 +246,11 @@ impl PeerTable {
     pub fn own_id(&self) -> &str {
         &self.own_id
     }
+}
+
+/// Whether an entry offline since `since` is to be forgotten at `now`.
+fn gone(since: Instant, now: Instant) -> bool {
+    now.saturating_duration_since(since) >= OFFLINE_TTL
 }
 
 /// At most `max` bytes of `s`, cut at a character boundary, control characters dropped.

@@ -107,27 +107,46 @@ fn withdrawn_peers_go_offline_then_expire_and_free_their_slot() {
     for n in 1..=MAX_PEERS as u32 {
         t.announce(ann(n, Some("tag")), now, wall).expect("added");
     }
-    let gone = ann(1, Some("tag")).instance;
-    t.withdraw(&gone, now);
+    t.withdraw(&ann(1, Some("tag")).instance, now);
     let p = t
         .list(now)
         .into_iter()
         .find(|p| p.id.as_deref() == Some(&id(1)[..]))
         .expect("still listed");
     assert!(!p.online);
+    // Just gone: it keeps its place for a while (it may be back in a moment) ...
     assert_eq!(
         t.announce(ann(500, Some("tag")), now, wall),
         Err(Skipped::Full)
     );
-    let later = now + OFFLINE_TTL + Duration::from_secs(1);
+    // ... then a newcomer takes it; then the table is all online and full.
+    let soon = now + GIVE_WAY_AFTER;
+    t.announce(ann(500, Some("tag")), soon, wall)
+        .expect("the offline entry gives way");
+    assert!(t
+        .list(soon)
+        .iter()
+        .all(|p| p.id.as_deref() != Some(&id(1)[..])));
+    assert_eq!(
+        t.announce(ann(501, Some("tag")), soon, wall),
+        Err(Skipped::Full)
+    );
+    assert_eq!(t.mdns_len(), MAX_PEERS);
+    // Offline entries are forgotten once their time is up.
+    t.withdraw(&ann(2, Some("tag")).instance, now);
+    let later = now + OFFLINE_TTL;
     assert!(t
         .list(later)
         .iter()
-        .all(|p| p.id.as_deref() != Some(&id(1)[..])));
-    t.announce(ann(500, Some("tag")), later, wall)
-        .expect("room again");
-    assert_eq!(t.mdns_len(), MAX_PEERS);
-    // Back before its time is up: online again.
+        .all(|p| p.id.as_deref() != Some(&id(2)[..])));
+    t.expire(later);
+    assert_eq!(t.mdns_len(), MAX_PEERS - 1);
+}
+
+#[test]
+fn a_peer_announced_again_is_online_again() {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let later = now + OFFLINE_TTL;
     let mut t = table();
     t.announce(ann(1, Some("tag")), now, wall).expect("added");
     t.all_offline(now);
@@ -137,4 +156,34 @@ fn withdrawn_peers_go_offline_then_expire_and_free_their_slot() {
         t.list(later)[0].online,
         "re-announced entries do not expire"
     );
+}
+
+#[test]
+fn after_a_responder_restart_a_flood_does_not_take_the_real_peers_places() {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let mut t = table();
+    for n in 1..=MAX_PEERS as u32 {
+        t.announce(ann(n, Some("tag")), now, wall).expect("added");
+    }
+    t.all_offline(now);
+    // A flood right after the restart finds no room; the real peer answers again ...
+    assert_eq!(
+        t.announce(ann(999, Some("tag")), now, wall),
+        Err(Skipped::Full)
+    );
+    t.announce(ann(1, Some("tag")), now, wall).expect("back");
+    // ... and once the others have stayed silent, newcomers take their places, not its.
+    let soon = now + GIVE_WAY_AFTER;
+    for n in 1000..1000 + MAX_PEERS as u32 - 1 {
+        t.announce(ann(n, Some("tag")), soon, wall).expect("room");
+    }
+    assert_eq!(
+        t.announce(ann(2000, Some("tag")), soon, wall),
+        Err(Skipped::Full)
+    );
+    assert!(t
+        .list(soon)
+        .iter()
+        .any(|p| p.id.as_deref() == Some(&id(1)[..]) && p.online));
+    assert_eq!(t.mdns_len(), MAX_PEERS);
 }

@@ -88,6 +88,17 @@ impl NodeIdentity {
         Ok(loaded)
     }
 
+    /// For `config check`: an identity that is there must load; none is fine (the first
+    /// start makes it). Reads only.
+    pub fn check(data_dir: &Path) -> Result<(), IdentityError> {
+        let path = data_dir.join(SYNC_DIR).join(IDENTITY_FILE);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&path, e)),
+            Ok(_) => load(&path, &rustls::crypto::ring::default_provider()).map(|_| ()),
+        }
+    }
+
     /// The node id: hex SHA-256 of the identity certificate.
     pub fn id(&self) -> &str {
         &self.id
@@ -224,6 +235,8 @@ mod tests {
         let other_text =
             std::fs::read_to_string(other.path().join("sync/identity.pem")).expect("read");
         let other_key = &other_text[other_text.find("-----BEGIN PRIVATE").expect("key")..];
+        assert!(NodeIdentity::check(dir.path()).is_ok());
+        assert!(NodeIdentity::check(&dir.path().join("none")).is_ok());
         for (bad, why) in [
             ("garbage\n".to_string(), "0 certificates"),
             (cert_only.clone(), "no usable private key"),
@@ -241,6 +254,7 @@ mod tests {
             assert!(msg.contains(why), "{why}: {msg}");
             assert!(msg.contains("identity.pem"), "{msg}");
             assert_eq!(std::fs::read_to_string(&file).expect("read"), bad);
+            assert!(NodeIdentity::check(dir.path()).is_err());
         }
     }
 

@@ -294,8 +294,9 @@ def test_the_peers_cli_prints_the_running_table(cluster):
 
 
 def test_no_discovery_opens_no_mdns_socket(cluster):
-    # Positive control: a node with discovery holds UDP 5353.
-    assert 5353 in udp_ports(cluster.pid(1))
+    # Positive control: a node with discovery holds UDP 5353 (after the flood its responder
+    # may be between two starts, at most 10 s apart).
+    wait_for(lambda: 5353 in udp_ports(cluster.pid(1)), 15, "node 1's mDNS socket")
     cluster.sh("add", 5)
     cluster.sh("start", 5, "--", "--no-discovery")
     pid = cluster.pid(5)
@@ -342,3 +343,11 @@ def test_the_node_id_survives_restarts_and_a_corrupt_identity_stops_the_start(tm
     text = Path(err).read_text()
     assert "identity.pem" in text and "cannot be used" in text, text
     assert ident.read_text() == broken, "never replaced behind the operator's back"
+    # `config check` finds it too, without starting.
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[server]\ndata_dir = {json.dumps(str(data))}\n"
+                   f"[storage]\nmedia_root = {json.dumps(str(media))}\n")
+    r = subprocess.run([str(BIN), "config", "check", "--config", cfg], capture_output=True,
+                       text=True, env={k: v for k, v in os.environ.items()
+                                       if not k.startswith("STREAMHUB_")})
+    assert r.returncode == 2 and "server.data_dir:" in r.stderr and "identity.pem" in r.stderr, r
