@@ -142,16 +142,21 @@ mod tests {
             discovery: None,
         };
         let task = tokio::spawn(serve(path.clone(), node, peers, cancel.clone()));
-        let snap = loop {
+        // The socket is bound by the task: try until it answers (a bounded number of times,
+        // so a bind that failed ends the test instead of hanging it).
+        let mut snap = None;
+        for _ in 0..10_000 {
             let p = path.clone();
-            match tokio::task::spawn_blocking(move || read(&p))
+            if let Ok(s) = tokio::task::spawn_blocking(move || read(&p))
                 .await
                 .expect("join")
             {
-                Ok(s) => break s,
-                Err(_) => tokio::task::yield_now().await,
+                snap = Some(s);
+                break;
             }
-        };
+            tokio::task::yield_now().await;
+        }
+        let snap = snap.expect("the control socket answers");
         assert_eq!(snap.node.name, "living-room");
         assert_eq!(snap.peers.len(), 1);
         assert_eq!(snap.peers[0].found_via, "static");
