@@ -11,7 +11,9 @@ say() { printf '\n=== %s\n' "$*"; }
 
 # --- tools -------------------------------------------------------------------------------
 need_apt=()
-for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2 mkfs.ext4:e2fsprogs e2fsck:e2fsprogs chromium:chromium; do
+# avahi-daemon, avahi-browse and dbus-daemon: the discovery tests (tests/e2e/test_peers_discovery.py)
+# resolve the nodes with avahi inside a network namespace.
+for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2 mkfs.ext4:e2fsprogs e2fsck:e2fsprogs chromium:chromium avahi-daemon:avahi-daemon avahi-browse:avahi-utils dbus-daemon:dbus; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 # A font, so the UI screenshots (target/ui-screenshots/) show text.
@@ -26,6 +28,7 @@ PY=${PYTHON:-python3}
 need_pip=()
 "$PY" -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
 "$PY" -c 'import tusclient' 2>/dev/null || need_pip+=(tuspy)  # the tus client (tests/e2e/test_tus.py)
+"$PY" -c 'import zeroconf' 2>/dev/null || need_pip+=(zeroconf)  # mDNS browsing and fake announcements (tests/e2e/test_peers_discovery.py)
 "$PY" -c 'import h2' 2>/dev/null || need_pip+=(h2)  # an HTTP/2 client for the abuse tests (tests/e2e/test_abuse_conn.py)
 # Drives Debian's chromium (tests/ui); Playwright's own browser download is never used.
 "$PY" -c 'import playwright' 2>/dev/null || need_pip+=(playwright)

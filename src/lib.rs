@@ -14,18 +14,21 @@ pub mod blocking;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod discovery;
 pub mod http;
 pub mod library;
 pub mod media_types;
 pub mod memory;
 pub mod metrics;
 pub mod notes;
+pub mod peers;
 pub mod positions;
 pub mod preflight;
 pub mod range;
 pub mod secret;
 pub mod storage;
 pub mod subtitles;
+pub mod sync;
 pub mod systemd;
 pub mod tasks;
 pub mod telemetry;
@@ -60,6 +63,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Db(#[from] db::DbError),
+    #[error(transparent)]
+    Identity(#[from] sync::IdentityError),
     #[error("library index: {0}")]
     Library(#[from] library::LibraryError),
     #[error("start-up task failed: {0}")]
@@ -94,6 +99,8 @@ pub struct Service {
     library: library::Library,
     tus: Arc<tus::Tus>,
     setup_token: Option<String>,
+    /// The node's sync identity (`<data_dir>/sync/identity.pem`): its id is what peers see.
+    identity: sync::NodeIdentity,
     /// Every background task, owned: cancelled when the drain starts, awaited within the
     /// grace period.
     tasks: TaskSet,
@@ -134,6 +141,8 @@ impl Service {
                  corrupted there; put server.data_dir on a local disk"
             );
         }
+        // Before the database: a corrupt identity stops the start before anything is served.
+        let identity = sync::NodeIdentity::load_or_create(&config.server.data_dir)?;
         let db = db::Db::open(&config.server.data_dir)?;
         let storage = open_storage(&config, &db)?;
         let library = library::Library::open(
@@ -164,6 +173,7 @@ impl Service {
             library,
             tus,
             setup_token,
+            identity,
             tasks: TaskSet::new(),
         })
     }
@@ -236,23 +246,29 @@ impl Service {
                  logging in; set auth.anonymous_read = false, or listen on 127.0.0.1 only"
             );
         }
-        if config.discovery.enabled {
-            tracing::warn!(
-                "discovery.enabled is set, but LAN discovery is not built yet in this version: \
-                 the setting has no effect"
-            );
-        }
         // The scanner stops at its next checkpoint (between folders or files) when cancelled.
         let library = self.library.clone();
         tasks.spawn("library-scan", move |cancel| library.scanner(cancel));
         let tus = self.tus.clone();
-        let state = http::AppState::new(
+        let mut state = http::AppState::new(
             config.clone(),
             self.storage,
             self.db,
             self.library,
             self.tus,
             self.setup_token,
+        );
+        let tls_bound: Vec<SocketAddr> = listeners
+            .iter()
+            .filter(|l| l.kind == ListenerKind::Https)
+            .filter_map(|l| l.tcp.local_addr().ok())
+            .collect();
+        state.peers = discovery::start(
+            &config,
+            &self.identity,
+            self.tls.clone(),
+            &tls_bound,
+            &tasks,
         );
         let limits = Limits {
             max_connections: config.server.max_connections,
@@ -277,8 +293,8 @@ impl Service {
         tasks.spawn_until_cancelled("malloc-trim", memory::trim_forever());
         tasks.spawn_until_cancelled("trash-sweep", state.files.clone().sweep_trash_forever());
         // The background tasks are cancelled as the drain starts, not after it: none of them
-        // serves a request, and the ones to come (discovery's goodbye, sync) should stop
-        // telling peers we are here while connections drain. They share the drain's deadline.
+        // serves a request, and discovery's goodbye (and, next, sync) should stop telling
+        // peers we are here while connections drain. They share the drain's deadline.
         // The watchdog may stop with them: systemd stops watching once STOPPING=1 is sent.
         let drain_started = OnceLock::new();
         let mut tasks_at_shutdown = Vec::new();

@@ -67,6 +67,21 @@ enum Command {
         #[command(subcommand)]
         action: NotesAction,
     },
+    /// Cluster keys: `cluster new` prints a new one for `sync.cluster_key`.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+    /// Show the LAN peers the running service knows of (read from its data dir).
+    Peers {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage user accounts (safe while the service runs).
     User {
         #[arg(long, global = true)]
@@ -80,6 +95,12 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+}
+
+#[derive(Subcommand)]
+enum ClusterAction {
+    /// Print a new cluster key (one line; put the same key on every box of the cluster).
+    New,
 }
 
 #[derive(Subcommand)]
@@ -203,6 +224,19 @@ fn main() -> ExitCode {
             action,
         } => offline(Target::locate(config, data_dir, init), |t| {
             streamhub::cli::user::run(t, user_command(action))
+        }),
+        Command::Cluster {
+            action: ClusterAction::New,
+        } => {
+            println!("{}", streamhub::cli::peers::cluster_new());
+            ExitCode::SUCCESS
+        }
+        Command::Peers {
+            config,
+            data_dir,
+            json,
+        } => offline(Target::locate(config, data_dir, false), |t| {
+            streamhub::cli::peers::peers(t, json)
         }),
         Command::Backup {
             dest,

@@ -1,7 +1,8 @@
 //! `streamhub config check`: everything `serve` would refuse at start, found without
 //! starting — the configuration itself, the TLS files (exist, parse, the key fits the
 //! certificate), the media root and the data dir (there or creatable; the data dir
-//! writable). Nothing is created or changed.
+//! writable; the node's sync identity in it usable, when there is one). Nothing is created
+//! or changed.
 
 use std::path::{Path, PathBuf};
 
@@ -54,6 +55,9 @@ pub fn check(config: &Config) -> Vec<Problem> {
     }
     if let Err(e) = dir_usable(&s.data_dir, true) {
         found.push(problem("server.data_dir", e));
+    }
+    if let Err(e) = crate::sync::NodeIdentity::check(&s.data_dir) {
+        found.push(problem("server.data_dir", e.to_string()));
     }
     found
 }

@@ -3,6 +3,7 @@
 //! new, empty one made by accident in whatever folder the shell happens to be in.
 
 pub mod data;
+pub mod peers;
 pub mod user;
 
 use std::path::{Path, PathBuf};

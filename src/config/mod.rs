@@ -51,6 +51,7 @@ pub struct Config {
     pub library: LibraryConfig,
     pub notes: NotesConfig,
     pub discovery: DiscoveryConfig,
+    pub sync: SyncConfig,
     pub auth: AuthConfig,
     pub log: LogConfig,
 }
@@ -134,6 +135,22 @@ pub struct NotesConfig {
 #[serde(deny_unknown_fields)]
 pub struct DiscoveryConfig {
     pub enabled: bool,
+    /// Interface names; empty: every up, non-loopback, multicast-capable interface.
+    pub interfaces: Vec<String>,
+    /// The node name people see; empty: the host name.
+    pub name: String,
+}
+
+/// The cluster this node belongs to and how it reaches its peers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// `streamhub cluster new`'s output; empty: this node is in no cluster.
+    pub cluster_key: String,
+    /// Static peers, `host:port` (their HTTPS port), for networks without multicast.
+    pub peers: Vec<String>,
+    pub interval_secs: u64,
+    pub max_clock_skew_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,7 +223,17 @@ impl Default for Config {
                 max_tags: 64,
                 max_tag_chars: 64,
             },
-            discovery: DiscoveryConfig { enabled: true },
+            discovery: DiscoveryConfig {
+                enabled: true,
+                interfaces: Vec::new(),
+                name: String::new(),
+            },
+            sync: SyncConfig {
+                cluster_key: String::new(),
+                peers: Vec::new(),
+                interval_secs: 30,
+                max_clock_skew_secs: 86_400,
+            },
             auth: AuthConfig {
                 anonymous_read: true,
                 session_days: 14,
@@ -281,6 +308,10 @@ impl Config {
     pub fn storage_timeout(&self) -> Duration {
         Duration::from_secs(self.storage.timeout_secs)
     }
+    /// The cluster key, when one is set (validated at load, so a set key parses).
+    pub fn cluster_key(&self) -> Option<crate::sync::ClusterKey> {
+        crate::sync::ClusterKey::parse(&self.sync.cluster_key).ok()
+    }
 }
 
 /// The default configuration with an installer's real paths written in, so the CLI on an
@@ -337,161 +368,4 @@ fn merge_file(merged: &mut toml::Table, user: toml::Table) -> Result<(), ConfigE
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn no_env() -> Vec<(String, String)> {
-        Vec::new()
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn embedded_default_file_equals_code_defaults() {
-        let from_file: Config = toml::from_str(DEFAULT_TOML).expect("default toml parses");
-        assert_eq!(from_file, Config::default());
-        Config::default().validate().expect("defaults are valid");
-    }
-
-    #[test]
-    fn file_overrides_one_key() {
-        let c = Config::from_parts(Some(("f", "[server]\nmax_connections = 7\n")), no_env())
-            .expect("valid");
-        assert_eq!(c.server.max_connections, 7);
-        assert_eq!(c.server.listen, Config::default().server.listen);
-    }
-
-    #[test]
-    fn wrong_type_names_key() {
-        let err = Config::from_parts(
-            Some(("f", "[server]\nmax_connections = \"lots\"\n")),
-            no_env(),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string().starts_with("server.max_connections:"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn unknown_key_and_section_named() {
-        let err = Config::from_parts(Some(("f", "[server]\nbogus = 1\n")), no_env()).unwrap_err();
-        assert_eq!(err.to_string(), "server.bogus: unknown key");
-        let err = Config::from_parts(Some(("f", "[nope]\na = 1\n")), no_env()).unwrap_err();
-        assert_eq!(err.to_string(), "nope: unknown section");
-    }
-
-    #[test]
-    fn bad_address_names_key() {
-        let err = Config::from_parts(Some(("f", "[server]\nlisten = [\"nonsense\"]\n")), no_env())
-            .unwrap_err();
-        assert!(err.to_string().starts_with("server.listen"), "{err}");
-    }
-
-    #[test]
-    fn env_overrides_lists_bools_and_numbers() {
-        let c = Config::from_parts(
-            None,
-            env(&[
-                ("STREAMHUB_SERVER_LISTEN", "127.0.0.1:0, [::1]:0"),
-                ("STREAMHUB_SERVER_TLS_LISTEN", ""),
-                ("STREAMHUB_DISCOVERY_ENABLED", "false"),
-                ("STREAMHUB_STREAMING_MAX_RANGES", "4"),
-                ("STREAMHUB_STORAGE_MEDIA_ROOT", "/srv/media"),
-                ("OTHER_VAR", "ignored"),
-            ]),
-        )
-        .expect("valid");
-        assert_eq!(c.server.listen.len(), 2);
-        assert!(c.server.tls_listen.is_empty());
-        assert!(!c.discovery.enabled);
-        assert_eq!(c.streaming.max_ranges, 4);
-        assert_eq!(c.storage.media_root, PathBuf::from("/srv/media"));
-    }
-
-    #[test]
-    fn default_with_paths_writes_them_in_and_refuses_relative_ones() {
-        let text = default_with_paths(
-            Some(PathBuf::from("/var/lib/my \"hub\"")),
-            Some(PathBuf::from("/srv/media")),
-        )
-        .expect("absolute paths");
-        let c = Config::from_parts(Some(("f", &text)), env(&[])).expect("valid");
-        assert_eq!(c.server.data_dir, PathBuf::from("/var/lib/my \"hub\""));
-        assert_eq!(c.storage.media_root, PathBuf::from("/srv/media"));
-        assert_eq!(
-            default_with_paths(None, None).expect("defaults"),
-            DEFAULT_TOML
-        );
-        let err = default_with_paths(Some(PathBuf::from("data")), None).unwrap_err();
-        assert!(err.to_string().starts_with("server.data_dir"), "{err}");
-    }
-
-    #[test]
-    fn env_beats_file() {
-        let c = Config::from_parts(
-            Some(("f", "[auth]\nanonymous_read = false\n")),
-            env(&[("STREAMHUB_AUTH_ANONYMOUS_READ", "yes")]),
-        )
-        .expect("valid");
-        assert!(c.auth.anonymous_read);
-    }
-
-    #[test]
-    fn unknown_env_var_is_reported() {
-        let err = Config::from_parts(None, env(&[("STREAMHUB_BOGUS", "1")])).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "STREAMHUB_BOGUS: unknown streamhub variable"
-        );
-        let err = Config::from_parts(None, env(&[("STREAMHUB_SERVER_NOPE", "1")])).unwrap_err();
-        assert!(err.to_string().starts_with("STREAMHUB_SERVER_NOPE"));
-    }
-
-    #[test]
-    fn bad_env_values_are_named() {
-        let err =
-            Config::from_parts(None, env(&[("STREAMHUB_DISCOVERY_ENABLED", "maybe")])).unwrap_err();
-        assert!(err.to_string().starts_with("STREAMHUB_DISCOVERY_ENABLED:"));
-        let err =
-            Config::from_parts(None, env(&[("STREAMHUB_SERVER_LISTEN", "localhost")])).unwrap_err();
-        assert!(err.to_string().starts_with("server.listen"), "{err}");
-    }
-
-    #[test]
-    fn semantic_checks_name_keys() {
-        for (text, key) in [
-            (
-                "[server]\nmax_header_bytes = 100\n",
-                "server.max_header_bytes",
-            ),
-            (
-                "[server]\nidle_timeout_secs = 0\n",
-                "server.idle_timeout_secs",
-            ),
-            ("[server]\ntls_cert = \"/x.pem\"\n", "server.tls_cert"),
-            ("[streaming]\nmax_ranges = 0\n", "streaming.max_ranges"),
-            ("[server]\nlisten = []\ntls_listen = []\n", "server.listen"),
-            ("[log]\nlevel = \"[[[\"\n", "log.level"),
-            ("[quotas]\ntus_uploads = 1000001\n", "quotas.tus_uploads"),
-        ] {
-            let err = Config::from_parts(Some(("f", text)), no_env()).unwrap_err();
-            assert!(err.to_string().starts_with(key), "{text}: {err}");
-        }
-    }
-
-    #[test]
-    fn syntax_error_names_file() {
-        let err = Config::from_parts(Some(("my.toml", "[server\n")), no_env()).unwrap_err();
-        assert!(
-            err.to_string().starts_with("my.toml: not valid TOML"),
-            "{err}"
-        );
-    }
-}
+mod tests;

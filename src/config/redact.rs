@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use super::Config;
 
-/// Dotted keys whose values are secrets. None today; e.g. `s3.secret_access_key` and
-/// `sync.cluster_key` belong here when they exist.
-pub const SECRET_KEYS: &[&str] = &[];
+/// Dotted keys whose values are secrets (e.g. `s3.secret_access_key` belongs here when it
+/// exists).
+pub const SECRET_KEYS: &[&str] = &["sync.cluster_key"];
 
 /// What a secret value is replaced by.
 pub const REDACTED: &str = "<redacted>";

@@ -138,6 +138,7 @@ impl Config {
                 "must be between 1 and 900",
             ));
         }
+        self.validate_peers()?;
         if crate::telemetry::parse_filter(&self.log.level).is_none() {
             return Err(invalid(
                 "log.level",
@@ -146,6 +147,102 @@ impl Config {
         }
         Ok(())
     }
+}
+
+impl Config {
+    /// `[sync]` and `[discovery]`.
+    fn validate_peers(&self) -> Result<(), ConfigError> {
+        let key = &self.sync.cluster_key;
+        if !key.is_empty() {
+            crate::sync::ClusterKey::parse(key)
+                .map_err(|e| invalid("sync.cluster_key", e.to_string()))?;
+        }
+        if self.sync.peers.len() > MAX_STATIC_PEERS {
+            return Err(invalid(
+                "sync.peers",
+                format!("at most {MAX_STATIC_PEERS} static peers"),
+            ));
+        }
+        for p in &self.sync.peers {
+            if !peer_address_ok(p) {
+                return Err(invalid(
+                    "sync.peers",
+                    format!(
+                        "'{p}' is not host:port (a name, an IPv4 address or an [IPv6] address, \
+                         and the peer's HTTPS port), e.g. \"office.local:8443\""
+                    ),
+                ));
+            }
+        }
+        if !(1..=86_400).contains(&self.sync.interval_secs) {
+            return Err(invalid(
+                "sync.interval_secs",
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        if !(1..=MAX_CLOCK_SKEW_SECS).contains(&self.sync.max_clock_skew_secs) {
+            return Err(invalid(
+                "sync.max_clock_skew_secs",
+                format!("must be between 1 and {MAX_CLOCK_SKEW_SECS} seconds (ten years)"),
+            ));
+        }
+        for name in &self.discovery.interfaces {
+            // IFNAMSIZ is 16 with the NUL; '/' and spaces are never in an interface name.
+            if name.is_empty()
+                || name.len() > 15
+                || name
+                    .bytes()
+                    .any(|b| b == b'/' || b.is_ascii_whitespace() || b.is_ascii_control())
+            {
+                return Err(invalid(
+                    "discovery.interfaces",
+                    format!("'{name}' is not a network interface name (e.g. \"eth0\")"),
+                ));
+            }
+        }
+        let name = &self.discovery.name;
+        if name.len() > crate::discovery::advert::MAX_NODE_NAME
+            || name.chars().any(char::is_control)
+        {
+            return Err(invalid(
+                "discovery.name",
+                format!(
+                    "at most {} bytes, no control characters",
+                    crate::discovery::advert::MAX_NODE_NAME
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The most static peers (`sync.peers`).
+pub const MAX_STATIC_PEERS: usize = 64;
+/// The largest `sync.max_clock_skew_secs`: ten years.
+const MAX_CLOCK_SKEW_SECS: u64 = 10 * 365 * 86_400;
+
+/// `host:port` with a port from 1 and a host that is a DNS name, an IPv4 address or a
+/// bracketed IPv6 address.
+fn peer_address_ok(p: &str) -> bool {
+    let Some((host, port)) = p.rsplit_once(':') else {
+        return false;
+    };
+    if !matches!(port.parse::<u16>(), Ok(1..)) {
+        return false;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// `scheme://host[:port]` with an optional trailing slash: share links are this plus

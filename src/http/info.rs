@@ -24,7 +24,8 @@ pub struct InfoJson {
     /// The caller, as `/api/me` shows it; null for anonymous (not a 401, so a page's
     /// first question is never an error).
     user: Option<MeJson>,
-    /// LAN peers (discovery and note sync) are not built yet: pages leave them out.
+    /// Whether LAN peers are configured (discovery running, or static peers): pages show
+    /// `/api/peers` only then.
     lan_peers: bool,
 }
 
@@ -61,7 +62,7 @@ pub async fn info(
             }),
             _ => None,
         },
-        lan_peers: false,
+        lan_peers: state.peers.enabled(),
     }))
 }
 

@@ -17,6 +17,7 @@ pub mod markdown;
 pub mod media;
 pub mod media_policy;
 pub mod notes;
+pub mod peers;
 pub mod positions;
 pub mod server;
 pub mod share_dir;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub positions: crate::positions::Positions,
     /// Per-process request counter for `x-request-id` and the access log.
     pub request_ids: Arc<AtomicU64>,
+    /// The LAN peers this node knows of (none unless the service starts discovery).
+    pub peers: crate::peers::Peers,
 }
 
 impl AppState {
@@ -123,6 +126,7 @@ impl AppState {
             files,
             resumable,
             request_ids: Arc::default(),
+            peers: crate::peers::Peers::disabled(),
             config,
         }
     }
@@ -176,6 +180,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/info", get(info::info))
         .route("/api/config", get(info::config))
         .route("/api/storage", get(storage_state::storage))
+        .route("/api/peers", get(peers::list))
+        .route("/api/peers/{id}/sync", post(peers::sync_now))
         .route("/api/positions", put(positions::save).get(positions::get))
         .route("/api/setup", post(auth::setup))
         .route("/api/login", post(auth::login))

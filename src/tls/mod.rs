@@ -248,6 +248,15 @@ impl TlsState {
         Ok(true)
     }
 
+    /// Hex SHA-256 of the certificate served now (the leaf), as discovery publishes it (`fp`)
+    /// for clients that pin it.
+    pub fn fingerprint(&self) -> Option<String> {
+        use sha2::Digest;
+        let key = self.cert.current.load();
+        let leaf = key.cert.first()?;
+        Some(crate::sync::hex(&sha2::Sha256::digest(leaf.as_ref())))
+    }
+
     pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         tokio_rustls::TlsAcceptor::from(self.config.clone())
     }

@@ -1058,3 +1058,23 @@ def wait_all_closed(socks, limit):
     finally:
         sel.close()
     return closed_at
+
+
+def udp_ports(pid):
+    """Local UDP ports of the sockets process `pid` holds (its namespace's tables, matched by
+    socket inode to the process's descriptors)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            m = re.match(r"socket:\[(\d+)\]", os.readlink(fd))
+        except OSError:
+            continue
+        if m:
+            inodes.add(m.group(1))
+    ports = set()
+    for table in ("udp", "udp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[9] in inodes:
+                ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+    return ports

@@ -10,4 +10,5 @@
 pub mod accounts;
 pub mod library;
 pub mod notes;
+pub mod peers;
 pub mod time;

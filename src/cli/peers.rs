@@ -1,0 +1,141 @@
+//! `streamhub cluster new` (a new cluster key) and `streamhub peers` (the running service's
+//! peer table, read from its control socket in the data dir: see `peers::control`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::{CliError, Target};
+use crate::peers::control::{self, Snapshot};
+use crate::sync::ClusterKey;
+
+/// A new cluster key, one line.
+pub fn cluster_new() -> String {
+    ClusterKey::generate().to_text()
+}
+
+/// The peer table of the service that uses `target`'s data dir, as a table (or JSON).
+pub fn peers(target: &Target, json: bool) -> Result<String, CliError> {
+    let path = control::socket_path(target.dir());
+    let snap = control::read(&path).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+                "the service is not running with this data dir".to_string()
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                "permission denied: run this as the service's user (e.g. `sudo -u streamhub \
+                 streamhub peers`)"
+                    .to_string()
+            }
+            _ => e.to_string(),
+        };
+        CliError::Failed(format!("{}: {why}", path.display()))
+    })?;
+    if json {
+        return serde_json::to_string_pretty(&snap).map_err(|e| CliError::Failed(e.to_string()));
+    }
+    Ok(render(&snap, SystemTime::now()))
+}
+
+/// The snapshot as people read it: this node, then one line per peer.
+fn render(snap: &Snapshot, now: SystemTime) -> String {
+    let id8 = |id: &Option<String>| {
+        id.as_deref()
+            .map_or("-".to_string(), |i| i[..8.min(i.len())].to_string())
+    };
+    let mut out = format!(
+        "this node: {} ({})",
+        snap.node.name,
+        &snap.node.id[..8.min(snap.node.id.len())]
+    );
+    if let Some(why) = &snap.node.discovery {
+        out.push_str(&format!("\nmDNS off: {why}"));
+    }
+    if snap.peers.is_empty() {
+        out.push_str("\nno peers");
+        return out;
+    }
+    let rows: Vec<[String; 6]> = snap
+        .peers
+        .iter()
+        .map(|p| {
+            [
+                p.name.clone(),
+                id8(&p.id),
+                p.found_via.clone(),
+                if p.online { "online" } else { "-" }.to_string(),
+                p.last_seen.map_or("never".to_string(), |s| ago(now, s)),
+                p.addresses.join(" "),
+            ]
+        })
+        .collect();
+    let head = ["NAME", "ID", "FOUND", "STATE", "LAST SEEN", "ADDRESSES"];
+    let mut width = head.map(str::len);
+    for r in &rows {
+        for (w, c) in width.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for r in std::iter::once(head.map(str::to_string)).chain(rows) {
+        let line: Vec<String> = r
+            .iter()
+            .zip(width)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push('\n');
+        out.push_str(line.join("  ").trim_end());
+    }
+    out
+}
+
+fn ago(now: SystemTime, secs: u64) -> String {
+    let then = UNIX_EPOCH + Duration::from_secs(secs);
+    match now.duration_since(then) {
+        Ok(d) if d.as_secs() < 120 => format!("{}s ago", d.as_secs()),
+        Ok(d) if d.as_secs() < 7200 => format!("{}m ago", d.as_secs() / 60),
+        Ok(d) => format!("{}h ago", d.as_secs() / 3600),
+        Err(_) => "just now".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peers::control::{NodeInfo, PeerInfo};
+
+    #[test]
+    fn the_table_lists_every_peer() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let snap = Snapshot {
+            node: NodeInfo {
+                id: "ab".repeat(32),
+                name: "living-room".into(),
+                discovery: None,
+            },
+            peers: vec![
+                PeerInfo {
+                    id: Some("cd".repeat(32)),
+                    name: "office".into(),
+                    addresses: vec!["10.0.0.2:8443".into()],
+                    found_via: "mdns".into(),
+                    online: true,
+                    last_seen: Some(1_000_000 - 5),
+                },
+                PeerInfo {
+                    id: None,
+                    name: "nas.lan:8443".into(),
+                    addresses: vec!["nas.lan:8443".into()],
+                    found_via: "static".into(),
+                    online: false,
+                    last_seen: None,
+                },
+            ],
+        };
+        let text = render(&snap, now);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "this node: living-room (abababab)");
+        assert!(lines[1].starts_with("NAME"));
+        assert!(lines[2].contains("office") && lines[2].contains("cdcdcdcd"));
+        assert!(lines[2].contains("5s ago") && lines[2].contains("10.0.0.2:8443"));
+        assert!(lines[3].contains("static") && lines[3].contains("never"));
+        assert_eq!(cluster_new().len(), 43);
+    }
+}
