@@ -189,10 +189,7 @@ fn main() -> ExitCode {
                     media_root,
                 },
         } => match streamhub::config::default_with_paths(data_dir, media_root) {
-            Ok(text) => {
-                print!("{text}");
-                ExitCode::SUCCESS
-            }
+            Ok(text) => print_out(text.trim_end_matches('\n')),
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(2)
@@ -204,8 +201,7 @@ fn main() -> ExitCode {
             Ok(cfg) => {
                 let problems = streamhub::preflight::check(&cfg);
                 if problems.is_empty() {
-                    println!("config ok");
-                    return ExitCode::SUCCESS;
+                    return print_out("config ok");
                 }
                 for p in problems {
                     eprintln!("error: {p}");
@@ -227,10 +223,7 @@ fn main() -> ExitCode {
         }),
         Command::Cluster {
             action: ClusterAction::New,
-        } => {
-            println!("{}", streamhub::cli::peers::cluster_new());
-            ExitCode::SUCCESS
-        }
+        } => print_out(&streamhub::cli::peers::cluster_new()),
         Command::Peers {
             config,
             data_dir,
@@ -298,6 +291,20 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints a command's output. A reader that went away (`streamhub peers | head -1`) is not an
+/// error, and never a panic as `println!` would make it; any other failure to write is.
+fn print_out(out: &str) -> ExitCode {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{out}") {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs an offline command on the service's database; its output goes to stdout, the
 /// database it used and any error to stderr.
 fn offline(
@@ -305,12 +312,8 @@ fn offline(
     f: impl FnOnce(&Target) -> Result<String, CliError>,
 ) -> ExitCode {
     match target.and_then(|t| f(&t)) {
-        Ok(out) => {
-            if !out.is_empty() {
-                println!("{out}");
-            }
-            ExitCode::SUCCESS
-        }
+        Ok(out) if out.is_empty() => ExitCode::SUCCESS,
+        Ok(out) => print_out(&out),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

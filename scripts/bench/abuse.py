@@ -55,12 +55,16 @@ class Server:
         s.bind((HOST, 0))
         self.port = s.getsockname()[1]
         s.close()
-        env = dict(os.environ, STREAMHUB_SERVER_LISTEN=f"{HOST}:{self.port}", STREAMHUB_SERVER_TLS_LISTEN="",
+        # The service refuses STREAMHUB_* variables it does not know (STREAMHUB_BIN is ours).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}
+        env.update(STREAMHUB_SERVER_LISTEN=f"{HOST}:{self.port}", STREAMHUB_SERVER_TLS_LISTEN="",
                    STREAMHUB_SERVER_DATA_DIR=self.data, STREAMHUB_STORAGE_MEDIA_ROOT=self.media)
         self.log = open(f"{WORK}/serve.log", "wb")
         self.proc = subprocess.Popen([BIN, "serve", "--no-discovery"], env=env, stdout=self.log,
                                      stderr=subprocess.STDOUT)
         for _ in range(100):
+            if self.proc.poll() is not None:
+                sys.exit(f"streamhub exited at start; see {WORK}/serve.log")
             try:
                 if call(self.port, "GET", "/healthz", src=PROBE)[0] == 200:
                     break

@@ -222,18 +222,23 @@ impl Quotas {
             let running = map.get(&who.id).copied().unwrap_or(0);
             usage.media_bytes = usage.media_bytes.saturating_add(running);
             let room = judge(&limits, &usage, adding, new_tus)?;
-            // tus uploads are counted by their row; unknown lengths are capped by `room`.
-            let hold = match adding {
-                Some(n) if n > 0 && !new_tus && limits.media_bytes != 0 => {
-                    *map.entry(who.id).or_default() += n;
-                    Some(Hold {
-                        quotas: self.clone(),
-                        user: who.id,
-                        bytes: n,
-                    })
-                }
-                _ => None,
+            // tus uploads are counted by their row. A body of unknown length may grow to
+            // `room`, so it holds all of `room` while it runs: parallel ones of one user
+            // each judged on the same count went past the quota together (the attack run:
+            // ten chunked PUTs, 1.4 MB stored against 1 MB). The others are refused meanwhile.
+            let holding = match adding {
+                Some(n) if !new_tus => n,
+                None => room.unwrap_or(0),
+                Some(_) => 0,
             };
+            let hold = (holding > 0 && limits.media_bytes != 0).then(|| {
+                *map.entry(who.id).or_default() += holding;
+                Hold {
+                    quotas: self.clone(),
+                    user: who.id,
+                    bytes: holding,
+                }
+            });
             (room, hold)
         };
         Ok(Admission {
@@ -367,6 +372,20 @@ mod tests {
         let _hers = q.admit(&amy, Some(60), false).await.expect("hers");
         drop(first);
         q.admit(&bob, Some(60), false).await.expect("fits again");
+        // A body of unknown length may take all that is left, so it holds all of it while
+        // it runs (the attack run's ten parallel chunked PUTs stored 1.4x the quota).
+        let open = q.admit(&amy, None, false).await.expect("unknown length");
+        assert_eq!(open.room, Some(40));
+        assert!(matches!(
+            q.admit(&amy, None, false).await,
+            Err(QuotaError::Exceeded(_))
+        ));
+        assert!(q.admit(&amy, Some(1), false).await.is_err());
+        drop(open);
+        assert_eq!(
+            q.admit(&amy, None, false).await.expect("again").room,
+            Some(40)
+        );
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub enum DataDirFault {
     /// read-only under an open file reports this too).
     #[error("disk i/o error")]
     Io,
+    /// `SQLITE_CORRUPT`, `SQLITE_NOTADB`: what SQLite read is not a database page. A failing
+    /// disk returns such pages (an ext4 shut down after I/O errors did, in the attack run),
+    /// and a damaged file reads the same; either way the data dir needs its operator.
+    #[error("the database reads as damaged (a failing disk, or a damaged file)")]
+    Damaged,
     /// `SQLITE_BUSY`/`SQLITE_LOCKED` after the busy timeout: another writer held the lock.
     #[error("the database stayed locked past the busy timeout")]
     Busy,
@@ -36,6 +41,7 @@ pub fn classify(e: &rusqlite::Error) -> Option<DataDirFault> {
         ErrorCode::DiskFull => DataDirFault::Full,
         ErrorCode::CannotOpen => DataDirFault::CantOpen,
         ErrorCode::SystemIoFailure => DataDirFault::Io,
+        ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => DataDirFault::Damaged,
         ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => DataDirFault::Busy,
         _ => return None,
     })
@@ -54,6 +60,8 @@ mod tests {
     fn every_extended_code_of_a_data_dir_state_is_classified() {
         let cases = [
             (ffi::SQLITE_READONLY, DataDirFault::ReadOnly),
+            (ffi::SQLITE_CORRUPT, DataDirFault::Damaged),
+            (ffi::SQLITE_NOTADB, DataDirFault::Damaged),
             (ffi::SQLITE_READONLY_RECOVERY, DataDirFault::ReadOnly),
             (ffi::SQLITE_READONLY_CANTLOCK, DataDirFault::ReadOnly),
             (ffi::SQLITE_READONLY_ROLLBACK, DataDirFault::ReadOnly),

@@ -51,6 +51,9 @@ pub fn data_dir_message(
         DataDirFault::Full => {
             format!("no space left in {dir}: nothing was changed; free some space there")
         }
+        DataDirFault::Damaged => {
+            format!("{dir} cannot be read reliably: {reason}; nothing was changed")
+        }
         _ => format!("{dir} cannot be written: {reason}; nothing was changed (reads still work)"),
     }
 }

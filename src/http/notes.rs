@@ -249,8 +249,12 @@ pub async fn search(
     let searching = !q.q.trim().is_empty();
     let page = db(&state, move |s, c| {
         let page = s.search(c, &q, viewer_id)?;
+        // Counting is analytics, not the answer: a data dir that takes no write (read-only,
+        // full) must not cost people their search.
         if searching {
-            s.record_search(c)?;
+            if let Err(e) = s.record_search(c) {
+                tracing::warn!(error = %e, "search not counted in analytics");
+            }
         }
         Ok(page)
     })
@@ -293,7 +297,12 @@ pub async fn restore(
     ApiJson(body): ApiJson<RestoreBody>,
 ) -> Result<Response, ApiError> {
     let who = author(&user);
-    let note = db(&state, move |s, c| s.restore(c, &id, &body.rev, &who)).await?;
+    let defaults = state.config.quotas.clone();
+    let note = db(&state, move |s, c| {
+        let admit = |c: &rusqlite::Connection, adding| notes_quota(c, who.id, &defaults, adding);
+        s.restore_admitted(c, &id, &body.rev, &who, &admit)
+    })
+    .await?;
     Ok(note_response(StatusCode::OK, note))
 }
 

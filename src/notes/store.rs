@@ -199,6 +199,20 @@ impl NotesStore {
         rev: &str,
         author: &Author,
     ) -> Result<Note, NoteError> {
+        self.restore_admitted(conn, note_id, rev, author, &admit_all)
+    }
+
+    /// `restore`, the new revision's stored size judged by `admit` in the same transaction:
+    /// a restore stores the old text again (as a delta against the current one), so
+    /// alternating restores must not grow a member's notes past their quota.
+    pub fn restore_admitted(
+        &self,
+        conn: &mut Connection,
+        note_id: &str,
+        rev: &str,
+        author: &Author,
+        admit: Admit<'_>,
+    ) -> Result<Note, NoteError> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let cur = current(&tx, note_id, Some(author.id))?;
         let old = read::load_revision(&tx, note_id, rev, Some(author.id))?;
@@ -215,7 +229,7 @@ impl NotesStore {
             deleted: false,
             kind: EventKind::Restored,
         };
-        self.commit_child(tx, &cur, child, author, &admit_all)
+        self.commit_child(tx, &cur, child, author, admit)
     }
 
     /// Ends the conflicts `resolves` (leaves other than the current one) with `merged`: a

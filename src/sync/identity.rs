@@ -72,6 +72,7 @@ impl NodeIdentity {
         let provider = rustls::crypto::ring::default_provider();
         let dir = data_dir.join(SYNC_DIR);
         let path = dir.join(IDENTITY_FILE);
+        real_dir(&dir)?;
         match std::fs::symlink_metadata(&path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -91,6 +92,7 @@ impl NodeIdentity {
     /// For `config check`: an identity that is there must load; none is fine (the first
     /// start makes it). Reads only.
     pub fn check(data_dir: &Path) -> Result<(), IdentityError> {
+        real_dir(&data_dir.join(SYNC_DIR))?;
         let path = data_dir.join(SYNC_DIR).join(IDENTITY_FILE);
         match std::fs::symlink_metadata(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -126,10 +128,41 @@ fn unusable(path: &Path, reason: impl std::fmt::Display) -> IdentityError {
     }
 }
 
+/// The most an identity file may hold: a key and a certificate take about 1 KiB.
+const MAX_IDENTITY_BYTES: u64 = 64 * 1024;
+
+/// `<data_dir>/sync`, if there, must be a folder of its own: a link there would make the node
+/// keep its private key wherever the link points (and take whatever identity is there). One
+/// left open to others is made 0700 again. Missing is fine: the first start makes it.
+fn real_dir(dir: &Path) -> Result<(), IdentityError> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(dir, e)),
+        Ok(md) if !md.is_dir() => Err(unusable(dir, "not a folder (a link is not followed)")),
+        Ok(md) => {
+            if md.permissions().mode() & 0o077 != 0 {
+                if let Err(e) =
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                {
+                    tracing::warn!(dir = %dir.display(), error = %crate::storage::errno_message(&e),
+                        "the sync folder is open to other users and could not be made private");
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 fn load(path: &Path, provider: &CryptoProvider) -> Result<NodeIdentity, IdentityError> {
     let md = std::fs::symlink_metadata(path).map_err(|e| io_err(path, e))?;
     if !md.is_file() {
         return Err(unusable(path, "not a regular file"));
+    }
+    if md.len() > MAX_IDENTITY_BYTES {
+        return Err(unusable(
+            path,
+            format!("{} bytes, more than an identity holds", md.len()),
+        ));
     }
     let pem = std::fs::read(path).map_err(|e| io_err(path, e))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
@@ -267,5 +300,33 @@ mod tests {
         NodeIdentity::load_or_create(dir.path()).expect("loaded");
         let mode = std::fs::metadata(&file).expect("file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    /// The attack run: a `sync` folder replaced by a link made the node write a new private
+    /// key wherever the link pointed. A link (or a file) there stops the start, and nothing
+    /// is written through it; an oversized file is refused before it is read.
+    #[test]
+    fn a_linked_sync_folder_or_a_huge_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let elsewhere = tempfile::tempdir().expect("tmp");
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("sync")).expect("link");
+        let err = NodeIdentity::load_or_create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not a folder"), "{err}");
+        assert!(NodeIdentity::check(dir.path()).is_err());
+        assert_eq!(std::fs::read_dir(elsewhere.path()).expect("dir").count(), 0);
+
+        let dir = tempfile::tempdir().expect("tmp");
+        NodeIdentity::load_or_create(dir.path()).expect("made");
+        let sync = dir.path().join("sync");
+        std::fs::set_permissions(&sync, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        NodeIdentity::load_or_create(dir.path()).expect("loaded");
+        let mode = std::fs::metadata(&sync).expect("dir").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        std::fs::write(sync.join("identity.pem"), vec![b'x'; 100_000]).expect("write");
+        let err = NodeIdentity::load_or_create(dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("more than an identity holds"),
+            "{err}"
+        );
     }
 }

@@ -288,3 +288,18 @@ def test_config_check_validates_what_serve_would(tmp_path):
     assert "server.data_dir" in err and "storage.media_root" in err, err
     # Nothing was created by the check.
     assert not (tmp_path / "data").exists()
+
+
+def test_output_to_a_closed_pipe_is_not_a_panic(tmp_path):
+    """`streamhub peers | head -1` panicked (the attack run): a reader that went away ends
+    the command quietly, exit 0, for every command that prints."""
+    import os
+    r_end, w_end = os.pipe()
+    os.close(r_end)
+    try:
+        for args in (["cluster", "new"], ["config", "default"]):
+            p = subprocess.run([str(BIN), *args], stdout=w_end, stderr=subprocess.PIPE,
+                               env=clean_env(), timeout=30)
+            assert p.returncode == 0 and b"panicked" not in p.stderr, (args, p.returncode, p.stderr)
+    finally:
+        os.close(w_end)

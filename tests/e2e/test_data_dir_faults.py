@@ -163,6 +163,9 @@ def test_read_only_data_dir_refuses_writes_clearly_and_keeps_reads(servers, ext4
     assert r.status == 200 and r.json()["title"] == "before", r
     r = http_call(srv, "GET", f"/api/notes/{nid}", headers=env.session.headers)
     assert r.status == 200, r
+    # A search is counted for analytics, best-effort: it still answers (the attack run: 503).
+    r = http_call(srv, "GET", "/api/notes?q=before", headers=member.headers)
+    assert r.status == 200 and [n["id"] for n in r.json()["items"]] == [nid], r
     r = http_call(srv, "GET", "/api/library?path=", headers=member.headers)
     assert r.status == 200 and [e["name"] for e in r.json()["entries"]] == ["kept.bin"], r
 

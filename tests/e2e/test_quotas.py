@@ -8,6 +8,8 @@ other users are unaffected. Everything talks to 127.0.0.1 only.
 """
 
 import base64
+import socket
+import time
 import os
 from pathlib import Path
 from urllib.parse import urlparse
@@ -21,6 +23,7 @@ from conftest import (
     http_call,
     must_login,
     new_token,
+    read_response,
     run_cli,
     user_cli,
 )
@@ -330,3 +333,66 @@ def test_notes_bytes_quota_counts_the_change_of_an_edit(box):
     assert "notes_bytes" in r.json()["message"], r.json()
     g = http_call(srv, "GET", f"/api/notes/{note}", headers=ned.headers)
     assert g.status == 200 and g.json()["body"] == body and g.header("etag") == etag, g
+
+def test_restoring_old_revisions_counts_against_notes_bytes(box):
+    """The attack run: alternating restores of a big and a tiny revision stored the big text
+    again each time, 56x past the quota. A restore is judged like an edit."""
+    srv = box.srv
+    cli_add_user(srv.data_dir, "rita")
+    rita = new_token(srv, must_login(srv, "rita", AUTH_PW), "rita-q")
+    limits(srv, "rita", "--notes-bytes", "4000")
+    r = http_call(srv, "POST", "/api/notes", headers=rita.headers,
+                  json_body={"title": "big", "body": noise(2000)})  # ~1,500 bytes stored
+    assert r.status == 201, r
+    note, big = r.json()["id"], r.json()["rev"]
+    r = http_call(srv, "PUT", f"/api/notes/{note}",
+                  headers={**rita.headers, "If-Match": r.header("etag")}, json_body={"body": "tiny"})
+    assert r.status == 200, r
+    tiny = r.json()["rev"]
+    answers = []
+    for i in range(10):
+        r = http_call(srv, "POST", f"/api/notes/{note}/restore", headers=rita.headers,
+                      json_body={"rev": big if i % 2 == 0 else tiny})
+        answers.append(r.status)
+        if r.status != 200:
+            assert_error(r, 403, "quota_exceeded")
+            assert "notes_bytes" in r.json()["message"], r.json()
+    assert 403 in answers and answers.index(403) <= 3, answers
+    g = http_call(srv, "GET", f"/api/notes/{note}/revisions", headers=rita.headers)
+    assert g.status == 200 and len(g.json()["revisions"]) == 2 + answers.count(200), g
+
+
+def test_parallel_uploads_without_a_length_stay_within_the_quota(box):
+    """The attack run: ten chunked PUTs at once, each judged on the same count, stored 1.4 MB
+    against a 1 MB quota. One without a length holds what is left while it streams."""
+    srv, root = box.srv, box.srv.media_root
+    cli_add_user(srv.data_dir, "pat")
+    pat = new_token(srv, must_login(srv, "pat", AUTH_PW), "pat-q")
+    limits(srv, "pat", "--media-bytes", str(400_000))
+    # Every body's head and first chunk are sent before any body ends, so all ten overlap.
+    socks = []
+    for i in range(10):
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        head = [f"PUT /media/par/r{i}.bin HTTP/1.1", f"Host: 127.0.0.1:{srv.port}",
+                "Transfer-Encoding: chunked", "Connection: close"]
+        head += [f"{k}: {v}" for k, v in pat.headers.items()]
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+        sock.sendall(b"%x\r\n%s\r\n" % (40_000, bytes([i]) * 40_000))
+        socks.append(sock)
+    time.sleep(0.5)
+    results = []
+    for i, sock in enumerate(socks):
+        try:
+            sock.sendall(b"%x\r\n%s\r\n0\r\n\r\n" % (40_000, bytes([i]) * 40_000))
+        except OSError:
+            pass  # refused early: the answer is already there
+        results.append(read_response(sock, timeout=30))
+        sock.close()
+    stored = sum(p.stat().st_size for p in (root / "par").glob("*.bin")) if (root / "par").exists() else 0
+    assert stored <= 400_000, (stored, [r.status for r in results])
+    assert all(r.status in (201, 403) for r in results), results
+    assert any(r.status == 201 for r in results), results
+    for r in results:
+        if r.status == 403:
+            assert r.json()["error"] == "quota_exceeded", r
+    assert staged(root) == {} or all("resumable" in k for k in staged(root)), staged(root)
