@@ -3,8 +3,6 @@
 //! the media storage is left as it was. The refusal is made real with a trigger that aborts
 //! every write to the index, on the in-memory backend (so what is visible is exact).
 
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -12,58 +10,10 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use streamhub::auth::Role;
-use streamhub::config::Config;
-use streamhub::http::{router, AppState};
-use streamhub::storage::memory::MemoryStorage;
 use streamhub::storage::{MediaPath, Storage};
 
-struct Fx {
-    _data: tempfile::TempDir,
-    app: axum::Router,
-    mem: MemoryStorage,
-    db: streamhub::db::Db,
-    alice: String,
-    bob: String,
-}
-
-fn fx() -> Fx {
-    let data = tempfile::tempdir().unwrap();
-    let mem = MemoryStorage::new();
-    let storage: Arc<dyn Storage> = Arc::new(mem.clone());
-    let db = streamhub::db::Db::open(data.path()).unwrap();
-    let mut config = Config::default();
-    config.server.data_dir = data.path().to_path_buf();
-    let config = Arc::new(config);
-    let library = streamhub::library::Library::open(
-        data.path(),
-        storage.clone(),
-        &config.library,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    let tus = Arc::new(streamhub::tus::Tus::new(
-        streamhub::tus::TusStore::new(db.clone(), 3600),
-        storage.clone(),
-    ));
-    let accounts = streamhub::auth::Accounts::new(db.clone());
-    let token = |name: &str| {
-        let u = accounts
-            .add_user(name, "a long password", Role::Member)
-            .unwrap();
-        accounts.create_token(&u, "t", None).unwrap().1
-    };
-    let (alice, bob) = (token("alice"), token("bob"));
-    let state = AppState::new(config, storage, db.clone(), library, tus, None);
-    Fx {
-        _data: data,
-        app: router(state),
-        mem,
-        db,
-        alice,
-        bob,
-    }
-}
+mod common;
+use common::{fx, req, Fx};
 
 /// From now on every write to the library index fails (the connection that records uploads
 /// sees the trigger: it lives in the database file).
@@ -88,13 +38,6 @@ async fn call(f: &Fx, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap,
         .to_bytes()
         .to_vec();
     (status, headers, body)
-}
-
-fn req(method: &str, uri: &str, token: &str) -> axum::http::request::Builder {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {token}"))
 }
 
 async fn put(f: &Fx, token: &str, uri: &str, bytes: &'static str) -> StatusCode {

@@ -3,8 +3,6 @@
 //! application layer the service uses, with no media folder anywhere. If any of them reached
 //! for a path on disk, these tests would not find their files.
 
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -12,58 +10,9 @@ use base64::Engine;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-use streamhub::auth::Role;
-use streamhub::config::Config;
-use streamhub::http::{router, AppState};
-use streamhub::storage::memory::MemoryStorage;
-use streamhub::storage::Storage;
 
-struct Fx {
-    _data: tempfile::TempDir,
-    app: axum::Router,
-    mem: MemoryStorage,
-    library: streamhub::library::Library,
-    alice: String,
-    bob: String,
-}
-
-fn fx() -> Fx {
-    let data = tempfile::tempdir().unwrap();
-    let mem = MemoryStorage::new();
-    let storage: Arc<dyn Storage> = Arc::new(mem.clone());
-    let db = streamhub::db::Db::open(data.path()).unwrap();
-    let mut config = Config::default();
-    config.server.data_dir = data.path().to_path_buf();
-    let config = Arc::new(config);
-    let library = streamhub::library::Library::open(
-        data.path(),
-        storage.clone(),
-        &config.library,
-        Duration::from_secs(5),
-    )
-    .unwrap();
-    let tus = Arc::new(streamhub::tus::Tus::new(
-        streamhub::tus::TusStore::new(db.clone(), 3600),
-        storage.clone(),
-    ));
-    let accounts = streamhub::auth::Accounts::new(db.clone());
-    let token = |name: &str| {
-        let u = accounts
-            .add_user(name, "a long password", Role::Member)
-            .unwrap();
-        accounts.create_token(&u, "t", None).unwrap().1
-    };
-    let (alice, bob) = (token("alice"), token("bob"));
-    let state = AppState::new(config, storage, db, library.clone(), tus, None);
-    Fx {
-        _data: data,
-        app: router(state),
-        mem,
-        library,
-        alice,
-        bob,
-    }
-}
+mod common;
+use common::{fx, req, Fx};
 
 async fn call(
     app: &axum::Router,
@@ -79,13 +28,6 @@ async fn call(
         .to_bytes()
         .to_vec();
     (status, headers, body)
-}
-
-fn req(method: &str, uri: &str, token: &str) -> axum::http::request::Builder {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {token}"))
 }
 
 fn json(body: &[u8]) -> serde_json::Value {
