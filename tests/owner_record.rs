@@ -3,17 +3,14 @@
 //! the media storage is left as it was. The refusal is made real with a trigger that aborts
 //! every write to the index, on the in-memory backend (so what is visible is exact).
 
-
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine;
-use http_body_util::BodyExt;
-use tower::ServiceExt;
 
 use streamhub::storage::{MediaPath, Storage};
 
 mod common;
-use common::{fx, req, Fx};
+use common::{call, fx, req, Fx};
 
 /// From now on every write to the library index fails (the connection that records uploads
 /// sees the trigger: it lives in the database file).
@@ -27,23 +24,13 @@ fn refuse_index_writes(f: &Fx, on: bool) {
     f.db.with(|c| c.execute_batch(sql)).unwrap();
 }
 
-async fn call(f: &Fx, req: Request<Body>) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let resp = f.app.clone().oneshot(req).await.unwrap();
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, headers, body)
-}
-
 async fn put(f: &Fx, token: &str, uri: &str, bytes: &'static str) -> StatusCode {
-    call(f, req("PUT", uri, token).body(Body::from(bytes)).unwrap())
-        .await
-        .0
+    call(
+        &f.app,
+        req("PUT", uri, token).body(Body::from(bytes)).unwrap(),
+    )
+    .await
+    .0
 }
 
 async fn exists(f: &Fx, path: &str) -> bool {
@@ -85,7 +72,7 @@ async fn an_upload_whose_owner_cannot_be_recorded_is_refused_and_leaves_nothing(
     );
 
     let (status, _, _) = call(
-        &f,
+        &f.app,
         req("POST", "/api/library/folder", &f.alice)
             .header("content-type", "application/json")
             .body(Body::from(r#"{"path":"made/here"}"#))
@@ -99,7 +86,7 @@ async fn an_upload_whose_owner_cannot_be_recorded_is_refused_and_leaves_nothing(
     );
 
     let (status, _, _) = call(
-        &f,
+        &f.app,
         req("POST", "/api/library/move", &f.alice)
             .header("content-type", "application/json")
             .body(Body::from(r#"{"from":"a/mine.txt","to":"a/moved.txt"}"#))
@@ -126,7 +113,7 @@ async fn a_tus_upload_refused_at_its_commit_stays_resumable() {
     let f = fx();
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let (status, headers, _) = call(
-        &f,
+        &f.app,
         tus("POST", "/api/tus/", &f.alice)
             .header("upload-length", "6")
             .header("upload-metadata", format!("filename {}", b64("t.bin")))
@@ -144,18 +131,21 @@ async fn a_tus_upload_refused_at_its_commit_stays_resumable() {
             .unwrap()
     };
     refuse_index_writes(&f, true);
-    let (status, _, _) = call(&f, patch("0", "abcdef")).await;
+    let (status, _, _) = call(&f.app, patch("0", "abcdef")).await;
     assert!(status.is_server_error(), "{status}");
     assert!(f.mem.read("t.bin").is_none(), "nothing visible");
     assert_eq!(f.mem.staged_keys().len(), 1, "the staged data is kept");
 
     refuse_index_writes(&f, false);
-    let (status, headers, _) =
-        call(&f, tus("HEAD", &loc, &f.alice).body(Body::empty()).unwrap()).await;
+    let (status, headers, _) = call(
+        &f.app,
+        tus("HEAD", &loc, &f.alice).body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let offset = headers["upload-offset"].to_str().unwrap().to_string();
     let rest: &'static str = &"abcdef"[offset.parse::<usize>().unwrap()..];
-    let (status, _, _) = call(&f, patch(&offset, rest)).await;
+    let (status, _, _) = call(&f.app, patch(&offset, rest)).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(f.mem.read("t.bin").unwrap(), b"abcdef");
     // Indexed as alice's.

@@ -3,32 +3,12 @@
 //! application layer the service uses, with no media folder anywhere. If any of them reached
 //! for a path on disk, these tests would not find their files.
 
-
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use base64::Engine;
-use http_body_util::BodyExt;
-use tower::ServiceExt;
-
 
 mod common;
-use common::{fx, req, Fx};
-
-async fn call(
-    app: &axum::Router,
-    req: Request<Body>,
-) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let (status, headers) = (resp.status(), resp.headers().clone());
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    (status, headers, body)
-}
+use common::{call, fx, req, Fx};
 
 fn json(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body)

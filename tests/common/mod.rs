@@ -6,7 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::Request;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tower::ServiceExt;
 
 use streamhub::auth::Role;
 use streamhub::config::Config;
@@ -68,4 +71,21 @@ pub fn req(method: &str, uri: &str, token: &str) -> axum::http::request::Builder
         .method(method)
         .uri(uri)
         .header("authorization", format!("Bearer {token}"))
+}
+
+/// One request through the router: status, headers and the whole body.
+pub async fn call(
+    app: &axum::Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
 }
