@@ -90,8 +90,6 @@ mod tests {
         for code in [
             ffi::SQLITE_CONSTRAINT,
             ffi::SQLITE_CONSTRAINT_UNIQUE,
-            ffi::SQLITE_CORRUPT,
-            ffi::SQLITE_NOTADB,
             ffi::SQLITE_MISUSE,
             ffi::SQLITE_ERROR,
         ] {
