@@ -85,7 +85,11 @@ pub async fn run(mut d: Discovery, cancel: CancellationToken) {
                 ev = events.recv_async() => match ev {
                     Ok(ev) => handle(&d.peers, ev),
                     // The subscription ends when its queue overflows (a flood).
-                    Err(_) => break true,
+                    Err(_) => {
+                        tracing::warn!("mDNS events overflowed (a flood of announcements?): \
+                            restarting the responder with an empty cache");
+                        break true;
+                    }
                 },
                 _ = check.tick() => {
                     d.peers.lock().expire(Instant::now());
