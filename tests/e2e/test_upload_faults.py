@@ -6,6 +6,7 @@ visible under a name, in listings or to GET; `<media>/.streamhub-staging` is emp
 Everything talks to 127.0.0.1 only.
 """
 
+import contextlib
 import os
 import random
 import select
@@ -255,18 +256,19 @@ def test_multipart_file_past_limit_is_413_and_nothing_kept(limited, tmp_path):
 # --- disk full ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def fullfs(module_servers, tmp_path_factory):
-    base = tmp_path_factory.mktemp("tmpfs-base")
-    mnt = base / "media"
+@contextlib.contextmanager
+def tmpfs_server(module_servers, tmp_path_factory, size, name, env=None, prepare=None):
+    """A server whose media root is a fresh tmpfs of `size` (e.g. "2m"), unmounted after."""
+    mnt = tmp_path_factory.mktemp(f"{name}-base") / "media"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mnt)],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(mnt)],
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, f"cannot mount a 2 MiB tmpfs at {mnt}: rc={r.returncode} {r.stderr}"
+    assert r.returncode == 0, f"cannot mount a {size} tmpfs at {mnt}: rc={r.returncode} {r.stderr}"
     srv = None
     try:
-        (mnt / "small.txt").write_bytes(b"already here\n")
-        srv = module_servers.start(mnt, tls_listen=(), name="uploads-tmpfs")
+        if prepare:
+            prepare(mnt)
+        srv = module_servers.start(mnt, tls_listen=(), name=name, env=env)
         srv.creds = Creds(srv)
         yield srv
     finally:
@@ -276,6 +278,14 @@ def fullfs(module_servers, tmp_path_factory):
         if u.returncode != 0:
             subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
             raise AssertionError(f"umount {mnt} failed: {u.stderr}")
+
+
+@pytest.fixture(scope="module")
+def fullfs(module_servers, tmp_path_factory):
+    def small(mnt):
+        (mnt / "small.txt").write_bytes(b"already here\n")
+    with tmpfs_server(module_servers, tmp_path_factory, "2m", "uploads-tmpfs", prepare=small) as srv:
+        yield srv
 
 
 def test_disk_full_is_507_and_nothing_kept(fullfs):
@@ -347,22 +357,9 @@ def test_disk_full_with_multipart_is_507(fullfs, tmp_path):
 @pytest.fixture(scope="module")
 def reservefs(module_servers, tmp_path_factory):
     """A 64 MiB filesystem with a 24 MiB free-space reserve ([quotas] min_free_bytes)."""
-    mnt = tmp_path_factory.mktemp("reserve-base") / "media"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0755", "tmpfs", str(mnt)],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, f"cannot mount a 64 MiB tmpfs at {mnt}: rc={r.returncode} {r.stderr}"
-    srv = None
-    try:
-        srv = module_servers.start(mnt, tls_listen=(), name="uploads-reserve",
-                                   env={"STREAMHUB_QUOTAS_MIN_FREE_BYTES": str(24 * MIB)})
-        srv.creds = Creds(srv)
+    env = {"STREAMHUB_QUOTAS_MIN_FREE_BYTES": str(24 * MIB)}
+    with tmpfs_server(module_servers, tmp_path_factory, "64m", "uploads-reserve", env=env) as srv:
         yield srv
-    finally:
-        if srv is not None:
-            srv.stop(timeout=5)
-        if subprocess.run(["umount", str(mnt)], capture_output=True, timeout=30).returncode != 0:
-            subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=30)
 
 
 def test_chunked_put_stops_at_the_free_space_reserve(reservefs):
