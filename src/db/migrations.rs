@@ -60,6 +60,7 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         "0014_note_revision_storage.sql",
         include_str!("migrations/0014_note_revision_storage.sql"),
     ),
+    ("0015_sync.sql", include_str!("migrations/0015_sync.sql")),
 ];
 
 /// The migrations as `rusqlite_migration` applies them (in one transaction each).
@@ -144,6 +145,11 @@ mod tests {
             14,
             "0014_note_revision_storage.sql",
             "c564cf7f8779a19b6945afc23adc094200b813d7ee482907fee1822154ad0e2d",
+        ),
+        (
+            15,
+            "0015_sync.sql",
+            "b9a3efecea94afc7ed6f6645496c029ed234dc2a5819b625fc220aa14165ff6d",
         ),
     ];
 

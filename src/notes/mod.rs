@@ -10,6 +10,9 @@
 //! - revisions are immutable and idempotent to store (`put_revision` of a known rev is a no-op);
 //! - the winner is a pure function of the stored revisions (`tree`), never of arrival order.
 
+mod apply;
+mod automerge;
+pub mod feed;
 pub mod hlc;
 pub mod markdown;
 pub mod merge;
@@ -25,6 +28,10 @@ mod store;
 pub mod tree;
 
 #[cfg(test)]
+mod apply_tests;
+#[cfg(test)]
+mod feed_tests;
+#[cfg(test)]
 mod revstore_tests;
 #[cfg(test)]
 mod search_tests;
@@ -35,6 +42,9 @@ mod sync_tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use apply::{Applied, Cursor};
+pub use automerge::AUTO_MERGE_AUTHOR;
+pub use feed::{Change, ChangesPage, Stub, WireRev};
 pub use hlc::{Clock, Hlc};
 pub use merge::MergeConflict;
 pub use model::{Author, Changes, Content, Limits, Revision, Visibility};
@@ -42,7 +52,7 @@ pub use read::{Contributor, Event, EventKind, Note, RevisionInfo};
 pub use rows::Admit;
 pub use search::{fts_query, Fragment, SearchHit, SearchPage, SearchQuery};
 pub use stats::{Analytics, DayCount, NoteCount, TagCount};
-pub use store::{NotesStore, PutOutcome};
+pub use store::{NotesStore, PutOutcome, DEFAULT_SYNC_MAX_SKEW_MS};
 
 use crate::db::DbError;
 

@@ -1,7 +1,9 @@
 //! `NotesStore` reads of one note: the note with its conflicts and contributors, its history,
 //! one revision, its event log, as domain values (`http::wire::notes` is their JSON). Every query
 //! takes the viewer and filters private notes inside the SQL (`visibility = 'public' OR
-//! owner_id = viewer`); a non-owner also never sees a revision that was itself private.
+//! owner_id = viewer`); a non-owner also never sees a revision that was itself private, and
+//! nobody sees a stub (a peer's private revision: bookkeeping without content, migration
+//! 0015), not even `Viewer::Everything` — so `streamhub notes export` never writes one.
 
 use std::collections::HashMap;
 
@@ -172,7 +174,8 @@ impl NotesStore {
                     r.visibility, r.deleted, r.author,
                     NOT EXISTS (SELECT 1 FROM note_parents p WHERE p.parent = r.rev)
              FROM note_revisions r JOIN notes n ON n.nid = r.note
-             WHERE r.note = ?1 AND (r.visibility = 'public' OR n.owner_id = ?2 OR ?3)
+             WHERE r.note = ?1 AND r.stub = 0
+               AND (r.visibility = 'public' OR n.owner_id = ?2 OR ?3)
              ORDER BY r.gen DESC, r.hlc_wall DESC, r.hlc_logical DESC, r.hlc_node DESC, r.rev DESC",
         )?;
         let rows = st.query_map(params![cur.nid, viewer.user(), viewer.all()], |r| {
@@ -389,7 +392,7 @@ pub(crate) fn load_revision(
     let visible = conn
         .query_row(
             "SELECT 1 FROM note_revisions r JOIN notes n ON n.nid = r.note
-             WHERE r.rev = ?1 AND r.note = ?2
+             WHERE r.rev = ?1 AND r.note = ?2 AND r.stub = 0
                AND (r.visibility = 'public' OR n.owner_id = ?3 OR ?4)",
             params![rev, cur.nid, viewer.user(), viewer.all()],
             |_| Ok(()),

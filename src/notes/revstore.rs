@@ -203,14 +203,27 @@ fn chain_of(conn: &Connection, rev: &str) -> Result<Option<Chain>, NoteError> {
         .optional()?)
 }
 
-/// The stored parent with the shortest chain (ties: the first in id order).
+/// The stored parent with the shortest chain (ties: the first in id order). Stubs (a peer's
+/// private revisions, migration 0015) hold no text and are never a base: a revision over
+/// only stubs is a keyframe.
 fn shallowest_parent(
     conn: &Connection,
     parents: &[String],
 ) -> Result<Option<(String, Chain)>, NoteError> {
+    let mut st = conn.prepare_cached(
+        "SELECT body_depth, body_chain FROM note_revisions WHERE rev = ?1 AND stub = 0",
+    )?;
     let mut best: Option<(String, Chain)> = None;
     for p in parents {
-        if let Some(c) = chain_of(conn, p)? {
+        let chain = st
+            .query_row([p], |r| {
+                Ok(Chain {
+                    depth: r.get(0)?,
+                    bytes: r.get(1)?,
+                })
+            })
+            .optional()?;
+        if let Some(c) = chain {
             if best.as_ref().is_none_or(|(_, b)| c.depth < b.depth) {
                 best = Some((p.clone(), c));
             }

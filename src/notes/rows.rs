@@ -6,8 +6,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::hlc::Hlc;
-use super::model::{Author, Content, Revision};
+use super::model::{Author, Content, Revision, Visibility};
 use super::read::{self, EventKind};
+use super::revcodec;
 use super::revstore::{self, Known};
 use super::{tree, NoteError, Viewer};
 
@@ -128,11 +129,13 @@ pub(crate) struct Leaf {
     pub gen: u64,
     pub hlc: Hlc,
     pub deleted: bool,
+    /// Known only as a stub (a peer's private revision: no content here).
+    pub stub: bool,
 }
 
 pub(crate) fn leaves(conn: &Connection, nid: i64) -> Result<Vec<Leaf>, NoteError> {
     let mut st = conn.prepare_cached(
-        "SELECT rev, gen, hlc_wall, hlc_logical, hlc_node, deleted FROM note_revisions r
+        "SELECT rev, gen, hlc_wall, hlc_logical, hlc_node, deleted, stub FROM note_revisions r
          WHERE note = ?1 AND NOT EXISTS (SELECT 1 FROM note_parents p WHERE p.parent = r.rev)",
     )?;
     let rows = st.query_map([nid], |r| {
@@ -145,6 +148,7 @@ pub(crate) fn leaves(conn: &Connection, nid: i64) -> Result<Vec<Leaf>, NoteError
                 r.get::<_, String>(4)?,
             ),
             deleted: r.get(5)?,
+            stub: r.get(6)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -220,6 +224,18 @@ pub(crate) fn refresh(
     let loaded;
     let win = match fresh.filter(|r| r.rev == winner.rev) {
         Some(r) => r,
+        // A stub has no content to rebuild: the note shows its placeholder (private, no
+        // local owner: hidden from everyone — the "unpublished" marker).
+        None if winner.stub => {
+            loaded = stub_placeholder(
+                &note_id,
+                &winner.rev,
+                winner.gen,
+                &winner.hlc,
+                winner.deleted,
+            );
+            &loaded
+        }
         None => {
             loaded = revstore::revision(conn, &note_id, &winner.rev)?;
             &loaded
@@ -377,11 +393,81 @@ pub(crate) fn insert_revision(
         ],
     )?;
     if n == 1 {
-        let mut st = conn
-            .prepare_cached("INSERT OR IGNORE INTO note_parents (parent, child) VALUES (?1, ?2)")?;
-        for p in &rev.parents {
-            st.execute(params![p, rev.rev])?;
-        }
+        link_parents(conn, rev)?;
+    }
+    Ok(())
+}
+
+/// What a stub's row holds: the bookkeeping it carries, an empty private content, no author.
+/// Its `rev` is not the hash of this content; nothing checks it (stubs are never rebuilt).
+pub(crate) fn stub_placeholder(
+    note_id: &str,
+    rev: &str,
+    gen: u64,
+    hlc: &Hlc,
+    deleted: bool,
+) -> Revision {
+    Revision {
+        note_id: note_id.to_string(),
+        rev: rev.to_string(),
+        parents: Vec::new(),
+        gen,
+        hlc: hlc.clone(),
+        content: Content {
+            title: String::new(),
+            body: String::new(),
+            tags: Vec::new(),
+            visibility: Visibility::Private,
+        },
+        deleted,
+        author: String::new(),
+    }
+}
+
+/// Stores a stub (`placeholder` from `stub_placeholder`, with its parents): an empty
+/// keyframe body, `stub = 1`, no author. A no-op when the rev is known.
+pub(crate) fn insert_stub(
+    conn: &Connection,
+    nid: i64,
+    placeholder: &Revision,
+    now: i64,
+) -> Result<(), NoteError> {
+    let enc = revcodec::full("");
+    let chain = i64::try_from(enc.data.len()).unwrap_or(i64::MAX);
+    let n = conn.execute(
+        "INSERT INTO note_revisions (note, rev, parents, gen, hlc_wall, hlc_logical, hlc_node,
+             title, body, tags, visibility, deleted, author_id, author, received_at,
+             body_form, body_base, body_depth, body_chain, stored_bytes, stub)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', ?8, '[]', 'private', ?9, NULL, '', ?10,
+                 ?11, NULL, 0, ?12, ?12 + 2, 1)
+         ON CONFLICT (rev) DO NOTHING",
+        params![
+            nid,
+            placeholder.rev,
+            serde_json::to_string(&placeholder.parents)
+                .map_err(|e| NoteError::Corrupt(e.to_string()))?,
+            i64::try_from(placeholder.gen).unwrap_or(i64::MAX),
+            i64::try_from(placeholder.hlc.wall_ms).unwrap_or(i64::MAX),
+            i64::from(placeholder.hlc.logical),
+            placeholder.hlc.node,
+            enc.data,
+            placeholder.deleted,
+            now,
+            enc.form as i64,
+            chain,
+        ],
+    )?;
+    if n == 1 {
+        link_parents(conn, placeholder)?;
+    }
+    Ok(())
+}
+
+fn link_parents(conn: &Connection, rev: &Revision) -> Result<(), NoteError> {
+    let mut st =
+        conn.prepare_cached("INSERT OR IGNORE INTO note_parents (parent, child) VALUES (?1, ?2)")?;
+    for p in &rev.parents {
+        st.execute(params![p, rev.rev])?;
     }
     Ok(())
 }

@@ -14,8 +14,8 @@ use super::model::{hex, Author, Changes, Content, Limits, Revision, Visibility};
 use super::read::{self, EventKind, Note};
 use super::revstore::Known;
 use super::rows::{
-    admit_all, append_event, check_generation, conflict_leaves, current, editable, insert_note_row,
-    insert_revision, leaves, refresh, Admit, Current, Leaf,
+    admit_all, append_event, conflict_leaves, current, editable, insert_note_row, insert_revision,
+    leaves, refresh, Admit, Current, Leaf,
 };
 use super::{tree, NoteError};
 
@@ -27,6 +27,9 @@ pub enum PutOutcome {
 }
 
 type PhysicalClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The default of `sync.max_clock_skew_secs`, in ms (one day).
+pub const DEFAULT_SYNC_MAX_SKEW_MS: u64 = 86_400_000;
 
 /// What `commit_child` stores on top of the current revision.
 struct Child<'a> {
@@ -43,6 +46,8 @@ struct Child<'a> {
 pub struct NotesStore {
     pub(crate) limits: Limits,
     max_skew_ms: u64,
+    /// Revisions from peers stamped further ahead of our physical clock are refused.
+    pub(crate) sync_max_skew_ms: u64,
     physical: PhysicalClock,
 }
 
@@ -51,6 +56,7 @@ impl std::fmt::Debug for NotesStore {
         f.debug_struct("NotesStore")
             .field("limits", &self.limits)
             .field("max_skew_ms", &self.max_skew_ms)
+            .field("sync_max_skew_ms", &self.sync_max_skew_ms)
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +66,7 @@ impl NotesStore {
         NotesStore {
             limits,
             max_skew_ms: DEFAULT_MAX_SKEW_MS,
+            sync_max_skew_ms: DEFAULT_SYNC_MAX_SKEW_MS,
             physical: Arc::new(system_ms),
         }
     }
@@ -73,6 +80,13 @@ impl NotesStore {
     /// How far a remote stamp may pull this node's clock ahead of physical time.
     pub fn with_max_skew_ms(mut self, ms: u64) -> Self {
         self.max_skew_ms = ms;
+        self
+    }
+
+    /// How far ahead of this node's physical clock a revision pulled from a peer may be
+    /// stamped (`sync.max_clock_skew_secs`); further ahead, `apply_from_peer` refuses it.
+    pub fn with_sync_max_skew_ms(mut self, ms: u64) -> Self {
+        self.sync_max_skew_ms = ms;
         self
     }
 
@@ -311,8 +325,9 @@ impl NotesStore {
         self.commit_child(tx, &cur, child, author, &admit_all)
     }
 
-    /// Stores a revision made elsewhere (sync, import). Idempotent: a known rev is a no-op.
-    /// Parents need not be present yet; the winner is recomputed either way.
+    /// Stores a revision made elsewhere (import; sync uses `apply_from_peer`). Idempotent: a
+    /// known rev is a no-op. Parents need not be present yet; the winner is recomputed either
+    /// way.
     pub fn put_revision(
         &self,
         conn: &mut Connection,
@@ -320,48 +335,10 @@ impl NotesStore {
     ) -> Result<PutOutcome, NoteError> {
         rev.verify(&self.limits)?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let known: Option<String> = tx
-            .query_row(
-                "SELECT n.id FROM note_revisions r JOIN notes n ON n.nid = r.note WHERE r.rev = ?1",
-                [&rev.rev],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(owner_note) = known {
-            if owner_note != rev.note_id {
-                return Err(NoteError::BadRevision(
-                    "revision belongs to another note".into(),
-                ));
-            }
-            return Ok(PutOutcome::AlreadyPresent);
-        }
-        check_generation(&tx, rev)?;
         let now = self.now_ms();
-        self.observe(&tx, &rev.hlc, now)?;
-        let nid: Option<i64> = tx
-            .query_row("SELECT nid FROM notes WHERE id = ?1", [&rev.note_id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let (nid, leaves_before) = match nid {
-            Some(nid) => (nid, leaves(&tx, nid)?.len()),
-            None => (insert_note_row(&tx, rev, None, now)?, 0),
-        };
-        insert_revision(&tx, nid, rev, None, now, None, &admit_all)?;
-        let leaves_after = refresh(&tx, nid, now, Some(rev))?;
-        append_event(
-            &tx,
-            nid,
-            EventKind::SyncedIn,
-            Some(&rev.rev),
-            Some(&rev.author),
-            now,
-        )?;
-        if leaves_after > 1 && leaves_after > leaves_before {
-            append_event(&tx, nid, EventKind::Conflict, Some(&rev.rev), None, now)?;
-        }
+        let (outcome, _) = self.store_in(&tx, rev, false, now)?;
         tx.commit()?;
-        Ok(PutOutcome::Inserted)
+        Ok(outcome)
     }
 
     /// Appends an event that happened outside this module (e.g. `SyncedOut`).
@@ -463,7 +440,12 @@ impl NotesStore {
         Ok(hlc)
     }
 
-    fn observe(&self, conn: &Connection, remote: &Hlc, now: i64) -> Result<(), NoteError> {
+    pub(crate) fn observe(
+        &self,
+        conn: &Connection,
+        remote: &Hlc,
+        now: i64,
+    ) -> Result<(), NoteError> {
         let mut clock = self.load_clock(conn)?;
         clock.update(remote, u64::try_from(now).unwrap_or(0));
         Self::save_clock(conn, &clock)

@@ -89,3 +89,53 @@ pub fn remote(note: &str, parents: &[&Revision], body: &str, deleted: bool, hlc:
         .collect();
     Revision::build(note, &ps, public("t", body), deleted, hlc, "remote")
 }
+
+/// The revisions `from` would send `to` since `to`'s checkpoint for `peer`, the way a puller
+/// gets them: changes (paged by `page`), missing, for_peer (until every missing one came,
+/// `max_bytes` per call). Returns the batch and its cursor values (through_seq, max_seq,
+/// instance).
+pub fn fetch(
+    s: &NotesStore,
+    from: &Connection,
+    to: &Connection,
+    peer: &str,
+    page: usize,
+) -> (Vec<crate::notes::WireRev>, i64, i64, String) {
+    let since = crate::sync::state::load(to, peer)
+        .unwrap()
+        .map_or(0, |p| p.seq);
+    let mut items = Vec::new();
+    let mut at = since;
+    loop {
+        let p = s.changes(from, at, page).unwrap();
+        let revs: Vec<String> = p.changes.iter().map(|c| c.rev.clone()).collect();
+        let mut missing = s.missing(to, &revs).unwrap();
+        while !missing.is_empty() {
+            let got = s.for_peer(from, &missing, "to", 64 * 1024).unwrap();
+            assert!(!got.is_empty(), "for_peer sends at least one");
+            missing.retain(|r| !got.iter().any(|g| g.rev() == r));
+            items.extend(got);
+        }
+        if p.last_seq == at || p.last_seq >= p.max_seq {
+            return (items, p.last_seq, p.max_seq, p.instance);
+        }
+        at = p.last_seq;
+    }
+}
+
+/// `fetch` then `apply_from_peer` into `to`.
+pub fn pull(
+    s: &NotesStore,
+    from: &Connection,
+    to: &mut Connection,
+    peer: &str,
+) -> crate::notes::Applied {
+    let (items, through, max, instance) = fetch(s, from, to, peer, 50);
+    let cursor = crate::notes::Cursor {
+        peer_id: peer,
+        instance: &instance,
+        through_seq: through,
+        max_seq: max,
+    };
+    s.apply_from_peer(to, &cursor, &items).unwrap()
+}

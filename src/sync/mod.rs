@@ -5,6 +5,7 @@
 
 pub mod cluster;
 pub mod identity;
+pub mod state;
 
 pub use cluster::{BadClusterKey, ClusterKey};
 pub use identity::{IdentityError, NodeIdentity};
