@@ -136,17 +136,24 @@ pub fn export(target: &Target, dir: &Path) -> Result<String, CliError> {
     let mut lines = std::io::BufWriter::new(private_file(&dir.join("revisions.jsonl"))?);
     let (mut n_notes, mut n_revs) = (0, 0);
     for (id, owner) in notes {
-        let (note, revs) = db
+        let (note, revs, unpublished) = db
             .with(|c| {
                 // Every note, whoever may read it: a private note whose owner was deleted
-                // has no owner left that a user viewer could match.
+                // has no owner left that a user viewer could match. Stubs (a peer's private
+                // revisions: no content, their ids cannot be checked, so an import would
+                // refuse them) are not among the revisions listed.
                 let note = store.get(c, &id, Viewer::Everything)?;
+                let unpublished: bool = c.query_row(
+                    "SELECT stub FROM note_revisions WHERE rev = ?1",
+                    [&note.rev],
+                    |r| r.get(0),
+                )?;
                 let infos = store.revisions(c, &id, Viewer::Everything)?;
                 let revs = infos
                     .iter()
                     .map(|i| store.revision(c, &id, &i.rev, Viewer::Everything))
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok::<_, crate::notes::NoteError>((note, revs))
+                Ok::<_, crate::notes::NoteError>((note, revs, unpublished))
             })
             .map_err(failed)?;
         for revision in revs {
@@ -159,6 +166,10 @@ pub fn export(target: &Target, dir: &Path) -> Result<String, CliError> {
                 .write_all(b"\n")
                 .map_err(io_failed(&dir.join("revisions.jsonl")))?;
             n_revs += 1;
+        }
+        if unpublished {
+            // Withdrawn on another node (its winner is a stub): nothing here to show.
+            continue;
         }
         let md = format!(
             "---\nid: {}\nrev: {}\ntitle: {}\ntags: {}\nvisibility: {}\nauthor: {}\nowner: {}\ndeleted: {}\n---\n{}\n",

@@ -8,7 +8,9 @@
 //! - a private note is visible only to its owner: every read takes the viewer's user id and
 //!   filters inside the SQL (search, listing, tags, analytics, revisions, events);
 //! - revisions are immutable and idempotent to store (`put_revision` of a known rev is a no-op);
-//! - the winner is a pure function of the stored revisions (`tree`), never of arrival order.
+//! - the winner is a pure function of the stored revisions (`tree`), never of arrival order;
+//! - only public notes leave the node (`feed`): a private revision of a published note goes
+//!   out as a stub, a never-public note not at all.
 
 mod apply;
 mod automerge;
