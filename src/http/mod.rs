@@ -24,6 +24,7 @@ pub mod share_dir;
 pub mod shares;
 pub mod storage_state;
 pub mod subtitles;
+pub mod sync_api;
 pub mod trash;
 pub mod tus;
 pub mod ui;
@@ -71,6 +72,8 @@ pub struct AppState {
     pub request_ids: Arc<AtomicU64>,
     /// The LAN peers this node knows of (none unless the service starts discovery).
     pub peers: crate::peers::Peers,
+    /// Replication (None: no cluster key, or an in-process server without it).
+    pub sync: Option<crate::sync::Engine>,
 }
 
 impl AppState {
@@ -121,12 +124,14 @@ impl AppState {
                 body_bytes: config.notes.max_body_bytes,
                 tags: config.notes.max_tags,
                 tag_chars: config.notes.max_tag_chars,
-            }),
+            })
+            .with_sync_max_skew_ms(config.sync.max_clock_skew_secs.saturating_mul(1000)),
             library,
             files,
             resumable,
             request_ids: Arc::default(),
             peers: crate::peers::Peers::disabled(),
+            sync: None,
             config,
         }
     }
@@ -241,8 +246,29 @@ pub fn router(state: AppState) -> Router {
             Arc::new(host_policy(&state.config)),
             host::check_host,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), nudge_peers))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
+}
+
+/// After a note write that succeeded, peers are nudged to pull it (one place, so no write
+/// route can forget to).
+async fn nudge_peers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let write = state.sync.is_some()
+        && path.starts_with("/api/notes")
+        && path != "/api/notes/render"
+        && !matches!(
+            *req.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+        );
+    let res = next.run(req).await;
+    if write && res.status().is_success() {
+        if let Some(engine) = &state.sync {
+            engine.local_change();
+        }
+    }
+    res
 }
 
 /// `server.allowed_hosts` plus the names this box is known by.

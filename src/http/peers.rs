@@ -1,5 +1,5 @@
 //! `GET /api/peers` (members: a reduced view; admins: everything) and
-//! `POST /api/peers/{id}/sync` (admins; 501 until replication exists).
+//! `POST /api/peers/{id}/sync` (admins: start a round now).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,35 +8,88 @@ use axum::Json;
 
 use super::auth::{Admin, Member};
 use super::error::ApiError;
-use super::wire::peers::{NodeJson, PeerBriefJson, PeerJson, PeersBriefJson, PeersJson};
+use super::wire::peers::{NodeJson, PeerBriefJson, PeerJson, PeersBriefJson, PeersJson, SyncView};
 use super::AppState;
+use crate::peers::Source;
 
-/// The peer table: admins see ids, addresses and how each was found; members see names,
-/// whether they are online and when they last synced. Anonymous callers get 401.
+/// The peer table: admins see ids, addresses, how each was found and replication's state;
+/// members see names, whether they are online and when they last synced. Anonymous callers
+/// get 401.
 pub async fn list(State(state): State<AppState>, Member(user): Member) -> Response {
     let peers = state.peers.list();
+    let stored = match &state.sync {
+        Some(_) => state
+            .accounts
+            .db()
+            .call(|c| crate::sync::state::list(c))
+            .await
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let views: Vec<SyncView> = peers
+        .iter()
+        .map(|p| {
+            let live = state
+                .sync
+                .as_ref()
+                .and_then(|e| crate::sync::engine::key(p).and_then(|k| e.live(&k)));
+            let id =
+                p.id.clone()
+                    .or_else(|| live.as_ref().and_then(|l| l.id.clone()));
+            SyncView {
+                stored: id.and_then(|id| stored.iter().find(|s| s.node_id == id).cloned()),
+                live,
+            }
+        })
+        .collect();
     if user.is_admin() {
         Json(PeersJson {
             node: NodeJson {
                 id: state.peers.node_id().to_string(),
                 name: state.peers.node_name().to_string(),
             },
-            peers: peers.iter().map(PeerJson::from).collect(),
+            peers: peers
+                .iter()
+                .zip(&views)
+                .map(|(p, v)| PeerJson::from(p).with_sync(v))
+                .collect(),
         })
         .into_response()
     } else {
         Json(PeersBriefJson {
-            peers: peers.iter().map(PeerBriefJson::from).collect(),
+            peers: peers
+                .iter()
+                .zip(&views)
+                .map(|(p, v)| PeerBriefJson::from(p).with_sync(v, p.source == Source::Static))
+                .collect(),
         })
         .into_response()
     }
 }
 
-/// Replication is the next step: the route exists so clients get a clear answer.
-pub async fn sync_now(_: Admin, Path(_id): Path<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "not_implemented",
-        "sync between nodes is not built yet in this version: peers are only discovered",
+/// Starts a round with the peer `id` now (202); the answer does not wait for it: its result
+/// shows in `GET /api/peers`.
+pub async fn sync_now(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(engine) = &state.sync else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_in_cluster",
+            "this node is in no cluster (sync.cluster_key is empty, or there is no HTTPS \
+             listener): there is nothing to sync with",
+        ));
+    };
+    if !crate::sync::is_node_id(&id) || !engine.pull_now(&id) {
+        return Err(ApiError::not_found(
+            "no such peer (GET /api/peers lists their ids)",
+        ));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({"status": "started", "peer": id})),
     )
+        .into_response())
 }

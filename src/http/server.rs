@@ -22,7 +22,16 @@ use super::auth::ConnMeta;
 use super::clients::Clients;
 use super::idle::IdleTimeout;
 use super::json::BodyDeadline;
+use crate::sync::session::Session;
+use crate::sync::tlsconf::ALPN;
 use crate::tls::TlsState;
+
+/// Sync connections on the HTTPS listeners: the TLS configuration that presents the node's
+/// sync identity and asks for the peer's, and the sync API's router.
+pub struct SyncAccept {
+    pub config: Arc<rustls::ServerConfig>,
+    pub app: Router,
+}
 
 /// Limits applied to every connection.
 #[derive(Debug, Clone)]
@@ -100,6 +109,7 @@ pub async fn serve(
     metrics_app: Router,
     limits: Limits,
     tls: Option<Arc<TlsState>>,
+    sync: Option<Arc<SyncAccept>>,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
@@ -111,7 +121,7 @@ pub async fn serve(
     for l in listeners {
         let acceptor = if l.kind == ListenerKind::Https {
             match &tls {
-                Some(t) => Some(t.acceptor()),
+                Some(t) => Some(t.config.clone()),
                 None => {
                     tracing::error!("tls listener without a certificate; not serving it");
                     continue;
@@ -128,6 +138,7 @@ pub async fn serve(
         loops.spawn(accept_loop(AcceptCtx {
             tcp: l.tcp,
             acceptor,
+            sync: sync.clone(),
             app,
             limits: limits.clone(),
             slots: slots.clone(),
@@ -160,7 +171,8 @@ pub async fn serve(
 
 struct AcceptCtx {
     tcp: TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    acceptor: Option<Arc<rustls::ServerConfig>>,
+    sync: Option<Arc<SyncAccept>>,
     app: Router,
     limits: Limits,
     slots: Arc<Semaphore>,
@@ -215,6 +227,7 @@ async fn accept_loop(mut ctx: AcceptCtx) {
         let builder = ctx.builder.clone();
         let limits = ctx.limits.clone();
         let acceptor = ctx.acceptor.clone();
+        let sync = ctx.sync.clone();
         let deadline = BodyDeadline(ctx.limits.body_read_timeout);
         let meta = ConnMeta {
             peer,
@@ -226,12 +239,15 @@ async fn accept_loop(mut ctx: AcceptCtx) {
             let _client = client;
             let io = IdleTimeout::new(stream, limits.idle_timeout);
             let started = Arc::new(AtomicBool::new(false));
-            let svc = {
+            let service = |app: Router, session: Option<Arc<Session>>| {
                 let started = started.clone();
                 hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     started.store(true, Ordering::Relaxed);
                     req.extensions_mut().insert(meta);
                     req.extensions_mut().insert(deadline);
+                    if let Some(s) = &session {
+                        req.extensions_mut().insert(s.clone());
+                    }
                     let response = app.clone().oneshot(req);
                     let budget = budget.clone();
                     async move { response.await.map(|res| res.map(|body| budget.wrap(body))) }
@@ -240,25 +256,25 @@ async fn accept_loop(mut ctx: AcceptCtx) {
             let first = limits.header_read_timeout;
             let result = match acceptor {
                 None => {
+                    let svc = service(app, None);
                     let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
                     first_request_within(first, &started, conn).await
                 }
-                Some(acceptor) => {
-                    let tls = match tokio::time::timeout(
+                Some(config) => {
+                    let Some((tls, session)) = handshake(
+                        io,
+                        config,
+                        sync.as_deref(),
                         limits.tls_handshake_timeout,
-                        acceptor.accept(io),
+                        peer,
                     )
                     .await
-                    {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "tls handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "tls handshake timed out");
-                            return;
-                        }
+                    else {
+                        return;
+                    };
+                    let svc = match (&session, &sync) {
+                        (Some(s), Some(sync)) => service(sync.app.clone(), Some(s.clone())),
+                        _ => service(app, None),
                     };
                     let conn = watcher.watch(builder.serve_connection(TokioIo::new(tls), svc));
                     first_request_within(first, &started, conn).await
@@ -272,6 +288,53 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                 Some(Ok(())) => {}
             }
         });
+    }
+}
+
+/// The TLS handshake, with the configuration the client's hello asks for: the sync one when
+/// it offers the sync ALPN (and this node is in a cluster), the user-facing one otherwise.
+/// A sync connection comes with its session, named by the client certificate's hash.
+async fn handshake(
+    io: IdleTimeout<TcpStream>,
+    config: Arc<rustls::ServerConfig>,
+    sync: Option<&SyncAccept>,
+    limit: Duration,
+    peer: SocketAddr,
+) -> Option<(
+    tokio_rustls::server::TlsStream<IdleTimeout<TcpStream>>,
+    Option<Arc<Session>>,
+)> {
+    let shake = async {
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await?;
+        let wants_sync = start
+            .client_hello()
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == ALPN));
+        match sync.filter(|_| wants_sync) {
+            Some(sync) => {
+                let tls = start.into_stream(sync.config.clone()).await?;
+                // The configuration demands a certificate: a handshake without one fails
+                // before this, so none here is a bug to refuse, not a connection to serve.
+                let id = crate::sync::tlsconf::peer_id(tls.get_ref().1.peer_certificates())
+                    .ok_or_else(|| {
+                        std::io::Error::other("sync connection without a certificate")
+                    })?;
+                Ok::<_, std::io::Error>((tls, Some(Arc::new(Session::new(id)))))
+            }
+            None => Ok((start.into_stream(config).await?, None)),
+        }
+    };
+    match tokio::time::timeout(limit, shake).await {
+        Ok(Ok((tls, session))) => Some((tls, session)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "tls handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "tls handshake timed out");
+            None
+        }
     }
 }
 

@@ -27,7 +27,7 @@ pub struct PeerJson {
     last_seen: Option<String>,
     /// The sync API version it announces.
     api: Option<u32>,
-    /// Replication is not built yet: these stay null.
+    /// The last round that pulled everything (null: none yet).
     last_sync: Option<String>,
     changes_behind: Option<u64>,
     last_error: Option<String>,
@@ -50,6 +50,69 @@ impl From<&Peer> for PeerJson {
             changes_behind: None,
             last_error: None,
         }
+    }
+}
+
+/// Unix milliseconds as the API's time strings.
+fn from_ms(ms: i64) -> String {
+    super::time::from_secs(ms.div_euclid(1000))
+}
+
+fn from_system(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    super::time::from_secs(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
+/// What replication knows of a peer: live (this run) and stored (`sync_peers`).
+#[derive(Debug, Default, Clone)]
+pub struct SyncView {
+    pub live: Option<crate::sync::engine::Live>,
+    pub stored: Option<crate::sync::state::PeerState>,
+}
+
+impl SyncView {
+    fn last_sync(&self) -> Option<String> {
+        self.live
+            .as_ref()
+            .and_then(|l| l.last_sync)
+            .map(from_system)
+            .or_else(|| self.stored.as_ref().and_then(|s| s.last_sync).map(from_ms))
+    }
+}
+
+impl PeerJson {
+    /// Adds replication's view: the proved id of a static peer, whether it was reached, the
+    /// last sync, how far behind, the last error.
+    pub fn with_sync(mut self, v: &SyncView) -> Self {
+        if let Some(live) = &v.live {
+            if self.id.is_none() {
+                self.id = live.id.clone();
+            }
+            if self.found_via == "static" {
+                self.online = live.connected;
+            }
+            self.last_error = live.last_error.clone();
+        } else if let Some(st) = &v.stored {
+            self.last_error = st.last_error.clone();
+        }
+        self.last_sync = v.last_sync();
+        self.changes_behind = v
+            .live
+            .as_ref()
+            .and_then(|l| l.behind)
+            .or_else(|| v.stored.as_ref().map(|s| s.behind))
+            .map(|b| u64::try_from(b).unwrap_or(0));
+        self
+    }
+}
+
+impl PeerBriefJson {
+    pub fn with_sync(mut self, v: &SyncView, static_peer: bool) -> Self {
+        if static_peer {
+            self.online = v.live.as_ref().is_some_and(|l| l.connected);
+        }
+        self.last_sync = v.last_sync();
+        self
     }
 }
 

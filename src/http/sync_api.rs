@@ -1,0 +1,146 @@
+//! The sync API (`streamhub-sync/1`), served only on HTTPS connections that negotiated the
+//! sync ALPN with a client certificate (`server.rs` picks the router per connection). Thin:
+//! the membership handshake is `sync::session`, the feed and the store are `notes`.
+//!
+//! Before membership is proved, every route but `hello` and `auth` answers the same 403, so
+//! a node outside the cluster learns nothing (no note ids, no counts) and can write nothing.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::db::Db;
+use crate::notes::model::valid_rev;
+use crate::notes::{NoteError, NotesStore};
+use crate::sync::session::{Me, Session, SessionError};
+use crate::sync::wire::{Auth, Hello, RevsReply, RevsRequest, MAX_PAGE, MAX_REVS_PER_REQUEST};
+use crate::sync::{state, Engine};
+
+/// The most bytes of revisions one `revs` answer carries (at least one revision).
+const MAX_REVS_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the sync handlers share.
+pub struct SyncApi {
+    pub me: Me,
+    pub db: Db,
+    pub notes: NotesStore,
+    pub engine: Engine,
+}
+
+type St = State<Arc<SyncApi>>;
+type Conn = Extension<Arc<Session>>;
+
+pub fn router(api: Arc<SyncApi>) -> Router {
+    Router::new()
+        .route("/sync/v1/hello", post(hello))
+        .route("/sync/v1/auth", post(auth))
+        .route("/sync/v1/changes", get(changes))
+        .route("/sync/v1/revs", post(revs))
+        .route("/sync/v1/nudge", post(nudge))
+        .fallback(|| async { refused() })
+        .with_state(api)
+}
+
+/// The one answer to anything not allowed.
+fn refused() -> ApiError {
+    ApiError::forbidden("not a member of this cluster")
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Api(_) => {
+                ApiError::new(StatusCode::CONFLICT, "api_version", e.to_string())
+            }
+            SessionError::BadRequest(m) => ApiError::bad_request("bad_request", m),
+            SessionError::Forbidden => refused(),
+        }
+    }
+}
+
+fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request("bad_request", format!("invalid JSON: {e}")))
+}
+
+async fn hello(State(api): St, Extension(s): Conn, body: Bytes) -> Result<Response, ApiError> {
+    let hello: Hello = json(&body)?;
+    Ok(Json(s.hello(&api.me, &hello)?).into_response())
+}
+
+async fn auth(State(api): St, Extension(s): Conn, body: Bytes) -> Result<Response, ApiError> {
+    let auth: Auth = json(&body).map_err(|_| refused())?;
+    let name = s.auth(&api.me, &auth)?;
+    let id = s.peer_id().to_string();
+    tracing::info!(peer = %name, node_id = %id, "a peer proved membership");
+    let now = crate::sync::unix_ms();
+    api.db
+        .call(move |c| state::remember(c, &id, &name, now).map_err(NoteError::from))
+        .await
+        .map_err(ApiError::from)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+struct ChangesQuery {
+    #[serde(default)]
+    since: i64,
+    limit: Option<usize>,
+}
+
+async fn changes(
+    State(api): St,
+    Extension(s): Conn,
+    q: Result<Query<ChangesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    s.member()?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request("bad_request", e.body_text()))?;
+    let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let since = q.since.max(0);
+    let notes = api.notes.clone();
+    let page = api
+        .db
+        .call(move |c| notes.changes(c, since, limit))
+        .await
+        .map_err(ApiError::from)?;
+    Ok(Json(page).into_response())
+}
+
+async fn revs(State(api): St, Extension(s): Conn, body: Bytes) -> Result<Response, ApiError> {
+    let name = s.member()?;
+    let req: RevsRequest = json(&body)?;
+    if req.revs.len() > MAX_REVS_PER_REQUEST {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            format!("revs: at most {MAX_REVS_PER_REQUEST} per request"),
+        ));
+    }
+    if req.revs.iter().any(|r| !valid_rev(r)) {
+        return Err(ApiError::bad_request(
+            "bad_request",
+            "revs: malformed revision id",
+        ));
+    }
+    let notes = api.notes.clone();
+    let peer = format!("{name} ({})", &s.peer_id()[..8]);
+    let revs = api
+        .db
+        .call(move |c| notes.for_peer(c, &req.revs, &peer, MAX_REVS_BYTES))
+        .await
+        .map_err(|e: NoteError| ApiError::from(e))?;
+    Ok(Json(RevsReply { revs }).into_response())
+}
+
+async fn nudge(State(api): St, Extension(s): Conn) -> Result<Response, ApiError> {
+    s.member()?;
+    api.engine.pull_now(s.peer_id());
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

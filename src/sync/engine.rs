@@ -1,0 +1,456 @@
+//! Replication: one worker per known peer pulls that peer's changes (anti-entropy, see
+//! `notes::feed`), on a timer (`sync.interval_secs`), at once when the peer nudges this node,
+//! and with exponential backoff while it fails. A local change makes every worker nudge its
+//! peer, which then pulls from us. Nothing lives only in memory: the checkpoint moves in the
+//! transaction that stores what was pulled (`notes::apply`), and a restart resumes from it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use rustls::ClientConfig;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{self, Connection, SyncError};
+use super::session::Me;
+use super::state;
+use super::wire::MAX_REVS_PER_REQUEST;
+use crate::db::Db;
+use crate::notes::{Cursor, NoteError, NotesStore};
+use crate::peers::{Peer, Peers, Source};
+
+/// Changes asked for per page.
+const PAGE: usize = 200;
+/// First wait after a failure; doubled per failure up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How often the set of workers is matched against the peer table.
+const ROSTER_EVERY: Duration = Duration::from_secs(2);
+
+/// What the API shows of one peer's replication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Live {
+    /// The node id it proved (a static peer's is known once reached).
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub connected: bool,
+    pub last_sync: Option<SystemTime>,
+    pub behind: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct Flags {
+    pull: bool,
+    nudge: bool,
+}
+
+struct Worker {
+    wake: Notify,
+    flags: Mutex<Flags>,
+    live: Mutex<Live>,
+    cancel: CancellationToken,
+}
+
+struct Inner {
+    me: Me,
+    client: Arc<ClientConfig>,
+    db: Db,
+    notes: NotesStore,
+    peers: Peers,
+    interval: Duration,
+    workers: Mutex<HashMap<String, Arc<Worker>>>,
+}
+
+/// The replication engine's handle (cheap to clone).
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The key a peer's worker is filed under: its node id (mDNS) or its configured address.
+pub fn key(p: &Peer) -> Option<String> {
+    match p.source {
+        Source::Mdns => p.id.clone(),
+        Source::Static => p.addresses.first().map(|a| format!("static:{a}")),
+    }
+}
+
+impl Engine {
+    pub fn new(
+        me: Me,
+        client: Arc<ClientConfig>,
+        db: Db,
+        notes: NotesStore,
+        peers: Peers,
+        interval: Duration,
+    ) -> Self {
+        Engine(Arc::new(Inner {
+            me,
+            client,
+            db,
+            notes,
+            peers,
+            interval,
+            workers: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Runs until `cancel`: keeps one worker per peer in the table.
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            self.roster(&cancel);
+            tokio::select! {
+                _ = tokio::time::sleep(ROSTER_EVERY) => {}
+                _ = cancel.cancelled() => break,
+            }
+        }
+        for w in lock(&self.0.workers).values() {
+            w.cancel.cancel();
+        }
+    }
+
+    fn roster(&self, cancel: &CancellationToken) {
+        let keys: Vec<String> = self.0.peers.list().iter().filter_map(key).collect();
+        let mut workers = lock(&self.0.workers);
+        workers.retain(|k, w| {
+            let keep = keys.contains(k);
+            if !keep {
+                w.cancel.cancel();
+            }
+            keep
+        });
+        for k in keys {
+            if workers.contains_key(&k) {
+                continue;
+            }
+            let w = Arc::new(Worker {
+                wake: Notify::new(),
+                flags: Mutex::new(Flags {
+                    pull: true,
+                    nudge: false,
+                }),
+                live: Mutex::new(Live::default()),
+                cancel: cancel.child_token(),
+            });
+            workers.insert(k.clone(), w.clone());
+            tokio::spawn(self.clone().work(k, w));
+        }
+    }
+
+    /// A local change: every peer is nudged to pull it.
+    pub fn local_change(&self) {
+        for w in lock(&self.0.workers).values() {
+            lock(&w.flags).nudge = true;
+            w.wake.notify_one();
+        }
+    }
+
+    /// Pull from the peer `id` now (it nudged us, or an admin asked). False: no worker
+    /// knows that node.
+    pub fn pull_now(&self, id: &str) -> bool {
+        let workers = lock(&self.0.workers);
+        let mut found = false;
+        for (k, w) in workers.iter() {
+            if k == id || lock(&w.live).id.as_deref() == Some(id) {
+                lock(&w.flags).pull = true;
+                w.wake.notify_one();
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// What the API shows of the peer filed under `key`.
+    pub fn live(&self, key: &str) -> Option<Live> {
+        lock(&self.0.workers)
+            .get(key)
+            .map(|w| lock(&w.live).clone())
+    }
+
+    fn entry(&self, key: &str) -> Option<Peer> {
+        self.0
+            .peers
+            .list()
+            .into_iter()
+            .find(|p| self::key(p).as_deref() == Some(key))
+    }
+
+    async fn work(self, key: String, w: Arc<Worker>) {
+        let mut conn: Option<Connection> = None;
+        let mut failures = 0u32;
+        let mut due = tokio::time::Instant::now();
+        loop {
+            let (pull, nudge) = {
+                let mut f = lock(&w.flags);
+                let now_due = tokio::time::Instant::now() >= due;
+                let out = (f.pull || now_due, f.nudge);
+                *f = Flags::default();
+                out
+            };
+            if pull || nudge {
+                match self.round(&key, &w, &mut conn, pull, nudge).await {
+                    Ok(()) => {
+                        failures = 0;
+                        if pull {
+                            due = tokio::time::Instant::now() + self.0.interval;
+                        }
+                    }
+                    Err(e) => {
+                        conn = None;
+                        failures = failures.saturating_add(1);
+                        let wait = FIRST_BACKOFF
+                            .saturating_mul(1 << failures.min(8).saturating_sub(1))
+                            .min(MAX_BACKOFF)
+                            .max(Duration::from_millis(100));
+                        due = tokio::time::Instant::now() + wait;
+                        self.failed(&w, &e).await;
+                    }
+                }
+            }
+            tokio::select! {
+                _ = w.wake.notified() => {}
+                _ = tokio::time::sleep_until(due) => {}
+                _ = w.cancel.cancelled() => return,
+            }
+        }
+    }
+
+    async fn failed(&self, w: &Worker, e: &RoundError) {
+        let text = e.to_string();
+        let id = {
+            let mut live = lock(&w.live);
+            live.connected = false;
+            if live.last_error.as_deref() != Some(text.as_str()) {
+                tracing::warn!(peer = live.name.as_deref().unwrap_or("?"), error = %text,
+                    "sync with a peer failed");
+            }
+            live.last_error = Some(text.clone());
+            live.id.clone()
+        };
+        if let Some(id) = id {
+            let _ = self
+                .0
+                .db
+                .call(move |c| state::record_error(c, &id, &text))
+                .await;
+        }
+    }
+
+    async fn round(
+        &self,
+        key: &str,
+        w: &Worker,
+        conn: &mut Option<Connection>,
+        pull: bool,
+        nudge: bool,
+    ) -> Result<(), RoundError> {
+        if conn.as_ref().is_none_or(|c| !c.is_open()) {
+            *conn = None;
+            let peer = self.entry(key).ok_or(RoundError::Gone)?;
+            if peer.source == Source::Mdns && !peer.online {
+                return Err(RoundError::Offline);
+            }
+            let (addrs, host) = addresses(&peer).await?;
+            let c = client::connect(
+                &addrs,
+                &host,
+                &self.0.client,
+                &self.0.me,
+                peer.id.as_deref(),
+            )
+            .await?;
+            let (id, name) = (c.peer_id.clone(), c.peer_name.clone());
+            {
+                let mut live = lock(&w.live);
+                live.id = Some(id.clone());
+                live.name = Some(name.clone());
+                live.connected = true;
+            }
+            let now = super::unix_ms();
+            self.0
+                .db
+                .call(move |c| state::remember(c, &id, &name, now))
+                .await?;
+            *conn = Some(c);
+        }
+        let Some(c) = conn.as_mut() else {
+            return Err(RoundError::Gone);
+        };
+        if nudge {
+            c.nudge().await?;
+        }
+        if pull {
+            let stored = self.pull(c, w).await?;
+            if stored > 0 {
+                // What arrived (and any merge made of it) is news to the other peers.
+                self.local_change_except(key);
+            }
+        }
+        Ok(())
+    }
+
+    fn local_change_except(&self, skip: &str) {
+        for (k, w) in lock(&self.0.workers).iter() {
+            if k != skip {
+                lock(&w.flags).nudge = true;
+                w.wake.notify_one();
+            }
+        }
+    }
+
+    /// Pulls everything the peer has that this node lacks. Returns how many revisions were
+    /// stored.
+    async fn pull(&self, c: &mut Connection, w: &Worker) -> Result<usize, RoundError> {
+        let peer = c.peer_id.clone();
+        let mut stored = 0;
+        let mut restarted = false;
+        loop {
+            let id = peer.clone();
+            let st = self
+                .0
+                .db
+                .call(move |c| state::load(c, &id))
+                .await?
+                .ok_or(RoundError::Gone)?;
+            let page = c.changes(st.seq, PAGE).await?;
+            let moved = !st.instance.is_empty() && st.instance != page.instance;
+            if (moved || st.seq > page.max_seq) && !restarted {
+                // A wiped or restored peer: its sequence numbers mean something else now.
+                tracing::info!(peer = %c.peer_name, "the peer's database changed; pulling from the start");
+                restarted = true;
+                let (id, inst) = (peer.clone(), page.instance.clone());
+                self.0.db.call(move |c| state::reset(c, &id, &inst)).await?;
+                continue;
+            }
+            let revs: Vec<String> = page.changes.iter().map(|ch| ch.rev.clone()).collect();
+            let notes = self.0.notes.clone();
+            let mut want = self.0.db.call(move |c| notes.missing(c, &revs)).await?;
+            // Fetched and stored a batch at a time (a batch is at most a few MiB): only the
+            // last one moves the checkpoint to the end of the page.
+            loop {
+                let take = want.len().min(MAX_REVS_PER_REQUEST);
+                let got = if take == 0 {
+                    Vec::new()
+                } else {
+                    c.revs(&want[..take]).await?
+                };
+                // The peer answers a prefix of what was asked, in order, leaving out what
+                // it may not share: continue after the last one it sent.
+                let last = got
+                    .last()
+                    .and_then(|r| want[..take].iter().position(|x| x == r.rev()))
+                    .map_or(take, |i| i + 1);
+                want.drain(..last);
+                let done = want.is_empty();
+                let cursor_seq = if done { page.last_seq } else { st.seq };
+                let (notes, id, inst, max) = (
+                    self.0.notes.clone(),
+                    peer.clone(),
+                    page.instance.clone(),
+                    page.max_seq,
+                );
+                let applied = self
+                    .0
+                    .db
+                    .call(move |c| {
+                        let cursor = Cursor {
+                            peer_id: &id,
+                            instance: &inst,
+                            through_seq: cursor_seq,
+                            max_seq: max,
+                        };
+                        notes.apply_from_peer(c, &cursor, &got)
+                    })
+                    .await?;
+                stored += applied.stored + applied.merged;
+                if let Some((rev, why)) = applied.refused.first() {
+                    tracing::warn!(peer = %c.peer_name, %rev, reason = %why,
+                        "refused a revision from a peer");
+                    return Err(RoundError::Refused(why.clone()));
+                }
+                if done {
+                    break;
+                }
+            }
+            {
+                let mut live = lock(&w.live);
+                live.connected = true;
+                live.last_error = None;
+                live.last_sync = Some(SystemTime::now());
+                live.behind = Some((page.max_seq - page.last_seq).max(0));
+            }
+            if page.last_seq >= page.max_seq || page.last_seq <= st.seq {
+                return Ok(stored);
+            }
+        }
+    }
+}
+
+/// Where to reach a peer: its announced `ip:port`s (IPv4 first), or its configured
+/// `host:port` resolved now.
+async fn addresses(p: &Peer) -> Result<(Vec<SocketAddr>, String), RoundError> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let mut host = String::new();
+    for a in &p.addresses {
+        if let Ok(sa) = a.parse::<SocketAddr>() {
+            host = sa.ip().to_string();
+            out.push(sa);
+            continue;
+        }
+        host = a
+            .rsplit_once(':')
+            .map_or(a.as_str(), |(h, _)| h)
+            .to_string();
+        match tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host(a.as_str()))
+            .await
+        {
+            Ok(Ok(found)) => out.extend(found),
+            Ok(Err(e)) => return Err(SyncError::Unreachable(format!("{a}: {e}")).into()),
+            Err(_) => {
+                return Err(SyncError::Unreachable(format!("{a}: name lookup timed out")).into())
+            }
+        }
+    }
+    // Link-local IPv6 needs an interface the announcement does not carry.
+    out.retain(
+        |a| !matches!(a.ip(), std::net::IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80),
+    );
+    out.sort_by_key(|a| a.is_ipv6());
+    if out.is_empty() {
+        return Err(SyncError::Unreachable("no usable address".into()).into());
+    }
+    Ok((out, host))
+}
+
+/// Why a round ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum RoundError {
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+    /// A revision was refused (too far in the future): the checkpoint stays before it.
+    #[error("{0}")]
+    Refused(String),
+    #[error("offline (its mDNS announcement was withdrawn)")]
+    Offline,
+    #[error("no longer in the peer table")]
+    Gone,
+    #[error("local database: {0}")]
+    Local(String),
+}
+
+impl From<NoteError> for RoundError {
+    fn from(e: NoteError) -> Self {
+        RoundError::Local(e.to_string())
+    }
+}
+
+impl From<crate::db::DbError> for RoundError {
+    fn from(e: crate::db::DbError) -> Self {
+        RoundError::Local(e.to_string())
+    }
+}
