@@ -147,6 +147,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let store = NotesStore::new(Default::default());
     db.with(|c| c.execute_batch("PRAGMA synchronous = NORMAL"))?;
+    // To compare SQLite's mmap window with the service's (`db::open_conn`) on one database.
+    if let Some(bytes) = std::env::var("BENCH_MMAP_BYTES")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        db.with(|c| c.execute_batch(&format!("PRAGMA mmap_size = {bytes}")))?;
+    }
     let mut rng = Lcg(42);
     let vocab = vocabulary(20_000);
     let t0 = Instant::now();

@@ -29,6 +29,8 @@ use crate::sync::state;
 #[derive(Debug, Clone, Copy)]
 pub struct Cursor<'a> {
     pub peer_id: &'a str,
+    /// The peer's node name (what its own revisions' authors are qualified with).
+    pub peer_name: &'a str,
     pub instance: &'a str,
     pub through_seq: i64,
     pub max_seq: i64,
@@ -66,7 +68,7 @@ impl NotesStore {
         // Ordered, so merges happen in the same order on every node.
         let mut touched = BTreeSet::new();
         for item in items {
-            let checked = self.check_item(item, now);
+            let checked = self.check_item(item, now, cursor);
             let (rev, stub) = match checked {
                 Ok(r) => r,
                 Err(reason) => {
@@ -124,6 +126,7 @@ impl NotesStore {
         &self,
         item: &'a WireRev,
         now: i64,
+        cursor: &Cursor<'_>,
     ) -> Result<(Cow<'a, Revision>, bool), String> {
         let now = u64::try_from(now).unwrap_or(0);
         let wall = item.hlc().wall_ms;
@@ -135,10 +138,10 @@ impl NotesStore {
             ));
         }
         match item {
-            WireRev::Full(r) => r
-                .verify(&self.limits)
-                .map(|()| (Cow::Borrowed(r), false))
-                .map_err(|e| e.to_string()),
+            WireRev::Full(r) => {
+                r.verify(&self.limits).map_err(|e| e.to_string())?;
+                Ok((attributed(r, cursor), false))
+            }
             WireRev::Stub(s) => s
                 .verify()
                 .map(|()| (Cow::Owned(s.placeholder()), true))
@@ -206,6 +209,32 @@ impl NotesStore {
         }
         Ok((PutOutcome::Inserted, nid))
     }
+}
+
+/// Accounts are per node, so a revision made on the peer itself (its stamp's node is the
+/// peer's instance) is shown as `author@peer-name` here. The author is not part of the
+/// revision's id, so this changes nothing that is checked; a revision relayed by the peer
+/// already carries the name its origin was given on the first hop.
+fn attributed<'a>(r: &'a Revision, cursor: &Cursor<'_>) -> Cow<'a, Revision> {
+    if r.author.contains('@') || r.hlc.node != cursor.instance || cursor.peer_name.is_empty() {
+        return Cow::Borrowed(r);
+    }
+    let mut author = String::new();
+    for c in r
+        .author
+        .chars()
+        .chain(std::iter::once('@'))
+        .chain(cursor.peer_name.chars())
+    {
+        // `Revision::verify` allows 64 characters.
+        if author.chars().count() == 64 {
+            break;
+        }
+        author.push(c);
+    }
+    let mut owned = r.clone();
+    owned.author = author;
+    Cow::Owned(owned)
 }
 
 /// `ms` in the largest whole unit that fits: "3652 days", "5 hours", "1 minute".

@@ -54,6 +54,7 @@ fn exchange(s: &NotesStore, a: &mut Connection, b: &mut Connection) -> (Applied,
 fn cur<'a>(peer_id: &'a str, instance: &'a str, through_seq: i64, max_seq: i64) -> Cursor<'a> {
     Cursor {
         peer_id,
+        peer_name: "",
         instance,
         through_seq,
         max_seq,
@@ -160,6 +161,7 @@ fn the_checkpoint_holds_on_a_refusal_and_moves_with_the_batch() {
     items.push(WireRev::Stub(bad_stub));
     let cursor = Cursor {
         peer_id: &pa,
+        peer_name: "",
         instance: &inst,
         through_seq: through,
         max_seq: max,
@@ -220,6 +222,7 @@ fn a_batch_and_its_checkpoint_commit_together() {
     let (items, through, max, inst) = fetch(&s, &a, &b, &pa, 50);
     let cursor = Cursor {
         peer_id: &pa,
+        peer_name: "",
         instance: &inst,
         through_seq: through,
         max_seq: max,
@@ -256,6 +259,7 @@ fn a_full_revision_over_a_stub_is_a_keyframe_that_reads_back() {
     );
     let cursor = Cursor {
         peer_id: "p",
+        peer_name: "",
         instance: "i",
         through_seq: 3,
         max_seq: 3,
@@ -285,4 +289,32 @@ fn a_full_revision_over_a_stub_is_a_keyframe_that_reads_back() {
         )
         .unwrap();
     assert_eq!(base, None, "never a delta against a stub");
+}
+
+#[test]
+fn a_peers_own_revisions_are_attributed_to_it_and_relayed_ones_keep_their_origin() {
+    let s = store();
+    let (mut a, mut b, mut c) = (conn(), conn(), conn());
+    let ann = user(&a, "ann");
+    let n = s.create(&mut a, public("t", "from a"), &ann).unwrap();
+    let (pa, pb) = (peer(&a, &s), peer(&b, &s));
+    let pull_named = |from: &Connection, to: &mut Connection, id: &str, name: &str| {
+        let (items, through, max, instance) = fetch(&s, from, to, id, 50);
+        let cursor = Cursor {
+            peer_id: id,
+            peer_name: name,
+            instance: &instance,
+            through_seq: through,
+            max_seq: max,
+        };
+        s.apply_from_peer(to, &cursor, &items).unwrap()
+    };
+    pull_named(&a, &mut b, &pa, "living-room");
+    assert_eq!(s.get(&b, &n.id, None).unwrap().author, "ann@living-room");
+    // C gets it from B: it was made on A, and says so.
+    pull_named(&b, &mut c, &pb, "office");
+    assert_eq!(s.get(&c, &n.id, None).unwrap().author, "ann@living-room");
+    // On A it is ann's own, and the revision id is the same everywhere.
+    assert_eq!(s.get(&a, &n.id, None).unwrap().author, "ann");
+    assert_eq!(s.get(&c, &n.id, None).unwrap().rev, n.rev);
 }

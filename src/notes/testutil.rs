@@ -133,6 +133,7 @@ pub fn pull(
     let (items, through, max, instance) = fetch(s, from, to, peer, 50);
     let cursor = crate::notes::Cursor {
         peer_id: peer,
+        peer_name: "",
         instance: &instance,
         through_seq: through,
         max_seq: max,

@@ -354,12 +354,14 @@ impl Engine {
                     page.instance.clone(),
                     page.max_seq,
                 );
+                let name = c.peer_name.clone();
                 let applied = self
                     .0
                     .db
                     .call(move |c| {
                         let cursor = Cursor {
                             peer_id: &id,
+                            peer_name: &name,
                             instance: &inst,
                             through_seq: cursor_seq,
                             max_seq: max,
