@@ -26,6 +26,12 @@ const PAGE: usize = 200;
 /// First wait after a failure; doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Pages pulled in one round at most (200,000 changes): a peer that keeps the feed growing
+/// cannot hold a worker forever; the next round goes on from the checkpoint.
+const MAX_PAGES: usize = 1000;
+/// The shortest time between two rounds with one peer: nudges arriving faster are folded
+/// into the next round.
+const MIN_GAP: Duration = Duration::from_millis(100);
 /// How often the set of workers is matched against the peer table.
 const ROSTER_EVERY: Duration = Duration::from_secs(2);
 
@@ -193,7 +199,11 @@ impl Engine {
                 out
             };
             if pull || nudge {
-                match self.round(&key, &w, &mut conn, pull, nudge).await {
+                let started = tokio::time::Instant::now();
+                let result = self.round(&key, &w, &mut conn, pull, nudge).await;
+                // Rounds back to back (a peer nudging in a loop) are spaced out.
+                tokio::time::sleep_until(started + MIN_GAP).await;
+                match result {
                     Ok(()) => {
                         failures = 0;
                         if pull {
@@ -309,7 +319,7 @@ impl Engine {
         let peer = c.peer_id.clone();
         let mut stored = 0;
         let mut restarted = false;
-        loop {
+        for _ in 0..MAX_PAGES {
             let id = peer.clone();
             let st = self
                 .0
@@ -390,6 +400,8 @@ impl Engine {
                 return Ok(stored);
             }
         }
+        // Caught up to here; the next round goes on from the checkpoint.
+        Ok(stored)
     }
 }
 
