@@ -29,10 +29,10 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Plain HTTP address (repeatable). Given here, it replaces both configured lists.
-        #[arg(long = "listen", value_name = "ADDR")]
+        #[arg(long = "listen", value_name = "ADDR", value_parser = listen_addr)]
         listen: Vec<SocketAddr>,
         /// HTTPS address (repeatable). Given here, it replaces both configured lists.
-        #[arg(long = "tls-listen", value_name = "ADDR")]
+        #[arg(long = "tls-listen", value_name = "ADDR", value_parser = listen_addr)]
         tls_listen: Vec<SocketAddr>,
         #[arg(long, value_name = "DIR")]
         media_root: Option<PathBuf>,
@@ -289,6 +289,19 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// A listener address, with a message that says what is wanted (an empty `--tls-listen ''`,
+/// meant as "no HTTPS", is the usual mistake: giving `--listen` alone already means that).
+fn listen_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse().map_err(|_| {
+        let hint = if text.trim().is_empty() {
+            "; to serve no HTTPS, leave --tls-listen out and give --listen alone"
+        } else {
+            ""
+        };
+        format!("expected IP:PORT such as 127.0.0.1:8443 or [::]:8443{hint}")
+    })
 }
 
 /// Prints a command's output. A reader that went away (`streamhub peers | head -1`) is not an

@@ -60,6 +60,20 @@ def test_serve_with_bad_config_fails_fast(tmp_path):
     assert b"listening" not in r.stdout
 
 
+@pytest.mark.parametrize("flag,value,hint", [
+    ("--tls-listen", "", "give --listen alone"),
+    ("--listen", "8080", "expected IP:PORT"),
+    ("--tls-listen", "localhost:8443", "expected IP:PORT"),
+])
+def test_a_bad_listen_address_says_what_is_wanted(tmp_path, flag, value, hint):
+    r = run(["serve", flag, value, "--media-root", tmp_path, "--data-dir", tmp_path / "d",
+             "--no-discovery"], timeout=20)
+    assert r.returncode == 2
+    err = r.stderr.decode()
+    assert flag in err and hint in err, err
+    assert not (tmp_path / "d").exists(), "nothing is created for a refused command line"
+
+
 def _serve_env(tmp_path, env, args=(), cwd=None):
     proc, err = spawn(["serve", *args], tmp_path, env=env, cwd=cwd)
     return Server(proc, err, None, None, tmp_path)
