@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import time
@@ -111,6 +112,26 @@ def test_python_zeroconf_finds_every_node_with_its_txt_fields(cluster):
     assert len(tags) == 1, "one cluster, one tag"
     key = (cluster.dir / "cluster.key").read_text().strip()
     assert key not in r.stdout and key[:16] not in r.stdout, "the key is never published"
+
+
+def test_a_new_certificate_after_sighup_is_announced(cluster):
+    """`fp` follows the user-facing certificate: replaced (here: removed, so the node makes a
+    new self-signed one) and reloaded with SIGHUP, the announcement carries the new hash."""
+    before = cluster.tls_fingerprint(2)
+    for name in ("cert.pem", "key.pem"):
+        (cluster.dir / "node2" / "data" / "tls" / name).unlink()
+    os.kill(cluster.pid(2), signal.SIGHUP)
+    after = wait_for(lambda: (cluster.dir / "node2" / "data" / "tls" / "cert.pem").exists()
+                     and cluster.tls_fingerprint(2), 10, "a new certificate")
+    assert after != before
+
+    def announced():
+        r = cluster.in_ns(0, "python3", TOOL, "browse", "2")
+        assert r.returncode == 0, r.stderr
+        fps = [s["txt"].get("fp") for s in json.loads(r.stdout).values()
+               if s["txt"].get("id") == cluster.node_id(2)]
+        return fps == [after]
+    wait_for(announced, 20, "the new fingerprint in node 2's announcement")
 
 
 def test_avahi_resolves_every_node_and_nothing_renames(cluster, tmp_path):
