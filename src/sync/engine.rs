@@ -194,9 +194,15 @@ impl Engine {
             let (pull, nudge) = {
                 let mut f = lock(&w.flags);
                 let now_due = tokio::time::Instant::now() >= due;
-                let out = (f.pull || now_due, f.nudge);
-                *f = Flags::default();
-                out
+                if failures > 0 && !now_due && !f.pull {
+                    // Backing off from a failing peer: a local change does not make another
+                    // attempt; its nudge waits for the next one.
+                    (false, false)
+                } else {
+                    let out = (f.pull || now_due, f.nudge);
+                    *f = Flags::default();
+                    out
+                }
             };
             if pull || nudge {
                 let started = tokio::time::Instant::now();
