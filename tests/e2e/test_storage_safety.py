@@ -127,7 +127,7 @@ def test_a_folder_swapped_for_a_link_during_a_slow_put_keeps_the_file_inside(env
         up.send(body[:100_000])
         # Wait until the upload is really under way (its staging file exists).
         wait_for(lambda: (root / ".streamhub-staging").exists()
-                 and any((root / ".streamhub-staging").glob("*.part")), what="the upload")
+                 and any((root / ".streamhub-staging").glob("*/*.part")), what="the upload")
         os.rename(root / "swap", root / "swap.old")
         os.symlink(env.outside, root / "swap", target_is_directory=True)
         r, _ = stream_until_answer(up, len(body), body[100_000:])

@@ -83,7 +83,7 @@ async fn uploads_in_progress_on_one_node_survive_another_nodes_start_and_sweeps(
         .into_iter()
         .map(|k| k.0)
         .collect();
-    assert_eq!(listed, [key.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&key));
 
     // Both finish into the shared root.
     shot.write(Bytes::from_static(b"shot")).await.unwrap();
@@ -176,7 +176,7 @@ async fn an_upload_staged_before_the_upgrade_resumes() {
         .into_iter()
         .map(|k| k.0)
         .collect();
-    assert_eq!(listed, [key.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&key));
     finish(&a, &key, 3, b"def", "old.bin").await;
     assert_eq!(std::fs::read(root.join("old.bin")).unwrap(), b"abcdef");
 
