@@ -1,15 +1,17 @@
 //! Staged uploads on the local backend. Bytes go into this node's hidden staging folder
 //! (`.streamhub-staging/<node-id>/` in the root, or in the deepest existing destination folder
-//! when that is another filesystem, so the commit is a rename; see `layout`), through a small bounded channel into one
-//! writer thread: memory stays at a few chunks however large the file, and a slow disk slows
-//! the client. Commit = fsync, `renameat` (`RENAME_NOREPLACE` unless overwriting) into a
-//! folder resolved beneath the root at that moment, fsync of the folder. Nothing is visible
-//! under a media name before that, and a failure leaves no data and no folder behind.
+//! when that is another filesystem, so the commit is a rename; see `layout`), through a small
+//! bounded channel into one writer thread: memory stays at a few chunks however large the
+//! file, and a slow disk slows the client. Commit = fsync, `renameat` (`RENAME_NOREPLACE`
+//! unless overwriting) into a folder resolved beneath the root at that moment, fsync of the
+//! folder. Nothing is visible under a media name before that, and a failure leaves no data
+//! and no folder behind.
 //!
 //! Resumable (tus) uploads live in `.streamhub-staging/<node-id>/resumable/<token>.upload`
 //! under the key `resumable/<token>.upload`, relative to the node's staging folder, so they
-//! survive the root being mounted elsewhere. While one is written, a `tus-sync` thread makes the written bytes
-//! durable about once a second and reports the offset, and the writer keeps taking the body.
+//! survive the root being mounted elsewhere. While one is written, a `tus-sync` thread makes
+//! the written bytes durable about once a second and reports the offset, and the writer keeps
+//! taking the body.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
