@@ -16,7 +16,7 @@ use streamhub::config::LibraryConfig;
 use streamhub::db::Db;
 use streamhub::library::model::RawList;
 use streamhub::library::{Library, ListRequest};
-use streamhub::storage::local::{LocalOptions, LocalStorage};
+use streamhub::storage::local::{LocalOptions, LocalStorage, NodeDir};
 use streamhub::storage::MediaPath;
 
 const SHOWS: &[&str] = &[
@@ -159,6 +159,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             allow_symlink_escape: false,
             timeout: Duration::from_secs(30),
             chunk_size: 64 * 1024,
+            node: NodeDir::new(&"b".repeat(64))?,
         },
     );
     storage.establish(None, 0)?;

@@ -44,7 +44,7 @@ use std::time::Instant;
 
 use config::Config;
 use http::server::{Limits, Listener, ListenerKind};
-use storage::local::{Established, LocalOptions, LocalStorage};
+use storage::local::{Established, LocalOptions, LocalStorage, NodeDir};
 use storage::{Storage, StorageError};
 use tasks::TaskSet;
 use tls::{CertSource, TlsError, TlsState};
@@ -144,7 +144,7 @@ impl Service {
         // Before the database: a corrupt identity stops the start before anything is served.
         let identity = sync::NodeIdentity::load_or_create(&config.server.data_dir)?;
         let db = db::Db::open(&config.server.data_dir)?;
-        let storage = open_storage(&config, &db)?;
+        let storage = open_storage(&config, &db, identity.id())?;
         let library = library::Library::open(
             &config.server.data_dir,
             storage.clone(),
@@ -388,13 +388,19 @@ fn start_sync(
 /// id is recorded the first time, and checked on every start after. A root that is not the
 /// recorded volume (an unmounted disk, another disk) does not stop the service: storage
 /// reports it (503 for media, `/readyz` says why) and recovers when the disk is back.
-fn open_storage(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError> {
+fn open_storage(
+    config: &Config,
+    db: &db::Db,
+    node_id: &str,
+) -> Result<Arc<dyn Storage>, StartError> {
     let storage = LocalStorage::new(
         &config.storage.media_root,
         LocalOptions {
             allow_symlink_escape: config.storage.allow_symlink_escape,
             timeout: config.storage_timeout(),
             chunk_size: config.streaming.chunk_kib * 1024,
+            // Staged uploads go into a folder of this node's own (a shared media folder).
+            node: NodeDir::new(node_id)?,
         },
     );
     let recorded = db.state(VOLUME_KEY)?;

@@ -12,7 +12,7 @@ use tower::ServiceExt;
 
 use streamhub::config::Config;
 use streamhub::http::{router, AppState};
-use streamhub::storage::local::{LocalOptions, LocalStorage};
+use streamhub::storage::local::{LocalOptions, LocalStorage, NodeDir};
 use streamhub::storage::Storage;
 
 struct Fixture {
@@ -42,6 +42,7 @@ fn fixture() -> Fixture {
             allow_symlink_escape: false,
             timeout: Duration::from_secs(5),
             chunk_size: 64 * 1024,
+            node: NodeDir::new(&"a".repeat(64)).expect("a node id"),
         },
     );
     storage.establish(None, 0).expect("a new media root");

@@ -8,7 +8,7 @@ use super::model::RawList;
 use super::*;
 use crate::config::LibraryConfig;
 use crate::db::Db;
-use crate::storage::local::{LocalOptions, LocalStorage};
+use crate::storage::local::{LocalOptions, LocalStorage, NodeDir};
 use crate::storage::memory::MemoryStorage;
 
 pub(super) struct Fx {
@@ -32,6 +32,7 @@ pub(super) fn fx() -> Fx {
             allow_symlink_escape: false,
             timeout: Duration::from_secs(5),
             chunk_size: 64 * 1024,
+            node: NodeDir::new(&"a".repeat(64)).unwrap(),
         },
     );
     storage.establish(None, 0).unwrap();

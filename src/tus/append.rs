@@ -133,7 +133,7 @@ mod tests {
         })))
     }
 
-    use crate::storage::local::{LocalOptions, LocalStorage};
+    use crate::storage::local::{LocalOptions, LocalStorage, NodeDir};
     use crate::storage::{MediaPath, UploadOptions};
     use std::path::PathBuf;
     use std::sync::Arc;
@@ -156,6 +156,7 @@ mod tests {
                 allow_symlink_escape: false,
                 timeout: Duration::from_secs(5),
                 chunk_size: 64 * 1024,
+                node: NodeDir::new(&"a".repeat(64)).unwrap(),
             },
         );
         storage.establish(None, 0).unwrap();
@@ -171,7 +172,11 @@ mod tests {
             .unwrap();
         let key = up.key().to_string();
         up.close().await;
-        let file = dir.path().join(".streamhub-staging").join(&key);
+        let file = dir
+            .path()
+            .join(".streamhub-staging")
+            .join("a".repeat(64))
+            .join(&key);
         std::fs::write(&file, content).unwrap();
         Fx {
             _dir: dir,

@@ -476,7 +476,8 @@ def test_kill9_after_and_during_uploads_index_matches_disk(servers, tmp_path):
             f"Authorization: {e.member.headers['Authorization']}\r\n\r\n").encode()
     s.sendall(head + b"p" * 300_000)
     staging = root / ".streamhub-staging"
-    wait_until(lambda: staging.exists() and any(staging.rglob("*")), 10, "a staging file")
+    wait_until(lambda: staging.exists() and any(p.is_file() for p in staging.rglob("*")), 10,
+               "a staging file")
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait(timeout=10)
     s.close()

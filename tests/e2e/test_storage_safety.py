@@ -17,6 +17,7 @@ import pytest
 
 from conftest import assert_error, http_call, wait_for
 from test_upload_faults import Creds, RawPut, stream_until_answer, wait_staging_empty
+from test_tus_shared_root import node_id
 
 SECRET = b"TOPSECRET outside the media root\n"
 
@@ -127,7 +128,7 @@ def test_a_folder_swapped_for_a_link_during_a_slow_put_keeps_the_file_inside(env
         up.send(body[:100_000])
         # Wait until the upload is really under way (its staging file exists).
         wait_for(lambda: (root / ".streamhub-staging").exists()
-                 and any((root / ".streamhub-staging").glob("*.part")), what="the upload")
+                 and any((root / ".streamhub-staging").glob("*/*.part")), what="the upload")
         os.rename(root / "swap", root / "swap.old")
         os.symlink(env.outside, root / "swap", target_is_directory=True)
         r, _ = stream_until_answer(up, len(body), body[100_000:])
@@ -298,6 +299,13 @@ def test_a_disk_mounted_inside_the_root_takes_uploads_and_refuses_moves_clearly(
     r = http_call(env, "PATCH", loc, headers={**tus, "Upload-Offset": "5"}, body=b"56789")
     assert r.status == 204, r
     assert (usb / "t.bin").read_bytes() == b"0123456789"
+    # a PUT there stages on that disk, in this node's folder, so its commit is a rename
+    r = http_call(env, "PUT", "/media/usb/put.bin", headers=c.member.headers, body=b"p" * 1000)
+    assert r.status == 201, r
+    assert (usb / "put.bin").read_bytes() == b"p" * 1000
+    usb_staging = usb / ".streamhub-staging"
+    assert [p.name for p in usb_staging.iterdir()] == [node_id(env.data_dir)]
+    assert not [p for p in usb_staging.rglob("*") if not p.is_dir()], "staging data left"
     assert http_call(env, "PUT", "/media/across.txt", headers=c.admin.headers,
                      body=b"a").status == 201
     r = http_call(env, "POST", "/api/library/move", headers=c.admin.headers,

@@ -2,7 +2,7 @@
 (PyPI) and raw HTTP for the protocol's error rules.
 
 Core, creation, creation-with-upload, termination, expiration and checksum (sha1, sha256);
-state in the data dir, data in `<media>/.streamhub-staging/resumable/` until the last byte is
+state in the data dir, data in `<media>/.streamhub-staging/<node-id>/resumable/` until the last byte is
 in, then committed atomically. Nothing partial is ever visible (listing, media root outside
 staging, GET). Restarts (SIGTERM and kill -9), expiry, traversal in metadata, an HTML file
 name, disk full, permission denied and racing uploads. Everything talks to 127.0.0.1 only.
@@ -135,16 +135,17 @@ def outside_staging(root):
 
 
 def resumable(root):
-    """{name: size} of the files in <root>/.streamhub-staging/resumable/."""
-    d = Path(root) / RESUMABLE
-    return {p.name: p.stat().st_size for p in d.iterdir()} if d.is_dir() else {}
+    """{name: size} of the files in <root>/.streamhub-staging/<node-id>/resumable/ (one
+    node per media root here, so the node folder is whichever there is)."""
+    st = Path(root) / STAGING
+    return {p.name: p.stat().st_size for p in st.glob("*/resumable/*")}
 
 
 def other_staging(root):
     """Files in the staging folder that are not resumable uploads (e.g. PUT .part files)."""
     st = Path(root) / STAGING
     return sorted(str(p.relative_to(st)) for p in st.rglob("*")
-                  if p.is_file() and not p.is_relative_to(st / "resumable"))
+                  if p.is_file() and p.parent.name != "resumable")
 
 
 def assert_invisible(srv, cred, folder, name):

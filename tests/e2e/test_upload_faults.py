@@ -2,7 +2,8 @@
 client disconnects mid-body, racing uploads to one name, and constant memory for a 1 GiB body.
 
 The contract (docs/CONTRACT.md, "Uploads and file management"): nothing partial is ever
-visible under a name, in listings or to GET; `<media>/.streamhub-staging` is emptied at start.
+visible under a name, in listings or to GET; the node's `<media>/.streamhub-staging/<node-id>/` is
+emptied at start.
 Everything talks to 127.0.0.1 only.
 """
 
@@ -50,10 +51,11 @@ def rand(n, seed):
 
 
 def staging_files(root):
+    """Files (not folders: the node's own folder stays) under the staging folder."""
     st = Path(root) / STAGING
     if not st.exists():
         return []
-    return sorted(str(p.relative_to(st)) for p in st.rglob("*"))
+    return sorted(str(p.relative_to(st)) for p in st.rglob("*") if not p.is_dir())
 
 
 def wait_staging_empty(root, timeout=3.0):

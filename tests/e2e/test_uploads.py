@@ -46,14 +46,14 @@ def sha(b):
 def snapshot(base):
     """Everything under `base` (not following symlinks): {relpath: size or 'dir'}.
 
-    The (empty) staging folder itself may appear at any time and is left out; any FILE in
-    it is kept, so a leftover partial upload shows up as a difference.
+    The staging folders (and the node folders in them) may appear at any time and are left
+    out; any FILE in them is kept, so a leftover partial upload shows up as a difference.
     """
     out = {}
     for dirpath, dirnames, filenames in os.walk(base):
         for d in dirnames:
             rel = os.path.relpath(os.path.join(dirpath, d), base)
-            if os.path.basename(rel) != STAGING:
+            if STAGING not in Path(rel).parts:
                 out[rel] = "dir"
         for f in filenames:
             p = os.path.join(dirpath, f)
@@ -62,10 +62,11 @@ def snapshot(base):
 
 
 def staging_files(root):
+    """Files (not folders: the node's own folder stays) under the staging folder."""
     st = Path(root) / STAGING
     if not st.exists():
         return []
-    return sorted(str(p.relative_to(st)) for p in st.rglob("*"))
+    return sorted(str(p.relative_to(st)) for p in st.rglob("*") if not p.is_dir())
 
 
 def listing(srv, cred, d):

@@ -34,7 +34,7 @@ use super::{
 pub use identity::{Established, MARKER};
 use read::{ChunkBudget, LocalObject};
 use root::Root;
-pub use staging::STAGING_DIR;
+pub use staging::{NodeDir, STAGING_DIR};
 pub use trash::TRASH_DIR;
 
 #[derive(Debug, Clone)]
@@ -42,6 +42,9 @@ pub struct LocalOptions {
     pub allow_symlink_escape: bool,
     pub timeout: Duration,
     pub chunk_size: usize,
+    /// This node's folder inside staging folders (the sync node id), so nodes sharing one
+    /// media folder never touch each other's staged uploads.
+    pub node: NodeDir,
 }
 
 pub struct LocalStorage {
@@ -114,8 +117,9 @@ impl LocalStorage {
         }
     }
 
-    /// Settles the root's identity (see `identity`) and removes what crashed one-shot
-    /// uploads left in the staging folder. Blocking; call at start.
+    /// Settles the root's identity (see `identity`), removes what crashed one-shot uploads
+    /// left in this node's staging folder and moves resumable uploads of the previous staging
+    /// layout into it (see `staging::tidy`). Blocking; call at start.
     pub fn establish(
         &self,
         recorded: Option<&str>,
@@ -124,11 +128,17 @@ impl LocalStorage {
         let est = self.root.establish(recorded, indexed)?;
         self.probe();
         if let Ok(root) = self.root.open() {
-            let n = staging::clean_one_shot(&root);
-            if n > 0 {
+            let staging::Tidied { removed, moved } = staging::tidy(&root, &self.opts.node);
+            if removed > 0 {
                 tracing::warn!(
-                    count = n,
+                    count = removed,
                     "removed partial uploads left by an earlier crash or kill"
+                );
+            }
+            if moved > 0 {
+                tracing::info!(
+                    count = moved,
+                    "moved resumable uploads into this node's staging folder"
                 );
             }
         }
@@ -364,10 +374,12 @@ impl Storage for LocalStorage {
         dest: &MediaPath,
         opts: UploadOptions,
     ) -> Result<Box<dyn Upload>, StorageError> {
-        let (p, timeout) = (dest.clone(), self.opts.timeout);
+        let (p, timeout, node) = (dest.clone(), self.opts.timeout, self.opts.node.clone());
         let root = self.root.clone();
         let up = self
-            .blocking("create", move |_| staging::begin(root, &p, opts, timeout))
+            .blocking("create", move |_| {
+                staging::begin(root, &node, &p, opts, timeout)
+            })
             .await?;
         Ok(Box::new(up))
     }
@@ -378,24 +390,26 @@ impl Storage for LocalStorage {
         durable: u64,
         on_durable: Option<OnDurable>,
     ) -> Result<Box<dyn Upload>, StorageError> {
-        let (key, timeout) = (key.to_string(), self.opts.timeout);
+        let (key, timeout, node) = (key.to_string(), self.opts.timeout, self.opts.node.clone());
         let root = self.root.clone();
         let up = self
             .blocking("resume", move |_| {
-                staging::resume(root, &key, durable, on_durable, timeout)
+                staging::resume(root, &node, &key, durable, on_durable, timeout)
             })
             .await?;
         Ok(Box::new(up))
     }
 
     async fn discard_upload(&self, key: &str) -> Result<(), StorageError> {
-        let key = key.to_string();
-        self.blocking("discard", move |root| staging::discard(root, &key))
+        let (key, node) = (key.to_string(), self.opts.node.clone());
+        self.blocking("discard", move |root| staging::discard(root, &node, &key))
             .await
     }
 
     async fn upload_keys(&self) -> Result<Vec<(String, std::time::SystemTime)>, StorageError> {
-        self.blocking("list uploads", staging::keys).await
+        let node = self.opts.node.clone();
+        self.blocking("list uploads", move |root| staging::keys(root, &node))
+            .await
     }
 
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError> {

@@ -1,15 +1,17 @@
-//! Staged uploads on the local backend. Bytes go into a hidden staging folder
-//! (`.streamhub-staging/` in the root, or in the deepest existing destination folder when that
-//! is another filesystem, so the commit is a rename), through a small bounded channel into one
-//! writer thread: memory stays at a few chunks however large the file, and a slow disk slows
-//! the client. Commit = fsync, `renameat` (`RENAME_NOREPLACE` unless overwriting) into a
-//! folder resolved beneath the root at that moment, fsync of the folder. Nothing is visible
-//! under a media name before that, and a failure leaves no data and no folder behind.
+//! Staged uploads on the local backend. Bytes go into this node's hidden staging folder
+//! (`.streamhub-staging/<node-id>/` in the root, or in the deepest existing destination folder
+//! when that is another filesystem, so the commit is a rename; see `layout`), through a small
+//! bounded channel into one writer thread: memory stays at a few chunks however large the
+//! file, and a slow disk slows the client. Commit = fsync, `renameat` (`RENAME_NOREPLACE`
+//! unless overwriting) into a folder resolved beneath the root at that moment, fsync of the
+//! folder. Nothing is visible under a media name before that, and a failure leaves no data
+//! and no folder behind.
 //!
-//! Resumable (tus) uploads live in `.streamhub-staging/resumable/<token>.upload` under the key
-//! `resumable/<token>.upload`, relative to the staging folder, so they survive the root
-//! being mounted elsewhere. While one is written, a `tus-sync` thread makes the written bytes
-//! durable about once a second and reports the offset, and the writer keeps taking the body.
+//! Resumable (tus) uploads live in `.streamhub-staging/<node-id>/resumable/<token>.upload`
+//! under the key `resumable/<token>.upload`, relative to the node's staging folder, so they
+//! survive the root being mounted elsewhere. While one is written, a `tus-sync` thread makes
+//! the written bytes durable about once a second and reports the offset, and the writer keeps
+//! taking the body.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -25,9 +27,13 @@ use super::root::{dev_of, shown, Root};
 use super::write_err;
 use crate::storage::{MediaPath, ObjectMeta, OnDurable, StorageError, Upload, UploadOptions};
 use commit::commit_blocking;
+use layout::node_staging;
+pub use layout::NodeDir;
+pub(super) use layout::{tidy, Tidied};
 use sync::{write_loop, WriterDone};
 
 mod commit;
+mod layout;
 mod sync;
 
 /// Hidden folder where uploads are written before they are renamed into place.
@@ -41,28 +47,19 @@ fn open_subdir(dir: &File, name: &str, create: bool) -> Result<File, StorageErro
     super::root::own_subdir(dir, name, create, StorageError::UploadGone, STAGING_DIR)
 }
 
-/// The root's staging folder (and, for resumable uploads, its subfolder).
-fn root_staging(rootdir: &File, resumable: bool, create: bool) -> Result<File, StorageError> {
-    let staging = open_subdir(rootdir, STAGING_DIR, create)?;
+/// This node's staging folder in the root (and, for resumable uploads, its subfolder).
+fn root_staging(
+    rootdir: &File,
+    node: &NodeDir,
+    resumable: bool,
+    create: bool,
+) -> Result<File, StorageError> {
+    let staging = node_staging(rootdir, node, create)?;
     if resumable {
         open_subdir(&staging, RESUMABLE_DIR, create)
     } else {
         Ok(staging)
     }
-}
-
-/// Removes what crashed one-shot uploads left in the root's staging folder; returns how many.
-pub(super) fn clean_one_shot(rootdir: &File) -> usize {
-    let Ok(staging) = root_staging(rootdir, false, false) else {
-        return 0;
-    };
-    let Ok(dir) = rustix::fs::Dir::read_from(&staging) else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|e| e.file_name().to_bytes().ends_with(b".part"))
-        .filter(|e| rustix::fs::unlinkat(&staging, e.file_name(), AtFlags::empty()).is_ok())
-        .count()
 }
 
 /// `NoSpace` when the filesystem of `dir` cannot take `len` more bytes (space an overwritten
@@ -90,6 +87,7 @@ fn key_name(key: &str) -> Result<&str, StorageError> {
 
 pub(super) fn begin(
     root: Arc<Root>,
+    node: &NodeDir,
     dest: &MediaPath,
     opts: UploadOptions,
     timeout: Duration,
@@ -109,15 +107,15 @@ pub(super) fn begin(
     }
     let token = crate::secret::random_token();
     let (dir, name, key) = if opts.resumable {
-        let dir = root_staging(&rootdir, true, true)?;
+        let dir = root_staging(&rootdir, node, true, true)?;
         let name = format!("{token}.upload");
         (dir, name.clone(), format!("{RESUMABLE_DIR}/{name}"))
     } else {
         // On the destination's filesystem, so the commit is a rename, not a copy.
         let dir = if dev_of(&deepest) == dev_of(&rootdir) {
-            root_staging(&rootdir, false, true)?
+            root_staging(&rootdir, node, false, true)?
         } else {
-            open_subdir(&deepest, STAGING_DIR, true)?
+            node_staging(&deepest, node, true)?
         };
         let name = format!("{token}.part");
         (dir, name.clone(), name)
@@ -155,6 +153,7 @@ pub(super) fn begin(
 
 pub(super) fn resume(
     root: Arc<Root>,
+    node: &NodeDir,
     key: &str,
     durable: u64,
     on_durable: Option<OnDurable>,
@@ -162,22 +161,26 @@ pub(super) fn resume(
 ) -> Result<LocalUpload, StorageError> {
     let name = key_name(key)?.to_string();
     let rootdir = root.open()?;
-    let dir = root_staging(&rootdir, true, false)?;
-    // Read and write (a commit to another disk copies it), never through a link, never
-    // waiting on a FIFO; and only our own file: a link, a FIFO or a second hard link put in
-    // its place (which would make a PATCH write into a file elsewhere) is "gone".
-    let fd = rustix::fs::openat(
-        &dir,
-        name.as_str(),
-        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| match e {
-        rustix::io::Errno::NOENT | rustix::io::Errno::LOOP | rustix::io::Errno::NXIO => {
-            StorageError::UploadGone
+    // An upload of the previous layout that the start-up move missed (the root was away
+    // then) is moved into this node's folder now.
+    let dir = match root_staging(&rootdir, node, true, false) {
+        Err(StorageError::UploadGone) if layout::has_old(&rootdir, &name) => {
+            root_staging(&rootdir, node, true, true)?
         }
-        e => write_err(&e.into(), STAGING_DIR),
+        r => r?,
+    };
+    let fd = match open_staged(&dir, &name) {
+        Err(StorageError::NotFound) if layout::adopt(&rootdir, &dir, &name)? => {
+            open_staged(&dir, &name)
+        }
+        r => r,
+    }
+    .map_err(|e| match e {
+        StorageError::NotFound => StorageError::UploadGone,
+        e => e,
     })?;
+    // Only our own file: a FIFO or a second hard link put in its place (which would make a
+    // PATCH write into a file elsewhere) is "gone".
     let st = rustix::fs::fstat(&fd).map_err(|e| write_err(&e.into(), STAGING_DIR))?;
     if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_file() || st.st_nlink != 1 {
         return Err(StorageError::UploadGone);
@@ -219,10 +222,29 @@ pub(super) fn resume(
     })
 }
 
-pub(super) fn discard(root: &Root, key: &str) -> Result<(), StorageError> {
+/// Opens a resumable upload's file in `dir`: read and write (a commit to another disk copies
+/// it), never through a link, never waiting on a FIFO. `NotFound` when there is no such name;
+/// a link or FIFO in its place is `UploadGone`.
+fn open_staged(dir: &File, name: &str) -> Result<rustix::fd::OwnedFd, StorageError> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::NOENT => StorageError::NotFound,
+        rustix::io::Errno::LOOP | rustix::io::Errno::NXIO => StorageError::UploadGone,
+        e => write_err(&e.into(), STAGING_DIR),
+    })
+}
+
+pub(super) fn discard(root: &Root, node: &NodeDir, key: &str) -> Result<(), StorageError> {
     let name = key_name(key)?;
     let rootdir = root.open()?;
-    let dir = match root_staging(&rootdir, true, false) {
+    // Also where the previous layout kept it, should the start-up move have missed it.
+    layout::discard_old(&rootdir, name);
+    let dir = match root_staging(&rootdir, node, true, false) {
         Ok(d) => d,
         Err(StorageError::UploadGone) => return Ok(()),
         Err(e) => return Err(e),
@@ -233,9 +255,14 @@ pub(super) fn discard(root: &Root, key: &str) -> Result<(), StorageError> {
     }
 }
 
-pub(super) fn keys(root: &Root) -> Result<Vec<(String, std::time::SystemTime)>, StorageError> {
+/// This node's resumable uploads (never another node's, nor the previous layout's: those
+/// are moved into this node's folder at start, see `layout::tidy`).
+pub(super) fn keys(
+    root: &Root,
+    node: &NodeDir,
+) -> Result<Vec<(String, std::time::SystemTime)>, StorageError> {
     let rootdir = root.open()?;
-    let dir = match root_staging(&rootdir, true, false) {
+    let dir = match root_staging(&rootdir, node, true, false) {
         Ok(d) => d,
         Err(StorageError::UploadGone) => return Ok(Vec::new()),
         Err(e) => return Err(e),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::super::*;
 use super::safety::put;
-use super::{mp, storage};
+use super::{mp, storage, NODE_A};
 
 #[tokio::test]
 async fn the_root_has_an_identity() {
@@ -17,6 +17,7 @@ async fn the_root_has_an_identity() {
             allow_symlink_escape: false,
             timeout: Duration::from_secs(5),
             chunk_size: 64,
+            node: NodeDir::new(NODE_A).unwrap(),
         },
     );
     let Established::Volume(id) = s.establish(None, 0).unwrap() else {
@@ -68,6 +69,7 @@ async fn an_empty_root_with_an_index_is_not_taken_for_a_new_install() {
             allow_symlink_escape: false,
             timeout: Duration::from_secs(5),
             chunk_size: 64,
+            node: NodeDir::new(NODE_A).unwrap(),
         },
     );
     let e = s.establish(None, 12).err().unwrap();
@@ -100,7 +102,7 @@ async fn fifos_in_our_places_do_not_block() {
         .unwrap();
     let key = up.key().to_string();
     up.close().await;
-    let staged = root.join(STAGING_DIR).join(&key);
+    let staged = root.join(STAGING_DIR).join(NODE_A).join(&key);
     std::fs::remove_file(&staged).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,

@@ -1,8 +1,10 @@
 //! Unit tests of the local backend against temporary folders: reading here; every way a path
 //! could leave the root (links, swaps) and uploads that fail in `safety`; the root's
-//! identity and things planted in our places in `identity`.
+//! identity and things planted in our places in `identity`; several nodes sharing one root
+//! in `nodes`.
 
 mod identity;
+mod nodes;
 mod safety;
 
 use super::fskind::fs_kind;
@@ -17,17 +19,27 @@ use super::read::{into_bytes, ChunkBudget, GROWN_CHUNK_BUDGET};
 use super::*;
 use crate::storage::Object;
 
-pub(super) fn storage_with(root: &Path, allow_symlink_escape: bool) -> LocalStorage {
+/// The node id the tests' storage stages under (and a second node's, for `nodes`).
+pub(super) const NODE_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+pub(super) const NODE_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+/// A storage over `root` staging as node `node`, established (as at start).
+pub(super) fn storage_of(root: &Path, node: &str, allow_symlink_escape: bool) -> LocalStorage {
     let s = LocalStorage::new(
         root,
         LocalOptions {
             allow_symlink_escape,
             timeout: Duration::from_secs(5),
             chunk_size: 7,
+            node: NodeDir::new(node).unwrap(),
         },
     );
     s.establish(None, 0).expect("a new root");
     s
+}
+
+pub(super) fn storage_with(root: &Path, allow_symlink_escape: bool) -> LocalStorage {
+    storage_of(root, NODE_A, allow_symlink_escape)
 }
 
 pub(super) fn storage(root: &Path) -> LocalStorage {

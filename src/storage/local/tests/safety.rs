@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::super::*;
-use super::{mp, storage};
+use super::{mp, storage, NODE_A};
 
 /// Everything under `base`, as relative paths (links not followed), for "nothing changed".
 pub(super) fn tree(base: &Path) -> Vec<String> {
@@ -133,7 +133,7 @@ async fn a_folder_swapped_for_a_link_during_an_upload_keeps_the_file_inside() {
     assert!(matches!(e, StorageError::OutsideRoot), "{e}");
     assert!(!outside.path().join("slow.bin").exists());
     assert!(!root.join("dir.old/slow.bin").exists());
-    let staging = root.join(STAGING_DIR);
+    let staging = root.join(STAGING_DIR).join(NODE_A);
     let left: Vec<_> = std::fs::read_dir(&staging).unwrap().collect();
     assert!(left.is_empty(), "staging not cleaned: {left:?}");
 }
@@ -190,7 +190,9 @@ async fn a_failed_upload_leaves_no_folder_behind() {
     );
     let t = tree(&root);
     assert!(!t.iter().any(|p| p.starts_with("new")), "{t:?}");
-    let staged: Vec<_> = std::fs::read_dir(root.join(STAGING_DIR)).unwrap().collect();
+    let staged: Vec<_> = std::fs::read_dir(root.join(STAGING_DIR).join(NODE_A))
+        .unwrap()
+        .collect();
     assert!(staged.is_empty(), "{staged:?}");
 }
 
@@ -287,7 +289,9 @@ async fn links_to_reserved_names_and_loops_lead_nowhere() {
         ["seed.txt"],
         "links to our own names and loops are not listed"
     );
-    let staged: Vec<_> = std::fs::read_dir(root.join(STAGING_DIR)).unwrap().collect();
+    let staged: Vec<_> = std::fs::read_dir(root.join(STAGING_DIR).join(NODE_A))
+        .unwrap()
+        .collect();
     assert!(
         staged.is_empty(),
         "nothing written into staging: {staged:?}"
