@@ -8,6 +8,7 @@
 #   scripts/netns-cluster.sh exec I CMD...   run CMD in namespace I (0 = the observer)
 #   scripts/netns-cluster.sh start I [VAR=VALUE...] [-- SERVE-ARGS...]   (re)start node I
 #   scripts/netns-cluster.sh stop I    SIGTERM node I and wait for it
+#   scripts/netns-cluster.sh kill I    SIGKILL node I (a crash: no shutdown at all) and wait for it
 #   scripts/netns-cluster.sh add I     one more namespace on the LAN (no node started)
 #
 # Namespace I is "$SHC_PREFIX-I" with address 10.77.0.I (I ≥ 1 are nodes, 0 is an observer at
@@ -94,6 +95,21 @@ stop_node() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+# A crash, for the fault tests: SIGKILL, nothing of the service's shutdown runs. The node was
+# started by a shell that has exited, so whoever adopted it may reap it late: a zombie is dead.
+kill_node() {
+  local pidf="$DIR/node$1/pid" pid state
+  [ -f "$pidf" ] || die "node $1 is not running"
+  pid=$(cat "$pidf"); rm -f "$pidf"
+  kill -KILL "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 0
+    [ "$state" = Z ] && return 0
+    sleep 0.05
+  done
+  die "node $1 (pid $pid) still runs after SIGKILL"
+}
+
 case "${1:-}" in
   up)
     n=${2:-}; [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 200 ] || die "usage: up N (1..200)"
@@ -119,6 +135,7 @@ case "${1:-}" in
   add) add_ns "${2:?usage: add I}" ;;
   start) i=${2:?usage: start I [VAR=VALUE...] [-- SERVE-ARGS...]}; shift 2; start_node "$i" "$@" ;;
   stop) stop_node "${2:?usage: stop I}" ;;
+  kill) kill_node "${2:?usage: kill I}" ;;
   exec) i=${2:?usage: exec I CMD...}; shift 2; exec ip netns exec "$(ns "$i")" "$@" ;;
-  *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -12,8 +12,9 @@ say() { printf '\n=== %s\n' "$*"; }
 # --- tools -------------------------------------------------------------------------------
 need_apt=()
 # avahi-daemon, avahi-browse and dbus-daemon: the discovery tests (tests/e2e/test_peers_discovery.py)
-# resolve the nodes with avahi inside a network namespace.
-for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2 mkfs.ext4:e2fsprogs e2fsck:e2fsprogs chromium:chromium avahi-daemon:avahi-daemon avahi-browse:avahi-utils dbus-daemon:dbus; do
+# resolve the nodes with avahi inside a network namespace. faketime (libfaketime): a node whose
+# clock runs 10 years ahead (tests/e2e/test_replication_faults.py).
+for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2 mkfs.ext4:e2fsprogs e2fsck:e2fsprogs chromium:chromium avahi-daemon:avahi-daemon avahi-browse:avahi-utils dbus-daemon:dbus faketime:faketime; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 # A font, so the UI screenshots (target/ui-screenshots/) show text.

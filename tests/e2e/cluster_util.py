@@ -4,6 +4,7 @@
 import hashlib
 import json
 import os
+import sqlite3
 import ssl
 import subprocess
 import time
@@ -58,6 +59,22 @@ class Cluster:
 
     def node_id(self, node):
         return self.peers(node)["node"]["id"]
+
+    def kill(self, node):
+        """SIGKILL node `node` (a crash) and wait until it is gone."""
+        self.sh("kill", node)
+
+    def data_dir(self, node):
+        return self.dir / f"node{node}" / "data"
+
+    def query(self, node, sql, args=()):
+        """Rows of `sql` on node `node`'s database, opened read-only (safe while it runs: WAL)."""
+        db = self.data_dir(node) / "streamhub.db"
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+        try:
+            return conn.execute(sql, args).fetchall()
+        finally:
+            conn.close()
 
     def tls_fingerprint(self, node):
         pem = (self.dir / f"node{node}" / "data" / "tls" / "cert.pem").read_text()
