@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -47,15 +48,14 @@ pub struct Live {
     pub last_error: Option<String>,
 }
 
-#[derive(Default)]
-struct Flags {
-    pull: bool,
-    nudge: bool,
-}
-
+/// One peer's two tasks: the puller (`work`), woken to pull now, and the nudger (`nudge`),
+/// woken after a local change to tell the peer to pull. Apart, so a long pull never
+/// delays a nudge: the nudger opens a connection of its own.
 struct Worker {
     wake: Notify,
-    flags: Mutex<Flags>,
+    pull: AtomicBool,
+    nudge_wake: Notify,
+    nudge: AtomicBool,
     live: Mutex<Live>,
     cancel: CancellationToken,
 }
@@ -136,24 +136,21 @@ impl Engine {
             }
             let w = Arc::new(Worker {
                 wake: Notify::new(),
-                flags: Mutex::new(Flags {
-                    pull: true,
-                    nudge: false,
-                }),
+                pull: AtomicBool::new(true),
+                nudge_wake: Notify::new(),
+                nudge: AtomicBool::new(false),
                 live: Mutex::new(Live::default()),
                 cancel: cancel.child_token(),
             });
             workers.insert(k.clone(), w.clone());
+            tokio::spawn(self.clone().nudger(k.clone(), w.clone()));
             tokio::spawn(self.clone().work(k, w));
         }
     }
 
     /// A local change: every peer is nudged to pull it.
     pub fn local_change(&self) {
-        for w in lock(&self.0.workers).values() {
-            lock(&w.flags).nudge = true;
-            w.wake.notify_one();
-        }
+        self.local_change_except("");
     }
 
     /// Pull from the peer `id` now (it nudged us, or an admin asked). False: no worker
@@ -163,7 +160,7 @@ impl Engine {
         let mut found = false;
         for (k, w) in workers.iter() {
             if k == id || lock(&w.live).id.as_deref() == Some(id) {
-                lock(&w.flags).pull = true;
+                w.pull.store(true, Ordering::Relaxed);
                 w.wake.notify_one();
                 found = true;
             }
@@ -191,30 +188,24 @@ impl Engine {
         let mut failures = 0u32;
         let mut due = tokio::time::Instant::now();
         loop {
-            let (pull, nudge) = {
-                let mut f = lock(&w.flags);
-                let now_due = tokio::time::Instant::now() >= due;
-                if failures > 0 && !now_due && !f.pull {
-                    // Backing off from a failing peer: a local change does not make another
-                    // attempt; its nudge waits for the next one.
-                    (false, false)
-                } else {
-                    let out = (f.pull || now_due, f.nudge);
-                    *f = Flags::default();
-                    out
-                }
-            };
-            if pull || nudge {
+            // Due, or asked for (a nudge from the peer, an admin): also while backing off.
+            let pull = w.pull.swap(false, Ordering::Relaxed) || tokio::time::Instant::now() >= due;
+            if pull {
                 let started = tokio::time::Instant::now();
-                let result = self.round(&key, &w, &mut conn, pull, nudge).await;
+                let reused = conn.is_some();
+                let mut result = self.round(&key, &w, &mut conn).await;
+                if reused && matches!(result, Err(RoundError::Sync(SyncError::Protocol(_)))) {
+                    // A kept connection the peer closed meanwhile (its idle timeout, a
+                    // restart): one more try on a new one before this counts as a failure.
+                    conn = None;
+                    result = self.round(&key, &w, &mut conn).await;
+                }
                 // Rounds back to back (a peer nudging in a loop) are spaced out.
                 tokio::time::sleep_until(started + MIN_GAP).await;
                 match result {
                     Ok(()) => {
                         failures = 0;
-                        if pull {
-                            due = tokio::time::Instant::now() + self.0.interval;
-                        }
+                        due = tokio::time::Instant::now() + self.0.interval;
                     }
                     Err(e) => {
                         conn = None;
@@ -257,55 +248,93 @@ impl Engine {
         }
     }
 
+    /// Tells the peer to pull, on a connection of its own, after every local change (those
+    /// that arrive while one nudge is sent make one more). A failed nudge is not retried:
+    /// the peer's periodic round covers it.
+    async fn nudger(self, key: String, w: Arc<Worker>) {
+        // Kept while the peer keeps it open (a burst of edits costs one handshake).
+        let mut conn: Option<Connection> = None;
+        loop {
+            tokio::select! {
+                _ = w.nudge_wake.notified() => {}
+                _ = w.cancel.cancelled() => return,
+            }
+            if !w.nudge.swap(false, Ordering::Relaxed) {
+                continue;
+            }
+            let started = tokio::time::Instant::now();
+            for _ in 0..2 {
+                if conn.as_ref().is_none_or(|c| !c.is_open()) {
+                    conn = match self.open(&key, &w).await {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            tracing::debug!(peer = %key, error = %e, "nudge not delivered");
+                            break;
+                        }
+                    };
+                }
+                let Some(c) = conn.as_mut() else { break };
+                match c.nudge().await {
+                    Ok(()) => break,
+                    // Closed by the peer meanwhile: once more on a new connection.
+                    Err(e) => {
+                        tracing::debug!(peer = %key, error = %e, "nudge not delivered");
+                        conn = None;
+                    }
+                }
+            }
+            tokio::time::sleep_until(started + MIN_GAP).await;
+        }
+    }
+
+    /// Opens an authenticated connection to the peer filed under `key`, and remembers it.
+    async fn open(&self, key: &str, w: &Worker) -> Result<Connection, RoundError> {
+        let peer = self.entry(key).ok_or(RoundError::Gone)?;
+        if peer.source == Source::Mdns && !peer.online {
+            return Err(RoundError::Offline);
+        }
+        let (addrs, host) = addresses(&peer).await?;
+        let c = client::connect(
+            &addrs,
+            &host,
+            &self.0.client,
+            &self.0.me,
+            peer.id.as_deref(),
+        )
+        .await?;
+        let (id, name) = (c.peer_id.clone(), c.peer_name.clone());
+        {
+            let mut live = lock(&w.live);
+            live.id = Some(id.clone());
+            live.name = Some(name.clone());
+            live.connected = true;
+        }
+        let now = super::unix_ms();
+        self.0
+            .db
+            .call(move |c| state::remember(c, &id, &name, now))
+            .await?;
+        Ok(c)
+    }
+
+    /// One pull round on the kept connection (opened first if there is none).
     async fn round(
         &self,
         key: &str,
         w: &Worker,
         conn: &mut Option<Connection>,
-        pull: bool,
-        nudge: bool,
     ) -> Result<(), RoundError> {
         if conn.as_ref().is_none_or(|c| !c.is_open()) {
             *conn = None;
-            let peer = self.entry(key).ok_or(RoundError::Gone)?;
-            if peer.source == Source::Mdns && !peer.online {
-                return Err(RoundError::Offline);
-            }
-            let (addrs, host) = addresses(&peer).await?;
-            let c = client::connect(
-                &addrs,
-                &host,
-                &self.0.client,
-                &self.0.me,
-                peer.id.as_deref(),
-            )
-            .await?;
-            let (id, name) = (c.peer_id.clone(), c.peer_name.clone());
-            {
-                let mut live = lock(&w.live);
-                live.id = Some(id.clone());
-                live.name = Some(name.clone());
-                live.connected = true;
-            }
-            let now = super::unix_ms();
-            self.0
-                .db
-                .call(move |c| state::remember(c, &id, &name, now))
-                .await?;
-            *conn = Some(c);
+            *conn = Some(self.open(key, w).await?);
         }
         let Some(c) = conn.as_mut() else {
             return Err(RoundError::Gone);
         };
-        if nudge {
-            c.nudge().await?;
-        }
-        if pull {
-            let stored = self.pull(c, w).await?;
-            if stored > 0 {
-                // What arrived (and any merge made of it) is news to the other peers.
-                self.local_change_except(key);
-            }
+        let stored = self.pull(c, w).await?;
+        if stored > 0 {
+            // What arrived (and any merge made of it) is news to the other peers.
+            self.local_change_except(key);
         }
         Ok(())
     }
@@ -313,8 +342,8 @@ impl Engine {
     fn local_change_except(&self, skip: &str) {
         for (k, w) in lock(&self.0.workers).iter() {
             if k != skip {
-                lock(&w.flags).nudge = true;
-                w.wake.notify_one();
+                w.nudge.store(true, Ordering::Relaxed);
+                w.nudge_wake.notify_one();
             }
         }
     }

@@ -254,7 +254,11 @@ def outsider(cluster, tmp_path, requests, with_cert=True):
 
 
 def test_a_node_without_the_key_gets_nothing_and_writes_nothing(cluster, tmp_path):
-    create(cluster, 1, "Members only", "for the cluster")
+    note = create(cluster, 1, "Members only", "for the cluster")
+    # Counted once the members have it (their pulls log `synced_out` on node 1).
+    for n in (2, 3):
+        wait_for(lambda n=n: get(cluster, n, note["id"])[0] == 200, 10, f"the note on node {n}")
+    time.sleep(1)
     before = db_bytes(cluster, 1).count(b"synced_out")
     fake_rev = {"kind": "full", "note_id": "f" * 32, "rev": "0" * 64}
     got = outsider(cluster, tmp_path, [
