@@ -447,7 +447,8 @@ def report(res, binary):
         "- bytes: nft counters in the bridge's forward hook (LAN namespace), unicast between the "
         "node addresses only (IP packets: TCP/IP headers, TLS records), so the observer's requests "
         "are not counted",
-        f"- binary: {binary}; machine: {os.cpu_count()} CPUs; 3 nodes in network namespaces "
+        f"- binary: {binary}; machine: {os.cpu_count()} CPUs, load average at the end "
+        f"{os.getloadavg()[0]:.1f} (other work on the machine counts); 3 nodes in network namespaces "
         "(scripts/netns-cluster.sh), default sync settings (interval 30 s)",
     ]
     return "\n".join(lines)
