@@ -6,6 +6,11 @@
 #                                p99, peak RSS and RSS 60 s after each (about 6 minutes)
 #   ./scripts/bench.sh soak      the 30-minute mixed-traffic soak (tests/e2e/test_soak.py with
 #                                SOAK_SECONDS=${BENCH_SOAK_SECONDS:-1800}) on the release build
+#   ./scripts/bench.sh sync      replication on a 3-node cluster in network namespaces
+#                                (scripts/bench/sync_bench.py, scripts/netns-cluster.sh; root,
+#                                nft): edit-to-visible-everywhere p50/p95, initial sync of
+#                                ${BENCH_SYNC_NOTES:-10000} notes, bytes per edit, idle traffic
+#                                per peer, RSS per node (about 4 minutes after the build)
 #
 # What it does (one run, about 2 minutes once built; see docs/PERFORMANCE.md):
 #   - installs nginx, wrk, curl, procps, openssl with apt-get if any is missing;
@@ -40,8 +45,11 @@
 #   BENCH_LIBRARY_FILES  files in the library benchmark's tree (default 100000)
 #   BENCH_ABUSE_SECONDS  how long each attack of `bench.sh abuse` lasts (default 20)
 #   BENCH_SOAK_SECONDS   how long `bench.sh soak` runs (default 1800)
+#   BENCH_SYNC_NOTES     notes seeded on node 1 for `bench.sh sync` (default 10000)
+#   BENCH_SYNC_EDITS     edits timed by `bench.sh sync` (default 100)
+#   BENCH_SYNC_IDLE_SECS idle period over which `bench.sh sync` counts traffic (default 120)
 #
-# No address other than 127.0.0.1 is ever used. All processes started here are
+# No address other than 127.0.0.1 is ever used (`sync`: only the namespaces' private 10.77.0.0/24). All processes started here are
 # stopped on exit, including on Ctrl-C.
 set -euo pipefail
 
@@ -562,7 +570,8 @@ target_line() { # text value op limit
 }
 
 # ------------------------------------------------------------------- main ---
-# The robustness benchmarks: no nginx, one streamhub, loopback only (127.0.0.2 and .3 too).
+# The robustness benchmarks: no nginx, one streamhub, loopback only (127.0.0.2 and .3 too);
+# and `sync`: three streamhubs in network namespaces.
 robustness() {
     build_streamhub
     python3 -c 'import h2, pytest' 2>/dev/null || pip install -q h2 pytest 2>/dev/null ||
@@ -574,6 +583,7 @@ robustness() {
         abuse) python3 "$BENCH_SRC/abuse.py" "$SH_BIN" "$work" "${BENCH_ABUSE_SECONDS:-20}" | tee "$BENCH_DIR/abuse.md" ;;
         soak) (cd "$ROOT/tests/e2e" && STREAMHUB_BIN="$SH_BIN" SOAK_SECONDS="${BENCH_SOAK_SECONDS:-1800}" \
             python3 -m pytest -q -s -p no:cacheprovider --basetemp "$work" test_soak.py) | tee "$BENCH_DIR/soak.log" ;;
+        sync) python3 "$BENCH_SRC/sync_bench.py" "$SH_BIN" "$work" | tee "$BENCH_DIR/sync.md" ;;
     esac
     rm -rf "$work"
 }
@@ -582,8 +592,18 @@ main() {
     local run servers=(nginx) t0
     case ${1:-} in
         abuse | soak) robustness "$1"; return ;;
+        sync)
+            ((EUID == 0)) || die "bench.sh sync needs root (network namespaces)"
+            command -v nft >/dev/null 2>&1 || {
+                log "installing: nftables (byte counters on the cluster's bridge)"
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nftables ||
+                    die "apt-get install nftables failed"
+            }
+            robustness sync
+            return
+            ;;
         "") ;;
-        *) die "unknown benchmark '$1' (none, abuse or soak)" ;;
+        *) die "unknown benchmark '$1' (none, abuse, soak or sync)" ;;
     esac
     install_deps
     [[ $SKIP_SH == 1 ]] || build_streamhub

@@ -50,7 +50,7 @@ cargo test --quiet 2>&1 | tee target/cargo-test.log
 grep -q "test result: ok" target/cargo-test.log
 
 # --- fuzzing (bounded) --------------------------------------------------------------------
-say "fuzz: range parser, path validation, SubRip converter and Markdown sanitiser (${FUZZ_SECONDS:=20} s each)"
+say "fuzz: range parser, path validation, SubRip converter, Markdown sanitiser and peer messages (${FUZZ_SECONDS:=20} s each)"
 scripts/fuzz.sh "$FUZZ_SECONDS"
 
 # --- end to end ---------------------------------------------------------------------------
