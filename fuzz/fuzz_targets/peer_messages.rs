@@ -119,6 +119,7 @@ fn apply(batch: &[WireRev], page: Option<&ChangesPage>) {
     streamhub::sync::state::remember(&conn, PEER, "peer", 0).expect("peer remembered");
     let cursor = Cursor {
         peer_id: PEER,
+        peer_name: "peer",
         instance: &instance,
         through_seq: through,
         max_seq: max,

@@ -102,7 +102,7 @@ pub struct BodyDeadline(pub std::time::Duration);
 const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The body, at most `max` bytes (413 past it, before reading when the length is declared).
-async fn read_limited(req: Request, max: usize) -> Result<axum::body::Bytes, ApiError> {
+pub(crate) async fn read_limited(req: Request, max: usize) -> Result<axum::body::Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -74,11 +74,18 @@ impl Listener {
     }
 }
 
+/// How long a member's sync connection may wait for its next request (see `serve`).
+const SYNC_KEEP: Duration = Duration::from_secs(90);
+
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    builder_with(limits, limits.header_read_timeout)
+}
+
+fn builder_with(limits: &Limits, header_read: Duration) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(header_read)
         // The read-buffer cap is the request-head limit (hyper answers 431 past it); it is
         // also hyper's write-queue cap, so a slow reader holds about one chunk in hyper, not
         // the default ~400 KiB.
@@ -117,6 +124,10 @@ pub async fn serve(
     let clients = Clients::new(limits.max_connections_per_ip);
     let (stop_tx, stop_rx) = watch::channel(false);
     let builder = Arc::new(builder(&limits));
+    // A member's connection waits between pull rounds (30 s by default) for its next
+    // request: hyper's header timeout, which also runs while a kept connection is idle,
+    // must outlast that, or every round pays a new handshake.
+    let sync_builder = Arc::new(builder_with(&limits, SYNC_KEEP));
     let mut loops = tokio::task::JoinSet::new();
     for l in listeners {
         let acceptor = if l.kind == ListenerKind::Https {
@@ -145,6 +156,7 @@ pub async fn serve(
             clients: clients.clone(),
             graceful: graceful.clone(),
             builder: builder.clone(),
+            sync_builder: sync_builder.clone(),
             stop: stop_rx.clone(),
         }));
     }
@@ -179,6 +191,7 @@ struct AcceptCtx {
     clients: Arc<Clients>,
     graceful: Arc<GracefulShutdown>,
     builder: Arc<auto::Builder<TokioExecutor>>,
+    sync_builder: Arc<auto::Builder<TokioExecutor>>,
     stop: watch::Receiver<bool>,
 }
 
@@ -225,6 +238,7 @@ async fn accept_loop(mut ctx: AcceptCtx) {
         let watcher = ctx.graceful.watcher();
         let app = ctx.app.clone();
         let builder = ctx.builder.clone();
+        let sync_builder = ctx.sync_builder.clone();
         let limits = ctx.limits.clone();
         let acceptor = ctx.acceptor.clone();
         let sync = ctx.sync.clone();
@@ -272,12 +286,20 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                     else {
                         return;
                     };
-                    let svc = match (&session, &sync) {
-                        (Some(s), Some(sync)) => service(sync.app.clone(), Some(s.clone())),
-                        _ => service(app, None),
-                    };
-                    let conn = watcher.watch(builder.serve_connection(TokioIo::new(tls), svc));
-                    first_request_within(first, &started, conn).await
+                    match (session, &sync) {
+                        (Some(s), Some(sync)) => {
+                            let svc = service(sync.app.clone(), Some(s.clone()));
+                            let conn = watcher
+                                .watch(sync_builder.serve_connection(TokioIo::new(tls), svc));
+                            members_only_after(first, &s, conn).await
+                        }
+                        _ => {
+                            let svc = service(app, None);
+                            let conn =
+                                watcher.watch(builder.serve_connection(TokioIo::new(tls), svc));
+                            first_request_within(first, &started, conn).await
+                        }
+                    }
                 }
             };
             match result {
@@ -336,6 +358,27 @@ async fn handshake(
             None
         }
     }
+}
+
+/// Runs a sync connection but closes it (`None`) when its peer has not proved membership
+/// within `limit`: only members may keep a connection open between requests (`SYNC_KEEP`).
+async fn members_only_after<F, E>(
+    limit: Duration,
+    session: &Session,
+    conn: F,
+) -> Option<Result<(), E>>
+where
+    F: Future<Output = Result<(), E>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        r = &mut conn => return Some(r),
+        _ = tokio::time::sleep(limit) => {}
+    }
+    if session.member().is_err() {
+        return None;
+    }
+    Some(conn.await)
 }
 
 /// Runs `conn` but closes it (`None`) when no request has started within `limit`: a client

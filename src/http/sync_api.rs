@@ -7,16 +7,15 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use super::error::ApiError;
+use super::json::{read_limited, ApiJson};
 use crate::db::Db;
 use crate::notes::model::valid_rev;
 use crate::notes::{NoteError, NotesStore};
@@ -26,6 +25,11 @@ use crate::sync::{state, Engine};
 
 /// The most bytes of revisions one `revs` answer carries (at least one revision).
 const MAX_REVS_BYTES: usize = 4 * 1024 * 1024;
+/// The largest `hello` or `auth` body (a few hundred bytes in fact). Small, and read under
+/// the body deadline like every API body: before membership a peer is anybody.
+const MAX_HANDSHAKE_BYTES: usize = 4 * 1024;
+/// The largest `revs` request: 1000 ids of 64 hex digits in JSON.
+const MAX_REVS_REQUEST_BYTES: usize = 96 * 1024;
 
 /// What the sync handlers share.
 pub struct SyncApi {
@@ -66,18 +70,19 @@ impl From<SessionError> for ApiError {
     }
 }
 
-fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request("bad_request", format!("invalid JSON: {e}")))
-}
-
-async fn hello(State(api): St, Extension(s): Conn, body: Bytes) -> Result<Response, ApiError> {
-    let hello: Hello = json(&body)?;
+async fn hello(
+    State(api): St,
+    Extension(s): Conn,
+    ApiJson(hello): ApiJson<Hello, MAX_HANDSHAKE_BYTES>,
+) -> Result<Response, ApiError> {
     Ok(Json(s.hello(&api.me, &hello)?).into_response())
 }
 
-async fn auth(State(api): St, Extension(s): Conn, body: Bytes) -> Result<Response, ApiError> {
-    let auth: Auth = json(&body).map_err(|_| refused())?;
+async fn auth(
+    State(api): St,
+    Extension(s): Conn,
+    ApiJson(auth): ApiJson<Auth, MAX_HANDSHAKE_BYTES>,
+) -> Result<Response, ApiError> {
     let name = s.auth(&api.me, &auth)?;
     let id = s.peer_id().to_string();
     tracing::info!(peer = %name, node_id = %id, "a peer proved membership");
@@ -114,9 +119,11 @@ async fn changes(
     Ok(Json(page).into_response())
 }
 
-async fn revs(State(api): St, Extension(s): Conn, body: Bytes) -> Result<Response, ApiError> {
+async fn revs(State(api): St, Extension(s): Conn, req: Request) -> Result<Response, ApiError> {
+    // Membership first: the body is read only for a member.
     let name = s.member()?;
-    let req: RevsRequest = json(&body)?;
+    let body = read_limited(req, MAX_REVS_REQUEST_BYTES).await?;
+    let req: RevsRequest = super::json::parse(&body)?;
     if req.revs.len() > MAX_REVS_PER_REQUEST {
         return Err(ApiError::bad_request(
             "bad_request",

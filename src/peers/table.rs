@@ -253,10 +253,14 @@ fn gone(since: Instant, now: Instant) -> bool {
     now.saturating_duration_since(since) >= OFFLINE_TTL
 }
 
-/// At most `max` bytes of `s`, cut at a character boundary, control characters dropped.
+/// At most `max` bytes of `s`, cut at a character boundary, control and invisible or
+/// reordering characters (`storage::path::invisible`) dropped.
 fn clip(s: &str, max: usize) -> String {
     let mut out = String::new();
-    for c in s.chars().filter(|c| !c.is_control()) {
+    for c in s
+        .chars()
+        .filter(|c| !c.is_control() && !crate::storage::path::invisible(*c))
+    {
         if out.len() + c.len_utf8() > max {
             break;
         }

@@ -187,3 +187,13 @@ fn after_a_responder_restart_a_flood_does_not_take_the_real_peers_places() {
         .any(|p| p.id.as_deref() == Some(&id(1)[..]) && p.online));
     assert_eq!(t.mdns_len(), MAX_PEERS);
 }
+
+#[test]
+fn names_lose_control_and_reordering_characters() {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let mut t = table();
+    let mut a = ann(1, Some("tag"));
+    a.name = "\u{202e}evil\u{202c}\u{1b}[2J\u{200b}box".into();
+    t.announce(a, now, wall).unwrap();
+    assert_eq!(t.list(now)[0].name, "evil[2Jbox");
+}

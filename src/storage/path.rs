@@ -269,7 +269,7 @@ fn check_new_name(name: &str) -> Result<(), PathError> {
 
 /// Characters that do not show, reorder what follows (a "gpj.exe" shown as "exe.jpg"), or
 /// look like a slash: a name with one looks like another name.
-fn invisible(c: char) -> bool {
+pub(crate) fn invisible(c: char) -> bool {
     // Joiners (U+200C, U+200D) and variation selectors stay: scripts and emoji need them.
     matches!(c,
         '\u{00AD}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{180E}' | '\u{200B}'

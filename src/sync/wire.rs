@@ -66,17 +66,21 @@ pub fn decode_proof(text: &str) -> Option<Vec<u8>> {
     secret::unb64(text).filter(|p| p.len() == 32)
 }
 
-/// A peer's node name, made safe to show and log: control characters dropped, at most
+/// A peer's node name, made safe to show and log: control and invisible or reordering
+/// characters (`storage::path::invisible`: a U+202E turns "evil" around) dropped, at most
 /// [`MAX_NAME`] bytes (cut at a character boundary).
 pub fn clean_name(name: &str) -> String {
     clip(name, MAX_NAME)
 }
 
-/// Text from a peer made safe to show and log: control characters dropped, at most `max`
+/// Text from a peer made safe to show and log: control and invisible characters dropped, at most `max`
 /// bytes.
 pub fn clip(text: &str, max: usize) -> String {
     let mut out = String::new();
-    for c in text.chars().filter(|c| !c.is_control()) {
+    for c in text
+        .chars()
+        .filter(|c| !c.is_control() && !crate::storage::path::invisible(*c))
+    {
         if out.len() + c.len_utf8() > max {
             break;
         }
@@ -98,6 +102,7 @@ mod tests {
         assert!(decode_proof(&secret::b64(&[1u8; 32])).is_some());
         assert!(decode_proof(&secret::b64(&[1u8; 33])).is_none());
         assert_eq!(clean_name("office\u{1b}[31m\n"), "office[31m");
+        assert_eq!(clean_name("\u{202e}evil\u{202c}\u{200b}"), "evil");
         assert_eq!(clean_name(&"é".repeat(40)).len(), 62);
     }
 }
