@@ -8,6 +8,7 @@ One browser for the whole suite; a fresh context (no cookies, no storage) per te
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -121,13 +122,29 @@ def add_users(data_dir):
         assert r.returncode == 0, r.stderr
 
 
-def start_app(factory, media_root, users=True, config=None, name="ui"):
+def start_app(factory, media_root, users=True, config=None, name="ui", env=None, tls_listen=()):
     data = factory.tmp_path_factory.mktemp(name + "-data") / "data"
     if users:
         add_users(data)
-    srv = factory.start(media_root, data_dir=data, listen=(f"{ADDR}:0",), tls_listen=(),
-                        config=config, name=name)
+    srv = factory.start(media_root, data_dir=data, listen=(f"{ADDR}:0",), tls_listen=tls_listen,
+                        config=config, name=name, env=env)
     return App(srv)
+
+
+def free_ports(n, host="127.0.0.1"):
+    """`n` distinct TCP ports free on `host` now. Only for boxes that must name each other's
+    HTTPS port in `sync.peers` before either starts; everything else binds port 0. Nothing
+    but the suite runs in its namespace, so the port stays free until the server binds it."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @pytest.fixture(scope="session")

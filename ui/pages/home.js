@@ -4,6 +4,7 @@ import { canRead } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading } from '../lib/ui.js';
 import { bytes, when, href, duration, debounce } from '../lib/util.js';
 import { MediaCard } from './library.js';
+import { PeersCard } from './peers.js';
 
 function Storage() {
   const st = useAsync(() => get('/api/storage'), []);
@@ -21,22 +22,6 @@ function Storage() {
     ${d.library && html`<p class="muted">${d.library.files} files in the library (${bytes(d.library.bytes)})</p>`}
     ${d.trash && d.trash.entries > 0 && html`<p class="muted"><a href="#/trash">Trash</a>: ${d.trash.entries} items, ${bytes(d.trash.bytes)}</p>`}
   </div>`;
-}
-
-function Peers({ s }) {
-  const built = !!(s.info && s.info.lan_peers);
-  const st = useAsync(() => (built ? get('/api/peers') : null), [built]);
-  let body;
-  if (!built) body = html`<p class="muted">LAN peers are not available in this version of streamhub.</p>`;
-  else if (st.loading) body = html`<${Loading} />`;
-  else if (st.error) body = html`<${ErrorBox} error=${st.error} />`;
-  else {
-    const peers = st.data.peers || [];
-    body = peers.length
-      ? html`<ul class="plain">${peers.map((p) => html`<li><span class=${p.online ? 'ok' : 'muted'}>●</span> ${p.name} <span class="muted">${p.last_sync ? `synced ${when(p.last_sync)}` : 'never synced'}</span></li>`)}</ul>`
-      : html`<p class="muted">No other streamhub boxes found on this network.</p>`;
-  }
-  return html`<div class="card"><h2>Peers</h2>${body}</div>`;
 }
 
 function Continue() {
@@ -111,7 +96,7 @@ export function Home({ route, s }) {
     <${Search} initial=${route.params.get('q') || ''} />
     ${s.me && s.me.role === 'admin' && s.info && s.info.anonymous_read && html`<p class="muted notice">Anyone on your network can browse the
       media and read public notes here without logging in (<code>auth.anonymous_read</code> in the configuration).</p>`}
-    ${s.me && html`<div class="columns"><${Storage} />${s.info && s.info.lan_peers && html`<${Peers} s=${s} />`}</div>`}
+    ${s.me && html`<div class="columns"><${Storage} />${s.info && s.info.lan_peers && html`<${PeersCard} />`}</div>`}
     ${s.me && html`<${Continue} />`}
     <${Recent} />
     <${RecentNotes} />`;

@@ -3,6 +3,7 @@ import { get, post, patch, del, errorText } from '../lib/api.js';
 import { isAdmin } from '../lib/store.js';
 import { useAsync, ErrorBox, Loading, Prompt, Confirm, toast } from '../lib/ui.js';
 import { when, bytes, copyText, href, shortDate } from '../lib/util.js';
+import { PeersTab } from './peers.js';
 
 function Users({ s }) {
   const list = useAsync(() => get('/api/users'), []);
@@ -117,23 +118,11 @@ function Config() {
 }
 
 function Peers({ s }) {
-  const built = !!(s.info && s.info.lan_peers);
-  const p = useAsync(() => (built ? get('/api/peers') : null), [built]);
-  if (!built) return html`<section><h2>Peers</h2><p class="muted">LAN peers (discovery and note sync) are not available in this version.</p></section>`;
-  if (p.error) return html`<${ErrorBox} error=${p.error} />`;
-  if (!p.data) return html`<${Loading} />`;
-  const sync = (id) => post(`/api/peers/${encodeURIComponent(id)}/sync`).then(() => { toast('Sync started'); p.reload(); }, (e) => toast(errorText(e), 'error'));
-  const peers = p.data.peers || [];
-  // Written against issue 13's contract for GET /api/peers; shown once the server has peers.
-  return html`<section><h2>Peers</h2>
-    ${peers.length === 0 ? html`<p class="muted">No other streamhub boxes found.</p>` : html`<table class="list">
-      <thead><tr><th scope="col">Box</th><th scope="col">Found</th><th scope="col">Last sync</th><th scope="col">Behind</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
-      <tbody>${peers.map((x) => html`<tr key=${x.id}><td>${x.name} <span class="muted">${(x.addresses || []).join(', ')}</span></td>
-        <td>${x.found_via || ''}${x.last_seen ? ` · seen ${when(x.last_seen)}` : ''}</td>
-        <td>${x.last_sync ? when(x.last_sync) : 'never'}${x.last_error ? html` <span class="bad">${x.last_error}</span>` : ''}</td>
-        <td>${x.changes_behind ?? ''}</td>
-        <td><button onClick=${() => sync(x.id)}>Sync now</button></td></tr>`)}</tbody></table>`}
-  </section>`;
+  if (!(s.info && s.info.lan_peers)) {
+    return html`<section aria-label="Peers"><h2>Peers</h2><p class="muted">This box has no LAN peers: mDNS discovery is off and
+      <code>sync.peers</code> is empty (see the configuration).</p></section>`;
+  }
+  return html`<${PeersTab} />`;
 }
 
 const TABS = { users: ['Users', Users], tokens: ['API tokens', Tokens], shares: ['Share links', Shares], storage: ['Storage', StorageState], peers: ['Peers', Peers], config: ['Configuration', Config] };
