@@ -216,7 +216,14 @@ impl NotesStore {
 /// revision's id, so this changes nothing that is checked; a revision relayed by the peer
 /// already carries the name its origin was given on the first hop.
 fn attributed<'a>(r: &'a Revision, cursor: &Cursor<'_>) -> Cow<'a, Revision> {
-    if r.author.contains('@') || r.hlc.node != cursor.instance || cursor.peer_name.is_empty() {
+    // A merge's stamp is its greatest parent's successor, not its maker's: not attributable
+    // by the stamp (and the automatic merge's author is the same on every node).
+    let merge = r.parents.len() > 1;
+    if merge
+        || r.author.contains('@')
+        || r.hlc.node != cursor.instance
+        || cursor.peer_name.is_empty()
+    {
         return Cow::Borrowed(r);
     }
     let mut author = String::new();

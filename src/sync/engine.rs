@@ -46,6 +46,9 @@ pub struct Live {
     pub last_sync: Option<SystemTime>,
     pub behind: Option<i64>,
     pub last_error: Option<String>,
+    /// Where it last proved membership: tried first next time, so an announcement that
+    /// points elsewhere (spoofed, or stale) cannot cut it off.
+    pub last_good: Option<SocketAddr>,
 }
 
 /// One peer's two tasks: the puller (`work`), woken to pull now, and the nudger (`nudge`),
@@ -293,15 +296,41 @@ impl Engine {
         if peer.source == Source::Mdns && !peer.online {
             return Err(RoundError::Offline);
         }
-        let (addrs, host) = addresses(&peer).await?;
-        let c = client::connect(
-            &addrs,
-            &host,
-            &self.0.client,
-            &self.0.me,
-            peer.id.as_deref(),
-        )
-        .await?;
+        let (mut addrs, host) = addresses(&peer).await?;
+        if let Some(good) = lock(&w.live).last_good {
+            addrs.retain(|a| *a != good);
+            addrs.insert(0, good);
+        }
+        // Each address in turn, the whole way to a proved membership: one that answers but
+        // is not the node (a spoofed announcement) does not end the attempt.
+        let mut last = None;
+        let mut found = None;
+        for a in &addrs {
+            match client::connect(
+                std::slice::from_ref(a),
+                &host,
+                &self.0.client,
+                &self.0.me,
+                peer.id.as_deref(),
+            )
+            .await
+            {
+                Ok(c) => {
+                    found = Some((c, *a));
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let (c, at) = match found {
+            Some(x) => x,
+            None => {
+                return Err(last
+                    .unwrap_or_else(|| SyncError::Unreachable("no usable address".into()))
+                    .into())
+            }
+        };
+        lock(&w.live).last_good = Some(at);
         let (id, name) = (c.peer_id.clone(), c.peer_name.clone());
         {
             let mut live = lock(&w.live);

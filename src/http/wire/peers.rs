@@ -90,6 +90,11 @@ impl PeerJson {
             }
             if self.found_via == "static" {
                 self.online = live.connected;
+                // Reached: the name it proved, not the configured address (that stays in
+                // `addresses`).
+                if let Some(name) = &live.name {
+                    self.name = name.clone();
+                }
             }
             self.last_error = live.last_error.clone();
         } else if let Some(st) = &v.stored {
@@ -110,6 +115,9 @@ impl PeerBriefJson {
     pub fn with_sync(mut self, v: &SyncView, static_peer: bool) -> Self {
         if static_peer {
             self.online = v.live.as_ref().is_some_and(|l| l.connected);
+            if let Some(name) = v.live.as_ref().and_then(|l| l.name.clone()) {
+                self.name = name;
+            }
         }
         self.last_sync = v.last_sync();
         self
