@@ -141,10 +141,13 @@ impl Engine {
                 wake: Notify::new(),
                 pull: AtomicBool::new(true),
                 nudge_wake: Notify::new(),
-                nudge: AtomicBool::new(false),
+                // A peer just found may have missed what changed here before (changes made
+                // before discovery found it had no one to nudge): one nudge to start.
+                nudge: AtomicBool::new(true),
                 live: Mutex::new(Live::default()),
                 cancel: cancel.child_token(),
             });
+            w.nudge_wake.notify_one();
             workers.insert(k.clone(), w.clone());
             tokio::spawn(self.clone().nudger(k.clone(), w.clone()));
             tokio::spawn(self.clone().work(k, w));
