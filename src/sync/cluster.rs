@@ -20,9 +20,11 @@ pub struct ClusterKey(Vec<u8>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "not a cluster key: expected {} URL-safe base64 characters (A-Z a-z 0-9 - _) as \
-     `streamhub cluster new` prints them",
-    secret::b64(&[0; KEY_BYTES]).len()
+    "not a cluster key: expected {} URL-safe base64 characters (A-Z a-z 0-9 - _, no padding) \
+     as `streamhub cluster new` prints them (keys of your own: {} to {} characters)",
+    secret::b64(&[0; KEY_BYTES]).len(),
+    secret::b64(&[0; KEY_BYTES]).len(),
+    secret::b64(&[0; 2 * KEY_BYTES]).len()
 )]
 pub struct BadClusterKey;
 
