@@ -197,9 +197,28 @@ impl Connection {
     }
 
     /// One page of the peer's changes after `since`.
-    pub async fn changes(&mut self, since: i64, limit: usize) -> Result<ChangesPage, SyncError> {
-        let path = format!("/sync/v1/changes?since={since}&limit={limit}");
+    /// `instance`: the one our checkpoint belongs to (empty: none yet); when it is still the
+    /// peer's and nothing is new, the peer answers 204 and the page is empty.
+    pub async fn changes(
+        &mut self,
+        since: i64,
+        limit: usize,
+        instance: &str,
+    ) -> Result<ChangesPage, SyncError> {
+        let mut path = format!("/sync/v1/changes?since={since}&limit={limit}");
+        if super::is_instance(instance) {
+            path.push_str("&instance=");
+            path.push_str(instance);
+        }
         let (status, body) = self.call::<()>("GET", &path, None).await?;
+        if status == 204 && !instance.is_empty() {
+            return Ok(ChangesPage {
+                instance: instance.to_string(),
+                max_seq: since,
+                last_seq: since,
+                changes: Vec::new(),
+            });
+        }
         expect_ok(status, &body)?;
         decode(&body)
     }
@@ -241,11 +260,14 @@ impl Connection {
             Some(b) => serde_json::to_vec(b).map_err(|e| SyncError::Protocol(e.to_string()))?,
             None => Vec::new(),
         };
-        let req = hyper::Request::builder()
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
-            .header("host", "streamhub-sync")
-            .header("content-type", "application/json")
+            .header("host", "streamhub-sync");
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let req = req
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| SyncError::Protocol(e.to_string()))?;
         let exchange = async {

@@ -394,7 +394,7 @@ impl Engine {
                 .call(move |c| state::load(c, &id))
                 .await?
                 .ok_or(RoundError::Gone)?;
-            let page = c.changes(st.seq, PAGE).await?;
+            let page = c.changes(st.seq, PAGE, &st.instance).await?;
             let moved = !st.instance.is_empty() && st.instance != page.instance;
             if (moved || st.seq > page.max_seq) && !restarted {
                 // A wiped or restored peer: its sequence numbers mean something else now.

@@ -38,6 +38,12 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// Whether `s` looks like a database instance id (`node.id`: 32 lower-case hex digits), as
+/// it may go into a query string.
+pub fn is_instance(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Whether `s` looks like a node id: 64 lower-case hex digits.
 pub fn is_node_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
