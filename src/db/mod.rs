@@ -71,12 +71,12 @@ impl From<crate::blocking::BlockingError> for DbError {
 /// with SQLITE_BUSY (a stale snapshot cannot be upgraded, and the busy timeout does not
 /// apply). Taking the write lock at BEGIN makes such writers wait their turn instead.
 ///
-/// No read map (`mmap_size = 0`): pages are read into SQLite's own cache instead, so the
-/// process's RSS is what it owns and stays flat as the notepad grows. A map made the
-/// database's file pages part of the RSS (up to the window: 80 MiB of RSS after a 30-minute
-/// soak with 256 MiB) for searches that were no faster within the noise at 64 MiB (100,000
-/// notes, 241 MiB: p95 27 ms unmapped, 25–29 ms with 64 MiB, 18–25 ms with 256 MiB;
-/// `examples/notes_bench` with `BENCH_MMAP_BYTES`, `docs/PERFORMANCE.md`).
+/// The read map is 64 MiB: a notepad up to about 25,000 notes is read through it whole, and
+/// a larger one costs searches about 15 % at p95 (100,000 notes, 241 MiB: 25–29 ms against
+/// 18–25 ms with 256 MiB, `examples/notes_bench` with `BENCH_MMAP_BYTES`), while the file
+/// pages it adds to the RSS stay within 64 MiB on a 1 GiB box. Without a map the reads go
+/// through SQLite's own cache, and the process's anonymous memory grew under the soak
+/// instead (38.9 → 56.9 MiB in 10 minutes, `docs/PERFORMANCE.md`).
 pub fn open_conn(path: &Path) -> Result<Connection, rusqlite::Error> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -84,7 +84,7 @@ pub fn open_conn(path: &Path) -> Result<Connection, rusqlite::Error> {
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
-         PRAGMA mmap_size = 0;",
+         PRAGMA mmap_size = 67108864;",
     )?;
     conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     Ok(conn)
