@@ -272,7 +272,7 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                 None => {
                     let svc = service(app, None);
                     let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
-                    first_request_within(first, &started, conn).await
+                    close_unless(first, || started.load(Ordering::Relaxed), conn).await
                 }
                 Some(config) => {
                     let Some((tls, session)) = handshake(
@@ -291,13 +291,13 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                             let svc = service(sync.app.clone(), Some(s.clone()));
                             let conn = watcher
                                 .watch(sync_builder.serve_connection(TokioIo::new(tls), svc));
-                            members_only_after(first, &s, conn).await
+                            close_unless(first, || s.member().is_ok(), conn).await
                         }
                         _ => {
                             let svc = service(app, None);
                             let conn =
                                 watcher.watch(builder.serve_connection(TokioIo::new(tls), svc));
-                            first_request_within(first, &started, conn).await
+                            close_unless(first, || started.load(Ordering::Relaxed), conn).await
                         }
                     }
                 }
@@ -360,11 +360,15 @@ async fn handshake(
     }
 }
 
-/// Runs a sync connection but closes it (`None`) when its peer has not proved membership
-/// within `limit`: only members may keep a connection open between requests (`SYNC_KEEP`).
-async fn members_only_after<F, E>(
+/// Runs `conn` but closes it (`None`) when, at `limit`, `keep` says no: a client that
+/// connects and says nothing must not hold a slot for the idle timeout (`keep`: a request
+/// has started — hyper's own header timeout starts only once it reads a request, and the
+/// protocol sniffing of HTTP/2 before it waits without one), and only a peer that proved
+/// membership may keep a sync connection open between requests (`keep`: it is a member;
+/// `SYNC_KEEP`).
+async fn close_unless<F, E>(
     limit: Duration,
-    session: &Session,
+    keep: impl FnOnce() -> bool,
     conn: F,
 ) -> Option<Result<(), E>>
 where
@@ -375,30 +379,7 @@ where
         r = &mut conn => return Some(r),
         _ = tokio::time::sleep(limit) => {}
     }
-    if session.member().is_err() {
-        return None;
-    }
-    Some(conn.await)
-}
-
-/// Runs `conn` but closes it (`None`) when no request has started within `limit`: a client
-/// that connects and says nothing must not hold a slot for the idle timeout. hyper's own
-/// header timeout starts only once it reads a request, and the protocol sniffing of HTTP/2
-/// before it waits without one.
-async fn first_request_within<F, E>(
-    limit: Duration,
-    started: &AtomicBool,
-    conn: F,
-) -> Option<Result<(), E>>
-where
-    F: Future<Output = Result<(), E>>,
-{
-    tokio::pin!(conn);
-    tokio::select! {
-        r = &mut conn => return Some(r),
-        _ = tokio::time::sleep(limit) => {}
-    }
-    if !started.load(Ordering::Relaxed) {
+    if !keep() {
         return None;
     }
     Some(conn.await)

@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use super::hlc::{valid_node_id, Hlc};
-use super::model::{valid_note_id, valid_rev, Revision};
+use super::hlc::Hlc;
+use super::model::Revision;
 use super::read::{self, EventKind};
 use super::revstore;
 use super::rows::{append_event, stub_placeholder};
@@ -38,27 +38,7 @@ pub struct Stub {
 impl Stub {
     /// The structural checks of `Revision::verify` that do not need content.
     pub fn verify(&self) -> Result<(), NoteError> {
-        let bad = |why: &str| Err(NoteError::BadRevision(why.to_string()));
-        if !valid_note_id(&self.note_id) {
-            return bad("malformed note id");
-        }
-        if !valid_rev(&self.rev) || !self.parents.iter().all(|p| valid_rev(p)) {
-            return bad("malformed revision id");
-        }
-        if self.parents.windows(2).any(|w| w[0] >= w[1]) {
-            return bad("parents must be sorted and unique");
-        }
-        if self.parents.contains(&self.rev) {
-            return bad("a revision cannot be its own parent");
-        }
-        if (self.gen == 1) != self.parents.is_empty() || self.gen == 0 || self.gen > i64::MAX as u64
-        {
-            return bad("generation does not match the parents");
-        }
-        if !valid_node_id(&self.hlc.node) || self.hlc.wall_ms > i64::MAX as u64 {
-            return bad("malformed clock stamp");
-        }
-        Ok(())
+        super::model::check_shape(&self.note_id, &self.rev, &self.parents, self.gen, &self.hlc)
     }
 
     /// The row a stub is stored as (empty private content, no author), with its parents.

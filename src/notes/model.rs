@@ -275,25 +275,7 @@ impl Revision {
     /// normalised, and an id that matches the hash.
     pub fn verify(&self, limits: &Limits) -> Result<(), NoteError> {
         let bad = |why: &str| Err(NoteError::BadRevision(why.to_string()));
-        if !valid_note_id(&self.note_id) {
-            return bad("malformed note id");
-        }
-        if !valid_rev(&self.rev) || !self.parents.iter().all(|p| valid_rev(p)) {
-            return bad("malformed revision id");
-        }
-        if self.parents.windows(2).any(|w| w[0] >= w[1]) {
-            return bad("parents must be sorted and unique");
-        }
-        if self.parents.contains(&self.rev) {
-            return bad("a revision cannot be its own parent");
-        }
-        if (self.gen == 1) != self.parents.is_empty() || self.gen == 0 || self.gen > i64::MAX as u64
-        {
-            return bad("generation does not match the parents");
-        }
-        if !valid_node_id(&self.hlc.node) || self.hlc.wall_ms > i64::MAX as u64 {
-            return bad("malformed clock stamp");
-        }
+        check_shape(&self.note_id, &self.rev, &self.parents, self.gen, &self.hlc)?;
         if self.author.is_empty() || self.author.chars().count() > 64 {
             return bad("malformed author");
         }
@@ -306,6 +288,38 @@ impl Revision {
         }
         Ok(())
     }
+}
+
+/// The checks of a revision from elsewhere that need no content (a stub has none):
+/// well-formed ids, sorted unique parents that do not include itself, a generation
+/// consistent with having parents, a well-formed stamp.
+pub(crate) fn check_shape(
+    note_id: &str,
+    rev: &str,
+    parents: &[String],
+    gen: u64,
+    hlc: &Hlc,
+) -> Result<(), NoteError> {
+    let bad = |why: &str| Err(NoteError::BadRevision(why.to_string()));
+    if !valid_note_id(note_id) {
+        return bad("malformed note id");
+    }
+    if !valid_rev(rev) || !parents.iter().all(|p| valid_rev(p)) {
+        return bad("malformed revision id");
+    }
+    if parents.windows(2).any(|w| w[0] >= w[1]) {
+        return bad("parents must be sorted and unique");
+    }
+    if parents.iter().any(|p| p == rev) {
+        return bad("a revision cannot be its own parent");
+    }
+    if (gen == 1) != parents.is_empty() || gen == 0 || gen > i64::MAX as u64 {
+        return bad("generation does not match the parents");
+    }
+    if !valid_node_id(&hlc.node) || hlc.wall_ms > i64::MAX as u64 {
+        return bad("malformed clock stamp");
+    }
+    Ok(())
 }
 
 /// Note ids: 1 to 64 characters of `0-9 a-z -` (ours are 32 hex digits).

@@ -178,7 +178,7 @@ impl PeerTable {
         addresses.sort();
         let peer = Peer {
             id: Some(a.id.clone()),
-            name: clip(&a.name, MAX_NAME),
+            name: crate::sync::wire::clip(&a.name, MAX_NAME),
             addresses,
             source: Source::Mdns,
             last_seen: Some(wall),
@@ -251,22 +251,6 @@ impl PeerTable {
 /// Whether an entry offline since `since` is to be forgotten at `now`.
 fn gone(since: Instant, now: Instant) -> bool {
     now.saturating_duration_since(since) >= OFFLINE_TTL
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary, control and invisible or
-/// reordering characters (`storage::path::invisible`) dropped.
-fn clip(s: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in s
-        .chars()
-        .filter(|c| !c.is_control() && !crate::storage::path::invisible(*c))
-    {
-        if out.len() + c.len_utf8() > max {
-            break;
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
