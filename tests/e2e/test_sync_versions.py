@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -110,5 +111,76 @@ def test_a_peer_of_another_sync_version_is_refused_with_a_clear_status(servers, 
         assert p["online"] is False and p["last_sync"] is None and p["id"] is None, p
         if kind == "alpn":
             assert fake.hellos == 0, "nothing is sent to a peer of another version"
+    finally:
+        fake.close()
+
+
+def sync_client(tmp_path):
+    """A TLS client offering the sync ALPN with a certificate of its own: anybody, as far as
+    the cluster is concerned."""
+    cert, key = make_cert(tmp_path, "outsider")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["streamhub-sync/1"])
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+def test_before_membership_bodies_are_small_and_slow_ones_are_cut(servers, tmp_path):
+    """The attack run held 1.6 GB and every connection slot with `hello` bodies of 2 MB sent
+    a byte at a time: before a peer proves membership its bodies are at most 4 KiB and must
+    arrive within the body deadline (2 s here), and a connection that has not proved
+    membership is closed after the header timeout (4 s here)."""
+    fake = FakePeer(tmp_path, ["streamhub-sync/2"])
+    try:
+        (tmp_path / "m").mkdir()
+        srv = servers.start(tmp_path / "m", data_dir=tmp_path / "d", env={
+            "STREAMHUB_SYNC_CLUSTER_KEY": subprocess.run(
+                [str(BIN), "cluster", "new"], capture_output=True, text=True,
+                check=True).stdout.strip(),
+            "STREAMHUB_SYNC_PEERS": f"127.0.0.1:{fake.port}",
+            "STREAMHUB_SERVER_BODY_READ_TIMEOUT_SECS": "2",
+            "STREAMHUB_SERVER_HEADER_READ_TIMEOUT_SECS": "4",
+        })
+        ip, port = srv.https[0]
+        ctx = sync_client(tmp_path)
+
+        def connect():
+            s = ctx.wrap_socket(socket.create_connection((ip, port), timeout=10))
+            assert s.selected_alpn_protocol() == "streamhub-sync/1"
+            return s
+
+        def status(s):
+            line = s.makefile("rb").readline()
+            return int(line.split()[1]) if line else None
+
+        # A big hello is refused before it is read.
+        s = connect()
+        s.sendall(b"POST /sync/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                  b"content-length: 100000\r\n\r\n")
+        assert status(s) == 413
+        s.close()
+        # A trickled one is cut at the body deadline.
+        s = connect()
+        s.sendall(b"POST /sync/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                  b"content-length: 1000\r\n\r\n{")
+        t0 = time.monotonic()
+        assert status(s) == 408
+        assert time.monotonic() - t0 < 6
+        s.close()
+        # A connection that said hello but never proved membership does not stay open.
+        s = connect()
+        body = json.dumps({"api": 1, "nonce": "A" * 43}).encode()
+        s.sendall(b"POST /sync/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                  + f"content-length: {len(body)}\r\n\r\n".encode() + body)
+        f = s.makefile("rb")
+        assert int(f.readline().split()[1]) == 200
+        t0 = time.monotonic()
+        s.settimeout(15)
+        while f.read(1):
+            pass
+        assert time.monotonic() - t0 < 9, "the server closed the non-member's connection"
+        s.close()
     finally:
         fake.close()
