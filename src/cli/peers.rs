@@ -53,7 +53,7 @@ fn render(snap: &Snapshot, now: SystemTime) -> String {
         out.push_str("\nno peers");
         return out;
     }
-    let rows: Vec<[String; 6]> = snap
+    let rows: Vec<[String; 8]> = snap
         .peers
         .iter()
         .map(|p| {
@@ -63,11 +63,22 @@ fn render(snap: &Snapshot, now: SystemTime) -> String {
                 p.found_via.clone(),
                 if p.online { "online" } else { "-" }.to_string(),
                 p.last_seen.map_or("never".to_string(), |s| ago(now, s)),
+                p.last_sync.map_or("never".to_string(), |s| ago(now, s)),
+                p.changes_behind.map_or("-".to_string(), |b| b.to_string()),
                 p.addresses.join(" "),
             ]
         })
         .collect();
-    let head = ["NAME", "ID", "FOUND", "STATE", "LAST SEEN", "ADDRESSES"];
+    let head = [
+        "NAME",
+        "ID",
+        "FOUND",
+        "STATE",
+        "LAST SEEN",
+        "LAST SYNC",
+        "BEHIND",
+        "ADDRESSES",
+    ];
     let mut width = head.map(str::len);
     for r in &rows {
         for (w, c) in width.iter_mut().zip(r) {
@@ -82,6 +93,10 @@ fn render(snap: &Snapshot, now: SystemTime) -> String {
             .collect();
         out.push('\n');
         out.push_str(line.join("  ").trim_end());
+    }
+    for p in snap.peers.iter().filter(|p| p.last_error.is_some()) {
+        let why = p.last_error.as_deref().unwrap_or_default();
+        out.push_str(&format!("\n{}: {why}", p.name));
     }
     out
 }
@@ -118,6 +133,9 @@ mod tests {
                     found_via: "mdns".into(),
                     online: true,
                     last_seen: Some(1_000_000 - 5),
+                    last_sync: Some(1_000_000 - 3),
+                    changes_behind: Some(0),
+                    last_error: None,
                 },
                 PeerInfo {
                     id: None,
@@ -126,6 +144,9 @@ mod tests {
                     found_via: "static".into(),
                     online: false,
                     last_seen: None,
+                    last_sync: None,
+                    changes_behind: None,
+                    last_error: Some("unreachable: nas.lan:8443: connect timed out".into()),
                 },
             ],
         };
@@ -135,7 +156,12 @@ mod tests {
         assert!(lines[1].starts_with("NAME"));
         assert!(lines[2].contains("office") && lines[2].contains("cdcdcdcd"));
         assert!(lines[2].contains("5s ago") && lines[2].contains("10.0.0.2:8443"));
+        assert!(lines[2].contains("3s ago"));
         assert!(lines[3].contains("static") && lines[3].contains("never"));
+        assert_eq!(
+            lines[4],
+            "nas.lan:8443: unreachable: nas.lan:8443: connect timed out"
+        );
         assert_eq!(cluster_new().len(), 43);
     }
 }

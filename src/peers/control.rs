@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::{Peer, Peers};
+use super::{Peer, Peers, Source, SyncStatus};
 
 /// The socket's name in `<data_dir>/sync/`.
 pub const SOCKET: &str = "control.sock";
@@ -43,21 +43,51 @@ pub struct PeerInfo {
     pub online: bool,
     /// Seconds since the Unix epoch.
     pub last_seen: Option<u64>,
+    /// The last round that pulled everything (seconds since the Unix epoch).
+    #[serde(default)]
+    pub last_sync: Option<u64>,
+    /// The peer's changes left after that round.
+    #[serde(default)]
+    pub changes_behind: Option<i64>,
+    /// Why the last attempt failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
-impl From<&Peer> for PeerInfo {
-    fn from(p: &Peer) -> Self {
-        PeerInfo {
+fn secs(t: SystemTime) -> Option<u64> {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+impl PeerInfo {
+    /// A peer as the table has it, with replication's view (`status`) when there is one:
+    /// a static peer reached shows the id and name it proved, and whether it was reached.
+    pub fn new(p: &Peer, status: Option<SyncStatus>) -> Self {
+        let mut info = PeerInfo {
             id: p.id.clone(),
             name: p.name.clone(),
             addresses: p.addresses.clone(),
             found_via: p.source.as_str().to_string(),
             online: p.online,
-            last_seen: p
-                .last_seen
-                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs()),
+            last_seen: p.last_seen.and_then(secs),
+            last_sync: None,
+            changes_behind: None,
+            last_error: None,
+        };
+        if let Some(st) = status {
+            if p.source == Source::Static {
+                info.online = st.connected;
+                info.id = info.id.or(st.id);
+                if let Some(name) = st.name {
+                    info.name = name;
+                }
+            }
+            info.last_sync = st.last_sync.and_then(secs);
+            info.changes_behind = st.behind;
+            info.last_error = st.last_error;
         }
+        info
     }
 }
 
@@ -105,7 +135,11 @@ pub async fn serve(path: PathBuf, node: NodeInfo, peers: Peers, cancel: Cancella
                 name: node.name.clone(),
                 discovery: node.discovery.clone(),
             },
-            peers: peers.list().iter().map(PeerInfo::from).collect(),
+            peers: peers
+                .list()
+                .iter()
+                .map(|p| PeerInfo::new(p, peers.status(p)))
+                .collect(),
         };
         let Ok(body) = serde_json::to_vec(&snapshot) else {
             continue;

@@ -5,7 +5,7 @@
 pub mod control;
 pub mod table;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 pub use table::{Announcement, Peer, PeerTable, Skipped, Source, MAX_PEERS};
@@ -18,7 +18,24 @@ pub struct Peers {
     enabled: bool,
     /// This node's id and name, as peers see them.
     node: Arc<(String, String)>,
+    /// Replication's view of a peer, once the sync engine runs (`set_status`).
+    status: Arc<OnceLock<Box<StatusFn>>>,
 }
+
+/// What replication knows of one peer (the control socket shows it; the sync engine fills
+/// it in, so this module needs to know nothing of sync).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncStatus {
+    /// The node id and name it proved (a static peer's are known once reached).
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub connected: bool,
+    pub last_sync: Option<std::time::SystemTime>,
+    pub behind: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+type StatusFn = dyn Fn(&Peer) -> Option<SyncStatus> + Send + Sync;
 
 impl Peers {
     /// The table of node `own_id` in the cluster tagged `cluster`, with the static peers
@@ -28,6 +45,7 @@ impl Peers {
             table: Arc::new(Mutex::new(PeerTable::new(own_id, cluster, statics))),
             enabled,
             node: Arc::new((own_id.to_string(), String::new())),
+            status: Arc::default(),
         }
     }
 
@@ -66,5 +84,15 @@ impl Peers {
     /// The peers now.
     pub fn list(&self) -> Vec<Peer> {
         self.lock().list(Instant::now())
+    }
+
+    /// Where replication's view of each peer comes from (set once, by the sync engine).
+    pub fn set_status(&self, f: impl Fn(&Peer) -> Option<SyncStatus> + Send + Sync + 'static) {
+        let _ = self.status.set(Box::new(f));
+    }
+
+    /// Replication's view of `p` (None: no replication, or not tried yet).
+    pub fn status(&self, p: &Peer) -> Option<SyncStatus> {
+        self.status.get().and_then(|f| f(p))
     }
 }

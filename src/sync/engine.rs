@@ -109,8 +109,21 @@ impl Engine {
         }))
     }
 
-    /// Runs until `cancel`: keeps one worker per peer in the table.
+    /// Runs until `cancel`: keeps one worker per peer in the table (and shows their state
+    /// through the table's handle, for `streamhub peers`).
     pub async fn run(self, cancel: CancellationToken) {
+        let me = self.clone();
+        self.0.peers.set_status(move |p| {
+            let live = key(p).and_then(|k| me.live(&k))?;
+            Some(crate::peers::SyncStatus {
+                id: live.id,
+                name: live.name,
+                connected: live.connected,
+                last_sync: live.last_sync,
+                behind: live.behind,
+                last_error: live.last_error,
+            })
+        });
         loop {
             self.roster(&cancel);
             tokio::select! {

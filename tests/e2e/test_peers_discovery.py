@@ -244,9 +244,19 @@ def test_the_peers_cli_prints_the_running_table(cluster):
     assert lines[0] == f"this node: node2 ({cluster.node_id(2)[:8]})"
     assert any(l.startswith("node1 ") and cluster.node_id(1)[:8] in l and "10.77.0.1:8443" in l
                for l in lines), r.stdout
+    assert "LAST SYNC" in lines[1] and "BEHIND" in lines[1], r.stdout
     r = subprocess.run([str(BIN), "peers", "--data-dir", data, "--json"], capture_output=True,
                        text=True)
-    assert json.loads(r.stdout)["node"]["id"] == cluster.node_id(2)
+    snap = json.loads(r.stdout)
+    assert snap["node"]["id"] == cluster.node_id(2)
+    # Replication's state, as in GET /api/peers: the nodes of one cluster have synced.
+    def synced():
+        r = subprocess.run([str(BIN), "peers", "--data-dir", data, "--json"],
+                           capture_output=True, text=True)
+        peers = json.loads(r.stdout)["peers"]
+        return peers if all(p["last_sync"] and p["changes_behind"] == 0 and not p["last_error"]
+                            for p in peers) else None
+    wait_for(synced, 40, "the CLI showing both peers synced")
     # No service on a data dir: a clear error, exit 1.
     r = subprocess.run([str(BIN), "peers", "--data-dir", cluster.dir / "nowhere"],
                        capture_output=True, text=True)
