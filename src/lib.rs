@@ -270,7 +270,7 @@ impl Service {
             &tls_bound,
             &tasks,
         );
-        let sync = start_sync(&config, &self.identity, &mut state, &tasks);
+        let sync = http::sync_api::start(&config, &self.identity, &mut state, &tasks);
         let limits = Limits {
             max_connections: config.server.max_connections,
             max_connections_per_ip: config.server.max_connections_per_ip,
@@ -327,61 +327,6 @@ impl Service {
             unfinished,
         }
     }
-}
-
-/// Replication, when this node is in a cluster (`sync.cluster_key`) and serves HTTPS (sync
-/// connections share the HTTPS listeners): the engine that pulls from peers, and what the
-/// listeners need to accept peers' connections. None otherwise (logged).
-fn start_sync(
-    config: &Config,
-    identity: &sync::NodeIdentity,
-    state: &mut http::AppState,
-    tasks: &TaskSet,
-) -> Option<Arc<http::server::SyncAccept>> {
-    let key = config.cluster_key()?;
-    if config.server.tls_listen.is_empty() {
-        tracing::warn!(
-            "sync.cluster_key is set but server.tls_listen is empty: replication runs over \
-             HTTPS, so this node will not sync"
-        );
-        return None;
-    }
-    let me = sync::session::Me {
-        id: identity.id().to_string(),
-        name: state.peers.node_name().to_string(),
-        key,
-    };
-    let configs = sync::tlsconf::server_config(identity)
-        .and_then(|s| sync::tlsconf::client_config(identity).map(|c| (s, c)));
-    let (server, client) = match configs {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot set up TLS for sync; this node will not sync");
-            return None;
-        }
-    };
-    let db = state.accounts.db().clone();
-    let engine = sync::Engine::new(
-        me.clone(),
-        client,
-        db.clone(),
-        state.notes.clone(),
-        state.peers.clone(),
-        std::time::Duration::from_secs(config.sync.interval_secs.max(1)),
-    );
-    state.sync = Some(engine.clone());
-    let run = engine.clone();
-    tasks.spawn("sync", move |cancel| run.run(cancel));
-    let api = Arc::new(http::sync_api::SyncApi {
-        me,
-        db,
-        notes: state.notes.clone(),
-        engine,
-    });
-    Some(Arc::new(http::server::SyncAccept {
-        config: server,
-        app: http::sync_api::router(api),
-    }))
 }
 
 /// Opens the media storage and settles the root's identity against the database: the volume

@@ -1,6 +1,7 @@
 //! The sync API (`streamhub-sync/1`), served only on HTTPS connections that negotiated the
 //! sync ALPN with a client certificate (`server.rs` picks the router per connection). Thin:
-//! the membership handshake is `sync::session`, the feed and the store are `notes`.
+//! the membership handshake is `sync::session`, the feed and the store are `notes`. `start`
+//! (called by `Service::serve`) makes the engine and what the listeners need for it.
 //!
 //! Before membership is proved, every route but `hello` and `auth` answers the same 403, so
 //! a node outside the cluster learns nothing (no note ids, no counts) and can write nothing.
@@ -37,6 +38,61 @@ pub struct SyncApi {
     pub db: Db,
     pub notes: NotesStore,
     pub engine: Engine,
+}
+
+/// Replication, when this node is in a cluster (`sync.cluster_key`) and serves HTTPS (sync
+/// connections share the HTTPS listeners): the engine that pulls from peers, and what the
+/// listeners need to accept peers' connections. None otherwise (logged).
+pub fn start(
+    config: &crate::config::Config,
+    identity: &crate::sync::NodeIdentity,
+    state: &mut super::AppState,
+    tasks: &crate::tasks::TaskSet,
+) -> Option<Arc<super::server::SyncAccept>> {
+    let key = config.cluster_key()?;
+    if config.server.tls_listen.is_empty() {
+        tracing::warn!(
+            "sync.cluster_key is set but server.tls_listen is empty: replication runs over \
+             HTTPS, so this node will not sync"
+        );
+        return None;
+    }
+    let me = crate::sync::session::Me {
+        id: identity.id().to_string(),
+        name: state.peers.node_name().to_string(),
+        key,
+    };
+    let configs = crate::sync::tlsconf::server_config(identity)
+        .and_then(|s| crate::sync::tlsconf::client_config(identity).map(|c| (s, c)));
+    let (server, client) = match configs {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot set up TLS for sync; this node will not sync");
+            return None;
+        }
+    };
+    let db = state.accounts.db().clone();
+    let engine = crate::sync::Engine::new(
+        me.clone(),
+        client,
+        db.clone(),
+        state.notes.clone(),
+        state.peers.clone(),
+        std::time::Duration::from_secs(config.sync.interval_secs.max(1)),
+    );
+    state.sync = Some(engine.clone());
+    let run = engine.clone();
+    tasks.spawn("sync", move |cancel| run.run(cancel));
+    let api = Arc::new(SyncApi {
+        me,
+        db,
+        notes: state.notes.clone(),
+        engine,
+    });
+    Some(Arc::new(super::server::SyncAccept {
+        config: server,
+        app: router(api),
+    }))
 }
 
 type St = State<Arc<SyncApi>>;
