@@ -29,10 +29,8 @@ pub async fn list(State(state): State<AppState>, Member(user): Member) -> Respon
     let views: Vec<SyncView> = peers
         .iter()
         .map(|p| {
-            let live = state
-                .sync
-                .as_ref()
-                .and_then(|e| crate::sync::engine::key(p).and_then(|k| e.live(&k)));
+            // The same view the control socket shows (`streamhub peers`).
+            let live = state.peers.status(p);
             let id =
                 p.id.clone()
                     .or_else(|| live.as_ref().and_then(|l| l.id.clone()));

@@ -35,7 +35,7 @@ const MIN_GAP: Duration = Duration::from_millis(100);
 /// How often the set of workers is matched against the peer table.
 const ROSTER_EVERY: Duration = Duration::from_secs(2);
 
-/// What the API shows of one peer's replication.
+/// One peer's replication state, as its worker keeps it (`status` is what is shown).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Live {
     /// The node id it proved (a static peer's is known once reached).
@@ -48,6 +48,20 @@ pub struct Live {
     /// Where it last proved membership: tried first next time, so an announcement that
     /// points elsewhere (spoofed, or stale) cannot cut it off.
     pub last_good: Option<SocketAddr>,
+}
+
+impl Live {
+    /// What the API and `streamhub peers` show of it.
+    pub fn status(self) -> crate::peers::SyncStatus {
+        crate::peers::SyncStatus {
+            id: self.id,
+            name: self.name,
+            connected: self.connected,
+            last_sync: self.last_sync,
+            behind: self.behind,
+            last_error: self.last_error,
+        }
+    }
 }
 
 /// One peer's two tasks: the puller (`work`), woken to pull now, and the nudger (`nudge`),
@@ -116,17 +130,9 @@ impl Engine {
     /// through the table's handle, for `streamhub peers`).
     pub async fn run(self, cancel: CancellationToken) {
         let me = self.clone();
-        self.0.peers.set_status(move |p| {
-            let live = key(p).and_then(|k| me.live(&k))?;
-            Some(crate::peers::SyncStatus {
-                id: live.id,
-                name: live.name,
-                connected: live.connected,
-                last_sync: live.last_sync,
-                behind: live.behind,
-                last_error: live.last_error,
-            })
-        });
+        self.0
+            .peers
+            .set_status(move |p| key(p).and_then(|k| me.live(&k)).map(Live::status));
         loop {
             self.roster(&cancel);
             tokio::select! {

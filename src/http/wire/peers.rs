@@ -66,7 +66,7 @@ fn from_system(t: std::time::SystemTime) -> String {
 /// What replication knows of a peer: live (this run) and stored (`sync_peers`).
 #[derive(Debug, Default, Clone)]
 pub struct SyncView {
-    pub live: Option<crate::sync::engine::Live>,
+    pub live: Option<crate::peers::SyncStatus>,
     pub stored: Option<crate::sync::state::PeerState>,
 }
 
