@@ -45,6 +45,23 @@ export function useAsync(fn, deps) {
   return { ...st, reload: run };
 }
 
+/**
+ * A field's own state that follows `value` when `value` changes (back/forward, a link), but
+ * never on mount: effects run after paint, so syncing on mount could wipe what someone typed
+ * in the first frames (a headless browser types that fast; so does a paste on a slow phone).
+ */
+export function useFollow(value, key = value) {
+  const [v, set] = useState(value);
+  const seen = useRef(key);
+  useEffect(() => {
+    if (seen.current !== key) {
+      seen.current = key;
+      set(value);
+    }
+  }, [key]);
+  return [v, set];
+}
+
 export function ErrorBox({ error }) {
   if (!error) return null;
   return html`<div class="error" role="alert">${errorText(error)}</div>`;

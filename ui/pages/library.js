@@ -1,7 +1,7 @@
-import { html, useEffect, useState } from '../vendor/preact-htm.js';
+import { html, useState } from '../vendor/preact-htm.js';
 import { get, post, del, query, encPath, errorText } from '../lib/api.js';
 import { canRead, canWrite, isAdmin } from '../lib/store.js';
-import { useAsync, ErrorBox, Loading, Crumbs, Prompt, Confirm, toast } from '../lib/ui.js';
+import { useAsync, useFollow, ErrorBox, Loading, Crumbs, Prompt, Confirm, toast } from '../lib/ui.js';
 import { bytes, duration, href, parent, basename, go, shortName } from '../lib/util.js';
 import { ShareDialog } from './share.js';
 import { Icon } from '../lib/icons.js';
@@ -64,8 +64,7 @@ export function Library({ route, s }) {
   const [dialog, setDialog] = useState(null);
   // The field owns what is being typed: a listing that arrives meanwhile re-renders the page
   // and must not put the old query back (on a slow box that wiped half-typed searches).
-  const [text, setText] = useState(q);
-  useEffect(() => setText(q), [path, q]);
+  const [text, setText] = useFollow(q, `${path}\n${q}`);
   const list = useAsync(
     () => get(`/api/library${query({ path, q, type, sort, page, per_page: PER_PAGE })}`),
     [path, q, type, sort, page],

@@ -1,6 +1,6 @@
 import { html, useEffect, useRef, useState } from '../vendor/preact-htm.js';
 import { get, post, request, errorText } from '../lib/api.js';
-import { useAsync, ErrorBox, Loading, Confirm, toast } from '../lib/ui.js';
+import { useAsync, useFollow, ErrorBox, Loading, Confirm, toast } from '../lib/ui.js';
 import { when, href, go, debounce } from '../lib/util.js';
 import { Diff } from '../lib/diff.js';
 import { Resolve, Revisions, Events } from './note_history.js';
@@ -103,12 +103,11 @@ function Editor({ note, s, onSaved, onCancel }) {
 export function Note({ route, s }) {
   const id = route.path;
   const isNew = id === 'new';
-  const [mode, setMode] = useState(isNew ? 'edit' : 'view');
+  const [mode, setMode] = useFollow(isNew ? 'edit' : 'view', id);
   const [tab, setTab] = useState(null);
   const [ask, setAsk] = useState(null);
   const note = useAsync(() => (isNew ? null : get(`/api/notes/${encodeURIComponent(id)}`)), [id]);
   const rendered = useAsync(() => (isNew || !note.data ? null : get(`/api/notes/${encodeURIComponent(id)}/html`)), [id, note.data && note.data.rev]);
-  useEffect(() => setMode(isNew ? 'edit' : 'view'), [id]);
 
   if (isNew) {
     if (!s.me) return html`<p>Log in to write notes. <a href="#/login">Log in</a>.</p>`;

@@ -1,7 +1,7 @@
-import { html, useEffect, useState } from '../vendor/preact-htm.js';
+import { html } from '../vendor/preact-htm.js';
 import { get, query } from '../lib/api.js';
 import { canRead } from '../lib/store.js';
-import { useAsync, ErrorBox, Loading } from '../lib/ui.js';
+import { useAsync, useFollow, ErrorBox, Loading } from '../lib/ui.js';
 import { href, when, go } from '../lib/util.js';
 
 export function Snippet({ parts }) {
@@ -14,9 +14,8 @@ export function Notes({ route, s }) {
   const q = p.get('q') || '';
   const tags = p.getAll('tag');
   const page = Number(p.get('page') || 1);
-  const [text, setText] = useState(q);
   // Back/forward changes the query in the address: the field follows it.
-  useEffect(() => setText(q), [q]);
+  const [text, setText] = useFollow(q);
   const list = useAsync(() => get(`/api/notes${query({ q, tag: tags, page, per_page: 30 })}`), [q, tags.join('\n'), page]);
   const cloud = useAsync(() => get('/api/tags'), []);
   if (!canRead(s)) return html`<p>Log in to read notes. <a href="#/login">Log in</a>.</p>`;

@@ -1,6 +1,6 @@
 import { html, useEffect, useRef, useState } from '../vendor/preact-htm.js';
 import { errorText } from '../lib/api.js';
-import { Crumbs } from '../lib/ui.js';
+import { Crumbs, useFollow } from '../lib/ui.js';
 import { TusUpload, unfinished, forget } from '../lib/tus.js';
 import { bytes, duration, href } from '../lib/util.js';
 
@@ -42,7 +42,7 @@ async function dropped(items) {
 let nextId = 0;
 
 export function Upload({ route, s }) {
-  const [folder, setFolder] = useState(route.path);
+  const [folder, setFolder] = useFollow(route.path);
   const [items, setItems] = useState([]);
   const [over, setOver] = useState(false);
   const [left] = useState(unfinished());
@@ -50,7 +50,6 @@ export function Upload({ route, s }) {
   const fileInput = useRef(null);
   const dirInput = useRef(null);
 
-  useEffect(() => setFolder(route.path), [route.path]);
   const set = (id, patch) => setItems((xs) => xs.map((x) => (x.id === id ? { ...x, ...patch } : x)));
 
   // A simple scheduler: at most PARALLEL uploads run; the rest wait their turn.
