@@ -20,7 +20,7 @@
 # $SHC_CLUSTER_KEY). IPv6 is off in the namespaces unless SHC_IPV6=1.
 #
 # Environment: SHC_PREFIX (default shc), SHC_DIR (default /tmp/$SHC_PREFIX), STREAMHUB_BIN
-# (default target/debug/streamhub), SHC_ADMIN_PASSWORD (default admin-pass-1). Needs root
+# (default target/debug/streamhub, else target/release/streamhub), SHC_ADMIN_PASSWORD (default admin-pass-1). Needs root
 # and iproute2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +28,11 @@ cd "$(dirname "$0")/.."
 PREFIX=${SHC_PREFIX:-shc}
 DIR=${SHC_DIR:-/tmp/$PREFIX}
 BIN=${STREAMHUB_BIN:-$PWD/target/debug/streamhub}
+# The README builds a release binary; the tests a debug one: either will do.
+if [ -z "${STREAMHUB_BIN:-}" ] && [ ! -x "$BIN" ] && [ -x "$PWD/target/release/streamhub" ]; then
+  BIN=$PWD/target/release/streamhub
+fi
+case "${1:-}" in up | start) [ -x "$BIN" ] || { echo "netns-cluster: no streamhub binary at $BIN: build it first (cargo build --release) or set STREAMHUB_BIN" >&2; exit 2; } ;; esac
 PASS=${SHC_ADMIN_PASSWORD:-admin-pass-1}
 LAN="$PREFIX-lan"
 # The binary refuses unknown STREAMHUB_* variables: this one is the script's, not its.
@@ -114,6 +119,7 @@ case "${1:-}" in
   up)
     n=${2:-}; [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le 200 ] || die "usage: up N (1..200)"
     ip netns list | grep -qw "^$LAN" && die "$LAN exists: run down first"
+    [ -d "$DIR" ] && echo "reusing the state in $DIR (notes, media, cluster key); rm -r $DIR for a fresh cluster"
     mkdir -p "$DIR/media"
     if [ -n "${SHC_CLUSTER_KEY:-}" ]; then printf '%s\n' "$SHC_CLUSTER_KEY" >"$DIR/cluster.key"
     elif [ ! -s "$DIR/cluster.key" ]; then "$BIN" cluster new >"$DIR/cluster.key"; fi

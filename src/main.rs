@@ -201,6 +201,7 @@ fn main() -> ExitCode {
             Ok(cfg) => {
                 let problems = streamhub::preflight::check(&cfg);
                 if problems.is_empty() {
+                    config_notes(&cfg);
                     return print_out("config ok");
                 }
                 for p in problems {
@@ -388,4 +389,23 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
     let _stopped = served?;
     Ok(())
+}
+
+/// Facts a valid configuration may still surprise with, on stderr so `config ok` stays the
+/// one line scripts read: that the box is in no cluster, and that systemd's environment file
+/// (where the deploy guide offers to put the cluster key) is not read by this command.
+fn config_notes(cfg: &streamhub::config::Config) {
+    if cfg.sync.cluster_key.is_empty() {
+        eprintln!(
+            "note: sync.cluster_key is empty: this box is in no cluster (streamhub cluster new)"
+        );
+    }
+    let env_file = std::path::Path::new("/etc/streamhub/streamhub.env");
+    if env_file.exists() {
+        eprintln!(
+            "note: {} is read by systemd for the service, not by this command; to check it too: \
+             sudo sh -c 'set -a; . {0}; streamhub config check'",
+            env_file.display()
+        );
+    }
 }

@@ -46,6 +46,13 @@ fn render(snap: &Snapshot, now: SystemTime) -> String {
         snap.node.name,
         &snap.node.id[..8.min(snap.node.id.len())]
     );
+    match &snap.node.cluster {
+        Some(tag) => out.push_str(&format!(", cluster tag {tag}")),
+        None => out.push_str(
+            "\nin no cluster: sync.cluster_key is empty (make one key with `streamhub cluster \
+             new` and set it on every box)",
+        ),
+    }
     if let Some(why) = &snap.node.discovery {
         out.push_str(&format!("\nmDNS off: {why}"));
     }
@@ -61,7 +68,7 @@ fn render(snap: &Snapshot, now: SystemTime) -> String {
                 p.name.clone(),
                 id8(&p.id),
                 p.found_via.clone(),
-                if p.online { "online" } else { "-" }.to_string(),
+                if p.online { "online" } else { "offline" }.to_string(),
                 p.last_seen.map_or("never".to_string(), |s| ago(now, s)),
                 p.last_sync.map_or("never".to_string(), |s| ago(now, s)),
                 p.changes_behind.map_or("-".to_string(), |b| b.to_string()),
@@ -124,6 +131,7 @@ mod tests {
                 id: "ab".repeat(32),
                 name: "living-room".into(),
                 discovery: None,
+                cluster: Some("abcd1234".into()),
             },
             peers: vec![
                 PeerInfo {
@@ -152,16 +160,39 @@ mod tests {
         };
         let text = render(&snap, now);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "this node: living-room (abababab)");
+        assert_eq!(
+            lines[0],
+            "this node: living-room (abababab), cluster tag abcd1234"
+        );
         assert!(lines[1].starts_with("NAME"));
         assert!(lines[2].contains("office") && lines[2].contains("cdcdcdcd"));
         assert!(lines[2].contains("5s ago") && lines[2].contains("10.0.0.2:8443"));
         assert!(lines[2].contains("3s ago"));
         assert!(lines[3].contains("static") && lines[3].contains("never"));
+        assert!(lines[3].contains("offline"));
         assert_eq!(
             lines[4],
             "nas.lan:8443: unreachable: nas.lan:8443: connect timed out"
         );
         assert_eq!(cluster_new().len(), 43);
+    }
+
+    #[test]
+    fn a_node_without_a_key_says_so() {
+        let snap = Snapshot {
+            node: NodeInfo {
+                id: "ab".repeat(32),
+                name: "attic".into(),
+                discovery: None,
+                cluster: None,
+            },
+            peers: vec![],
+        };
+        let text = render(&snap, UNIX_EPOCH);
+        assert!(
+            text.contains("in no cluster: sync.cluster_key is empty"),
+            "{text}"
+        );
+        assert!(text.ends_with("no peers"), "{text}");
     }
 }

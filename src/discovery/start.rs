@@ -54,6 +54,7 @@ pub fn start(
         id: identity.id().to_string(),
         name: name.clone(),
         discovery: why_not,
+        cluster: tag.clone(),
     };
     let path = control::socket_path(&config.server.data_dir);
     let p = peers.clone();

@@ -32,6 +32,10 @@ pub struct NodeInfo {
     pub name: String,
     /// Why this node does not take part in mDNS (None: it does).
     pub discovery: Option<String>,
+    /// The cluster tag it announces (None: `sync.cluster_key` is empty): public, so people
+    /// can compare keys across boxes without showing them.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -134,6 +138,7 @@ pub async fn serve(path: PathBuf, node: NodeInfo, peers: Peers, cancel: Cancella
                 id: node.id.clone(),
                 name: node.name.clone(),
                 discovery: node.discovery.clone(),
+                cluster: node.cluster.clone(),
             },
             peers: peers
                 .list()
@@ -174,6 +179,7 @@ mod tests {
             id: "a".repeat(64),
             name: "living-room".into(),
             discovery: None,
+            cluster: None,
         };
         let task = tokio::spawn(serve(path.clone(), node, peers, cancel.clone()));
         // The socket is bound by the task: try until it answers (a bounded number of times,

@@ -241,7 +241,12 @@ def test_the_peers_cli_prints_the_running_table(cluster):
     r = subprocess.run([str(BIN), "peers", "--data-dir", data], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == f"this node: node2 ({cluster.node_id(2)[:8]})"
+    # The cluster tag (public) lets people compare keys across boxes: one key, one tag.
+    assert lines[0].startswith(f"this node: node2 ({cluster.node_id(2)[:8]}), cluster tag "), lines[0]
+    tag2 = lines[0].rsplit(" ", 1)[1]
+    r1 = subprocess.run([str(BIN), "peers", "--data-dir", cluster.dir / "node1" / "data", "--json"],
+                        capture_output=True, text=True)
+    assert json.loads(r1.stdout)["node"]["cluster"] == tag2 and len(tag2) >= 8, r1.stdout
     assert any(l.startswith("node1 ") and cluster.node_id(1)[:8] in l and "10.77.0.1:8443" in l
                for l in lines), r.stdout
     assert "LAST SYNC" in lines[1] and "BEHIND" in lines[1], r.stdout
