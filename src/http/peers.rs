@@ -65,12 +65,12 @@ pub async fn list(State(state): State<AppState>, Member(user): Member) -> Respon
     }
 }
 
-/// Starts a round with the peer `id` now (202); the answer does not wait for it: its result
+/// Starts a round with the peer `key` names now (202); the answer does not wait for it: its result
 /// shows in `GET /api/peers`.
 pub async fn sync_now(
     State(state): State<AppState>,
     _: Admin,
-    Path(id): Path<String>,
+    Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
     let Some(engine) = &state.sync else {
         return Err(ApiError::new(
@@ -80,9 +80,23 @@ pub async fn sync_now(
              listener): there is nothing to sync with",
         ));
     };
+    // The id, a unique prefix of it (the CLI shows 8 digits) or a unique name.
+    let id = match state.peers.find(&key) {
+        Ok(id) => id,
+        Err(e @ crate::peers::FindError::NotFound) => {
+            return Err(ApiError::not_found(e.to_string()))
+        }
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "ambiguous",
+                e.to_string(),
+            ))
+        }
+    };
     if !crate::sync::is_node_id(&id) || !engine.pull_now(&id) {
         return Err(ApiError::not_found(
-            "no such peer (GET /api/peers lists their ids)",
+            "no such peer (GET /api/peers lists their ids and names)",
         ));
     }
     Ok((

@@ -3,11 +3,13 @@
 //! read. `control` serves the table to `streamhub peers` over a Unix socket in the data dir.
 
 pub mod control;
+mod find;
 pub mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
+pub use find::FindError;
 pub use table::{Announcement, Peer, PeerTable, Skipped, Source, MAX_PEERS};
 
 /// A cheap handle on the peer table.

@@ -45,10 +45,13 @@ pub enum SyncError {
     #[error("presented node id {got}, expected {expected}")]
     WrongNode { got: String, expected: String },
     /// Its proof of the cluster key does not check: another cluster, or an impostor.
-    #[error("not a member of this cluster: its proof of the cluster key does not check")]
+    #[error(
+        "not a member of this cluster: its proof of the cluster key does not check (the two \
+         boxes have different sync.cluster_key values, or it is an impostor)"
+    )]
     NotMember,
     /// It refused this node's proof (its cluster key differs).
-    #[error("refused this node: its cluster key differs")]
+    #[error("refused this node: its cluster key differs (compare sync.cluster_key on both boxes)")]
     Refused,
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -99,6 +102,12 @@ pub async fn connect(
             SyncError::Version(format!(
                 "the peer does not speak {} (another version, or sync is off there)",
                 String::from_utf8_lossy(ALPN)
+            ))
+        } else if text.contains("InvalidContentType") {
+            // The answer to a ClientHello was not TLS: most likely an HTTP port.
+            SyncError::Tls(format!(
+                "{text}: the peer answered in plain HTTP? peers need its HTTPS port \
+                 (server.tls_listen, 8443 by default)"
             ))
         } else {
             SyncError::Tls(text)

@@ -234,6 +234,14 @@ def test_views_of_the_peer_table_by_role(cluster):
     assert status == 202 and body == {"status": "started", "peer": some}, body
     status, body = cluster.call(1, f"/api/peers/{some}/sync", auth=MEMBER, method="POST")
     assert status == 403, body
+    # As people name peers from `streamhub peers`: 8 digits of the id, or the name.
+    node2 = cluster.node_id(2)
+    status, body = cluster.call(1, f"/api/peers/{node2[:8]}/sync", method="POST")
+    assert status == 202 and body["peer"] == node2, body
+    status, body = cluster.call(1, "/api/peers/node2/sync", method="POST")
+    assert status == 202 and body["peer"] == node2, body
+    status, body = cluster.call(1, "/api/peers/kitchen/sync", method="POST")
+    assert status == 404 and body["error"] == "not_found", body
 
 
 def test_the_peers_cli_prints_the_running_table(cluster):

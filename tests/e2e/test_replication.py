@@ -292,15 +292,19 @@ def test_a_node_of_another_cluster_is_refused_both_ways(cluster, tmp_path):
                                capture_output=True, text=True, check=True).stdout.strip()
     cluster.sh("add", 4)
     # Told about node 1 directly (mDNS would skip it: another cluster tag).
+    # And node 2 by its plain-HTTP port, a typo people make.
     cluster.sh("start", 4, f"STREAMHUB_SYNC_CLUSTER_KEY={other_key}",
-               "STREAMHUB_SYNC_PEERS=10.77.0.1:8443", timeout=60)
+               "STREAMHUB_SYNC_PEERS=10.77.0.1:8443,10.77.0.2:8080", timeout=60)
     try:
         def refused():
             peers = cluster.peers(4)["peers"]
-            errs = [p["last_error"] for p in peers if p["found_via"] == "static"]
-            return errs if errs and errs[0] else None
-        errs = wait_for(refused, 15, "node 4's error for node 1")
-        assert "not a member of this cluster" in errs[0], errs
+            errs = {p["name"]: p["last_error"] for p in peers if p["found_via"] == "static"}
+            return errs if len(errs) == 2 and all(errs.values()) else None
+        errs = wait_for(refused, 15, "node 4's errors for nodes 1 and 2")
+        # Each error says what to check.
+        assert "not a member of this cluster" in errs["10.77.0.1:8443"], errs
+        assert "different sync.cluster_key" in errs["10.77.0.1:8443"], errs
+        assert "HTTPS port" in errs["10.77.0.2:8080"], errs
         status, listing = cluster.call(4, "/api/notes?per_page=100")
         assert status == 200 and listing["items"] == []
         ids1 = {p["id"] for p in cluster.peers(1)["peers"]}
