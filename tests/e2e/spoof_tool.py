@@ -9,15 +9,22 @@
     python3 spoof_tool.py goodbye SECS NODE_ID NAME
         sends a goodbye (TTL 0) for that node's instance every half second for SECS seconds,
         as the node itself would once when it shuts down.
+    python3 spoof_tool.py names SECS KEYFILE ADDR
+        announces, every second for SECS seconds, one fake node per hostile name in NAMES
+        (terminal escapes, a newline that forges a table row, CR, NUL, invalid UTF-8, bidi
+        overrides, HTML), built byte by byte (no library would send these labels); prints
+        the fake node ids, one a line, first.
     python3 spoof_tool.py tls PORT CERT KEY LOG
         a TLS server on 0.0.0.0:PORT with the certificate CERT (any self-made one) offering the
         sync ALPN; one JSON line per connection in LOG: {"handshake": "ok"|error, "alpn",
         "received": bytes the client sent after the handshake, "data": their start}.
 """
 
+import hashlib
 import json
 import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -73,6 +80,44 @@ def goodbye(secs, node_id, name):
         time.sleep(0.5)
 
 
+NAMES = [b"ctl\x1b[2J\x1b[31mRED\x1b[0m", b"nl\nnode9  deadbeef  mdns  online  1s ago",
+         b"cr\rOVER", b"nul\x00x", b"bad utf8 \xff\xfe", b"bidi \xe2\x80\xaeevil\xe2\x80\xac",
+         b"<img src=x onerror=alert(1)>", b"del\x7f\x08\x08\x08"]
+
+
+def _name(labels):
+    return b"".join(bytes([len(label)]) + label for label in labels) + b"\0"
+
+
+def _rr(name, typ, data, cls=0x8001, ttl=120):
+    return name + struct.pack(">HHIH", typ, cls, ttl, len(data)) + data
+
+
+def names(secs, keyfile, addr):
+    tag = cluster_tag(open(keyfile).read().strip())
+    svc = [b"_streamhub", b"_tcp", b"local"]
+    packets, ids = [], []
+    for i, label in enumerate(NAMES):
+        node_id = hashlib.sha256(b"hostile name %d" % i).hexdigest()
+        ids.append(node_id)
+        inst = _name([label + f" ({node_id[:8]})".encode()] + svc)
+        host = _name([f"streamhub-{node_id[:8]}".encode(), b"local"])
+        txt = b"".join(bytes([len(e)]) + e for e in (
+            f"id={node_id}".encode(), b"api=1", f"cluster={tag}".encode()))
+        answers = [_rr(_name(svc), 12, inst, cls=1), _rr(inst, 33, struct.pack(">HHH", 0, 0, 8443) + host),
+                   _rr(inst, 16, txt), _rr(host, 1, socket.inet_aton(addr))]
+        packets.append(struct.pack(">HHHHHH", 0, 0x8400, 0, len(answers), 0, 0) + b"".join(answers))
+    print("\n".join(ids), flush=True)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(addr))
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+    deadline = time.monotonic() + secs
+    while time.monotonic() < deadline:
+        for packet in packets:
+            sock.sendto(packet, ("224.0.0.251", 5353))
+        time.sleep(1)
+
+
 def tls(port, cert, key, log):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -120,6 +165,8 @@ if __name__ == "__main__":
         announce(float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6])
     elif sys.argv[1] == "goodbye":
         goodbye(float(sys.argv[2]), sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "names":
+        names(float(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "tls":
         tls(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     else:

@@ -6,6 +6,9 @@ cache-flush bit, so A's mDNS cache replaces B's real address with the attacker's
 (`spoof_tool.py announce`). Replication must try the address that last proved itself first,
 try every address through to a membership proof, and never trust one that fails it.
 
+Last, hostile node names (attack finding F3): announcements whose instance names carry
+terminal escapes, a newline that forges a row of `streamhub peers`, bidi overrides and more.
+
 Nodes A (1) and B (2) in one cluster (scripts/netns-cluster.sh); the attacker is namespace 10
 at 10.77.0.10, which sorts before B's 10.77.0.2, so a worker without a proven address tries
 the attacker first. Everything is asked over HTTPS from the observer namespace 0; nothing
@@ -17,11 +20,14 @@ import os
 import shutil
 import subprocess
 import time
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 from cluster_util import Cluster, wait_for
+from conftest import BIN
+from spoof_tool import NAMES
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -216,3 +222,36 @@ def test_a_spoofed_goodbye_cuts_nobody_off(cluster, tmp_path):
             arrives(cluster, from_a, B, 5, f"A's note #{n} on B while B is shown withdrawn")
         p = b_as_a_sees_it(cluster)
         assert p["last_error"] is None and p["changes_behind"] == 0, p
+
+
+def harmless(text):
+    """No control or format character (escapes, CR/LF, NUL, DEL, bidi overrides, zero-width)."""
+    return not any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+
+
+def test_hostile_names_in_announcements_are_shown_harmless(cluster, tmp_path):
+    """Last in the file: the fake nodes stay in A's table (as offline entries) afterwards."""
+    with Attacker(cluster, tmp_path) as evil:
+        p = evil.run("names", 600, cluster.dir / "cluster.key", FAKE.split(":")[0])
+        fakes = {p.stdout.readline().strip() for _ in NAMES}
+
+        def listed():
+            got = [x for x in cluster.peers(A)["peers"] if x["id"] in fakes]
+            return got if len(got) >= len(NAMES) - 2 else None
+        # Most of them at least (a label the mDNS library cannot decode may be dropped).
+        got = wait_for(listed, 15, "the hostile names in A's table")
+        for x in got:
+            assert harmless(x["name"]) and 0 < len(x["name"].encode()) <= 63, x
+        names = {x["name"] for x in got}
+        assert "ctl[2J[31mRED[0m" in names and "crOVER" in names, names
+        assert "<img src=x onerror=alert(1)>" in names, "plain text, kept as is (the UI escapes it)"
+        # The CLI's table: one line per peer, nothing a terminal would act on.
+        r = subprocess.run([str(BIN), "peers", "--data-dir", cluster.data_dir(A)],
+                           capture_output=True)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout.decode("utf-8")
+        assert harmless(out.replace("\n", "")), repr(out)
+        lines = out.splitlines()
+        for node_id in {x["id"] for x in got}:
+            assert sum(node_id[:8] in line for line in lines) == 1, (node_id, out)
+        assert not any(line.startswith("node9") for line in lines), out
