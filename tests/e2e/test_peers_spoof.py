@@ -6,7 +6,7 @@ cache-flush bit, so A's mDNS cache replaces B's real address with the attacker's
 (`spoof_tool.py announce`). Replication must try the address that last proved itself first,
 try every address through to a membership proof, and never trust one that fails it.
 
-Last, hostile node names (attack finding F3): announcements whose instance names carry
+Then a thief with B's stolen sync identity but not the cluster key. Last, hostile node names (attack finding F3): announcements whose instance names carry
 terminal escapes, a newline that forges a row of `streamhub peers`, bidi overrides and more.
 
 Nodes A (1) and B (2) in one cluster (scripts/netns-cluster.sh); the attacker is namespace 10
@@ -222,6 +222,45 @@ def test_a_spoofed_goodbye_cuts_nobody_off(cluster, tmp_path):
             arrives(cluster, from_a, B, 5, f"A's note #{n} on B while B is shown withdrawn")
         p = b_as_a_sees_it(cluster)
         assert p["last_error"] is None and p["changes_behind"] == 0, p
+
+
+def synced_out(c, node):
+    return c.query(node, "SELECT count(*) FROM note_events WHERE kind = 'synced_out'")[0][0]
+
+
+def test_a_stolen_identity_without_the_key_gets_nothing_and_disturbs_nothing(cluster):
+    """B's own certificate and key (its `identity.pem`, stolen), but not the cluster key: A
+    says nothing but `hello`, a recorded or reflected proof does not pass, and the real B
+    is not cut off or blamed."""
+    status, _ = cluster.call(A, f"/api/peers/{cluster.ids[B]}/sync", method="POST")
+    assert status == 202
+    time.sleep(1)
+    before = synced_out(cluster, A)
+    assert before > 0, "B's pulls are counted on A (or the count below proves nothing)"
+    stolen = cluster.data_dir(B) / "sync" / "identity.pem"
+    r = cluster.in_ns(EVIL, "python3", TOOL.parent / "sync_probe.py", "10.77.0.1", stolen)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    hellos = [json.loads(h["body"]) for h in got["hellos"]]
+    # hello answers anyone (it says what mDNS publishes), each time with a fresh nonce, so a
+    # proof made for one connection is worth nothing on the next.
+    assert all(h["id"] == cluster.ids[A] for h in hellos), hellos
+    assert len({h["nonce"] for h in hellos}) == len({h["proof"] for h in hellos}) == 3, hellos
+    refusals = set()
+    for step, answers in got["steps"].items():
+        for a in answers:
+            # Refused with the one 403, or the connection ended after a failed proof.
+            assert a.get("status") == 403 or "error" in a, (step, a)
+            if "status" in a:
+                refusals.add(a["body"])
+    assert len(refusals) == 1, refusals
+    assert synced_out(cluster, A) == before, "A sent revisions to the thief"
+    # The real B is still A's peer, unharmed.
+    from_b = create(cluster, B, "after the theft, from B")
+    arrives(cluster, from_b, A, 5, "B's note on A after the thief's attempts")
+    p = b_as_a_sees_it(cluster)
+    assert p["last_error"] is None and p["name"] == f"node{B}", p
+    assert remembered(cluster, A) == {cluster.ids[B]}
 
 
 def harmless(text):
