@@ -14,6 +14,10 @@
         (terminal escapes, a newline that forges a table row, CR, NUL, invalid UTF-8, bidi
         overrides, HTML), built byte by byte (no library would send these labels); prints
         the fake node ids, one a line, first.
+    python3 spoof_tool.py evil COUNT KEYFILE ADDR BYTES DIR
+        COUNT fake nodes, each with a certificate of its own (made in DIR) whose hash is the id
+        it announces (with the cluster tag copied), so a node connects and says `hello`; each
+        answers any request with BYTES of chunked body and never ends it. Prints "ready".
     python3 spoof_tool.py tls PORT CERT KEY LOG
         a TLS server on 0.0.0.0:PORT with the certificate CERT (any self-made one) offering the
         sync ALPN; one JSON line per connection in LOG: {"handshake": "ok"|error, "alpn",
@@ -48,7 +52,6 @@ def announce(secs, node_id, name, keyfile, addr):
     txt = b"".join(bytes([len(e)]) + e for e in (
         f"id={node_id}".encode(), b"api=1", f"cluster={tag}".encode(), b"fp=" + b"0" * 64))
     deadline = time.monotonic() + secs
-    sent = 0
     while time.monotonic() < deadline:
         out = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
         out.add_answer_at_time(DNSPointer(TYPE, const._TYPE_PTR, const._CLASS_IN, ttl, instance), 0)
@@ -59,8 +62,6 @@ def announce(secs, node_id, name, keyfile, addr):
                                           socket.inet_aton(addr)), 0)
         for packet in out.packets():
             sock.sendto(packet, ("224.0.0.251", 5353))
-        sent += 1
-        print(sent, flush=True)
         time.sleep(1)
 
 
@@ -69,14 +70,11 @@ def goodbye(secs, node_id, name):
     sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
     instance = f"{name} ({node_id[:8]}).{TYPE}"
     deadline = time.monotonic() + secs
-    sent = 0
     while time.monotonic() < deadline:
         out = DNSOutgoing(const._FLAGS_QR_RESPONSE | const._FLAGS_AA)
         out.add_answer_at_time(DNSPointer(TYPE, const._TYPE_PTR, const._CLASS_IN, 0, instance), 0)
         for packet in out.packets():
             sock.sendto(packet, ("224.0.0.251", 5353))
-        sent += 1
-        print(sent, flush=True)
         time.sleep(0.5)
 
 
@@ -116,6 +114,66 @@ def names(secs, keyfile, addr):
         for packet in packets:
             sock.sendto(packet, ("224.0.0.251", 5353))
         time.sleep(1)
+
+
+def evil(count, keyfile, addr, nbytes, folder):
+    import asyncio
+    import subprocess
+
+    tag = cluster_tag(open(keyfile).read().strip())
+    async def handle(reader, writer):
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+                         b"transfer-encoding: chunked\r\n\r\n")
+            chunk = b'{"api":1,"pad":"' + b"A" * 65000
+            sent = 0
+            while sent < nbytes:
+                writer.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                sent += len(chunk)
+                chunk = b"A" * 65000
+                await writer.drain()
+            await asyncio.sleep(3600)
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def main():
+        packets = []
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(addr))
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+        svc = [b"_streamhub", b"_tcp", b"local"]
+        for i in range(count):
+            cert, key = f"{folder}/evil{i}.crt", f"{folder}/evil{i}.key"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+                            cert, "-days", "2", "-subj", f"/CN=evil{i}"], check=True,
+                           capture_output=True)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(cert, key)
+            ctx.set_alpn_protocols([ALPN])
+            ctx.verify_mode = ssl.CERT_NONE
+            port = 9000 + i
+            await asyncio.start_server(handle, addr, port, ssl=ctx)
+            node_id = hashlib.sha256(ssl.PEM_cert_to_DER_cert(open(cert).read())).hexdigest()
+            inst = _name([f"evil{i} ({node_id[:8]})".encode()] + svc)
+            host = _name([f"streamhub-{node_id[:8]}".encode(), b"local"])
+            txt = b"".join(bytes([len(e)]) + e for e in (
+                f"id={node_id}".encode(), b"api=1", f"cluster={tag}".encode()))
+            answers = [_rr(_name(svc), 12, inst, cls=1),
+                       _rr(inst, 33, struct.pack(">HHH", 0, 0, port) + host),
+                       _rr(inst, 16, txt), _rr(host, 1, socket.inet_aton(addr))]
+            packets.append(struct.pack(">HHHHHH", 0, 0x8400, 0, len(answers), 0, 0)
+                           + b"".join(answers))
+        print("ready", flush=True)
+        while True:
+            for packet in packets:
+                sock.sendto(packet, ("224.0.0.251", 5353))
+            await asyncio.sleep(1)
+
+    asyncio.run(main())
 
 
 def tls(port, cert, key, log):
@@ -167,6 +225,8 @@ if __name__ == "__main__":
         goodbye(float(sys.argv[2]), sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "names":
         names(float(sys.argv[2]), sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "evil":
+        evil(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6])
     elif sys.argv[1] == "tls":
         tls(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5])
     else:

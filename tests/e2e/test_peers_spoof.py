@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster_util import Cluster, wait_for
+from cluster_util import Cluster, rss_kib, wait_for
 from conftest import BIN
 from spoof_tool import NAMES
 
@@ -62,7 +62,8 @@ class Attacker:
     def run(self, *args):
         p = subprocess.Popen(["ip", "netns", "exec", f"{self.c.prefix}-{EVIL}", "python3",
                               str(TOOL), *map(str, args)], cwd=TOOL.parent,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, text=True,
+                             stderr=open(self.dir / "attacker.err", "a"))
         self.procs.append(p)
         return p
 
@@ -84,7 +85,7 @@ class Attacker:
                        check=True, capture_output=True)
         log.touch()
         p = self.run("tls", 8443, cert, key, log)
-        assert p.stdout.readline().strip() == "listening", p.stderr.read()
+        assert p.stdout.readline().strip() == "listening", (self.dir / "attacker.err").read_text()
         return log
 
     def __enter__(self):
@@ -261,6 +262,43 @@ def test_a_stolen_identity_without_the_key_gets_nothing_and_disturbs_nothing(clu
     p = b_as_a_sees_it(cluster)
     assert p["last_error"] is None and p["name"] == f"node{B}", p
     assert remembered(cluster, A) == {cluster.ids[B]}
+
+
+def test_fake_nodes_that_answer_hello_with_megabytes_cost_little_memory(cluster, tmp_path):
+    """Anyone can announce nodes of their own with the cluster's (public) tag, each with a
+    certificate whose hash is its id: every member connects and says `hello`, once per peer
+    task. Here each answers with ~16 MiB of body that never ends (attack7's evil_peer.py:
+    1 GiB of the node's memory for 30 such fakes before the fix)."""
+    count = 24
+    before = rss_kib(cluster.pid(A))
+    with Attacker(cluster, tmp_path) as evil:
+        p = evil.run("evil", count, cluster.dir / "cluster.key", FAKE.split(":")[0],
+                     16_700_000, tmp_path)
+        assert p.stdout.readline().strip() == "ready"
+
+        def refused():
+            fakes = [x for x in cluster.peers(A)["peers"] if x["name"].startswith("evil")]
+            failed = [x for x in fakes if x["last_error"]]
+            return failed if len(failed) == count else None
+        peak = before
+        deadline = time.monotonic() + 40
+        failed = None
+        while time.monotonic() < deadline and not failed:
+            peak = max(peak, rss_kib(cluster.pid(A)))
+            failed = refused()
+            time.sleep(0.2)
+        assert failed, "A did not try every fake node"
+        for _ in range(15):
+            peak = max(peak, rss_kib(cluster.pid(A)))
+            time.sleep(0.2)
+        print(f"RSS of A: {before} KiB before, {peak} KiB at most with {count} fake nodes")
+        assert peak - before < 64 * 1024, (before, peak)
+        # Cut at the first bytes past the limit, not held until the request deadline.
+        assert all("reading the answer" in x["last_error"] for x in failed), \
+            [x["last_error"] for x in failed]
+        # B is still reached.
+        from_b = create(cluster, B, "among the fakes, from B")
+        arrives(cluster, from_b, A, 5, "B's note on A among the fakes")
 
 
 def harmless(text):
