@@ -1,5 +1,10 @@
-"""A thief with a member's sync identity but not the cluster key, for test_peers_spoof.py (run
-inside a network namespace).
+"""A thief with a member's sync identity but not the cluster key, or an outsider with any
+certificate, for test_peers_spoof.py (run inside a network namespace).
+
+    python3 sync_probe.py pipeline HOST PEM CONNS PER
+        opens CONNS connections and writes PER `hello` requests on each without reading a
+        single answer (as long as the peer takes them), then prints how many were written and
+        holds the connections until killed.
 
     python3 sync_probe.py HOST PEM
         connects to HOST:8443 with the sync ALPN and the certificate and key in PEM (a
@@ -17,7 +22,13 @@ import socket
 import ssl
 import sys
 
-HOST, PEM = sys.argv[1], sys.argv[2]
+if sys.argv[1] == "pipeline":
+    import threading
+    import time
+
+    HOST, PEM = sys.argv[2], sys.argv[3]
+else:
+    HOST, PEM = sys.argv[1], sys.argv[2]
 
 
 def b64(raw):
@@ -55,6 +66,37 @@ class Conn:
     def hello(self, nonce):
         return self.ask("POST", "/sync/v1/hello", {"api": 1, "nonce": b64(nonce)})
 
+
+def pipeline(conns, per):
+    body = json.dumps({"api": 1, "nonce": b64(os.urandom(32))}).encode()
+    req = (f"POST /sync/v1/hello HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+           f"content-length: {len(body)}\r\n\r\n").encode() + body
+    held, written = [], [0]
+    lock = threading.Lock()
+
+    def one():
+        try:
+            c = Conn()
+            c.s.settimeout(5)
+            held.append(c)
+            for _ in range(per // 100):
+                c.s.sendall(req * 100)
+                with lock:
+                    written[0] += 100
+        except (ssl.SSLError, OSError):
+            pass
+    threads = [threading.Thread(target=one) for _ in range(conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps({"connections": len(held), "written": written[0]}), flush=True)
+    time.sleep(3600)
+
+
+if sys.argv[1] == "pipeline":
+    pipeline(int(sys.argv[4]), int(sys.argv[5]))
+    sys.exit(0)
 
 nonce = os.urandom(32)
 hellos, steps = [], {}

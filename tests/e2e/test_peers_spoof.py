@@ -264,6 +264,41 @@ def test_a_stolen_identity_without_the_key_gets_nothing_and_disturbs_nothing(clu
     assert remembered(cluster, A) == {cluster.ids[B]}
 
 
+def test_pipelined_hellos_never_read_cost_little_memory(cluster, tmp_path):
+    """An outsider (a certificate of its own) writes thousands of `hello`s on 50 connections
+    and never reads an answer (attack7's pipeline.py): A's memory stays bounded (it stops
+    reading what it cannot answer) and B still syncs with it meanwhile."""
+    key, cert = tmp_path / "o.key", tmp_path / "o.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=outsider"], check=True,
+                   capture_output=True)
+    pem = tmp_path / "outsider.pem"
+    pem.write_text(cert.read_text() + key.read_text())
+    before = rss_kib(cluster.pid(A))
+    p = subprocess.Popen(["ip", "netns", "exec", f"{cluster.prefix}-{EVIL}", "python3",
+                          str(TOOL.parent / "sync_probe.py"), "pipeline", "10.77.0.1", str(pem),
+                          "50", "2000"], stdout=subprocess.PIPE, text=True,
+                         stderr=open(tmp_path / "probe.err", "w"))
+    try:
+        line = p.stdout.readline()
+        assert line, (tmp_path / "probe.err").read_text()
+        got = json.loads(line)
+        assert got["connections"] >= 40 and got["written"] >= 1000, got
+        peak = before
+        for _ in range(15):
+            peak = max(peak, rss_kib(cluster.pid(A)))
+            time.sleep(0.2)
+        from_b = create(cluster, B, "among pipelined hellos, from B")
+        arrives(cluster, from_b, A, 5, "B's note on A among pipelined hellos")
+        peak = max(peak, rss_kib(cluster.pid(A)))
+        print(f"RSS of A: {before} KiB before, {peak} KiB at most; {got}")
+        assert peak - before < 64 * 1024, (before, peak, got)
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
 def test_fake_nodes_that_answer_hello_with_megabytes_cost_little_memory(cluster, tmp_path):
     """Anyone can announce nodes of their own with the cluster's (public) tag, each with a
     certificate whose hash is its id: every member connects and says `hello`, once per peer
