@@ -75,6 +75,12 @@ pub struct Peer {
     instance: Option<String>,
     /// Since when an mDNS entry is offline (None: online, or static).
     offline_since: Option<Instant>,
+    /// Where replication last reached it with a proved membership (`ip:port`). Kept across
+    /// announcements and listed first: an announcement is only a claim, so a spoofed one
+    /// (another node's id with the attacker's address, which an mDNS cache flush lets
+    /// replace the real one) neither hides where the node really is nor steers the next
+    /// connection away from it.
+    proved: Option<String>,
 }
 
 /// Why an announcement was not taken into the table.
@@ -124,6 +130,7 @@ impl PeerTable {
                     fingerprint: None,
                     instance: None,
                     offline_since: None,
+                    proved: None,
                 })
                 .collect(),
             skipped_full: 0,
@@ -176,6 +183,7 @@ impl PeerTable {
             .map(|ip| std::net::SocketAddr::new(*ip, a.port).to_string())
             .collect();
         addresses.sort();
+        let proved = self.mdns.get(&a.id).and_then(|p| p.proved.clone());
         let peer = Peer {
             id: Some(a.id.clone()),
             name: crate::sync::wire::clip(&a.name, MAX_NAME),
@@ -187,6 +195,7 @@ impl PeerTable {
             fingerprint: a.fingerprint,
             instance: Some(a.instance),
             offline_since: None,
+            proved,
         };
         self.mdns.insert(a.id, peer);
         Ok(())
@@ -213,19 +222,34 @@ impl PeerTable {
         }
     }
 
+    /// Replication reached the mDNS peer `id` at `at` and it proved its membership there.
+    pub fn proved(&mut self, id: &str, at: &str) {
+        if let Some(p) = self.mdns.get_mut(id) {
+            p.proved = Some(at.to_string());
+        }
+    }
+
     /// Forgets offline entries whose time is up.
     pub fn expire(&mut self, now: Instant) {
         self.mdns
             .retain(|_, p| p.offline_since.is_none_or(|t| !gone(t, now)));
     }
 
-    /// The peers: mDNS ones by name then id, then the static ones in configured order.
+    /// The peers: mDNS ones by name then id, then the static ones in configured order. An
+    /// mDNS peer's addresses start with the one it last proved itself at, if any.
     pub fn list(&self, now: Instant) -> Vec<Peer> {
         let mut out: Vec<Peer> = self
             .mdns
             .values()
             .filter(|p| p.offline_since.is_none_or(|t| !gone(t, now)))
             .cloned()
+            .map(|mut p| {
+                if let Some(at) = p.proved.clone() {
+                    p.addresses.retain(|a| *a != at);
+                    p.addresses.insert(0, at);
+                }
+                p
+            })
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.id.cmp(&b.id)));
         out.extend(self.statics.iter().cloned());

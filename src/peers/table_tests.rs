@@ -197,3 +197,24 @@ fn names_lose_control_and_reordering_characters() {
     t.announce(a, now, wall).unwrap();
     assert_eq!(t.list(now)[0].name, "evil[2Jbox");
 }
+
+#[test]
+fn a_proved_address_outlives_announcements_that_claim_another() {
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    let mut t = table();
+    t.announce(ann(2, Some("tag")), now, wall).unwrap();
+    t.proved(&id(2), "10.77.0.2:8443");
+    // A spoof: node 2's id with the attacker's address (its cache flush left nothing else).
+    let mut spoof = ann(2, Some("tag"));
+    spoof.addresses = vec![IpAddr::from([10, 77, 0, 10])];
+    t.announce(spoof, now, wall).unwrap();
+    let listed = t.list(now);
+    assert_eq!(listed[0].id.as_deref(), Some(id(2).as_str()));
+    assert_eq!(listed[0].addresses, ["10.77.0.2:8443", "10.77.0.10:8443"]);
+    // Proved where it is announced: listed once, first.
+    t.proved(&id(2), "10.77.0.10:8443");
+    assert_eq!(t.list(now)[0].addresses, ["10.77.0.10:8443"]);
+    // An id not in the table is not added by a proof.
+    t.proved(&id(3), "10.77.0.3:8443");
+    assert_eq!(t.list(now).len(), 2);
+}

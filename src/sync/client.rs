@@ -29,8 +29,13 @@ const CONNECT: Duration = Duration::from_secs(3);
 const HANDSHAKE: Duration = Duration::from_secs(5);
 /// How long one request may take, answer included.
 const REQUEST: Duration = Duration::from_secs(30);
-/// The largest answer read from a peer.
+/// The largest answer read from a peer that proved its membership.
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
+/// The largest answer read before that (`hello`, `auth`: a few hundred bytes). Anyone on the
+/// LAN can announce a node of its own with the cluster's (public) tag and so be connected
+/// to by every member, once per peer task: at 16 MiB a hello, 30 such fakes held 1 GiB of
+/// a node's memory until the request deadline (attack7's evil_peer.py).
+const MAX_ANSWER_UNPROVED: usize = 4 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SyncError {
@@ -64,6 +69,8 @@ pub struct Connection {
     send: SendRequest<Full<Bytes>>,
     pub peer_id: String,
     pub peer_name: String,
+    /// The peer proved its membership (its answers may be large from then on).
+    proved: bool,
 }
 
 /// Connects to the first address of `addrs` that answers, proves membership both ways, and
@@ -142,6 +149,7 @@ pub async fn connect(
         send,
         peer_id,
         peer_name: String::new(),
+        proved: false,
     };
     c.prove(me).await?;
     Ok(c)
@@ -201,6 +209,7 @@ impl Connection {
         if status != 204 {
             return Err(SyncError::Refused);
         }
+        self.proved = true;
         self.peer_name = wire::clean_name(&reply.name);
         Ok(())
     }
@@ -279,6 +288,11 @@ impl Connection {
         let req = req
             .body(Full::new(Bytes::from(bytes)))
             .map_err(|e| SyncError::Protocol(e.to_string()))?;
+        let limit = if self.proved {
+            MAX_ANSWER
+        } else {
+            MAX_ANSWER_UNPROVED
+        };
         let exchange = async {
             self.send
                 .ready()
@@ -290,7 +304,7 @@ impl Connection {
                 .await
                 .map_err(|e| SyncError::Protocol(e.to_string()))?;
             let status = res.status().as_u16();
-            let body = Limited::new(res.into_body(), MAX_ANSWER)
+            let body = Limited::new(res.into_body(), limit)
                 .collect()
                 .await
                 .map_err(|e| SyncError::Protocol(format!("reading the answer: {e}")))?

@@ -318,11 +318,16 @@ impl Engine {
     /// Opens an authenticated connection to the peer filed under `key`, and remembers it.
     async fn open(&self, key: &str, w: &Worker) -> Result<Connection, RoundError> {
         let peer = self.entry(key).ok_or(RoundError::Gone)?;
-        if peer.source == Source::Mdns && !peer.online {
+        let last_good = lock(&w.live).last_good;
+        // A goodbye is no more authenticated than an announcement: anyone on the LAN can
+        // send one in a peer's name. A peer that proved itself somewhere is tried there
+        // anyway (one that really left costs a refused connect per backoff step until the
+        // table forgets it); only one never reached waits for an announcement.
+        if peer.source == Source::Mdns && !peer.online && last_good.is_none() {
             return Err(RoundError::Offline);
         }
         let (mut addrs, host) = addresses(&peer).await?;
-        if let Some(good) = lock(&w.live).last_good {
+        if let Some(good) = last_good {
             addrs.retain(|a| *a != good);
             addrs.insert(0, good);
         }
@@ -356,6 +361,10 @@ impl Engine {
             }
         };
         lock(&w.live).last_good = Some(at);
+        if let (Source::Mdns, Some(id)) = (peer.source, peer.id.as_deref()) {
+            // Shown (and tried) first from now on, whatever announcements claim meanwhile.
+            self.0.peers.lock().proved(id, &at.to_string());
+        }
         let (id, name) = (c.peer_id.clone(), c.peer_name.clone());
         {
             let mut live = lock(&w.live);
