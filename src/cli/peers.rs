@@ -56,9 +56,23 @@ fn render(snap: &Snapshot, now: SystemTime) -> String {
     if let Some(why) = &snap.node.discovery {
         out.push_str(&format!("\nmDNS off: {why}"));
     }
+    let others = |mut out: String| {
+        if !snap.other_clusters.is_empty() {
+            let names: Vec<String> = snap
+                .other_clusters
+                .iter()
+                .map(|o| format!("{} ({})", o.name, &o.id[..8.min(o.id.len())]))
+                .collect();
+            out.push_str(&format!(
+                "\nwith another cluster key (not peers; compare sync.cluster_key): {}",
+                names.join(", ")
+            ));
+        }
+        out
+    };
     if snap.peers.is_empty() {
         out.push_str("\nno peers");
-        return out;
+        return others(out);
     }
     let rows: Vec<[String; 8]> = snap
         .peers
@@ -105,7 +119,7 @@ fn render(snap: &Snapshot, now: SystemTime) -> String {
         let why = p.last_error.as_deref().unwrap_or_default();
         out.push_str(&format!("\n{}: {why}", p.name));
     }
-    out
+    others(out)
 }
 
 fn ago(now: SystemTime, secs: u64) -> String {
@@ -121,7 +135,7 @@ fn ago(now: SystemTime, secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::peers::control::{NodeInfo, PeerInfo};
+    use crate::peers::control::{NodeInfo, OtherInfo, PeerInfo};
 
     #[test]
     fn the_table_lists_every_peer() {
@@ -157,6 +171,7 @@ mod tests {
                     last_error: Some("unreachable: nas.lan:8443: connect timed out".into()),
                 },
             ],
+            other_clusters: vec![],
         };
         let text = render(&snap, now);
         let lines: Vec<&str> = text.lines().collect();
@@ -187,12 +202,22 @@ mod tests {
                 cluster: None,
             },
             peers: vec![],
+            other_clusters: vec![OtherInfo {
+                id: "0d3549a1".repeat(8),
+                name: "node3".into(),
+            }],
         };
         let text = render(&snap, UNIX_EPOCH);
         assert!(
             text.contains("in no cluster: sync.cluster_key is empty"),
             "{text}"
         );
-        assert!(text.ends_with("no peers"), "{text}");
+        assert!(text.contains("\nno peers\n"), "{text}");
+        assert!(
+            text.ends_with(
+                "with another cluster key (not peers; compare sync.cluster_key): node3 (0d3549a1)"
+            ),
+            "{text}"
+        );
     }
 }

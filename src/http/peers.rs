@@ -8,7 +8,9 @@ use axum::Json;
 
 use super::auth::{Admin, Member};
 use super::error::ApiError;
-use super::wire::peers::{NodeJson, PeerBriefJson, PeerJson, PeersBriefJson, PeersJson, SyncView};
+use super::wire::peers::{
+    NodeJson, OtherJson, PeerBriefJson, PeerJson, PeersBriefJson, PeersJson, SyncView,
+};
 use super::AppState;
 use crate::peers::Source;
 
@@ -50,6 +52,15 @@ pub async fn list(State(state): State<AppState>, Member(user): Member) -> Respon
                 .iter()
                 .zip(&views)
                 .map(|(p, v)| PeerJson::from(p).with_sync(v))
+                .collect(),
+            other_clusters: state
+                .peers
+                .others()
+                .into_iter()
+                .map(|o| OtherJson {
+                    id: o.id,
+                    name: o.name,
+                })
                 .collect(),
         })
         .into_response()

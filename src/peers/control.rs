@@ -24,6 +24,15 @@ pub const SOCKET: &str = "control.sock";
 pub struct Snapshot {
     pub node: NodeInfo,
     pub peers: Vec<PeerInfo>,
+    /// Boxes heard announcing another cluster key (or none): not peers.
+    #[serde(default)]
+    pub other_clusters: Vec<OtherInfo>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct OtherInfo {
+    pub id: String,
+    pub name: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -87,6 +96,8 @@ impl PeerInfo {
                     info.name = name;
                 }
             }
+            // Heard from: announced, or answered a round (a static peer only the latter).
+            info.last_seen = info.last_seen.max(st.last_contact.and_then(secs));
             info.last_sync = st.last_sync.and_then(secs);
             info.changes_behind = st.behind;
             info.last_error = st.last_error;
@@ -144,6 +155,14 @@ pub async fn serve(path: PathBuf, node: NodeInfo, peers: Peers, cancel: Cancella
                 .list()
                 .iter()
                 .map(|p| PeerInfo::new(p, peers.status(p)))
+                .collect(),
+            other_clusters: peers
+                .others()
+                .into_iter()
+                .map(|o| OtherInfo {
+                    id: o.id,
+                    name: o.name,
+                })
                 .collect(),
         };
         let Ok(body) = serde_json::to_vec(&snapshot) else {

@@ -4,6 +4,7 @@
 
 pub mod control;
 mod find;
+pub mod others;
 pub mod table;
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -35,6 +36,8 @@ pub struct SyncStatus {
     pub last_sync: Option<std::time::SystemTime>,
     pub behind: Option<i64>,
     pub last_error: Option<String>,
+    /// The last round that went through: with announcements, what "last seen" means.
+    pub last_contact: Option<std::time::SystemTime>,
 }
 
 type StatusFn = dyn Fn(&Peer) -> Option<SyncStatus> + Send + Sync;
@@ -86,6 +89,11 @@ impl Peers {
     /// The peers now.
     pub fn list(&self) -> Vec<Peer> {
         self.lock().list(Instant::now())
+    }
+
+    /// Boxes heard announcing another cluster.
+    pub fn others(&self) -> Vec<others::Other> {
+        self.lock().others(Instant::now())
     }
 
     /// Where replication's view of each peer comes from (set once, by the sync engine).

@@ -107,6 +107,8 @@ pub struct PeerTable {
     mdns: BTreeMap<String, Peer>,
     statics: Vec<Peer>,
     skipped_full: u64,
+    /// Boxes announcing another cluster (a mistyped key, a neighbour's cluster).
+    others: super::others::Others,
 }
 
 impl PeerTable {
@@ -134,6 +136,7 @@ impl PeerTable {
                 })
                 .collect(),
             skipped_full: 0,
+            others: Default::default(),
         }
     }
 
@@ -152,6 +155,11 @@ impl PeerTable {
             return Err(Skipped::Own);
         }
         if a.cluster != self.cluster {
+            if self.others.note(&a.id, &a.name, now) {
+                tracing::info!(peer = %a.id, name = %a.name,
+                    "a box on the LAN announces another cluster: not a peer (if it should be, \
+                     compare sync.cluster_key on both boxes)");
+            }
             return Err(Skipped::OtherCluster);
         }
         self.expire(now);
@@ -233,6 +241,11 @@ impl PeerTable {
     pub fn expire(&mut self, now: Instant) {
         self.mdns
             .retain(|_, p| p.offline_since.is_none_or(|t| !gone(t, now)));
+    }
+
+    /// Boxes heard announcing another cluster (or none), for the people reading the table.
+    pub fn others(&self, now: Instant) -> Vec<super::others::Other> {
+        self.others.list(now)
     }
 
     /// The peers: mDNS ones by name then id, then the static ones in configured order. An

@@ -25,7 +25,9 @@ use crate::peers::{Peer, Peers, Source};
 const PAGE: usize = 200;
 /// First wait after a failure; doubled per failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(2);
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Short: a peer on the LAN that fails is mostly one unplugged or restarting, and a try costs
+/// one connect (or one handshake); what matters is catching up soon after it is back.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Pages pulled in one round at most (200,000 changes): a peer that keeps the feed growing
 /// cannot hold a worker forever; the next round goes on from the checkpoint.
 const MAX_PAGES: usize = 1000;
@@ -45,6 +47,8 @@ pub struct Live {
     pub last_sync: Option<SystemTime>,
     pub behind: Option<i64>,
     pub last_error: Option<String>,
+    /// The last round that went through (it answered and proved itself).
+    pub last_contact: Option<SystemTime>,
     /// Where it last proved membership: tried first next time, so an announcement that
     /// points elsewhere (spoofed, or stale) cannot cut it off.
     pub last_good: Option<SocketAddr>,
@@ -60,6 +64,7 @@ impl Live {
             last_sync: self.last_sync,
             behind: self.behind,
             last_error: self.last_error,
+            last_contact: self.last_contact,
         }
     }
 }
@@ -232,18 +237,22 @@ impl Engine {
                 tokio::time::sleep_until(started + MIN_GAP).await;
                 match result {
                     Ok(()) => {
+                        if failures > 0 {
+                            // Back after an outage: the peer may be backing off from us too,
+                            // and our nudges of the meantime were lost; tell it to pull now,
+                            // so edits made on both sides cross at once.
+                            w.nudge.store(true, Ordering::Relaxed);
+                            w.nudge_wake.notify_one();
+                        }
                         failures = 0;
+                        lock(&w.live).last_contact = Some(SystemTime::now());
                         due = tokio::time::Instant::now() + self.0.interval;
                     }
                     Err(e) => {
                         conn = None;
                         failures = failures.saturating_add(1);
-                        let wait = FIRST_BACKOFF
-                            .saturating_mul(1 << failures.min(8).saturating_sub(1))
-                            .min(MAX_BACKOFF)
-                            .max(Duration::from_millis(100));
-                        due = tokio::time::Instant::now() + wait;
-                        self.failed(&w, &e).await;
+                        due = tokio::time::Instant::now() + self.backoff(failures);
+                        self.failed(&key, &w, &e).await;
                     }
                 }
             }
@@ -255,13 +264,13 @@ impl Engine {
         }
     }
 
-    async fn failed(&self, w: &Worker, e: &RoundError) {
+    async fn failed(&self, key: &str, w: &Worker, e: &RoundError) {
         let text = e.to_string();
         let id = {
             let mut live = lock(&w.live);
             live.connected = false;
             if live.last_error.as_deref() != Some(text.as_str()) {
-                tracing::warn!(peer = live.name.as_deref().unwrap_or("?"), error = %text,
+                tracing::warn!(peer = live.name.as_deref().unwrap_or(key), error = %text,
                     "sync with a peer failed");
             }
             live.last_error = Some(text.clone());
@@ -277,20 +286,30 @@ impl Engine {
     }
 
     /// Tells the peer to pull, on a connection of its own, after every local change (those
-    /// that arrive while one nudge is sent make one more). A failed nudge is not retried:
-    /// the peer's periodic round covers it.
+    /// that arrive while one nudge is sent make one more). A nudge that cannot be delivered
+    /// (the peer unplugged, restarting) is tried again, backing off as the puller does, so
+    /// an edit made during an outage reaches the peer soon after it is back, not a whole
+    /// interval later.
     async fn nudger(self, key: String, w: Arc<Worker>) {
         // Kept while the peer keeps it open (a burst of edits costs one handshake).
         let mut conn: Option<Connection> = None;
+        let mut failures = 0u32;
         loop {
+            let retry =
+                (failures > 0).then(|| tokio::time::Instant::now() + self.backoff(failures));
             tokio::select! {
                 _ = w.nudge_wake.notified() => {}
+                _ = async { tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)).await },
+                    if retry.is_some() => {
+                    w.nudge.store(true, Ordering::Relaxed);
+                }
                 _ = w.cancel.cancelled() => return,
             }
             if !w.nudge.swap(false, Ordering::Relaxed) {
                 continue;
             }
             let started = tokio::time::Instant::now();
+            let mut delivered = false;
             for _ in 0..2 {
                 if conn.as_ref().is_none_or(|c| !c.is_open()) {
                     conn = match self.open(&key, &w).await {
@@ -303,7 +322,10 @@ impl Engine {
                 }
                 let Some(c) = conn.as_mut() else { break };
                 match c.nudge().await {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        delivered = true;
+                        break;
+                    }
                     // Closed by the peer meanwhile: once more on a new connection.
                     Err(e) => {
                         tracing::debug!(peer = %key, error = %e, "nudge not delivered");
@@ -311,8 +333,24 @@ impl Engine {
                     }
                 }
             }
+            failures = if delivered {
+                0
+            } else {
+                failures.saturating_add(1)
+            };
             tokio::time::sleep_until(started + MIN_GAP).await;
         }
+    }
+
+    /// The wait after `failures` failures in a row: doubling from [`FIRST_BACKOFF`], never
+    /// longer than [`MAX_BACKOFF`] nor than the interval (a failing peer is never tried less
+    /// often than a healthy one, so a link back up is noticed within seconds).
+    fn backoff(&self, failures: u32) -> Duration {
+        FIRST_BACKOFF
+            .saturating_mul(1 << failures.min(8).saturating_sub(1))
+            .min(MAX_BACKOFF)
+            .min(self.0.interval)
+            .max(Duration::from_millis(100))
     }
 
     /// Opens an authenticated connection to the peer filed under `key`, and remembers it.

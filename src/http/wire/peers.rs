@@ -24,7 +24,10 @@ pub struct PeerJson {
     /// `mdns` or `static`.
     found_via: &'static str,
     online: bool,
+    /// Last heard from: an announcement, or a sync round that went through.
     last_seen: Option<String>,
+    #[serde(skip)]
+    seen: Option<std::time::SystemTime>,
     /// The sync API version it announces.
     api: Option<u32>,
     /// The last round that pulled everything (null: none yet).
@@ -41,10 +44,8 @@ impl From<&Peer> for PeerJson {
             addresses: p.addresses.clone(),
             found_via: p.source.as_str(),
             online: p.online,
-            last_seen: p.last_seen.map(|t| {
-                let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                super::time::from_secs(i64::try_from(secs).unwrap_or(i64::MAX))
-            }),
+            last_seen: p.last_seen.map(from_system),
+            seen: p.last_seen,
             api: p.api,
             last_sync: None,
             changes_behind: None,
@@ -97,6 +98,13 @@ impl PeerJson {
                 }
             }
             self.last_error = live.last_error.clone();
+            if let Some(t) = live
+                .last_contact
+                .filter(|t| self.seen.is_none_or(|s| t > &s))
+            {
+                self.seen = Some(t);
+                self.last_seen = Some(from_system(t));
+            }
         } else if let Some(st) = &v.stored {
             self.last_error = st.last_error.clone();
         }
@@ -129,6 +137,15 @@ impl PeerBriefJson {
 pub struct PeersJson {
     pub node: NodeJson,
     pub peers: Vec<PeerJson>,
+    /// Boxes heard announcing another cluster key (or none): not peers, listed so a
+    /// mistyped key shows.
+    pub other_clusters: Vec<OtherJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OtherJson {
+    pub id: String,
+    pub name: String,
 }
 
 /// One peer, for members (the home page's card).
