@@ -75,6 +75,24 @@ pub enum StartError {
     Listen { addr: SocketAddr, reason: String },
     #[error("cannot print the listening addresses: {0}")]
     Announce(std::io::Error),
+    #[error(
+        "server.data_dir ({path}) is on a {kind} filesystem: the database (accounts, notes) \
+         would not be safe there (SQLite's WAL locking and fsync are only reliable on a local \
+         disk); put server.data_dir on a local disk (the media root may stay on the network)"
+    )]
+    DataDirNotLocal { path: PathBuf, kind: &'static str },
+}
+
+/// Refuses a data dir on a network or FUSE filesystem: SQLite's locks and fsync are only
+/// trustworthy on a local one.
+fn check_data_dir_fs(dir: &std::path::Path) -> Result<(), StartError> {
+    match storage::local::fs_kind_of(dir) {
+        "local" | "unknown" => Ok(()),
+        kind => Err(StartError::DataDirNotLocal {
+            path: dir.to_path_buf(),
+            kind,
+        }),
+    }
 }
 
 /// How a served service ended (returned by [`run`] and [`serve`]; the drain is logged).
@@ -131,16 +149,7 @@ impl Service {
         } else {
             None
         };
-        // SQLite's locking and fsync are only trustworthy on a local filesystem.
-        let data_fs = storage::local::fs_kind_of(&config.server.data_dir);
-        if data_fs != "local" {
-            tracing::error!(
-                data_dir = %config.server.data_dir.display(),
-                filesystem = data_fs,
-                "THE DATA DIR IS ON A NETWORK FILESYSTEM: the database (accounts, notes) can be \
-                 corrupted there; put server.data_dir on a local disk"
-            );
-        }
+        check_data_dir_fs(&config.server.data_dir)?;
         // Before the database: a corrupt identity stops the start before anything is served.
         let identity = sync::NodeIdentity::load_or_create(&config.server.data_dir)?;
         let db = db::Db::open(&config.server.data_dir)?;
@@ -347,7 +356,9 @@ fn open_storage(
             // Staged uploads go into a folder of this node's own (a shared media folder).
             node: NodeDir::new(node_id)?,
         },
-    );
+    )
+    .with_max_threads(config.storage.max_threads)
+    .with_require_mount(config.storage.require_mount);
     let recorded = db.state(VOLUME_KEY)?;
     let indexed: u64 = db
         .with(|c| {
@@ -372,6 +383,9 @@ fn open_storage(
             media_root = %config.storage.media_root.display(),
             "{why}"
         ),
+        // Not a mount point: start-up fails, so an unmounted NFS root is seen at once and
+        // nothing is ever written to the folder beneath it.
+        Err(e) if storage::local::not_mounted(&e) => return Err(e.into()),
         Err(e) => tracing::error!(
             media_root = %config.storage.media_root.display(),
             error = %e,

@@ -2,15 +2,17 @@
 //! every lookup beneath it), `identity` (the root's marker), `read` (streaming ranges),
 //! `staging` (uploads), `ops` (listing, folders, moves, deletes).
 //!
-//! Every filesystem call runs on the blocking pool under `storage.timeout_secs`
-//! ([`crate::blocking::run`]), so a stalled disk or hung mount turns into
-//! [`StorageError::Stalled`] (503) instead of freezing the runtime — except two kinds of call
+//! Every filesystem call runs on storage's own bounded share of the blocking pool
+//! ([`crate::blocking::Pool`], `storage.max_threads`) under `storage.timeout_secs`, so a
+//! stalled disk or hung mount turns into [`StorageError::Stalled`] (503) instead of freezing
+//! the runtime or starving the database of threads — except two kinds of call
 //! the kernel guarantees not to block: reads of page-cached data (`preadv2(RWF_NOWAIT)`) and
 //! opens whose every component is in the dentry cache on the root's own local filesystem
 //! (`openat2(RESOLVE_CACHED)`).
 
 mod fskind;
 mod identity;
+mod mount;
 mod ops;
 mod read;
 mod resolve;
@@ -31,6 +33,7 @@ use super::{
     Entry, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Space, Storage,
     StorageError, Upload, UploadOptions,
 };
+use crate::blocking::Pool;
 pub use identity::{Established, MARKER};
 use read::{ChunkBudget, LocalObject};
 use root::Root;
@@ -60,6 +63,17 @@ pub struct LocalStorage {
     marker_seen_ms: AtomicU64,
     started: std::time::Instant,
     budget: Arc<ChunkBudget>,
+    /// Storage's threads (see `crate::blocking::Pool`).
+    pool: Arc<Pool>,
+}
+
+/// Threads storage may hold at once by default: enough for a Pi's disk and a few dozen
+/// streams, few enough that hung reads leave most of the blocking pool to the database.
+pub const DEFAULT_MAX_THREADS: usize = 32;
+
+/// The error says the media root must be a mount point and is not (`storage.require_mount`).
+pub fn not_mounted(e: &StorageError) -> bool {
+    matches!(e, StorageError::Unavailable(m) if m == mount::NOT_A_MOUNT)
 }
 
 /// How long a marker verified on the read fast path stays trusted (see `marker_fresh`).
@@ -98,9 +112,30 @@ impl LocalStorage {
             started: std::time::Instant::now(),
             probed: std::sync::OnceLock::new(),
             budget: Arc::default(),
+            pool: Pool::new(DEFAULT_MAX_THREADS),
         };
         storage.probe();
         storage
+    }
+
+    /// At most `n` storage calls run at once (`storage.max_threads`); more wait within their
+    /// timeout, or fail at once while every thread is stuck.
+    pub fn with_max_threads(mut self, n: usize) -> Self {
+        self.pool = Pool::new(n);
+        self
+    }
+
+    /// The media root must be a mount point (`storage.require_mount`): an NFS root whose
+    /// server was not mounted is the empty folder beneath it, never written to.
+    pub fn with_require_mount(mut self, on: bool) -> Self {
+        self.root =
+            Arc::new(Root::new(self.root.path(), self.opts.allow_symlink_escape).require_mount(on));
+        self
+    }
+
+    /// Threads held by storage calls that outlived their timeout (a hung mount).
+    pub fn stuck_threads(&self) -> usize {
+        self.pool.stuck()
     }
 
     /// Settles the root's real path and filesystem kind once the root exists; the fast open
@@ -156,7 +191,7 @@ impl LocalStorage {
         F: FnOnce(&Root) -> Result<T, StorageError> + Send + 'static,
     {
         let root = self.root.clone();
-        crate::blocking::run(op, self.opts.timeout, move || f(&root)).await
+        self.pool.run(op, self.opts.timeout, move || f(&root)).await
     }
 
     /// Opens `path` only if that cannot block: every path component must already be in the
@@ -294,6 +329,7 @@ impl LocalStorage {
             self.opts.timeout,
             self.opts.chunk_size,
             self.budget.clone(),
+            self.pool.clone(),
         )))
     }
 }
@@ -375,10 +411,10 @@ impl Storage for LocalStorage {
         opts: UploadOptions,
     ) -> Result<Box<dyn Upload>, StorageError> {
         let (p, timeout, node) = (dest.clone(), self.opts.timeout, self.opts.node.clone());
-        let root = self.root.clone();
+        let (root, pool) = (self.root.clone(), self.pool.clone());
         let up = self
             .blocking("create", move |_| {
-                staging::begin(root, &node, &p, opts, timeout)
+                staging::begin(root, pool, &node, &p, opts, timeout)
             })
             .await?;
         Ok(Box::new(up))
@@ -391,10 +427,10 @@ impl Storage for LocalStorage {
         on_durable: Option<OnDurable>,
     ) -> Result<Box<dyn Upload>, StorageError> {
         let (key, timeout, node) = (key.to_string(), self.opts.timeout, self.opts.node.clone());
-        let root = self.root.clone();
+        let (root, pool) = (self.root.clone(), self.pool.clone());
         let up = self
             .blocking("resume", move |_| {
-                staging::resume(root, &node, &key, durable, on_durable, timeout)
+                staging::resume(root, pool, &node, &key, durable, on_durable, timeout)
             })
             .await?;
         Ok(Box::new(up))

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::blocking::Pool;
 use crate::storage::{ByteStream, Object, ObjectMeta, StorageError};
 
 fn etag_of(md: &std::fs::Metadata) -> String {
@@ -33,6 +34,7 @@ pub(super) struct LocalObject {
     timeout: Duration,
     chunk_size: usize,
     budget: Arc<ChunkBudget>,
+    pool: Arc<Pool>,
 }
 
 impl LocalObject {
@@ -43,6 +45,7 @@ impl LocalObject {
         timeout: Duration,
         chunk_size: usize,
         budget: Arc<ChunkBudget>,
+        pool: Arc<Pool>,
     ) -> Self {
         LocalObject {
             file: Arc::new(file),
@@ -50,6 +53,7 @@ impl LocalObject {
             timeout,
             chunk_size,
             budget,
+            pool,
         }
     }
 }
@@ -76,6 +80,7 @@ impl Object for LocalObject {
             self.chunk_size,
             self.timeout,
             self.budget.clone(),
+            self.pool.clone(),
         ))
     }
 }
@@ -176,6 +181,7 @@ struct ReadStream {
     pending: Option<ChunkFuture>,
     last_yield: Option<Instant>,
     budget: Arc<ChunkBudget>,
+    pool: Arc<Pool>,
     /// Cleared when the filesystem does not support RWF_NOWAIT (some network filesystems).
     nowait: bool,
 }
@@ -187,6 +193,7 @@ impl ReadStream {
         chunk: usize,
         timeout: Duration,
         budget: Arc<ChunkBudget>,
+        pool: Arc<Pool>,
     ) -> Self {
         ReadStream {
             file,
@@ -198,6 +205,7 @@ impl ReadStream {
             pending: None,
             last_yield: None,
             budget,
+            pool,
             nowait: true,
         }
     }
@@ -226,7 +234,7 @@ impl ReadStream {
         let offset = self.pos;
         self.pos += n as u64;
         let file = self.file.clone();
-        Box::pin(crate::blocking::spawn("read", self.timeout, move || {
+        Box::pin(self.pool.spawn("read", self.timeout, move || {
             read_exact_at(&file, offset, n, lease)
         }))
     }
