@@ -133,6 +133,8 @@ impl Service {
             reason: e.to_string(),
         })?;
         private_dir(&config.server.data_dir);
+        // Before anything is written there (keys, certificates, the database).
+        check_data_dir_fs(&config.server.data_dir)?;
         let tls = if needs_tls {
             let source = if config.server.tls_cert.is_empty() {
                 CertSource::SelfSigned {
@@ -149,7 +151,6 @@ impl Service {
         } else {
             None
         };
-        check_data_dir_fs(&config.server.data_dir)?;
         // Before the database: a corrupt identity stops the start before anything is served.
         let identity = sync::NodeIdentity::load_or_create(&config.server.data_dir)?;
         let db = db::Db::open(&config.server.data_dir)?;

@@ -208,3 +208,20 @@ async fn shrinking_file_is_an_error_not_short_data() {
     }
     assert!(saw_err);
 }
+
+#[tokio::test]
+async fn nfs_silly_renames_never_appear_in_listings() {
+    // An NFS client renames a file deleted while open to `.nfsXXXX` until it is closed.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("film.mkv"), b"film").unwrap();
+    std::fs::write(tmp.path().join(".nfs00000000012345670000001"), b"old").unwrap();
+    let s = storage(tmp.path());
+    let listing = s.list(&MediaPath::root()).await.unwrap();
+    let names: Vec<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["film.mkv"]);
+    assert!(listing.hidden);
+    assert!(matches!(
+        s.open(&mp(".nfs00000000012345670000001")).await,
+        Err(StorageError::NotFound)
+    ));
+}
