@@ -201,6 +201,25 @@ def test_estale_on_open_is_retried_once(mount, srv):
     assert r.status == 200 and r.body == FILES["estale.bin"]
 
 
+def test_estale_on_read_reopens_the_same_file_once(mount, srv):
+    # The server forgets the open file's handle (a failover, a re-export): the file is opened
+    # again by its path and the stream goes on with the right bytes.
+    mount.set("estale", ops=["read"], prefix="/movies/a.bin", count=1)
+    r = media(srv, "movies/a.bin")
+    assert r.status == 200 and r.body == FILES["movies/a.bin"], r
+    assert mount.calls() == 1
+    # A handle that stays stale: the stream is cut, never completed with wrong bytes.
+    mount.set("estale", ops=["read"], prefix="/movies/a.bin", count=100)
+    try:
+        r = media(srv, "movies/a.bin")
+        assert r.status != 200 or r.body != FILES["movies/a.bin"], "a stale read looked complete"
+    except (ConnectionError, OSError):
+        pass
+    mount.release()
+    r = media(srv, "movies/a.bin")
+    assert r.status == 200 and r.body == FILES["movies/a.bin"]
+
+
 def test_uploads_onto_the_mount_never_overwrite(mount, srv):
     # This FUSE filesystem (like older NFS servers) has no RENAME_NOREPLACE: the commit
     # falls back to link + unlink, which still never replaces a file.
