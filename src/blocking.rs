@@ -212,9 +212,9 @@ where
     spawn(op, timeout, f).await
 }
 
-/// Like [`run`], but `f` starts now, not when the returned future is first polled (a read
-/// ahead: the next chunk is read while the current one is sent). The timeout counts from now.
-pub fn spawn<T, E, F>(
+/// Like [`run`], but `f` starts now, not when the returned future is first polled. The
+/// timeout counts from now. (Storage's read-ahead uses [`Pool::spawn`].)
+fn spawn<T, E, F>(
     op: &'static str,
     timeout: Duration,
     f: F,

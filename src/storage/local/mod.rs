@@ -66,7 +66,25 @@ pub struct LocalStorage {
     started: std::time::Instant,
     budget: Arc<ChunkBudget>,
     /// Storage's threads (see `crate::blocking::Pool`).
-    pool: Arc<Pool>,
+    pool: Threads,
+}
+
+/// Storage's two bounded pools: one for calls (open, read, list, commit …), one for the
+/// long-lived upload writers, so uploads that trickle in never hold the threads reads need.
+#[derive(Clone)]
+pub(super) struct Threads {
+    pub calls: Arc<Pool>,
+    pub writers: Arc<Pool>,
+}
+
+impl Threads {
+    /// `n` threads for calls, half as many (at least one) for upload writers.
+    fn new(n: usize) -> Self {
+        Threads {
+            calls: Pool::new(n),
+            writers: Pool::new(n.div_ceil(2)),
+        }
+    }
 }
 
 /// Threads storage may hold at once by default: enough for a Pi's disk and a few dozen
@@ -114,16 +132,17 @@ impl LocalStorage {
             started: std::time::Instant::now(),
             probed: std::sync::OnceLock::new(),
             budget: Arc::default(),
-            pool: Pool::new(DEFAULT_MAX_THREADS),
+            pool: Threads::new(DEFAULT_MAX_THREADS),
         };
         storage.probe();
         storage
     }
 
-    /// At most `n` storage calls run at once (`storage.max_threads`); more wait within their
-    /// timeout, or fail at once while every thread is stuck.
+    /// At most `n` storage calls run at once (`storage.max_threads`; upload writers have
+    /// half as many threads of their own); more wait within their timeout, or fail at once
+    /// while every thread is stuck.
     pub fn with_max_threads(mut self, n: usize) -> Self {
-        self.pool = Pool::new(n);
+        self.pool = Threads::new(n);
         self
     }
 
@@ -133,11 +152,6 @@ impl LocalStorage {
         self.root =
             Arc::new(Root::new(self.root.path(), self.opts.allow_symlink_escape).require_mount(on));
         self
-    }
-
-    /// Threads held by storage calls that outlived their timeout (a hung mount).
-    pub fn stuck_threads(&self) -> usize {
-        self.pool.stuck()
     }
 
     /// Settles the root's real path and filesystem kind once the root exists; the fast open
@@ -193,7 +207,10 @@ impl LocalStorage {
         F: FnOnce(&Root) -> Result<T, StorageError> + Send + 'static,
     {
         let root = self.root.clone();
-        self.pool.run(op, self.opts.timeout, move || f(&root)).await
+        self.pool
+            .calls
+            .run(op, self.opts.timeout, move || f(&root))
+            .await
     }
 
     fn object(&self, file: File, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError> {
@@ -219,7 +236,7 @@ impl LocalStorage {
             self.opts.timeout,
             self.opts.chunk_size,
             self.budget.clone(),
-            self.pool.clone(),
+            self.pool.calls.clone(),
         )))
     }
 }

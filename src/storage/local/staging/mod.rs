@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use super::root::{dev_of, shown, Root};
 use super::write_err;
-use crate::blocking::Pool;
+use super::Threads;
 use crate::storage::{MediaPath, ObjectMeta, OnDurable, StorageError, Upload, UploadOptions};
 use commit::commit_blocking;
 use layout::node_staging;
@@ -88,7 +88,7 @@ fn key_name(key: &str) -> Result<&str, StorageError> {
 
 pub(super) fn begin(
     root: Arc<Root>,
-    pool: Arc<Pool>,
+    pool: Threads,
     node: &NodeDir,
     dest: &MediaPath,
     opts: UploadOptions,
@@ -156,7 +156,7 @@ pub(super) fn begin(
 
 pub(super) fn resume(
     root: Arc<Root>,
-    pool: Arc<Pool>,
+    pool: Threads,
     node: &NodeDir,
     key: &str,
     durable: u64,
@@ -298,8 +298,8 @@ struct Writer {
 
 pub(super) struct LocalUpload {
     root: Arc<Root>,
-    /// Storage's threads: the writer holds one for the upload's life.
-    pool: Arc<Pool>,
+    /// Storage's threads: the writer holds one of `writers` for the upload's life.
+    pool: Threads,
     key: String,
     /// The staging folder holding the file, and the file's name there.
     dir: Arc<File>,
@@ -341,6 +341,7 @@ impl LocalUpload {
             };
             let handle = self
                 .pool
+                .writers
                 .start("write", self.timeout, move || write_loop(job))
                 .await?;
             self.writer = Some(Writer { tx, ending, handle });
@@ -429,6 +430,7 @@ impl Upload for LocalUpload {
         let (len, on_durable, shown) = (self.len, self.on_durable.clone(), self.shown.clone());
         let file = self
             .pool
+            .calls
             .run("fsync", self.timeout, move || {
                 file.sync_all().map_err(|e| write_err(&e, &shown))?;
                 if let Some(f) = on_durable {
@@ -452,6 +454,7 @@ impl Upload for LocalUpload {
         let (dest, resumable) = (dest.clone(), self.resumable);
         let res = self
             .pool
+            .calls
             .run("commit", self.timeout, move || {
                 let res = commit_blocking(&root, &mut file, &dir, &name, &dest, overwrite);
                 // A failed resumable commit keeps its data (the caller decides); a one-shot one
@@ -475,6 +478,7 @@ impl Upload for LocalUpload {
             let (dir, name) = (self.dir.clone(), self.name.clone());
             let _ = self
                 .pool
+                .calls
                 .run("discard", self.timeout, move || match rustix::fs::unlinkat(
                     &*dir,
                     name.as_str(),
