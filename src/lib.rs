@@ -348,18 +348,20 @@ fn open_storage(
     db: &db::Db,
     node_id: &str,
 ) -> Result<Arc<dyn Storage>, StartError> {
-    let storage = LocalStorage::new(
-        &config.storage.media_root,
-        LocalOptions {
-            allow_symlink_escape: config.storage.allow_symlink_escape,
-            timeout: config.storage_timeout(),
-            chunk_size: config.streaming.chunk_kib * 1024,
-            // Staged uploads go into a folder of this node's own (a shared media folder).
-            node: NodeDir::new(node_id)?,
-        },
-    )
-    .with_max_threads(config.storage.max_threads)
-    .with_require_mount(config.storage.require_mount);
+    let storage = Arc::new(
+        LocalStorage::new(
+            &config.storage.media_root,
+            LocalOptions {
+                allow_symlink_escape: config.storage.allow_symlink_escape,
+                timeout: config.storage_timeout(),
+                chunk_size: config.streaming.chunk_kib * 1024,
+                // Staged uploads go into a folder of this node's own (a shared media folder).
+                node: NodeDir::new(node_id)?,
+            },
+        )
+        .with_max_threads(config.storage.max_threads)
+        .with_require_mount(config.storage.require_mount),
+    );
     let recorded = db.state(VOLUME_KEY)?;
     let indexed: u64 = db
         .with(|c| {
@@ -368,7 +370,12 @@ fn open_storage(
             })
         })
         .map_err(db::DbError::from)?;
-    match storage.establish(recorded.as_deref(), indexed) {
+    match establish_bounded(
+        &storage,
+        recorded.clone(),
+        indexed,
+        config.storage_timeout(),
+    )? {
         Ok(Established::Volume(id)) => {
             if recorded.is_none() {
                 db.set_state(VOLUME_KEY, &id)?;
@@ -393,7 +400,34 @@ fn open_storage(
             "MEDIA ROOT UNAVAILABLE: media answers 503 until it is back"
         ),
     }
-    Ok(Arc::new(storage))
+    Ok(storage)
+}
+
+/// [`LocalStorage::establish`] within `timeout`: a mount whose server hangs at start delays
+/// the start by at most that, then media answers 503 until it is back. The identity recorded
+/// in the database is in force from the first moment; the establishing thread finishes by
+/// itself when the server answers (a new root's volume id is then recorded at the next
+/// start).
+fn establish_bounded(
+    storage: &Arc<LocalStorage>,
+    recorded: Option<String>,
+    indexed: u64,
+    timeout: std::time::Duration,
+) -> Result<Result<Established, StorageError>, StartError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s = storage.clone();
+    std::thread::Builder::new()
+        .name("storage-establish".into())
+        .spawn(move || {
+            let _ = tx.send(s.establish(recorded.as_deref(), indexed));
+        })
+        .map_err(|e| StartError::Task(format!("cannot start a thread: {e}")))?;
+    Ok(rx
+        .recv_timeout(timeout)
+        .unwrap_or(Err(StorageError::Stalled {
+            op: "establish",
+            secs: timeout.as_secs(),
+        })))
 }
 
 async fn reload_tls(tls: Option<Arc<TlsState>>) {

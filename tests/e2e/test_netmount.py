@@ -160,6 +160,28 @@ def test_a_hung_mount_leaves_the_rest_answering_and_recovers_by_itself(mount, sr
     assert srv.proc.poll() is None
 
 
+def test_a_mount_hung_at_start_delays_the_start_by_the_storage_timeout_only(mount, servers):
+    mount.set("hang")
+    t = time.monotonic()
+    s = servers.start(mount.mountpoint, config=CONFIG, name="hung-at-start")
+    assert time.monotonic() - t < TIMEOUT_SECS + 10
+    assert "MEDIA ROOT UNAVAILABLE" in s.stderr_text()
+    r, secs = timed(lambda: http_call(s, "GET", "/healthz"))
+    assert r.status == 200 and secs < FAST, (r, secs)
+    assert_error(media(s, "movies/b.bin"), 503, "storage_unavailable")
+    # The server answers again: the start finishes by itself and media is served.
+    mount.release()
+
+    def back():
+        r = media(s, "movies/b.bin")
+        return r.status == 200 and r.body == FILES["movies/b.bin"]
+
+    wait_for(back, timeout=20, what="media after the mount came back", every=0.2)
+    # The start's own work on the root (its identity marker) finished too.
+    wait_for(lambda: (mount.backing / ".streamhub-root").exists(), timeout=10,
+             what="the root's identity marker")
+
+
 def test_eio_is_a_clear_error_and_never_wrong_bytes(mount, srv):
     # EIO when the file is opened: a JSON error before anything is sent.
     mount.set("eio", ops=["open"], prefix="/eio.bin")

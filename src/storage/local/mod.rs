@@ -120,11 +120,12 @@ pub(crate) fn write_err(e: &std::io::Error, folder: &str) -> StorageError {
 }
 
 impl LocalStorage {
-    /// A backend over the folder `root`. Nothing is checked or created here: the root's
-    /// identity is settled by [`LocalStorage::establish`], and until then (or while the
-    /// disk is away) operations report what is wrong.
+    /// A backend over the folder `root`. Nothing is checked, created or even looked at here
+    /// (a hung mount cannot stall it): the root's identity and filesystem are settled by
+    /// [`LocalStorage::establish`], and until then (or while the disk is away) operations
+    /// report what is wrong.
     pub fn new(root: &Path, opts: LocalOptions) -> Self {
-        let storage = LocalStorage {
+        LocalStorage {
             root: Arc::new(Root::new(root, opts.allow_symlink_escape)),
             opts,
             fast_open: AtomicBool::new(false),
@@ -133,9 +134,7 @@ impl LocalStorage {
             probed: std::sync::OnceLock::new(),
             budget: Arc::default(),
             pool: Threads::new(DEFAULT_MAX_THREADS),
-        };
-        storage.probe();
-        storage
+        }
     }
 
     /// At most `n` storage calls run at once (`storage.max_threads`; upload writers have
@@ -176,8 +175,10 @@ impl LocalStorage {
         recorded: Option<&str>,
         indexed: u64,
     ) -> Result<Established, StorageError> {
-        let est = self.root.establish(recorded, indexed)?;
+        // The recorded identity is in force before the first call that may wait on the disk.
+        let est = self.root.establish(recorded, indexed);
         self.probe();
+        let est = est?;
         if let Ok(root) = self.root.open() {
             let staging::Tidied { removed, moved } = staging::tidy(&root, &self.opts.node);
             if removed > 0 {
