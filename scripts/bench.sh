@@ -6,6 +6,10 @@
 #                                p99, peak RSS and RSS 60 s after each (about 6 minutes)
 #   ./scripts/bench.sh soak      the 30-minute mixed-traffic soak (tests/e2e/test_soak.py with
 #                                SOAK_SECONDS=${BENCH_SOAK_SECONDS:-1800}) on the release build
+#   ./scripts/bench.sh netmount  the media root on a FUSE share that hangs (scripts/bench/netmount.py;
+#                                root, /dev/fuse, fusepy): /healthz, notes and login latency with
+#                                200 media reads hung, 503 once storage's threads are stuck,
+#                                recovery time (about 30 s; also a step of the default run)
 #   ./scripts/bench.sh sync      replication on a 3-node cluster in network namespaces
 #                                (scripts/bench/sync_bench.py, scripts/netns-cluster.sh; root,
 #                                nft): edit-to-visible-everywhere p50/p95, initial sync of
@@ -88,6 +92,7 @@ declare -A RES=()      # RES[<metric>.<server>] = "v1 v2 v3" (FAIL for a failed 
 declare -A INFO=()
 STARTUP=""              # output of scripts/bench/startup.py
 NOTES=""                # output of the notes benchmarks
+NETMOUNT=""             # output of scripts/bench/netmount.py
 
 log()  { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die()  { log "ERROR: $*"; exit 1; }
@@ -523,6 +528,7 @@ write_report() {
             target_line "RSS growth during a $BENCH_UPLOAD_MIB MiB PUT ≤ 16 MiB" "$(jfield "$UPLOADS" put_rss_growth_mib)" "<=" 16
             target_line "RSS growth during a $BENCH_UPLOAD_MIB MiB tus upload ≤ 16 MiB" "$(jfield "$UPLOADS" tus_curl_rss_growth_mib)" "<=" 16
             target_line "library search p95 at $BENCH_LIBRARY_FILES files ≤ 20 ms" "$(jfield "${LIBRARY:-}" search_p95_ms)" "<=" 20
+            target_line "notes and /healthz while the media mount hangs ≤ 1000 ms" "$(sed -n 's/^slowest .* (ms): //p' <<<"${NETMOUNT:-}")" "<=" 1000
             target_line "notes search p95 at $BENCH_NOTES notes ≤ 5 ms" "$(sed -n 's/^search p95 (ms): //p' <<<"$NOTES")" "<=" 5
             echo
             echo "Start-up (scripts/bench/startup.py):"
@@ -541,6 +547,12 @@ write_report() {
                 echo "Library (examples/library_bench.rs):"
                 echo
                 sed 's/^/- /' <<<"$LIBRARY"
+                echo
+            fi
+            if [[ -n ${NETMOUNT:-} ]]; then
+                echo "Hung media mount (scripts/bench/netmount.py):"
+                echo
+                echo "$NETMOUNT"
                 echo
             fi
         fi
@@ -584,14 +596,23 @@ robustness() {
         soak) (cd "$ROOT/tests/e2e" && STREAMHUB_BIN="$SH_BIN" SOAK_SECONDS="${BENCH_SOAK_SECONDS:-1800}" \
             python3 -m pytest -q -s -p no:cacheprovider --basetemp "$work" test_soak.py) | tee "$BENCH_DIR/soak.log" ;;
         sync) python3 "$BENCH_SRC/sync_bench.py" "$SH_BIN" "$work" | tee "$BENCH_DIR/sync.md" ;;
+        netmount) netmount_bench "$work" | tee "$BENCH_DIR/netmount.md" ;;
     esac
     rm -rf "$work"
+}
+
+# The hung-mount measurement (scripts/bench/netmount.py): needs root and /dev/fuse.
+netmount_bench() { # work dir
+    ((EUID == 0)) && [[ -e /dev/fuse ]] || { echo "needs root and /dev/fuse" >&2; return 1; }
+    python3 -c 'import fuse' 2>/dev/null || pip install -q fusepy==3.0.1 2>/dev/null ||
+        pip install -q --break-system-packages fusepy==3.0.1
+    python3 "$BENCH_SRC/netmount.py" "$SH_BIN" "$1" 200 20
 }
 
 main() {
     local run servers=(nginx) t0
     case ${1:-} in
-        abuse | soak) robustness "$1"; return ;;
+        abuse | soak | netmount) robustness "$1"; return ;;
         sync)
             ((EUID == 0)) || die "bench.sh sync needs root (network namespaces)"
             command -v nft >/dev/null 2>&1 || {
@@ -603,7 +624,7 @@ main() {
             return
             ;;
         "") ;;
-        *) die "unknown benchmark '$1' (none, abuse, soak or sync)" ;;
+        *) die "unknown benchmark '$1' (none, abuse, soak, netmount or sync)" ;;
     esac
     install_deps
     [[ $SKIP_SH == 1 ]] || build_streamhub
@@ -703,6 +724,10 @@ main() {
                 "$BENCH_DIR/library" "$BENCH_LIBRARY_FILES" 2000)
             echo "$LIBRARY"
         fi
+        log "netmount: 200 media reads hung on a FUSE share; notes, /healthz, login meanwhile"
+        NETMOUNT=$(netmount_bench "$(mktemp -d "$BENCH_DIR/netmount.XXXXXX")") ||
+            warn "the hung-mount benchmark failed or was skipped (needs root and /dev/fuse)"
+        echo "$NETMOUNT"
     fi
 
     write_report

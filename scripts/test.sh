@@ -17,6 +17,10 @@ need_apt=()
 for tool in curl:curl jq:jq ffmpeg:ffmpeg ffprobe:ffmpeg openssl:openssl unzip:unzip unshare:util-linux setpriv:util-linux mount:mount ip:iproute2 mkfs.ext4:e2fsprogs e2fsck:e2fsprogs chromium:chromium avahi-daemon:avahi-daemon avahi-browse:avahi-utils dbus-daemon:dbus faketime:faketime; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
+# The fault-injecting FUSE media root (tests/e2e/faultfs.py, fusepy over libfuse2; fusermount
+# unmounts it).
+command -v fusermount >/dev/null 2>&1 || command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
+"${PYTHON:-python3}" -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("fuse") else 1)' 2>/dev/null || need_apt+=(libfuse2)
 # A font, so the UI screenshots (target/ui-screenshots/) show text.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -31,6 +35,7 @@ need_pip=()
 "$PY" -c 'import tusclient' 2>/dev/null || need_pip+=(tuspy)  # the tus client (tests/e2e/test_tus.py)
 "$PY" -c 'import zeroconf' 2>/dev/null || need_pip+=(zeroconf)  # mDNS browsing and fake announcements (tests/e2e/test_peers_discovery.py)
 "$PY" -c 'import h2' 2>/dev/null || need_pip+=(h2)  # an HTTP/2 client for the abuse tests (tests/e2e/test_abuse_conn.py)
+"$PY" -c 'import fuse' 2>/dev/null || need_pip+=(fusepy==3.0.1)  # the fault-injecting FUSE media root (tests/e2e/faultfs.py)
 # Drives Debian's chromium (tests/ui); Playwright's own browser download is never used.
 "$PY" -c 'import playwright' 2>/dev/null || need_pip+=(playwright)
 if [ "${#need_pip[@]}" -gt 0 ]; then

@@ -5,8 +5,16 @@
 //! A timed-out closure keeps running on its pool thread (a thread stuck in the kernel cannot
 //! be cancelled); the pool is bounded (`max_blocking_threads` in `main`), so a hung mount
 //! costs threads up to that bound, never the runtime.
+//!
+//! Storage does not draw on that pool freely: it goes through a [`Pool`], a budget of
+//! threads of its own (`storage.max_threads`), so reads hung on a dead NFS server can hold at
+//! most that many threads and SQLite, argon2 and the rest always find theirs.
 
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why blocking work produced no result.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +23,183 @@ pub enum BlockingError {
     Stalled { op: &'static str, secs: u64 },
     #[error("{op} failed: the task panicked or was cancelled")]
     Failed { op: &'static str },
+}
+
+/// A bounded share of the blocking pool for one kind of work (storage): at most `max`
+/// closures run at once; a call waits for a free thread only within its own timeout, and
+/// fails at once (`Stalled`) when every thread is held by a call that has already timed out
+/// (a hung mount: waiting would only queue behind threads stuck in the kernel).
+pub struct Pool {
+    slots: Arc<Semaphore>,
+    max: usize,
+    /// Threads still running a closure whose caller has given up on it (timed out).
+    stuck: Arc<AtomicUsize>,
+}
+
+/// A closure's state, shared by its thread and its caller, so exactly one of them counts it
+/// in and out of `stuck`.
+const RUNNING: u8 = 0;
+const OVERDUE: u8 = 1;
+const DONE: u8 = 2;
+
+impl Pool {
+    /// A pool of at most `max` threads (at least 1).
+    pub fn new(max: usize) -> Arc<Self> {
+        let max = max.max(1);
+        Arc::new(Pool {
+            slots: Arc::new(Semaphore::new(max)),
+            max,
+            stuck: Arc::default(),
+        })
+    }
+
+    /// Threads held by closures that outlived their caller's timeout (for health output).
+    pub fn stuck(&self) -> usize {
+        self.stuck.load(Ordering::Relaxed)
+    }
+
+    /// The most closures that run at once.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Runs `f` on one of the pool's threads; `Stalled` after `timeout`, counted from now and
+    /// including the wait for a free thread.
+    pub async fn run<T, E, F>(
+        self: &Arc<Self>,
+        op: &'static str,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<BlockingError> + Send + 'static,
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+    {
+        self.spawn(op, timeout, f).await
+    }
+
+    /// Like [`Pool::run`], but `f` starts now when a thread is free (a read ahead), not when
+    /// the returned future is first polled.
+    pub fn spawn<T, E, F>(
+        self: &Arc<Self>,
+        op: &'static str,
+        timeout: Duration,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<BlockingError> + Send + 'static,
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let stalled = move || BlockingError::Stalled {
+            op,
+            secs: timeout.as_secs(),
+        };
+        let pool = self.clone();
+        let started = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => Ok(pool.launch(permit, f)),
+            Err(_) => Err(f),
+        };
+        async move {
+            let (handle, state) = match started {
+                Ok(h) => h,
+                Err(f) => {
+                    if pool.stuck() >= pool.max {
+                        return Err(stalled().into());
+                    }
+                    match tokio::time::timeout_at(deadline, pool.slots.clone().acquire_owned())
+                        .await
+                    {
+                        Ok(Ok(permit)) => pool.launch(permit, f),
+                        Ok(Err(_)) => return Err(BlockingError::Failed { op }.into()),
+                        Err(_) => return Err(stalled().into()),
+                    }
+                }
+            };
+            match tokio::time::timeout_at(deadline, handle).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(join)) => {
+                    tracing::error!(op, error = %join, "blocking task failed");
+                    Err(BlockingError::Failed { op }.into())
+                }
+                Err(_) => {
+                    if state
+                        .compare_exchange(RUNNING, OVERDUE, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        pool.stuck.fetch_add(1, Ordering::AcqRel);
+                    }
+                    Err(stalled().into())
+                }
+            }
+        }
+    }
+
+    /// Starts `f` on the blocking pool holding `permit` until it returns (not until its
+    /// caller stops waiting: a thread stuck in the kernel still counts).
+    fn launch<R, F>(
+        &self,
+        permit: OwnedSemaphorePermit,
+        f: F,
+    ) -> (tokio::task::JoinHandle<R>, Arc<AtomicU8>)
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let state = Arc::new(AtomicU8::new(RUNNING));
+        let (mine, stuck) = (state.clone(), self.stuck.clone());
+        let handle = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            // Counted out of `stuck` even if `f` panics.
+            let _done = Done { state: mine, stuck };
+            f()
+        });
+        (handle, state)
+    }
+
+    /// Starts a long-lived job (an upload's writer) on one of the pool's threads, waiting for
+    /// a free one within `timeout`. The caller bounds each step of the job itself.
+    pub async fn start<R, F>(
+        self: &Arc<Self>,
+        op: &'static str,
+        timeout: Duration,
+        f: F,
+    ) -> Result<tokio::task::JoinHandle<R>, BlockingError>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let stalled = BlockingError::Stalled {
+            op,
+            secs: timeout.as_secs(),
+        };
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) if self.stuck() >= self.max => return Err(stalled),
+            Err(_) => match tokio::time::timeout(timeout, self.slots.clone().acquire_owned()).await
+            {
+                Ok(Ok(p)) => p,
+                Ok(Err(_)) => return Err(BlockingError::Failed { op }),
+                Err(_) => return Err(stalled),
+            },
+        };
+        Ok(self.launch(permit, f).0)
+    }
+}
+
+struct Done {
+    state: Arc<AtomicU8>,
+    stuck: Arc<AtomicUsize>,
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if self.state.swap(DONE, Ordering::AcqRel) == OVERDUE {
+            self.stuck.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// Runs `f` on the blocking pool; `Stalled` after `timeout`. `op` names the work in errors.
@@ -27,9 +212,9 @@ where
     spawn(op, timeout, f).await
 }
 
-/// Like [`run`], but `f` starts now, not when the returned future is first polled (a read
-/// ahead: the next chunk is read while the current one is sent). The timeout counts from now.
-pub fn spawn<T, E, F>(
+/// Like [`run`], but `f` starts now, not when the returned future is first polled. The
+/// timeout counts from now. (Storage's read-ahead uses [`Pool::spawn`].)
+fn spawn<T, E, F>(
     op: &'static str,
     timeout: Duration,
     f: F,
@@ -107,5 +292,59 @@ mod tests {
             boom,
             Err(E::B(BlockingError::Failed { op: "boom" }))
         ));
+    }
+
+    /// A closure held until the test lets it go (a read hung on a dead server).
+    fn hang(gate: &Arc<std::sync::Barrier>) -> impl FnOnce() -> Result<(), E> + Send + 'static {
+        let gate = gate.clone();
+        move || {
+            gate.wait();
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pool_is_bounded_fails_fast_when_stuck_and_recovers() {
+        let pool = Pool::new(2);
+        // Two hung calls hold both threads (+1: the test's own wait on the barrier).
+        let gate = Arc::new(std::sync::Barrier::new(3));
+        let short = Duration::from_millis(100);
+        let a = pool.spawn("read", short, hang(&gate));
+        let b = pool.spawn("read", short, hang(&gate));
+        assert!(matches!(a.await, Err(E::B(BlockingError::Stalled { .. }))));
+        assert!(matches!(b.await, Err(E::B(BlockingError::Stalled { .. }))));
+        assert_eq!(pool.stuck(), 2);
+        // Every thread is stuck: a new call fails at its first poll instead of waiting out
+        // its timeout.
+        use futures_util::FutureExt;
+        let c: Option<Result<u8, E>> = pool
+            .spawn("read", Duration::from_secs(30), || Ok(1))
+            .now_or_never();
+        assert!(matches!(c, Some(Err(E::B(BlockingError::Stalled { .. })))));
+        // The server comes back: the threads return and the pool works again by itself.
+        let g = gate.clone();
+        tokio::task::spawn_blocking(move || g.wait()).await.ok();
+        for _ in 0..100 {
+            if pool.stuck() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(pool.stuck(), 0);
+        let d: Result<u8, E> = pool.run("read", Duration::from_secs(5), || Ok(4)).await;
+        assert_eq!(d.ok(), Some(4));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pool_queues_a_busy_but_healthy_call() {
+        let pool = Pool::new(1);
+        let first = pool.spawn("slow", Duration::from_secs(5), || -> Result<u8, E> {
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(1)
+        });
+        // No thread is stuck, only busy: the second call waits for it and runs.
+        let second: Result<u8, E> = pool.run("next", Duration::from_secs(5), || Ok(2)).await;
+        assert_eq!(second.ok(), Some(2));
+        assert_eq!(first.await.ok(), Some(1));
     }
 }

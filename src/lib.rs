@@ -75,6 +75,24 @@ pub enum StartError {
     Listen { addr: SocketAddr, reason: String },
     #[error("cannot print the listening addresses: {0}")]
     Announce(std::io::Error),
+    #[error(
+        "server.data_dir ({path}) is on a {kind} filesystem: the database (accounts, notes) \
+         would not be safe there (SQLite's WAL locking and fsync are only reliable on a local \
+         disk); put server.data_dir on a local disk (the media root may stay on the network)"
+    )]
+    DataDirNotLocal { path: PathBuf, kind: &'static str },
+}
+
+/// Refuses a data dir on a network or FUSE filesystem: SQLite's locks and fsync are only
+/// trustworthy on a local one.
+fn check_data_dir_fs(dir: &std::path::Path) -> Result<(), StartError> {
+    match storage::local::fs_kind_of(dir) {
+        "local" | "unknown" => Ok(()),
+        kind => Err(StartError::DataDirNotLocal {
+            path: dir.to_path_buf(),
+            kind,
+        }),
+    }
 }
 
 /// How a served service ended (returned by [`run`] and [`serve`]; the drain is logged).
@@ -115,6 +133,8 @@ impl Service {
             reason: e.to_string(),
         })?;
         private_dir(&config.server.data_dir);
+        // Before anything is written there (keys, certificates, the database).
+        check_data_dir_fs(&config.server.data_dir)?;
         let tls = if needs_tls {
             let source = if config.server.tls_cert.is_empty() {
                 CertSource::SelfSigned {
@@ -131,16 +151,6 @@ impl Service {
         } else {
             None
         };
-        // SQLite's locking and fsync are only trustworthy on a local filesystem.
-        let data_fs = storage::local::fs_kind_of(&config.server.data_dir);
-        if data_fs != "local" {
-            tracing::error!(
-                data_dir = %config.server.data_dir.display(),
-                filesystem = data_fs,
-                "THE DATA DIR IS ON A NETWORK FILESYSTEM: the database (accounts, notes) can be \
-                 corrupted there; put server.data_dir on a local disk"
-            );
-        }
         // Before the database: a corrupt identity stops the start before anything is served.
         let identity = sync::NodeIdentity::load_or_create(&config.server.data_dir)?;
         let db = db::Db::open(&config.server.data_dir)?;
@@ -338,15 +348,19 @@ fn open_storage(
     db: &db::Db,
     node_id: &str,
 ) -> Result<Arc<dyn Storage>, StartError> {
-    let storage = LocalStorage::new(
-        &config.storage.media_root,
-        LocalOptions {
-            allow_symlink_escape: config.storage.allow_symlink_escape,
-            timeout: config.storage_timeout(),
-            chunk_size: config.streaming.chunk_kib * 1024,
-            // Staged uploads go into a folder of this node's own (a shared media folder).
-            node: NodeDir::new(node_id)?,
-        },
+    let storage = Arc::new(
+        LocalStorage::new(
+            &config.storage.media_root,
+            LocalOptions {
+                allow_symlink_escape: config.storage.allow_symlink_escape,
+                timeout: config.storage_timeout(),
+                chunk_size: config.streaming.chunk_kib * 1024,
+                // Staged uploads go into a folder of this node's own (a shared media folder).
+                node: NodeDir::new(node_id)?,
+            },
+        )
+        .with_max_threads(config.storage.max_threads)
+        .with_require_mount(config.storage.require_mount),
     );
     let recorded = db.state(VOLUME_KEY)?;
     let indexed: u64 = db
@@ -356,7 +370,12 @@ fn open_storage(
             })
         })
         .map_err(db::DbError::from)?;
-    match storage.establish(recorded.as_deref(), indexed) {
+    match establish_bounded(
+        &storage,
+        recorded.clone(),
+        indexed,
+        config.storage_timeout(),
+    )? {
         Ok(Established::Volume(id)) => {
             if recorded.is_none() {
                 db.set_state(VOLUME_KEY, &id)?;
@@ -372,13 +391,43 @@ fn open_storage(
             media_root = %config.storage.media_root.display(),
             "{why}"
         ),
+        // Not a mount point: start-up fails, so an unmounted NFS root is seen at once and
+        // nothing is ever written to the folder beneath it.
+        Err(e) if storage::local::not_mounted(&e) => return Err(e.into()),
         Err(e) => tracing::error!(
             media_root = %config.storage.media_root.display(),
             error = %e,
             "MEDIA ROOT UNAVAILABLE: media answers 503 until it is back"
         ),
     }
-    Ok(Arc::new(storage))
+    Ok(storage)
+}
+
+/// [`LocalStorage::establish`] within `timeout`: a mount whose server hangs at start delays
+/// the start by at most that, then media answers 503 until it is back. The identity recorded
+/// in the database is in force from the first moment; the establishing thread finishes by
+/// itself when the server answers (a new root's volume id is then recorded at the next
+/// start).
+fn establish_bounded(
+    storage: &Arc<LocalStorage>,
+    recorded: Option<String>,
+    indexed: u64,
+    timeout: std::time::Duration,
+) -> Result<Result<Established, StorageError>, StartError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let s = storage.clone();
+    std::thread::Builder::new()
+        .name("storage-establish".into())
+        .spawn(move || {
+            let _ = tx.send(s.establish(recorded.as_deref(), indexed));
+        })
+        .map_err(|e| StartError::Task(format!("cannot start a thread: {e}")))?;
+    Ok(rx
+        .recv_timeout(timeout)
+        .unwrap_or(Err(StorageError::Stalled {
+            op: "establish",
+            secs: timeout.as_secs(),
+        })))
 }
 
 async fn reload_tls(tls: Option<Arc<TlsState>>) {

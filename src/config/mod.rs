@@ -84,6 +84,10 @@ pub struct StorageConfig {
     pub allow_symlink_escape: bool,
     pub timeout_secs: u64,
     pub trash_days: u64,
+    /// Storage calls that may run at once (storage's own threads, see `blocking::Pool`).
+    pub max_threads: usize,
+    /// The media root must be a mount point (an NFS or SMB root).
+    pub require_mount: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,6 +198,8 @@ impl Default for Config {
                 allow_symlink_escape: false,
                 timeout_secs: 15,
                 trash_days: 30,
+                max_threads: 32,
+                require_mount: false,
             },
             streaming: StreamingConfig {
                 max_ranges: 16,

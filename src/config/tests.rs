@@ -139,6 +139,8 @@ fn semantic_checks_name_keys() {
         ),
         ("[server]\ntls_cert = \"/x.pem\"\n", "server.tls_cert"),
         ("[streaming]\nmax_ranges = 0\n", "streaming.max_ranges"),
+        ("[storage]\nmax_threads = 0\n", "storage.max_threads"),
+        ("[storage]\nmax_threads = 65\n", "storage.max_threads"),
         ("[server]\nlisten = []\ntls_listen = []\n", "server.listen"),
         ("[log]\nlevel = \"[[[\"\n", "log.level"),
         ("[quotas]\ntus_uploads = 1000001\n", "quotas.tus_uploads"),

@@ -64,6 +64,12 @@ impl Config {
                 "must be at most 3600 seconds",
             ));
         }
+        // The runtime's blocking pool has 128 threads (`main`): storage (these, and half as
+        // many upload writers) never takes the share the database, password hashing and the
+        // rest need.
+        if !(1..=64).contains(&self.storage.max_threads) {
+            return Err(invalid("storage.max_threads", "must be between 1 and 64"));
+        }
         if self.storage.media_root.as_os_str().is_empty() {
             return Err(invalid("storage.media_root", "must not be empty"));
         }

@@ -34,6 +34,9 @@ pub struct DataDirFailure(pub DataDirFault);
 /// Seconds a client is told to wait when the data dir cannot be written: long enough for
 /// an operator (or a cleanup) to act, short enough that a client comes back on its own.
 pub const DATA_DIR_RETRY_SECS: u32 = 30;
+/// `Retry-After` of `storage_unavailable`: a hung mount or a missing disk is not fixed in a
+/// second, but players retry on their own and should find it back soon after it is.
+pub const STORAGE_RETRY_SECS: u32 = 5;
 
 /// The message of an answer caused by the data dir's state. `dir` is where it is (unknown
 /// to the error mappings, filled in by `http::data_dir`), `reason` what the file system
@@ -300,6 +303,7 @@ impl From<StorageError> for ApiError {
                     "storage_unavailable",
                     e.to_string(),
                 )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(STORAGE_RETRY_SECS))
             }
             PermissionDeniedAt(folder) => ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -375,6 +379,7 @@ impl From<LibraryError> for ApiError {
                     "storage_unavailable",
                     e.to_string(),
                 )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(STORAGE_RETRY_SECS))
             }
             DataDir(fault) => ApiError::data_dir(fault),
             Db(_) | Io(_) | Task(_) | Cancelled => ApiError::internal(&e),

@@ -157,7 +157,11 @@ impl Root {
         }
         let dir = match open_dir_at(self.path()) {
             Ok(d) => d,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && recorded.is_none() => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && recorded.is_none()
+                    && !self.must_be_mount =>
+            {
                 // A new install: the (default) media folder is made for the user.
                 std::fs::create_dir_all(self.path()).map_err(|e| {
                     unavailable(format!(
@@ -168,6 +172,10 @@ impl Root {
                 })?;
                 open_dir_at(self.path()).map_err(|e| unavailable(errno_message(&e)))?
             }
+            // A missing mount point is not mounted either.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.must_be_mount => {
+                return Err(unavailable(super::mount::NOT_A_MOUNT.to_string()))
+            }
             Err(e) => {
                 return Err(unavailable(format!(
                     "media root: {} (is the disk mounted?)",
@@ -175,6 +183,8 @@ impl Root {
                 )))
             }
         };
+        // Before anything is read or written: an unmounted root is the folder beneath.
+        self.check_mount(&dir)?;
         if recorded.is_some() {
             self.verify(&dir)?;
             return Ok(Established::Volume(

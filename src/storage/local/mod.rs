@@ -1,16 +1,20 @@
 //! The local-disk backend (also the NFS/SMB case): private parts `root` (the root handle and
-//! every lookup beneath it), `identity` (the root's marker), `read` (streaming ranges),
-//! `staging` (uploads), `ops` (listing, folders, moves, deletes).
+//! every lookup beneath it), `identity` (the root's marker), `mount` (`require_mount`),
+//! `fast` (the non-blocking open), `read` (streaming ranges), `staging` (uploads), `ops`
+//! (listing, folders, moves, deletes).
 //!
-//! Every filesystem call runs on the blocking pool under `storage.timeout_secs`
-//! ([`crate::blocking::run`]), so a stalled disk or hung mount turns into
-//! [`StorageError::Stalled`] (503) instead of freezing the runtime — except two kinds of call
+//! Every filesystem call runs on storage's own bounded share of the blocking pool
+//! ([`crate::blocking::Pool`], `storage.max_threads`) under `storage.timeout_secs`, so a
+//! stalled disk or hung mount turns into [`StorageError::Stalled`] (503) instead of freezing
+//! the runtime or starving the database of threads — except two kinds of call
 //! the kernel guarantees not to block: reads of page-cached data (`preadv2(RWF_NOWAIT)`) and
 //! opens whose every component is in the dentry cache on the root's own local filesystem
 //! (`openat2(RESOLVE_CACHED)`).
 
+mod fast;
 mod fskind;
 mod identity;
+mod mount;
 mod ops;
 mod read;
 mod resolve;
@@ -31,6 +35,7 @@ use super::{
     Entry, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Space, Storage,
     StorageError, Upload, UploadOptions,
 };
+use crate::blocking::Pool;
 pub use identity::{Established, MARKER};
 use read::{ChunkBudget, LocalObject};
 use root::Root;
@@ -60,6 +65,35 @@ pub struct LocalStorage {
     marker_seen_ms: AtomicU64,
     started: std::time::Instant,
     budget: Arc<ChunkBudget>,
+    /// Storage's threads (see `crate::blocking::Pool`).
+    pool: Threads,
+}
+
+/// Storage's two bounded pools: one for calls (open, read, list, commit …), one for the
+/// long-lived upload writers, so uploads that trickle in never hold the threads reads need.
+#[derive(Clone)]
+pub(super) struct Threads {
+    pub calls: Arc<Pool>,
+    pub writers: Arc<Pool>,
+}
+
+impl Threads {
+    /// `n` threads for calls, half as many (at least one) for upload writers.
+    fn new(n: usize) -> Self {
+        Threads {
+            calls: Pool::new(n),
+            writers: Pool::new(n.div_ceil(2)),
+        }
+    }
+}
+
+/// Threads storage may hold at once by default: enough for a Pi's disk and a few dozen
+/// streams, few enough that hung reads leave most of the blocking pool to the database.
+pub const DEFAULT_MAX_THREADS: usize = 32;
+
+/// The error says the media root must be a mount point and is not (`storage.require_mount`).
+pub fn not_mounted(e: &StorageError) -> bool {
+    matches!(e, StorageError::Unavailable(m) if m == mount::NOT_A_MOUNT)
 }
 
 /// How long a marker verified on the read fast path stays trusted (see `marker_fresh`).
@@ -86,11 +120,12 @@ pub(crate) fn write_err(e: &std::io::Error, folder: &str) -> StorageError {
 }
 
 impl LocalStorage {
-    /// A backend over the folder `root`. Nothing is checked or created here: the root's
-    /// identity is settled by [`LocalStorage::establish`], and until then (or while the
-    /// disk is away) operations report what is wrong.
+    /// A backend over the folder `root`. Nothing is checked, created or even looked at here
+    /// (a hung mount cannot stall it): the root's identity and filesystem are settled by
+    /// [`LocalStorage::establish`], and until then (or while the disk is away) operations
+    /// report what is wrong.
     pub fn new(root: &Path, opts: LocalOptions) -> Self {
-        let storage = LocalStorage {
+        LocalStorage {
             root: Arc::new(Root::new(root, opts.allow_symlink_escape)),
             opts,
             fast_open: AtomicBool::new(false),
@@ -98,9 +133,24 @@ impl LocalStorage {
             started: std::time::Instant::now(),
             probed: std::sync::OnceLock::new(),
             budget: Arc::default(),
-        };
-        storage.probe();
-        storage
+            pool: Threads::new(DEFAULT_MAX_THREADS),
+        }
+    }
+
+    /// At most `n` storage calls run at once (`storage.max_threads`; upload writers have
+    /// half as many threads of their own); more wait within their timeout, or fail at once
+    /// while every thread is stuck.
+    pub fn with_max_threads(mut self, n: usize) -> Self {
+        self.pool = Threads::new(n);
+        self
+    }
+
+    /// The media root must be a mount point (`storage.require_mount`): an NFS root whose
+    /// server was not mounted is the empty folder beneath it, never written to.
+    pub fn with_require_mount(mut self, on: bool) -> Self {
+        self.root =
+            Arc::new(Root::new(self.root.path(), self.opts.allow_symlink_escape).require_mount(on));
+        self
     }
 
     /// Settles the root's real path and filesystem kind once the root exists; the fast open
@@ -125,8 +175,10 @@ impl LocalStorage {
         recorded: Option<&str>,
         indexed: u64,
     ) -> Result<Established, StorageError> {
-        let est = self.root.establish(recorded, indexed)?;
+        // The recorded identity is in force before the first call that may wait on the disk.
+        let est = self.root.establish(recorded, indexed);
         self.probe();
+        let est = est?;
         if let Ok(root) = self.root.open() {
             let staging::Tidied { removed, moved } = staging::tidy(&root, &self.opts.node);
             if removed > 0 {
@@ -156,129 +208,13 @@ impl LocalStorage {
         F: FnOnce(&Root) -> Result<T, StorageError> + Send + 'static,
     {
         let root = self.root.clone();
-        crate::blocking::run(op, self.opts.timeout, move || f(&root)).await
+        self.pool
+            .calls
+            .run(op, self.opts.timeout, move || f(&root))
+            .await
     }
 
-    /// Opens `path` only if that cannot block: every path component must already be in the
-    /// dentry cache (`RESOLVE_CACHED`), stay on the root's (local) filesystem (`NO_XDEV`) and,
-    /// unless escapes are allowed, stay beneath the root (`BENEATH`); the root must still be
-    /// the checked volume (its device, and the marker already verified). `None` means "take
-    /// the blocking path" — a cold cache, an absolute symlink, a mount point, an old kernel,
-    /// a changed marker — so a spun-down disk or an NFS mount never stalls a runtime worker,
-    /// while hot files skip a thread hand-off per request.
-    fn open_fast(&self, path: &MediaPath) -> Option<Result<File, StorageError>> {
-        use rustix::fs::{fstat, openat2, Mode, OFlags, ResolveFlags};
-        use rustix::io::Errno;
-        if !self.fast_open.load(Ordering::Relaxed) || path.is_root() {
-            return None;
-        }
-        if path.is_hidden() {
-            return Some(Err(StorageError::NotFound));
-        }
-        let canonical = &self.probed.get()?.0;
-        // What this request needs of the identity, copied out (no allocation per request).
-        let (expected, dev, seen) = {
-            let ident = self.root.ident.lock().ok()?;
-            if ident.blocked.is_some() {
-                return None;
-            }
-            (ident.expected.is_some(), ident.dev, ident.marker)
-        };
-        let cached = |dir: &dyn rustix::fd::AsFd, p: &str, flags: OFlags, how: ResolveFlags| {
-            openat2(dir, p, flags | OFlags::CLOEXEC, Mode::empty(), how)
-        };
-        let root = match openat2(
-            rustix::fs::CWD,
-            canonical,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::CACHED,
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOSYS) | Err(Errno::INVAL) => {
-                self.fast_open.store(false, Ordering::Relaxed);
-                return None;
-            }
-            Err(_) => return None,
-        };
-        // Same filesystem, in-memory inodes: fstat does not wait on a device.
-        let st = fstat(&root).ok()?;
-        if expected {
-            if dev != Some(st.st_dev) {
-                return None;
-            }
-            if self.marker_fresh() {
-                return self.open_cached(&root, path);
-            }
-            let marker = cached(
-                &root,
-                MARKER,
-                OFlags::PATH | OFlags::NOFOLLOW,
-                ResolveFlags::CACHED | ResolveFlags::BENEATH,
-            )
-            .ok()?;
-            let m = fstat(&marker).ok()?;
-            if seen != Some(identity::seen_of(&m)) {
-                return None;
-            }
-            self.marker_seen();
-        }
-        self.open_cached(&root, path)
-    }
-
-    /// The marker was verified on the fast path less than [`MARKER_RECHECK`] ago. The device
-    /// is compared on every request (an unmount or another disk is seen at once); the marker
-    /// itself (3 syscalls) at most once per interval, so a disk swapped for another with the
-    /// same device number within it could be read from for that long — never written to:
-    /// writes take the blocking path, which checks the marker every time.
-    fn marker_fresh(&self) -> bool {
-        let last = self.marker_seen_ms.load(Ordering::Relaxed);
-        last != 0 && self.now_ms().saturating_sub(last) < MARKER_RECHECK.as_millis() as u64
-    }
-
-    fn marker_seen(&self) {
-        self.marker_seen_ms
-            .store(self.now_ms().max(1), Ordering::Relaxed);
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    /// The open itself, beneath the already-opened root (see [`Self::open_fast`]).
-    fn open_cached(
-        &self,
-        root: &rustix::fd::OwnedFd,
-        path: &MediaPath,
-    ) -> Option<Result<File, StorageError>> {
-        use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
-        use rustix::io::Errno;
-        // Links take the slow path, where `resolve` follows them by our rules.
-        let mut how = ResolveFlags::CACHED
-            | ResolveFlags::NO_XDEV
-            | ResolveFlags::NO_MAGICLINKS
-            | ResolveFlags::NO_SYMLINKS;
-        if !self.opts.allow_symlink_escape {
-            how |= ResolveFlags::BENEATH;
-        }
-        let rel = path.to_string();
-        match openat2(
-            root,
-            rel.as_str(),
-            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-            how,
-        ) {
-            Ok(fd) => Some(Ok(File::from(fd))),
-            // A missing name may be spelled in another Unicode form on disk: the slow path
-            // looks for it.
-            Err(Errno::NOTDIR) => Some(Err(StorageError::NotFound)),
-            Err(Errno::ACCESS) => Some(Err(StorageError::PermissionDenied)),
-            Err(_) => None,
-        }
-    }
-
-    fn object(&self, file: File) -> Result<Arc<dyn Object>, StorageError> {
+    fn object(&self, file: File, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError> {
         // On the root's local filesystem (or from the blocking pool): fstat does not block.
         let md = file.metadata().map_err(|e| StorageError::from_io(&e))?;
         if md.is_dir() {
@@ -288,12 +224,20 @@ impl LocalStorage {
             // FIFOs, devices, sockets: reading them could block or never end.
             return Err(StorageError::NotFound);
         }
+        // How a read that meets ESTALE (an NFS handle the server forgot) gets the file back.
+        let (root, p) = (self.root.clone(), path.clone());
+        let reopen: read::Reopen = Arc::new(move || {
+            let dir = root.open()?;
+            root.file(&dir, &p)
+        });
         Ok(Arc::new(LocalObject::new(
             file,
+            reopen,
             &md,
             self.opts.timeout,
             self.opts.chunk_size,
             self.budget.clone(),
+            self.pool.calls.clone(),
         )))
     }
 }
@@ -350,7 +294,7 @@ impl Storage for LocalStorage {
                 .await?
             }
         };
-        self.object(file)
+        self.object(file, path)
     }
 
     async fn stat(&self, path: &MediaPath) -> Result<Option<Entry>, StorageError> {
@@ -375,10 +319,10 @@ impl Storage for LocalStorage {
         opts: UploadOptions,
     ) -> Result<Box<dyn Upload>, StorageError> {
         let (p, timeout, node) = (dest.clone(), self.opts.timeout, self.opts.node.clone());
-        let root = self.root.clone();
+        let (root, pool) = (self.root.clone(), self.pool.clone());
         let up = self
             .blocking("create", move |_| {
-                staging::begin(root, &node, &p, opts, timeout)
+                staging::begin(root, pool, &node, &p, opts, timeout)
             })
             .await?;
         Ok(Box::new(up))
@@ -391,10 +335,10 @@ impl Storage for LocalStorage {
         on_durable: Option<OnDurable>,
     ) -> Result<Box<dyn Upload>, StorageError> {
         let (key, timeout, node) = (key.to_string(), self.opts.timeout, self.opts.node.clone());
-        let root = self.root.clone();
+        let (root, pool) = (self.root.clone(), self.pool.clone());
         let up = self
             .blocking("resume", move |_| {
-                staging::resume(root, &node, &key, durable, on_durable, timeout)
+                staging::resume(root, pool, &node, &key, durable, on_durable, timeout)
             })
             .await?;
         Ok(Box::new(up))

@@ -9,13 +9,14 @@ use std::ops::Range;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::blocking::Pool;
 use crate::storage::{ByteStream, Object, ObjectMeta, StorageError};
 
 fn etag_of(md: &std::fs::Metadata) -> String {
@@ -27,29 +28,74 @@ fn etag_of(md: &std::fs::Metadata) -> String {
     format!("{:x}-{:x}-{:x}", md.ino(), md.size(), nanos)
 }
 
+/// Opens the object's file again by its path (blocking), for a read that met `ESTALE`.
+pub(super) type Reopen = Arc<dyn Fn() -> Result<File, StorageError> + Send + Sync>;
+
+/// The object's open file, replaced when a read meets `ESTALE` and the file, opened again by
+/// its path, is still the same version (same validator).
+pub(super) struct Handle {
+    file: RwLock<Arc<File>>,
+    reopen: Reopen,
+    etag: String,
+}
+
+impl Handle {
+    fn current(&self) -> Arc<File> {
+        self.file.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// After `ESTALE` on `stale`: the file opened again, once, if it is the same version
+    /// (`Changed` otherwise: the ranges of one response come from one version). Blocking.
+    fn refresh(&self, stale: &Arc<File>) -> Result<Arc<File>, StorageError> {
+        let now = self.current();
+        if !Arc::ptr_eq(&now, stale) {
+            // Another read already opened it again.
+            return Ok(now);
+        }
+        tracing::debug!("ESTALE on read: opening the file again");
+        let fresh = (self.reopen)()?;
+        let md = fresh.metadata().map_err(|e| StorageError::from_io(&e))?;
+        if etag_of(&md) != self.etag {
+            return Err(StorageError::Changed);
+        }
+        let fresh = Arc::new(fresh);
+        *self.file.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        Ok(fresh)
+    }
+}
+
 pub(super) struct LocalObject {
-    file: Arc<File>,
+    file: Arc<Handle>,
     meta: ObjectMeta,
     timeout: Duration,
     chunk_size: usize,
     budget: Arc<ChunkBudget>,
+    pool: Arc<Pool>,
 }
 
 impl LocalObject {
     /// `file` must be a regular file; `md` its metadata.
     pub(super) fn new(
         file: File,
+        reopen: Reopen,
         md: &std::fs::Metadata,
         timeout: Duration,
         chunk_size: usize,
         budget: Arc<ChunkBudget>,
+        pool: Arc<Pool>,
     ) -> Self {
+        let meta = meta_of(md);
         LocalObject {
-            file: Arc::new(file),
-            meta: meta_of(md),
+            file: Arc::new(Handle {
+                file: RwLock::new(Arc::new(file)),
+                reopen,
+                etag: meta.etag.clone(),
+            }),
+            meta,
             timeout,
             chunk_size,
             budget,
+            pool,
         }
     }
 }
@@ -76,6 +122,7 @@ impl Object for LocalObject {
             self.chunk_size,
             self.timeout,
             self.budget.clone(),
+            self.pool.clone(),
         ))
     }
 }
@@ -167,7 +214,7 @@ pub(super) fn into_bytes(buf: Vec<u8>, lease: Option<Lease>) -> Bytes {
 /// disk reads overlap socket writes. A slow client holds at most one chunk in hyper and one
 /// read ahead.
 struct ReadStream {
-    file: Arc<File>,
+    file: Arc<Handle>,
     pos: u64,
     end: u64,
     base_chunk: u64,
@@ -176,17 +223,19 @@ struct ReadStream {
     pending: Option<ChunkFuture>,
     last_yield: Option<Instant>,
     budget: Arc<ChunkBudget>,
+    pool: Arc<Pool>,
     /// Cleared when the filesystem does not support RWF_NOWAIT (some network filesystems).
     nowait: bool,
 }
 
 impl ReadStream {
     fn new(
-        file: Arc<File>,
+        file: Arc<Handle>,
         range: Range<u64>,
         chunk: usize,
         timeout: Duration,
         budget: Arc<ChunkBudget>,
+        pool: Arc<Pool>,
     ) -> Self {
         ReadStream {
             file,
@@ -198,6 +247,7 @@ impl ReadStream {
             pending: None,
             last_yield: None,
             budget,
+            pool,
             nowait: true,
         }
     }
@@ -226,8 +276,8 @@ impl ReadStream {
         let offset = self.pos;
         self.pos += n as u64;
         let file = self.file.clone();
-        Box::pin(crate::blocking::spawn("read", self.timeout, move || {
-            read_exact_at(&file, offset, n, lease)
+        Box::pin(self.pool.spawn("read", self.timeout, move || {
+            read_at_handle(&file, offset, n, lease)
         }))
     }
 
@@ -272,7 +322,7 @@ impl Stream for ReadStream {
         let (n, lease) = this.next_len();
         let mut lease = lease;
         if this.nowait {
-            match read_nowait(&this.file, this.pos, n, &mut lease) {
+            match read_nowait(&this.file.current(), this.pos, n, &mut lease) {
                 NoWait::Data(b) => {
                     this.pos += b.len() as u64;
                     return this.finish(Ok(b));
@@ -318,28 +368,55 @@ fn read_nowait(file: &File, offset: u64, n: usize, lease: &mut Option<Lease>) ->
             buf.truncate(k);
             NoWait::Data(into_bytes(buf, lease.take()))
         }
-        Err(Errno::AGAIN) | Err(Errno::INTR) => NoWait::WouldBlock,
+        // STALE: the blocking path opens the file again.
+        Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::STALE) => NoWait::WouldBlock,
         Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) | Err(Errno::NOSYS) => NoWait::Unsupported,
         Err(e) => NoWait::Failed(StorageError::from_io(&std::io::Error::from(e))),
     }
 }
 
-fn read_exact_at(
-    file: &File,
+/// One chunk from the object's file; on `ESTALE` the file is opened again, once, and the
+/// chunk read from it (see [`Handle::refresh`]).
+fn read_at_handle(
+    handle: &Handle,
     offset: u64,
     n: usize,
     lease: Option<Lease>,
 ) -> Result<Bytes, StorageError> {
     let mut buf = vec![0u8; n];
+    let file = handle.current();
+    let done = match read_exact_at(&file, offset, &mut buf) {
+        Err(ReadErr::Stale(done)) => {
+            let fresh = handle.refresh(&file)?;
+            read_exact_at(&fresh, offset + done as u64, &mut buf[done..]).map_err(|e| match e {
+                ReadErr::Stale(_) => StorageError::from_io(&rustix::io::Errno::STALE.into()),
+                ReadErr::Other(e) => e,
+            })
+        }
+        Err(ReadErr::Other(e)) => Err(e),
+        Ok(()) => Ok(()),
+    };
+    done?;
+    Ok(into_bytes(buf, lease))
+}
+
+enum ReadErr {
+    /// The server forgot the file handle after this many bytes.
+    Stale(usize),
+    Other(StorageError),
+}
+
+fn read_exact_at(file: &File, offset: u64, buf: &mut [u8]) -> Result<(), ReadErr> {
     let mut done = 0;
-    while done < n {
+    while done < buf.len() {
         match file.read_at(&mut buf[done..], offset + done as u64) {
-            // The file shrank under us: the response already promised `n` more bytes.
-            Ok(0) => return Err(StorageError::Changed),
+            // The file shrank under us: the response already promised these bytes.
+            Ok(0) => return Err(ReadErr::Other(StorageError::Changed)),
             Ok(k) => done += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(StorageError::from_io(&e)),
+            Err(e) if super::root::is_stale(&e) => return Err(ReadErr::Stale(done)),
+            Err(e) => return Err(ReadErr::Other(StorageError::from_io(&e))),
         }
     }
-    Ok(into_bytes(buf, lease))
+    Ok(())
 }

@@ -24,6 +24,8 @@ use crate::storage::{errno_message, MediaPath, StorageError};
 pub(super) struct Root {
     path: PathBuf,
     allow_escape: bool,
+    /// The root must be a mount point (`storage.require_mount`).
+    pub(super) must_be_mount: bool,
     /// The root's real path (links in the configured path resolved), for absolute link
     /// targets; taken when the root is first opened.
     canon: Mutex<Option<PathBuf>>,
@@ -54,21 +56,42 @@ impl Root {
         Root {
             path: path.to_path_buf(),
             allow_escape,
+            must_be_mount: false,
             canon: Mutex::new(None),
             ident: Mutex::new(Ident::default()),
         }
+    }
+
+    /// The root must be a mount point (see `mount`).
+    pub fn require_mount(mut self, on: bool) -> Self {
+        self.must_be_mount = on;
+        self
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// A handle on the root, checked to be the recorded volume. Blocking.
+    /// A handle on the root, checked to be the recorded volume (and a mount point when
+    /// required). Blocking. A stale NFS handle (`ESTALE`: the server re-exported, or the
+    /// folder was replaced on it) is looked up afresh once.
     pub fn open(&self) -> Result<File, StorageError> {
-        let dir = open_dir_at(&self.path)
-            .map_err(|e| StorageError::Unavailable(format!("media root: {}", errno_message(&e))))?;
+        let dir = match open_dir_at(&self.path) {
+            Err(e) if is_stale(&e) => open_dir_at(&self.path),
+            r => r,
+        }
+        .map_err(|e| StorageError::Unavailable(format!("media root: {}", errno_message(&e))))?;
+        self.check_mount(&dir)?;
         self.verify(&dir)?;
         Ok(dir)
+    }
+
+    /// `Unavailable` when the root must be a mount point and `dir` is not one.
+    pub fn check_mount(&self, dir: &File) -> Result<(), StorageError> {
+        if self.must_be_mount && super::mount::is_mount_point(dir) == Some(false) {
+            return Err(StorageError::Unavailable(super::mount::NOT_A_MOUNT.into()));
+        }
+        Ok(())
     }
 
     fn canon_root(&self) -> Result<PathBuf, StorageError> {
@@ -146,21 +169,48 @@ impl Root {
     }
 
     /// An existing regular file beneath the root, opened for reading (never a FIFO or
-    /// device: those are `NotFound`; non-blocking, so opening a FIFO cannot wait).
+    /// device: those are `NotFound`; non-blocking, so opening a FIFO cannot wait). On NFS a
+    /// name may be looked up with a file handle the server no longer knows (`ESTALE`, after
+    /// the file was replaced there): the lookup is done again, once, from a fresh root.
     pub fn file(&self, root: &File, rel: &MediaPath) -> Result<File, StorageError> {
+        match self.file_once(root, rel) {
+            Err(Stale) => {
+                tracing::debug!(path = %rel, "ESTALE on open: looking the file up again");
+                let fresh = self.open()?;
+                self.file_once(&fresh, rel)
+                    .map_err(|Stale| StorageError::from_io(&Errno::STALE.into()))?
+            }
+            Ok(r) => r,
+        }
+    }
+
+    /// One attempt of [`Root::file`]; `Err(Stale)` when the server said ESTALE.
+    fn file_once(&self, root: &File, rel: &MediaPath) -> Result<Result<File, StorageError>, Stale> {
+        Ok(match self.file_inner(root, rel) {
+            Err(FileErr::Stale) => return Err(Stale),
+            Err(FileErr::Other(e)) => Err(e),
+            Ok(f) => Ok(f),
+        })
+    }
+
+    fn file_inner(&self, root: &File, rel: &MediaPath) -> Result<File, FileErr> {
         let at = self.locate(root, rel)?;
         let name = at.name.as_deref().ok_or(StorageError::IsDirectory)?;
         let f = open_in(&at.dir, name, OFlags::RDONLY | OFlags::NONBLOCK).map_err(|e| match e {
+            Errno::STALE => FileErr::Stale,
             // NXIO: a Unix socket placed in the root (not a file anyone can read).
-            Errno::NOENT | Errno::LOOP | Errno::NXIO => StorageError::NotFound,
-            e => StorageError::from_io(&e.into()),
+            Errno::NOENT | Errno::LOOP | Errno::NXIO => StorageError::NotFound.into(),
+            e => StorageError::from_io(&e.into()).into(),
         })?;
-        let md = f.metadata().map_err(|e| StorageError::from_io(&e))?;
+        let md = f.metadata().map_err(|e| match e.raw_os_error() {
+            Some(n) if n == Errno::STALE.raw_os_error() => FileErr::Stale,
+            _ => StorageError::from_io(&e).into(),
+        })?;
         if md.is_dir() {
-            return Err(StorageError::IsDirectory);
+            return Err(StorageError::IsDirectory.into());
         }
         if !md.is_file() {
-            return Err(StorageError::NotFound);
+            return Err(StorageError::NotFound.into());
         }
         Ok(f)
     }
@@ -297,7 +347,24 @@ impl Root {
     }
 }
 
-/// A folder as errors name it: relative to the media root, `/` for the root.
+/// The server no longer knows a file handle (NFS `ESTALE`).
+pub(super) struct Stale;
+
+enum FileErr {
+    Stale,
+    Other(StorageError),
+}
+
+impl From<StorageError> for FileErr {
+    fn from(e: StorageError) -> Self {
+        FileErr::Other(e)
+    }
+}
+
+pub(super) fn is_stale(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(Errno::STALE.raw_os_error())
+}
+
 /// Opens streamhub's own folder `name` in `dir` (staging, trash), making it first (0700)
 /// when asked; never through a link. `missing` is what a missing folder means to the caller;
 /// other failures name `shown`.
@@ -328,6 +395,7 @@ pub(super) fn own_subdir(
     })
 }
 
+/// A folder as errors name it: relative to the media root, `/` for the root.
 pub(super) fn shown(p: &MediaPath) -> String {
     if p.is_root() {
         "/".to_string()

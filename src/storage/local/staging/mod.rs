@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 
 use super::root::{dev_of, shown, Root};
 use super::write_err;
+use super::Threads;
 use crate::storage::{MediaPath, ObjectMeta, OnDurable, StorageError, Upload, UploadOptions};
 use commit::commit_blocking;
 use layout::node_staging;
@@ -87,6 +88,7 @@ fn key_name(key: &str) -> Result<&str, StorageError> {
 
 pub(super) fn begin(
     root: Arc<Root>,
+    pool: Threads,
     node: &NodeDir,
     dest: &MediaPath,
     opts: UploadOptions,
@@ -129,6 +131,7 @@ pub(super) fn begin(
     .map_err(|e| write_err(&e.into(), STAGING_DIR))?;
     Ok(LocalUpload {
         root,
+        pool,
         key,
         dir: Arc::new(dir),
         name,
@@ -153,6 +156,7 @@ pub(super) fn begin(
 
 pub(super) fn resume(
     root: Arc<Root>,
+    pool: Threads,
     node: &NodeDir,
     key: &str,
     durable: u64,
@@ -207,6 +211,7 @@ pub(super) fn resume(
         .map_err(|e| write_err(&e, STAGING_DIR))?;
     Ok(LocalUpload {
         root,
+        pool,
         key: key.to_string(),
         dir: Arc::new(dir),
         name,
@@ -293,6 +298,8 @@ struct Writer {
 
 pub(super) struct LocalUpload {
     root: Arc<Root>,
+    /// Storage's threads: the writer holds one of `writers` for the upload's life.
+    pool: Threads,
     key: String,
     /// The staging folder holding the file, and the file's name there.
     dir: Arc<File>,
@@ -315,7 +322,7 @@ pub(super) struct LocalUpload {
 }
 
 impl LocalUpload {
-    fn start_writer(&mut self) -> Result<&mut Writer, StorageError> {
+    async fn start_writer(&mut self) -> Result<&mut Writer, StorageError> {
         if self.writer.is_none() {
             let file = self.file.take().ok_or(StorageError::UploadGone)?;
             let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
@@ -332,7 +339,11 @@ impl LocalUpload {
                 shown: self.shown.clone(),
                 floor: self.floor,
             };
-            let handle = tokio::task::spawn_blocking(move || write_loop(job));
+            let handle = self
+                .pool
+                .writers
+                .start("write", self.timeout, move || write_loop(job))
+                .await?;
             self.writer = Some(Writer { tx, ending, handle });
         }
         self.writer.as_mut().ok_or(StorageError::UploadGone)
@@ -396,7 +407,7 @@ impl Upload for LocalUpload {
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
         let n = chunk.len() as u64;
-        let sent = self.start_writer()?.tx.send(chunk).await;
+        let sent = self.start_writer().await?.tx.send(chunk).await;
         if sent.is_err() {
             // The writer stopped on an error: that error is the answer.
             return match self.join(sync::DISCARD).await {
@@ -417,14 +428,17 @@ impl Upload for LocalUpload {
         // Nothing was written through a writer (an empty body): sync what is there.
         let file = self.file.take().ok_or(StorageError::UploadGone)?;
         let (len, on_durable, shown) = (self.len, self.on_durable.clone(), self.shown.clone());
-        let file = crate::blocking::run("fsync", self.timeout, move || {
-            file.sync_all().map_err(|e| write_err(&e, &shown))?;
-            if let Some(f) = on_durable {
-                f(len);
-            }
-            Ok::<_, StorageError>(file)
-        })
-        .await?;
+        let file = self
+            .pool
+            .calls
+            .run("fsync", self.timeout, move || {
+                file.sync_all().map_err(|e| write_err(&e, &shown))?;
+                if let Some(f) = on_durable {
+                    f(len);
+                }
+                Ok::<_, StorageError>(file)
+            })
+            .await?;
         self.file = Some(file);
         Ok(len)
     }
@@ -438,16 +452,19 @@ impl Upload for LocalUpload {
         let mut file = self.file.take().ok_or(StorageError::UploadGone)?;
         let (root, dir, name) = (self.root.clone(), self.dir.clone(), self.name.clone());
         let (dest, resumable) = (dest.clone(), self.resumable);
-        let res = crate::blocking::run("commit", self.timeout, move || {
-            let res = commit_blocking(&root, &mut file, &dir, &name, &dest, overwrite);
-            // A failed resumable commit keeps its data (the caller decides); a one-shot one
-            // goes now.
-            if res.is_err() && !resumable {
-                let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::empty());
-            }
-            res
-        })
-        .await;
+        let res = self
+            .pool
+            .calls
+            .run("commit", self.timeout, move || {
+                let res = commit_blocking(&root, &mut file, &dir, &name, &dest, overwrite);
+                // A failed resumable commit keeps its data (the caller decides); a one-shot one
+                // goes now.
+                if res.is_err() && !resumable {
+                    let _ = rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::empty());
+                }
+                res
+            })
+            .await;
         // Even when the commit stalled, what is left is its to clean (or a resumable's data).
         self.done = resumable || !matches!(res, Err(StorageError::Stalled { .. }));
         res
@@ -459,15 +476,18 @@ impl Upload for LocalUpload {
             let _ = self.join(sync::DISCARD).await;
         } else if !self.resumable {
             let (dir, name) = (self.dir.clone(), self.name.clone());
-            let _ = crate::blocking::run(
-                "discard",
-                self.timeout,
-                move || match rustix::fs::unlinkat(&*dir, name.as_str(), AtFlags::empty()) {
+            let _ = self
+                .pool
+                .calls
+                .run("discard", self.timeout, move || match rustix::fs::unlinkat(
+                    &*dir,
+                    name.as_str(),
+                    AtFlags::empty(),
+                ) {
                     Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
                     Err(e) => Err(write_err(&e.into(), STAGING_DIR)),
-                },
-            )
-            .await;
+                })
+                .await;
         }
         self.done = true;
     }

@@ -142,3 +142,29 @@ async fn fifos_in_our_places_do_not_block() {
         "something waited on a FIFO"
     );
 }
+
+#[tokio::test]
+async fn a_root_that_must_be_mounted_is_refused_when_it_is_a_plain_folder() {
+    let base = tempfile::tempdir().unwrap();
+    let opts = LocalOptions {
+        allow_symlink_escape: false,
+        timeout: Duration::from_secs(5),
+        chunk_size: 64,
+        node: NodeDir::new(NODE_A).unwrap(),
+    };
+    // Missing: not created (the mount point of a filesystem that is not there).
+    let missing = base.path().join("nfs");
+    let s = LocalStorage::new(&missing, opts.clone()).with_require_mount(true);
+    let e = s.establish(None, 0).unwrap_err();
+    assert!(not_mounted(&e), "{e}");
+    assert!(!missing.exists());
+    // A plain folder: nothing is written into it, and every call says why.
+    std::fs::create_dir(&missing).unwrap();
+    let s = LocalStorage::new(&missing, opts.clone()).with_require_mount(true);
+    assert!(not_mounted(&s.establish(None, 0).unwrap_err()));
+    assert_eq!(std::fs::read_dir(&missing).unwrap().count(), 0);
+    assert!(not_mounted(&s.check().await.unwrap_err()));
+    // Without the setting the same folder is a fine root.
+    let s = LocalStorage::new(&missing, opts);
+    assert!(s.establish(None, 0).is_ok());
+}

@@ -208,3 +208,44 @@ async fn shrinking_file_is_an_error_not_short_data() {
     }
     assert!(saw_err);
 }
+
+#[tokio::test]
+async fn nfs_silly_renames_never_appear_in_listings() {
+    // An NFS client renames a file deleted while open to `.nfsXXXX` until it is closed.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("film.mkv"), b"film").unwrap();
+    std::fs::write(tmp.path().join(".nfs00000000012345670000001"), b"old").unwrap();
+    let s = storage(tmp.path());
+    let listing = s.list(&MediaPath::root()).await.unwrap();
+    let names: Vec<&str> = listing.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["film.mkv"]);
+    assert!(listing.hidden);
+    assert!(matches!(
+        s.open(&mp(".nfs00000000012345670000001")).await,
+        Err(StorageError::NotFound)
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_being_written_never_holds_the_threads_reads_need() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("film.mkv"), b"film").unwrap();
+    // One thread for calls: the upload's writer must not be the one that takes it.
+    let s = storage(tmp.path()).with_max_threads(1);
+    let mut up = s
+        .begin_upload(&mp("new.bin"), UploadOptions::default())
+        .await
+        .unwrap();
+    up.write(bytes::Bytes::from_static(b"first part"))
+        .await
+        .unwrap();
+    // The writer is alive (the body has not ended), and reads still run.
+    let obj = s.open(&mp("film.mkv")).await.unwrap();
+    assert_eq!(read_all(&obj, 0..4).await, b"film");
+    assert_eq!(s.list(&MediaPath::root()).await.unwrap().entries.len(), 1);
+    up.commit(&mp("new.bin"), false).await.unwrap();
+    assert_eq!(
+        std::fs::read(tmp.path().join("new.bin")).unwrap(),
+        b"first part"
+    );
+}
