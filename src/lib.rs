@@ -338,6 +338,11 @@ fn open_storage(
     db: &db::Db,
     node_id: &str,
 ) -> Result<Arc<dyn Storage>, StartError> {
+    if config.storage.backend == config::Backend::S3 {
+        return Err(StartError::Storage(StorageError::Unavailable(
+            "storage.backend: \"s3\" is not available in this build yet".into(),
+        )));
+    }
     let storage = LocalStorage::new(
         &config.storage.media_root,
         LocalOptions {

@@ -7,6 +7,7 @@
 
 mod env;
 pub mod redact;
+mod s3;
 mod validate;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_TOML: &str = include_str!("../../config/streamhub.toml");
 
 pub use env::ENV_PREFIX;
+pub use s3::{Backend, S3Config};
 pub use validate::MAX_TUS_UPLOADS;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -45,6 +47,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub s3: S3Config,
     pub streaming: StreamingConfig,
     pub uploads: UploadsConfig,
     pub quotas: QuotasConfig,
@@ -80,6 +83,7 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    pub backend: Backend,
     pub media_root: PathBuf,
     pub allow_symlink_escape: bool,
     pub timeout_secs: u64,
@@ -190,11 +194,13 @@ impl Default for Config {
                 shutdown_grace_secs: 10,
             },
             storage: StorageConfig {
+                backend: Backend::Local,
                 media_root: PathBuf::from("./media"),
                 allow_symlink_escape: false,
                 timeout_secs: 15,
                 trash_days: 30,
             },
+            s3: S3Config::default(),
             streaming: StreamingConfig {
                 max_ranges: 16,
                 chunk_kib: 64,
@@ -283,7 +289,9 @@ impl Config {
             })?;
             merge_file(&mut merged, user)?;
         }
-        env::apply(&mut merged, env)?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        env::apply(&mut merged, env.iter().cloned())?;
+        s3::aws_fallbacks(&mut merged, &env);
         let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged))
             .map_err(|e| invalid(&e.path().to_string(), e.inner().message().to_string()))?;
         config.validate()?;
