@@ -339,9 +339,7 @@ fn open_storage(
     node_id: &str,
 ) -> Result<Arc<dyn Storage>, StartError> {
     if config.storage.backend == config::Backend::S3 {
-        return Err(StartError::Storage(StorageError::Unavailable(
-            "storage.backend: \"s3\" is not available in this build yet".into(),
-        )));
+        return open_s3(config);
     }
     let storage = LocalStorage::new(
         &config.storage.media_root,
@@ -383,6 +381,25 @@ fn open_storage(
             "MEDIA ROOT UNAVAILABLE: media answers 503 until it is back"
         ),
     }
+    Ok(Arc::new(storage))
+}
+
+/// The S3 backend, checked before anything is served: a wrong secret, a missing bucket or an
+/// unreachable endpoint stops the start with a message naming the key to fix (a local disk
+/// that is missing only makes media answer 503, because it may be mounted later; a bucket
+/// that does not answer at start is a configuration error far more often).
+fn open_s3(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
+    let storage = storage::s3::S3Storage::new(&config.s3, config.storage_timeout())?;
+    // `prepare` runs on the blocking pool, where waiting on the runtime is allowed.
+    tokio::runtime::Handle::try_current()
+        .map_err(|e| StartError::Task(e.to_string()))?
+        .block_on(storage.check_at_start())?;
+    tracing::info!(
+        endpoint = %config.s3.endpoint,
+        bucket = %config.s3.bucket,
+        prefix = %config.s3.key_prefix(),
+        "media bucket ready"
+    );
     Ok(Arc::new(storage))
 }
 

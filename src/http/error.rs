@@ -295,11 +295,14 @@ impl From<StorageError> for ApiError {
             ),
             Stalled { .. } | Unavailable(_) => {
                 tracing::warn!(error = %e, "storage unavailable");
+                // Outages of a disk or an object store are usually short: tell clients
+                // when to come back instead of letting them hammer the service.
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
                     e.to_string(),
                 )
+                .with_header(header::RETRY_AFTER, HeaderValue::from_static("5"))
             }
             PermissionDeniedAt(folder) => ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -332,6 +335,7 @@ impl From<StorageError> for ApiError {
                 "the upload ended before all its bytes arrived; nothing was kept",
             ),
             Invalid(msg) => ApiError::bad_request(code, msg),
+            NotSupported(msg) => ApiError::new(StatusCode::NOT_IMPLEMENTED, code, msg),
             UploadGone => ApiError::new(
                 StatusCode::GONE,
                 code,

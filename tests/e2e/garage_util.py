@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 REGION = "garage"
 BUCKET = "media"
@@ -176,7 +177,7 @@ root_domain = ".s3.garage.localhost"
             "STREAMHUB_S3_SECRET_ACCESS_KEY": SECRET,
         }
 
-    def curl_s3(self, method, key, data=None, extra=()):
+    def curl_s3(self, method, key, data=None, extra=(), bucket=None):
         """A signed request straight to Garage (curl's own SigV4), to seed or check objects
         behind streamhub's back. Returns (status, body bytes)."""
         cmd = [
@@ -186,7 +187,7 @@ root_domain = ".s3.garage.localhost"
         ]
         if data is not None:
             cmd += ["--data-binary", "@-"]
-        cmd.append(f"{self.endpoint}/{BUCKET}/{key}")
+        cmd.append(f"{self.endpoint}/{bucket or BUCKET}/{quote(key, safe='/')}")
         r = subprocess.run(cmd, input=data, capture_output=True, timeout=60)
         body, _, code = r.stdout.rpartition(b"\n")
         return int(code or 0), body

@@ -1,0 +1,465 @@
+//! Writing to the bucket: uploads as S3 multipart uploads buffered one part at a time (the
+//! object appears only at CompleteMultipartUpload; a failed or dropped upload is aborted),
+//! folders as zero-byte `name/` markers, delete, and rename as copy + delete.
+//!
+//! No-overwrite: not every S3 server has conditional writes, so commits and renames to one
+//! name are serialised on this node ([`Inner::name_lock`]) and the name is checked with a
+//! HEAD under that lock. Two nodes sharing a bucket can still race (docs/CONTRACT.md).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ::http::{Method, StatusCode};
+use bytes::Bytes;
+use rusty_s3::actions::CreateMultipartUpload;
+use rusty_s3::S3Action;
+
+use super::http::xml_field;
+use super::Inner;
+use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, UploadOptions};
+
+/// Per-name commit locks of one backend; entries go when no commit holds them.
+#[derive(Default)]
+pub(super) struct NameLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl NameLocks {
+    async fn lock(&self, key: &str) -> NameGuard<'_> {
+        let m = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.to_string()).or_default().clone()
+        };
+        let guard = m.clone().lock_owned().await;
+        NameGuard {
+            locks: self,
+            key: key.to_string(),
+            _guard: guard,
+        }
+    }
+}
+
+struct NameGuard<'a> {
+    locks: &'a NameLocks,
+    key: String,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for NameGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: the map's and this guard's; no one else waits for it.
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) <= 2)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+impl Inner {
+    /// Time for one request carrying `bytes`: the storage timeout plus 1 s per MiB, so a
+    /// 16 MiB part on a slow link is not called stalled.
+    fn timeout_for(&self, bytes: usize) -> Duration {
+        self.http.timeout + Duration::from_secs((bytes >> 20) as u64)
+    }
+
+    /// Where `dest` may be written: no file on the way, not a folder, and (without
+    /// `overwrite`) not there yet.
+    async fn check_dest(&self, dest: &MediaPath, overwrite: bool) -> Result<(), StorageError> {
+        let (parent, _) = dest.split_last().ok_or(StorageError::IsDirectory)?;
+        let mut so_far = MediaPath::root();
+        for seg in parent.segments() {
+            so_far = so_far
+                .join(seg)
+                .map_err(|e| StorageError::Invalid(e.to_string()))?;
+            if self.head(&self.key(&so_far)).await?.is_some() {
+                return Err(StorageError::AlreadyExists);
+            }
+        }
+        if self.head(&self.key(dest)).await?.is_some() {
+            return if overwrite {
+                Ok(())
+            } else {
+                Err(StorageError::AlreadyExists)
+            };
+        }
+        if self.dir_exists(dest).await? {
+            return Err(StorageError::IsDirectory);
+        }
+        Ok(())
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> Result<(), StorageError> {
+        let mut action = self.bucket.put_object(Some(&self.creds), key);
+        for (k, v) in headers {
+            action.headers_mut().insert(*k, *v);
+        }
+        let url = self.sign(&action);
+        let timeout = self.timeout_for(body.len());
+        let a = self
+            .http
+            .send_timed("write", Method::PUT, &url, headers, body, timeout)
+            .await?;
+        if !a.status.is_success() {
+            return Err(self.http.error("write", a).await);
+        }
+        let _ = self.http.small_body("write", a.body).await;
+        Ok(())
+    }
+
+    async fn delete_key(&self, key: &str) -> Result<(), StorageError> {
+        let action = self.bucket.delete_object(Some(&self.creds), key);
+        let url = self.sign(&action);
+        let a = self.send("delete", Method::DELETE, &url, &[]).await?;
+        if !a.status.is_success() && a.status != StatusCode::NOT_FOUND {
+            return Err(self.http.error("delete", a).await);
+        }
+        Ok(())
+    }
+
+    /// Server-side copy (CopyObject; objects up to 5 GiB).
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let source = format!(
+            "/{}/{}",
+            self.bucket.name(),
+            percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
+        );
+        self.put(to, Bytes::new(), &[("x-amz-copy-source", source.as_str())])
+            .await
+    }
+}
+
+/// What `x-amz-copy-source` escapes: everything but unreserved characters and `/`.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+pub(super) async fn begin(
+    inner: Arc<Inner>,
+    dest: &MediaPath,
+    opts: UploadOptions,
+) -> Result<Box<dyn Upload>, StorageError> {
+    if opts.resumable {
+        return Err(StorageError::NotSupported(
+            "resumable (tus) uploads are not supported on S3 storage yet; use PUT or a \
+             multipart form upload"
+                .into(),
+        ));
+    }
+    inner.check_dest(dest, opts.overwrite).await?;
+    // The upload's own key until commit: a multipart upload is invisible until completed,
+    // so it is created at the destination name itself.
+    let key = inner.key(dest);
+    let action = inner
+        .bucket
+        .create_multipart_upload(Some(&inner.creds), &key);
+    let url = inner.sign(&action);
+    let a = inner.send("upload", Method::POST, &url, &[]).await?;
+    if !a.status.is_success() {
+        return Err(inner.http.error("upload", a).await);
+    }
+    let body = inner.http.small_body("upload", a.body).await?;
+    let text = std::str::from_utf8(&body).unwrap_or("");
+    let upload_id = CreateMultipartUpload::parse_response(text)
+        .map(|r| r.upload_id().to_string())
+        .ok()
+        .or_else(|| xml_field(&body, "UploadId"))
+        .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))?;
+    Ok(Box::new(S3Upload {
+        buf: Vec::new(),
+        inner,
+        object: key,
+        upload_id,
+        etags: Vec::new(),
+        written: 0,
+        done: false,
+    }))
+}
+
+struct S3Upload {
+    inner: Arc<Inner>,
+    /// The object it becomes (its destination's key).
+    object: String,
+    upload_id: String,
+    /// At most one part, sent when full: the memory an upload holds.
+    buf: Vec<u8>,
+    etags: Vec<String>,
+    written: u64,
+    /// Completed or aborted: nothing left to clean up.
+    done: bool,
+}
+
+impl S3Upload {
+    async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
+        let number = u16::try_from(self.etags.len() + 1)
+            .map_err(|_| StorageError::Invalid("more than 10,000 parts".into()))?;
+        let action = self.inner.bucket.upload_part(
+            Some(&self.inner.creds),
+            &self.object,
+            number,
+            &self.upload_id,
+        );
+        let url = self.inner.sign(&action);
+        let timeout = self.inner.timeout_for(body.len());
+        let a = self
+            .inner
+            .http
+            .send_timed("upload", Method::PUT, &url, &[], body, timeout)
+            .await?;
+        if !a.status.is_success() {
+            return Err(self.inner.http.error("upload", a).await);
+        }
+        let etag = a
+            .headers
+            .get(::http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| StorageError::Io("the S3 store sent no part ETag".into()))?
+            .to_string();
+        self.etags.push(etag);
+        Ok(())
+    }
+
+    async fn abort(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        abort(&self.inner, &self.object, &self.upload_id).await;
+    }
+}
+
+async fn abort(inner: &Inner, key: &str, upload_id: &str) {
+    let action = inner
+        .bucket
+        .abort_multipart_upload(Some(&inner.creds), key, upload_id);
+    let url = inner.sign(&action);
+    match inner.send("upload", Method::DELETE, &url, &[]).await {
+        Ok(a) if a.status.is_success() || a.status == StatusCode::NOT_FOUND => {}
+        Ok(a) => {
+            let e = inner.http.error("upload", a).await;
+            tracing::warn!(key, error = %e, "could not abort an S3 multipart upload");
+        }
+        Err(e) => tracing::warn!(key, error = %e, "could not abort an S3 multipart upload"),
+    }
+}
+
+impl Drop for S3Upload {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Dropped mid-way (the request was cancelled): the parts already sent are billed
+        // storage until aborted. The abort is one short request; it cannot be awaited in
+        // `drop`, so it runs on its own (bounded by the storage timeout).
+        let inner = self.inner.clone();
+        let key = std::mem::take(&mut self.object);
+        let id = std::mem::take(&mut self.upload_id);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { abort(&inner, &key, &id).await });
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Upload for S3Upload {
+    fn key(&self) -> &str {
+        &self.upload_id
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        let part = self.inner.part_size as usize;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let take = (part - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buf.len() == part {
+                let body = Bytes::from(std::mem::take(&mut self.buf));
+                if let Err(e) = self.send_part(body).await {
+                    self.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<u64, StorageError> {
+        // The last part may be short; an empty object is one empty part.
+        if !self.buf.is_empty() || self.etags.is_empty() {
+            let body = Bytes::from(std::mem::take(&mut self.buf));
+            if let Err(e) = self.send_part(body).await {
+                self.abort().await;
+                return Err(e);
+            }
+        }
+        Ok(self.written)
+    }
+
+    async fn commit(
+        mut self: Box<Self>,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<ObjectMeta, StorageError> {
+        let key = self.inner.key(dest);
+        if key != self.object {
+            self.abort().await;
+            return Err(StorageError::Invalid(
+                "an S3 upload is committed to the name it was begun for".into(),
+            ));
+        }
+        let inner = self.inner.clone();
+        let _guard = inner.name_locks.lock(&key).await;
+        if let Err(e) = inner.check_dest(dest, overwrite).await {
+            self.abort().await;
+            return Err(e);
+        }
+        let action = inner.bucket.complete_multipart_upload(
+            Some(&inner.creds),
+            &key,
+            &self.upload_id,
+            self.etags.iter().map(String::as_str),
+        );
+        let url = inner.sign(&action);
+        let body = Bytes::from(action.body());
+        let a = inner
+            .http
+            .send_timed(
+                "commit",
+                Method::POST,
+                &url,
+                &[],
+                body,
+                inner.timeout_for(1 << 20),
+            )
+            .await;
+        let a = match a {
+            Ok(a) => a,
+            Err(e) => {
+                self.abort().await;
+                return Err(e);
+            }
+        };
+        let status = a.status;
+        // CompleteMultipartUpload may answer 200 with an error in the body.
+        let text = inner
+            .http
+            .small_body("commit", a.body)
+            .await
+            .unwrap_or_default();
+        if !status.is_success() || xml_field(&text, "Code").is_some() {
+            let code = xml_field(&text, "Code").unwrap_or_default();
+            self.abort().await;
+            return Err(inner.http.error_of(
+                if status.is_success() {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    status
+                },
+                &code,
+            ));
+        }
+        self.done = true;
+        inner.head(&key).await?.ok_or(StorageError::Changed)
+    }
+
+    async fn close(mut self: Box<Self>) {
+        self.abort().await;
+    }
+}
+
+/// A folder: a zero-byte `name/` marker, so an empty folder exists.
+pub(super) async fn create_dir(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
+    if path.is_root() || path.is_hidden() {
+        return Err(StorageError::AlreadyExists);
+    }
+    let key = inner.dir_key(path);
+    let _guard = inner.name_locks.lock(&inner.key(path)).await;
+    if inner.dir_exists(path).await? || inner.head(&inner.key(path)).await?.is_some() {
+        return Err(StorageError::AlreadyExists);
+    }
+    // Parents exist as prefixes of the marker; a file on the way refuses it.
+    let (parent, _) = path.split_last().ok_or(StorageError::AlreadyExists)?;
+    let mut so_far = MediaPath::root();
+    for seg in parent.segments() {
+        so_far = so_far
+            .join(seg)
+            .map_err(|e| StorageError::Invalid(e.to_string()))?;
+        if inner.head(&inner.key(&so_far)).await?.is_some() {
+            return Err(StorageError::AlreadyExists);
+        }
+    }
+    inner.put(&key, Bytes::new(), &[]).await
+}
+
+/// A file, or a folder with nothing in it but its marker.
+pub(super) async fn delete(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
+    match inner.stat(path).await? {
+        None => Err(StorageError::NotFound),
+        Some(e) if e.kind == EntryKind::File => inner.delete_key(&inner.key(path)).await,
+        Some(_) if path.is_root() => Err(StorageError::NotEmpty),
+        Some(_) => {
+            let listing = inner.list(path).await?;
+            if !listing.entries.is_empty() || listing.hidden {
+                return Err(StorageError::NotEmpty);
+            }
+            inner.delete_key(&inner.dir_key(path)).await
+        }
+    }
+}
+
+/// Copy + delete. A file moves whole; a folder moves object by object, and a failure half
+/// way names what moved (running the move again finishes it).
+pub(super) async fn rename(
+    inner: &Inner,
+    from: &MediaPath,
+    to: &MediaPath,
+    overwrite: bool,
+) -> Result<(), StorageError> {
+    let entry = inner.stat(from).await?.ok_or(StorageError::NotFound)?;
+    if from == to {
+        return Ok(());
+    }
+    let _guard = inner.name_locks.lock(&inner.key(to)).await;
+    if entry.kind == EntryKind::File {
+        inner.check_dest(to, overwrite).await?;
+        inner.copy(&inner.key(from), &inner.key(to)).await?;
+        return inner.delete_key(&inner.key(from)).await;
+    }
+    if to.segments().starts_with(from.segments()) {
+        return Err(StorageError::Invalid(
+            "a folder cannot move into itself".into(),
+        ));
+    }
+    if inner.stat(to).await?.is_some() {
+        return Err(StorageError::AlreadyExists);
+    }
+    inner.check_dest(to, false).await?;
+    let (src, dst) = (inner.dir_key(from), inner.dir_key(to));
+    let keys = inner.keys_under(&src).await?;
+    for (moved, key) in keys.iter().enumerate() {
+        let target = format!("{dst}{}", &key[src.len()..]);
+        let step = async {
+            inner.copy(key, &target).await?;
+            inner.delete_key(key).await
+        };
+        if let Err(e) = step.await {
+            return Err(StorageError::Io(format!(
+                "moved {moved} of {} objects of '{from}' to '{to}' before: {e}; run the move \
+                 again to finish it",
+                keys.len()
+            )));
+        }
+    }
+    Ok(())
+}
