@@ -162,7 +162,14 @@ impl Http {
     pub(super) async fn error(&self, op: &'static str, a: Answer) -> StorageError {
         let body = self.small_body(op, a.body).await.unwrap_or_default();
         let code = xml_field(&body, "Code").unwrap_or_default();
-        self.error_of(a.status, &code)
+        match self.error_of(a.status, &code) {
+            // Unexpected answers keep S3's own words for the log.
+            StorageError::Io(m) => match xml_field(&body, "Message") {
+                Some(msg) => StorageError::Io(format!("{m}: {msg}")),
+                None => StorageError::Io(m),
+            },
+            e => e,
+        }
     }
 
     pub(super) fn error_of(&self, status: StatusCode, code: &str) -> StorageError {

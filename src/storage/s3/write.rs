@@ -295,8 +295,9 @@ impl Upload for S3Upload {
     }
 
     async fn finish(&mut self) -> Result<u64, StorageError> {
-        // The last part may be short; an empty object is one empty part.
-        if !self.buf.is_empty() || self.etags.is_empty() {
+        // The last part may be short. An empty object has no part at all (S3 servers differ
+        // on an empty part: Garage refuses it); `commit` writes it with a plain PUT.
+        if !self.buf.is_empty() {
             let body = Bytes::from(std::mem::take(&mut self.buf));
             if let Err(e) = self.send_part(body).await {
                 self.abort().await;
@@ -323,6 +324,11 @@ impl Upload for S3Upload {
         if let Err(e) = inner.check_dest(dest, overwrite).await {
             self.abort().await;
             return Err(e);
+        }
+        if self.etags.is_empty() {
+            self.abort().await;
+            inner.put(&key, Bytes::new(), &[]).await?;
+            return inner.head(&key).await?.ok_or(StorageError::Changed);
         }
         let action = inner.bucket.complete_multipart_upload(
             Some(&inner.creds),
@@ -405,21 +411,34 @@ pub(super) async fn create_dir(inner: &Inner, path: &MediaPath) -> Result<(), St
 /// A file, or a folder with nothing in it but its marker.
 pub(super) async fn delete(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
     match inner.stat(path).await? {
-        None => Err(StorageError::NotFound),
-        Some(e) if e.kind == EntryKind::File => inner.delete_key(&inner.key(path)).await,
-        Some(_) if path.is_root() => Err(StorageError::NotEmpty),
+        None => return Err(StorageError::NotFound),
+        Some(e) if e.kind == EntryKind::File => inner.delete_key(&inner.key(path)).await?,
+        Some(_) if path.is_root() => return Err(StorageError::NotEmpty),
         Some(_) => {
             let listing = inner.list(path).await?;
             if !listing.entries.is_empty() || listing.hidden {
                 return Err(StorageError::NotEmpty);
             }
-            inner.delete_key(&inner.dir_key(path)).await
+            inner.delete_key(&inner.dir_key(path)).await?
         }
     }
+    keep_parent(inner, path).await
+}
+
+/// A folder exists in S3 only while something is under its prefix: when the last entry of
+/// `path`'s folder went, a marker keeps the folder, as a disk would.
+async fn keep_parent(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
+    let Some((parent, _)) = path.split_last() else {
+        return Ok(());
+    };
+    if parent.is_root() || inner.dir_exists(&parent).await? {
+        return Ok(());
+    }
+    inner.put(&inner.dir_key(&parent), Bytes::new(), &[]).await
 }
 
 /// Copy + delete. A file moves whole; a folder moves object by object, and a failure half
-/// way names what moved (running the move again finishes it).
+/// way says how many moved and where each part is.
 pub(super) async fn rename(
     inner: &Inner,
     from: &MediaPath,
@@ -434,7 +453,8 @@ pub(super) async fn rename(
     if entry.kind == EntryKind::File {
         inner.check_dest(to, overwrite).await?;
         inner.copy(&inner.key(from), &inner.key(to)).await?;
-        return inner.delete_key(&inner.key(from)).await;
+        inner.delete_key(&inner.key(from)).await?;
+        return keep_parent(inner, from).await;
     }
     if to.segments().starts_with(from.segments()) {
         return Err(StorageError::Invalid(
@@ -455,11 +475,11 @@ pub(super) async fn rename(
         };
         if let Err(e) = step.await {
             return Err(StorageError::Io(format!(
-                "moved {moved} of {} objects of '{from}' to '{to}' before: {e}; run the move \
-                 again to finish it",
+                "moved {moved} of {} objects of '{from}' to '{to}' before: {e}; the moved ones \
+                 are under '{to}', the rest still under '{from}'",
                 keys.len()
             )));
         }
     }
-    Ok(())
+    keep_parent(inner, from).await
 }
