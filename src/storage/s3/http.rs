@@ -3,20 +3,18 @@
 //! the storage timeout on connecting and on every wait for bytes, and S3's answers mapped to
 //! [`StorageError`]s that name the config key to fix.
 //!
-//! Requests are presigned URLs (rusty-s3 signs in the query string), so nothing here knows
+//! Requests are presigned URLs (`sign` signs in the query string), so nothing here knows
 //! about SigV4: it only carries the signed headers along.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::storage::{ByteStream, StorageError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use url::Url;
-
-use crate::storage::{ByteStream, StorageError};
 
 /// Most bytes of an error answer (or a listing) read into memory.
 const MAX_SMALL_BODY: usize = 8 << 20;
@@ -26,6 +24,10 @@ pub(super) struct Http {
     tls: Option<tokio_rustls::TlsConnector>,
     pub(super) timeout: Duration,
     bucket: String,
+    /// Where to connect, and the `Host` header (what was signed).
+    host: String,
+    port: u16,
+    authority: String,
 }
 
 /// An answer whose body is still to be read.
@@ -38,7 +40,13 @@ pub(super) struct Answer {
 impl Http {
     /// `https`: whether the endpoint needs TLS (then the system's CA bundle is loaded now, so
     /// a missing one fails the start, not the first request).
-    pub(super) fn new(https: bool, timeout: Duration, bucket: &str) -> Result<Self, StorageError> {
+    pub(super) fn new(
+        signer: &super::sign::Signer,
+        timeout: Duration,
+        bucket: &str,
+    ) -> Result<Self, StorageError> {
+        let https = signer.https();
+        let (host, port) = signer.host_port();
         let tls = if https {
             Some(tokio_rustls::TlsConnector::from(Arc::new(tls_config()?)))
         } else {
@@ -48,6 +56,9 @@ impl Http {
             tls,
             timeout,
             bucket: bucket.to_string(),
+            host,
+            port,
+            authority: signer.authority.clone(),
         })
     }
 
@@ -63,7 +74,7 @@ impl Http {
         &self,
         op: &'static str,
         method: Method,
-        url: &Url,
+        url: &str,
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Answer, StorageError> {
@@ -77,26 +88,21 @@ impl Http {
         &self,
         op: &'static str,
         method: Method,
-        url: &Url,
+        url: &str,
         headers: &[(&str, &str)],
         body: Bytes,
         timeout: Duration,
     ) -> Result<Answer, StorageError> {
-        let host = url
-            .host_str()
-            .ok_or_else(|| StorageError::Invalid("s3.endpoint has no host".into()))?;
-        let port = url.port_or_known_default().unwrap_or(80);
-        let authority = match url.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host.to_string(),
-        };
-        let addr_host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
+        let authority = &self.authority;
+        let addr_host = self.host.clone();
+        // Sent in origin form (`/bucket/key?…`): the URL's scheme and host are the signer's.
+        let origin = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+            .unwrap_or("/");
         let tcp = tokio::time::timeout(
             self.timeout,
-            tokio::net::TcpStream::connect((addr_host.as_str(), port)),
+            tokio::net::TcpStream::connect((addr_host.as_str(), self.port)),
         )
         .await
         .map_err(|_| self.stalled(op))?
@@ -109,8 +115,8 @@ impl Http {
         let _ = tcp.set_nodelay(true);
         let mut req = Request::builder()
             .method(method)
-            .uri(url.as_str())
-            .header(http::header::HOST, &authority)
+            .uri(origin)
+            .header(http::header::HOST, authority)
             .header(http::header::CONTENT_LENGTH, body.len());
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -161,10 +167,11 @@ impl Http {
     /// The error an unexpected answer means; reads its body for S3's error code.
     pub(super) async fn error(&self, op: &'static str, a: Answer) -> StorageError {
         let body = self.small_body(op, a.body).await.unwrap_or_default();
-        let code = xml_field(&body, "Code").unwrap_or_default();
+        let body = String::from_utf8_lossy(&body);
+        let code = super::xml::field(&body, "Code").unwrap_or_default();
         match self.error_of(a.status, &code) {
             // Unexpected answers keep S3's own words for the log.
-            StorageError::Io(m) => match xml_field(&body, "Message") {
+            StorageError::Io(m) => match super::xml::field(&body, "Message") {
                 Some(msg) => StorageError::Io(format!("{m}: {msg}")),
                 None => StorageError::Io(m),
             },
@@ -316,31 +323,16 @@ fn tls_config() -> Result<rustls::ClientConfig, StorageError> {
     Ok(config)
 }
 
-/// The text of the first `<name>` element of a small XML document (S3 error codes, upload
-/// ids): S3's XML is flat where this is used, so no parser is needed.
-pub(super) fn xml_field(body: &[u8], name: &str) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let open = format!("<{name}>");
-    let start = text.find(&open)? + open.len();
-    let end = text[start..].find(&format!("</{name}>"))? + start;
-    Some(text[start..end].to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn xml_field_finds_the_code() {
-        let body =
-            b"<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>m</Message></Error>";
-        assert_eq!(xml_field(body, "Code").as_deref(), Some("NoSuchBucket"));
-        assert_eq!(xml_field(body, "Nope"), None);
-    }
-
-    #[test]
     fn errors_name_the_key_to_fix() {
-        let h = Http::new(false, Duration::from_secs(1), "media").unwrap();
+        let signer =
+            super::super::sign::Signer::new("http://127.0.0.1:1", "media", "r", true, "k", "s")
+                .unwrap();
+        let h = Http::new(&signer, Duration::from_secs(1), "media").unwrap();
         let e = h
             .error_of(StatusCode::NOT_FOUND, "NoSuchBucket")
             .to_string();

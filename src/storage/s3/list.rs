@@ -5,9 +5,8 @@
 use std::time::SystemTime;
 
 use ::http::Method;
-use rusty_s3::actions::ListObjectsV2;
 
-use super::{dir_entry, file_entry, read, Inner};
+use super::{dir_entry, file_entry, read, xml, Inner};
 use crate::storage::{Entry, EntryKind, Listing, MediaPath, StorageError};
 
 /// Most keys asked for per page (S3's own maximum).
@@ -31,18 +30,18 @@ impl Inner {
         max: usize,
         token: Option<&str>,
     ) -> Result<Page, StorageError> {
-        let mut action = self.bucket.list_objects_v2(Some(&self.creds));
+        let max = max.to_string();
+        let mut query = vec![("list-type", "2"), ("max-keys", max.as_str())];
         if !prefix.is_empty() {
-            action.with_prefix(prefix);
+            query.push(("prefix", prefix));
         }
         if delimiter {
-            action.with_delimiter("/");
+            query.push(("delimiter", "/"));
         }
-        action.with_max_keys(max);
         if let Some(t) = token {
-            action.with_continuation_token(t);
+            query.push(("continuation-token", t));
         }
-        let url = self.sign(&action);
+        let url = self.url(&Method::GET, "", &query, &[]);
         let a = self.send("list", Method::GET, &url, &[]).await?;
         if !a.status.is_success() {
             return Err(match self.http.error("list", a).await {
@@ -55,28 +54,27 @@ impl Inner {
         let body = self.http.small_body("list", a.body).await?;
         let text = std::str::from_utf8(&body)
             .map_err(|_| StorageError::Io("the S3 listing is not UTF-8".into()))?;
-        let parsed = ListObjectsV2::parse_response(text)
-            .map_err(|e| StorageError::Io(format!("the S3 listing does not parse: {e}")))?;
-        Ok(Page {
-            files: parsed
-                .contents
-                .into_iter()
-                .map(|c| {
-                    let modified = c
-                        .last_modified
-                        .as_deref()
-                        .map(read::parse_listing_time)
-                        .unwrap_or(SystemTime::UNIX_EPOCH);
-                    (c.key, c.size.unwrap_or(0), modified)
-                })
-                .collect(),
-            dirs: parsed
-                .common_prefixes
-                .into_iter()
-                .map(|p| p.prefix)
-                .collect(),
-            next: parsed.next_continuation_token.filter(|t| !t.is_empty()),
-        })
+        let files = xml::elements(text, "Contents")
+            .into_iter()
+            .filter_map(|c| {
+                let key = xml::field(c, "Key")?;
+                let size = xml::field(c, "Size")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                let modified = xml::field(c, "LastModified")
+                    .map(|t| read::parse_listing_time(&t))
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                Some((key, size, modified))
+            })
+            .collect();
+        let dirs = xml::elements(text, "CommonPrefixes")
+            .into_iter()
+            .filter_map(|p| xml::field(p, "Prefix"))
+            .collect();
+        // Only a truncated answer has a next page (some servers send an empty token).
+        let truncated = xml::field(text, "IsTruncated").as_deref() == Some("true");
+        let next = xml::field(text, "NextContinuationToken").filter(|t| truncated && !t.is_empty());
+        Ok(Page { files, dirs, next })
     }
 
     /// Every key under `prefix` (recursively), for moving a folder.

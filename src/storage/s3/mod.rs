@@ -1,6 +1,6 @@
 //! The S3 backend: media in a bucket of an S3-compatible object store (Garage, MinIO, Ceph
-//! RGW, AWS), under `s3.prefix`. rusty-s3 signs (presigned URLs, sans-IO); `http` carries
-//! the requests over hyper. A file is an object `prefix + path`; a folder is a key prefix
+//! RGW, AWS), under `s3.prefix`. `sign` presigns every request (SigV4 in the query string),
+//! `http` carries it over hyper, `xml` reads the answers. A file is an object `prefix + path`; a folder is a key prefix
 //! `prefix + path + "/"`, and an empty folder exists through a zero-byte marker object of
 //! that name (what `create_dir` writes), so folders behave as on disk.
 //!
@@ -12,14 +12,15 @@
 mod http;
 mod list;
 mod read;
+mod sign;
 mod write;
+mod xml;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use ::http::Method;
 use bytes::Bytes;
-use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use super::{
     Entry, EntryKind, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Space,
@@ -27,6 +28,7 @@ use super::{
 };
 use crate::config::S3Config;
 use http::Http;
+use sign::Signer;
 
 /// How long the URLs streamhub signs for its own requests stay valid: long enough for a
 /// slow answer, short enough to be useless if one leaked into a log.
@@ -35,8 +37,8 @@ const REQUEST_URL_SECS: u64 = 15 * 60;
 const PROBE_URL_SECS: u64 = 60 * 60;
 
 pub(super) struct Inner {
-    bucket: Bucket,
-    creds: Credentials,
+    bucket: String,
+    signer: Signer,
     http: Http,
     /// Empty, or `a/b/`.
     prefix: String,
@@ -53,31 +55,22 @@ pub struct S3Storage {
 impl S3Storage {
     /// A backend for `[s3]` (already validated). Makes no request: `check` does.
     pub fn new(config: &S3Config, timeout: Duration) -> Result<Self, StorageError> {
-        let endpoint: url::Url = config
-            .endpoint
-            .parse()
-            .map_err(|e| StorageError::Invalid(format!("s3.endpoint: {e}")))?;
-        let style = if config.path_style {
-            UrlStyle::Path
-        } else {
-            UrlStyle::VirtualHost
-        };
-        let https = endpoint.scheme() == "https";
-        let bucket = Bucket::new(
-            endpoint,
-            style,
-            config.bucket.clone(),
-            config.region.clone(),
-        )
-        .map_err(|e| StorageError::Invalid(format!("s3.endpoint / s3.bucket: {e}")))?;
         let secret = config
             .secret()
             .map_err(|e| StorageError::Invalid(e.to_string()))?;
+        let signer = Signer::new(
+            &config.endpoint,
+            &config.bucket,
+            &config.region,
+            config.path_style,
+            &config.access_key_id,
+            &secret,
+        )?;
         Ok(S3Storage {
             inner: Arc::new(Inner {
-                bucket,
-                creds: Credentials::new(config.access_key_id.clone(), secret),
-                http: Http::new(https, timeout, &config.bucket)?,
+                bucket: config.bucket.clone(),
+                http: Http::new(&signer, timeout, &config.bucket)?,
+                signer,
                 prefix: config.key_prefix(),
                 part_size: config.part_size(),
                 name_locks: write::NameLocks::default(),
@@ -91,7 +84,7 @@ impl S3Storage {
         self.inner.check().await.map_err(|e| match e {
             StorageError::Stalled { secs, .. } => StorageError::Unavailable(format!(
                 "the S3 endpoint {} (s3.endpoint) did not answer within {secs} s",
-                self.inner.bucket.base_url()
+                self.inner.signer.authority
             )),
             e => e,
         })
@@ -112,8 +105,18 @@ impl Inner {
         }
     }
 
-    fn sign<'a>(&self, action: &impl S3Action<'a>) -> url::Url {
-        action.sign(Duration::from_secs(REQUEST_URL_SECS))
+    /// A URL for one request of streamhub's own, presigned with `headers` (which the
+    /// request must then carry).
+    fn url(
+        &self,
+        method: &Method,
+        key: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> String {
+        let (m, now) = (method.as_str(), SystemTime::now());
+        self.signer
+            .presign(m, key, query, headers, REQUEST_URL_SECS, now)
     }
 
     /// Sends a signed request with no body.
@@ -121,19 +124,18 @@ impl Inner {
         &self,
         op: &'static str,
         method: Method,
-        url: &url::Url,
+        url: &str,
         headers: &[(&str, &str)],
     ) -> Result<http::Answer, StorageError> {
         self.http.send(op, method, url, headers, Bytes::new()).await
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        let mut action = self.bucket.list_objects_v2(Some(&self.creds));
-        action.with_max_keys(1);
+        let mut query = vec![("list-type", "2"), ("max-keys", "1")];
         if !self.prefix.is_empty() {
-            action.with_prefix(self.prefix.as_str());
+            query.push(("prefix", self.prefix.as_str()));
         }
-        let url = self.sign(&action);
+        let url = self.url(&Method::GET, "", &query, &[]);
         let a = self.send("check", Method::GET, &url, &[]).await?;
         if a.status.is_success() {
             return Ok(());
@@ -149,8 +151,7 @@ impl Inner {
 
     /// The object at `key` (HEAD), or None.
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
-        let action = self.bucket.head_object(Some(&self.creds), key);
-        let url = self.sign(&action);
+        let url = self.url(&Method::HEAD, key, &[], &[]);
         let a = self.send("stat", Method::HEAD, &url, &[]).await?;
         if a.status == ::http::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -296,8 +297,11 @@ impl Storage for S3Storage {
         if self.inner.head(&key).await?.is_none() {
             return Err(StorageError::NotFound);
         }
-        let action = self.inner.bucket.get_object(Some(&self.inner.creds), &key);
-        let url = action.sign(Duration::from_secs(PROBE_URL_SECS));
-        Ok(ProbeSource::Url(url.to_string()))
+        let now = SystemTime::now();
+        let url = self
+            .inner
+            .signer
+            .presign("GET", &key, &[], &[], PROBE_URL_SECS, now);
+        Ok(ProbeSource::Url(url))
     }
 }

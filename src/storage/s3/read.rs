@@ -4,11 +4,10 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use ::http::{HeaderMap, Method, StatusCode};
 use futures_util::StreamExt;
-use rusty_s3::S3Action;
 
 use super::Inner;
 use crate::storage::{ByteStream, Object, ObjectMeta, StorageError};
@@ -40,8 +39,7 @@ impl Object for S3Object {
         let etag = format!("\"{}\"", self.meta.etag);
         let whole = range.start == 0 && range.end >= self.meta.size;
         let opened = async move {
-            let action = inner.bucket.get_object(Some(&inner.creds), &key);
-            let url = action.sign(Duration::from_secs(super::REQUEST_URL_SECS));
+            let url = inner.url(&Method::GET, &key, &[], &[]);
             let bytes = format!("bytes={}-{}", range.start, range.end - 1);
             let headers = [("range", bytes.as_str()), ("if-match", etag.as_str())];
             let a = inner.send("read", Method::GET, &url, &headers).await?;
@@ -102,6 +100,8 @@ pub(super) fn parse_listing_time(s: &str) -> SystemTime {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -12,10 +12,8 @@ use std::time::Duration;
 
 use ::http::{Method, StatusCode};
 use bytes::Bytes;
-use rusty_s3::actions::CreateMultipartUpload;
-use rusty_s3::S3Action;
 
-use super::http::xml_field;
+use super::xml;
 use super::Inner;
 use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, UploadOptions};
 
@@ -96,11 +94,7 @@ impl Inner {
         body: Bytes,
         headers: &[(&str, &str)],
     ) -> Result<(), StorageError> {
-        let mut action = self.bucket.put_object(Some(&self.creds), key);
-        for (k, v) in headers {
-            action.headers_mut().insert(*k, *v);
-        }
-        let url = self.sign(&action);
+        let url = self.url(&Method::PUT, key, &[], headers);
         let timeout = self.timeout_for(body.len());
         let a = self
             .http
@@ -114,8 +108,7 @@ impl Inner {
     }
 
     async fn delete_key(&self, key: &str) -> Result<(), StorageError> {
-        let action = self.bucket.delete_object(Some(&self.creds), key);
-        let url = self.sign(&action);
+        let url = self.url(&Method::DELETE, key, &[], &[]);
         let a = self.send("delete", Method::DELETE, &url, &[]).await?;
         if !a.status.is_success() && a.status != StatusCode::NOT_FOUND {
             return Err(self.http.error("delete", a).await);
@@ -127,7 +120,7 @@ impl Inner {
     async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let source = format!(
             "/{}/{}",
-            self.bucket.name(),
+            self.bucket,
             percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
         );
         self.put(to, Bytes::new(), &[("x-amz-copy-source", source.as_str())])
@@ -159,20 +152,15 @@ pub(super) async fn begin(
     // The upload's own key until commit: a multipart upload is invisible until completed,
     // so it is created at the destination name itself.
     let key = inner.key(dest);
-    let action = inner
-        .bucket
-        .create_multipart_upload(Some(&inner.creds), &key);
-    let url = inner.sign(&action);
+    let url = inner.url(&Method::POST, &key, &[("uploads", "")], &[]);
     let a = inner.send("upload", Method::POST, &url, &[]).await?;
     if !a.status.is_success() {
         return Err(inner.http.error("upload", a).await);
     }
     let body = inner.http.small_body("upload", a.body).await?;
     let text = std::str::from_utf8(&body).unwrap_or("");
-    let upload_id = CreateMultipartUpload::parse_response(text)
-        .map(|r| r.upload_id().to_string())
-        .ok()
-        .or_else(|| xml_field(&body, "UploadId"))
+    let upload_id = xml::field(text, "UploadId")
+        .filter(|id| !id.is_empty())
         .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))?;
     Ok(Box::new(S3Upload {
         buf: Vec::new(),
@@ -202,13 +190,12 @@ impl S3Upload {
     async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
         let number = u16::try_from(self.etags.len() + 1)
             .map_err(|_| StorageError::Invalid("more than 10,000 parts".into()))?;
-        let action = self.inner.bucket.upload_part(
-            Some(&self.inner.creds),
-            &self.object,
-            number,
-            &self.upload_id,
-        );
-        let url = self.inner.sign(&action);
+        let number = number.to_string();
+        let query = [
+            ("partNumber", number.as_str()),
+            ("uploadId", self.upload_id.as_str()),
+        ];
+        let url = self.inner.url(&Method::PUT, &self.object, &query, &[]);
         let timeout = self.inner.timeout_for(body.len());
         let a = self
             .inner
@@ -238,10 +225,7 @@ impl S3Upload {
 }
 
 async fn abort(inner: &Inner, key: &str, upload_id: &str) {
-    let action = inner
-        .bucket
-        .abort_multipart_upload(Some(&inner.creds), key, upload_id);
-    let url = inner.sign(&action);
+    let url = inner.url(&Method::DELETE, key, &[("uploadId", upload_id)], &[]);
     match inner.send("upload", Method::DELETE, &url, &[]).await {
         Ok(a) if a.status.is_success() || a.status == StatusCode::NOT_FOUND => {}
         Ok(a) => {
@@ -330,14 +314,8 @@ impl Upload for S3Upload {
             inner.put(&key, Bytes::new(), &[]).await?;
             return inner.head(&key).await?.ok_or(StorageError::Changed);
         }
-        let action = inner.bucket.complete_multipart_upload(
-            Some(&inner.creds),
-            &key,
-            &self.upload_id,
-            self.etags.iter().map(String::as_str),
-        );
-        let url = inner.sign(&action);
-        let body = Bytes::from(action.body());
+        let url = inner.url(&Method::POST, &key, &[("uploadId", &self.upload_id)], &[]);
+        let body = Bytes::from(complete_body(&self.etags));
         let a = inner
             .http
             .send_timed(
@@ -363,8 +341,9 @@ impl Upload for S3Upload {
             .small_body("commit", a.body)
             .await
             .unwrap_or_default();
-        if !status.is_success() || xml_field(&text, "Code").is_some() {
-            let code = xml_field(&text, "Code").unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        if !status.is_success() || xml::field(&text, "Code").is_some() {
+            let code = xml::field(&text, "Code").unwrap_or_default();
             self.abort().await;
             return Err(inner.http.error_of(
                 if status.is_success() {
@@ -382,6 +361,20 @@ impl Upload for S3Upload {
     async fn close(mut self: Box<Self>) {
         self.abort().await;
     }
+}
+
+/// CompleteMultipartUpload's body: part `n` is the `n`-th ETag (already quoted by S3; an
+/// ETag holds no `<` or `&`).
+fn complete_body(etags: &[String]) -> String {
+    let mut body = String::from("<CompleteMultipartUpload>");
+    for (i, etag) in etags.iter().enumerate() {
+        body.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+            i + 1
+        ));
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    body
 }
 
 /// A folder: a zero-byte `name/` marker, so an empty folder exists.
