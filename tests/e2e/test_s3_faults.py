@@ -88,3 +88,41 @@ def test_garage_down_while_idle_media_503_fast_notes_answer(servers, garage, tmp
             break
         time.sleep(0.2)
     assert r.status == 200 and r.body == b"0123456789", r
+
+
+def test_garage_stopped_mid_stream_cuts_the_connection(servers, garage, tmp_path):
+    """The client sees a cut connection and a prefix of the right bytes, never wrong ones."""
+    import random
+    import subprocess
+
+    body = random.Random("midstream").randbytes(64 * 1024 * 1024)
+    status, _ = garage.curl_s3("PUT", f"{PREFIX}/long.bin", body)
+    assert status == 200
+    root = tmp_path / "unused-root"
+    root.mkdir()
+    env = {**garage.env(PREFIX), "STREAMHUB_STORAGE_TIMEOUT_SECS": "3"}
+    srv = servers.start(root, tls_listen=(), env=env, name="s3mid")
+    out = tmp_path / "got.bin"
+    curl = subprocess.Popen(["curl", "-sS", "--limit-rate", "4M", "-o", str(out),
+                             srv.url("/media/long.bin")], stderr=subprocess.PIPE)
+    try:
+        wait_for_size(out, 1024 * 1024)
+        garage.stop()
+        rc = curl.wait(timeout=60)
+    finally:
+        if curl.poll() is None:
+            curl.kill()
+        garage.start()
+    got = out.read_bytes()
+    assert rc != 0, "curl finished as if the whole file had arrived"
+    assert len(got) < len(body)
+    assert got == body[:len(got)], "bytes differ from the object's"
+
+
+def wait_for_size(path, n, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not reach {n} bytes")
