@@ -476,3 +476,36 @@ pub(super) async fn rename(
     }
     keep_parent(inner, from).await
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn one_commit_per_name_and_the_map_empties() {
+        let locks = NameLocks::default();
+        let a = locks.lock("media/x").await;
+        assert!(
+            locks.lock("media/x").now_or_never().is_none(),
+            "same name waits"
+        );
+        let b = locks.lock("media/y").now_or_never();
+        assert!(b.is_some(), "another name does not wait");
+        drop(b);
+        drop(a);
+        assert!(locks.lock("media/x").now_or_never().is_some());
+        assert!(locks.0.lock().unwrap().is_empty(), "no entry left behind");
+    }
+
+    #[test]
+    fn complete_body_numbers_parts_from_one() {
+        let body = complete_body(&["\"a\"".into(), "\"b\"".into()]);
+        assert_eq!(
+            body,
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part>\
+             <Part><PartNumber>2</PartNumber><ETag>\"b\"</ETag></Part></CompleteMultipartUpload>"
+        );
+    }
+}
