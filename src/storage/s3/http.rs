@@ -125,8 +125,8 @@ impl Http {
             .body(Full::new(body))
             .map_err(|e| StorageError::Io(format!("S3 request: {e}")))?;
         let fut = async {
-            match &self.tls {
-                None => send_on(TokioIo::new(tcp), req).await,
+            let io: Box<dyn Io> = match &self.tls {
+                None => Box::new(tcp),
                 Some(tls) => {
                     let name = rustls_pki_types::ServerName::try_from(addr_host.clone())
                         .map_err(|_| StorageError::Invalid("s3.endpoint: bad host name".into()))?;
@@ -135,9 +135,10 @@ impl Http {
                             "TLS with the S3 endpoint {authority} (s3.endpoint) failed: {e}"
                         ))
                     })?;
-                    send_on(TokioIo::new(stream), req).await
+                    Box::new(stream)
                 }
-            }
+            };
+            send_on(io, req).await
         };
         let resp = tokio::time::timeout(timeout, fut)
             .await
@@ -267,13 +268,17 @@ impl CloneStalled for StorageError {
     }
 }
 
-async fn send_on<T>(
-    io: TokioIo<T>,
+/// A connection to the store, plain or TLS: one type, so hyper's client is built once for
+/// both (each I/O type is another copy of it in the binary).
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+async fn send_on(
+    io: Box<dyn Io>,
     req: Request<Full<Bytes>>,
-) -> Result<hyper::Response<Incoming>, StorageError>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
+) -> Result<hyper::Response<Incoming>, StorageError> {
+    let io = TokioIo::new(io);
     let (mut send, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| StorageError::Unavailable(format!("S3 connection: {e}")))?;
