@@ -11,6 +11,7 @@
 
 mod http;
 mod list;
+mod locks;
 mod read;
 mod sign;
 mod write;
@@ -43,7 +44,7 @@ pub(super) struct Inner {
     /// Empty, or `a/b/`.
     prefix: String,
     part_size: u64,
-    name_locks: write::NameLocks,
+    name_locks: locks::NameLocks,
 }
 
 /// The S3 backend; cheap to share.
@@ -73,7 +74,7 @@ impl S3Storage {
                 signer,
                 prefix: config.key_prefix(),
                 part_size: config.part_size(),
-                name_locks: write::NameLocks::default(),
+                name_locks: locks::NameLocks::default(),
             }),
         })
     }

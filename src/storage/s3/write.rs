@@ -3,57 +3,17 @@
 //! folders as zero-byte `name/` markers, delete, and rename as copy + delete.
 //!
 //! No-overwrite: not every S3 server has conditional writes, so commits and renames to one
-//! name are serialised on this node ([`Inner::name_lock`]) and the name is checked with a
+//! name are serialised on this node ([`super::locks::NameLocks`]) and the name is checked with a
 //! HEAD under that lock. Two nodes sharing a bucket can still race (docs/CONTRACT.md).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ::http::{Method, StatusCode};
 use bytes::Bytes;
 
-use super::xml;
-use super::Inner;
+use super::{xml, Inner};
 use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, UploadOptions};
-
-/// Per-name commit locks of one backend; entries go when no commit holds them.
-#[derive(Default)]
-pub(super) struct NameLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
-
-impl NameLocks {
-    async fn lock(&self, key: &str) -> NameGuard<'_> {
-        let m = {
-            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            map.entry(key.to_string()).or_default().clone()
-        };
-        let guard = m.clone().lock_owned().await;
-        NameGuard {
-            locks: self,
-            key: key.to_string(),
-            _guard: guard,
-        }
-    }
-}
-
-struct NameGuard<'a> {
-    locks: &'a NameLocks,
-    key: String,
-    _guard: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Drop for NameGuard<'_> {
-    fn drop(&mut self) {
-        let mut map = self.locks.0.lock().unwrap_or_else(|p| p.into_inner());
-        // Two references: the map's and this guard's; no one else waits for it.
-        if map
-            .get(&self.key)
-            .is_some_and(|m| Arc::strong_count(m) <= 2)
-        {
-            map.remove(&self.key);
-        }
-    }
-}
 
 impl Inner {
     /// Time for one request carrying `bytes`: the storage timeout plus 1 s per MiB, so a
@@ -479,25 +439,7 @@ pub(super) async fn rename(
 
 #[cfg(test)]
 mod tests {
-    use futures_util::FutureExt;
-
     use super::*;
-
-    #[tokio::test]
-    async fn one_commit_per_name_and_the_map_empties() {
-        let locks = NameLocks::default();
-        let a = locks.lock("media/x").await;
-        assert!(
-            locks.lock("media/x").now_or_never().is_none(),
-            "same name waits"
-        );
-        let b = locks.lock("media/y").now_or_never();
-        assert!(b.is_some(), "another name does not wait");
-        drop(b);
-        drop(a);
-        assert!(locks.lock("media/x").now_or_never().is_some());
-        assert!(locks.0.lock().unwrap().is_empty(), "no entry left behind");
-    }
 
     #[test]
     fn complete_body_numbers_parts_from_one() {
