@@ -159,6 +159,12 @@ root_domain = ".s3.garage.localhost"
             self.proc.kill()
             self.proc.wait(timeout=10)
 
+    def kill(self):
+        """SIGKILL: an abrupt outage (SIGTERM lets Garage finish the requests it serves)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
     def log_text(self):
         try:
             return self.log_path.read_text(errors="replace")[-4000:]

@@ -107,7 +107,7 @@ def test_garage_stopped_mid_stream_cuts_the_connection(servers, garage, tmp_path
                              srv.url("/media/long.bin")], stderr=subprocess.PIPE)
     try:
         wait_for_size(out, 1024 * 1024)
-        garage.stop()
+        garage.kill()
         rc = curl.wait(timeout=60)
     finally:
         if curl.poll() is None:

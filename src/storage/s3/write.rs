@@ -3,7 +3,7 @@
 //! folders as zero-byte `name/` markers, delete, and rename as copy + delete.
 //!
 //! No-overwrite: not every S3 server has conditional writes, so commits and renames to one
-//! name are serialised on this node ([`super::locks::NameLocks`]) and the name is checked with a
+//! name are serialised on this node (`locks::NameLocks`) and the name is checked with a
 //! HEAD under that lock. Two nodes sharing a bucket can still race (docs/CONTRACT.md).
 
 use std::sync::Arc;
