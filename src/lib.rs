@@ -338,7 +338,7 @@ fn open_storage(
     db: &db::Db,
     node_id: &str,
 ) -> Result<Arc<dyn Storage>, StartError> {
-    if config.storage.backend == config::Backend::S3 {
+    if config.storage.is_s3() {
         return open_s3(config);
     }
     let storage = LocalStorage::new(

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_TOML: &str = include_str!("../../config/streamhub.toml");
 
 pub use env::ENV_PREFIX;
-pub use s3::{Backend, S3Config};
+pub use s3::S3Config;
 pub use validate::MAX_TUS_UPLOADS;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -83,11 +83,19 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    pub backend: Backend,
+    /// `"local"` or `"s3"` (checked in `validate`).
+    pub backend: String,
     pub media_root: PathBuf,
     pub allow_symlink_escape: bool,
     pub timeout_secs: u64,
     pub trash_days: u64,
+}
+
+impl StorageConfig {
+    /// Media lives in an S3 bucket (`[s3]`), not under `media_root`.
+    pub fn is_s3(&self) -> bool {
+        self.backend == "s3"
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,7 +202,7 @@ impl Default for Config {
                 shutdown_grace_secs: 10,
             },
             storage: StorageConfig {
-                backend: Backend::Local,
+                backend: "local".to_string(),
                 media_root: PathBuf::from("./media"),
                 allow_symlink_escape: false,
                 timeout_secs: 15,
