@@ -43,6 +43,18 @@ if [ "${#need_pip[@]}" -gt 0 ]; then
   "$PY" -m pip install -q "${need_pip[@]}"
 fi
 
+# Garage, the S3-compatible object store the S3 backend tests run against (a test tool only,
+# never linked; AGPL). Pinned, built once into a cache that survives between runs; a failed
+# install fails the run.
+GARAGE_VERSION=2.5.0
+garage_root="${STREAMHUB_TOOLS:-$HOME/.cache/streamhub-tools}/garage-$GARAGE_VERSION"
+if ! "$garage_root/bin/garage" --version 2>/dev/null | grep -q "$GARAGE_VERSION"; then
+  say "installing garage $GARAGE_VERSION into $garage_root (a cold build takes about 11 minutes on 2 cores)"
+  cargo install garage --version "$GARAGE_VERSION" --locked --no-default-features \
+    --features bundled-libs,sqlite --root "$garage_root"
+fi
+export GARAGE_BIN="$garage_root/bin/garage"
+
 # --- static checks -----------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check

@@ -348,6 +348,9 @@ fn open_storage(
     db: &db::Db,
     node_id: &str,
 ) -> Result<Arc<dyn Storage>, StartError> {
+    if config.storage.is_s3() {
+        return open_s3(config);
+    }
     let storage = Arc::new(
         LocalStorage::new(
             &config.storage.media_root,
@@ -428,6 +431,25 @@ fn establish_bounded(
             op: "establish",
             secs: timeout.as_secs(),
         })))
+}
+
+/// The S3 backend, checked before anything is served: a wrong secret, a missing bucket or an
+/// unreachable endpoint stops the start with a message naming the key to fix (a local disk
+/// that is missing only makes media answer 503, because it may be mounted later; a bucket
+/// that does not answer at start is a configuration error far more often).
+fn open_s3(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
+    let storage = storage::s3::S3Storage::new(&config.s3, config.storage_timeout())?;
+    // `prepare` runs on the blocking pool, where waiting on the runtime is allowed.
+    tokio::runtime::Handle::try_current()
+        .map_err(|e| StartError::Task(e.to_string()))?
+        .block_on(storage.check_at_start())?;
+    tracing::info!(
+        endpoint = %config.s3.endpoint,
+        bucket = %config.s3.bucket,
+        prefix = %config.s3.key_prefix(),
+        "media bucket ready"
+    );
+    Ok(Arc::new(storage))
 }
 
 async fn reload_tls(tls: Option<Arc<TlsState>>) {

@@ -7,6 +7,7 @@
 
 mod env;
 pub mod redact;
+mod s3;
 mod validate;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_TOML: &str = include_str!("../../config/streamhub.toml");
 
 pub use env::ENV_PREFIX;
+pub use s3::S3Config;
 pub use validate::MAX_TUS_UPLOADS;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -45,6 +47,7 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
+    pub s3: S3Config,
     pub streaming: StreamingConfig,
     pub uploads: UploadsConfig,
     pub quotas: QuotasConfig,
@@ -80,6 +83,8 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// `"local"` or `"s3"` (checked in `validate`).
+    pub backend: String,
     pub media_root: PathBuf,
     pub allow_symlink_escape: bool,
     pub timeout_secs: u64,
@@ -88,6 +93,13 @@ pub struct StorageConfig {
     pub max_threads: usize,
     /// The media root must be a mount point (an NFS or SMB root).
     pub require_mount: bool,
+}
+
+impl StorageConfig {
+    /// Media lives in an S3 bucket (`[s3]`), not under `media_root`.
+    pub fn is_s3(&self) -> bool {
+        self.backend == "s3"
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,6 +206,7 @@ impl Default for Config {
                 shutdown_grace_secs: 10,
             },
             storage: StorageConfig {
+                backend: "local".to_string(),
                 media_root: PathBuf::from("./media"),
                 allow_symlink_escape: false,
                 timeout_secs: 15,
@@ -201,6 +214,7 @@ impl Default for Config {
                 max_threads: 32,
                 require_mount: false,
             },
+            s3: S3Config::default(),
             streaming: StreamingConfig {
                 max_ranges: 16,
                 chunk_kib: 64,
@@ -289,7 +303,9 @@ impl Config {
             })?;
             merge_file(&mut merged, user)?;
         }
-        env::apply(&mut merged, env)?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        env::apply(&mut merged, env.iter().cloned())?;
+        s3::aws_fallbacks(&mut merged, &env);
         let config: Config = serde_path_to_error::deserialize(toml::Value::Table(merged))
             .map_err(|e| invalid(&e.path().to_string(), e.inner().message().to_string()))?;
         config.validate()?;

@@ -145,6 +145,7 @@ impl Config {
             ));
         }
         self.validate_peers()?;
+        self.validate_s3()?;
         if crate::telemetry::parse_filter(&self.log.level).is_none() {
             return Err(invalid(
                 "log.level",

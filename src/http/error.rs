@@ -298,6 +298,8 @@ impl From<StorageError> for ApiError {
             ),
             Stalled { .. } | Unavailable(_) => {
                 tracing::warn!(error = %e, "storage unavailable");
+                // Outages of a disk or an object store are usually short: tell clients
+                // when to come back instead of letting them hammer the service.
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
@@ -336,6 +338,7 @@ impl From<StorageError> for ApiError {
                 "the upload ended before all its bytes arrived; nothing was kept",
             ),
             Invalid(msg) => ApiError::bad_request(code, msg),
+            NotSupported(msg) => ApiError::new(StatusCode::NOT_IMPLEMENTED, code, msg),
             UploadGone => ApiError::new(
                 StatusCode::GONE,
                 code,

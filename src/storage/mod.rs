@@ -2,8 +2,8 @@
 //! [`Storage`] trait hides paths: callers name files with a validated [`MediaPath`], read
 //! through [`Object`]s whose validators come from the backend, list folders, and write through
 //! a staged [`Upload`] that becomes visible only when committed. `local` is the local-disk
-//! (and NFS) backend; `memory` is a second backend that proves the boundary in tests; S3
-//! plugs in beside them.
+//! (and NFS) backend; `memory` is a second backend that proves the boundary in tests; `s3`
+//! keeps media in a bucket of an S3-compatible object store.
 //!
 //! Invariant: every path handed to a backend is a validated [`MediaPath`]; backends never see
 //! raw client input, and nothing outside this module holds a filesystem path to media.
@@ -13,6 +13,7 @@ pub mod local;
 pub mod memory;
 pub mod path;
 mod pump;
+pub mod s3;
 
 use std::ops::Range;
 use std::pin::Pin;
@@ -83,6 +84,9 @@ pub enum StorageError {
     Busy,
     #[error("i/o error: {0}")]
     Io(String),
+    /// This backend cannot do it (yet): e.g. resumable uploads on S3.
+    #[error("{0}")]
+    NotSupported(String),
 }
 
 impl StorageError {
@@ -104,6 +108,7 @@ impl StorageError {
             UploadGone => "upload_gone",
             Busy => "upload_busy",
             Changed | Io(_) => "storage_error",
+            NotSupported(_) => "not_supported",
         }
     }
 
@@ -275,7 +280,7 @@ pub trait Upload: Send {
 
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync {
-    /// Short name of the backend for health output ("local", "nfs", "memory", later "s3").
+    /// Short name of the backend for health output ("local", "nfs", "memory", "s3").
     fn kind(&self) -> &'static str;
     /// Readiness: the media root is there, readable, and the same volume as recorded.
     async fn check(&self) -> Result<(), StorageError>;

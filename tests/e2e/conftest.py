@@ -361,6 +361,17 @@ def server(server_factory, media):
     yield srv
 
 
+@pytest.fixture(scope="session")
+def garage(tmp_path_factory):
+    """A real single-node Garage on loopback (bucket `media`, one read/write key), for the
+    S3 backend tests (`garage_util.py`). Fails, never skips, when Garage is missing."""
+    import garage_util
+
+    g = garage_util.Garage(tmp_path_factory.mktemp("garage")).start()
+    yield g
+    garage_util.cleanup(g)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On failure, attach the stderr of servers the test used."""

@@ -1,0 +1,453 @@
+//! Writing to the bucket: uploads as S3 multipart uploads buffered one part at a time (the
+//! object appears only at CompleteMultipartUpload; a failed or dropped upload is aborted),
+//! folders as zero-byte `name/` markers, delete, and rename as copy + delete.
+//!
+//! No-overwrite: not every S3 server has conditional writes, so commits and renames to one
+//! name are serialised on this node (`locks::NameLocks`) and the name is checked with a
+//! HEAD under that lock. Two nodes sharing a bucket can still race (docs/CONTRACT.md).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::http::{Method, StatusCode};
+use bytes::Bytes;
+
+use super::{xml, Inner};
+use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, UploadOptions};
+
+impl Inner {
+    /// Time for one request carrying `bytes`: the storage timeout plus 1 s per MiB, so a
+    /// 16 MiB part on a slow link is not called stalled.
+    fn timeout_for(&self, bytes: usize) -> Duration {
+        self.http.timeout + Duration::from_secs((bytes >> 20) as u64)
+    }
+
+    /// Where `dest` may be written: no file on the way, not a folder, and (without
+    /// `overwrite`) not there yet.
+    async fn check_dest(&self, dest: &MediaPath, overwrite: bool) -> Result<(), StorageError> {
+        let (parent, _) = dest.split_last().ok_or(StorageError::IsDirectory)?;
+        let mut so_far = MediaPath::root();
+        for seg in parent.segments() {
+            so_far = so_far
+                .join(seg)
+                .map_err(|e| StorageError::Invalid(e.to_string()))?;
+            if self.head(&self.key(&so_far)).await?.is_some() {
+                return Err(StorageError::AlreadyExists);
+            }
+        }
+        if self.head(&self.key(dest)).await?.is_some() {
+            return if overwrite {
+                Ok(())
+            } else {
+                Err(StorageError::AlreadyExists)
+            };
+        }
+        if self.dir_exists(dest).await? {
+            return Err(StorageError::IsDirectory);
+        }
+        Ok(())
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        headers: &[(&str, &str)],
+    ) -> Result<(), StorageError> {
+        let url = self.url(&Method::PUT, key, &[], headers);
+        let timeout = self.timeout_for(body.len());
+        let a = self
+            .http
+            .send_timed("write", Method::PUT, &url, headers, body, timeout)
+            .await?;
+        if !a.status.is_success() {
+            return Err(self.http.error("write", a).await);
+        }
+        let _ = self.http.small_body("write", a.body).await;
+        Ok(())
+    }
+
+    async fn delete_key(&self, key: &str) -> Result<(), StorageError> {
+        let url = self.url(&Method::DELETE, key, &[], &[]);
+        let a = self.send("delete", Method::DELETE, &url, &[]).await?;
+        if !a.status.is_success() && a.status != StatusCode::NOT_FOUND {
+            return Err(self.http.error("delete", a).await);
+        }
+        Ok(())
+    }
+
+    /// Server-side copy (CopyObject; objects up to 5 GiB).
+    async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
+        let source = format!(
+            "/{}/{}",
+            self.bucket,
+            percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
+        );
+        self.put(to, Bytes::new(), &[("x-amz-copy-source", source.as_str())])
+            .await
+    }
+}
+
+/// What `x-amz-copy-source` escapes: everything but unreserved characters and `/`.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+pub(super) async fn begin(
+    inner: Arc<Inner>,
+    dest: &MediaPath,
+    opts: UploadOptions,
+) -> Result<Box<dyn Upload>, StorageError> {
+    if opts.resumable {
+        return Err(StorageError::NotSupported(
+            "resumable (tus) uploads are not supported on S3 storage yet; use PUT or a \
+             multipart form upload"
+                .into(),
+        ));
+    }
+    inner.check_dest(dest, opts.overwrite).await?;
+    // The upload's own key until commit: a multipart upload is invisible until completed,
+    // so it is created at the destination name itself.
+    let key = inner.key(dest);
+    let url = inner.url(&Method::POST, &key, &[("uploads", "")], &[]);
+    let a = inner.send("upload", Method::POST, &url, &[]).await?;
+    if !a.status.is_success() {
+        return Err(inner.http.error("upload", a).await);
+    }
+    let body = inner.http.small_body("upload", a.body).await?;
+    let text = std::str::from_utf8(&body).unwrap_or("");
+    let upload_id = xml::field(text, "UploadId")
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))?;
+    Ok(Box::new(S3Upload {
+        buf: Vec::new(),
+        inner,
+        object: key,
+        upload_id,
+        etags: Vec::new(),
+        written: 0,
+        done: false,
+    }))
+}
+
+struct S3Upload {
+    inner: Arc<Inner>,
+    /// The object it becomes (its destination's key).
+    object: String,
+    upload_id: String,
+    /// At most one part, sent when full: the memory an upload holds.
+    buf: Vec<u8>,
+    etags: Vec<String>,
+    written: u64,
+    /// Completed or aborted: nothing left to clean up.
+    done: bool,
+}
+
+impl S3Upload {
+    async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
+        let number = u16::try_from(self.etags.len() + 1)
+            .map_err(|_| StorageError::Invalid("more than 10,000 parts".into()))?;
+        let number = number.to_string();
+        let query = [
+            ("partNumber", number.as_str()),
+            ("uploadId", self.upload_id.as_str()),
+        ];
+        let url = self.inner.url(&Method::PUT, &self.object, &query, &[]);
+        let timeout = self.inner.timeout_for(body.len());
+        let a = self
+            .inner
+            .http
+            .send_timed("upload", Method::PUT, &url, &[], body, timeout)
+            .await?;
+        if !a.status.is_success() {
+            return Err(self.inner.http.error("upload", a).await);
+        }
+        let etag = a
+            .headers
+            .get(::http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| StorageError::Io("the S3 store sent no part ETag".into()))?
+            .to_string();
+        self.etags.push(etag);
+        Ok(())
+    }
+
+    async fn abort(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        abort(&self.inner, &self.object, &self.upload_id).await;
+    }
+}
+
+async fn abort(inner: &Inner, key: &str, upload_id: &str) {
+    let url = inner.url(&Method::DELETE, key, &[("uploadId", upload_id)], &[]);
+    match inner.send("upload", Method::DELETE, &url, &[]).await {
+        Ok(a) if a.status.is_success() || a.status == StatusCode::NOT_FOUND => {}
+        Ok(a) => {
+            let e = inner.http.error("upload", a).await;
+            tracing::warn!(key, error = %e, "could not abort an S3 multipart upload");
+        }
+        Err(e) => tracing::warn!(key, error = %e, "could not abort an S3 multipart upload"),
+    }
+}
+
+impl Drop for S3Upload {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Dropped mid-way (the request was cancelled): the parts already sent are billed
+        // storage until aborted. The abort is one short request; it cannot be awaited in
+        // `drop`, so it runs on its own (bounded by the storage timeout).
+        let inner = self.inner.clone();
+        let key = std::mem::take(&mut self.object);
+        let id = std::mem::take(&mut self.upload_id);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { abort(&inner, &key, &id).await });
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Upload for S3Upload {
+    fn key(&self) -> &str {
+        &self.upload_id
+    }
+
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        let part = self.inner.part_size as usize;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let take = (part - self.buf.len()).min(rest.len());
+            self.buf.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.buf.len() == part {
+                let body = Bytes::from(std::mem::take(&mut self.buf));
+                if let Err(e) = self.send_part(body).await {
+                    self.abort().await;
+                    return Err(e);
+                }
+            }
+        }
+        self.written += chunk.len() as u64;
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<u64, StorageError> {
+        // The last part may be short. An empty object has no part at all (S3 servers differ
+        // on an empty part: Garage refuses it); `commit` writes it with a plain PUT.
+        if !self.buf.is_empty() {
+            let body = Bytes::from(std::mem::take(&mut self.buf));
+            if let Err(e) = self.send_part(body).await {
+                self.abort().await;
+                return Err(e);
+            }
+        }
+        Ok(self.written)
+    }
+
+    async fn commit(
+        mut self: Box<Self>,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<ObjectMeta, StorageError> {
+        let key = self.inner.key(dest);
+        if key != self.object {
+            self.abort().await;
+            return Err(StorageError::Invalid(
+                "an S3 upload is committed to the name it was begun for".into(),
+            ));
+        }
+        let inner = self.inner.clone();
+        let _guard = inner.name_locks.lock(&key).await;
+        if let Err(e) = inner.check_dest(dest, overwrite).await {
+            self.abort().await;
+            return Err(e);
+        }
+        if self.etags.is_empty() {
+            self.abort().await;
+            inner.put(&key, Bytes::new(), &[]).await?;
+            return inner.head(&key).await?.ok_or(StorageError::Changed);
+        }
+        let url = inner.url(&Method::POST, &key, &[("uploadId", &self.upload_id)], &[]);
+        let body = Bytes::from(complete_body(&self.etags));
+        let a = inner
+            .http
+            .send_timed(
+                "commit",
+                Method::POST,
+                &url,
+                &[],
+                body,
+                inner.timeout_for(1 << 20),
+            )
+            .await;
+        let a = match a {
+            Ok(a) => a,
+            Err(e) => {
+                self.abort().await;
+                return Err(e);
+            }
+        };
+        let status = a.status;
+        // CompleteMultipartUpload may answer 200 with an error in the body.
+        let text = inner
+            .http
+            .small_body("commit", a.body)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        if !status.is_success() || xml::field(&text, "Code").is_some() {
+            let code = xml::field(&text, "Code").unwrap_or_default();
+            self.abort().await;
+            return Err(inner.http.error_of(
+                if status.is_success() {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    status
+                },
+                &code,
+            ));
+        }
+        self.done = true;
+        inner.head(&key).await?.ok_or(StorageError::Changed)
+    }
+
+    async fn close(mut self: Box<Self>) {
+        self.abort().await;
+    }
+}
+
+/// CompleteMultipartUpload's body: part `n` is the `n`-th ETag (already quoted by S3; an
+/// ETag holds no `<` or `&`).
+fn complete_body(etags: &[String]) -> String {
+    let mut body = String::from("<CompleteMultipartUpload>");
+    for (i, etag) in etags.iter().enumerate() {
+        body.push_str(&format!(
+            "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+            i + 1
+        ));
+    }
+    body.push_str("</CompleteMultipartUpload>");
+    body
+}
+
+/// A folder: a zero-byte `name/` marker, so an empty folder exists.
+pub(super) async fn create_dir(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
+    if path.is_root() || path.is_hidden() {
+        return Err(StorageError::AlreadyExists);
+    }
+    let key = inner.dir_key(path);
+    let _guard = inner.name_locks.lock(&inner.key(path)).await;
+    if inner.dir_exists(path).await? || inner.head(&inner.key(path)).await?.is_some() {
+        return Err(StorageError::AlreadyExists);
+    }
+    // Parents exist as prefixes of the marker; a file on the way refuses it.
+    let (parent, _) = path.split_last().ok_or(StorageError::AlreadyExists)?;
+    let mut so_far = MediaPath::root();
+    for seg in parent.segments() {
+        so_far = so_far
+            .join(seg)
+            .map_err(|e| StorageError::Invalid(e.to_string()))?;
+        if inner.head(&inner.key(&so_far)).await?.is_some() {
+            return Err(StorageError::AlreadyExists);
+        }
+    }
+    inner.put(&key, Bytes::new(), &[]).await
+}
+
+/// A file, or a folder with nothing in it but its marker.
+pub(super) async fn delete(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
+    match inner.stat(path).await? {
+        None => return Err(StorageError::NotFound),
+        Some(e) if e.kind == EntryKind::File => inner.delete_key(&inner.key(path)).await?,
+        Some(_) if path.is_root() => return Err(StorageError::NotEmpty),
+        Some(_) => {
+            let listing = inner.list(path).await?;
+            if !listing.entries.is_empty() || listing.hidden {
+                return Err(StorageError::NotEmpty);
+            }
+            inner.delete_key(&inner.dir_key(path)).await?
+        }
+    }
+    keep_parent(inner, path).await
+}
+
+/// A folder exists in S3 only while something is under its prefix: when the last entry of
+/// `path`'s folder went, a marker keeps the folder, as a disk would.
+async fn keep_parent(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
+    let Some((parent, _)) = path.split_last() else {
+        return Ok(());
+    };
+    if parent.is_root() || inner.dir_exists(&parent).await? {
+        return Ok(());
+    }
+    inner.put(&inner.dir_key(&parent), Bytes::new(), &[]).await
+}
+
+/// Copy + delete. A file moves whole; a folder moves object by object, and a failure half
+/// way says how many moved and where each part is.
+pub(super) async fn rename(
+    inner: &Inner,
+    from: &MediaPath,
+    to: &MediaPath,
+    overwrite: bool,
+) -> Result<(), StorageError> {
+    let entry = inner.stat(from).await?.ok_or(StorageError::NotFound)?;
+    if from == to {
+        return Ok(());
+    }
+    let _guard = inner.name_locks.lock(&inner.key(to)).await;
+    if entry.kind == EntryKind::File {
+        inner.check_dest(to, overwrite).await?;
+        inner.copy(&inner.key(from), &inner.key(to)).await?;
+        inner.delete_key(&inner.key(from)).await?;
+        return keep_parent(inner, from).await;
+    }
+    if to.segments().starts_with(from.segments()) {
+        return Err(StorageError::Invalid(
+            "a folder cannot move into itself".into(),
+        ));
+    }
+    if inner.stat(to).await?.is_some() {
+        return Err(StorageError::AlreadyExists);
+    }
+    inner.check_dest(to, false).await?;
+    let (src, dst) = (inner.dir_key(from), inner.dir_key(to));
+    let keys = inner.keys_under(&src).await?;
+    for (moved, key) in keys.iter().enumerate() {
+        let target = format!("{dst}{}", &key[src.len()..]);
+        let step = async {
+            inner.copy(key, &target).await?;
+            inner.delete_key(key).await
+        };
+        if let Err(e) = step.await {
+            return Err(StorageError::Io(format!(
+                "moved {moved} of {} objects of '{from}' to '{to}' before: {e}; the moved ones \
+                 are under '{to}', the rest still under '{from}'",
+                keys.len()
+            )));
+        }
+    }
+    keep_parent(inner, from).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_body_numbers_parts_from_one() {
+        let body = complete_body(&["\"a\"".into(), "\"b\"".into()]);
+        assert_eq!(
+            body,
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part>\
+             <Part><PartNumber>2</PartNumber><ETag>\"b\"</ETag></Part></CompleteMultipartUpload>"
+        );
+    }
+}
