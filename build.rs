@@ -128,10 +128,20 @@ fn emit(out: &Path, rel: &str, content_type: &str, bytes: &[u8]) -> String {
         std::fs::write(&p, data).expect("write compressed asset");
         format!("Some(include_bytes!({:?}))", p.display().to_string())
     };
+    let gzip = variant(&gz, "gz");
+    // Where gzip pays, the raw bytes are not embedded: the server inflates the gzip form for
+    // a client that takes no compression (`http::ui::Asset::plain`), so check it inflates
+    // back to these bytes, as that code reads it (fixed 10-byte header, 8-byte trailer).
+    let raw = if gzip == "None" {
+        format!("Some(include_bytes!({:?}))", raw_path.display().to_string())
+    } else {
+        let back = miniz_oxide::inflate::decompress_to_vec(&gz[10..gz.len() - 8])
+            .expect("gzip body inflates");
+        assert!(back == bytes, "ui/{rel}: gzip form does not inflate back");
+        "None".to_string()
+    };
     format!(
-        "Asset {{ path: {rel:?}, content_type: {content_type:?}, tag: {tag:?}, raw: include_bytes!({:?}), gzip: {}, brotli: {} }},\n",
-        raw_path.display().to_string(),
-        variant(&gz, "gz"),
+        "Asset {{ path: {rel:?}, content_type: {content_type:?}, tag: {tag:?}, raw: {raw}, gzip: {gzip}, brotli: {} }},\n",
         variant(&br, "br"),
     )
 }
