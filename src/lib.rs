@@ -35,6 +35,8 @@ pub mod telemetry;
 pub mod tls;
 pub mod tus;
 
+mod start_storage;
+
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -44,14 +46,11 @@ use std::time::Instant;
 
 use config::Config;
 use http::server::{Limits, Listener, ListenerKind};
-use storage::local::{Established, LocalOptions, LocalStorage, NodeDir};
+use start_storage::{check_data_dir_fs, open_storage};
 use storage::{Storage, StorageError};
 use tasks::TaskSet;
 use tls::{CertSource, TlsError, TlsState};
 use tokio_util::sync::CancellationToken;
-
-/// `node_state` key of the media root's volume id (see `storage::local::identity`).
-const VOLUME_KEY: &str = "media_root_volume";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -81,18 +80,6 @@ pub enum StartError {
          disk); put server.data_dir on a local disk (the media root may stay on the network)"
     )]
     DataDirNotLocal { path: PathBuf, kind: &'static str },
-}
-
-/// Refuses a data dir on a network or FUSE filesystem: SQLite's locks and fsync are only
-/// trustworthy on a local one.
-fn check_data_dir_fs(dir: &std::path::Path) -> Result<(), StartError> {
-    match storage::local::fs_kind_of(dir) {
-        "local" | "unknown" => Ok(()),
-        kind => Err(StartError::DataDirNotLocal {
-            path: dir.to_path_buf(),
-            kind,
-        }),
-    }
 }
 
 /// How a served service ended (returned by [`run`] and [`serve`]; the drain is logged).
@@ -337,119 +324,6 @@ impl Service {
             unfinished,
         }
     }
-}
-
-/// Opens the media storage and settles the root's identity against the database: the volume
-/// id is recorded the first time, and checked on every start after. A root that is not the
-/// recorded volume (an unmounted disk, another disk) does not stop the service: storage
-/// reports it (503 for media, `/readyz` says why) and recovers when the disk is back.
-fn open_storage(
-    config: &Config,
-    db: &db::Db,
-    node_id: &str,
-) -> Result<Arc<dyn Storage>, StartError> {
-    if config.storage.is_s3() {
-        return open_s3(config);
-    }
-    let storage = Arc::new(
-        LocalStorage::new(
-            &config.storage.media_root,
-            LocalOptions {
-                allow_symlink_escape: config.storage.allow_symlink_escape,
-                timeout: config.storage_timeout(),
-                chunk_size: config.streaming.chunk_kib * 1024,
-                // Staged uploads go into a folder of this node's own (a shared media folder).
-                node: NodeDir::new(node_id)?,
-            },
-        )
-        .with_max_threads(config.storage.max_threads)
-        .with_require_mount(config.storage.require_mount),
-    );
-    let recorded = db.state(VOLUME_KEY)?;
-    let indexed: u64 = db
-        .with(|c| {
-            c.query_row("SELECT count(*) FROM media WHERE path <> ''", [], |r| {
-                r.get(0)
-            })
-        })
-        .map_err(db::DbError::from)?;
-    match establish_bounded(
-        &storage,
-        recorded.clone(),
-        indexed,
-        config.storage_timeout(),
-    )? {
-        Ok(Established::Volume(id)) => {
-            if recorded.is_none() {
-                db.set_state(VOLUME_KEY, &id)?;
-            }
-            tracing::info!(
-                media_root = %config.storage.media_root.display(),
-                filesystem = storage.fs_kind(),
-                volume = %id,
-                "media root ready"
-            );
-        }
-        Ok(Established::Unchecked(why)) => tracing::warn!(
-            media_root = %config.storage.media_root.display(),
-            "{why}"
-        ),
-        // Not a mount point: start-up fails, so an unmounted NFS root is seen at once and
-        // nothing is ever written to the folder beneath it.
-        Err(e) if storage::local::not_mounted(&e) => return Err(e.into()),
-        Err(e) => tracing::error!(
-            media_root = %config.storage.media_root.display(),
-            error = %e,
-            "MEDIA ROOT UNAVAILABLE: media answers 503 until it is back"
-        ),
-    }
-    Ok(storage)
-}
-
-/// [`LocalStorage::establish`] within `timeout`: a mount whose server hangs at start delays
-/// the start by at most that, then media answers 503 until it is back. The identity recorded
-/// in the database is in force from the first moment; the establishing thread finishes by
-/// itself when the server answers (a new root's volume id is then recorded at the next
-/// start).
-fn establish_bounded(
-    storage: &Arc<LocalStorage>,
-    recorded: Option<String>,
-    indexed: u64,
-    timeout: std::time::Duration,
-) -> Result<Result<Established, StorageError>, StartError> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let s = storage.clone();
-    std::thread::Builder::new()
-        .name("storage-establish".into())
-        .spawn(move || {
-            let _ = tx.send(s.establish(recorded.as_deref(), indexed));
-        })
-        .map_err(|e| StartError::Task(format!("cannot start a thread: {e}")))?;
-    Ok(rx
-        .recv_timeout(timeout)
-        .unwrap_or(Err(StorageError::Stalled {
-            op: "establish",
-            secs: timeout.as_secs(),
-        })))
-}
-
-/// The S3 backend, checked before anything is served: a wrong secret, a missing bucket or an
-/// unreachable endpoint stops the start with a message naming the key to fix (a local disk
-/// that is missing only makes media answer 503, because it may be mounted later; a bucket
-/// that does not answer at start is a configuration error far more often).
-fn open_s3(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
-    let storage = storage::s3::S3Storage::new(&config.s3, config.storage_timeout())?;
-    // `prepare` runs on the blocking pool, where waiting on the runtime is allowed.
-    tokio::runtime::Handle::try_current()
-        .map_err(|e| StartError::Task(e.to_string()))?
-        .block_on(storage.check_at_start())?;
-    tracing::info!(
-        endpoint = %config.s3.endpoint,
-        bucket = %config.s3.bucket,
-        prefix = %config.s3.key_prefix(),
-        "media bucket ready"
-    );
-    Ok(Arc::new(storage))
 }
 
 async fn reload_tls(tls: Option<Arc<TlsState>>) {
