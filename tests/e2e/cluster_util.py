@@ -99,3 +99,21 @@ def wait_for(pred, timeout, what):
         time.sleep(0.2)
 
 
+
+
+def synced_cluster(prefix, base, nodes=2):
+    """A fixture body: `nodes` nodes up and every one synced with every other, taken down
+    after (`yield from synced_cluster(...)` in a pytest fixture)."""
+    import shutil
+    for tool in ("ip", "curl"):
+        assert shutil.which(tool), f"{tool} is needed"
+    c = Cluster(f"{prefix}{os.getpid() % 100000}", base)
+    try:
+        c.sh("up", nodes, timeout=120)
+        wait_for(lambda: all(c.peers(n)["peers"] and all(p["last_sync"] for p in
+                                                         c.peers(n)["peers"])
+                             for n in range(1, nodes + 1)),
+                 30, "the nodes synced")
+        yield c
+    finally:
+        c.sh("down", check=False)

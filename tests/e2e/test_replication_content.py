@@ -7,11 +7,10 @@ network namespaces (scripts/netns-cluster.sh), asked over HTTPS from the observe
 
 import json
 import os
-import shutil
 
 import pytest
 
-from cluster_util import ADMIN, Cluster, wait_for
+from cluster_util import ADMIN, synced_cluster, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -31,17 +30,7 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    for tool in ("ip", "curl"):
-        assert shutil.which(tool), f"{tool} is needed"
-    c = Cluster(f"shc{os.getpid() % 100000}", tmp_path_factory.mktemp("content"))
-    try:
-        c.sh("up", 2, timeout=120)
-        wait_for(lambda: all(c.peers(n)["peers"] and all(p["last_sync"] for p in
-                                                         c.peers(n)["peers"]) for n in (1, 2)),
-                 30, "the two nodes synced")
-        yield c
-    finally:
-        c.sh("down", check=False)
+    yield from synced_cluster("shc", tmp_path_factory.mktemp("content"))
 
 
 def post_file(c, node, path, body, tmp_path):

@@ -7,11 +7,10 @@ leave no trace in node 2's analytics. Two nodes in network namespaces
 """
 
 import os
-import shutil
 
 import pytest
 
-from cluster_util import Cluster, wait_for
+from cluster_util import synced_cluster, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 
@@ -20,17 +19,7 @@ SECRET = "zq-withdrawn-marker-4417"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    for tool in ("ip", "curl"):
-        assert shutil.which(tool), f"{tool} is needed"
-    c = Cluster(f"shw{os.getpid() % 100000}", tmp_path_factory.mktemp("withdrawn"))
-    try:
-        c.sh("up", 2, timeout=120)
-        wait_for(lambda: all(c.peers(n)["peers"] and all(p["last_sync"] for p in
-                                                         c.peers(n)["peers"]) for n in (1, 2)),
-                 30, "the two nodes synced")
-        yield c
-    finally:
-        c.sh("down", check=False)
+    yield from synced_cluster("shw", tmp_path_factory.mktemp("withdrawn"))
 
 
 def write(c, node, method, path, body, rev=None):
