@@ -89,8 +89,11 @@ def test_admin_sees_the_other_box_synced_with_no_error(page, boxes):
     row.get_by_role("img", name="online").wait_for()
     assert boxes.ids["b"][:8] in row.inner_text()
     assert "configured" in row.inner_text()
-    expect(row.locator("time")).to_have_text(re.compile(r"^(just now|\d+ s ago|\d+ min ago)$"))
-    assert row.locator("time").get_attribute("datetime") == peer(boxes.a, boxes.b_addr)["last_sync"]
+    # A static peer is "seen" when a round went through (no announcement of it exists).
+    expect(row.locator('td[data-label="Found"] time')).to_have_text(
+        re.compile(r"^(just now|\d+ s ago|\d+ min ago)$"))
+    expect(row.locator('td[data-label="Last sync"] time')).to_have_text(re.compile(r"^(just now|\d+ s ago|\d+ min ago)$"))
+    assert row.locator('td[data-label="Last sync"] time').get_attribute("datetime") == peer(boxes.a, boxes.b_addr)["last_sync"]
     assert "up to date" in row.inner_text()
     assert row.get_by_role("alert").count() == 0
     assert row.get_by_role("button", name="Sync now").is_enabled()
@@ -101,7 +104,7 @@ def test_admin_sees_the_other_box_synced_with_no_error(page, boxes):
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"Settings → Peers is {overflow}px wider than a phone"
     assert row.get_by_role("img", name="online").is_visible()
-    assert row.locator("time").is_visible()
+    assert row.locator('td[data-label="Last sync"] time').is_visible()
     shot(page, "settings-peers-phone")
     page.set_viewport_size(DESKTOP)
     page.watch.assert_clean()
@@ -113,13 +116,13 @@ def test_sync_now_shows_a_toast_then_the_new_last_sync(page, boxes):
     e2e.wait_for(lambda: time.time() - epoch(before) >= 1.5, timeout=5, what="a second to pass")
     login(page, boxes.a, ADMIN, then="/#/settings/peers")
     row = row_of(page, boxes.b_addr)
-    expect(row.locator("time")).to_have_attribute("datetime", before)
+    expect(row.locator('td[data-label="Last sync"] time')).to_have_attribute("datetime", before)
     page.evaluate("window.__same_page = true")
     row.get_by_role("button", name="Sync now").click()
     page.locator(".toast").filter(has_text="Sync with").wait_for()
     # The row is asked for again (no reload), and the new round's time shows.
-    expect(row.locator("time")).not_to_have_attribute("datetime", before, timeout=5000)
-    shown = row.locator("time").get_attribute("datetime")
+    expect(row.locator('td[data-label="Last sync"] time')).not_to_have_attribute("datetime", before, timeout=5000)
+    shown = row.locator('td[data-label="Last sync"] time').get_attribute("datetime")
     assert epoch(shown) > epoch(before)
     assert shown == peer(boxes.a, boxes.b_addr)["last_sync"]
     assert page.evaluate("window.__same_page") is True
