@@ -89,6 +89,8 @@ impl PeerInfo {
             last_error: None,
         };
         if let Some(st) = status {
+            // Heard from: announced, or answered a round (a static peer only the latter).
+            info.last_seen = st.last_heard(p.last_seen).and_then(secs);
             if p.source == Source::Static {
                 info.online = st.connected;
                 info.id = info.id.or(st.id);
@@ -96,8 +98,6 @@ impl PeerInfo {
                     info.name = name;
                 }
             }
-            // Heard from: announced, or answered a round (a static peer only the latter).
-            info.last_seen = info.last_seen.max(st.last_contact.and_then(secs));
             info.last_sync = st.last_sync.and_then(secs);
             info.changes_behind = st.behind;
             info.last_error = st.last_error;

@@ -42,6 +42,17 @@ pub struct SyncStatus {
 
 type StatusFn = dyn Fn(&Peer) -> Option<SyncStatus> + Send + Sync;
 
+impl SyncStatus {
+    /// When a peer last `announced` itself was last heard from: that, or the last round that
+    /// went through, whichever is later (the one rule the API and `streamhub peers` show).
+    pub fn last_heard(
+        &self,
+        announced: Option<std::time::SystemTime>,
+    ) -> Option<std::time::SystemTime> {
+        announced.max(self.last_contact)
+    }
+}
+
 impl Peers {
     /// The table of node `own_id` in the cluster tagged `cluster`, with the static peers
     /// `statics`; `enabled` says whether peers are configured at all (discovery or static).

@@ -295,14 +295,12 @@ impl Engine {
         let mut conn: Option<Connection> = None;
         let mut failures = 0u32;
         loop {
-            let retry =
-                (failures > 0).then(|| tokio::time::Instant::now() + self.backoff(failures));
+            // An undelivered nudge is tried again after the backoff (the branch is off while
+            // there is none pending).
+            let retry = tokio::time::sleep(self.backoff(failures));
             tokio::select! {
                 _ = w.nudge_wake.notified() => {}
-                _ = async { tokio::time::sleep_until(retry.unwrap_or_else(tokio::time::Instant::now)).await },
-                    if retry.is_some() => {
-                    w.nudge.store(true, Ordering::Relaxed);
-                }
+                _ = retry, if failures > 0 => w.nudge.store(true, Ordering::Relaxed),
                 _ = w.cancel.cancelled() => return,
             }
             if !w.nudge.swap(false, Ordering::Relaxed) {

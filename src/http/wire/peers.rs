@@ -26,8 +26,9 @@ pub struct PeerJson {
     online: bool,
     /// Last heard from: an announcement, or a sync round that went through.
     last_seen: Option<String>,
+    /// When it last announced itself (`last_seen` before replication's view is added).
     #[serde(skip)]
-    seen: Option<std::time::SystemTime>,
+    announced: Option<std::time::SystemTime>,
     /// The sync API version it announces.
     api: Option<u32>,
     /// The last round that pulled everything (null: none yet).
@@ -45,7 +46,7 @@ impl From<&Peer> for PeerJson {
             found_via: p.source.as_str(),
             online: p.online,
             last_seen: p.last_seen.map(from_system),
-            seen: p.last_seen,
+            announced: p.last_seen,
             api: p.api,
             last_sync: None,
             changes_behind: None,
@@ -98,13 +99,7 @@ impl PeerJson {
                 }
             }
             self.last_error = live.last_error.clone();
-            if let Some(t) = live
-                .last_contact
-                .filter(|t| self.seen.is_none_or(|s| t > &s))
-            {
-                self.seen = Some(t);
-                self.last_seen = Some(from_system(t));
-            }
+            self.last_seen = live.last_heard(self.announced).map(from_system);
         } else if let Some(st) = &v.stored {
             self.last_error = st.last_error.clone();
         }
