@@ -123,7 +123,11 @@ fn establish_bounded(
 /// that is missing only makes media answer 503, because it may be mounted later; a bucket
 /// that does not answer at start is a configuration error far more often).
 fn open_s3(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
-    let storage = storage::s3::S3Storage::new(&config.s3, config.storage_timeout())?;
+    let storage = storage::s3::S3Storage::new(
+        &config.s3,
+        config.storage_timeout(),
+        &config.server.data_dir,
+    )?;
     // `prepare` runs on the blocking pool, where waiting on the runtime is allowed.
     tokio::runtime::Handle::try_current()
         .map_err(|e| StartError::Task(e.to_string()))?

@@ -13,10 +13,13 @@ mod http;
 mod list;
 mod locks;
 mod read;
+mod resumable;
 mod sign;
+mod staging;
 mod write;
 mod xml;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -45,6 +48,8 @@ pub(super) struct Inner {
     prefix: String,
     part_size: u64,
     name_locks: locks::NameLocks,
+    /// This node's resumable-upload state (`<data_dir>/s3-staging`, see `staging`).
+    staging: PathBuf,
 }
 
 /// The S3 backend; cheap to share.
@@ -54,8 +59,13 @@ pub struct S3Storage {
 }
 
 impl S3Storage {
-    /// A backend for `[s3]` (already validated). Makes no request: `check` does.
-    pub fn new(config: &S3Config, timeout: Duration) -> Result<Self, StorageError> {
+    /// A backend for `[s3]` (already validated), keeping resumable uploads' local state in
+    /// `data_dir/s3-staging`. Makes no request: `check` does.
+    pub fn new(
+        config: &S3Config,
+        timeout: Duration,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, StorageError> {
         let secret = config
             .secret()
             .map_err(|e| StorageError::Invalid(e.to_string()))?;
@@ -75,6 +85,7 @@ impl S3Storage {
                 prefix: config.key_prefix(),
                 part_size: config.part_size(),
                 name_locks: locks::NameLocks::default(),
+                staging: data_dir.join("s3-staging"),
             }),
         })
     }
@@ -247,23 +258,21 @@ impl Storage for S3Storage {
         write::begin(self.inner.clone(), dest, opts).await
     }
 
-    /// Resumable uploads are not kept on S3 yet (`begin_upload` refuses them), so none is
-    /// ever there to resume.
     async fn resume_upload(
         &self,
-        _key: &str,
-        _durable: u64,
-        _on_durable: Option<OnDurable>,
+        key: &str,
+        durable: u64,
+        on_durable: Option<OnDurable>,
     ) -> Result<Box<dyn Upload>, StorageError> {
-        Err(StorageError::UploadGone)
+        resumable::resume(self.inner.clone(), key, durable, on_durable).await
     }
 
-    async fn discard_upload(&self, _key: &str) -> Result<(), StorageError> {
-        Ok(())
+    async fn discard_upload(&self, key: &str) -> Result<(), StorageError> {
+        resumable::discard(&self.inner, key).await
     }
 
     async fn upload_keys(&self) -> Result<Vec<(String, SystemTime)>, StorageError> {
-        Ok(Vec::new())
+        resumable::keys(&self.inner).await
     }
 
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError> {

@@ -18,13 +18,17 @@ use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, Upl
 impl Inner {
     /// Time for one request carrying `bytes`: the storage timeout plus 1 s per MiB, so a
     /// 16 MiB part on a slow link is not called stalled.
-    fn timeout_for(&self, bytes: usize) -> Duration {
+    pub(super) fn timeout_for(&self, bytes: usize) -> Duration {
         self.http.timeout + Duration::from_secs((bytes >> 20) as u64)
     }
 
     /// Where `dest` may be written: no file on the way, not a folder, and (without
     /// `overwrite`) not there yet.
-    async fn check_dest(&self, dest: &MediaPath, overwrite: bool) -> Result<(), StorageError> {
+    pub(super) async fn check_dest(
+        &self,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<(), StorageError> {
         let (parent, _) = dest.split_last().ok_or(StorageError::IsDirectory)?;
         let mut so_far = MediaPath::root();
         for seg in parent.segments() {
@@ -101,27 +105,14 @@ pub(super) async fn begin(
     dest: &MediaPath,
     opts: UploadOptions,
 ) -> Result<Box<dyn Upload>, StorageError> {
-    if opts.resumable {
-        return Err(StorageError::NotSupported(
-            "resumable (tus) uploads are not supported on S3 storage yet; use PUT or a \
-             multipart form upload"
-                .into(),
-        ));
-    }
     inner.check_dest(dest, opts.overwrite).await?;
+    if opts.resumable {
+        return super::resumable::begin(inner, dest, opts.on_durable).await;
+    }
     // The upload's own key until commit: a multipart upload is invisible until completed,
     // so it is created at the destination name itself.
     let key = inner.key(dest);
-    let url = inner.url(&Method::POST, &key, &[("uploads", "")], &[]);
-    let a = inner.send("upload", Method::POST, &url, &[]).await?;
-    if !a.status.is_success() {
-        return Err(inner.http.error("upload", a).await);
-    }
-    let body = inner.http.small_body("upload", a.body).await?;
-    let text = std::str::from_utf8(&body).unwrap_or("");
-    let upload_id = xml::field(text, "UploadId")
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))?;
+    let upload_id = inner.create_multipart(&key).await?;
     Ok(Box::new(S3Upload {
         buf: Vec::new(),
         inner,
@@ -131,6 +122,115 @@ pub(super) async fn begin(
         written: 0,
         done: false,
     }))
+}
+
+impl Inner {
+    /// CreateMultipartUpload at `key`: its UploadId.
+    pub(super) async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
+        let url = self.url(&Method::POST, key, &[("uploads", "")], &[]);
+        let a = self.send("upload", Method::POST, &url, &[]).await?;
+        if !a.status.is_success() {
+            return Err(self.http.error("upload", a).await);
+        }
+        let body = self.http.small_body("upload", a.body).await?;
+        let text = std::str::from_utf8(&body).unwrap_or("");
+        xml::field(text, "UploadId")
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))
+    }
+
+    /// UploadPart number `index + 1`: its ETag.
+    pub(super) async fn upload_part(
+        &self,
+        object: &str,
+        upload_id: &str,
+        index: usize,
+        body: Bytes,
+    ) -> Result<String, StorageError> {
+        let number = u16::try_from(index + 1)
+            .ok()
+            .filter(|n| *n <= 10_000)
+            .ok_or_else(|| StorageError::Invalid("more than 10,000 parts".into()))?;
+        let number = number.to_string();
+        let query = [("partNumber", number.as_str()), ("uploadId", upload_id)];
+        let url = self.url(&Method::PUT, object, &query, &[]);
+        let timeout = self.timeout_for(body.len());
+        let a = self
+            .http
+            .send_timed("upload", Method::PUT, &url, &[], body, timeout)
+            .await?;
+        if !a.status.is_success() {
+            return Err(self.http.error("upload", a).await);
+        }
+        Ok(a.headers
+            .get(::http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| StorageError::Io("the S3 store sent no part ETag".into()))?
+            .to_string())
+    }
+
+    /// CompleteMultipartUpload with parts `1..=etags.len()`.
+    pub(super) async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        etags: &[&str],
+    ) -> Result<(), StorageError> {
+        let url = self.url(&Method::POST, key, &[("uploadId", upload_id)], &[]);
+        let body = Bytes::from(complete_body(etags));
+        let a = self
+            .http
+            .send_timed(
+                "commit",
+                Method::POST,
+                &url,
+                &[],
+                body,
+                self.timeout_for(1 << 20),
+            )
+            .await?;
+        let status = a.status;
+        // CompleteMultipartUpload may answer 200 with an error in the body.
+        let text = self
+            .http
+            .small_body("commit", a.body)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        if !status.is_success() || xml::field(&text, "Code").is_some() {
+            let code = xml::field(&text, "Code").unwrap_or_default();
+            return Err(self.http.error_of(
+                if status.is_success() {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    status
+                },
+                &code,
+            ));
+        }
+        Ok(())
+    }
+
+    /// AbortMultipartUpload; an upload already gone is fine.
+    pub(super) async fn abort_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StorageError> {
+        let url = self.url(&Method::DELETE, key, &[("uploadId", upload_id)], &[]);
+        let a = self.send("upload", Method::DELETE, &url, &[]).await?;
+        if a.status.is_success() || a.status == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        Err(self.http.error("upload", a).await)
+    }
+
+    /// The empty object at `key` (a multipart upload has at least one part; Garage refuses
+    /// an empty one), then its metadata.
+    pub(super) async fn put_empty(&self, key: &str) -> Result<ObjectMeta, StorageError> {
+        self.put(key, Bytes::new(), &[]).await?;
+        self.head(key).await?.ok_or(StorageError::Changed)
+    }
 }
 
 struct S3Upload {
@@ -148,29 +248,10 @@ struct S3Upload {
 
 impl S3Upload {
     async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
-        let number = u16::try_from(self.etags.len() + 1)
-            .map_err(|_| StorageError::Invalid("more than 10,000 parts".into()))?;
-        let number = number.to_string();
-        let query = [
-            ("partNumber", number.as_str()),
-            ("uploadId", self.upload_id.as_str()),
-        ];
-        let url = self.inner.url(&Method::PUT, &self.object, &query, &[]);
-        let timeout = self.inner.timeout_for(body.len());
-        let a = self
+        let etag = self
             .inner
-            .http
-            .send_timed("upload", Method::PUT, &url, &[], body, timeout)
+            .upload_part(&self.object, &self.upload_id, self.etags.len(), body)
             .await?;
-        if !a.status.is_success() {
-            return Err(self.inner.http.error("upload", a).await);
-        }
-        let etag = a
-            .headers
-            .get(::http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| StorageError::Io("the S3 store sent no part ETag".into()))?
-            .to_string();
         self.etags.push(etag);
         Ok(())
     }
@@ -184,15 +265,9 @@ impl S3Upload {
     }
 }
 
-async fn abort(inner: &Inner, key: &str, upload_id: &str) {
-    let url = inner.url(&Method::DELETE, key, &[("uploadId", upload_id)], &[]);
-    match inner.send("upload", Method::DELETE, &url, &[]).await {
-        Ok(a) if a.status.is_success() || a.status == StatusCode::NOT_FOUND => {}
-        Ok(a) => {
-            let e = inner.http.error("upload", a).await;
-            tracing::warn!(key, error = %e, "could not abort an S3 multipart upload");
-        }
-        Err(e) => tracing::warn!(key, error = %e, "could not abort an S3 multipart upload"),
+pub(super) async fn abort(inner: &Inner, key: &str, upload_id: &str) {
+    if let Err(e) = inner.abort_upload(key, upload_id).await {
+        tracing::warn!(key, error = %e, "could not abort an S3 multipart upload");
     }
 }
 
@@ -271,48 +346,12 @@ impl Upload for S3Upload {
         }
         if self.etags.is_empty() {
             self.abort().await;
-            inner.put(&key, Bytes::new(), &[]).await?;
-            return inner.head(&key).await?.ok_or(StorageError::Changed);
+            return inner.put_empty(&key).await;
         }
-        let url = inner.url(&Method::POST, &key, &[("uploadId", &self.upload_id)], &[]);
-        let body = Bytes::from(complete_body(&self.etags));
-        let a = inner
-            .http
-            .send_timed(
-                "commit",
-                Method::POST,
-                &url,
-                &[],
-                body,
-                inner.timeout_for(1 << 20),
-            )
-            .await;
-        let a = match a {
-            Ok(a) => a,
-            Err(e) => {
-                self.abort().await;
-                return Err(e);
-            }
-        };
-        let status = a.status;
-        // CompleteMultipartUpload may answer 200 with an error in the body.
-        let text = inner
-            .http
-            .small_body("commit", a.body)
-            .await
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        if !status.is_success() || xml::field(&text, "Code").is_some() {
-            let code = xml::field(&text, "Code").unwrap_or_default();
+        let etags: Vec<&str> = self.etags.iter().map(String::as_str).collect();
+        if let Err(e) = inner.complete(&key, &self.upload_id, &etags).await {
             self.abort().await;
-            return Err(inner.http.error_of(
-                if status.is_success() {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    status
-                },
-                &code,
-            ));
+            return Err(e);
         }
         self.done = true;
         inner.head(&key).await?.ok_or(StorageError::Changed)
@@ -325,7 +364,7 @@ impl Upload for S3Upload {
 
 /// CompleteMultipartUpload's body: part `n` is the `n`-th ETag (already quoted by S3; an
 /// ETag holds no `<` or `&`).
-fn complete_body(etags: &[String]) -> String {
+fn complete_body(etags: &[&str]) -> String {
     let mut body = String::from("<CompleteMultipartUpload>");
     for (i, etag) in etags.iter().enumerate() {
         body.push_str(&format!(
@@ -443,7 +482,7 @@ mod tests {
 
     #[test]
     fn complete_body_numbers_parts_from_one() {
-        let body = complete_body(&["\"a\"".into(), "\"b\"".into()]);
+        let body = complete_body(&["\"a\"", "\"b\""]);
         assert_eq!(
             body,
             "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part>\
