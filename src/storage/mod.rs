@@ -84,7 +84,7 @@ pub enum StorageError {
     Busy,
     #[error("i/o error: {0}")]
     Io(String),
-    /// This backend cannot do it (yet): e.g. resumable uploads on S3.
+    /// This backend cannot do it (yet).
     #[error("{0}")]
     NotSupported(String),
 }

@@ -64,9 +64,9 @@ def factory(tmp_path_factory):
     f.stop_all()
 
 
-def start(factory, garage, tmp, name, data=None):
+def start(factory, garage, tmp, name, data=None, **more):
     env = {**garage.env(PREFIX), "STREAMHUB_S3_PART_SIZE_MIB": "5",
-           "STREAMHUB_UPLOADS_MAX_BYTES": str(1 << 30)}
+           "STREAMHUB_UPLOADS_MAX_BYTES": str(1 << 30), **more}
     root = tmp / "unused-root"
     root.mkdir(exist_ok=True)
     srv = factory.start(root, data_dir=data or tmp / "data", tls_listen=(), env=env, name=name)
@@ -193,3 +193,22 @@ def test_garage_down_mid_upload_is_503_then_resumes(node, garage, tmp_path):
     got = fetch(node, "dn/down.bin")
     assert got.status_code == 200 and sha(got.content) == sha(body)
     assert urlparse(up.url).path == loc
+
+
+def test_expired_upload_aborts_its_multipart_upload(factory, garage, tmp_path):
+    srv = start(factory, garage, tmp_path, "s3tus-exp", STREAMHUB_UPLOADS_TUS_EXPIRY_SECS="2")
+    c = Creds(srv)
+    loc = create(srv, c.member, 12 * MIB, "old.bin", "exp")
+    patched(srv, c.member, loc, 0, rand(6 * MIB, "exp"))  # one part sent
+    key = f"{PREFIX}/exp/old.bin"
+    assert [u for u in multipart_uploads(garage) if u[0] == key]
+    # the periodic sweep (every 2 s here) expires it: state, staging and multipart upload
+    wait_for(lambda: staging(srv) == [], 20, "the sweep to drop the expired upload")
+    assert not [u for u in multipart_uploads(garage) if u[0] == key]
+    assert offset_of_status(srv, c, loc) in (404, 410)
+
+
+def offset_of_status(srv, c, loc):
+    from test_tus import head
+
+    return head(srv, c.member, loc).status
