@@ -1,8 +1,9 @@
 """Resumable (tus) uploads with media on S3 (a real Garage node): an upload of several 5 MiB
 parts with tuspy reads back identical; kill -9 mid-upload and the upload resumes from an
-offset never past what was sent; a deleted upload's multipart upload is aborted in the bucket
-while another node's survives; no-overwrite (409) at creation and at commit; Garage down
-mid-upload is a 503 and the upload resumes once it is back.
+offset never past what was sent; a deleted, an expired and an orphaned upload have their
+multipart upload aborted in the bucket while another node's survives; no-overwrite (409) at
+creation and at commit; Garage down mid-upload is a 503 and the upload resumes once it is
+back.
 """
 
 import re
@@ -19,9 +20,12 @@ from test_tus import (
     create,
     delete,
     fetch,
+    head,
+    meta,
     offset_of,
     patch,
     patched,
+    post,
     raw_patch,
     tuspy,
 )
@@ -152,7 +156,7 @@ def test_deleted_upload_aborts_its_multipart_upload_only(node, garage):
 def test_existing_name_is_409_at_creation_and_at_commit(node, garage):
     c = node.creds
     assert garage.curl_s3("PUT", f"{PREFIX}/ex/there.bin", b"was here")[0] == 200
-    r = http_post(node, c.member, 4, "there.bin", "ex")
+    r = post(node, c.member, 4, meta(filename="there.bin", folder="ex"))
     assert_error(r, 409, "exists")
     # the name is taken while the upload is still in its local tail (less than a part):
     # Garage itself aborts a multipart upload whose key is written meanwhile
@@ -164,12 +168,6 @@ def test_existing_name_is_409_at_creation_and_at_commit(node, garage):
     assert garage.curl_s3("GET", f"{PREFIX}/ex/late.bin") == (200, b"first")
     assert garage.curl_s3("GET", f"{PREFIX}/ex/there.bin") == (200, b"was here")
     assert not [u for u in multipart_uploads(garage) if u[0].startswith(f"{PREFIX}/ex/")]
-
-
-def http_post(srv, cred, length, filename, folder):
-    from test_tus import meta, post
-
-    return post(srv, cred, length, meta(filename=filename, folder=folder))
 
 
 def test_garage_down_mid_upload_is_503_then_resumes(node, garage, tmp_path):
@@ -205,10 +203,25 @@ def test_expired_upload_aborts_its_multipart_upload(factory, garage, tmp_path):
     # the periodic sweep (every 2 s here) expires it: state, staging and multipart upload
     wait_for(lambda: staging(srv) == [], 20, "the sweep to drop the expired upload")
     assert not [u for u in multipart_uploads(garage) if u[0] == key]
-    assert offset_of_status(srv, c, loc) in (404, 410)
+    assert head(srv, c.member, loc).status in (404, 410)
 
 
-def offset_of_status(srv, c, loc):
-    from test_tus import head
+def test_orphan_staging_is_swept_and_its_multipart_upload_aborted(factory, garage, tmp_path):
+    """Staging with no upload row (a crash between staging and recording the row): the sweep
+    at start aborts the multipart upload it names, and nothing else."""
+    def new_mpu(key):
+        status, body = s3(garage, "POST", f"{key}?uploads=")
+        assert status == 200, body
+        return key, re.search(r"<UploadId>([^<]*)<", body).group(1)
 
-    return head(srv, c.member, loc).status
+    orphan, other = new_mpu(f"{PREFIX}/orph/x.bin"), new_mpu(f"{PREFIX}/orph/y.bin")
+    folder = tmp_path / "data" / "s3-staging" / ("ab" * 16)
+    folder.mkdir(parents=True)
+    (folder / "manifest").write_text(
+        f"streamhub-s3-upload 1\nupload-id {orphan[1]}\nobject {orphan[0]}\n")
+    (folder / "tail-0").write_bytes(b"x" * 100)
+    srv = start(factory, garage, tmp_path, "s3tus-orphan")
+    wait_for(lambda: staging(srv) == [], 20, "the sweep to drop the orphan")
+    left = multipart_uploads(garage)
+    assert orphan not in left, "the orphan's multipart upload was not aborted"
+    assert other in left, "a multipart upload this node never recorded was aborted"
