@@ -225,3 +225,26 @@ def test_orphan_staging_is_swept_and_its_multipart_upload_aborted(factory, garag
     left = multipart_uploads(garage)
     assert orphan not in left, "the orphan's multipart upload was not aborted"
     assert other in left, "a multipart upload this node never recorded was aborted"
+
+
+def test_staging_that_cannot_be_written_is_a_clear_error_and_leaves_nothing(node, garage):
+    """The data dir's staging cannot be made (here: a file in its place; the same path as a
+    full disk or a permission error): the creation fails (500) and the log names it, the
+    multipart upload begun for it is aborted, and the service keeps serving."""
+    c, d = node.creds, node.data_dir / "s3-staging"
+    if d.exists():
+        d.rmdir()
+    d.write_bytes(b"in the way")
+    try:
+        r = post(node, c.member, 4, meta(filename="nostage.bin", folder="ns"))
+        assert_error(r, 500, "storage_error")
+        # the client is not told the server's paths; the log says what and where
+        assert "s3-staging" not in r.json()["message"]
+        wait_for(lambda: "cannot create the S3 upload staging file" in node.stderr_text(), 5,
+                 "the log to name the staging folder")
+        assert not [u for u in multipart_uploads(garage) if u[0] == f"{PREFIX}/ns/nostage.bin"]
+    finally:
+        d.unlink()
+    loc = create(node, c.member, 4, "nostage.bin", "ns")
+    assert patch(node, c.member, loc, 0, b"done").status == 204
+    assert garage.curl_s3("GET", f"{PREFIX}/ns/nostage.bin") == (200, b"done")
