@@ -10,6 +10,11 @@
 #                                root, /dev/fuse, fusepy): /healthz, notes and login latency with
 #                                200 media reads hung, 503 once storage's threads are stuck,
 #                                recovery time (about 30 s; also a step of the default run)
+#   ./scripts/bench.sh s3        the S3 backend on a local Garage (scripts/bench/s3.py; GARAGE_BIN,
+#                                or the Garage that scripts/test.sh caches): a ${BENCH_S3_FILE_MIB:-1024} MiB
+#                                GET and seeks through streamhub vs straight from Garage, a
+#                                ${BENCH_S3_UPLOAD_MIB:-4096} MiB upload vs curl -T to Garage, RSS growth
+#                                during it (about 5 minutes after the build)
 #   ./scripts/bench.sh sync      replication on a 3-node cluster in network namespaces
 #                                (scripts/bench/sync_bench.py, scripts/netns-cluster.sh; root,
 #                                nft): edit-to-visible-everywhere p50/p95, initial sync of
@@ -597,6 +602,7 @@ robustness() {
             python3 -m pytest -q -s -p no:cacheprovider --basetemp "$work" test_soak.py) | tee "$BENCH_DIR/soak.log" ;;
         sync) python3 "$BENCH_SRC/sync_bench.py" "$SH_BIN" "$work" | tee "$BENCH_DIR/sync.md" ;;
         netmount) netmount_bench "$work" | tee "$BENCH_DIR/netmount.md" ;;
+        s3) s3_bench "$work" | tee "$BENCH_DIR/s3.md" ;;
     esac
     rm -rf "$work"
 }
@@ -609,10 +615,18 @@ netmount_bench() { # work dir
     python3 "$BENCH_SRC/netmount.py" "$SH_BIN" "$1" 200 20
 }
 
+# The S3 backend against the same Garage directly (scripts/bench/s3.py).
+s3_bench() { # work dir
+    local garage=${GARAGE_BIN:-${STREAMHUB_TOOLS:-$HOME/.cache/streamhub-tools}/garage-2.5.0/bin/garage}
+    [[ -x $garage ]] || { echo "no Garage at $garage: run ./scripts/test.sh once (it installs it) or set GARAGE_BIN" >&2; return 1; }
+    GARAGE_BIN=$garage python3 "$BENCH_SRC/s3.py" "$SH_BIN" "$1" "${BENCH_S3_FILE_MIB:-1024}" \
+        "${BENCH_S3_UPLOAD_MIB:-4096}" "${BENCH_RUNS_S3:-5}"
+}
+
 main() {
     local run servers=(nginx) t0
     case ${1:-} in
-        abuse | soak | netmount) robustness "$1"; return ;;
+        abuse | soak | netmount | s3) robustness "$1"; return ;;
         sync)
             ((EUID == 0)) || die "bench.sh sync needs root (network namespaces)"
             command -v nft >/dev/null 2>&1 || {
@@ -624,7 +638,7 @@ main() {
             return
             ;;
         "") ;;
-        *) die "unknown benchmark '$1' (none, abuse, soak, netmount or sync)" ;;
+        *) die "unknown benchmark '$1' (none, abuse, soak, netmount, s3 or sync)" ;;
     esac
     install_deps
     [[ $SKIP_SH == 1 ]] || build_streamhub

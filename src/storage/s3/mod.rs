@@ -12,6 +12,7 @@
 mod http;
 mod list;
 mod locks;
+mod pool;
 mod read;
 mod sign;
 mod write;
