@@ -12,11 +12,15 @@ use std::time::Duration;
 use crate::storage::{ByteStream, StorageError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
+use super::body::ReqBody;
 use super::pool;
+
+/// Builds a request again, for a second try on a new connection.
+type Rebuild<'a> = dyn Fn() -> Result<Request<ReqBody>, StorageError> + Sync + 'a;
 
 /// Most bytes of an error answer (or a listing) read into memory.
 const MAX_SMALL_BODY: usize = 8 << 20;
@@ -97,37 +101,91 @@ impl Http {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Answer, StorageError> {
+        let build = || self.request(&method, url, headers, ReqBody::bytes(body.clone()));
+        let again: Option<&Rebuild> = if method.is_idempotent() {
+            Some(&build)
+        } else {
+            None
+        };
+        self.dispatch(op, build()?, again, Some(timeout)).await
+    }
+
+    /// A PUT whose body, exactly `len` bytes, is streamed on from `rx` as it arrives (an
+    /// upload's part). Not bounded here as a whole: the caller bounds each chunk it hands
+    /// over, and its wait for the answer once the last one is in.
+    pub(super) async fn send_stream(
+        &self,
+        op: &'static str,
+        url: &str,
+        len: u64,
+        rx: tokio::sync::mpsc::Receiver<Bytes>,
+    ) -> Result<Answer, StorageError> {
+        let req = self.request(&Method::PUT, url, &[], ReqBody::Stream { rx, left: len })?;
+        self.dispatch(op, req, None, None).await
+    }
+
+    fn request(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: ReqBody,
+    ) -> Result<Request<ReqBody>, StorageError> {
         // Sent in origin form (`/bucket/key?…`): the URL's scheme and host are the signer's.
         let origin = url
             .split_once("://")
             .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
             .unwrap_or("/");
-        let build = || {
-            let mut req = Request::builder()
-                .method(method.clone())
-                .uri(origin)
-                .header(http::header::HOST, &self.authority)
-                .header(http::header::CONTENT_LENGTH, body.len());
-            for (k, v) in headers {
-                req = req.header(*k, *v);
-            }
-            req.body(Full::new(body.clone()))
-                .map_err(|e| StorageError::Io(format!("S3 request: {e}")))
-        };
-        let mut req = build()?;
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(origin)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::CONTENT_LENGTH, body.len());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(body)
+            .map_err(|e| StorageError::Io(format!("S3 request: {e}")))
+    }
+
+    async fn within<T>(
+        &self,
+        op: &'static str,
+        limit: Option<Duration>,
+        fut: impl std::future::Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        match limit {
+            Some(d) => tokio::time::timeout(d, fut)
+                .await
+                .map_err(|_| self.stalled(op))?,
+            None => fut.await,
+        }
+    }
+
+    /// Sends `req` on a kept connection if one is ready, else on a new one; `limit` bounds
+    /// the wait for the answer's head. `again` rebuilds a request that is safe to repeat.
+    async fn dispatch(
+        &self,
+        op: &'static str,
+        mut req: Request<ReqBody>,
+        again: Option<&Rebuild<'_>>,
+        limit: Option<Duration>,
+    ) -> Result<Answer, StorageError> {
         if let Some(mut send) = self.pool.take() {
-            match tokio::time::timeout(timeout, send.try_send_request(req)).await {
-                Err(_) => return Err(self.stalled(op)),
-                Ok(Ok(resp)) => {
+            let sent = self
+                .within(op, limit, async { Ok(send.try_send_request(req).await) })
+                .await?;
+            match sent {
+                Ok(resp) => {
                     self.pool.put(send);
                     return Ok(answer(resp));
                 }
                 // The store had closed the kept connection: a request it never saw, or one
                 // that is safe to repeat, goes again on a new connection.
-                Ok(Err(mut e)) => match e.take_message() {
-                    Some(r) => req = r,
-                    None if method.is_idempotent() => req = build()?,
-                    None => {
+                Err(mut e) => match (e.take_message(), again) {
+                    (Some(r), _) => req = r,
+                    (None, Some(build)) => req = build()?,
+                    (None, None) => {
                         return Err(StorageError::Unavailable(format!(
                             "the S3 store closed the connection: {}",
                             e.into_error()
@@ -144,10 +202,7 @@ impl Http {
             self.pool.put(send);
             Ok::<_, StorageError>(resp)
         };
-        let resp = tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| self.stalled(op))??;
-        Ok(answer(resp))
+        Ok(answer(self.within(op, limit, fut).await?))
     }
 
     /// A new connection to the store (TCP, then TLS for https), ready for requests.

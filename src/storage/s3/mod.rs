@@ -9,12 +9,14 @@
 //! with `If-Match` on its ETag, so a replaced object fails the read (`Changed`) instead of
 //! mixing versions.
 
+mod body;
 mod http;
 mod list;
 mod locks;
 mod pool;
 mod read;
 mod sign;
+mod stream;
 mod write;
 mod xml;
 

@@ -9,11 +9,11 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 
-pub(super) type Sender = SendRequest<Full<Bytes>>;
+use super::body::ReqBody;
+
+pub(super) type Sender = SendRequest<ReqBody>;
 
 /// Connections kept at most (idle or finishing an answer).
 const MAX_KEPT: usize = 16;

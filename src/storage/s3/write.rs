@@ -12,6 +12,7 @@ use std::time::Duration;
 use ::http::{Method, StatusCode};
 use bytes::Bytes;
 
+use super::stream::{part_etag, PartStream};
 use super::{xml, Inner};
 use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, UploadOptions};
 
@@ -124,6 +125,8 @@ pub(super) async fn begin(
         .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))?;
     Ok(Box::new(S3Upload {
         buf: Vec::new(),
+        expected: opts.expected,
+        part: None,
         inner,
         object: key,
         upload_id,
@@ -138,8 +141,12 @@ struct S3Upload {
     /// The object it becomes (its destination's key).
     object: String,
     upload_id: String,
-    /// At most one part, sent when full: the memory an upload holds.
+    /// At most one part, sent when full: the memory an upload of unknown length holds.
     buf: Vec<u8>,
+    /// The announced length: then parts are streamed to the store as they arrive (`part`)
+    /// and nothing is buffered.
+    expected: Option<u64>,
+    part: Option<PartStream>,
     etags: Vec<String>,
     written: u64,
     /// Completed or aborted: nothing left to clean up.
@@ -147,10 +154,47 @@ struct S3Upload {
 }
 
 impl S3Upload {
+    fn next_number(&self) -> Result<u16, StorageError> {
+        u16::try_from(self.etags.len() + 1)
+            .ok()
+            .filter(|n| *n <= 10_000)
+            .ok_or_else(|| StorageError::Invalid("more than 10,000 parts".into()))
+    }
+
+    /// Streams `chunk` on into the parts of an upload of announced length `total`.
+    async fn stream(&mut self, mut chunk: Bytes, total: u64) -> Result<(), StorageError> {
+        while !chunk.is_empty() {
+            if self.part.is_none() {
+                let len = self.inner.part_size.min(total - self.written);
+                if len == 0 {
+                    return Err(StorageError::Invalid(format!(
+                        "more bytes than the {total} announced"
+                    )));
+                }
+                let n = self.next_number()?;
+                let inner = self.inner.clone();
+                let part = PartStream::start(inner, &self.object, &self.upload_id, n, len);
+                self.part = Some(part);
+            }
+            let Some(part) = self.part.as_mut() else {
+                continue;
+            };
+            let piece = chunk.split_to((part.left() as usize).min(chunk.len()));
+            let n = piece.len() as u64;
+            part.push(piece).await?;
+            self.written += n;
+            if part.left() == 0 {
+                let timeout = self.inner.timeout_for(1 << 20);
+                let etag = part.finish(timeout).await?;
+                self.part = None;
+                self.etags.push(etag);
+            }
+        }
+        Ok(())
+    }
+
     async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
-        let number = u16::try_from(self.etags.len() + 1)
-            .map_err(|_| StorageError::Invalid("more than 10,000 parts".into()))?;
-        let number = number.to_string();
+        let number = self.next_number()?.to_string();
         let query = [
             ("partNumber", number.as_str()),
             ("uploadId", self.upload_id.as_str()),
@@ -165,13 +209,7 @@ impl S3Upload {
         if !a.status.is_success() {
             return Err(self.inner.http.error("upload", a).await);
         }
-        let etag = a
-            .headers
-            .get(::http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| StorageError::Io("the S3 store sent no part ETag".into()))?
-            .to_string();
-        self.etags.push(etag);
+        self.etags.push(part_etag(&a.headers)?);
         Ok(())
     }
 
@@ -220,7 +258,19 @@ impl Upload for S3Upload {
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        if let Some(total) = self.expected {
+            let res = self.stream(chunk, total).await;
+            if res.is_err() {
+                self.part = None;
+                self.abort().await;
+            }
+            return res;
+        }
         let part = self.inner.part_size as usize;
+        if self.buf.capacity() == 0 {
+            // One allocation of the part's size, not a doubling series of copies.
+            self.buf.reserve_exact(part);
+        }
         let mut rest = &chunk[..];
         while !rest.is_empty() {
             let take = (part - self.buf.len()).min(rest.len());
@@ -239,6 +289,17 @@ impl Upload for S3Upload {
     }
 
     async fn finish(&mut self) -> Result<u64, StorageError> {
+        if let Some(total) = self.expected {
+            if self.written != total {
+                self.part = None;
+                self.abort().await;
+                return Err(StorageError::ClientGone(format!(
+                    "{} of the {total} bytes announced",
+                    self.written
+                )));
+            }
+            return Ok(self.written);
+        }
         // The last part may be short. An empty object has no part at all (S3 servers differ
         // on an empty part: Garage refuses it); `commit` writes it with a plain PUT.
         if !self.buf.is_empty() {
