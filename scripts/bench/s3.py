@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -148,6 +149,9 @@ def main():
     upload_mib = int(sys.argv[4]) if len(sys.argv) > 4 else 4096
     runs = int(sys.argv[5]) if len(sys.argv) > 5 else 5
     work.mkdir(parents=True, exist_ok=True)
+    # A new Garage each run (its layout and keys are made once per data folder).
+    shutil.rmtree(work / "garage", ignore_errors=True)
+    shutil.rmtree(work / "data", ignore_errors=True)
     garage = garage_util.Garage(work / "garage")
     garage.workdir.mkdir(parents=True, exist_ok=True)
     garage.start()
