@@ -8,6 +8,9 @@ Starts one Garage node (tests/e2e/garage_util.py, GARAGE_BIN) and streamhub on i
     from Garage (a SigV4-signed GET, curl --aws-sigv4): MiB/s, ratio;
   - the time to the first byte of an open-ended seek (`Range: bytes=N-`, N random), both
     ways, 20 samples per run: median;
+  - the same GET and upload through nginx as a plain reverse proxy to Garage (proxy_pass,
+    no buffering of requests or answers): what relaying alone costs on this machine, the
+    ceiling for a proxying server;
   - an UPLOAD_MIB upload through streamhub (`PUT /media/…`, an S3 multipart upload) and
     straight to Garage (curl -T, one signed PUT): MiB/s, ratio, and streamhub's VmRSS growth
     while it runs (sampled every 20 ms; peak minus the value just before).
@@ -21,6 +24,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -137,6 +141,49 @@ def sigv4():
             "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]
 
 
+NGINX_CONF = """daemon off;
+worker_processes auto;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 0;
+        location / {{
+            proxy_pass http://127.0.0.1:{upstream};
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_request_buffering off;
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(work, upstream):
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = garage_util._free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, port=port, upstream=upstream))
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-p", str(work)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return proc, port
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    sys.exit(f"nginx did not start: {(work / 'nginx-error.log').read_text()[-1000:]}")
+
+
 def curl(args):
     r = subprocess.run(["curl", "-sS", "--fail", *args], capture_output=True, text=True,
                        check=True)
@@ -155,8 +202,10 @@ def main():
     garage = garage_util.Garage(work / "garage")
     garage.workdir.mkdir(parents=True, exist_ok=True)
     garage.start()
-    proc = None
+    proc = ngx = None
     try:
+        ngx, ngx_port = start_nginx(work, garage.s3_port)
+        via_nginx = f"http://127.0.0.1:{ngx_port}/{garage_util.BUCKET}"
         proc, port = start_server(binary, work, garage)
         token = bearer(port, work)
         auth = ["-H", f"Authorization: Bearer {token}"]
@@ -181,6 +230,17 @@ def main():
         def get_direct():
             return float(curl([*sigv4(), "-o", "/dev/null", "-w", "%{speed_download}",
                                f"{direct}/bench/file.bin"]))
+
+        def get_nginx():
+            return float(curl([*sigv4(), "-o", "/dev/null", "-w", "%{speed_download}",
+                               f"{via_nginx}/bench/file.bin"]))
+
+        def put_nginx(i):
+            t = time.perf_counter()
+            curl([*sigv4(), "-T", str(up), f"{via_nginx}/bench/nginx-{i}.bin"])
+            secs = time.perf_counter() - t
+            garage.curl_s3("DELETE", f"bench/nginx-{i}.bin")
+            return upload_mib / secs
 
         def seeks(args, url):
             ttfb = []
@@ -211,11 +271,12 @@ def main():
             garage.curl_s3("DELETE", f"bench/direct-{i}.bin")
             return upload_mib / secs
 
-        res = {k: [] for k in ("get_sh", "get_direct", "seek_sh", "seek_direct",
-                               "put_sh", "put_direct", "rss")}
+        res = {k: [] for k in ("get_sh", "get_direct", "get_nginx", "seek_sh", "seek_direct",
+                               "put_sh", "put_direct", "put_nginx", "rss")}
         for i in range(runs):
             res["get_sh"].append(get_sh() / (1 << 20))
             res["get_direct"].append(get_direct() / (1 << 20))
+            res["get_nginx"].append(get_nginx() / (1 << 20))
             res["seek_sh"].append(seeks(auth, f"{sh}/media/bench/file.bin"))
             res["seek_direct"].append(seeks(sigv4(), f"{direct}/bench/file.bin"))
         for i in range(max(2, runs // 2)):
@@ -223,6 +284,7 @@ def main():
             res["put_sh"].append(mibs)
             res["rss"].append(growth)
             res["put_direct"].append(put_direct(i))
+            res["put_nginx"].append(put_nginx(i))
         med = {k: statistics.median(v) for k, v in res.items() if k != "rss"}
         summary = {
             "file_mib": file_mib, "upload_mib": upload_mib, "runs": runs,
@@ -230,6 +292,10 @@ def main():
             "get_ratio": round(med["get_sh"] / med["get_direct"], 2),
             "get_worst_ratio": round(min(a / b for a, b in zip(res["get_sh"],
                                                                res["get_direct"])), 2),
+            "get_nginx_mibs": round(med["get_nginx"], 1),
+            "get_nginx_ratio": round(med["get_nginx"] / med["get_direct"], 2),
+            "put_nginx_mibs": round(med["put_nginx"], 1),
+            "put_nginx_ratio": round(med["put_nginx"] / med["put_direct"], 2),
             "seek_ttfb_ms": round(med["seek_sh"], 2),
             "seek_ttfb_direct_ms": round(med["seek_direct"], 2),
             "put_mibs": round(med["put_sh"], 1), "put_direct_mibs": round(med["put_direct"], 1),
@@ -242,6 +308,9 @@ def main():
         print(f"| GET {file_mib} MiB, MiB/s (median of {runs}; worst ratio "
               f"{summary['get_worst_ratio']}) | {summary['get_mibs']} | "
               f"{summary['get_direct_mibs']} | {summary['get_ratio']} |")
+        print(f"| reference: nginx proxy_pass to Garage, GET MiB/s / upload MiB/s | "
+              f"{summary['get_nginx_mibs']} / {summary['put_nginx_mibs']} | | "
+              f"{summary['get_nginx_ratio']} / {summary['put_nginx_ratio']} |")
         print(f"| seek, time to first byte, ms (median) | {summary['seek_ttfb_ms']} | "
               f"{summary['seek_ttfb_direct_ms']} | |")
         print(f"| upload {upload_mib} MiB, MiB/s (median of {len(res['put_sh'])}) | "
@@ -250,6 +319,9 @@ def main():
               f"{summary['upload_rss_growth_mib']} | | |")
         print(json.dumps(summary))
     finally:
+        if ngx is not None:
+            ngx.terminate()
+            ngx.wait(timeout=10)
         if proc is not None:
             proc.terminate()
             try:
