@@ -9,13 +9,17 @@
 //! with `If-Match` on its ETag, so a replaced object fails the read (`Changed`) instead of
 //! mixing versions.
 
+mod body;
 mod http;
 mod list;
 mod locks;
+mod multipart;
+mod pool;
 mod read;
 mod resumable;
 mod sign;
 mod staging;
+mod stream;
 mod write;
 mod xml;
 

@@ -12,7 +12,8 @@ use std::time::Duration;
 use ::http::{Method, StatusCode};
 use bytes::Bytes;
 
-use super::{xml, Inner};
+use super::stream::PartStream;
+use super::Inner;
 use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, UploadOptions};
 
 impl Inner {
@@ -52,7 +53,7 @@ impl Inner {
         Ok(())
     }
 
-    async fn put(
+    pub(super) async fn put(
         &self,
         key: &str,
         body: Bytes,
@@ -115,6 +116,8 @@ pub(super) async fn begin(
     let upload_id = inner.create_multipart(&key).await?;
     Ok(Box::new(S3Upload {
         buf: Vec::new(),
+        expected: opts.expected,
+        part: None,
         inner,
         object: key,
         upload_id,
@@ -124,122 +127,17 @@ pub(super) async fn begin(
     }))
 }
 
-impl Inner {
-    /// CreateMultipartUpload at `key`: its UploadId.
-    pub(super) async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
-        let url = self.url(&Method::POST, key, &[("uploads", "")], &[]);
-        let a = self.send("upload", Method::POST, &url, &[]).await?;
-        if !a.status.is_success() {
-            return Err(self.http.error("upload", a).await);
-        }
-        let body = self.http.small_body("upload", a.body).await?;
-        let text = std::str::from_utf8(&body).unwrap_or("");
-        xml::field(text, "UploadId")
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))
-    }
-
-    /// UploadPart number `index + 1`: its ETag.
-    pub(super) async fn upload_part(
-        &self,
-        object: &str,
-        upload_id: &str,
-        index: usize,
-        body: Bytes,
-    ) -> Result<String, StorageError> {
-        let number = u16::try_from(index + 1)
-            .ok()
-            .filter(|n| *n <= 10_000)
-            .ok_or_else(|| StorageError::Invalid("more than 10,000 parts".into()))?;
-        let number = number.to_string();
-        let query = [("partNumber", number.as_str()), ("uploadId", upload_id)];
-        let url = self.url(&Method::PUT, object, &query, &[]);
-        let timeout = self.timeout_for(body.len());
-        let a = self
-            .http
-            .send_timed("upload", Method::PUT, &url, &[], body, timeout)
-            .await?;
-        if !a.status.is_success() {
-            return Err(self.http.error("upload", a).await);
-        }
-        Ok(a.headers
-            .get(::http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| StorageError::Io("the S3 store sent no part ETag".into()))?
-            .to_string())
-    }
-
-    /// CompleteMultipartUpload with parts `1..=etags.len()`.
-    pub(super) async fn complete(
-        &self,
-        key: &str,
-        upload_id: &str,
-        etags: &[&str],
-    ) -> Result<(), StorageError> {
-        let url = self.url(&Method::POST, key, &[("uploadId", upload_id)], &[]);
-        let body = Bytes::from(complete_body(etags));
-        let a = self
-            .http
-            .send_timed(
-                "commit",
-                Method::POST,
-                &url,
-                &[],
-                body,
-                self.timeout_for(1 << 20),
-            )
-            .await?;
-        let status = a.status;
-        // CompleteMultipartUpload may answer 200 with an error in the body.
-        let text = self
-            .http
-            .small_body("commit", a.body)
-            .await
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        if !status.is_success() || xml::field(&text, "Code").is_some() {
-            let code = xml::field(&text, "Code").unwrap_or_default();
-            return Err(self.http.error_of(
-                if status.is_success() {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    status
-                },
-                &code,
-            ));
-        }
-        Ok(())
-    }
-
-    /// AbortMultipartUpload; an upload already gone is fine.
-    pub(super) async fn abort_upload(
-        &self,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<(), StorageError> {
-        let url = self.url(&Method::DELETE, key, &[("uploadId", upload_id)], &[]);
-        let a = self.send("upload", Method::DELETE, &url, &[]).await?;
-        if a.status.is_success() || a.status == StatusCode::NOT_FOUND {
-            return Ok(());
-        }
-        Err(self.http.error("upload", a).await)
-    }
-
-    /// The empty object at `key` (a multipart upload has at least one part; Garage refuses
-    /// an empty one), then its metadata.
-    pub(super) async fn put_empty(&self, key: &str) -> Result<ObjectMeta, StorageError> {
-        self.put(key, Bytes::new(), &[]).await?;
-        self.head(key).await?.ok_or(StorageError::Changed)
-    }
-}
-
 struct S3Upload {
     inner: Arc<Inner>,
     /// The object it becomes (its destination's key).
     object: String,
     upload_id: String,
-    /// At most one part, sent when full: the memory an upload holds.
+    /// At most one part, sent when full: the memory an upload of unknown length holds.
     buf: Vec<u8>,
+    /// The announced length: then parts are streamed to the store as they arrive (`part`)
+    /// and nothing is buffered.
+    expected: Option<u64>,
+    part: Option<PartStream>,
     etags: Vec<String>,
     written: u64,
     /// Completed or aborted: nothing left to clean up.
@@ -247,6 +145,45 @@ struct S3Upload {
 }
 
 impl S3Upload {
+    fn next_number(&self) -> Result<u16, StorageError> {
+        u16::try_from(self.etags.len() + 1)
+            .ok()
+            .filter(|n| *n <= 10_000)
+            .ok_or_else(|| StorageError::Invalid("more than 10,000 parts".into()))
+    }
+
+    /// Streams `chunk` on into the parts of an upload of announced length `total`.
+    async fn stream(&mut self, mut chunk: Bytes, total: u64) -> Result<(), StorageError> {
+        while !chunk.is_empty() {
+            if self.part.is_none() {
+                let len = self.inner.part_size.min(total - self.written);
+                if len == 0 {
+                    return Err(StorageError::Invalid(format!(
+                        "more bytes than the {total} announced"
+                    )));
+                }
+                let n = self.next_number()?;
+                let inner = self.inner.clone();
+                let part = PartStream::start(inner, &self.object, &self.upload_id, n, len);
+                self.part = Some(part);
+            }
+            let Some(part) = self.part.as_mut() else {
+                continue;
+            };
+            let piece = chunk.split_to((part.left() as usize).min(chunk.len()));
+            let n = piece.len() as u64;
+            part.push(piece).await?;
+            self.written += n;
+            if part.left() == 0 {
+                let timeout = self.inner.timeout_for(1 << 20);
+                let etag = part.finish(timeout).await?;
+                self.part = None;
+                self.etags.push(etag);
+            }
+        }
+        Ok(())
+    }
+
     async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
         let etag = self
             .inner
@@ -295,7 +232,19 @@ impl Upload for S3Upload {
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        if let Some(total) = self.expected {
+            let res = self.stream(chunk, total).await;
+            if res.is_err() {
+                self.part = None;
+                self.abort().await;
+            }
+            return res;
+        }
         let part = self.inner.part_size as usize;
+        if self.buf.capacity() == 0 {
+            // One allocation of the part's size, not a doubling series of copies.
+            self.buf.reserve_exact(part);
+        }
         let mut rest = &chunk[..];
         while !rest.is_empty() {
             let take = (part - self.buf.len()).min(rest.len());
@@ -314,6 +263,17 @@ impl Upload for S3Upload {
     }
 
     async fn finish(&mut self) -> Result<u64, StorageError> {
+        if let Some(total) = self.expected {
+            if self.written != total {
+                self.part = None;
+                self.abort().await;
+                return Err(StorageError::ClientGone(format!(
+                    "{} of the {total} bytes announced",
+                    self.written
+                )));
+            }
+            return Ok(self.written);
+        }
         // The last part may be short. An empty object has no part at all (S3 servers differ
         // on an empty part: Garage refuses it); `commit` writes it with a plain PUT.
         if !self.buf.is_empty() {
@@ -360,20 +320,6 @@ impl Upload for S3Upload {
     async fn close(mut self: Box<Self>) {
         self.abort().await;
     }
-}
-
-/// CompleteMultipartUpload's body: part `n` is the `n`-th ETag (already quoted by S3; an
-/// ETag holds no `<` or `&`).
-fn complete_body(etags: &[&str]) -> String {
-    let mut body = String::from("<CompleteMultipartUpload>");
-    for (i, etag) in etags.iter().enumerate() {
-        body.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
-            i + 1
-        ));
-    }
-    body.push_str("</CompleteMultipartUpload>");
-    body
 }
 
 /// A folder: a zero-byte `name/` marker, so an empty folder exists.
@@ -474,19 +420,4 @@ pub(super) async fn rename(
         }
     }
     keep_parent(inner, from).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn complete_body_numbers_parts_from_one() {
-        let body = complete_body(&["\"a\"", "\"b\""]);
-        assert_eq!(
-            body,
-            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part>\
-             <Part><PartNumber>2</PartNumber><ETag>\"b\"</ETag></Part></CompleteMultipartUpload>"
-        );
-    }
 }

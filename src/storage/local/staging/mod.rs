@@ -293,7 +293,7 @@ pub(super) fn keys(
 struct Writer {
     tx: mpsc::Sender<Bytes>,
     ending: Arc<AtomicU8>,
-    handle: tokio::task::JoinHandle<Result<WriterDone, StorageError>>,
+    job: crate::blocking::Job<Result<WriterDone, StorageError>>,
 }
 
 pub(super) struct LocalUpload {
@@ -339,12 +339,12 @@ impl LocalUpload {
                 shown: self.shown.clone(),
                 floor: self.floor,
             };
-            let handle = self
+            let job = self
                 .pool
                 .writers
                 .start("write", self.timeout, move || write_loop(job))
                 .await?;
-            self.writer = Some(Writer { tx, ending, handle });
+            self.writer = Some(Writer { tx, ending, job });
         }
         self.writer.as_mut().ok_or(StorageError::UploadGone)
     }
@@ -355,16 +355,23 @@ impl LocalUpload {
         let Some(w) = self.writer.take() else {
             return Ok(self.len);
         };
-        w.ending.store(how, Ordering::Release);
-        drop(w.tx);
-        let done = match tokio::time::timeout(self.timeout, w.handle).await {
+        let Writer {
+            tx,
+            ending,
+            mut job,
+        } = w;
+        ending.store(how, Ordering::Release);
+        drop(tx);
+        let done = match tokio::time::timeout(self.timeout, &mut job.handle).await {
             Ok(Ok(r)) => r?,
             Ok(Err(join)) => return Err(StorageError::Io(join.to_string())),
             Err(_) => {
+                // Stuck in the kernel (a hung mount): its thread counts as stuck.
+                job.give_up();
                 return Err(StorageError::Stalled {
                     op: "fsync",
                     secs: self.timeout.as_secs(),
-                })
+                });
             }
         };
         self.file = Some(done.file);
@@ -376,6 +383,11 @@ impl LocalUpload {
         if let Some(w) = self.writer.take() {
             // The writer cuts back (or removes a one-shot file) when the channel closes.
             drop(w.tx);
+            // Nobody waits for it any more: if it is hung in a write, it counts as stuck
+            // (a healthy one returns at once and is counted out again).
+            if !w.job.handle.is_finished() {
+                w.job.give_up();
+            }
             return;
         }
         if !self.resumable {
