@@ -344,12 +344,7 @@ const DELETES_IN_FLIGHT: usize = 8;
 /// deleted, then the next, until nothing is left. A failure half-way says how many objects
 /// went; what is left is still listed, and deleting again finishes the job.
 pub(super) async fn delete_tree(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
-    if path.is_root() {
-        return Err(StorageError::Invalid(
-            "the media root cannot be deleted".into(),
-        ));
-    }
-    if inner.stat(path).await?.is_none() {
+    if path.is_root() || inner.stat(path).await?.is_none() {
         return Err(StorageError::NotFound);
     }
     let prefix = inner.dir_key(path);
@@ -363,10 +358,7 @@ pub(super) async fn delete_tree(inner: &Inner, path: &MediaPath) -> Result<(), S
             break;
         }
         for chunk in keys.chunks(DELETES_IN_FLIGHT) {
-            let mut batch = Vec::with_capacity(chunk.len());
-            for k in chunk {
-                batch.push(inner.delete_key(k));
-            }
+            let batch = chunk.iter().map(|k| inner.delete_key(k));
             for r in futures_util::future::join_all(batch).await {
                 match r {
                     Ok(()) => deleted += 1,
@@ -383,7 +375,8 @@ fn half_way(path: &MediaPath, deleted: usize, e: StorageError) -> StorageError {
         return e;
     }
     StorageError::Io(format!(
-        "deleted {deleted} objects of '{path}' before: {e}; the rest is still there: delete          again to finish"
+        "deleted {deleted} objects of '{path}' before: {e}; the rest is still there: \
+         delete again to finish"
     ))
 }
 
