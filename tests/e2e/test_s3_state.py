@@ -84,6 +84,7 @@ def test_recursive_delete_of_a_nested_folder(env, garage):
     r = env.call("DELETE", "/media/tree?recursive=true", cred=env.admin)
     assert r.status == 204, r
     assert r.header("x-trash-id") is None, r  # no trash on S3: gone for good
+    assert http_call(env.srv, "GET", "/api/info").json()["trash"] is False
     took = time.monotonic() - t0
     assert "tree" not in env.names(""), took
     for rel in files:
