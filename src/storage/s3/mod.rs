@@ -43,6 +43,8 @@ use sign::Signer;
 const REQUEST_URL_SECS: u64 = 15 * 60;
 /// How long a presigned URL given to ffprobe/ffmpeg stays valid.
 const PROBE_URL_SECS: u64 = 60 * 60;
+/// How long a storage check's answer is reused by `/readyz` and `/metrics`.
+const CHECK_TTL: Duration = Duration::from_secs(2);
 
 pub(super) struct Inner {
     bucket: String,
@@ -54,6 +56,9 @@ pub(super) struct Inner {
     name_locks: locks::NameLocks,
     /// This node's resumable-upload state (`<data_dir>/s3-staging`, see `staging`).
     staging: PathBuf,
+    /// Redirect mode (`s3.redirect`): what signs the URLs clients are sent to (on
+    /// `s3.public_endpoint`, with the same keys), and how long those stay valid.
+    public: Option<(Signer, u64)>,
 }
 
 /// The S3 backend; cheap to share.
@@ -73,14 +78,26 @@ impl S3Storage {
         let secret = config
             .secret()
             .map_err(|e| StorageError::Invalid(e.to_string()))?;
-        let signer = Signer::new(
-            &config.endpoint,
-            &config.bucket,
-            &config.region,
-            config.path_style,
-            &config.access_key_id,
-            &secret,
-        )?;
+        let signer_for = |endpoint: &str| {
+            Signer::new(
+                endpoint,
+                &config.bucket,
+                &config.region,
+                config.path_style,
+                &config.access_key_id,
+                &secret,
+            )
+        };
+        let signer = signer_for(&config.endpoint)?;
+        let public = if config.redirect {
+            let endpoint = match config.public_endpoint.as_str() {
+                "" => &config.endpoint,
+                e => e,
+            };
+            Some((signer_for(endpoint)?, config.redirect_expiry_secs))
+        } else {
+            None
+        };
         Ok(S3Storage {
             inner: Arc::new(Inner {
                 bucket: config.bucket.clone(),
@@ -90,6 +107,7 @@ impl S3Storage {
                 part_size: config.part_size(),
                 name_locks: locks::NameLocks::default(),
                 staging: data_dir.join("s3-staging"),
+                public,
             }),
         })
     }
@@ -208,7 +226,28 @@ impl Storage for S3Storage {
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        self.inner.check().await
+        self.check_at_start().await
+    }
+
+    /// The check is a request to the store: a scrape or probe flood reuses a recent answer.
+    fn check_ttl(&self) -> Duration {
+        CHECK_TTL
+    }
+
+    fn direct_url(
+        &self,
+        path: &MediaPath,
+        head: bool,
+        response: &[(&str, &str)],
+    ) -> Option<String> {
+        let (signer, secs) = self.inner.public.as_ref()?;
+        let method = if head { "HEAD" } else { "GET" };
+        let key = self.inner.key(path);
+        Some(signer.presign(method, &key, response, &[], *secs, SystemTime::now()))
+    }
+
+    fn direct_origin(&self) -> Option<String> {
+        self.inner.public.as_ref().map(|(s, _)| s.origin())
     }
 
     /// S3 has no capacity to ask for: the bucket is reported as unlimited (the
@@ -285,6 +324,10 @@ impl Storage for S3Storage {
 
     async fn delete(&self, path: &MediaPath) -> Result<(), StorageError> {
         write::delete(&self.inner, path).await
+    }
+
+    async fn delete_tree(&self, path: &MediaPath) -> Result<(), StorageError> {
+        write::delete_tree(&self.inner, path).await
     }
 
     async fn rename(

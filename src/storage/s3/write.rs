@@ -322,6 +322,49 @@ impl Upload for S3Upload {
     }
 }
 
+/// How many DELETEs a folder delete keeps in flight.
+const DELETES_IN_FLIGHT: usize = 8;
+
+/// A folder and everything under it, for good: a page of keys (≤ 1000) is listed and
+/// deleted, then the next, until nothing is left. A failure half-way says how many objects
+/// went; what is left is still listed, and deleting again finishes the job.
+pub(super) async fn delete_tree(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
+    if path.is_root() || inner.stat(path).await?.is_none() {
+        return Err(StorageError::NotFound);
+    }
+    let prefix = inner.dir_key(path);
+    let mut deleted = 0usize;
+    loop {
+        let keys = match inner.key_page(&prefix).await {
+            Ok(k) => k,
+            Err(e) => return Err(half_way(path, deleted, e)),
+        };
+        if keys.is_empty() {
+            break;
+        }
+        for chunk in keys.chunks(DELETES_IN_FLIGHT) {
+            let batch = chunk.iter().map(|k| inner.delete_key(k));
+            for r in futures_util::future::join_all(batch).await {
+                match r {
+                    Ok(()) => deleted += 1,
+                    Err(e) => return Err(half_way(path, deleted, e)),
+                }
+            }
+        }
+    }
+    keep_parent(inner, path).await
+}
+
+fn half_way(path: &MediaPath, deleted: usize, e: StorageError) -> StorageError {
+    if deleted == 0 {
+        return e;
+    }
+    StorageError::Io(format!(
+        "deleted {deleted} objects of '{path}' before: {e}; the rest is still there: \
+         delete again to finish"
+    ))
+}
+
 /// A folder: a zero-byte `name/` marker, so an empty folder exists.
 pub(super) async fn create_dir(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
     if path.is_root() || path.is_hidden() {
