@@ -28,48 +28,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 import garage_util  # noqa: E402
+from uploads import RssPeak, rss_kib  # noqa: E402  (the same sampling as the local upload bench)
 
 PASSWORD = "s3-bench-password"
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-class RssPeak:
-    def __init__(self, pid):
-        self.pid, self.base, self.peak = pid, rss_kib(pid), 0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_kib(self.pid))
-            time.sleep(0.02)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak = max(self.peak, rss_kib(self.pid))
-
-    @property
-    def growth_mib(self):
-        return (self.peak - self.base) / 1024
 
 
 def call(port, method, path, body=None, headers=None):
