@@ -20,6 +20,7 @@ from conftest import (
     cli_add_user,
     must_login,
     new_token,
+    rss_kib,
     wait_for,
 )
 
@@ -27,14 +28,6 @@ PREFIX = "uploads"
 PART = 5 * 1024 * 1024
 # What "flat" means (the bound for a 4 GiB upload; the benchmark measures that one).
 MAX_GROWTH_MIB = 16
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 class RssPeak:
