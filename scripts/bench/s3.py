@@ -53,27 +53,28 @@ def call(port, method, path, body=None, headers=None):
     return r.status, {k.lower(): v for k, v in r.getheaders()}, payload
 
 
-def start_server(binary, work, garage):
+def start_server(binary, work, garage, name="data", extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMHUB_")}
     env.update(garage.env())
-    err = open(work / "server.log", "wb")
+    env.update(extra or {})
+    err = open(work / f"{name}.log", "wb")
     proc = subprocess.Popen(
-        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(work / "data"),
+        [binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(work / name),
          "--no-discovery"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env)
     line = proc.stdout.readline().decode()
     m = re.match(r"listening on http://127\.0\.0\.1:(\d+)", line)
     if not m:
         proc.kill()
-        sys.exit(f"server did not start: {line!r}\n{(work / 'server.log').read_text()[-2000:]}")
+        sys.exit(f"server did not start: {line!r}\n{(work / f'{name}.log').read_text()[-2000:]}")
     return proc, int(m.group(1))
 
 
-def bearer(port, work):
+def bearer(port, work, name="data"):
     deadline = time.monotonic() + 10
     token = None
     while token is None and time.monotonic() < deadline:
-        found = re.findall(r"setup token: (\S+)", (work / "server.log").read_text())
+        found = re.findall(r"setup token: (\S+)", (work / f"{name}.log").read_text())
         token = found[-1] if found else None
         time.sleep(0.05)
     status, _, _ = call(port, "POST", "/api/setup",
@@ -166,10 +167,11 @@ def main():
     # A new Garage each run (its layout and keys are made once per data folder).
     shutil.rmtree(work / "garage", ignore_errors=True)
     shutil.rmtree(work / "data", ignore_errors=True)
+    shutil.rmtree(work / "redirect", ignore_errors=True)
     garage = garage_util.Garage(work / "garage")
     garage.workdir.mkdir(parents=True, exist_ok=True)
     garage.start()
-    proc = ngx = None
+    proc = ngx = rproc = None
     try:
         ngx, ngx_port = start_nginx(work, garage.s3_port)
         via_nginx = f"http://127.0.0.1:{ngx_port}/{garage_util.BUCKET}"
@@ -178,6 +180,12 @@ def main():
         auth = ["-H", f"Authorization: Bearer {token}"]
         sh = f"http://127.0.0.1:{port}"
         direct = f"{garage.endpoint}/{garage_util.BUCKET}"
+        # A second service on the same bucket in redirect mode: players get a 307 to a
+        # presigned URL and fetch from Garage themselves (curl -L follows, as players do).
+        rproc, rport = start_server(binary, work, garage, "redirect",
+                                    {"STREAMHUB_S3_REDIRECT": "true"})
+        rauth = ["-L", "-H", f"Authorization: Bearer {bearer(rport, work, 'redirect')}"]
+        redirected = f"http://127.0.0.1:{rport}"
 
         src = work / f"file-{file_mib}.bin"
         digest = random_file(src, file_mib)
@@ -193,6 +201,10 @@ def main():
         def get_sh():
             return float(curl([*auth, "-o", "/dev/null", "-w", "%{speed_download}",
                                f"{sh}/media/bench/file.bin"]))
+
+        def get_redirect():
+            return float(curl([*rauth, "-o", "/dev/null", "-w", "%{speed_download}",
+                               f"{redirected}/media/bench/file.bin"]))
 
         def get_direct():
             return float(curl([*sigv4(), "-o", "/dev/null", "-w", "%{speed_download}",
@@ -239,13 +251,16 @@ def main():
             return upload_mib / secs
 
         res = {k: [] for k in ("get_sh", "get_direct", "get_nginx", "seek_sh", "seek_direct",
+                               "get_redirect", "seek_redirect",
                                "put_sh", "put_direct", "put_nginx", "rss")}
         for i in range(runs):
             res["get_sh"].append(get_sh() / (1 << 20))
             res["get_direct"].append(get_direct() / (1 << 20))
             res["get_nginx"].append(get_nginx() / (1 << 20))
+            res["get_redirect"].append(get_redirect() / (1 << 20))
             res["seek_sh"].append(seeks(auth, f"{sh}/media/bench/file.bin"))
             res["seek_direct"].append(seeks(sigv4(), f"{direct}/bench/file.bin"))
+            res["seek_redirect"].append(seeks(rauth, f"{redirected}/media/bench/file.bin"))
         for i in range(max(2, runs // 2)):
             mibs, growth = put_sh(i)
             res["put_sh"].append(mibs)
@@ -263,6 +278,9 @@ def main():
             "get_nginx_ratio": round(med["get_nginx"] / med["get_direct"], 2),
             "put_nginx_mibs": round(med["put_nginx"], 1),
             "put_nginx_ratio": round(med["put_nginx"] / med["put_direct"], 2),
+            "get_redirect_mibs": round(med["get_redirect"], 1),
+            "get_redirect_ratio": round(med["get_redirect"] / med["get_direct"], 2),
+            "seek_ttfb_redirect_ms": round(med["seek_redirect"], 2),
             "seek_ttfb_ms": round(med["seek_sh"], 2),
             "seek_ttfb_direct_ms": round(med["seek_direct"], 2),
             "put_mibs": round(med["put_sh"], 1), "put_direct_mibs": round(med["put_direct"], 1),
@@ -278,8 +296,13 @@ def main():
         print(f"| reference: nginx proxy_pass to Garage, GET MiB/s / upload MiB/s | "
               f"{summary['get_nginx_mibs']} / {summary['put_nginx_mibs']} | | "
               f"{summary['get_nginx_ratio']} / {summary['put_nginx_ratio']} |")
+        print(f"| redirect mode (`s3.redirect`, `curl -L`): GET {file_mib} MiB, MiB/s | "
+              f"{summary['get_redirect_mibs']} | {summary['get_direct_mibs']} | "
+              f"{summary['get_redirect_ratio']} |")
         print(f"| seek, time to first byte, ms (median) | {summary['seek_ttfb_ms']} | "
               f"{summary['seek_ttfb_direct_ms']} | |")
+        print(f"| seek in redirect mode (307 + presigned GET), time to first byte, ms | "
+              f"{summary['seek_ttfb_redirect_ms']} | {summary['seek_ttfb_direct_ms']} | |")
         print(f"| upload {upload_mib} MiB, MiB/s (median of {len(res['put_sh'])}) | "
               f"{summary['put_mibs']} | {summary['put_direct_mibs']} | {summary['put_ratio']} |")
         print(f"| streamhub VmRSS growth during the upload, MiB (max) | "
@@ -289,12 +312,14 @@ def main():
         if ngx is not None:
             ngx.terminate()
             ngx.wait(timeout=10)
-        if proc is not None:
-            proc.terminate()
+        for p in (proc, rproc):
+            if p is None:
+                continue
+            p.terminate()
             try:
-                proc.wait(timeout=10)
+                p.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                p.kill()
         garage.stop()
 
 
