@@ -77,13 +77,16 @@ impl Inner {
         Ok(Page { files, dirs, next })
     }
 
-    /// Every key under `prefix` (recursively), for moving a folder.
-    pub(super) async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    /// Every key under `prefix` (recursively) with its size, for moving a folder.
+    pub(super) async fn keys_under(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let page = self.page(prefix, false, PAGE, token.as_deref()).await?;
-            keys.extend(page.files.into_iter().map(|(k, _, _)| k));
+            keys.extend(page.files.into_iter().map(|(k, size, _)| (k, size)));
             if keys.len() > MAX_ENTRIES {
                 return Err(StorageError::Io(format!(
                     "more than {MAX_ENTRIES} objects under '{prefix}'"

@@ -9,6 +9,7 @@
 //! with `If-Match` on its ETag, so a replaced object fails the read (`Changed`) instead of
 //! mixing versions.
 
+mod copy;
 mod http;
 mod list;
 mod locks;

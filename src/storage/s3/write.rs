@@ -1,6 +1,6 @@
 //! Writing to the bucket: uploads as S3 multipart uploads buffered one part at a time (the
 //! object appears only at CompleteMultipartUpload; a failed or dropped upload is aborted),
-//! folders as zero-byte `name/` markers, delete, and rename as copy + delete.
+//! folders as zero-byte `name/` markers, delete, and rename as copy (`copy`) + delete.
 //!
 //! No-overwrite: not every S3 server has conditional writes, so commits and renames to one
 //! name are serialised on this node (`locks::NameLocks`) and the name is checked with a
@@ -18,7 +18,7 @@ use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, Upl
 impl Inner {
     /// Time for one request carrying `bytes`: the storage timeout plus 1 s per MiB, so a
     /// 16 MiB part on a slow link is not called stalled.
-    fn timeout_for(&self, bytes: usize) -> Duration {
+    pub(super) fn timeout_for(&self, bytes: usize) -> Duration {
         self.http.timeout + Duration::from_secs((bytes >> 20) as u64)
     }
 
@@ -48,7 +48,7 @@ impl Inner {
         Ok(())
     }
 
-    async fn put(
+    pub(super) async fn put(
         &self,
         key: &str,
         body: Bytes,
@@ -76,25 +76,63 @@ impl Inner {
         Ok(())
     }
 
-    /// Server-side copy (CopyObject; objects up to 5 GiB).
-    async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        let source = format!(
-            "/{}/{}",
-            self.bucket,
-            percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
-        );
-        self.put(to, Bytes::new(), &[("x-amz-copy-source", source.as_str())])
+    /// Starts a multipart upload to `key`; returns its upload id.
+    pub(super) async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
+        let url = self.url(&Method::POST, key, &[("uploads", "")], &[]);
+        let a = self.send("upload", Method::POST, &url, &[]).await?;
+        if !a.status.is_success() {
+            return Err(self.http.error("upload", a).await);
+        }
+        let body = self.http.small_body("upload", a.body).await?;
+        let text = std::str::from_utf8(&body).unwrap_or("");
+        xml::field(text, "UploadId")
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))
+    }
+
+    /// CompleteMultipartUpload of `etags` (part `n` is the `n`-th). The caller aborts on
+    /// failure.
+    pub(super) async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        etags: &[String],
+    ) -> Result<(), StorageError> {
+        let url = self.url(&Method::POST, key, &[("uploadId", upload_id)], &[]);
+        let body = Bytes::from(complete_body(etags));
+        let a = self
+            .http
+            .send_timed(
+                "commit",
+                Method::POST,
+                &url,
+                &[],
+                body,
+                self.timeout_for(1 << 20),
+            )
+            .await?;
+        let status = a.status;
+        // CompleteMultipartUpload may answer 200 with an error in the body.
+        let text = self
+            .http
+            .small_body("commit", a.body)
             .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&text);
+        if !status.is_success() || xml::field(&text, "Code").is_some() {
+            let code = xml::field(&text, "Code").unwrap_or_default();
+            return Err(self.http.error_of(
+                if status.is_success() {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    status
+                },
+                &code,
+            ));
+        }
+        Ok(())
     }
 }
-
-/// What `x-amz-copy-source` escapes: everything but unreserved characters and `/`.
-const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'/')
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 pub(super) async fn begin(
     inner: Arc<Inner>,
@@ -112,16 +150,7 @@ pub(super) async fn begin(
     // The upload's own key until commit: a multipart upload is invisible until completed,
     // so it is created at the destination name itself.
     let key = inner.key(dest);
-    let url = inner.url(&Method::POST, &key, &[("uploads", "")], &[]);
-    let a = inner.send("upload", Method::POST, &url, &[]).await?;
-    if !a.status.is_success() {
-        return Err(inner.http.error("upload", a).await);
-    }
-    let body = inner.http.small_body("upload", a.body).await?;
-    let text = std::str::from_utf8(&body).unwrap_or("");
-    let upload_id = xml::field(text, "UploadId")
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))?;
+    let upload_id = inner.create_multipart(&key).await?;
     Ok(Box::new(S3Upload {
         buf: Vec::new(),
         inner,
@@ -184,7 +213,7 @@ impl S3Upload {
     }
 }
 
-async fn abort(inner: &Inner, key: &str, upload_id: &str) {
+pub(super) async fn abort(inner: &Inner, key: &str, upload_id: &str) {
     let url = inner.url(&Method::DELETE, key, &[("uploadId", upload_id)], &[]);
     match inner.send("upload", Method::DELETE, &url, &[]).await {
         Ok(a) if a.status.is_success() || a.status == StatusCode::NOT_FOUND => {}
@@ -274,45 +303,12 @@ impl Upload for S3Upload {
             inner.put(&key, Bytes::new(), &[]).await?;
             return inner.head(&key).await?.ok_or(StorageError::Changed);
         }
-        let url = inner.url(&Method::POST, &key, &[("uploadId", &self.upload_id)], &[]);
-        let body = Bytes::from(complete_body(&self.etags));
-        let a = inner
-            .http
-            .send_timed(
-                "commit",
-                Method::POST,
-                &url,
-                &[],
-                body,
-                inner.timeout_for(1 << 20),
-            )
-            .await;
-        let a = match a {
-            Ok(a) => a,
-            Err(e) => {
-                self.abort().await;
-                return Err(e);
-            }
-        };
-        let status = a.status;
-        // CompleteMultipartUpload may answer 200 with an error in the body.
-        let text = inner
-            .http
-            .small_body("commit", a.body)
+        if let Err(e) = inner
+            .complete_multipart(&key, &self.upload_id, &self.etags)
             .await
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        if !status.is_success() || xml::field(&text, "Code").is_some() {
-            let code = xml::field(&text, "Code").unwrap_or_default();
+        {
             self.abort().await;
-            return Err(inner.http.error_of(
-                if status.is_success() {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    status
-                },
-                &code,
-            ));
+            return Err(e);
         }
         self.done = true;
         inner.head(&key).await?.ok_or(StorageError::Changed)
@@ -405,7 +401,9 @@ pub(super) async fn rename(
     let _guard = inner.name_locks.lock(&inner.key(to)).await;
     if entry.kind == EntryKind::File {
         inner.check_dest(to, overwrite).await?;
-        inner.copy(&inner.key(from), &inner.key(to)).await?;
+        inner
+            .copy(&inner.key(from), &inner.key(to), entry.size)
+            .await?;
         inner.delete_key(&inner.key(from)).await?;
         return keep_parent(inner, from).await;
     }
@@ -420,10 +418,10 @@ pub(super) async fn rename(
     inner.check_dest(to, false).await?;
     let (src, dst) = (inner.dir_key(from), inner.dir_key(to));
     let keys = inner.keys_under(&src).await?;
-    for (moved, key) in keys.iter().enumerate() {
+    for (moved, (key, size)) in keys.iter().enumerate() {
         let target = format!("{dst}{}", &key[src.len()..]);
         let step = async {
-            inner.copy(key, &target).await?;
+            inner.copy(key, &target, *size).await?;
             inner.delete_key(key).await
         };
         if let Err(e) = step.await {
