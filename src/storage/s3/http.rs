@@ -28,6 +28,9 @@ pub(super) struct Http {
     host: String,
     port: u16,
     authority: String,
+    /// Set when the bucket is not this library's (see `identity`): every request fails
+    /// with this message instead of being sent.
+    blocked: std::sync::OnceLock<String>,
 }
 
 /// An answer whose body is still to be read.
@@ -59,7 +62,13 @@ impl Http {
             host,
             port,
             authority: signer.authority.clone(),
+            blocked: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Refuses every request from now on with `why` (a wrong or empty bucket at start).
+    pub(super) fn block(&self, why: String) {
+        let _ = self.blocked.set(why);
     }
 
     fn stalled(&self, op: &'static str) -> StorageError {
@@ -93,6 +102,9 @@ impl Http {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Answer, StorageError> {
+        if let Some(why) = self.blocked.get() {
+            return Err(StorageError::Unavailable(why.clone()));
+        }
         let authority = &self.authority;
         let addr_host = self.host.clone();
         // Sent in origin form (`/bucket/key?…`): the URL's scheme and host are the signer's.

@@ -11,6 +11,7 @@
 
 mod copy;
 mod http;
+mod identity;
 mod list;
 mod locks;
 mod read;
