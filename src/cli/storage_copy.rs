@@ -301,9 +301,9 @@ async fn copy_all(
             if dry_run {
                 marker = "; would copy the identity marker".into();
             } else {
-                dst.write_volume_id(id).await.map_err(|e| {
-                    CliError::Failed(format!("writing the identity marker: {e}"))
-                })?;
+                dst.write_volume_id(id)
+                    .await
+                    .map_err(|e| CliError::Failed(format!("writing the identity marker: {e}")))?;
                 marker = "; identity marker copied".into();
             }
         } else if dst_id.is_some() {
@@ -319,7 +319,11 @@ async fn copy_all(
         t.skipped,
         t.skipped_bytes,
         t.failed.len(),
-        if dry_run { plan.empty_dirs.len() as u64 } else { t.dirs }
+        if dry_run {
+            plan.empty_dirs.len() as u64
+        } else {
+            t.dirs
+        }
     );
     if interrupted {
         return Err(CliError::Failed(format!(
@@ -327,7 +331,11 @@ async fn copy_all(
         )));
     }
     if !t.failed.is_empty() {
-        let list: Vec<String> = t.failed.iter().map(|(n, w)| format!("  {n}: {w}")).collect();
+        let list: Vec<String> = t
+            .failed
+            .iter()
+            .map(|(n, w)| format!("  {n}: {w}"))
+            .collect();
         return Err(CliError::Failed(format!(
             "{summary}\nthese failed:\n{}",
             list.join("\n")
@@ -453,9 +461,19 @@ mod tests {
             parse_location("local:/srv/media").unwrap(),
             Location::Local(PathBuf::from("/srv/media"))
         );
-        for bad in ["nonsense", "local:", "s3://", "s3:///x", "/srv/media", "S3://b"] {
+        for bad in [
+            "nonsense",
+            "local:",
+            "s3://",
+            "s3:///x",
+            "/srv/media",
+            "S3://b",
+        ] {
             let e = parse_location(bad).unwrap_err();
-            assert!(matches!(e, CliError::Usage(ref m) if m.contains("local:/path")), "{bad}");
+            assert!(
+                matches!(e, CliError::Usage(ref m) if m.contains("local:/path")),
+                "{bad}"
+            );
         }
     }
 
@@ -465,7 +483,10 @@ mod tests {
         p.done = 1 << 20;
         p.files_done = 1;
         let l = p.line();
-        assert!(l.starts_with("copy: 25% [1/2 files] 1.0 MiB of 4.0 MiB"), "{l}");
+        assert!(
+            l.starts_with("copy: 25% [1/2 files] 1.0 MiB of 4.0 MiB"),
+            "{l}"
+        );
         assert!(l.contains("ETA"), "{l}");
         assert_eq!(clock(3725), "1:02:05");
     }

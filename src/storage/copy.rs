@@ -48,8 +48,10 @@ pub async fn walk(src: &dyn Storage) -> Result<Plan, StorageError> {
             }
         }
     }
-    plan.files.sort_by(|a, b| a.0.segments().cmp(b.0.segments()));
-    plan.empty_dirs.sort_by(|a, b| a.segments().cmp(b.segments()));
+    plan.files
+        .sort_by(|a, b| a.0.segments().cmp(b.0.segments()));
+    plan.empty_dirs
+        .sort_by(|a, b| a.segments().cmp(b.segments()));
     Ok(plan)
 }
 
@@ -108,12 +110,20 @@ pub async fn decide(
     let dest = found.map(|e| (e.kind, e.size));
     let mut same = None;
     if matches!(dest, Some((EntryKind::File, d)) if d == size) {
-        let a = hash_of(&*src.open(path).await.map_err(CopyError::Source)?, stop, &mut |_| {})
-            .await
-            .map_err(CopyError::Source)?;
-        let b = hash_of(&*dst.open(path).await.map_err(CopyError::Dest)?, stop, &mut |_| {})
-            .await
-            .map_err(CopyError::Dest)?;
+        let a = hash_of(
+            &*src.open(path).await.map_err(CopyError::Source)?,
+            stop,
+            &mut |_| {},
+        )
+        .await
+        .map_err(CopyError::Source)?;
+        let b = hash_of(
+            &*dst.open(path).await.map_err(CopyError::Dest)?,
+            stop,
+            &mut |_| {},
+        )
+        .await
+        .map_err(CopyError::Dest)?;
         same = Some(a.0 == b.0);
     }
     if stop.load(Ordering::Relaxed) {
@@ -257,7 +267,10 @@ mod tests {
             .unwrap();
         let plan = walk(&src).await.unwrap();
         assert_eq!(plan.files, vec![(p.clone(), 5)]);
-        assert_eq!(plan.empty_dirs, vec![MediaPath::from_decoded("empty").unwrap()]);
+        assert_eq!(
+            plan.empty_dirs,
+            vec![MediaPath::from_decoded("empty").unwrap()]
+        );
         let stop = AtomicBool::new(false);
         assert_eq!(
             decide(&src, &dst, &p, 5, &stop).await.unwrap(),

@@ -241,8 +241,7 @@ impl Root {
 
     /// Writes the marker (replacing one). Blocking.
     pub(super) fn write_marker_id(&self, id: &str) -> Result<(), StorageError> {
-        write_marker(&self.open_for_marker()?, id)
-            .map_err(|e| super::write_err(&e, MARKER))
+        write_marker(&self.open_for_marker()?, id).map_err(|e| super::write_err(&e, MARKER))
     }
 
     fn with_ident<T>(&self, f: impl FnOnce(&mut Ident) -> T) -> T {

@@ -104,9 +104,7 @@ impl Inner {
                 Some(etag) if xml::field(&text, "Code").is_none() => etags.push(etag),
                 _ => {
                     let code = xml::field(&text, "Code").unwrap_or_default();
-                    return Err(self
-                        .http
-                        .error_of(StatusCode::INTERNAL_SERVER_ERROR, &code));
+                    return Err(self.http.error_of(StatusCode::INTERNAL_SERVER_ERROR, &code));
                 }
             }
         }
@@ -127,7 +125,11 @@ mod tests {
             5 << 40, // 5 TiB, S3's largest object
         ] {
             let parts = part_ranges(size);
-            assert!(parts.len() as u64 <= MAX_PARTS, "{size}: {} parts", parts.len());
+            assert!(
+                parts.len() as u64 <= MAX_PARTS,
+                "{size}: {} parts",
+                parts.len()
+            );
             assert_eq!(parts[0].start, 0);
             assert_eq!(parts.last().map(|r| r.end), Some(size));
             for w in parts.windows(2) {

@@ -37,10 +37,7 @@ impl Inner {
         parse_marker(&String::from_utf8_lossy(&body))
             .map(Some)
             .ok_or_else(|| {
-                StorageError::Unavailable(format!(
-                    "{}{MARKER} holds no volume id",
-                    self.location()
-                ))
+                StorageError::Unavailable(format!("{}{MARKER} holds no volume id", self.location()))
             })
     }
 
