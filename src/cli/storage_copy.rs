@@ -391,11 +391,7 @@ impl Progress {
     fn line(&self) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let rate = self.done as f64 / secs;
-        let pct = if self.total == 0 {
-            100
-        } else {
-            self.done * 100 / self.total
-        };
+        let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
         let eta = if rate > 0.0 {
             let left = (self.total.saturating_sub(self.done)) as f64 / rate;
             format!("ETA {}", clock(left as u64))
