@@ -245,7 +245,19 @@ def test_identity_index_and_owners_follow_the_files(garage, tmp_path_factory):
                       headers=creds.member.headers)
         assert r.status == 503, r
         assert "has no .streamhub-root" in srv.stderr_text()
-        time.sleep(1)
+        srv.stop()
+        # Another library's marker: refused by the copy, and unavailable to the service.
+        status, _ = garage.curl_s3("PUT", "other-lib/.streamhub-root", b"# x\notherlibrary\n")
+        assert status == 200
+        r = run_copy(garage, "--from", f"local:{local2}", "--to", "s3://media/other-lib")
+        assert r.returncode == 1 and "another library's identity marker" in r.stderr, r
+        assert garage.curl_s3("GET", "other-lib/boss/report.txt")[0] == 404
+        srv = _start(f, base / "unused", data, garage.env("other-lib"), "other-s3")
+        creds = Creds(srv, add_users=False)
+        r = http_call(srv, "GET", "/media/" + quote("mine/clip one.txt"),
+                      headers=creds.member.headers)
+        assert r.status == 503, r
+        assert "holds another library's .streamhub-root" in srv.stderr_text()
         srv.stop()
         srv = _start(f, local2, data, None, "local2-again")
         creds = Creds(srv, add_users=False)

@@ -41,11 +41,12 @@ impl Inner {
             })
     }
 
-    /// Whether nothing but streamhub's own names is under the prefix.
+    /// Whether nothing but streamhub's own names is under the prefix (one listing page: a
+    /// prefix with more than a page of keys is not empty).
     async fn is_empty(&self) -> Result<bool, StorageError> {
         let own = format!("{}.streamhub", self.prefix);
-        let keys = self.keys_under(&self.prefix).await?;
-        Ok(keys.iter().all(|(k, _)| k.starts_with(&own)))
+        let page = self.page(&self.prefix, false, 1000, None).await?;
+        Ok(page.next.is_none() && page.files.iter().all(|(k, _, _)| k.starts_with(&own)))
     }
 }
 

@@ -16,14 +16,14 @@ const PAGE: usize = 1000;
 const MAX_ENTRIES: usize = 200_000;
 
 /// One page: object keys with (size, modified), and common prefixes.
-struct Page {
-    files: Vec<(String, u64, SystemTime)>,
-    dirs: Vec<String>,
-    next: Option<String>,
+pub(super) struct Page {
+    pub files: Vec<(String, u64, SystemTime)>,
+    pub dirs: Vec<String>,
+    pub next: Option<String>,
 }
 
 impl Inner {
-    async fn page(
+    pub(super) async fn page(
         &self,
         prefix: &str,
         delimiter: bool,
