@@ -64,3 +64,9 @@ def test_move_of_an_object_over_5_gib_is_a_multipart_copy(env, tmp_path):
         assert g.status == 206 and g.body == mark(off), (off, g)
     h = http_call(env.srv, "HEAD", "/media/" + quote("moved/huge.bin"))
     assert int(h.header("content-length")) == SIZE, h
+    # Garage would take a single CopyObject of this size too (it does not enforce S3's
+    # limit), so the object itself must show it was assembled from 11 copied parts: a
+    # multipart object's ETag ends in "-<parts>".
+    _, head = env.garage.curl_s3("HEAD", f"{PREFIX}/moved/huge.bin", extra=["-I"])
+    etag = [ln for ln in head.decode().splitlines() if ln.lower().startswith("etag:")]
+    assert etag and etag[0].strip().rstrip('"').endswith("-11"), head
