@@ -2,6 +2,10 @@
 # Benchmark streamhub against nginx serving the same file, on loopback only.
 #
 #   ./scripts/bench.sh           the comparison with nginx, then notes, uploads, library
+#   ./scripts/bench.sh --profile the same, then where streamhub's time goes (perf record -g, the
+#                                cpu-clock event, while wrk runs the 64 KiB ranges and while
+#                                curl downloads the file over HTTPS): <bench dir>/profile-*.txt
+#                                (perf report, top symbols) and their heads in results.md
 #   ./scripts/bench.sh abuse     issue 12's attacks (scripts/bench/abuse.py): another client's
 #                                p99, peak RSS and RSS 60 s after each (about 6 minutes)
 #   ./scripts/bench.sh soak      the 30-minute mixed-traffic soak (tests/e2e/test_soak.py with
@@ -10,6 +14,11 @@
 #                                root, /dev/fuse, fusepy): /healthz, notes and login latency with
 #                                200 media reads hung, 503 once storage's threads are stuck,
 #                                recovery time (about 30 s; also a step of the default run)
+#   ./scripts/bench.sh s3        the S3 backend on a local Garage (scripts/bench/s3.py; GARAGE_BIN,
+#                                or the Garage that scripts/test.sh caches): a ${BENCH_S3_FILE_MIB:-1024} MiB
+#                                GET and seeks through streamhub vs straight from Garage, a
+#                                ${BENCH_S3_UPLOAD_MIB:-4096} MiB upload vs curl -T to Garage, RSS growth
+#                                during it (about 5 minutes after the build)
 #   ./scripts/bench.sh sync      replication on a 3-node cluster in network namespaces
 #                                (scripts/bench/sync_bench.py, scripts/netns-cluster.sh; root,
 #                                nft): edit-to-visible-everywhere p50/p95, initial sync of
@@ -98,6 +107,9 @@ log()  { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die()  { log "ERROR: $*"; exit 1; }
 warn() { log "WARNING: $*"; WARNINGS+=("$*"); }
 
+PROFILE=0              # --profile: perf profiles of streamhub (profile_streamhub)
+PROFILES=""
+
 # ---------------------------------------------------------------- cleanup ---
 stop_pid() { # pid signal grace_seconds
     local pid=$1 sig=$2 grace=$3 i
@@ -150,6 +162,7 @@ install_deps() {
     command -v curl >/dev/null 2>&1 || pkgs+=(curl)
     command -v pgrep >/dev/null 2>&1 || pkgs+=(procps)
     command -v openssl >/dev/null 2>&1 || pkgs+=(openssl)
+    ((PROFILE == 0)) || command -v perf >/dev/null 2>&1 || pkgs+=(linux-perf)
     ((${#pkgs[@]})) || return 0
     log "installing: ${pkgs[*]}"
     local sudo=""
@@ -597,6 +610,7 @@ robustness() {
             python3 -m pytest -q -s -p no:cacheprovider --basetemp "$work" test_soak.py) | tee "$BENCH_DIR/soak.log" ;;
         sync) python3 "$BENCH_SRC/sync_bench.py" "$SH_BIN" "$work" | tee "$BENCH_DIR/sync.md" ;;
         netmount) netmount_bench "$work" | tee "$BENCH_DIR/netmount.md" ;;
+        s3) s3_bench "$work" | tee "$BENCH_DIR/s3.md" ;;
     esac
     rm -rf "$work"
 }
@@ -609,10 +623,43 @@ netmount_bench() { # work dir
     python3 "$BENCH_SRC/netmount.py" "$SH_BIN" "$1" 200 20
 }
 
+# The S3 backend against the same Garage directly (scripts/bench/s3.py).
+s3_bench() { # work dir
+    local garage=${GARAGE_BIN:-${STREAMHUB_TOOLS:-$HOME/.cache/streamhub-tools}/garage-2.5.0/bin/garage}
+    [[ -x $garage ]] || { echo "no Garage at $garage: run ./scripts/test.sh once (it installs it) or set GARAGE_BIN" >&2; return 1; }
+    GARAGE_BIN=$garage python3 "$BENCH_SRC/s3.py" "$SH_BIN" "$1" "${BENCH_S3_FILE_MIB:-1024}" \
+        "${BENCH_S3_UPLOAD_MIB:-4096}" "${BENCH_RUNS_S3:-5}"
+}
+
+# Where streamhub's time goes under a load: `perf record -g` (cpu-clock, so it works where
+# the machine has no hardware counters) on the service for one run of the load; the report's
+# top symbols go to profile-<name>.txt and their first lines to the results.
+profile_streamhub() { # name load-command...
+    local name=$1 out="$BENCH_DIR/profile-$1.txt" data="$BENCH_DIR/perf-$1.data"
+    shift
+    perf record -e cpu-clock -F 999 -g -p "$SH_PID" -o "$data" -- sleep 600 2>/dev/null &
+    local perf_pid=$!
+    sleep 0.5
+    "$@" >/dev/null 2>&1 || warn "profile $name: the load failed"
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    {
+        echo "# perf report --no-children --sort dso,sym (cpu-clock, -F 999, -g) of streamhub under: $name"
+        perf report -i "$data" --no-children --sort dso,sym --percent-limit 0.5 --stdio 2>/dev/null |
+            grep -E '^ +[0-9]'
+    } >"$out"
+    PROFILES+=$'\n'"Profile \`$name\` (top 12 of $out):"$'\n''```'$'\n'"$(sed -n 2,13p "$out")"$'\n''```'
+    log "profile $name: $out"
+}
+
 main() {
     local run servers=(nginx) t0
+    if [[ ${1:-} == --profile ]]; then
+        PROFILE=1
+        shift
+    fi
     case ${1:-} in
-        abuse | soak | netmount) robustness "$1"; return ;;
+        abuse | soak | netmount | s3) robustness "$1"; return ;;
         sync)
             ((EUID == 0)) || die "bench.sh sync needs root (network namespaces)"
             command -v nft >/dev/null 2>&1 || {
@@ -624,7 +671,7 @@ main() {
             return
             ;;
         "") ;;
-        *) die "unknown benchmark '$1' (none, abuse, soak, netmount or sync)" ;;
+        *) die "unknown benchmark '$1' (none, abuse, soak, netmount, s3 or sync)" ;;
     esac
     install_deps
     [[ $SKIP_SH == 1 ]] || build_streamhub
@@ -729,8 +776,16 @@ main() {
             warn "the hung-mount benchmark failed or was skipped (needs root and /dev/fuse)"
         echo "$NETMOUNT"
     fi
+    if ((PROFILE)) && [[ $SKIP_SH != 1 ]]; then
+        log "profiles: perf record while wrk runs ranges and curl downloads over HTTPS"
+        profile_streamhub ranges env BENCH_FILE_SIZE="$FILE_SIZE" BENCH_RANGE_LEN=65536 wrk -t2 -c32 -d"$WRK_DURATION" --timeout 5s \
+            -s "$BENCH_SRC/random_range.lua" "http://$HOST:$SH_HTTP_PORT/media/$FILE_NAME"
+        profile_streamhub https-download curl -sS -o /dev/null --http1.1 --cacert "$CERT" \
+            "https://$HOST:$SH_HTTPS_PORT/media/$FILE_NAME"
+    fi
 
     write_report
+    [[ -z $PROFILES ]] || printf '%s\n' "$PROFILES" >>"$RESULTS"
     echo
     cat "$RESULTS"
     echo

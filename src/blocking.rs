@@ -160,13 +160,15 @@ impl Pool {
     }
 
     /// Starts a long-lived job (an upload's writer) on one of the pool's threads, waiting for
-    /// a free one within `timeout`. The caller bounds each step of the job itself.
+    /// a free one within `timeout`. The caller bounds each step of the job itself and tells
+    /// the pool when it gives up on one ([`Job::give_up`]), so writers hung on a dead server
+    /// count as stuck like timed-out calls: once every thread is, new jobs fail at once.
     pub async fn start<R, F>(
         self: &Arc<Self>,
         op: &'static str,
         timeout: Duration,
         f: F,
-    ) -> Result<tokio::task::JoinHandle<R>, BlockingError>
+    ) -> Result<Job<R>, BlockingError>
     where
         R: Send + 'static,
         F: FnOnce() -> R + Send + 'static,
@@ -185,7 +187,33 @@ impl Pool {
                 Err(_) => return Err(stalled),
             },
         };
-        Ok(self.launch(permit, f).0)
+        let (handle, state) = self.launch(permit, f);
+        Ok(Job {
+            handle,
+            state,
+            stuck: self.stuck.clone(),
+        })
+    }
+}
+
+/// A long-lived job on a [`Pool`] thread.
+pub struct Job<R> {
+    pub handle: tokio::task::JoinHandle<R>,
+    state: Arc<AtomicU8>,
+    stuck: Arc<AtomicUsize>,
+}
+
+impl<R> Job<R> {
+    /// The caller stops waiting for the job (a step timed out, or the caller went away
+    /// while the thread may still be in the kernel): it counts as stuck until it returns.
+    pub fn give_up(&self) {
+        if self
+            .state
+            .compare_exchange(RUNNING, OVERDUE, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.stuck.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -346,5 +374,36 @@ mod tests {
         let second: Result<u8, E> = pool.run("next", Duration::from_secs(5), || Ok(2)).await;
         assert_eq!(second.ok(), Some(2));
         assert_eq!(first.await.ok(), Some(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_given_up_count_as_stuck_until_they_return() {
+        let pool = Pool::new(1);
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let g = gate.clone();
+        let short = Duration::from_millis(100);
+        let job = pool
+            .start("write", short, move || g.wait())
+            .await
+            .expect("a free thread");
+        // A healthy job that holds the only thread: a new one waits, then times out.
+        let t = std::time::Instant::now();
+        assert!(pool.start("write", short, || ()).await.is_err());
+        assert!(t.elapsed() >= short);
+        // Its caller gave up on it (a hung write): new jobs now fail at once.
+        job.give_up();
+        job.give_up();
+        assert_eq!(pool.stuck(), 1);
+        let t = std::time::Instant::now();
+        let late = pool.start("write", Duration::from_secs(30), || ()).await;
+        assert!(matches!(late, Err(BlockingError::Stalled { .. })));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        // It returns: no longer stuck, and the pool takes jobs again.
+        let g = gate.clone();
+        tokio::task::spawn_blocking(move || g.wait()).await.ok();
+        let _ = job.handle.await;
+        assert_eq!(pool.stuck(), 0);
+        let next = pool.start("write", short, || 7).await.expect("a thread");
+        assert_eq!(next.handle.await.ok(), Some(7));
     }
 }

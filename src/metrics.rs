@@ -2,6 +2,8 @@
 //! increment per request, a labelled lookup per route), and values that cost something —
 //! storage health, database size — computed only when `/metrics` is scraped.
 
+use std::sync::atomic::AtomicU64;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -24,6 +26,12 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    /// `Storage::kind`: "local", "nfs", "s3", …
+    pub backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub route: String,
 }
@@ -41,10 +49,13 @@ pub struct Metrics {
     pub latency: HistogramFamily,
     pub bytes_streamed: Counter,
     pub active_streams: Gauge,
+    pub media_redirects: Counter,
     pub login_failures: Counter,
     pub uploads: Family<ResultLabels, Counter>,
     pub upload_bytes: Counter,
-    pub storage_up: Gauge,
+    pub storage_up: Family<BackendLabels, Gauge>,
+    pub storage_check_seconds: Family<BackendLabels, Gauge<f64, AtomicU64>>,
+    pub storage_check_failures: Family<BackendLabels, Counter>,
     pub db_bytes: Gauge,
 }
 
@@ -81,6 +92,12 @@ impl Metrics {
             "Media response bodies being sent now",
             active_streams.clone(),
         );
+        let media_redirects = Counter::default();
+        registry.register(
+            "media_redirects",
+            "Media requests answered with a redirect to the object store (S3 redirect mode)",
+            media_redirects.clone(),
+        );
         let login_failures = Counter::default();
         registry.register(
             "login_failures",
@@ -99,11 +116,23 @@ impl Metrics {
             "Bytes of committed uploads",
             upload_bytes.clone(),
         );
-        let storage_up = Gauge::default();
+        let storage_up = Family::<BackendLabels, Gauge>::default();
         registry.register(
             "storage_up",
-            "1 when the media root answered its readiness check at scrape time",
+            "1 when the media storage passed its last check (at most a few seconds old)",
             storage_up.clone(),
+        );
+        let storage_check_seconds = Family::<BackendLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "storage_check_duration_seconds",
+            "How long the last storage check took (to its answer or its timeout)",
+            storage_check_seconds.clone(),
+        );
+        let storage_check_failures = Family::<BackendLabels, Counter>::default();
+        registry.register(
+            "storage_check_failures",
+            "Storage checks (by /readyz and /metrics) that failed",
+            storage_check_failures.clone(),
         );
         let db_bytes = Gauge::default();
         registry.register(
@@ -117,10 +146,13 @@ impl Metrics {
             latency,
             bytes_streamed,
             active_streams,
+            media_redirects,
             login_failures,
             uploads,
             upload_bytes,
             storage_up,
+            storage_check_seconds,
+            storage_check_failures,
             db_bytes,
         }
     }

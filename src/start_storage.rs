@@ -134,7 +134,11 @@ fn establish_bounded(
 /// first time and checked after; a bucket that is not this library's makes media answer 503
 /// (never pruning the index against it) until fixed and restarted.
 fn open_s3(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError> {
-    let storage = storage::s3::S3Storage::new(&config.s3, config.storage_timeout())?;
+    let storage = storage::s3::S3Storage::new(
+        &config.s3,
+        config.storage_timeout(),
+        &config.server.data_dir,
+    )?;
     // `prepare` runs on the blocking pool, where waiting on the runtime is allowed.
     let rt = tokio::runtime::Handle::try_current().map_err(|e| StartError::Task(e.to_string()))?;
     rt.block_on(storage.check_at_start())?;

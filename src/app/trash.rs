@@ -125,7 +125,18 @@ impl Files {
             self.purge_entry(&entry).await?;
             return Ok(Deleted::Gone { key: Some(key) });
         }
-        self.storage.delete(path).await?;
+        let removed = if is_dir && opts.recursive {
+            self.storage.delete_tree(path).await
+        } else {
+            self.storage.delete(path).await
+        };
+        if let Err(e) = removed {
+            if is_dir && opts.recursive {
+                // Part of the folder may be gone: the next scan brings the index in line.
+                self.library.request_scan();
+            }
+            return Err(e.into());
+        }
         self.library.record_delete(&real).await;
         tracing::info!(path = %shown.escape_debug(), "deleted for good");
         Ok(Deleted::Gone { key: None })

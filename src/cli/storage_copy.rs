@@ -148,7 +148,7 @@ async fn open(cfg: &Config, at: &Location, source: bool) -> Result<Side, CliErro
             c.s3.prefix = prefix.clone();
             c.validate()
                 .map_err(|e| CliError::Usage(format!("{at}: {e}")))?;
-            let s3 = S3Storage::new(&c.s3, c.storage_timeout())
+            let s3 = S3Storage::new(&c.s3, c.storage_timeout(), &c.server.data_dir)
                 .map_err(|e| CliError::Usage(format!("{at}: {e}")))?;
             s3.check_at_start()
                 .await

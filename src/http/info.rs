@@ -21,6 +21,8 @@ pub struct InfoJson {
     max_upload_bytes: u64,
     tus_endpoint: &'static str,
     trash_days: u64,
+    /// Whether deletes go to a trash (false: on S3, or `trash_days = 0`, they are permanent).
+    trash: bool,
     /// The caller, as `/api/me` shows it; null for anonymous (not a 401, so a page's
     /// first question is never an error).
     user: Option<MeJson>,
@@ -53,6 +55,7 @@ pub async fn info(
         max_upload_bytes: c.uploads.max_bytes,
         tus_endpoint: "/api/tus/",
         trash_days: c.storage.trash_days,
+        trash: state.storage.has_trash() && c.storage.trash_days > 0,
         user: match principal {
             Some(Extension(Principal::User { user, via, csrf })) => Some(MeJson {
                 auth: via.as_str(),

@@ -138,17 +138,33 @@ pub async fn serve_file(
     let policy = media_policy::policy(&content_type);
     let content_type = media_policy::served_type(content_type);
     let filename = path.name().unwrap_or("file");
+    let disposition = format!(
+        "{disposition}; filename*=UTF-8''{}",
+        percent_encoding::utf8_percent_encode(filename, super::RFC8187_VALUE)
+    );
+    if media_policy::may_redirect(ext.as_deref(), &content_type) {
+        // The store answers with our type and disposition: they are signed into the URL.
+        let response = [
+            ("response-content-type", content_type.as_str()),
+            ("response-content-disposition", disposition.as_str()),
+        ];
+        if let Some(url) = state.storage.direct_url(path, head, &response) {
+            state.metrics.media_redirects.inc();
+            return Response::builder()
+                .status(StatusCode::TEMPORARY_REDIRECT)
+                .header(header::LOCATION, url)
+                // The URL works without login until it expires: no cache may keep it for
+                // someone else.
+                .header(header::CACHE_CONTROL, "private, no-store")
+                .body(Body::empty())
+                .map_err(|e| ApiError::internal(&e));
+        }
+    }
     let mut builder = Response::builder()
         .header(header::ACCEPT_RANGES, "bytes")
         // No script runs in anything served from here, whatever a browser is made to render.
         .header(header::CONTENT_SECURITY_POLICY, policy)
-        .header(
-            header::CONTENT_DISPOSITION,
-            format!(
-                "{disposition}; filename*=UTF-8''{}",
-                percent_encoding::utf8_percent_encode(filename, super::RFC8187_VALUE)
-            ),
-        )
+        .header(header::CONTENT_DISPOSITION, disposition)
         .header(header::ETAG, format!("\"{}\"", meta.etag))
         .header(
             header::LAST_MODIFIED,

@@ -49,16 +49,28 @@ pub fn served_type(content_type: String) -> String {
     }
 }
 
+/// Whether a file of this type may be sent to the store by a redirect (S3 redirect mode):
+/// only media a browser plays or shows itself (video, audio, raster images), where the
+/// store's answer needs no policy of ours. Everything else — script-capable documents, SVG,
+/// PDF, text — is proxied with the sandbox CSP and attachment disposition a store cannot
+/// be made to send.
+pub fn may_redirect(ext: Option<&str>, content_type: &str) -> bool {
+    is_viewable(content_type) && !is_active_content(ext, content_type)
+}
+
+fn is_viewable(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    (essence.starts_with("video/")
+        || essence.starts_with("audio/")
+        || essence.starts_with("image/"))
+        && !essence.contains("svg")
+}
+
 /// Media a browser shows itself (its own player or image view) needs our origin to load the
 /// bytes, so it is not sandboxed; no script may run in it all the same. Everything else is
 /// rendered, if at all, in an opaque sandbox.
 pub fn policy(content_type: &str) -> &'static str {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    let viewable = (essence.starts_with("video/")
-        || essence.starts_with("audio/")
-        || essence.starts_with("image/"))
-        && !essence.contains("svg");
-    if viewable {
+    if is_viewable(content_type) {
         "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
     } else {
         "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
@@ -67,7 +79,7 @@ pub fn policy(content_type: &str) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::is_active_content;
+    use super::{is_active_content, may_redirect};
     use crate::media_types::content_type;
 
     #[test]
@@ -88,6 +100,18 @@ mod tests {
                 !is_active_content(Some(ext), &content_type(Some(ext))),
                 "{ext}"
             );
+        }
+    }
+
+    #[test]
+    fn only_plain_media_is_redirected() {
+        for ext in ["mp4", "mkv", "webm", "mp3", "flac", "jpg", "png", "webp"] {
+            assert!(may_redirect(Some(ext), &content_type(Some(ext))), "{ext}");
+        }
+        for ext in [
+            "svg", "html", "xml", "js", "css", "pdf", "txt", "md", "bin", "srt",
+        ] {
+            assert!(!may_redirect(Some(ext), &content_type(Some(ext))), "{ext}");
         }
     }
 }

@@ -74,6 +74,10 @@ pub struct AppState {
     pub peers: crate::peers::Peers,
     /// Replication (None: no cluster key, or an in-process server without it).
     pub sync: Option<crate::sync::Engine>,
+    /// The page-wide CSP ([`page_csp`]).
+    pub page_csp: HeaderValue,
+    /// The last storage check, shared by `/readyz` and `/metrics`.
+    pub storage_health: Arc<health::StorageHealth>,
 }
 
 impl AppState {
@@ -109,6 +113,8 @@ impl AppState {
             timeout,
         );
         AppState {
+            page_csp: page_csp(storage.direct_origin().as_deref()),
+            storage_health: Arc::default(),
             storage,
             data_dir: Arc::from(config.server.data_dir.as_path()),
             positions: crate::positions::Positions::new(db.clone()),
@@ -341,6 +347,19 @@ fn loggable_path(path: &str) -> String {
 /// stricter sandbox policy.
 const CSP: &str = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
+/// [`CSP`], and in S3 redirect mode the store's public origin for what is redirected there
+/// (players and images; posters and thumbnails stay on our origin): nothing else may load
+/// from it.
+fn page_csp(direct_origin: Option<&str>) -> HeaderValue {
+    let csp = match direct_origin {
+        Some(o) => format!("{CSP}; media-src 'self' {o}; img-src 'self' {o}"),
+        None => CSP.to_string(),
+    };
+    // The origin comes from a validated endpoint (no spaces or control bytes); the plain
+    // policy is the fallback all the same.
+    HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(CSP))
+}
+
 /// One log line per request, and headers every response carries.
 async fn access_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
@@ -380,10 +399,7 @@ async fn access_log(State(state): State<AppState>, mut req: Request, next: Next)
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        );
+        h.insert(header::CONTENT_SECURITY_POLICY, state.page_csp.clone());
     }
     if meta.tls {
         h.insert(

@@ -19,7 +19,7 @@ pub mod s3;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -85,7 +85,7 @@ pub enum StorageError {
     Busy,
     #[error("i/o error: {0}")]
     Io(String),
-    /// This backend cannot do it (yet): e.g. resumable uploads on S3.
+    /// This backend cannot do it (yet).
     #[error("{0}")]
     NotSupported(String),
 }
@@ -322,6 +322,13 @@ pub trait Storage: Send + Sync {
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError>;
     /// Deletes a file or an empty folder.
     async fn delete(&self, path: &MediaPath) -> Result<(), StorageError>;
+    /// Deletes a folder and everything in it for good (backends without a trash; a
+    /// recursive delete on the others goes through the trash). Re-runnable: a failure
+    /// half-way leaves the rest in place, and says how much went.
+    async fn delete_tree(&self, path: &MediaPath) -> Result<(), StorageError> {
+        let _ = path;
+        Err(StorageError::NotEmpty)
+    }
     /// Moves a file or folder, creating missing folders of `to`; without `overwrite` an
     /// existing target is never replaced.
     async fn rename(
@@ -364,4 +371,27 @@ pub trait Storage: Send + Sync {
     async fn real_path(&self, path: &MediaPath) -> Result<Option<MediaPath>, StorageError>;
     /// Gives an external program access to a file's bytes.
     async fn probe_source(&self, path: &MediaPath) -> Result<ProbeSource, StorageError>;
+    /// How long an answer of `check` may be reused by health probes and scrapes (zero: ask
+    /// every time; a local check is a `stat`, a remote one a request).
+    fn check_ttl(&self) -> Duration {
+        Duration::ZERO
+    }
+    /// A URL a client may fetch the file at `path` from directly (GET, or HEAD when `head`)
+    /// instead of through streamhub, valid without login until it expires; the store is told
+    /// to answer with the `response` headers (`response-content-type`, …). None: the
+    /// backend serves no such URL (the default; S3 without `s3.redirect`). No I/O: the
+    /// caller has opened the file already.
+    fn direct_url(
+        &self,
+        path: &MediaPath,
+        head: bool,
+        response: &[(&str, &str)],
+    ) -> Option<String> {
+        let _ = (path, head, response);
+        None
+    }
+    /// The origin (`scheme://host[:port]`) of every `direct_url`, for the page CSP.
+    fn direct_origin(&self) -> Option<String> {
+        None
+    }
 }

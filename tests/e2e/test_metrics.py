@@ -87,7 +87,8 @@ def test_dedicated_listener_scrape_moves_with_traffic(msrv):
                   route="/media/{*path}", method="GET", status="206") >= 1
     assert sample(after, "streamhub_media_bytes_streamed_total") >= base_bytes + len(NESTED_TEXT) + 4
     assert sample(after, "streamhub_media_active_streams") == 0
-    assert sample(after, "streamhub_storage_up") == 1
+    assert sample(after, "streamhub_storage_up", backend="local") == 1
+    assert sample(after, "streamhub_storage_check_duration_seconds", backend="local") >= 0
     assert sample(after, "streamhub_database_size_bytes") > 0
     assert "streamhub_http_request_duration_seconds_bucket" in after
     # labels are route patterns: no file name ever becomes a label value

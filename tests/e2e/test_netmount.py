@@ -259,6 +259,57 @@ def test_uploads_onto_the_mount_never_overwrite(mount, srv):
     assert (mount.backing / "up" / "new.txt").read_bytes() == b"second"
 
 
+def test_uploads_hung_on_the_mount_fail_fast_once_every_writer_is_stuck(mount, srv):
+    # Writes hang (a dead server under a hard mount) while reads still work: uploads end as
+    # 503 within the storage timeout, their threads stay held in the kernel and count as
+    # stuck, so once every writer thread is, a new upload is refused at once instead of
+    # waiting out the timeout for a thread that will not come back.
+    do_setup(srv)
+    cred = must_login(srv, "root", AUTH_PW)
+    writers = MAX_THREADS // 2
+    mount.set("hang", ops=["write"])
+    statuses = []
+    lock = threading.Lock()
+
+    def upload(i):
+        try:
+            r = http_call(srv, "PUT", f"/media/up/hung-{i}.bin", headers=cred.headers,
+                          body=os.urandom(128 * 1024), timeout=60)
+            out = r.status
+        except Exception as e:  # a cut connection is an answer too; asserted below
+            out = repr(e)
+        with lock:
+            statuses.append(out)
+
+    threads = [threading.Thread(target=upload, args=(i,), daemon=True) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=4 * TIMEOUT_SECS + 10)
+    assert statuses == [503] * writers, statuses
+    wait_for(lambda: mount.calls() >= writers, timeout=10, what="writes hung on the mount")
+
+    r, secs = timed(lambda: http_call(srv, "PUT", "/media/up/late.bin", headers=cred.headers,
+                                      body=b"one more", timeout=30))
+    body = assert_error(r, 503, "storage_unavailable")
+    assert r.header("retry-after") == "5", r
+    assert secs < FAST, (secs, body)
+    # Reads do not wait behind the hung writers.
+    r, secs = timed(lambda: media(srv, "movies/b.bin"))
+    assert r.status == 200 and r.body == FILES["movies/b.bin"] and secs < FAST, (r, secs)
+
+    # The server comes back: uploads work again without a restart, and none of the failed
+    # ones left a file under its name.
+    mount.release()
+
+    def works():
+        r = http_call(srv, "PUT", "/media/up/after.bin", headers=cred.headers, body=b"back")
+        return r.status == 201
+
+    wait_for(works, timeout=20, what="uploads to work again after the mount came back", every=0.2)
+    assert sorted(os.listdir(mount.backing / "up")) == ["after.bin"]
+
+
 def test_require_mount_refuses_a_plain_folder_and_readyz_says_why(mount, servers, tmp_path):
     plain = tmp_path / "not-mounted"
     plain.mkdir()

@@ -1,7 +1,7 @@
 """Uploads and file management with media on S3 (a real Garage node, `garage` fixture):
 PUT and multipart form uploads read back byte-identical (through streamhub and straight from
 the bucket), uploads that span several S3 parts, no-overwrite, folders (empty ones too),
-listing, delete and move; resumable (tus) uploads answer 501 until they are supported.
+listing, delete and move (tus uploads on S3: test_s3_tus.py).
 """
 
 import hashlib
@@ -189,10 +189,3 @@ def test_hidden_keys_in_the_bucket_are_not_listed(env):
     assert status == 200
     assert set(env.names("hid")) == {"shown.txt"}
     assert env.get("hid/.secret").status in (400, 404)
-
-
-def test_resumable_uploads_answer_501(env):
-    r = http_call(env.srv, "POST", "/api/tus/",
-                  headers={**env.member.headers, "Tus-Resumable": "1.0.0", "Upload-Length": "10",
-                           "Upload-Metadata": "filename dC5iaW4="}, timeout=30)
-    assert_error(r, 501, "not_supported")

@@ -103,10 +103,12 @@ def test_info_needs_no_login_and_tells_the_limits(env):
     assert info["tus_endpoint"] == "/api/tus/"
     assert info["max_upload_bytes"] == 68719476736
     assert info["trash_days"] == 30
+    assert info["trash"] is True  # a local disk has a trash (S3: false, test_s3_state)
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", info["version"]), info
     assert info["name"] == os.uname().nodename
     assert set(info) == {"name", "version", "setup_required", "anonymous_read",
-                         "max_upload_bytes", "tus_endpoint", "trash_days", "user", "lan_peers"}
+                         "max_upload_bytes", "tus_endpoint", "trash_days", "trash", "user",
+                         "lan_peers"}
     assert info["user"] is None and info["lan_peers"] is False
     # Logged in, it says who the caller is, as /api/me does.
     me = get(env, "/api/me", env.member).json()

@@ -1,6 +1,6 @@
 import { html, useState } from '../vendor/preact-htm.js';
 import { get, post, del, query, encPath, errorText } from '../lib/api.js';
-import { canRead, canWrite, isAdmin } from '../lib/store.js';
+import { canRead, canWrite, isAdmin, session } from '../lib/store.js';
 import { useAsync, useFollow, ErrorBox, Loading, Crumbs, Prompt, Confirm, toast } from '../lib/ui.js';
 import { bytes, duration, href, parent, basename, go, shortName } from '../lib/util.js';
 import { ShareDialog } from './share.js';
@@ -110,11 +110,14 @@ export function Library({ route, s }) {
         }} />`);
     }
     if (what === 'delete') {
-      const text = e.kind === 'dir' ? `Move the folder "${e.name}" and everything in it to the trash?` : `Move "${e.name}" to the trash?`;
+      // Without a trash (S3, or trash_days = 0) a delete is for good: say so.
+      const trash = !!(session().info && session().info.trash);
+      const what = e.kind === 'dir' ? `the folder "${e.name}" and everything in it` : `"${e.name}"`;
+      const text = trash ? `Move ${what} to the trash?` : `Delete ${what} for good? There is no trash here: this cannot be undone.`;
       return setDialog(html`<${Confirm} title="Delete" text=${text} action="Delete" danger
         onAnswer=${(yes) => {
           if (!yes) return setDialog(null);
-          del(`/media/${encPath(e.path)}${e.kind === 'dir' ? '?recursive=true' : ''}`).then(() => done(`"${e.name}" is in the trash`), fail);
+          del(`/media/${encPath(e.path)}${e.kind === 'dir' ? '?recursive=true' : ''}`).then(() => done(trash ? `"${e.name}" is in the trash` : `"${e.name}" is deleted`), fail);
         }} />`);
     }
     return null;

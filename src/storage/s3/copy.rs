@@ -57,7 +57,8 @@ impl Inner {
         let upload_id = self.create_multipart(to).await?;
         match self.copy_parts(&source, to, &upload_id, size).await {
             Ok(etags) => {
-                let done = self.complete_multipart(to, &upload_id, &etags).await;
+                let etags: Vec<&str> = etags.iter().map(String::as_str).collect();
+                let done = self.complete(to, &upload_id, &etags).await;
                 if done.is_err() {
                     write::abort(self, to, &upload_id).await;
                 }

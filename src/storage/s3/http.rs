@@ -1,5 +1,5 @@
-//! The HTTP side of the S3 backend: one request per connection over the hyper client the
-//! program already has (plain TCP, or rustls with the system's CA bundle for https), with
+//! The HTTP side of the S3 backend: requests over kept-alive connections (`pool`) of the
+//! hyper client the program already has (plain TCP, or rustls with the system's CA bundle for https), with
 //! the storage timeout on connecting and on every wait for bytes, and S3's answers mapped to
 //! [`StorageError`]s that name the config key to fix.
 //!
@@ -12,9 +12,15 @@ use std::time::Duration;
 use crate::storage::{ByteStream, StorageError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+
+use super::body::ReqBody;
+use super::pool;
+
+/// Builds a request again, for a second try on a new connection.
+type Rebuild<'a> = dyn Fn() -> Result<Request<ReqBody>, StorageError> + Sync + 'a;
 
 /// Most bytes of an error answer (or a listing) read into memory.
 const MAX_SMALL_BODY: usize = 8 << 20;
@@ -31,6 +37,7 @@ pub(super) struct Http {
     /// Set when the bucket is not this library's (see `identity`): every request fails
     /// with this message instead of being sent.
     blocked: std::sync::OnceLock<String>,
+    pool: pool::Pool,
 }
 
 /// An answer whose body is still to be read.
@@ -63,6 +70,7 @@ impl Http {
             port,
             authority: signer.authority.clone(),
             blocked: std::sync::OnceLock::new(),
+            pool: pool::Pool::default(),
         })
     }
 
@@ -102,19 +110,119 @@ impl Http {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Answer, StorageError> {
-        if let Some(why) = self.blocked.get() {
-            return Err(StorageError::Unavailable(why.clone()));
-        }
-        let authority = &self.authority;
-        let addr_host = self.host.clone();
+        let build = || self.request(&method, url, headers, ReqBody::bytes(body.clone()));
+        let again: Option<&Rebuild> = if method.is_idempotent() {
+            Some(&build)
+        } else {
+            None
+        };
+        self.dispatch(op, build()?, again, Some(timeout)).await
+    }
+
+    /// A PUT whose body, exactly `len` bytes, is streamed on from `rx` as it arrives (an
+    /// upload's part). Not bounded here as a whole: the caller bounds each chunk it hands
+    /// over, and its wait for the answer once the last one is in.
+    pub(super) async fn send_stream(
+        &self,
+        op: &'static str,
+        url: &str,
+        len: u64,
+        rx: tokio::sync::mpsc::Receiver<Bytes>,
+    ) -> Result<Answer, StorageError> {
+        let req = self.request(&Method::PUT, url, &[], ReqBody::Stream { rx, left: len })?;
+        self.dispatch(op, req, None, None).await
+    }
+
+    fn request(
+        &self,
+        method: &Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: ReqBody,
+    ) -> Result<Request<ReqBody>, StorageError> {
         // Sent in origin form (`/bucket/key?…`): the URL's scheme and host are the signer's.
         let origin = url
             .split_once("://")
             .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
             .unwrap_or("/");
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri(origin)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::CONTENT_LENGTH, body.len());
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.body(body)
+            .map_err(|e| StorageError::Io(format!("S3 request: {e}")))
+    }
+
+    async fn within<T>(
+        &self,
+        op: &'static str,
+        limit: Option<Duration>,
+        fut: impl std::future::Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        match limit {
+            Some(d) => tokio::time::timeout(d, fut)
+                .await
+                .map_err(|_| self.stalled(op))?,
+            None => fut.await,
+        }
+    }
+
+    /// Sends `req` on a kept connection if one is ready, else on a new one; `limit` bounds
+    /// the wait for the answer's head. `again` rebuilds a request that is safe to repeat.
+    async fn dispatch(
+        &self,
+        op: &'static str,
+        mut req: Request<ReqBody>,
+        again: Option<&Rebuild<'_>>,
+        limit: Option<Duration>,
+    ) -> Result<Answer, StorageError> {
+        if let Some(why) = self.blocked.get() {
+            return Err(StorageError::Unavailable(why.clone()));
+        }
+        if let Some(mut send) = self.pool.take() {
+            let sent = self
+                .within(op, limit, async { Ok(send.try_send_request(req).await) })
+                .await?;
+            match sent {
+                Ok(resp) => {
+                    self.pool.put(send);
+                    return Ok(answer(resp));
+                }
+                // The store had closed the kept connection: a request it never saw, or one
+                // that is safe to repeat, goes again on a new connection.
+                Err(mut e) => match (e.take_message(), again) {
+                    (Some(r), _) => req = r,
+                    (None, Some(build)) => req = build()?,
+                    (None, None) => {
+                        return Err(StorageError::Unavailable(format!(
+                            "the S3 store closed the connection: {}",
+                            e.into_error()
+                        )))
+                    }
+                },
+            }
+        }
+        let fut = async {
+            let mut send = self.connect(op).await?;
+            let resp = send.send_request(req).await.map_err(|e| {
+                StorageError::Unavailable(format!("the S3 store closed the connection: {e}"))
+            })?;
+            self.pool.put(send);
+            Ok::<_, StorageError>(resp)
+        };
+        Ok(answer(self.within(op, limit, fut).await?))
+    }
+
+    /// A new connection to the store (TCP, then TLS for https), ready for requests.
+    async fn connect(&self, op: &'static str) -> Result<pool::Sender, StorageError> {
+        let authority = &self.authority;
         let tcp = tokio::time::timeout(
             self.timeout,
-            tokio::net::TcpStream::connect((addr_host.as_str(), self.port)),
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
         )
         .await
         .map_err(|_| self.stalled(op))?
@@ -125,42 +233,20 @@ impl Http {
             ))
         })?;
         let _ = tcp.set_nodelay(true);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(origin)
-            .header(http::header::HOST, authority)
-            .header(http::header::CONTENT_LENGTH, body.len());
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req
-            .body(Full::new(body))
-            .map_err(|e| StorageError::Io(format!("S3 request: {e}")))?;
-        let fut = async {
-            let io: Box<dyn Io> = match &self.tls {
-                None => Box::new(tcp),
-                Some(tls) => {
-                    let name = rustls_pki_types::ServerName::try_from(addr_host.clone())
-                        .map_err(|_| StorageError::Invalid("s3.endpoint: bad host name".into()))?;
-                    let stream = tls.connect(name, tcp).await.map_err(|e| {
-                        StorageError::Unavailable(format!(
-                            "TLS with the S3 endpoint {authority} (s3.endpoint) failed: {e}"
-                        ))
-                    })?;
-                    Box::new(stream)
-                }
-            };
-            send_on(io, req).await
+        let io: Box<dyn Io> = match &self.tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let name = rustls_pki_types::ServerName::try_from(self.host.clone())
+                    .map_err(|_| StorageError::Invalid("s3.endpoint: bad host name".into()))?;
+                let stream = tls.connect(name, tcp).await.map_err(|e| {
+                    StorageError::Unavailable(format!(
+                        "TLS with the S3 endpoint {authority} (s3.endpoint) failed: {e}"
+                    ))
+                })?;
+                Box::new(stream)
+            }
         };
-        let resp = tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| self.stalled(op))??;
-        let (parts, body) = resp.into_parts();
-        Ok(Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        handshake(io).await
     }
 
     /// Reads a small body whole (a listing, an upload id, an error), bounded in size and time.
@@ -286,22 +372,26 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
-async fn send_on(
-    io: Box<dyn Io>,
-    req: Request<Full<Bytes>>,
-) -> Result<hyper::Response<Incoming>, StorageError> {
+fn answer(resp: hyper::Response<Incoming>) -> Answer {
+    let (parts, body) = resp.into_parts();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+async fn handshake(io: Box<dyn Io>) -> Result<pool::Sender, StorageError> {
     let io = TokioIo::new(io);
-    let (mut send, conn) = hyper::client::conn::http1::handshake(io)
+    let (send, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| StorageError::Unavailable(format!("S3 connection: {e}")))?;
-    // The connection task ends when the answer's body is read or dropped (one request per
-    // connection); it holds nothing else, so it needs no owner beyond the body.
+    // The connection task ends when the store closes the connection, or when its sender
+    // is dropped (from the pool, or with a request given up) and no answer is in flight.
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    send.send_request(req)
-        .await
-        .map_err(|e| StorageError::Unavailable(format!("the S3 store closed the connection: {e}")))
+    Ok(send)
 }
 
 /// The system's CA bundle (`SSL_CERT_FILE`, or Debian's and Fedora's usual paths).

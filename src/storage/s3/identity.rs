@@ -86,6 +86,13 @@ impl S3Storage {
                      another bucket or prefix? Fix s3.bucket / s3.prefix, then restart streamhub"
                 )
             }
+            // Nothing indexed, so nothing to prune by mistake: a box that began on the
+            // local disk and was pointed at a bucket before anything was stored adopts it.
+            (Some(r), None) if indexed == 0 => {
+                self.write_volume_id(r).await?;
+                tracing::info!(marker = MARKER, "media bucket: identity marker created");
+                return Ok(r.to_string());
+            }
             (Some(_), None) => format!(
                 "{at} has no {MARKER}: it is not this library's storage (an empty or another \
                  bucket or prefix?). Copy the library there with `streamhub storage copy`, \

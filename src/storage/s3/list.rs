@@ -77,6 +77,12 @@ impl Inner {
         Ok(Page { files, dirs, next })
     }
 
+    /// The first page of keys under `prefix` (recursively), for deleting a folder page by page.
+    pub(super) async fn key_page(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let page = self.page(prefix, false, PAGE, None).await?;
+        Ok(page.files.into_iter().map(|(k, _, _)| k).collect())
+    }
+
     /// Every key under `prefix` (recursively) with its size, for moving a folder.
     pub(super) async fn keys_under(
         &self,

@@ -9,16 +9,23 @@
 //! with `If-Match` on its ETag, so a replaced object fails the read (`Changed`) instead of
 //! mixing versions.
 
+mod body;
 mod copy;
 mod http;
 mod identity;
 mod list;
 mod locks;
+mod multipart;
+mod pool;
 mod read;
+mod resumable;
 mod sign;
+mod staging;
+mod stream;
 mod write;
 mod xml;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -38,6 +45,8 @@ use sign::Signer;
 const REQUEST_URL_SECS: u64 = 15 * 60;
 /// How long a presigned URL given to ffprobe/ffmpeg stays valid.
 const PROBE_URL_SECS: u64 = 60 * 60;
+/// How long a storage check's answer is reused by `/readyz` and `/metrics`.
+const CHECK_TTL: Duration = Duration::from_secs(2);
 
 pub(super) struct Inner {
     bucket: String,
@@ -47,6 +56,11 @@ pub(super) struct Inner {
     prefix: String,
     part_size: u64,
     name_locks: locks::NameLocks,
+    /// This node's resumable-upload state (`<data_dir>/s3-staging`, see `staging`).
+    staging: PathBuf,
+    /// Redirect mode (`s3.redirect`): what signs the URLs clients are sent to (on
+    /// `s3.public_endpoint`, with the same keys), and how long those stay valid.
+    public: Option<(Signer, u64)>,
 }
 
 /// The S3 backend; cheap to share.
@@ -56,19 +70,36 @@ pub struct S3Storage {
 }
 
 impl S3Storage {
-    /// A backend for `[s3]` (already validated). Makes no request: `check` does.
-    pub fn new(config: &S3Config, timeout: Duration) -> Result<Self, StorageError> {
+    /// A backend for `[s3]` (already validated), keeping resumable uploads' local state in
+    /// `data_dir/s3-staging`. Makes no request: `check` does.
+    pub fn new(
+        config: &S3Config,
+        timeout: Duration,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, StorageError> {
         let secret = config
             .secret()
             .map_err(|e| StorageError::Invalid(e.to_string()))?;
-        let signer = Signer::new(
-            &config.endpoint,
-            &config.bucket,
-            &config.region,
-            config.path_style,
-            &config.access_key_id,
-            &secret,
-        )?;
+        let signer_for = |endpoint: &str| {
+            Signer::new(
+                endpoint,
+                &config.bucket,
+                &config.region,
+                config.path_style,
+                &config.access_key_id,
+                &secret,
+            )
+        };
+        let signer = signer_for(&config.endpoint)?;
+        let public = if config.redirect {
+            let endpoint = match config.public_endpoint.as_str() {
+                "" => &config.endpoint,
+                e => e,
+            };
+            Some((signer_for(endpoint)?, config.redirect_expiry_secs))
+        } else {
+            None
+        };
         Ok(S3Storage {
             inner: Arc::new(Inner {
                 bucket: config.bucket.clone(),
@@ -77,6 +108,8 @@ impl S3Storage {
                 prefix: config.key_prefix(),
                 part_size: config.part_size(),
                 name_locks: locks::NameLocks::default(),
+                staging: data_dir.join("s3-staging"),
+                public,
             }),
         })
     }
@@ -195,7 +228,28 @@ impl Storage for S3Storage {
     }
 
     async fn check(&self) -> Result<(), StorageError> {
-        self.inner.check().await
+        self.check_at_start().await
+    }
+
+    /// The check is a request to the store: a scrape or probe flood reuses a recent answer.
+    fn check_ttl(&self) -> Duration {
+        CHECK_TTL
+    }
+
+    fn direct_url(
+        &self,
+        path: &MediaPath,
+        head: bool,
+        response: &[(&str, &str)],
+    ) -> Option<String> {
+        let (signer, secs) = self.inner.public.as_ref()?;
+        let method = if head { "HEAD" } else { "GET" };
+        let key = self.inner.key(path);
+        Some(signer.presign(method, &key, response, &[], *secs, SystemTime::now()))
+    }
+
+    fn direct_origin(&self) -> Option<String> {
+        self.inner.public.as_ref().map(|(s, _)| s.origin())
     }
 
     /// S3 has no capacity to ask for: the bucket is reported as unlimited (the
@@ -249,23 +303,21 @@ impl Storage for S3Storage {
         write::begin(self.inner.clone(), dest, opts).await
     }
 
-    /// Resumable uploads are not kept on S3 yet (`begin_upload` refuses them), so none is
-    /// ever there to resume.
     async fn resume_upload(
         &self,
-        _key: &str,
-        _durable: u64,
-        _on_durable: Option<OnDurable>,
+        key: &str,
+        durable: u64,
+        on_durable: Option<OnDurable>,
     ) -> Result<Box<dyn Upload>, StorageError> {
-        Err(StorageError::UploadGone)
+        resumable::resume(self.inner.clone(), key, durable, on_durable).await
     }
 
-    async fn discard_upload(&self, _key: &str) -> Result<(), StorageError> {
-        Ok(())
+    async fn discard_upload(&self, key: &str) -> Result<(), StorageError> {
+        resumable::discard(&self.inner, key).await
     }
 
     async fn upload_keys(&self) -> Result<Vec<(String, SystemTime)>, StorageError> {
-        Ok(Vec::new())
+        resumable::keys(&self.inner).await
     }
 
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError> {
@@ -274,6 +326,10 @@ impl Storage for S3Storage {
 
     async fn delete(&self, path: &MediaPath) -> Result<(), StorageError> {
         write::delete(&self.inner, path).await
+    }
+
+    async fn delete_tree(&self, path: &MediaPath) -> Result<(), StorageError> {
+        write::delete_tree(&self.inner, path).await
     }
 
     async fn rename(

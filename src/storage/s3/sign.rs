@@ -71,6 +71,11 @@ impl Signer {
         self.scheme == "https"
     }
 
+    /// `scheme://host[:port]`, as a browser names the origin of the URLs signed here.
+    pub(super) fn origin(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
+
     /// `host` and `port` to connect to.
     pub(super) fn host_port(&self) -> (String, u16) {
         let default = if self.https() { 443 } else { 80 };

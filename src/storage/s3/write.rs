@@ -12,7 +12,8 @@ use std::time::Duration;
 use ::http::{Method, StatusCode};
 use bytes::Bytes;
 
-use super::{xml, Inner};
+use super::stream::PartStream;
+use super::Inner;
 use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, UploadOptions};
 
 impl Inner {
@@ -24,7 +25,11 @@ impl Inner {
 
     /// Where `dest` may be written: no file on the way, not a folder, and (without
     /// `overwrite`) not there yet.
-    async fn check_dest(&self, dest: &MediaPath, overwrite: bool) -> Result<(), StorageError> {
+    pub(super) async fn check_dest(
+        &self,
+        dest: &MediaPath,
+        overwrite: bool,
+    ) -> Result<(), StorageError> {
         let (parent, _) = dest.split_last().ok_or(StorageError::IsDirectory)?;
         let mut so_far = MediaPath::root();
         for seg in parent.segments() {
@@ -75,63 +80,6 @@ impl Inner {
         }
         Ok(())
     }
-
-    /// Starts a multipart upload to `key`; returns its upload id.
-    pub(super) async fn create_multipart(&self, key: &str) -> Result<String, StorageError> {
-        let url = self.url(&Method::POST, key, &[("uploads", "")], &[]);
-        let a = self.send("upload", Method::POST, &url, &[]).await?;
-        if !a.status.is_success() {
-            return Err(self.http.error("upload", a).await);
-        }
-        let body = self.http.small_body("upload", a.body).await?;
-        let text = std::str::from_utf8(&body).unwrap_or("");
-        xml::field(text, "UploadId")
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| StorageError::Io("the S3 store sent no upload id".into()))
-    }
-
-    /// CompleteMultipartUpload of `etags` (part `n` is the `n`-th). The caller aborts on
-    /// failure.
-    pub(super) async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        etags: &[String],
-    ) -> Result<(), StorageError> {
-        let url = self.url(&Method::POST, key, &[("uploadId", upload_id)], &[]);
-        let body = Bytes::from(complete_body(etags));
-        let a = self
-            .http
-            .send_timed(
-                "commit",
-                Method::POST,
-                &url,
-                &[],
-                body,
-                self.timeout_for(1 << 20),
-            )
-            .await?;
-        let status = a.status;
-        // CompleteMultipartUpload may answer 200 with an error in the body.
-        let text = self
-            .http
-            .small_body("commit", a.body)
-            .await
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&text);
-        if !status.is_success() || xml::field(&text, "Code").is_some() {
-            let code = xml::field(&text, "Code").unwrap_or_default();
-            return Err(self.http.error_of(
-                if status.is_success() {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    status
-                },
-                &code,
-            ));
-        }
-        Ok(())
-    }
 }
 
 pub(super) async fn begin(
@@ -139,20 +87,18 @@ pub(super) async fn begin(
     dest: &MediaPath,
     opts: UploadOptions,
 ) -> Result<Box<dyn Upload>, StorageError> {
-    if opts.resumable {
-        return Err(StorageError::NotSupported(
-            "resumable (tus) uploads are not supported on S3 storage yet; use PUT or a \
-             multipart form upload"
-                .into(),
-        ));
-    }
     inner.check_dest(dest, opts.overwrite).await?;
+    if opts.resumable {
+        return super::resumable::begin(inner, dest, opts.on_durable).await;
+    }
     // The upload's own key until commit: a multipart upload is invisible until completed,
     // so it is created at the destination name itself.
     let key = inner.key(dest);
     let upload_id = inner.create_multipart(&key).await?;
     Ok(Box::new(S3Upload {
         buf: Vec::new(),
+        expected: opts.expected,
+        part: None,
         inner,
         object: key,
         upload_id,
@@ -167,8 +113,12 @@ struct S3Upload {
     /// The object it becomes (its destination's key).
     object: String,
     upload_id: String,
-    /// At most one part, sent when full: the memory an upload holds.
+    /// At most one part, sent when full: the memory an upload of unknown length holds.
     buf: Vec<u8>,
+    /// The announced length: then parts are streamed to the store as they arrive (`part`)
+    /// and nothing is buffered.
+    expected: Option<u64>,
+    part: Option<PartStream>,
     etags: Vec<String>,
     written: u64,
     /// Completed or aborted: nothing left to clean up.
@@ -176,30 +126,50 @@ struct S3Upload {
 }
 
 impl S3Upload {
-    async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
-        let number = u16::try_from(self.etags.len() + 1)
-            .map_err(|_| StorageError::Invalid("more than 10,000 parts".into()))?;
-        let number = number.to_string();
-        let query = [
-            ("partNumber", number.as_str()),
-            ("uploadId", self.upload_id.as_str()),
-        ];
-        let url = self.inner.url(&Method::PUT, &self.object, &query, &[]);
-        let timeout = self.inner.timeout_for(body.len());
-        let a = self
-            .inner
-            .http
-            .send_timed("upload", Method::PUT, &url, &[], body, timeout)
-            .await?;
-        if !a.status.is_success() {
-            return Err(self.inner.http.error("upload", a).await);
+    fn next_number(&self) -> Result<u16, StorageError> {
+        u16::try_from(self.etags.len() + 1)
+            .ok()
+            .filter(|n| *n <= 10_000)
+            .ok_or_else(|| StorageError::Invalid("more than 10,000 parts".into()))
+    }
+
+    /// Streams `chunk` on into the parts of an upload of announced length `total`.
+    async fn stream(&mut self, mut chunk: Bytes, total: u64) -> Result<(), StorageError> {
+        while !chunk.is_empty() {
+            if self.part.is_none() {
+                let len = self.inner.part_size.min(total - self.written);
+                if len == 0 {
+                    return Err(StorageError::Invalid(format!(
+                        "more bytes than the {total} announced"
+                    )));
+                }
+                let n = self.next_number()?;
+                let inner = self.inner.clone();
+                let part = PartStream::start(inner, &self.object, &self.upload_id, n, len);
+                self.part = Some(part);
+            }
+            let Some(part) = self.part.as_mut() else {
+                continue;
+            };
+            let piece = chunk.split_to((part.left() as usize).min(chunk.len()));
+            let n = piece.len() as u64;
+            part.push(piece).await?;
+            self.written += n;
+            if part.left() == 0 {
+                let timeout = self.inner.timeout_for(1 << 20);
+                let etag = part.finish(timeout).await?;
+                self.part = None;
+                self.etags.push(etag);
+            }
         }
-        let etag = a
-            .headers
-            .get(::http::header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| StorageError::Io("the S3 store sent no part ETag".into()))?
-            .to_string();
+        Ok(())
+    }
+
+    async fn send_part(&mut self, body: Bytes) -> Result<(), StorageError> {
+        let etag = self
+            .inner
+            .upload_part(&self.object, &self.upload_id, self.etags.len(), body)
+            .await?;
         self.etags.push(etag);
         Ok(())
     }
@@ -214,14 +184,8 @@ impl S3Upload {
 }
 
 pub(super) async fn abort(inner: &Inner, key: &str, upload_id: &str) {
-    let url = inner.url(&Method::DELETE, key, &[("uploadId", upload_id)], &[]);
-    match inner.send("upload", Method::DELETE, &url, &[]).await {
-        Ok(a) if a.status.is_success() || a.status == StatusCode::NOT_FOUND => {}
-        Ok(a) => {
-            let e = inner.http.error("upload", a).await;
-            tracing::warn!(key, error = %e, "could not abort an S3 multipart upload");
-        }
-        Err(e) => tracing::warn!(key, error = %e, "could not abort an S3 multipart upload"),
+    if let Err(e) = inner.abort_upload(key, upload_id).await {
+        tracing::warn!(key, error = %e, "could not abort an S3 multipart upload");
     }
 }
 
@@ -249,7 +213,19 @@ impl Upload for S3Upload {
     }
 
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
+        if let Some(total) = self.expected {
+            let res = self.stream(chunk, total).await;
+            if res.is_err() {
+                self.part = None;
+                self.abort().await;
+            }
+            return res;
+        }
         let part = self.inner.part_size as usize;
+        if self.buf.capacity() == 0 {
+            // One allocation of the part's size, not a doubling series of copies.
+            self.buf.reserve_exact(part);
+        }
         let mut rest = &chunk[..];
         while !rest.is_empty() {
             let take = (part - self.buf.len()).min(rest.len());
@@ -268,6 +244,17 @@ impl Upload for S3Upload {
     }
 
     async fn finish(&mut self) -> Result<u64, StorageError> {
+        if let Some(total) = self.expected {
+            if self.written != total {
+                self.part = None;
+                self.abort().await;
+                return Err(StorageError::ClientGone(format!(
+                    "{} of the {total} bytes announced",
+                    self.written
+                )));
+            }
+            return Ok(self.written);
+        }
         // The last part may be short. An empty object has no part at all (S3 servers differ
         // on an empty part: Garage refuses it); `commit` writes it with a plain PUT.
         if !self.buf.is_empty() {
@@ -300,13 +287,10 @@ impl Upload for S3Upload {
         }
         if self.etags.is_empty() {
             self.abort().await;
-            inner.put(&key, Bytes::new(), &[]).await?;
-            return inner.head(&key).await?.ok_or(StorageError::Changed);
+            return inner.put_empty(&key).await;
         }
-        if let Err(e) = inner
-            .complete_multipart(&key, &self.upload_id, &self.etags)
-            .await
-        {
+        let etags: Vec<&str> = self.etags.iter().map(String::as_str).collect();
+        if let Err(e) = inner.complete(&key, &self.upload_id, &etags).await {
             self.abort().await;
             return Err(e);
         }
@@ -319,18 +303,47 @@ impl Upload for S3Upload {
     }
 }
 
-/// CompleteMultipartUpload's body: part `n` is the `n`-th ETag (already quoted by S3; an
-/// ETag holds no `<` or `&`).
-fn complete_body(etags: &[String]) -> String {
-    let mut body = String::from("<CompleteMultipartUpload>");
-    for (i, etag) in etags.iter().enumerate() {
-        body.push_str(&format!(
-            "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
-            i + 1
-        ));
+/// How many DELETEs a folder delete keeps in flight.
+const DELETES_IN_FLIGHT: usize = 8;
+
+/// A folder and everything under it, for good: a page of keys (≤ 1000) is listed and
+/// deleted, then the next, until nothing is left. A failure half-way says how many objects
+/// went; what is left is still listed, and deleting again finishes the job.
+pub(super) async fn delete_tree(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
+    if path.is_root() || inner.stat(path).await?.is_none() {
+        return Err(StorageError::NotFound);
     }
-    body.push_str("</CompleteMultipartUpload>");
-    body
+    let prefix = inner.dir_key(path);
+    let mut deleted = 0usize;
+    loop {
+        let keys = match inner.key_page(&prefix).await {
+            Ok(k) => k,
+            Err(e) => return Err(half_way(path, deleted, e)),
+        };
+        if keys.is_empty() {
+            break;
+        }
+        for chunk in keys.chunks(DELETES_IN_FLIGHT) {
+            let batch = chunk.iter().map(|k| inner.delete_key(k));
+            for r in futures_util::future::join_all(batch).await {
+                match r {
+                    Ok(()) => deleted += 1,
+                    Err(e) => return Err(half_way(path, deleted, e)),
+                }
+            }
+        }
+    }
+    keep_parent(inner, path).await
+}
+
+fn half_way(path: &MediaPath, deleted: usize, e: StorageError) -> StorageError {
+    if deleted == 0 {
+        return e;
+    }
+    StorageError::Io(format!(
+        "deleted {deleted} objects of '{path}' before: {e}; the rest is still there: \
+         delete again to finish"
+    ))
 }
 
 /// A folder: a zero-byte `name/` marker, so an empty folder exists.
@@ -433,19 +446,4 @@ pub(super) async fn rename(
         }
     }
     keep_parent(inner, from).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn complete_body_numbers_parts_from_one() {
-        let body = complete_body(&["\"a\"".into(), "\"b\"".into()]);
-        assert_eq!(
-            body,
-            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>\"a\"</ETag></Part>\
-             <Part><PartNumber>2</PartNumber><ETag>\"b\"</ETag></Part></CompleteMultipartUpload>"
-        );
-    }
 }

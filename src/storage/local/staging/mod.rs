@@ -7,16 +7,16 @@
 //! folder. Nothing is visible under a media name before that, and a failure leaves no data
 //! and no folder behind.
 //!
-//! Resumable (tus) uploads live in `.streamhub-staging/<node-id>/resumable/<token>.upload`
-//! under the key `resumable/<token>.upload`, relative to the node's staging folder, so they
-//! survive the root being mounted elsewhere. While one is written, a `tus-sync` thread makes
-//! the written bytes durable about once a second and reports the offset, and the writer keeps
-//! taking the body.
+//! Resumable (tus) uploads: `.streamhub-staging/<node-id>/resumable/<token>.upload`, key
+//! `resumable/<token>.upload` (relative: survives the root mounted elsewhere); a `tus-sync`
+//! thread makes written bytes durable about once a second and reports the offset.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{
+    atomic::{AtomicU8, Ordering},
+    Arc,
+};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,8 +24,7 @@ use rustix::fs::{AtFlags, Mode, OFlags};
 use tokio::sync::mpsc;
 
 use super::root::{dev_of, shown, Root};
-use super::write_err;
-use super::Threads;
+use super::{write_err, Threads};
 use crate::storage::{MediaPath, ObjectMeta, OnDurable, StorageError, Upload, UploadOptions};
 use commit::commit_blocking;
 use layout::node_staging;
@@ -37,12 +36,11 @@ mod commit;
 mod layout;
 mod sync;
 
-/// Hidden folder where uploads are written before they are renamed into place.
+/// Where uploads are written before they are renamed into place.
 pub const STAGING_DIR: &str = ".streamhub-staging";
 /// Its subfolder for resumable uploads (kept across restarts, unlike one-shot `*.part`).
 const RESUMABLE_DIR: &str = "resumable";
-/// Chunks queued between the request body and the writer thread.
-const QUEUE: usize = 4;
+const QUEUE: usize = 4; // chunks queued between the request body and the writer thread
 
 fn open_subdir(dir: &File, name: &str, create: bool) -> Result<File, StorageError> {
     super::root::own_subdir(dir, name, create, StorageError::UploadGone, STAGING_DIR)
@@ -293,7 +291,7 @@ pub(super) fn keys(
 struct Writer {
     tx: mpsc::Sender<Bytes>,
     ending: Arc<AtomicU8>,
-    handle: tokio::task::JoinHandle<Result<WriterDone, StorageError>>,
+    job: crate::blocking::Job<Result<WriterDone, StorageError>>,
 }
 
 pub(super) struct LocalUpload {
@@ -339,12 +337,12 @@ impl LocalUpload {
                 shown: self.shown.clone(),
                 floor: self.floor,
             };
-            let handle = self
+            let job = self
                 .pool
                 .writers
                 .start("write", self.timeout, move || write_loop(job))
                 .await?;
-            self.writer = Some(Writer { tx, ending, handle });
+            self.writer = Some(Writer { tx, ending, job });
         }
         self.writer.as_mut().ok_or(StorageError::UploadGone)
     }
@@ -355,16 +353,22 @@ impl LocalUpload {
         let Some(w) = self.writer.take() else {
             return Ok(self.len);
         };
-        w.ending.store(how, Ordering::Release);
-        drop(w.tx);
-        let done = match tokio::time::timeout(self.timeout, w.handle).await {
+        let Writer {
+            tx,
+            ending,
+            mut job,
+        } = w;
+        ending.store(how, Ordering::Release);
+        drop(tx);
+        let done = match tokio::time::timeout(self.timeout, &mut job.handle).await {
             Ok(Ok(r)) => r?,
             Ok(Err(join)) => return Err(StorageError::Io(join.to_string())),
             Err(_) => {
+                job.give_up(); // in the kernel (a hung mount): counted as stuck
                 return Err(StorageError::Stalled {
                     op: "fsync",
                     secs: self.timeout.as_secs(),
-                })
+                });
             }
         };
         self.file = Some(done.file);
@@ -376,6 +380,8 @@ impl LocalUpload {
         if let Some(w) = self.writer.take() {
             // The writer cuts back (or removes a one-shot file) when the channel closes.
             drop(w.tx);
+            // Nobody waits for it now: a writer hung in a write counts as stuck.
+            w.job.give_up();
             return;
         }
         if !self.resumable {
