@@ -431,6 +431,14 @@ recipe_sources() { # every ${S}/... file the recipe installs exists in this repo
 }
 check "yocto: files the recipe installs exist (systemd/, config/)" recipe_sources
 
+sqlite_flags() { # the recipe builds SQLite as cargo does here (.cargo/config.toml)
+    local want got
+    want=$(sed -n 's/^LIBSQLITE3_FLAGS = "\(.*\)"$/\1/p' .cargo/config.toml)
+    got=$(sed -n 's/^export LIBSQLITE3_FLAGS = "\(.*\)"$/\1/p' "$RECIPE")
+    [[ -n $want && $want == "$got" ]] || { echo "recipe: '$got', .cargo/config.toml: '$want'"; return 1; }
+}
+check "yocto: the recipe's LIBSQLITE3_FLAGS = .cargo/config.toml's" sqlite_flags
+
 oelint() {
     local release out rc=0
     for release in $OELINT_RELEASES; do

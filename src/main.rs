@@ -82,6 +82,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Media storage: `storage copy` moves a library between backends.
+    Storage {
+        #[command(subcommand)]
+        action: StorageAction,
+    },
     /// Manage user accounts (safe while the service runs).
     User {
         #[arg(long, global = true)]
@@ -94,6 +99,26 @@ enum Command {
         init: bool,
         #[command(subcommand)]
         action: UserAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum StorageAction {
+    /// Copy a library (files, folders, identity marker) between backends; resumable:
+    /// identical files already there are skipped, different ones reported, never replaced.
+    Copy {
+        /// Where the library is: local:/path or s3://bucket/prefix ([s3] gives the endpoint
+        /// and credentials).
+        #[arg(long, value_name = "LOCATION")]
+        from: String,
+        /// Where it goes: local:/path or s3://bucket/prefix.
+        #[arg(long, value_name = "LOCATION")]
+        to: String,
+        /// List what would be copied, and the total, without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -222,6 +247,23 @@ fn main() -> ExitCode {
         } => offline(Target::locate(config, data_dir, init), |t| {
             streamhub::cli::user::run(t, user_command(action))
         }),
+        Command::Storage {
+            action:
+                StorageAction::Copy {
+                    from,
+                    to,
+                    dry_run,
+                    config,
+                },
+        } => match load_config(config) {
+            Ok(cfg) => offline(Ok(()), |_| {
+                streamhub::cli::storage_copy::run(&cfg, &from, &to, dry_run)
+            }),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Cluster {
             action: ClusterAction::New,
         } => print_out(&streamhub::cli::peers::cluster_new()),
@@ -321,9 +363,9 @@ fn print_out(out: &str) -> ExitCode {
 
 /// Runs an offline command on the service's database; its output goes to stdout, the
 /// database it used and any error to stderr.
-fn offline(
-    target: Result<Target, CliError>,
-    f: impl FnOnce(&Target) -> Result<String, CliError>,
+fn offline<T>(
+    target: Result<T, CliError>,
+    f: impl FnOnce(&T) -> Result<String, CliError>,
 ) -> ExitCode {
     match target.and_then(|t| f(&t)) {
         Ok(out) if out.is_empty() => ExitCode::SUCCESS,

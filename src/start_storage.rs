@@ -34,7 +34,7 @@ pub(crate) fn open_storage(
     node_id: &str,
 ) -> Result<Arc<dyn Storage>, StartError> {
     if config.storage.is_s3() {
-        return open_s3(config);
+        return open_s3(config, db);
     }
     let storage = Arc::new(
         LocalStorage::new(
@@ -50,14 +50,7 @@ pub(crate) fn open_storage(
         .with_max_threads(config.storage.max_threads)
         .with_require_mount(config.storage.require_mount),
     );
-    let recorded = db.state(VOLUME_KEY)?;
-    let indexed: u64 = db
-        .with(|c| {
-            c.query_row("SELECT count(*) FROM media WHERE path <> ''", [], |r| {
-                r.get(0)
-            })
-        })
-        .map_err(db::DbError::from)?;
+    let (recorded, indexed) = recorded_identity(db)?;
     match establish_bounded(
         &storage,
         recorded.clone(),
@@ -91,6 +84,20 @@ pub(crate) fn open_storage(
     Ok(storage)
 }
 
+/// The volume id the database recorded (the same key for either backend, so it follows a
+/// library copied between them) and how many entries the library index holds.
+fn recorded_identity(db: &db::Db) -> Result<(Option<String>, u64), StartError> {
+    let recorded = db.state(VOLUME_KEY)?;
+    let indexed: u64 = db
+        .with(|c| {
+            c.query_row("SELECT count(*) FROM media WHERE path <> ''", [], |r| {
+                r.get(0)
+            })
+        })
+        .map_err(db::DbError::from)?;
+    Ok((recorded, indexed))
+}
+
 /// [`LocalStorage::establish`] within `timeout`: a mount whose server hangs at start delays
 /// the start by at most that, then media answers 503 until it is back. The identity recorded
 /// in the database is in force from the first moment; the establishing thread finishes by
@@ -122,16 +129,33 @@ fn establish_bounded(
 /// unreachable endpoint stops the start with a message naming the key to fix (a local disk
 /// that is missing only makes media answer 503, because it may be mounted later; a bucket
 /// that does not answer at start is a configuration error far more often).
-fn open_s3(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
+///
+/// Its identity is then settled as a local root's: the marker object's id is recorded the
+/// first time and checked after; a bucket that is not this library's makes media answer 503
+/// (never pruning the index against it) until fixed and restarted.
+fn open_s3(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError> {
     let storage = storage::s3::S3Storage::new(
         &config.s3,
         config.storage_timeout(),
         &config.server.data_dir,
     )?;
     // `prepare` runs on the blocking pool, where waiting on the runtime is allowed.
-    tokio::runtime::Handle::try_current()
-        .map_err(|e| StartError::Task(e.to_string()))?
-        .block_on(storage.check_at_start())?;
+    let rt = tokio::runtime::Handle::try_current().map_err(|e| StartError::Task(e.to_string()))?;
+    rt.block_on(storage.check_at_start())?;
+    let (recorded, indexed) = recorded_identity(db)?;
+    match rt.block_on(storage.establish(recorded.as_deref(), indexed)) {
+        Ok(id) => {
+            if recorded.is_none() {
+                db.set_state(VOLUME_KEY, &id)?;
+            }
+        }
+        Err(StorageError::Unavailable(why)) => tracing::error!(
+            bucket = %config.s3.bucket,
+            prefix = %config.s3.key_prefix(),
+            "MEDIA STORAGE UNAVAILABLE: media answers 503 until fixed: {why}"
+        ),
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(
         endpoint = %config.s3.endpoint,
         bucket = %config.s3.bucket,

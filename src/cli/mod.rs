@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod peers;
+pub mod storage_copy;
 pub mod user;
 
 use std::path::{Path, PathBuf};

@@ -8,6 +8,7 @@
 //! Invariant: every path handed to a backend is a validated [`MediaPath`]; backends never see
 //! raw client input, and nothing outside this module holds a filesystem path to media.
 
+pub mod copy;
 mod errno;
 pub mod local;
 pub mod memory;

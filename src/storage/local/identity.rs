@@ -46,7 +46,7 @@ pub(crate) fn seen_of(st: &rustix::fs::Stat) -> Seen {
 }
 
 /// The id in a marker's text: its last non-empty line that is not a comment.
-fn parse_marker(text: &str) -> Option<String> {
+pub(crate) fn parse_marker(text: &str) -> Option<String> {
     text.lines()
         .map(str::trim)
         .rfind(|l| !l.is_empty() && !l.starts_with('#'))
@@ -222,6 +222,26 @@ impl Root {
                 errno_message(&e)
             ))),
         }
+    }
+
+    fn open_for_marker(&self) -> Result<File, StorageError> {
+        open_dir_at(self.path()).map_err(|e| {
+            unavailable(format!(
+                "media root {}: {}",
+                self.path().display(),
+                errno_message(&e)
+            ))
+        })
+    }
+
+    /// The id in the marker, if there is one. Blocking.
+    pub(super) fn marker_id(&self) -> Result<Option<String>, StorageError> {
+        Ok(read_marker(&self.open_for_marker()?)?.map(|(id, _)| id))
+    }
+
+    /// Writes the marker (replacing one). Blocking.
+    pub(super) fn write_marker_id(&self, id: &str) -> Result<(), StorageError> {
+        write_marker(&self.open_for_marker()?, id).map_err(|e| super::write_err(&e, MARKER))
     }
 
     fn with_ident<T>(&self, f: impl FnOnce(&mut Ident) -> T) -> T {

@@ -36,6 +36,7 @@ use super::{
     StorageError, Upload, UploadOptions,
 };
 use crate::blocking::Pool;
+pub(crate) use identity::parse_marker;
 pub use identity::{Established, MARKER};
 use read::{ChunkBudget, LocalObject};
 use root::Root;
@@ -179,6 +180,13 @@ impl LocalStorage {
         let est = self.root.establish(recorded, indexed);
         self.probe();
         let est = est?;
+        self.tidy();
+        Ok(est)
+    }
+
+    /// Removes what crashed one-shot uploads of this node left in its staging folder.
+    /// Blocking.
+    pub fn tidy(&self) {
         if let Ok(root) = self.root.open() {
             let staging::Tidied { removed, moved } = staging::tidy(&root, &self.opts.node);
             if removed > 0 {
@@ -194,7 +202,17 @@ impl LocalStorage {
                 );
             }
         }
-        Ok(est)
+    }
+
+    /// The volume id in the root's marker, if there is one (for `storage copy`). Blocking.
+    pub fn volume_id(&self) -> Result<Option<String>, StorageError> {
+        self.root.marker_id()
+    }
+
+    /// Writes the root's marker (what `storage copy` does once everything else is copied).
+    /// Blocking.
+    pub fn write_volume_id(&self, id: &str) -> Result<(), StorageError> {
+        self.root.write_marker_id(id)
     }
 
     /// Filesystem kind of the media root as detected at start.

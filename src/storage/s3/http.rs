@@ -34,6 +34,9 @@ pub(super) struct Http {
     host: String,
     port: u16,
     authority: String,
+    /// Set when the bucket is not this library's (see `identity`): every request fails
+    /// with this message instead of being sent.
+    blocked: std::sync::OnceLock<String>,
     pool: pool::Pool,
 }
 
@@ -66,8 +69,14 @@ impl Http {
             host,
             port,
             authority: signer.authority.clone(),
+            blocked: std::sync::OnceLock::new(),
             pool: pool::Pool::default(),
         })
+    }
+
+    /// Refuses every request from now on with `why` (a wrong or empty bucket at start).
+    pub(super) fn block(&self, why: String) {
+        let _ = self.blocked.set(why);
     }
 
     fn stalled(&self, op: &'static str) -> StorageError {
@@ -171,6 +180,9 @@ impl Http {
         again: Option<&Rebuild<'_>>,
         limit: Option<Duration>,
     ) -> Result<Answer, StorageError> {
+        if let Some(why) = self.blocked.get() {
+            return Err(StorageError::Unavailable(why.clone()));
+        }
         if let Some(mut send) = self.pool.take() {
             let sent = self
                 .within(op, limit, async { Ok(send.try_send_request(req).await) })

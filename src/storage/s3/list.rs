@@ -16,14 +16,14 @@ const PAGE: usize = 1000;
 const MAX_ENTRIES: usize = 200_000;
 
 /// One page: object keys with (size, modified), and common prefixes.
-struct Page {
-    files: Vec<(String, u64, SystemTime)>,
-    dirs: Vec<String>,
-    next: Option<String>,
+pub(super) struct Page {
+    pub files: Vec<(String, u64, SystemTime)>,
+    pub dirs: Vec<String>,
+    pub next: Option<String>,
 }
 
 impl Inner {
-    async fn page(
+    pub(super) async fn page(
         &self,
         prefix: &str,
         delimiter: bool,
@@ -83,13 +83,16 @@ impl Inner {
         Ok(page.files.into_iter().map(|(k, _, _)| k).collect())
     }
 
-    /// Every key under `prefix` (recursively), for moving a folder.
-    pub(super) async fn keys_under(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+    /// Every key under `prefix` (recursively) with its size, for moving a folder.
+    pub(super) async fn keys_under(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, u64)>, StorageError> {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let page = self.page(prefix, false, PAGE, token.as_deref()).await?;
-            keys.extend(page.files.into_iter().map(|(k, _, _)| k));
+            keys.extend(page.files.into_iter().map(|(k, size, _)| (k, size)));
             if keys.len() > MAX_ENTRIES {
                 return Err(StorageError::Io(format!(
                     "more than {MAX_ENTRIES} objects under '{prefix}'"

@@ -10,7 +10,9 @@
 //! mixing versions.
 
 mod body;
+mod copy;
 mod http;
+mod identity;
 mod list;
 mod locks;
 mod multipart;

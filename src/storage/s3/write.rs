@@ -1,6 +1,6 @@
 //! Writing to the bucket: uploads as S3 multipart uploads buffered one part at a time (the
 //! object appears only at CompleteMultipartUpload; a failed or dropped upload is aborted),
-//! folders as zero-byte `name/` markers, delete, and rename as copy + delete.
+//! folders as zero-byte `name/` markers, delete, and rename as copy (`copy`) + delete.
 //!
 //! No-overwrite: not every S3 server has conditional writes, so commits and renames to one
 //! name are serialised on this node (`locks::NameLocks`) and the name is checked with a
@@ -80,26 +80,7 @@ impl Inner {
         }
         Ok(())
     }
-
-    /// Server-side copy (CopyObject; objects up to 5 GiB).
-    async fn copy(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        let source = format!(
-            "/{}/{}",
-            self.bucket,
-            percent_encoding::utf8_percent_encode(from, COPY_SOURCE)
-        );
-        self.put(to, Bytes::new(), &[("x-amz-copy-source", source.as_str())])
-            .await
-    }
 }
-
-/// What `x-amz-copy-source` escapes: everything but unreserved characters and `/`.
-const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'/')
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 pub(super) async fn begin(
     inner: Arc<Inner>,
@@ -433,7 +414,9 @@ pub(super) async fn rename(
     let _guard = inner.name_locks.lock(&inner.key(to)).await;
     if entry.kind == EntryKind::File {
         inner.check_dest(to, overwrite).await?;
-        inner.copy(&inner.key(from), &inner.key(to)).await?;
+        inner
+            .copy(&inner.key(from), &inner.key(to), entry.size)
+            .await?;
         inner.delete_key(&inner.key(from)).await?;
         return keep_parent(inner, from).await;
     }
@@ -448,10 +431,10 @@ pub(super) async fn rename(
     inner.check_dest(to, false).await?;
     let (src, dst) = (inner.dir_key(from), inner.dir_key(to));
     let keys = inner.keys_under(&src).await?;
-    for (moved, key) in keys.iter().enumerate() {
+    for (moved, (key, size)) in keys.iter().enumerate() {
         let target = format!("{dst}{}", &key[src.len()..]);
         let step = async {
-            inner.copy(key, &target).await?;
+            inner.copy(key, &target, *size).await?;
             inner.delete_key(key).await
         };
         if let Err(e) = step.await {

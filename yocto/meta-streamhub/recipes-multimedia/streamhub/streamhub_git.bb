@@ -41,6 +41,11 @@ require streamhub-crates.inc
 
 REQUIRED_DISTRO_FEATURES = "systemd"
 
+# SQLite features streamhub never uses, left out of the bundled build to keep the binary
+# within its budget; the same value as the repository's .cargo/config.toml, which a build
+# from another directory does not read.
+export LIBSQLITE3_FLAGS = "-USQLITE_ENABLE_RTREE -USQLITE_ENABLE_FTS3 -USQLITE_ENABLE_FTS3_PARENTHESIS -USQLITE_ENABLE_DBSTAT_VTAB -USQLITE_ENABLE_STAT4 -USQLITE_SOUNDEX"
+
 # ffmpeg/ffprobe on the target, for media probing. ffmpeg carries
 # LICENSE_FLAGS = "commercial" (docs/YOCTO.md).
 PACKAGECONFIG ??= ""

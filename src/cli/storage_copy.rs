@@ -1,0 +1,489 @@
+//! `streamhub storage copy --from A --to B [--dry-run]`: moves a library between backends
+//! (`local:/path`, `s3://bucket/prefix`; S3 endpoint and credentials from `[s3]`). The work
+//! is `storage::copy`; here are the locations, the progress line, the identity marker and
+//! the summary.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::CliError;
+use crate::config::Config;
+use crate::storage::copy::{self, CopyError, Decision};
+use crate::storage::local::{LocalOptions, LocalStorage, NodeDir};
+use crate::storage::s3::S3Storage;
+use crate::storage::{Storage, StorageError};
+
+/// The staging folder the copy writes a local destination through (a node id of its own,
+/// so it never touches a running service's staged uploads).
+const COPY_NODE: &str = "c09e";
+
+/// One side of a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Local(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(p) => write!(f, "local:{}", p.display()),
+            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// Parses `local:/path` or `s3://bucket[/prefix]`.
+pub fn parse_location(text: &str) -> Result<Location, CliError> {
+    let bad = || {
+        CliError::Usage(format!(
+            "'{text}' is not a storage location: use local:/path/to/media or s3://bucket/prefix"
+        ))
+    };
+    if let Some(path) = text.strip_prefix("local:") {
+        if path.is_empty() {
+            return Err(bad());
+        }
+        let p = PathBuf::from(path);
+        return Ok(Location::Local(std::path::absolute(&p).unwrap_or(p)));
+    }
+    let rest = text.strip_prefix("s3://").ok_or_else(bad)?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(bad());
+    }
+    Ok(Location::S3 {
+        bucket: bucket.to_string(),
+        prefix: prefix.trim_matches('/').to_string(),
+    })
+}
+
+/// An opened side: the trait object the copy goes through, and the concrete backend for
+/// the identity marker (which no listing shows).
+enum Side {
+    Local(Arc<LocalStorage>),
+    S3(S3Storage),
+}
+
+impl Side {
+    fn storage(&self) -> &dyn Storage {
+        match self {
+            Side::Local(l) => &**l,
+            Side::S3(s) => s,
+        }
+    }
+
+    async fn volume_id(&self) -> Result<Option<String>, StorageError> {
+        match self {
+            Side::Local(l) => {
+                let l = l.clone();
+                blocking(move || l.volume_id()).await
+            }
+            Side::S3(s) => s.volume_id().await,
+        }
+    }
+
+    async fn write_volume_id(&self, id: &str) -> Result<(), StorageError> {
+        match self {
+            Side::Local(l) => {
+                let (l, id) = (l.clone(), id.to_string());
+                blocking(move || l.write_volume_id(&id)).await
+            }
+            Side::S3(s) => s.write_volume_id(id).await,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Io(e.to_string()))?
+}
+
+async fn open(cfg: &Config, at: &Location, source: bool) -> Result<Side, CliError> {
+    match at {
+        Location::Local(path) => {
+            if source && !path.is_dir() {
+                return Err(CliError::Usage(format!(
+                    "the source {at} is not a folder (or does not exist)"
+                )));
+            }
+            if !source {
+                std::fs::create_dir_all(path).map_err(|e| {
+                    CliError::Failed(format!(
+                        "cannot create {}: {}",
+                        path.display(),
+                        crate::storage::errno_message(&e)
+                    ))
+                })?;
+            }
+            let local = LocalStorage::new(
+                path,
+                LocalOptions {
+                    allow_symlink_escape: false,
+                    timeout: cfg.storage_timeout(),
+                    chunk_size: cfg.streaming.chunk_kib * 1024,
+                    node: NodeDir::new(COPY_NODE).map_err(|e| CliError::Failed(e.to_string()))?,
+                },
+            );
+            let local = Arc::new(local);
+            // What an earlier copy killed mid-file left staged goes first.
+            let l = local.clone();
+            let _ = blocking(move || {
+                l.tidy();
+                Ok(())
+            })
+            .await;
+            Ok(Side::Local(local))
+        }
+        Location::S3 { bucket, prefix } => {
+            let mut c = cfg.clone();
+            c.storage.backend = "s3".into();
+            c.s3.bucket = bucket.clone();
+            c.s3.prefix = prefix.clone();
+            c.validate()
+                .map_err(|e| CliError::Usage(format!("{at}: {e}")))?;
+            let s3 = S3Storage::new(&c.s3, c.storage_timeout(), &c.server.data_dir)
+                .map_err(|e| CliError::Usage(format!("{at}: {e}")))?;
+            s3.check_at_start()
+                .await
+                .map_err(|e| CliError::Failed(format!("{at}: {e}")))?;
+            Ok(Side::S3(s3))
+        }
+    }
+}
+
+/// `storage copy`: returns the summary (stdout); failures are on stderr and make it an error.
+pub fn run(cfg: &Config, from: &str, to: &str, dry_run: bool) -> Result<String, CliError> {
+    let (from, to) = (parse_location(from)?, parse_location(to)?);
+    if from == to {
+        return Err(CliError::Usage(
+            "--from and --to are the same location".into(),
+        ));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the runtime: {e}")))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let out = rt.block_on(async {
+        let s = stop.clone();
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let term = async {
+                match term.as_mut() {
+                    Some(t) => t.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
+            }
+            s.store(true, Ordering::Relaxed);
+        });
+        let src = open(cfg, &from, true).await?;
+        let dst = open(cfg, &to, false).await?;
+        copy_all(&src, &dst, &to, dry_run, &stop).await
+    });
+    // S3 aborts of uploads cut short run on the runtime: give them a moment.
+    rt.shutdown_timeout(Duration::from_secs(5));
+    out
+}
+
+#[derive(Default)]
+struct Tally {
+    copied: u64,
+    copied_bytes: u64,
+    skipped: u64,
+    skipped_bytes: u64,
+    dirs: u64,
+    failed: Vec<(String, String)>,
+}
+
+async fn copy_all(
+    src: &Side,
+    dst: &Side,
+    to: &Location,
+    dry_run: bool,
+    stop: &AtomicBool,
+) -> Result<String, CliError> {
+    let failed = |e: StorageError| CliError::Failed(e.to_string());
+    let src_id = src.volume_id().await.map_err(failed)?;
+    let dst_id = dst.volume_id().await.map_err(failed)?;
+    if let (Some(a), Some(b)) = (&src_id, &dst_id) {
+        if a != b {
+            return Err(CliError::Failed(format!(
+                "{to} holds another library's identity marker: it is not a copy of this one; \
+                 nothing was copied (choose an empty destination)"
+            )));
+        }
+    }
+    eprintln!("listing the source…");
+    let plan = copy::walk(src.storage())
+        .await
+        .map_err(|e| CliError::Failed(format!("listing the source: {e}")))?;
+    let mut progress = Progress::new(plan.total, plan.files.len());
+    let mut t = Tally::default();
+    let (s, d) = (src.storage(), dst.storage());
+    for (path, size) in &plan.files {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let name = path.to_string();
+        let decided = copy::decide(s, d, path, *size, stop).await;
+        let done = match decided {
+            Ok(Decision::Skip) => {
+                t.skipped += 1;
+                t.skipped_bytes += size;
+                progress.add(*size);
+                progress.file_done("already there", &name);
+                continue;
+            }
+            Ok(Decision::Conflict(why)) => Err(format!("{why}; not overwritten")),
+            Ok(Decision::Copy) if dry_run => {
+                println!("would copy {name} ({size} bytes)");
+                t.copied += 1;
+                t.copied_bytes += size;
+                continue;
+            }
+            Ok(Decision::Copy) => {
+                let mut on = |n| progress.add(n);
+                copy::copy_file(s, d, path, stop, &mut on)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(CopyError::Interrupted) => break,
+            Err(e) => Err(e.to_string()),
+        };
+        match done {
+            Ok(n) => {
+                t.copied += 1;
+                t.copied_bytes += n;
+                progress.file_done("copied", &name);
+            }
+            Err(_) if stop.load(Ordering::Relaxed) => break,
+            Err(why) => {
+                progress.clear();
+                eprintln!("FAILED {name}: {why}");
+                t.failed.push((name, why));
+            }
+        }
+    }
+    progress.clear();
+    for dir in &plan.empty_dirs {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if dry_run {
+            println!("would make folder {dir}/");
+            continue;
+        }
+        match copy::make_dir(d, dir).await {
+            Ok(()) => t.dirs += 1,
+            Err(e) => {
+                eprintln!("FAILED {dir}/: {e}");
+                t.failed.push((format!("{dir}/"), e.to_string()));
+            }
+        }
+    }
+    let interrupted = stop.load(Ordering::Relaxed);
+    let mut marker = String::new();
+    if let Some(id) = &src_id {
+        if dst_id.is_none() && !interrupted && t.failed.is_empty() {
+            if dry_run {
+                marker = "; would copy the identity marker".into();
+            } else {
+                dst.write_volume_id(id)
+                    .await
+                    .map_err(|e| CliError::Failed(format!("writing the identity marker: {e}")))?;
+                marker = "; identity marker copied".into();
+            }
+        } else if dst_id.is_some() {
+            marker = "; identity marker already there".into();
+        }
+    }
+    let verb = if dry_run { "would copy" } else { "copied" };
+    let summary = format!(
+        "{verb} {} files ({} bytes), skipped {} identical ({} bytes), failed {}, {} empty \
+         folders{marker}",
+        t.copied,
+        t.copied_bytes,
+        t.skipped,
+        t.skipped_bytes,
+        t.failed.len(),
+        if dry_run {
+            plan.empty_dirs.len() as u64
+        } else {
+            t.dirs
+        }
+    );
+    if interrupted {
+        return Err(CliError::Failed(format!(
+            "interrupted: {summary}; run it again to resume"
+        )));
+    }
+    if !t.failed.is_empty() {
+        let list: Vec<String> = t
+            .failed
+            .iter()
+            .map(|(n, w)| format!("  {n}: {w}"))
+            .collect();
+        return Err(CliError::Failed(format!(
+            "{summary}\nthese failed:\n{}",
+            list.join("\n")
+        )));
+    }
+    Ok(summary)
+}
+
+/// Progress on stderr: one line redrawn in place on a terminal, otherwise a line per file
+/// (and one every few seconds during a long one), each saying how far the copy is.
+struct Progress {
+    total: u64,
+    files: usize,
+    done: u64,
+    files_done: usize,
+    started: Instant,
+    last: Instant,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(total: u64, files: usize) -> Self {
+        let now = Instant::now();
+        Progress {
+            total,
+            files,
+            done: 0,
+            files_done: 0,
+            started: now,
+            last: now,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn add(&mut self, n: u64) {
+        self.done += n;
+        let every = if self.tty { 200 } else { 5000 };
+        if self.last.elapsed() >= Duration::from_millis(every) {
+            self.last = Instant::now();
+            self.show("");
+        }
+    }
+
+    fn file_done(&mut self, what: &str, name: &str) {
+        self.files_done += 1;
+        if self.tty {
+            self.show("");
+        } else {
+            self.show(&format!(": {what} {name}"));
+        }
+    }
+
+    fn line(&self) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = self.done as f64 / secs;
+        let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
+        let eta = if rate > 0.0 {
+            let left = (self.total.saturating_sub(self.done)) as f64 / rate;
+            format!("ETA {}", clock(left as u64))
+        } else {
+            "ETA -".into()
+        };
+        format!(
+            "copy: {pct}% [{}/{} files] {} of {}, {}/s, {eta}",
+            self.files_done,
+            self.files,
+            mib(self.done),
+            mib(self.total),
+            mib(rate as u64)
+        )
+    }
+
+    fn show(&self, tail: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = if self.tty {
+            write!(err, "\r{}{tail}\x1b[K", self.line())
+        } else {
+            writeln!(err, "{}{tail}", self.line())
+        };
+    }
+
+    /// Ends the redrawn line before other output.
+    fn clear(&self) {
+        if self.tty {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+}
+
+fn clock(secs: u64) -> String {
+    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            parse_location("s3://media/lib/a/").unwrap(),
+            Location::S3 {
+                bucket: "media".into(),
+                prefix: "lib/a".into()
+            }
+        );
+        assert_eq!(
+            parse_location("s3://media").unwrap(),
+            Location::S3 {
+                bucket: "media".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            parse_location("local:/srv/media").unwrap(),
+            Location::Local(PathBuf::from("/srv/media"))
+        );
+        for bad in [
+            "nonsense",
+            "local:",
+            "s3://",
+            "s3:///x",
+            "/srv/media",
+            "S3://b",
+        ] {
+            let e = parse_location(bad).unwrap_err();
+            assert!(
+                matches!(e, CliError::Usage(ref m) if m.contains("local:/path")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn progress_line_says_how_far() {
+        let mut p = Progress::new(4 << 20, 2);
+        p.done = 1 << 20;
+        p.files_done = 1;
+        let l = p.line();
+        assert!(
+            l.starts_with("copy: 25% [1/2 files] 1.0 MiB of 4.0 MiB"),
+            "{l}"
+        );
+        assert!(l.contains("ETA"), "{l}");
+        assert_eq!(clock(3725), "1:02:05");
+    }
+}

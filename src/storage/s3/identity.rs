@@ -1,0 +1,117 @@
+//! The bucket prefix's identity, as the local root's (`storage::local::identity`): a marker
+//! object `<prefix>.streamhub-root` holding the volume id recorded in the database, hidden
+//! from listings like every `.streamhub*` name. `storage copy` copies it with the files, so
+//! the id, and with it the library index and owners, follow a library moved between
+//! backends. A prefix without the recorded marker (an empty bucket, another library) makes
+//! every operation `Unavailable` until a restart, so the library index is never pruned
+//! against the wrong (or an empty) bucket.
+
+use ::http::{Method, StatusCode};
+use bytes::Bytes;
+
+use super::{Inner, S3Storage};
+use crate::storage::local::{parse_marker, MARKER};
+use crate::storage::StorageError;
+
+impl Inner {
+    fn marker_key(&self) -> String {
+        format!("{}{MARKER}", self.prefix)
+    }
+
+    /// The `s3://bucket/prefix` these media are at, for messages.
+    pub(super) fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    async fn read_marker(&self) -> Result<Option<String>, StorageError> {
+        let key = self.marker_key();
+        let url = self.url(&Method::GET, &key, &[], &[]);
+        let a = self.send("identity", Method::GET, &url, &[]).await?;
+        if a.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !a.status.is_success() {
+            return Err(self.http.error("identity", a).await);
+        }
+        let body = self.http.small_body("identity", a.body).await?;
+        parse_marker(&String::from_utf8_lossy(&body))
+            .map(Some)
+            .ok_or_else(|| {
+                StorageError::Unavailable(format!("{}{MARKER} holds no volume id", self.location()))
+            })
+    }
+
+    /// Whether nothing but streamhub's own names is under the prefix (one listing page: a
+    /// prefix with more than a page of keys is not empty).
+    async fn is_empty(&self) -> Result<bool, StorageError> {
+        let own = format!("{}.streamhub", self.prefix);
+        let page = self.page(&self.prefix, false, 1000, None).await?;
+        Ok(page.next.is_none() && page.files.iter().all(|(k, _, _)| k.starts_with(&own)))
+    }
+}
+
+impl S3Storage {
+    /// The volume id in the prefix's marker, if there is one.
+    pub async fn volume_id(&self) -> Result<Option<String>, StorageError> {
+        self.inner.read_marker().await
+    }
+
+    /// Writes the marker (what `storage copy` does once everything else is copied).
+    pub async fn write_volume_id(&self, id: &str) -> Result<(), StorageError> {
+        let text = format!(
+            "# streamhub media root: identifies this library; do not delete (docs/DEPLOY.md)\n{id}\n"
+        );
+        self.inner
+            .put(&self.inner.marker_key(), Bytes::from(text), &[])
+            .await
+    }
+
+    /// Settles the identity at start, as the local root's `establish`: `recorded` is the id
+    /// in the database, `indexed` how many entries the library index holds. Returns the id
+    /// to record; an identity problem blocks the backend (every operation `Unavailable` with
+    /// the message) and is returned too.
+    pub async fn establish(
+        &self,
+        recorded: Option<&str>,
+        indexed: u64,
+    ) -> Result<String, StorageError> {
+        let found = self.inner.read_marker().await?;
+        let at = self.inner.location();
+        let problem = match (recorded, found) {
+            (Some(r), Some(f)) if r == f => return Ok(f),
+            (Some(_), Some(f)) => {
+                tracing::warn!(found = %f, "media bucket: another volume's marker");
+                format!(
+                    "{at} holds another library's {MARKER}, not the one this database recorded: \
+                     another bucket or prefix? Fix s3.bucket / s3.prefix, then restart streamhub"
+                )
+            }
+            // Nothing indexed, so nothing to prune by mistake: a box that began on the
+            // local disk and was pointed at a bucket before anything was stored adopts it.
+            (Some(r), None) if indexed == 0 => {
+                self.write_volume_id(r).await?;
+                tracing::info!(marker = MARKER, "media bucket: identity marker created");
+                return Ok(r.to_string());
+            }
+            (Some(_), None) => format!(
+                "{at} has no {MARKER}: it is not this library's storage (an empty or another \
+                 bucket or prefix?). Copy the library there with `streamhub storage copy`, \
+                 which brings the marker, or fix s3.bucket / s3.prefix; then restart streamhub"
+            ),
+            (None, Some(f)) => return Ok(f),
+            (None, None) if indexed > 0 && self.inner.is_empty().await? => format!(
+                "{at} is empty but the library index has {indexed} entries: is this the right \
+                 bucket and prefix? Fix s3.bucket / s3.prefix (or copy the library there with \
+                 `streamhub storage copy`), then restart streamhub"
+            ),
+            (None, None) => {
+                let id = crate::secret::random_token();
+                self.write_volume_id(&id).await?;
+                tracing::info!(marker = MARKER, "media bucket: identity marker created");
+                return Ok(id);
+            }
+        };
+        self.inner.http.block(problem.clone());
+        Err(StorageError::Unavailable(problem))
+    }
+}
