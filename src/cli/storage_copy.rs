@@ -1,13 +1,15 @@
 //! `streamhub storage copy --from A --to B [--dry-run]`: moves a library between backends
 //! (`local:/path`, `s3://bucket/prefix`; S3 endpoint and credentials from `[s3]`). The work
-//! is `storage::copy`; here are the locations, the progress line, the identity marker and
+//! is `storage::copy`; here are the locations, the progress bar, the identity marker and
 //! the summary.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
 use crate::config::Config;
@@ -271,13 +273,12 @@ async fn copy_all(
             }
             Err(_) if stop.load(Ordering::Relaxed) => break,
             Err(why) => {
-                progress.clear();
-                eprintln!("FAILED {name}: {why}");
+                progress.say(&format!("FAILED {name}: {why}"));
                 t.failed.push((name, why));
             }
         }
     }
-    progress.clear();
+    progress.finish();
     for dir in &plan.empty_dirs {
         if stop.load(Ordering::Relaxed) {
             break;
@@ -344,8 +345,9 @@ async fn copy_all(
     Ok(summary)
 }
 
-/// Progress on stderr: one line redrawn in place on a terminal, otherwise a line per file
-/// (and one every few seconds during a long one), each saying how far the copy is.
+/// Progress on stderr: on a terminal an `indicatif` bar (done, rate, ETA) redrawn in place;
+/// otherwise (a log, a pipe) a plain line per file, and one every few seconds during a long
+/// one, each saying how far the copy is.
 struct Progress {
     total: u64,
     files: usize,
@@ -353,12 +355,23 @@ struct Progress {
     files_done: usize,
     started: Instant,
     last: Instant,
-    tty: bool,
+    bar: Option<ProgressBar>,
 }
 
 impl Progress {
     fn new(total: u64, files: usize) -> Self {
         let now = Instant::now();
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) = ProgressStyle::with_template(
+                "copy: {percent}% [{msg} files] {wide_bar} {binary_bytes} of \
+                 {binary_total_bytes}, {binary_bytes_per_sec}, ETA {eta_precise}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_message(format!("0/{files}"));
+            bar
+        });
         Progress {
             total,
             files,
@@ -366,28 +379,29 @@ impl Progress {
             files_done: 0,
             started: now,
             last: now,
-            tty: std::io::stderr().is_terminal(),
+            bar,
         }
     }
 
     fn add(&mut self, n: u64) {
         self.done += n;
-        let every = if self.tty { 200 } else { 5000 };
-        if self.last.elapsed() >= Duration::from_millis(every) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        } else if self.last.elapsed() >= Duration::from_secs(5) {
             self.last = Instant::now();
-            self.show("");
+            eprintln!("{}", self.line());
         }
     }
 
     fn file_done(&mut self, what: &str, name: &str) {
         self.files_done += 1;
-        if self.tty {
-            self.show("");
-        } else {
-            self.show(&format!(": {what} {name}"));
+        match &self.bar {
+            Some(bar) => bar.set_message(format!("{}/{}", self.files_done, self.files)),
+            None => eprintln!("{}: {what} {name}", self.line()),
         }
     }
 
+    /// The plain line (no terminal).
     fn line(&self) -> String {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let rate = self.done as f64 / secs;
@@ -408,19 +422,18 @@ impl Progress {
         )
     }
 
-    fn show(&self, tail: &str) {
-        let mut err = std::io::stderr().lock();
-        let _ = if self.tty {
-            write!(err, "\r{}{tail}\x1b[K", self.line())
-        } else {
-            writeln!(err, "{}{tail}", self.line())
-        };
+    /// A line of its own, above the bar on a terminal.
+    fn say(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
     }
 
-    /// Ends the redrawn line before other output.
-    fn clear(&self) {
-        if self.tty {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+    /// Takes the bar away before the summary.
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
         }
     }
 }
