@@ -100,6 +100,22 @@ def test_tuspy_upload_of_several_parts_reads_back_identical(node, garage, tmp_pa
     assert not [k for k, _ in multipart_uploads(garage) if k == f"{PREFIX}/t1/big.bin"]
 
 
+@pytest.mark.parametrize("chunks", [[18 * MIB + 7], [12 * MIB, 12 * MIB + 5], [2 * MIB, 14 * MIB]])
+def test_patches_of_several_parts_each_read_back_identical(node, garage, chunks):
+    """A PATCH may carry many parts (tuspy sends a whole file in one by default; the web UI
+    sends 32 MiB chunks): each part is sent as it fills, from the tail being written."""
+    body = rand(sum(chunks), f"s3-tus-big-{len(chunks)}-{chunks[0]}")
+    name = f"big-{len(chunks)}-{chunks[0]}.bin"
+    loc = create(node, node.creds.member, len(body), name, "multi")
+    at = 0
+    for n in chunks:
+        patched(node, node.creds.member, loc, at, body[at:at + n])
+        at += n
+    got = fetch(node, f"multi/{name}")
+    assert got.status_code == 200 and sha(got.content) == sha(body)
+    assert staging(node) == [], "staging left after the commit"
+
+
 def test_kill_9_mid_upload_resumes_identical(factory, garage, tmp_path):
     srv = start(factory, garage, tmp_path, "s3tus-kill")
     c = Creds(srv)

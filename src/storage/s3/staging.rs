@@ -124,6 +124,19 @@ fn tail_path(dir: &Path, start: u64) -> PathBuf {
     dir.join(format!("tail-{start}"))
 }
 
+/// An empty tail starting at upload offset `start`, open for reading as well: its parts
+/// are read back from the same handle (`read_at`) while it is appended to.
+fn new_tail(dir: &Path, start: u64) -> Result<File, StorageError> {
+    let path = tail_path(dir, start);
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|e| err("create", &path, &e))
+}
+
 /// Creates the folder of a new upload with its manifest and an empty tail, durably.
 pub(super) fn create(root: &Path, key: &str, m: &Manifest) -> Result<File, StorageError> {
     fs::create_dir_all(root).map_err(|e| err("create", root, &e))?;
@@ -131,8 +144,7 @@ pub(super) fn create(root: &Path, key: &str, m: &Manifest) -> Result<File, Stora
     fs::create_dir(&dir).map_err(|e| err("create", &dir, &e))?;
     let made = (|| {
         write_manifest(&dir, m)?;
-        let tail = tail_path(&dir, 0);
-        let f = File::create(&tail).map_err(|e| err("create", &tail, &e))?;
+        let f = new_tail(&dir, 0)?;
         sync_dir(&dir)?;
         sync_dir(root)?;
         Ok(f)
@@ -223,8 +235,7 @@ fn pick_tail(dir: &Path, done: u64) -> Result<u64, StorageError> {
 /// After a part was recorded and nothing past it is in the tail: starts an empty tail at
 /// `done` and drops the old one (a crash between leaves both; `pick_tail` keeps the new).
 pub(super) fn rotate(dir: &Path, old: u64, done: u64) -> Result<File, StorageError> {
-    let path = tail_path(dir, done);
-    let f = File::create(&path).map_err(|e| err("create", &path, &e))?;
+    let f = new_tail(dir, done)?;
     sync_dir(dir)?;
     let _ = fs::remove_file(tail_path(dir, old));
     Ok(f)
@@ -352,6 +363,21 @@ mod tests {
         for bad in ["", "..", "a/b", "a.b", &"a".repeat(65)] {
             assert!(dir_of(root, bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn new_and_rotated_tails_are_read_back_from_their_own_handle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("s3-staging");
+        let mut m = manifest();
+        m.parts.clear();
+        let tail = create(&root, "k2", &m).unwrap();
+        append(&tail, b"0123456789", &root).unwrap();
+        assert_eq!(read_at(&tail, 2, 3, &root).unwrap(), b"234");
+        let tail = rotate(&root.join("k2"), 0, 10).unwrap();
+        append(&tail, b"abcdef", &root).unwrap();
+        append(&tail, b"gh", &root).unwrap();
+        assert_eq!(read_at(&tail, 0, 8, &root).unwrap(), b"abcdefgh");
     }
 
     #[test]
