@@ -13,9 +13,21 @@ use crate::StartError;
 const VOLUME_KEY: &str = "media_root_volume";
 
 /// Refuses a data dir on a network or FUSE filesystem: SQLite's locks and fsync are only
-/// trustworthy on a local one.
+/// trustworthy on a local one. One not made yet is judged by where it would be made (its
+/// nearest existing folder), so `config check` and the CLI refuse before creating anything.
 pub(crate) fn check_data_dir_fs(dir: &std::path::Path) -> Result<(), StartError> {
-    match storage::local::fs_kind_of(dir) {
+    let existing = dir
+        .ancestors()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                p
+            }
+        })
+        .find(|p| p.exists())
+        .unwrap_or(dir);
+    match storage::local::fs_kind_of(existing) {
         "local" | "unknown" => Ok(()),
         kind => Err(StartError::DataDirNotLocal {
             path: dir.to_path_buf(),
@@ -123,6 +135,9 @@ fn establish_bounded(
 /// that is missing only makes media answer 503, because it may be mounted later; a bucket
 /// that does not answer at start is a configuration error far more often).
 fn open_s3(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
+    if let Some(warning) = config.s3.secret_file_warning() {
+        tracing::warn!("{warning}");
+    }
     let storage = storage::s3::S3Storage::new(
         &config.s3,
         config.storage_timeout(),
@@ -131,7 +146,8 @@ fn open_s3(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
     // `prepare` runs on the blocking pool, where waiting on the runtime is allowed.
     tokio::runtime::Handle::try_current()
         .map_err(|e| StartError::Task(e.to_string()))?
-        .block_on(storage.check_at_start())?;
+        .block_on(storage.check_at_start())
+        .map_err(|e| name_secret_file(e, &config.s3))?;
     tracing::info!(
         endpoint = %config.s3.endpoint,
         bucket = %config.s3.bucket,
@@ -139,4 +155,20 @@ fn open_s3(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
         "media bucket ready"
     );
     Ok(Arc::new(storage))
+}
+
+/// A refusal of the credentials names the file the secret was read from, if it was: the
+/// store's answer can only name the keys, and a stale file is the usual cause.
+fn name_secret_file(e: StorageError, s3: &crate::config::S3Config) -> StorageError {
+    match e {
+        StorageError::Unavailable(m)
+            if !s3.secret_access_key_file.is_empty() && m.contains("s3.secret_access_key") =>
+        {
+            StorageError::Unavailable(format!(
+                "{m} (the secret was read from s3.secret_access_key_file = {})",
+                s3.secret_access_key_file
+            ))
+        }
+        e => e,
+    }
 }
