@@ -71,9 +71,12 @@ pub fn check(config: &Config) -> Vec<Problem> {
     if let Err(e) = dir_usable(&config.storage.media_root, false) {
         found.push(problem("storage.media_root", e));
     } else if config.storage.require_mount && !config.storage.is_s3() {
-        // Only a root that is there: a missing one does not stop `serve` (media answers 503).
-        let dir = std::fs::File::open(&config.storage.media_root);
-        if dir.is_ok_and(|d| crate::storage::local::is_mount_point(&d) == Some(false)) {
+        // A missing root is no mount either: `serve` refuses both.
+        let not_mounted = match std::fs::File::open(&config.storage.media_root) {
+            Ok(d) => crate::storage::local::is_mount_point(&d) == Some(false),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if not_mounted {
             found.push(problem(
                 "storage.media_root",
                 crate::storage::local::NOT_A_MOUNT,

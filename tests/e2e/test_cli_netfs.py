@@ -77,6 +77,14 @@ def test_config_check_refuses_what_serve_refuses_in_its_words(mount, tmp_path):
                      re.M), r.stderr
     assert NOT_A_MOUNT in serve_refusal(tmp_path, media, local_data,
                                         env={"STREAMHUB_STORAGE_REQUIRE_MOUNT": "true"})
+    # A media root that is not there at all: the same refusal from both.
+    gone = tmp_path / "gone"
+    r = config_check(tmp_path, f"[server]\ndata_dir = {toml_str(local_data)}\n"
+                               f"[storage]\nmedia_root = {toml_str(gone)}\nrequire_mount = true\n")
+    assert r.returncode == 2 and NOT_A_MOUNT in r.stderr, (r.returncode, r.stderr)
+    assert NOT_A_MOUNT in serve_refusal(tmp_path, gone, local_data,
+                                        env={"STREAMHUB_STORAGE_REQUIRE_MOUNT": "true"})
+    assert not gone.exists()
     r = config_check(tmp_path, f"[server]\ndata_dir = {toml_str(local_data)}\n"
                                f"[storage]\nmedia_root = {toml_str(mount.mountpoint)}\n"
                                "require_mount = true\n")
