@@ -117,6 +117,9 @@ unit_has() { # every directive the issue asks for, so an edit cannot drop one un
 Type=notify
 WatchdogSec=30
 Restart=on-failure
+RestartSec=5
+RestartPreventExitStatus=2
+StartLimitIntervalSec=0
 User=streamhub
 Group=streamhub
 StateDirectory=streamhub
@@ -153,6 +156,41 @@ EOF
     [[ ${#missing[@]} -eq 0 ]] || { printf 'missing: %s\n' "${missing[@]}"; return 1; }
 }
 check "unit: has every required directive" unit_has
+
+# With storage.backend = "s3" the service refuses to start while the store is down, so a
+# store that is late at boot must find the unit still retrying, at a sane pace: systemd gives
+# up for good after StartLimitBurst= starts (5) within StartLimitIntervalSec= (10 s), unless
+# the interval is 0 or the restarts are spaced wider than that.
+unit_keeps_retrying() {
+    python3 - "$UNIT" <<'PY'
+import re, sys
+section, keys = None, {}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("["):
+        section = line.strip("[]")
+    elif "=" in line and not line.startswith("#"):
+        k, v = line.split("=", 1)
+        keys[(section, k)] = v
+def secs(v):
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|min)?", v.strip())
+    assert m, f"cannot read the time span {v!r}"
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "min": 60, None: 1}[m.group(2)]
+assert keys.get(("Service", "Restart")) in ("on-failure", "always"), "no Restart="
+delay = secs(keys.get(("Service", "RestartSec"), "100ms"))
+assert delay >= 2, f"RestartSec={delay:g}s: a busy restart loop while the store is down"
+assert delay <= 60, f"RestartSec={delay:g}s: a store that is back waits too long"
+for k in ("StartLimitIntervalSec", "StartLimitBurst"):
+    assert ("Service", k) not in keys, f"{k}= belongs in [Unit]"
+interval = secs(keys.get(("Unit", "StartLimitIntervalSec"), "10"))
+burst = int(keys.get(("Unit", "StartLimitBurst"), "5"))
+assert interval == 0 or delay * (burst - 1) >= interval, (
+    f"gives up for good after {burst} failed starts within {interval:g}s "
+    f"(RestartSec={delay:g}s): set StartLimitIntervalSec=0 in [Unit]")
+PY
+}
+check "unit: keeps retrying every few seconds while the S3 store or share is away (no start limit)" \
+    unit_keeps_retrying
 
 unit_env_valid() { # the unit's Environment= variables are real config keys
     local assignments

@@ -115,13 +115,13 @@ impl Service {
     /// Blocking (creates folders, reads or makes key files): call from `spawn_blocking` or
     /// before the runtime serves.
     pub fn prepare(config: Config, needs_tls: bool) -> Result<Self, StartError> {
+        // Before anything is written there (the folder itself, keys, the database).
+        check_data_dir_fs(&config.server.data_dir)?;
         std::fs::create_dir_all(&config.server.data_dir).map_err(|e| StartError::Dir {
             path: config.server.data_dir.clone(),
             reason: e.to_string(),
         })?;
         private_dir(&config.server.data_dir);
-        // Before anything is written there (keys, certificates, the database).
-        check_data_dir_fs(&config.server.data_dir)?;
         let tls = if needs_tls {
             let source = if config.server.tls_cert.is_empty() {
                 CertSource::SelfSigned {

@@ -225,6 +225,9 @@ fn main() -> ExitCode {
         } => match load_config(config) {
             Ok(cfg) => {
                 let problems = streamhub::preflight::check(&cfg);
+                for w in streamhub::preflight::warnings(&cfg) {
+                    eprintln!("warning: {w}");
+                }
                 if problems.is_empty() {
                     config_notes(&cfg);
                     return print_out("config ok");
@@ -434,12 +437,14 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
 }
 
 /// Facts a valid configuration may still surprise with, on stderr so `config ok` stays the
-/// one line scripts read: that the box is in no cluster, and that systemd's environment file
-/// (where the deploy guide offers to put the cluster key) is not read by this command.
+/// one line scripts read: that peers are listed but the box is in no cluster (a single box
+/// needs no key, so it hears nothing of it), and that systemd's environment file (where the
+/// deploy guide offers to put the cluster key) is not read by this command.
 fn config_notes(cfg: &streamhub::config::Config) {
-    if cfg.sync.cluster_key.is_empty() {
+    if cfg.sync.cluster_key.is_empty() && !cfg.sync.peers.is_empty() {
         eprintln!(
-            "note: sync.cluster_key is empty: this box is in no cluster (streamhub cluster new)"
+            "note: sync.peers is set but sync.cluster_key is empty: this box is in no cluster \
+             and syncs with none of them (streamhub cluster new)"
         );
     }
     let env_file = std::path::Path::new("/etc/streamhub/streamhub.env");

@@ -1,8 +1,9 @@
 //! `streamhub config check`: everything `serve` would refuse at start, found without
 //! starting — the configuration itself, the TLS files (exist, parse, the key fits the
 //! certificate), the media root and the data dir (there or creatable; the data dir
-//! writable; the node's sync identity in it usable, when there is one). Nothing is created
-//! or changed.
+//! writable and on a local filesystem; the media root a mount point when
+//! `storage.require_mount`; the node's sync identity in it usable, when there is one), the
+//! S3 secret file readable. Nothing is created or changed.
 
 use std::path::{Path, PathBuf};
 
@@ -11,12 +12,24 @@ use crate::storage::errno_message;
 use crate::tls::CertSource;
 
 /// Why `serve` would not start with this configuration, naming the key.
-#[derive(Debug, thiserror::Error)]
-#[error("{key}: {reason}")]
+#[derive(Debug)]
 pub struct Problem {
     pub key: &'static str,
     pub reason: String,
 }
+
+/// `key: reason`, or the reason alone when it names the key first (`serve`'s own words).
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.reason.starts_with(self.key) {
+            f.write_str(&self.reason)
+        } else {
+            write!(f, "{}: {}", self.key, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for Problem {}
 
 fn problem(key: &'static str, reason: impl Into<String>) -> Problem {
     Problem {
@@ -50,14 +63,43 @@ pub fn check(config: &Config) -> Vec<Problem> {
             found.push(problem(key, e.to_string()));
         }
     }
+    if config.storage.is_s3() {
+        if let Err(e) = config.s3.secret() {
+            found.push(problem("s3.secret_access_key_file", e.to_string()));
+        }
+    }
     if let Err(e) = dir_usable(&config.storage.media_root, false) {
         found.push(problem("storage.media_root", e));
+    } else if config.storage.require_mount && !config.storage.is_s3() {
+        // A missing root is no mount either: `serve` refuses both.
+        let not_mounted = match std::fs::File::open(&config.storage.media_root) {
+            Ok(d) => crate::storage::local::is_mount_point(&d) == Some(false),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if not_mounted {
+            found.push(problem(
+                "storage.media_root",
+                crate::storage::local::NOT_A_MOUNT,
+            ));
+        }
     }
-    if let Err(e) = dir_usable(&s.data_dir, true) {
+    // The same refusal, in the same words, as `serve` (before anything is written there).
+    if let Err(e) = crate::start_storage::check_data_dir_fs(&s.data_dir) {
+        found.push(problem("server.data_dir", e.to_string()));
+    } else if let Err(e) = dir_usable(&s.data_dir, true) {
         found.push(problem("server.data_dir", e));
     }
     if let Err(e) = crate::sync::NodeIdentity::check(&s.data_dir) {
         found.push(problem("server.data_dir", e.to_string()));
+    }
+    found
+}
+
+/// What `serve` starts with but warns about (the service's log, `config check`'s stderr).
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut found = Vec::new();
+    if config.storage.is_s3() {
+        found.extend(config.s3.secret_file_warning());
     }
     found
 }

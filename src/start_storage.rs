@@ -13,9 +13,21 @@ use crate::StartError;
 const VOLUME_KEY: &str = "media_root_volume";
 
 /// Refuses a data dir on a network or FUSE filesystem: SQLite's locks and fsync are only
-/// trustworthy on a local one.
+/// trustworthy on a local one. One not made yet is judged by where it would be made (its
+/// nearest existing folder), so `config check` and the CLI refuse before creating anything.
 pub(crate) fn check_data_dir_fs(dir: &std::path::Path) -> Result<(), StartError> {
-    match storage::local::fs_kind_of(dir) {
+    let existing = dir
+        .ancestors()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                std::path::Path::new(".")
+            } else {
+                p
+            }
+        })
+        .find(|p| p.exists())
+        .unwrap_or(dir);
+    match storage::local::fs_kind_of(existing) {
         "local" | "unknown" => Ok(()),
         kind => Err(StartError::DataDirNotLocal {
             path: dir.to_path_buf(),
@@ -134,6 +146,9 @@ fn establish_bounded(
 /// first time and checked after; a bucket that is not this library's makes media answer 503
 /// (never pruning the index against it) until fixed and restarted.
 fn open_s3(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError> {
+    if let Some(warning) = config.s3.secret_file_warning() {
+        tracing::warn!("{warning}");
+    }
     let storage = storage::s3::S3Storage::new(
         &config.s3,
         config.storage_timeout(),
@@ -141,7 +156,8 @@ fn open_s3(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError>
     )?;
     // `prepare` runs on the blocking pool, where waiting on the runtime is allowed.
     let rt = tokio::runtime::Handle::try_current().map_err(|e| StartError::Task(e.to_string()))?;
-    rt.block_on(storage.check_at_start())?;
+    rt.block_on(storage.check_at_start())
+        .map_err(|e| name_secret_file(e, &config.s3))?;
     let (recorded, indexed) = recorded_identity(db)?;
     match rt.block_on(storage.establish(recorded.as_deref(), indexed)) {
         Ok(id) => {
@@ -163,4 +179,20 @@ fn open_s3(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError>
         "media bucket ready"
     );
     Ok(Arc::new(storage))
+}
+
+/// A refusal of the credentials names the file the secret was read from, if it was: the
+/// store's answer can only name the keys, and a stale file is the usual cause.
+fn name_secret_file(e: StorageError, s3: &crate::config::S3Config) -> StorageError {
+    match e {
+        StorageError::Unavailable(m)
+            if !s3.secret_access_key_file.is_empty() && m.contains("s3.secret_access_key") =>
+        {
+            StorageError::Unavailable(format!(
+                "{m} (the secret was read from s3.secret_access_key_file = {})",
+                s3.secret_access_key_file
+            ))
+        }
+        e => e,
+    }
 }

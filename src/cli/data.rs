@@ -38,6 +38,7 @@ pub fn backup(target: &Target, dest: &Path) -> Result<String, CliError> {
     let dest_str = dest
         .to_str()
         .ok_or_else(|| CliError::Usage("the destination path must be UTF-8".into()))?;
+    local_dest(dest)?;
     // Made empty and 0600 first (VACUUM INTO fills an empty file): a backup holds password
     // hashes and the share-link key, so it is never readable by others, whatever the umask.
     match crate::db::private_file(dest, false) {
@@ -55,6 +56,24 @@ pub fn backup(target: &Target, dest: &Path) -> Result<String, CliError> {
         let _ = std::fs::remove_file(dest);
     }
     written
+}
+
+/// A backup is a SQLite database written by SQLite, so it goes where the live one may: on a
+/// local filesystem (over NFS/SMB/FUSE its locking and fsync fail or lie, and a failed
+/// `VACUUM INTO` leaves a `-journal` behind). Checked before the file is made.
+fn local_dest(dest: &Path) -> Result<(), CliError> {
+    let abs = std::path::absolute(dest).unwrap_or_else(|_| dest.to_path_buf());
+    let existing = abs.ancestors().skip(1).find(|p| p.is_dir());
+    let kind = existing.map_or("unknown", crate::storage::local::fs_kind_of);
+    if matches!(kind, "local" | "unknown") {
+        return Ok(());
+    }
+    Err(CliError::Usage(format!(
+        "{} is on a {kind} filesystem: a backup is a SQLite database, and SQLite's locking \
+         and fsync are only reliable on a local disk (the database never lives on a network \
+         filesystem); write the backup to a local folder, then copy the file to the share",
+        dest.display()
+    )))
 }
 
 fn backup_into(src: &Path, dest: &Path, dest_str: &str) -> Result<String, CliError> {

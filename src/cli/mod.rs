@@ -111,6 +111,7 @@ impl Target {
 
     /// The database file, which must exist (for commands that only read it).
     pub fn existing_db(&self) -> Result<PathBuf, CliError> {
+        self.local_fs()?;
         let path = self.db_path();
         match std::fs::symlink_metadata(&path) {
             Ok(_) => {
@@ -129,6 +130,7 @@ impl Target {
     /// Opens (and migrates) the database; creates it, with its folder, only with `--init`.
     pub fn open(&self) -> Result<Db, CliError> {
         if self.init {
+            self.local_fs()?;
             create_private_dir(&self.dir).map_err(|e| {
                 CliError::Failed(format!(
                     "cannot create {}: {}",
@@ -141,6 +143,13 @@ impl Target {
             self.existing_db()?;
         }
         Db::open(&self.dir).map_err(|e| CliError::Failed(e.to_string()))
+    }
+
+    /// Refuses a data dir on a network or FUSE filesystem as `serve` does, in its words,
+    /// before SQLite touches anything (it would fail halfway, leaving `-journal`/`-wal` files).
+    fn local_fs(&self) -> Result<(), CliError> {
+        crate::start_storage::check_data_dir_fs(&self.dir)
+            .map_err(|e| CliError::Failed(e.to_string()))
     }
 
     /// Which database this run uses, on stderr (stdout stays the command's output).

@@ -88,13 +88,38 @@ impl S3Config {
             return Ok(self.secret_access_key.clone());
         }
         let key = "s3.secret_access_key_file";
-        let text = std::fs::read_to_string(&self.secret_access_key_file)
-            .map_err(|e| invalid(key, crate::storage::errno_message(&e)))?;
+        let path = &self.secret_access_key_file;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                key,
+                format!("cannot read {path}: {}", crate::storage::errno_message(&e)),
+            )
+        })?;
         let secret = text.lines().next().unwrap_or("").trim().to_string();
         if secret.is_empty() {
-            return Err(invalid(key, "the file is empty"));
+            return Err(invalid(key, format!("{path} is empty")));
         }
         Ok(secret)
+    }
+
+    /// What is wrong with `secret_access_key_file` being readable by users other than its
+    /// owner, as ssh says of a private key; None when it is private (or not in use). A
+    /// warning, not a refusal: the project refuses no secret file for its mode, and the
+    /// sync identity the service makes itself is only tightened, never refused.
+    pub fn secret_file_warning(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = &self.secret_access_key_file;
+        if !self.secret_access_key.is_empty() || path.is_empty() {
+            return None;
+        }
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "s3.secret_access_key_file ({path}) is readable by other users (mode \
+                 {mode:04o}): whoever reads it can use the store; make it private to the \
+                 user the service runs as: chmod 600 {path}; chown streamhub {path}"
+            )
+        })
     }
 }
 
@@ -417,10 +442,34 @@ mod tests {
         };
         assert_eq!(c.secret().unwrap(), "s3cr3t");
         c.secret_access_key_file = dir.path().join("nope").display().to_string();
-        let Err(ConfigError::Invalid { key, .. }) = c.secret() else {
+        let Err(ConfigError::Invalid { key, reason }) = c.secret() else {
             panic!("expected an error")
         };
         assert_eq!(key, "s3.secret_access_key_file");
+        assert!(reason.contains("nope"), "names the file: {reason}");
+    }
+
+    #[test]
+    fn a_secret_file_others_can_read_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("secret");
+        std::fs::write(&f, "s3cr3t\n").unwrap();
+        let c = S3Config {
+            secret_access_key_file: f.display().to_string(),
+            ..S3Config::default()
+        };
+        for (mode, warned) in [(0o600, false), (0o400, false), (0o640, true), (0o644, true)] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            let w = c.secret_file_warning();
+            assert_eq!(w.is_some(), warned, "{mode:o}: {w:?}");
+            if let Some(w) = w {
+                assert!(
+                    w.contains(&c.secret_access_key_file) && w.contains("chmod 600"),
+                    "{w}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -317,3 +317,15 @@ def test_output_to_a_closed_pipe_is_not_a_panic(tmp_path):
             assert p.returncode == 0 and b"panicked" not in p.stderr, (args, p.returncode, p.stderr)
     finally:
         os.close(w_end)
+
+
+def test_config_check_speaks_of_the_cluster_key_only_when_peers_are_listed(tmp_path):
+    """A single box (the defaults: no peers) needs no cluster key, so `config check` says
+    nothing about one; with `sync.peers` listed and no key it says the box syncs with none."""
+    code, out, err = _check("", tmp_path)
+    assert code == 0 and out.strip() == "config ok", err
+    assert "cluster" not in err, err
+    code, out, err = _check('[sync]\npeers = ["192.0.2.7:8443"]\n', tmp_path)
+    assert code == 0 and out.strip() == "config ok", err
+    notes = [l for l in err.splitlines() if "sync.cluster_key is empty" in l]
+    assert len(notes) == 1 and notes[0].startswith("note: ") and "sync.peers" in notes[0], err

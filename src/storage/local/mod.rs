@@ -21,6 +21,7 @@ mod resolve;
 mod root;
 mod staging;
 pub use fskind::fs_kind_of;
+pub(crate) use mount::{is_mount_point, NOT_A_MOUNT};
 #[cfg(test)]
 mod tests;
 mod trash;

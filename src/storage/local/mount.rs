@@ -7,7 +7,7 @@ use std::fs::File;
 use rustix::fs::{AtFlags, StatxAttributes, StatxFlags};
 
 /// What a root that must be a mount point, and is not, answers (start-up and `/readyz`).
-pub(super) const NOT_A_MOUNT: &str = "the media root is not a mount point \
+pub(crate) const NOT_A_MOUNT: &str = "the media root is not a mount point \
     (storage.require_mount = true): its filesystem is not mounted there, so nothing is read \
     from or written to the folder beneath; mount it (check the NFS/SMB server and the fstab \
     entry), or set storage.require_mount = false";
@@ -15,7 +15,7 @@ pub(super) const NOT_A_MOUNT: &str = "the media root is not a mount point \
 /// Whether `dir` is the root of a mount: the kernel says so (`STATX_ATTR_MOUNT_ROOT`, Linux
 /// 5.8+, also for bind mounts of the same filesystem), or else its device differs from its
 /// parent's. None when neither can be told.
-pub(super) fn is_mount_point(dir: &File) -> Option<bool> {
+pub(crate) fn is_mount_point(dir: &File) -> Option<bool> {
     if let Ok(st) = rustix::fs::statx(dir, "", AtFlags::EMPTY_PATH, StatxFlags::empty()) {
         if st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
             return Some(st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT));
