@@ -83,6 +83,18 @@ pub enum StorageError {
     /// Another writer still holds this staged upload.
     #[error("another request is still writing this upload")]
     Busy,
+    /// The store dropped an unfinished upload: another upload (or a delete) of the same name
+    /// was completed meanwhile, which ends older unfinished ones on some stores (Garage).
+    #[error("the store dropped this unfinished upload")]
+    UploadDropped,
+    /// A folder operation of many objects stopped half-way: `done` went, the rest did not;
+    /// `message` says so and how to finish.
+    #[error("{message}: {cause}")]
+    Partial {
+        done: u64,
+        message: String,
+        cause: Box<StorageError>,
+    },
     #[error("i/o error: {0}")]
     Io(String),
     /// This backend cannot do it (yet).
@@ -108,6 +120,8 @@ impl StorageError {
             Stalled { .. } | Unavailable(_) => "storage_unavailable",
             UploadGone => "upload_gone",
             Busy => "upload_busy",
+            UploadDropped => "upload_conflict",
+            Partial { .. } => "partial",
             Changed | Io(_) => "storage_error",
             NotSupported(_) => "not_supported",
         }

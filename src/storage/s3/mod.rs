@@ -22,6 +22,7 @@ mod resumable;
 mod sign;
 mod staging;
 mod stream;
+mod tree;
 mod write;
 mod xml;
 
@@ -58,6 +59,8 @@ pub(super) struct Inner {
     name_locks: locks::NameLocks,
     /// This node's resumable-upload state (`<data_dir>/s3-staging`, see `staging`).
     staging: PathBuf,
+    /// The records (`staging`) of one-shot uploads running now: the sweep leaves them alone.
+    oneshots: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Redirect mode (`s3.redirect`): what signs the URLs clients are sent to (on
     /// `s3.public_endpoint`, with the same keys), and how long those stay valid.
     public: Option<(Signer, u64)>,
@@ -109,6 +112,7 @@ impl S3Storage {
                 part_size: config.part_size(),
                 name_locks: locks::NameLocks::default(),
                 staging: data_dir.join("s3-staging"),
+                oneshots: Default::default(),
                 public,
             }),
         })
@@ -321,15 +325,15 @@ impl Storage for S3Storage {
     }
 
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError> {
-        write::create_dir(&self.inner, path).await
+        tree::create_dir(&self.inner, path).await
     }
 
     async fn delete(&self, path: &MediaPath) -> Result<(), StorageError> {
-        write::delete(&self.inner, path).await
+        tree::delete(&self.inner, path).await
     }
 
     async fn delete_tree(&self, path: &MediaPath) -> Result<(), StorageError> {
-        write::delete_tree(&self.inner, path).await
+        tree::delete_tree(&self.inner, path).await
     }
 
     async fn rename(
@@ -338,7 +342,7 @@ impl Storage for S3Storage {
         to: &MediaPath,
         overwrite: bool,
     ) -> Result<(), StorageError> {
-        write::rename(&self.inner, from, to, overwrite).await
+        tree::rename(&self.inner, from, to, overwrite).await
     }
 
     /// No links in a bucket: every name is its own real path.

@@ -27,7 +27,7 @@ const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Inner {
     /// Runs staging file work on the blocking pool.
-    async fn fs<T, F>(&self, f: F) -> Result<T, StorageError>
+    pub(super) async fn fs<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, StorageError> + Send + 'static,
@@ -107,9 +107,20 @@ pub(super) async fn discard(inner: &Inner, key: &str) -> Result<(), StorageError
     inner.fs(move || staging::remove(&root, &k)).await
 }
 
+/// This node's staged uploads for the sweep. A one-shot upload's record is left out while
+/// its upload runs, and otherwise (its abort failed, or the process died) reported as old
+/// as can be, so the next pass aborts it whatever the orphan age.
 pub(super) async fn keys(inner: &Inner) -> Result<Vec<(String, SystemTime)>, StorageError> {
     let root = inner.staging.clone();
-    inner.fs(move || staging::keys(&root)).await
+    let mut keys = inner.fs(move || staging::keys(&root)).await?;
+    let live = inner.oneshots.lock().unwrap_or_else(|p| p.into_inner());
+    keys.retain(|(k, _)| !live.contains(k));
+    for (k, modified) in keys.iter_mut() {
+        if staging::is_oneshot(k) {
+            *modified = SystemTime::UNIX_EPOCH;
+        }
+    }
+    Ok(keys)
 }
 
 struct S3Resumable {

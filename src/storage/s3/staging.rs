@@ -3,6 +3,12 @@
 //! parts done with their sizes and ETags) and one `tail-<start>` file holding the bytes not yet
 //! sent as a part, `<start>` being the upload offset of its first byte.
 //!
+//! One-shot uploads (`write`) are recorded here too, under keys starting with `o` (never a
+//! hex digit, so never a tus upload's): a manifest without parts, written right after
+//! CreateMultipartUpload and removed once the upload is completed or aborted. A record left
+//! by a crash or by an abort the store did not answer is aborted by the tus sweep
+//! (`resumable::keys` / `discard`), which only ever aborts UploadIds this node recorded.
+//!
 //! Invariants (docs/ARCHITECTURE.md): a part is recorded in the manifest only after it was
 //! uploaded, and only once the database's offset covers it; the manifest is replaced
 //! atomically (write, fsync, rename, fsync folder); a tail file is dropped only once nothing
@@ -94,6 +100,15 @@ pub(super) fn dir_of(root: &Path, key: &str) -> Result<PathBuf, StorageError> {
         return Err(StorageError::UploadGone);
     }
     Ok(root.join(key))
+}
+
+/// The key of a one-shot upload's record.
+pub(super) fn new_oneshot_key() -> Result<String, StorageError> {
+    Ok(format!("o{}", new_key()?))
+}
+
+pub(super) fn is_oneshot(key: &str) -> bool {
+    key.starts_with('o')
 }
 
 pub(super) fn new_key() -> Result<String, StorageError> {
