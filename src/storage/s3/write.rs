@@ -144,7 +144,10 @@ async fn record(inner: &Inner, object: &str, upload_id: &str) -> Result<String, 
         parts: Vec::new(),
     };
     let (root, k) = (inner.staging.clone(), key.clone());
-    match inner.fs(move || staging::create(&root, &k, &m).map(drop)).await {
+    match inner
+        .fs(move || staging::create(&root, &k, &m).map(drop))
+        .await
+    {
         Ok(()) => Ok(key),
         Err(e) => {
             running(inner).remove(&key);
@@ -237,6 +240,23 @@ impl S3Upload {
         Ok(())
     }
 
+    /// Aborts after part error `e`, and says what it was. A store that dropped the upload
+    /// (`UploadDropped`) may answer a part before reading its body and close the
+    /// connection, so the answer is lost: a cut connection is checked with a ListParts.
+    async fn fail(&mut self, e: StorageError) -> StorageError {
+        let e = match e {
+            StorageError::Unavailable(_) => {
+                match self.inner.list_parts(&self.object, &self.upload_id).await {
+                    Err(StorageError::UploadDropped) => StorageError::UploadDropped,
+                    _ => e,
+                }
+            }
+            e => e,
+        };
+        self.abort().await;
+        e
+    }
+
     async fn abort(&mut self) {
         if self.done {
             return;
@@ -288,11 +308,11 @@ impl Upload for S3Upload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
         if let Some(total) = self.expected {
             let res = self.stream(chunk, total).await;
-            if res.is_err() {
+            if let Err(e) = res {
                 self.part = None;
-                self.abort().await;
+                return Err(self.fail(e).await);
             }
-            return res;
+            return Ok(());
         }
         let part = self.inner.part_size as usize;
         if self.buf.capacity() == 0 {
@@ -307,8 +327,7 @@ impl Upload for S3Upload {
             if self.buf.len() == part {
                 let body = Bytes::from(std::mem::take(&mut self.buf));
                 if let Err(e) = self.send_part(body).await {
-                    self.abort().await;
-                    return Err(e);
+                    return Err(self.fail(e).await);
                 }
             }
         }
@@ -333,8 +352,7 @@ impl Upload for S3Upload {
         if !self.buf.is_empty() {
             let body = Bytes::from(std::mem::take(&mut self.buf));
             if let Err(e) = self.send_part(body).await {
-                self.abort().await;
-                return Err(e);
+                return Err(self.fail(e).await);
             }
         }
         Ok(self.written)
