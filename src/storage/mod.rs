@@ -310,6 +310,11 @@ pub trait Storage: Send + Sync {
     /// the way are followed). Writes decide by it whether they replace a file, go through a
     /// link or must refuse.
     async fn lookup(&self, path: &MediaPath) -> Result<Found, StorageError>;
+    /// Whether `to` is where a folder move of `from` stopped half-way (S3 moves a folder
+    /// object by object): the same move then goes on into it and finishes.
+    async fn resumes_move(&self, _from: &MediaPath, _to: &MediaPath) -> Result<bool, StorageError> {
+        Ok(false)
+    }
     /// Lists a folder.
     async fn list(&self, dir: &MediaPath) -> Result<Listing, StorageError>;
     /// Starts a staged upload meant for `dest` (see [`UploadOptions`]).

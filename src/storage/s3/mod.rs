@@ -295,6 +295,10 @@ impl Storage for S3Storage {
             .map_or(Found::Nothing, Found::Entry))
     }
 
+    async fn resumes_move(&self, from: &MediaPath, to: &MediaPath) -> Result<bool, StorageError> {
+        tree::resumes_move(&self.inner, from, to).await
+    }
+
     async fn list(&self, dir: &MediaPath) -> Result<Listing, StorageError> {
         self.inner.list(dir).await
     }

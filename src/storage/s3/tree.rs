@@ -137,6 +137,20 @@ async fn keep_parent(inner: &Inner, path: &MediaPath) -> Result<(), StorageError
 /// that stopped half-way may go on into its own destination, and into no other folder.
 const MOVING: &str = ".streamhub-moving";
 
+/// Whether folder `to` holds the mark of a move of `from`.
+pub(super) async fn resumes_move(
+    inner: &Inner,
+    from: &MediaPath,
+    to: &MediaPath,
+) -> Result<bool, StorageError> {
+    if from.is_root() || to.is_root() {
+        return Ok(false);
+    }
+    let mark = format!("{}{MOVING}", inner.dir_key(to));
+    let src = inner.dir_key(from);
+    Ok(inner.get_small(&mark).await?.as_deref() == Some(src.as_bytes()))
+}
+
 /// Copy + delete. A file moves whole; a folder moves object by object, and a failure half
 /// way says how many moved and where each part is; the same move again finishes it.
 pub(super) async fn rename(
@@ -166,7 +180,7 @@ pub(super) async fn rename(
     let (src, dst) = (inner.dir_key(from), inner.dir_key(to));
     let mark = format!("{dst}{MOVING}");
     if inner.stat(to).await?.is_some() {
-        if inner.get_small(&mark).await?.as_deref() != Some(src.as_bytes()) {
+        if !resumes_move(inner, from, to).await? {
             return Err(StorageError::AlreadyExists);
         }
     } else {
