@@ -361,6 +361,15 @@ mod tests {
     }
 
     #[test]
+    fn one_shot_records_are_told_from_tus_uploads() {
+        for _ in 0..32 {
+            assert!(!is_oneshot(&new_key().unwrap()));
+            let k = new_oneshot_key().unwrap();
+            assert!(is_oneshot(&k) && dir_of(Path::new("/x"), &k).is_ok());
+        }
+    }
+
+    #[test]
     fn keys_are_letters_and_digits_only() {
         let root = Path::new("/x");
         assert!(dir_of(root, "ab12").is_ok());

@@ -394,3 +394,19 @@ impl Upload for S3Upload {
         self.abort().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn twins_are_the_other_unicode_forms() {
+        let p = |s: &str| MediaPath::from_decoded(s).unwrap();
+        assert!(twins(&p("a/plain.txt")).is_empty());
+        assert_eq!(
+            twins(&p("d\u{e9}j\u{e0}/caf\u{e9}")),
+            [p("de\u{301}ja\u{300}/cafe\u{301}")]
+        );
+        assert_eq!(twins(&p("cafe\u{301}")), [p("caf\u{e9}")]);
+    }
+}
