@@ -349,6 +349,7 @@ impl From<StorageError> for ApiError {
                 code,
                 "another request is still writing this upload; retry when it has finished",
             ),
+            DataDirFull => ApiError::data_dir(DataDirFault::Full),
             UploadDropped => ApiError::new(
                 StatusCode::CONFLICT,
                 code,

@@ -83,6 +83,9 @@ pub enum StorageError {
     /// Another writer still holds this staged upload.
     #[error("another request is still writing this upload")]
     Busy,
+    /// No room left in the data dir, where a backend keeps upload state (S3's staging).
+    #[error("no space left in the data directory")]
+    DataDirFull,
     /// The store dropped an unfinished upload: another upload (or a delete) of the same name
     /// was completed meanwhile, which ends older unfinished ones on some stores (Garage).
     #[error("the store dropped this unfinished upload")]
@@ -121,6 +124,7 @@ impl StorageError {
             UploadGone => "upload_gone",
             Busy => "upload_busy",
             UploadDropped => "upload_conflict",
+            DataDirFull => "no_space",
             Partial { .. } => "partial",
             Changed | Io(_) => "storage_error",
             NotSupported(_) => "not_supported",

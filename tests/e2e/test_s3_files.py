@@ -238,3 +238,7 @@ def test_the_other_unicode_form_of_a_name_is_the_same_name(env):
                                    b"a")
     assert status == 200
     assert_error(env.put("nf/é-dir", b"x"), 409, "exists")
+    r = env.call("POST", "/api/library/folder", json_body={"path": "nf/é-dir"})
+    assert_error(r, 409, "exists")
+    r = env.call("POST", "/api/library/folder", json_body={"path": "nf/café.txt"})
+    assert_error(r, 409, "exists")

@@ -32,6 +32,9 @@ impl Inner {
         T: Send + 'static,
         F: FnOnce() -> Result<T, StorageError> + Send + 'static,
     {
+        // Boxed: one instance of the pool's machinery per result type, not one per call
+        // (binary size).
+        let f: Box<dyn FnOnce() -> Result<T, StorageError> + Send> = Box::new(f);
         blocking::run("s3 staging", self.http.timeout, f).await
     }
 }

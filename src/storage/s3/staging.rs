@@ -86,6 +86,12 @@ impl Manifest {
 
 /// An error of this node's own staging files, saying which and why (the bucket is fine).
 fn err(what: &str, path: &Path, e: &std::io::Error) -> StorageError {
+    use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+    if matches!(e.kind(), StorageFull | QuotaExceeded) {
+        // A 507 the client can act on (free space, resume), not a failure of ours.
+        tracing::warn!(file = %path.display(), error = %errno_message(e), "cannot {what} an S3 upload staging file");
+        return StorageError::DataDirFull;
+    }
     StorageError::Io(format!(
         "cannot {what} the S3 upload staging file {} in the data dir: {}",
         path.display(),
@@ -135,6 +141,18 @@ pub(super) fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), StorageErro
     sync_dir(dir)
 }
 
+/// An empty tail, open for appending and for reading back the parts it will hold
+/// (`File::create` is write-only: a part sent from it failed with EBADF).
+fn new_tail(path: &Path) -> Result<File, StorageError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| err("create", path, &e))
+}
+
 fn tail_path(dir: &Path, start: u64) -> PathBuf {
     dir.join(format!("tail-{start}"))
 }
@@ -147,7 +165,7 @@ pub(super) fn create(root: &Path, key: &str, m: &Manifest) -> Result<File, Stora
     let made = (|| {
         write_manifest(&dir, m)?;
         let tail = tail_path(&dir, 0);
-        let f = File::create(&tail).map_err(|e| err("create", &tail, &e))?;
+        let f = new_tail(&tail)?;
         sync_dir(&dir)?;
         sync_dir(root)?;
         Ok(f)
@@ -239,7 +257,7 @@ fn pick_tail(dir: &Path, done: u64) -> Result<u64, StorageError> {
 /// `done` and drops the old one (a crash between leaves both; `pick_tail` keeps the new).
 pub(super) fn rotate(dir: &Path, old: u64, done: u64) -> Result<File, StorageError> {
     let path = tail_path(dir, done);
-    let f = File::create(&path).map_err(|e| err("create", &path, &e))?;
+    let f = new_tail(&path)?;
     sync_dir(dir)?;
     let _ = fs::remove_file(tail_path(dir, old));
     Ok(f)
@@ -386,6 +404,7 @@ mod tests {
         m.parts.clear();
         let tail = create(&root, "k1", &m).unwrap();
         append(&tail, b"0123456789", &root).unwrap();
+        assert_eq!(read_at(&tail, 0, 3, &root).unwrap(), b"012");
         // A part of 6 bytes recorded; crash before rotation.
         m.parts.push((6, "\"p\"".into()));
         write_manifest(&root.join("k1"), &m).unwrap();
@@ -395,7 +414,10 @@ mod tests {
         append(&r.tail, b"xy", &root).unwrap();
         assert_eq!(read_at(&r.tail, 6, 4, &root).unwrap(), b"67xy");
         // Rotated: a new empty tail at 6 and the old one both there; the new one wins.
-        rotate(&root.join("k1"), 99, 6).unwrap();
+        let rotated = rotate(&root.join("k1"), 99, 6).unwrap();
+        append(&rotated, b"ab", &root).unwrap();
+        assert_eq!(read_at(&rotated, 0, 2, &root).unwrap(), b"ab");
+        rotated.set_len(0).unwrap();
         let r = reopen(&root, "k1", 6).unwrap();
         assert_eq!(r.tail_start, 6);
         assert!(!root.join("k1/tail-0").exists());

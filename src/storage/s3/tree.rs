@@ -87,8 +87,10 @@ pub(super) async fn create_dir(inner: &Inner, path: &MediaPath) -> Result<(), St
     }
     let key = inner.dir_key(path);
     let _guard = inner.name_locks.lock(&inner.key(path)).await;
-    if inner.dir_exists(path).await? || inner.head(&inner.key(path)).await?.is_some() {
-        return Err(StorageError::AlreadyExists);
+    for p in std::iter::once(path.clone()).chain(super::write::twins(path)) {
+        if inner.dir_exists(&p).await? || inner.head(&inner.key(&p)).await?.is_some() {
+            return Err(StorageError::AlreadyExists);
+        }
     }
     // Parents exist as prefixes of the marker; a file on the way refuses it.
     let (parent, _) = path.split_last().ok_or(StorageError::AlreadyExists)?;

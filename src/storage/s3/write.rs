@@ -84,7 +84,7 @@ impl Inner {
 }
 
 /// `path` spelt wholly in NFC and wholly in NFD, where that differs from `path`.
-fn twins(path: &MediaPath) -> Vec<MediaPath> {
+pub(super) fn twins(path: &MediaPath) -> Vec<MediaPath> {
     use unicode_normalization::UnicodeNormalization;
     let name = path.to_string();
     if name.is_ascii() {
