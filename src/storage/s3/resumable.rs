@@ -11,6 +11,7 @@
 //! reports (a tus body with a checksum: all or nothing) no part is sent while the body
 //! streams: the tail grows and later bodies or the commit send it.
 
+use std::any::Any;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ use crate::storage::{MediaPath, ObjectMeta, OnDurable, StorageError, Upload};
 
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
+type Job = Box<dyn FnOnce() -> Result<Box<dyn Any + Send>, StorageError> + Send>;
+
 impl Inner {
     /// Runs staging file work on the blocking pool.
     pub(super) async fn fs<T, F>(&self, f: F) -> Result<T, StorageError>
@@ -32,10 +35,13 @@ impl Inner {
         T: Send + 'static,
         F: FnOnce() -> Result<T, StorageError> + Send + 'static,
     {
-        // Boxed: one instance of the pool's machinery per result type, not one per call
-        // (binary size).
-        let f: Box<dyn FnOnce() -> Result<T, StorageError> + Send> = Box::new(f);
-        blocking::run("s3 staging", self.http.timeout, f).await
+        // Type-erased: one instance of the pool's machinery for every staging call, not one
+        // per call site (binary size).
+        let job: Job = Box::new(move || f().map(|t| Box::new(t) as Box<dyn Any + Send>));
+        let any = blocking::run("s3 staging", self.http.timeout, job).await?;
+        any.downcast::<T>()
+            .map(|t| *t)
+            .map_err(|_| StorageError::Io("s3 staging: a result of another type".into()))
     }
 }
 
