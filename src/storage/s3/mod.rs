@@ -61,6 +61,8 @@ pub(super) struct Inner {
     staging: PathBuf,
     /// The records (`staging`) of one-shot uploads running now: the sweep leaves them alone.
     oneshots: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Whether one-shot uploads are recorded at all (`track_uploads`).
+    tracked: std::sync::atomic::AtomicBool,
     /// Redirect mode (`s3.redirect`): what signs the URLs clients are sent to (on
     /// `s3.public_endpoint`, with the same keys), and how long those stay valid.
     public: Option<(Signer, u64)>,
@@ -113,9 +115,18 @@ impl S3Storage {
                 name_locks: locks::NameLocks::default(),
                 staging: data_dir.join("s3-staging"),
                 oneshots: Default::default(),
+                tracked: Default::default(),
                 public,
             }),
         })
+    }
+
+    /// Records one-shot uploads in the data dir until they are completed or aborted, so the
+    /// tus sweep aborts those a crash or an outage left (`write`). Only the service does:
+    /// a `storage copy` run beside it shares its data dir, and the service's sweep would
+    /// take that process's running uploads for a dead one's.
+    pub fn track_uploads(&self) {
+        (self.inner.tracked).store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The start-up check: the endpoint answers, the bucket exists and the credentials may

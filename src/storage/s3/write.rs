@@ -135,7 +135,11 @@ pub(super) async fn begin(
 /// Records one-shot upload `upload_id` of `object` in this node's staging (see `staging`),
 /// durably, so that a crash or an abort the store does not answer leaves something the sweep
 /// aborts later. The record's key is among the running ones until `forget`.
+/// Empty when uploads are not tracked (`S3Storage::track_uploads`).
 async fn record(inner: &Inner, object: &str, upload_id: &str) -> Result<String, StorageError> {
+    if !inner.tracked.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(String::new());
+    }
     let key = staging::new_oneshot_key()?;
     running(inner).insert(key.clone());
     let m = Manifest {
@@ -163,6 +167,9 @@ fn running(inner: &Inner) -> std::sync::MutexGuard<'_, std::collections::HashSet
 /// One-shot upload `record` is over: its record goes when the store has ended the upload
 /// (`ended`: completed or aborted), else it stays for the sweep to abort.
 async fn forget(inner: &Inner, record: &str, ended: bool) {
+    if record.is_empty() {
+        return;
+    }
     if ended {
         let (root, k) = (inner.staging.clone(), record.to_string());
         if let Err(e) = inner.fs(move || staging::remove(&root, &k)).await {
@@ -174,7 +181,7 @@ async fn forget(inner: &Inner, record: &str, ended: bool) {
 
 struct S3Upload {
     inner: Arc<Inner>,
-    /// Its record in this node's staging.
+    /// Its record in this node's staging (empty: not tracked).
     record: String,
     /// The object it becomes (its destination's key).
     object: String,
