@@ -154,6 +154,7 @@ fn open_s3(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError>
         config.storage_timeout(),
         &config.server.data_dir,
     )?;
+    storage.track_uploads();
     // `prepare` runs on the blocking pool, where waiting on the runtime is allowed.
     let rt = tokio::runtime::Handle::try_current().map_err(|e| StartError::Task(e.to_string()))?;
     rt.block_on(storage.check_at_start())

@@ -24,7 +24,15 @@ impl Files {
                 StorageError::Invalid("the source and the target are the same".into()).into(),
             );
         }
-        let to = self.move_destination(from, to).await?;
+        // The rest of a folder move that stopped half-way: the same move finishes it.
+        let resuming = match to.for_create() {
+            Ok(t) => self.storage.resumes_move(from, &t).await?,
+            Err(_) => false,
+        };
+        let to = match resuming {
+            true => to.for_create()?,
+            false => self.move_destination(from, to).await?,
+        };
         if *from == to {
             return Err(StorageError::Invalid(format!("'{from}' is already there")).into());
         }
@@ -39,7 +47,9 @@ impl Files {
                 .into());
             }
         }
-        self.may_replace_entry(who, &to, overwrite).await?;
+        if !resuming {
+            self.may_replace_entry(who, &to, overwrite).await?;
+        }
         let replacing = !matches!(self.storage.lookup(&to).await?, Found::Nothing);
         let real_from = self.real(from).await?;
         self.storage.rename(from, &to, overwrite).await?;

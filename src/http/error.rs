@@ -349,6 +349,26 @@ impl From<StorageError> for ApiError {
                 code,
                 "another request is still writing this upload; retry when it has finished",
             ),
+            DataDirFull => ApiError::data_dir(DataDirFault::Full),
+            UploadDropped => ApiError::new(
+                StatusCode::CONFLICT,
+                code,
+                "another upload of this name finished while this one was sent, and the store \
+                 dropped this one; nothing of it was kept: send it again to replace that one",
+            ),
+            Partial {
+                done,
+                message,
+                cause,
+            } => {
+                let cause = ApiError::from(*cause);
+                ApiError {
+                    code,
+                    message: format!("{message} ({})", cause.message),
+                    extra: Some(serde_json::json!({ "done": done })),
+                    ..cause
+                }
+            }
             Changed | Io(_) => {
                 tracing::error!(error = %e, "storage error");
                 ApiError::new(

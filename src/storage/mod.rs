@@ -83,6 +83,21 @@ pub enum StorageError {
     /// Another writer still holds this staged upload.
     #[error("another request is still writing this upload")]
     Busy,
+    /// No room left in the data dir, where a backend keeps upload state (S3's staging).
+    #[error("no space left in the data directory")]
+    DataDirFull,
+    /// The store dropped an unfinished upload: another upload (or a delete) of the same name
+    /// was completed meanwhile, which ends older unfinished ones on some stores (Garage).
+    #[error("the store dropped this unfinished upload")]
+    UploadDropped,
+    /// A folder operation of many objects stopped half-way: `done` went, the rest did not;
+    /// `message` says so and how to finish.
+    #[error("{message}: {cause}")]
+    Partial {
+        done: u64,
+        message: String,
+        cause: Box<StorageError>,
+    },
     #[error("i/o error: {0}")]
     Io(String),
     /// This backend cannot do it (yet).
@@ -108,6 +123,9 @@ impl StorageError {
             Stalled { .. } | Unavailable(_) => "storage_unavailable",
             UploadGone => "upload_gone",
             Busy => "upload_busy",
+            UploadDropped => "upload_conflict",
+            DataDirFull => "no_space",
+            Partial { .. } => "partial",
             Changed | Io(_) => "storage_error",
             NotSupported(_) => "not_supported",
         }
@@ -296,6 +314,11 @@ pub trait Storage: Send + Sync {
     /// the way are followed). Writes decide by it whether they replace a file, go through a
     /// link or must refuse.
     async fn lookup(&self, path: &MediaPath) -> Result<Found, StorageError>;
+    /// Whether `to` is where a folder move of `from` stopped half-way (S3 moves a folder
+    /// object by object): the same move then goes on into it and finishes.
+    async fn resumes_move(&self, _from: &MediaPath, _to: &MediaPath) -> Result<bool, StorageError> {
+        Ok(false)
+    }
     /// Lists a folder.
     async fn list(&self, dir: &MediaPath) -> Result<Listing, StorageError>;
     /// Starts a staged upload meant for `dest` (see [`UploadOptions`]).

@@ -189,3 +189,56 @@ def test_hidden_keys_in_the_bucket_are_not_listed(env):
     assert status == 200
     assert set(env.names("hid")) == {"shown.txt"}
     assert env.get("hid/.secret").status in (400, 404)
+
+
+def test_racing_overwrites_of_one_name_never_answer_404(env):
+    """Garage ends an unfinished multipart upload when a newer one of the same name completes:
+    the PUT it belonged to must say so (409), not claim the file is missing (404)."""
+    import threading
+
+    rel = "race/x.bin"
+    assert env.put(rel, rand(1000, "race-orig")).status == 201
+    bodies = [bytes([c]) * (12 << 20) for c in b"ABC"]
+    seen = []
+    for _ in range(4):
+        answers = []
+
+        def put(body):
+            answers.append(env.put(rel, body, "?overwrite=true"))
+
+        ts = [threading.Thread(target=put, args=(b,)) for b in bodies]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        for r in answers:
+            seen.append(r.status)
+            if r.status == 409:
+                assert_error(r, 409, "upload_conflict")
+            else:
+                assert r.status == 201, r
+        got = env.in_bucket(rel)
+        assert got in bodies, "the object is not one of the bodies, whole"
+        assert env.get(rel).body == got
+    assert 201 in seen, seen
+
+
+def test_the_other_unicode_form_of_a_name_is_the_same_name(env):
+    """A name spelt in NFD (as a Mac writes it) already in the bucket: its NFC spelling is
+    taken, as on the local backend, with or without overwrite."""
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "nf/café.txt")
+    status, _ = env.garage.curl_s3("PUT", f"{PREFIX}/{nfd}", b"NFD version")
+    assert status == 200
+    assert_error(env.put("nf/café.txt", b"NFC version"), 409, "exists")
+    assert_error(env.put("nf/café.txt", b"NFC version", "?overwrite=true"), 409, "exists")
+    assert env.in_bucket(nfd) == b"NFD version"
+    assert env.in_bucket(unicodedata.normalize("NFC", "nf/café.txt")) is None
+    # and a folder of the other spelling too
+    status, _ = env.garage.curl_s3("PUT", f"{PREFIX}/{unicodedata.normalize('NFD', 'nf/é-dir/a')}",
+                                   b"a")
+    assert status == 200
+    assert_error(env.put("nf/é-dir", b"x"), 409, "exists")
+    r = env.call("POST", "/api/library/folder", json_body={"path": "nf/é-dir"})
+    assert_error(r, 409, "exists")
+    r = env.call("POST", "/api/library/folder", json_body={"path": "nf/café.txt"})
+    assert_error(r, 409, "exists")

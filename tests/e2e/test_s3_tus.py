@@ -116,6 +116,18 @@ def test_patches_of_several_parts_each_read_back_identical(node, garage, chunks)
     assert staging(node) == [], "staging left after the commit"
 
 
+def test_one_patch_of_several_parts_reads_back_identical(node, garage):
+    """A client that sends the whole file in one PATCH (tus-js-client's default): the parts
+    after the first are read back from a rotated tail."""
+    body = rand(17 * MIB + 4321, "s3-tus-one-patch")
+    loc = create(node, node.creds.member, len(body), "one.bin", "t1")
+    patched(node, node.creds.member, loc, 0, body)
+    got = fetch(node, "t1/one.bin")
+    assert got.status_code == 200 and sha(got.content) == sha(body)
+    status, raw = garage.curl_s3("GET", f"{PREFIX}/t1/one.bin")
+    assert status == 200 and sha(raw) == sha(body), "the object in the bucket differs"
+
+
 def test_kill_9_mid_upload_resumes_identical(factory, garage, tmp_path):
     srv = start(factory, garage, tmp_path, "s3tus-kill")
     c = Creds(srv)
@@ -264,3 +276,34 @@ def test_staging_that_cannot_be_written_is_a_clear_error_and_leaves_nothing(node
     loc = create(node, c.member, 4, "nostage.bin", "ns")
     assert patch(node, c.member, loc, 0, b"done").status == 204
     assert garage.curl_s3("GET", f"{PREFIX}/ns/nostage.bin") == (200, b"done")
+
+
+def test_data_dir_full_mid_patch_is_507_then_resumes(factory, garage, tmp_path):
+    """The data dir (a small tmpfs) fills up while a PATCH stages bytes short of a part: 507
+    `no_space` naming server.data_dir, the offset keeps what was made durable, and once there
+    is room the upload resumes from it and reads back identical."""
+    from test_data_dir_faults import fill, sh, unmount
+
+    data = tmp_path / "data"
+    data.mkdir()
+    sh("mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", data)
+    try:
+        srv = start(factory, garage, tmp_path, "s3tus-full", data=data)
+        c = Creds(srv)
+        body = rand(13 * MIB, "s3-tus-full")
+        loc = create(srv, c.member, len(body), "full.bin", "fu")
+        patched(srv, c.member, loc, 0, body[:2 * MIB])
+        filler = fill(data)
+        r = patch(srv, c.member, loc, 2 * MIB, body[2 * MIB:12 * MIB])
+        assert_error(r, 507, "no_space", mentions="server.data_dir")
+        assert srv.proc.poll() is None
+        filler.unlink()
+        off = offset_of(srv, c.member, loc)
+        assert 2 * MIB <= off <= 12 * MIB, off
+        patched(srv, c.member, loc, off, body[off:])
+        got = fetch(srv, "fu/full.bin")
+        assert got.status_code == 200 and sha(got.content) == sha(body)
+        assert staging(srv) == []
+    finally:
+        factory.stop_all()
+        unmount(data)

@@ -284,6 +284,7 @@ impl Http {
             (404, "NoSuchBucket") => StorageError::Unavailable(format!(
                 "the S3 bucket '{bucket}' does not exist (s3.bucket)"
             )),
+            (404, "NoSuchUpload") => StorageError::UploadDropped,
             (404, _) => StorageError::NotFound,
             (403, _) | (400, "InvalidAccessKeyId") | (400, "AuthorizationHeaderMalformed") => {
                 let why = if code.is_empty() { "403" } else { code };

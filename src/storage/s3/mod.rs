@@ -22,6 +22,7 @@ mod resumable;
 mod sign;
 mod staging;
 mod stream;
+mod tree;
 mod write;
 mod xml;
 
@@ -58,6 +59,10 @@ pub(super) struct Inner {
     name_locks: locks::NameLocks,
     /// This node's resumable-upload state (`<data_dir>/s3-staging`, see `staging`).
     staging: PathBuf,
+    /// The records (`staging`) of one-shot uploads running now: the sweep leaves them alone.
+    oneshots: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Whether one-shot uploads are recorded at all (`track_uploads`).
+    tracked: std::sync::atomic::AtomicBool,
     /// Redirect mode (`s3.redirect`): what signs the URLs clients are sent to (on
     /// `s3.public_endpoint`, with the same keys), and how long those stay valid.
     public: Option<(Signer, u64)>,
@@ -109,9 +114,19 @@ impl S3Storage {
                 part_size: config.part_size(),
                 name_locks: locks::NameLocks::default(),
                 staging: data_dir.join("s3-staging"),
+                oneshots: Default::default(),
+                tracked: Default::default(),
                 public,
             }),
         })
+    }
+
+    /// Records one-shot uploads in the data dir until they are completed or aborted, so the
+    /// tus sweep aborts those a crash or an outage left (`write`). Only the service does:
+    /// a `storage copy` run beside it shares its data dir, and the service's sweep would
+    /// take that process's running uploads for a dead one's.
+    pub fn track_uploads(&self) {
+        (self.inner.tracked).store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The start-up check: the endpoint answers, the bucket exists and the credentials may
@@ -291,6 +306,10 @@ impl Storage for S3Storage {
             .map_or(Found::Nothing, Found::Entry))
     }
 
+    async fn resumes_move(&self, from: &MediaPath, to: &MediaPath) -> Result<bool, StorageError> {
+        tree::resumes_move(&self.inner, from, to).await
+    }
+
     async fn list(&self, dir: &MediaPath) -> Result<Listing, StorageError> {
         self.inner.list(dir).await
     }
@@ -321,15 +340,15 @@ impl Storage for S3Storage {
     }
 
     async fn create_dir(&self, path: &MediaPath) -> Result<(), StorageError> {
-        write::create_dir(&self.inner, path).await
+        tree::create_dir(&self.inner, path).await
     }
 
     async fn delete(&self, path: &MediaPath) -> Result<(), StorageError> {
-        write::delete(&self.inner, path).await
+        tree::delete(&self.inner, path).await
     }
 
     async fn delete_tree(&self, path: &MediaPath) -> Result<(), StorageError> {
-        write::delete_tree(&self.inner, path).await
+        tree::delete_tree(&self.inner, path).await
     }
 
     async fn rename(
@@ -338,7 +357,7 @@ impl Storage for S3Storage {
         to: &MediaPath,
         overwrite: bool,
     ) -> Result<(), StorageError> {
-        write::rename(&self.inner, from, to, overwrite).await
+        tree::rename(&self.inner, from, to, overwrite).await
     }
 
     /// No links in a bucket: every name is its own real path.

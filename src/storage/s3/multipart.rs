@@ -83,6 +83,18 @@ impl Inner {
         Ok(())
     }
 
+    /// ListParts (one): `UploadDropped` when the store has no such upload.
+    pub(super) async fn list_parts(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        let query = [("max-parts", "1"), ("uploadId", upload_id)];
+        let url = self.url(&Method::GET, key, &query, &[]);
+        let a = self.send("upload", Method::GET, &url, &[]).await?;
+        if !a.status.is_success() {
+            return Err(self.http.error("upload", a).await);
+        }
+        let _ = self.http.small_body("upload", a.body).await;
+        Ok(())
+    }
+
     /// AbortMultipartUpload; an upload already gone is fine.
     pub(super) async fn abort_upload(
         &self,

@@ -11,6 +11,7 @@
 //! reports (a tus body with a checksum: all or nothing) no part is sent while the body
 //! streams: the tail grows and later bodies or the commit send it.
 
+use std::any::Any;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,14 +26,22 @@ use crate::storage::{MediaPath, ObjectMeta, OnDurable, StorageError, Upload};
 
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
+type Job = Box<dyn FnOnce() -> Result<Box<dyn Any + Send>, StorageError> + Send>;
+
 impl Inner {
     /// Runs staging file work on the blocking pool.
-    async fn fs<T, F>(&self, f: F) -> Result<T, StorageError>
+    pub(super) async fn fs<T, F>(&self, f: F) -> Result<T, StorageError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, StorageError> + Send + 'static,
     {
-        blocking::run("s3 staging", self.http.timeout, f).await
+        // Type-erased: one instance of the pool's machinery for every staging call, not one
+        // per call site (binary size).
+        let job: Job = Box::new(move || f().map(|t| Box::new(t) as Box<dyn Any + Send>));
+        let any = blocking::run("s3 staging", self.http.timeout, job).await?;
+        any.downcast::<T>()
+            .map(|t| *t)
+            .map_err(|_| StorageError::Io("s3 staging: a result of another type".into()))
     }
 }
 
@@ -107,9 +116,20 @@ pub(super) async fn discard(inner: &Inner, key: &str) -> Result<(), StorageError
     inner.fs(move || staging::remove(&root, &k)).await
 }
 
+/// This node's staged uploads for the sweep. A one-shot upload's record is left out while
+/// its upload runs, and otherwise (its abort failed, or the process died) reported as old
+/// as can be, so the next pass aborts it whatever the orphan age.
 pub(super) async fn keys(inner: &Inner) -> Result<Vec<(String, SystemTime)>, StorageError> {
     let root = inner.staging.clone();
-    inner.fs(move || staging::keys(&root)).await
+    let mut keys = inner.fs(move || staging::keys(&root)).await?;
+    let live = inner.oneshots.lock().unwrap_or_else(|p| p.into_inner());
+    keys.retain(|(k, _)| !live.contains(k));
+    for (k, modified) in keys.iter_mut() {
+        if staging::is_oneshot(k) {
+            *modified = SystemTime::UNIX_EPOCH;
+        }
+    }
+    Ok(keys)
 }
 
 struct S3Resumable {

@@ -3,6 +3,12 @@
 //! parts done with their sizes and ETags) and one `tail-<start>` file holding the bytes not yet
 //! sent as a part, `<start>` being the upload offset of its first byte.
 //!
+//! One-shot uploads (`write`) are recorded here too, under keys starting with `o` (never a
+//! hex digit, so never a tus upload's): a manifest without parts, written right after
+//! CreateMultipartUpload and removed once the upload is completed or aborted. A record left
+//! by a crash or by an abort the store did not answer is aborted by the tus sweep
+//! (`resumable::keys` / `discard`), which only ever aborts UploadIds this node recorded.
+//!
 //! Invariants (docs/ARCHITECTURE.md): a part is recorded in the manifest only after it was
 //! uploaded, and only once the database's offset covers it; the manifest is replaced
 //! atomically (write, fsync, rename, fsync folder); a tail file is dropped only once nothing
@@ -80,6 +86,12 @@ impl Manifest {
 
 /// An error of this node's own staging files, saying which and why (the bucket is fine).
 fn err(what: &str, path: &Path, e: &std::io::Error) -> StorageError {
+    use std::io::ErrorKind::{QuotaExceeded, StorageFull};
+    if matches!(e.kind(), StorageFull | QuotaExceeded) {
+        // A 507 the client can act on (free space, resume), not a failure of ours.
+        tracing::warn!(file = %path.display(), error = %errno_message(e), "cannot {what} an S3 upload staging file");
+        return StorageError::DataDirFull;
+    }
     StorageError::Io(format!(
         "cannot {what} the S3 upload staging file {} in the data dir: {}",
         path.display(),
@@ -94,6 +106,15 @@ pub(super) fn dir_of(root: &Path, key: &str) -> Result<PathBuf, StorageError> {
         return Err(StorageError::UploadGone);
     }
     Ok(root.join(key))
+}
+
+/// The key of a one-shot upload's record.
+pub(super) fn new_oneshot_key() -> Result<String, StorageError> {
+    Ok(format!("o{}", new_key()?))
+}
+
+pub(super) fn is_oneshot(key: &str) -> bool {
+    key.starts_with('o')
 }
 
 pub(super) fn new_key() -> Result<String, StorageError> {
@@ -120,21 +141,20 @@ pub(super) fn write_manifest(dir: &Path, m: &Manifest) -> Result<(), StorageErro
     sync_dir(dir)
 }
 
-fn tail_path(dir: &Path, start: u64) -> PathBuf {
-    dir.join(format!("tail-{start}"))
-}
-
-/// An empty tail starting at upload offset `start`, open for reading as well: its parts
-/// are read back from the same handle (`read_at`) while it is appended to.
-fn new_tail(dir: &Path, start: u64) -> Result<File, StorageError> {
-    let path = tail_path(dir, start);
+/// An empty tail, open for appending and for reading back the parts it will hold
+/// (`File::create` is write-only: a part sent from it failed with EBADF).
+fn new_tail(path: &Path) -> Result<File, StorageError> {
     OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&path)
-        .map_err(|e| err("create", &path, &e))
+        .open(path)
+        .map_err(|e| err("create", path, &e))
+}
+
+fn tail_path(dir: &Path, start: u64) -> PathBuf {
+    dir.join(format!("tail-{start}"))
 }
 
 /// Creates the folder of a new upload with its manifest and an empty tail, durably.
@@ -144,7 +164,8 @@ pub(super) fn create(root: &Path, key: &str, m: &Manifest) -> Result<File, Stora
     fs::create_dir(&dir).map_err(|e| err("create", &dir, &e))?;
     let made = (|| {
         write_manifest(&dir, m)?;
-        let f = new_tail(&dir, 0)?;
+        let tail = tail_path(&dir, 0);
+        let f = new_tail(&tail)?;
         sync_dir(&dir)?;
         sync_dir(root)?;
         Ok(f)
@@ -235,7 +256,8 @@ fn pick_tail(dir: &Path, done: u64) -> Result<u64, StorageError> {
 /// After a part was recorded and nothing past it is in the tail: starts an empty tail at
 /// `done` and drops the old one (a crash between leaves both; `pick_tail` keeps the new).
 pub(super) fn rotate(dir: &Path, old: u64, done: u64) -> Result<File, StorageError> {
-    let f = new_tail(dir, done)?;
+    let path = tail_path(dir, done);
+    let f = new_tail(&path)?;
     sync_dir(dir)?;
     let _ = fs::remove_file(tail_path(dir, old));
     Ok(f)
@@ -357,6 +379,15 @@ mod tests {
     }
 
     #[test]
+    fn one_shot_records_are_told_from_tus_uploads() {
+        for _ in 0..32 {
+            assert!(!is_oneshot(&new_key().unwrap()));
+            let k = new_oneshot_key().unwrap();
+            assert!(is_oneshot(&k) && dir_of(Path::new("/x"), &k).is_ok());
+        }
+    }
+
+    #[test]
     fn keys_are_letters_and_digits_only() {
         let root = Path::new("/x");
         assert!(dir_of(root, "ab12").is_ok());
@@ -388,6 +419,7 @@ mod tests {
         m.parts.clear();
         let tail = create(&root, "k1", &m).unwrap();
         append(&tail, b"0123456789", &root).unwrap();
+        assert_eq!(read_at(&tail, 0, 3, &root).unwrap(), b"012");
         // A part of 6 bytes recorded; crash before rotation.
         m.parts.push((6, "\"p\"".into()));
         write_manifest(&root.join("k1"), &m).unwrap();
@@ -397,7 +429,10 @@ mod tests {
         append(&r.tail, b"xy", &root).unwrap();
         assert_eq!(read_at(&r.tail, 6, 4, &root).unwrap(), b"67xy");
         // Rotated: a new empty tail at 6 and the old one both there; the new one wins.
-        rotate(&root.join("k1"), 99, 6).unwrap();
+        let rotated = rotate(&root.join("k1"), 99, 6).unwrap();
+        append(&rotated, b"ab", &root).unwrap();
+        assert_eq!(read_at(&rotated, 0, 2, &root).unwrap(), b"ab");
+        rotated.set_len(0).unwrap();
         let r = reopen(&root, "k1", 6).unwrap();
         assert_eq!(r.tail_start, 6);
         assert!(!root.join("k1/tail-0").exists());

@@ -1,6 +1,7 @@
 //! Writing to the bucket: uploads as S3 multipart uploads buffered one part at a time (the
-//! object appears only at CompleteMultipartUpload; a failed or dropped upload is aborted),
-//! folders as zero-byte `name/` markers, delete, and rename as copy (`copy`) + delete.
+//! object appears only at CompleteMultipartUpload; a failed or dropped upload is aborted, and
+//! recorded in `staging` until then, so one the store could not abort is aborted later),
+//! and the checks of a destination name shared with `tree`.
 //!
 //! No-overwrite: not every S3 server has conditional writes, so commits and renames to one
 //! name are serialised on this node (`locks::NameLocks`) and the name is checked with a
@@ -9,12 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::http::{Method, StatusCode};
+use ::http::Method;
 use bytes::Bytes;
 
+use super::staging::{self, Manifest};
 use super::stream::PartStream;
 use super::Inner;
-use crate::storage::{EntryKind, MediaPath, ObjectMeta, StorageError, Upload, UploadOptions};
+use crate::storage::{MediaPath, ObjectMeta, StorageError, Upload, UploadOptions};
 
 impl Inner {
     /// Time for one request carrying `bytes`: the storage timeout plus 1 s per MiB, so a
@@ -50,6 +52,14 @@ impl Inner {
         if self.dir_exists(dest).await? {
             return Err(StorageError::IsDirectory);
         }
+        // A key is bytes: the name in the other Unicode form (NFD, as a Mac writes it) would
+        // be a second file of the same name, which the local backend refuses too. Even with
+        // `overwrite`: writing this spelling would leave both.
+        for twin in twins(dest) {
+            if self.head(&self.key(&twin)).await?.is_some() || self.dir_exists(&twin).await? {
+                return Err(StorageError::AlreadyExists);
+            }
+        }
         Ok(())
     }
 
@@ -71,15 +81,21 @@ impl Inner {
         let _ = self.http.small_body("write", a.body).await;
         Ok(())
     }
+}
 
-    async fn delete_key(&self, key: &str) -> Result<(), StorageError> {
-        let url = self.url(&Method::DELETE, key, &[], &[]);
-        let a = self.send("delete", Method::DELETE, &url, &[]).await?;
-        if !a.status.is_success() && a.status != StatusCode::NOT_FOUND {
-            return Err(self.http.error("delete", a).await);
-        }
-        Ok(())
+/// `path` spelt wholly in NFC and wholly in NFD, where that differs from `path`.
+pub(super) fn twins(path: &MediaPath) -> Vec<MediaPath> {
+    use unicode_normalization::UnicodeNormalization;
+    let name = path.to_string();
+    if name.is_ascii() {
+        return Vec::new();
     }
+    let forms: [String; 2] = [name.nfc().collect(), name.nfd().collect()];
+    forms
+        .iter()
+        .filter(|f| **f != name)
+        .filter_map(|f| MediaPath::from_decoded(f).ok())
+        .collect()
 }
 
 pub(super) async fn begin(
@@ -95,7 +111,15 @@ pub(super) async fn begin(
     // so it is created at the destination name itself.
     let key = inner.key(dest);
     let upload_id = inner.create_multipart(&key).await?;
+    let record = match record(&inner, &key, &upload_id).await {
+        Ok(r) => r,
+        Err(e) => {
+            abort(&inner, &key, &upload_id).await;
+            return Err(e);
+        }
+    };
     Ok(Box::new(S3Upload {
+        record,
         buf: Vec::new(),
         expected: opts.expected,
         part: None,
@@ -108,8 +132,57 @@ pub(super) async fn begin(
     }))
 }
 
+/// Records one-shot upload `upload_id` of `object` in this node's staging (see `staging`),
+/// durably, so that a crash or an abort the store does not answer leaves something the sweep
+/// aborts later. The record's key is among the running ones until `forget`.
+/// Empty when uploads are not tracked (`S3Storage::track_uploads`).
+async fn record(inner: &Inner, object: &str, upload_id: &str) -> Result<String, StorageError> {
+    if !inner.tracked.load(std::sync::atomic::Ordering::Relaxed) {
+        return Ok(String::new());
+    }
+    let key = staging::new_oneshot_key()?;
+    running(inner).insert(key.clone());
+    let m = Manifest {
+        object: object.to_string(),
+        upload_id: upload_id.to_string(),
+        parts: Vec::new(),
+    };
+    let (root, k) = (inner.staging.clone(), key.clone());
+    match inner
+        .fs(move || staging::create(&root, &k, &m).map(drop))
+        .await
+    {
+        Ok(()) => Ok(key),
+        Err(e) => {
+            running(inner).remove(&key);
+            Err(e)
+        }
+    }
+}
+
+fn running(inner: &Inner) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+    inner.oneshots.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One-shot upload `record` is over: its record goes when the store has ended the upload
+/// (`ended`: completed or aborted), else it stays for the sweep to abort.
+async fn forget(inner: &Inner, record: &str, ended: bool) {
+    if record.is_empty() {
+        return;
+    }
+    if ended {
+        let (root, k) = (inner.staging.clone(), record.to_string());
+        if let Err(e) = inner.fs(move || staging::remove(&root, &k)).await {
+            tracing::warn!(error = %e, "cannot remove an S3 upload's record");
+        }
+    }
+    running(inner).remove(record);
+}
+
 struct S3Upload {
     inner: Arc<Inner>,
+    /// Its record in this node's staging (empty: not tracked).
+    record: String,
     /// The object it becomes (its destination's key).
     object: String,
     upload_id: String,
@@ -174,18 +247,41 @@ impl S3Upload {
         Ok(())
     }
 
+    /// Aborts after part error `e`, and says what it was. A store that dropped the upload
+    /// (`UploadDropped`) may answer a part before reading its body and close the
+    /// connection, so the answer is lost: a cut connection is checked with a ListParts.
+    async fn fail(&mut self, e: StorageError) -> StorageError {
+        let e = match e {
+            StorageError::Unavailable(_) => {
+                match self.inner.list_parts(&self.object, &self.upload_id).await {
+                    Err(StorageError::UploadDropped) => StorageError::UploadDropped,
+                    _ => e,
+                }
+            }
+            e => e,
+        };
+        self.abort().await;
+        e
+    }
+
     async fn abort(&mut self) {
         if self.done {
             return;
         }
         self.done = true;
-        abort(&self.inner, &self.object, &self.upload_id).await;
+        let ended = abort(&self.inner, &self.object, &self.upload_id).await;
+        forget(&self.inner, &self.record, ended).await;
     }
 }
 
-pub(super) async fn abort(inner: &Inner, key: &str, upload_id: &str) {
-    if let Err(e) = inner.abort_upload(key, upload_id).await {
-        tracing::warn!(key, error = %e, "could not abort an S3 multipart upload");
+/// Whether the upload is gone from the store.
+pub(super) async fn abort(inner: &Inner, key: &str, upload_id: &str) -> bool {
+    match inner.abort_upload(key, upload_id).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(key, error = %e, "could not abort an S3 multipart upload");
+            false
+        }
     }
 }
 
@@ -200,8 +296,12 @@ impl Drop for S3Upload {
         let inner = self.inner.clone();
         let key = std::mem::take(&mut self.object);
         let id = std::mem::take(&mut self.upload_id);
+        let record = std::mem::take(&mut self.record);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { abort(&inner, &key, &id).await });
+            rt.spawn(async move {
+                let ended = abort(&inner, &key, &id).await;
+                forget(&inner, &record, ended).await;
+            });
         }
     }
 }
@@ -215,11 +315,11 @@ impl Upload for S3Upload {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StorageError> {
         if let Some(total) = self.expected {
             let res = self.stream(chunk, total).await;
-            if res.is_err() {
+            if let Err(e) = res {
                 self.part = None;
-                self.abort().await;
+                return Err(self.fail(e).await);
             }
-            return res;
+            return Ok(());
         }
         let part = self.inner.part_size as usize;
         if self.buf.capacity() == 0 {
@@ -234,8 +334,7 @@ impl Upload for S3Upload {
             if self.buf.len() == part {
                 let body = Bytes::from(std::mem::take(&mut self.buf));
                 if let Err(e) = self.send_part(body).await {
-                    self.abort().await;
-                    return Err(e);
+                    return Err(self.fail(e).await);
                 }
             }
         }
@@ -260,8 +359,7 @@ impl Upload for S3Upload {
         if !self.buf.is_empty() {
             let body = Bytes::from(std::mem::take(&mut self.buf));
             if let Err(e) = self.send_part(body).await {
-                self.abort().await;
-                return Err(e);
+                return Err(self.fail(e).await);
             }
         }
         Ok(self.written)
@@ -295,6 +393,7 @@ impl Upload for S3Upload {
             return Err(e);
         }
         self.done = true;
+        forget(&inner, &self.record, true).await;
         inner.head(&key).await?.ok_or(StorageError::Changed)
     }
 
@@ -303,147 +402,18 @@ impl Upload for S3Upload {
     }
 }
 
-/// How many DELETEs a folder delete keeps in flight.
-const DELETES_IN_FLIGHT: usize = 8;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// A folder and everything under it, for good: a page of keys (≤ 1000) is listed and
-/// deleted, then the next, until nothing is left. A failure half-way says how many objects
-/// went; what is left is still listed, and deleting again finishes the job.
-pub(super) async fn delete_tree(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
-    if path.is_root() || inner.stat(path).await?.is_none() {
-        return Err(StorageError::NotFound);
+    #[test]
+    fn twins_are_the_other_unicode_forms() {
+        let p = |s: &str| MediaPath::from_decoded(s).unwrap();
+        assert!(twins(&p("a/plain.txt")).is_empty());
+        assert_eq!(
+            twins(&p("d\u{e9}j\u{e0}/caf\u{e9}")),
+            [p("de\u{301}ja\u{300}/cafe\u{301}")]
+        );
+        assert_eq!(twins(&p("cafe\u{301}")), [p("caf\u{e9}")]);
     }
-    let prefix = inner.dir_key(path);
-    let mut deleted = 0usize;
-    loop {
-        let keys = match inner.key_page(&prefix).await {
-            Ok(k) => k,
-            Err(e) => return Err(half_way(path, deleted, e)),
-        };
-        if keys.is_empty() {
-            break;
-        }
-        for chunk in keys.chunks(DELETES_IN_FLIGHT) {
-            let batch = chunk.iter().map(|k| inner.delete_key(k));
-            for r in futures_util::future::join_all(batch).await {
-                match r {
-                    Ok(()) => deleted += 1,
-                    Err(e) => return Err(half_way(path, deleted, e)),
-                }
-            }
-        }
-    }
-    keep_parent(inner, path).await
-}
-
-fn half_way(path: &MediaPath, deleted: usize, e: StorageError) -> StorageError {
-    if deleted == 0 {
-        return e;
-    }
-    StorageError::Io(format!(
-        "deleted {deleted} objects of '{path}' before: {e}; the rest is still there: \
-         delete again to finish"
-    ))
-}
-
-/// A folder: a zero-byte `name/` marker, so an empty folder exists.
-pub(super) async fn create_dir(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
-    if path.is_root() || path.is_hidden() {
-        return Err(StorageError::AlreadyExists);
-    }
-    let key = inner.dir_key(path);
-    let _guard = inner.name_locks.lock(&inner.key(path)).await;
-    if inner.dir_exists(path).await? || inner.head(&inner.key(path)).await?.is_some() {
-        return Err(StorageError::AlreadyExists);
-    }
-    // Parents exist as prefixes of the marker; a file on the way refuses it.
-    let (parent, _) = path.split_last().ok_or(StorageError::AlreadyExists)?;
-    let mut so_far = MediaPath::root();
-    for seg in parent.segments() {
-        so_far = so_far
-            .join(seg)
-            .map_err(|e| StorageError::Invalid(e.to_string()))?;
-        if inner.head(&inner.key(&so_far)).await?.is_some() {
-            return Err(StorageError::AlreadyExists);
-        }
-    }
-    inner.put(&key, Bytes::new(), &[]).await
-}
-
-/// A file, or a folder with nothing in it but its marker.
-pub(super) async fn delete(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
-    match inner.stat(path).await? {
-        None => return Err(StorageError::NotFound),
-        Some(e) if e.kind == EntryKind::File => inner.delete_key(&inner.key(path)).await?,
-        Some(_) if path.is_root() => return Err(StorageError::NotEmpty),
-        Some(_) => {
-            let listing = inner.list(path).await?;
-            if !listing.entries.is_empty() || listing.hidden {
-                return Err(StorageError::NotEmpty);
-            }
-            inner.delete_key(&inner.dir_key(path)).await?
-        }
-    }
-    keep_parent(inner, path).await
-}
-
-/// A folder exists in S3 only while something is under its prefix: when the last entry of
-/// `path`'s folder went, a marker keeps the folder, as a disk would.
-async fn keep_parent(inner: &Inner, path: &MediaPath) -> Result<(), StorageError> {
-    let Some((parent, _)) = path.split_last() else {
-        return Ok(());
-    };
-    if parent.is_root() || inner.dir_exists(&parent).await? {
-        return Ok(());
-    }
-    inner.put(&inner.dir_key(&parent), Bytes::new(), &[]).await
-}
-
-/// Copy + delete. A file moves whole; a folder moves object by object, and a failure half
-/// way says how many moved and where each part is.
-pub(super) async fn rename(
-    inner: &Inner,
-    from: &MediaPath,
-    to: &MediaPath,
-    overwrite: bool,
-) -> Result<(), StorageError> {
-    let entry = inner.stat(from).await?.ok_or(StorageError::NotFound)?;
-    if from == to {
-        return Ok(());
-    }
-    let _guard = inner.name_locks.lock(&inner.key(to)).await;
-    if entry.kind == EntryKind::File {
-        inner.check_dest(to, overwrite).await?;
-        inner
-            .copy(&inner.key(from), &inner.key(to), entry.size)
-            .await?;
-        inner.delete_key(&inner.key(from)).await?;
-        return keep_parent(inner, from).await;
-    }
-    if to.segments().starts_with(from.segments()) {
-        return Err(StorageError::Invalid(
-            "a folder cannot move into itself".into(),
-        ));
-    }
-    if inner.stat(to).await?.is_some() {
-        return Err(StorageError::AlreadyExists);
-    }
-    inner.check_dest(to, false).await?;
-    let (src, dst) = (inner.dir_key(from), inner.dir_key(to));
-    let keys = inner.keys_under(&src).await?;
-    for (moved, (key, size)) in keys.iter().enumerate() {
-        let target = format!("{dst}{}", &key[src.len()..]);
-        let step = async {
-            inner.copy(key, &target, *size).await?;
-            inner.delete_key(key).await
-        };
-        if let Err(e) = step.await {
-            return Err(StorageError::Io(format!(
-                "moved {moved} of {} objects of '{from}' to '{to}' before: {e}; the moved ones \
-                 are under '{to}', the rest still under '{from}'",
-                keys.len()
-            )));
-        }
-    }
-    keep_parent(inner, from).await
 }
