@@ -79,6 +79,23 @@ impl Pool {
         self.spawn(op, timeout, f).await
     }
 
+    /// Like [`Pool::run`] for work that changes something in several steps: `f` is told,
+    /// through its [`Watch`], whether its caller has given up (timed out, answered 503), so
+    /// it stops before its next change instead of carrying it out unseen.
+    pub async fn run_watched<T, E, F>(
+        self: &Arc<Self>,
+        op: &'static str,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<BlockingError> + Send + 'static,
+        F: FnOnce(&Watch) -> Result<T, E> + Send + 'static,
+    {
+        self.spawn_inner(op, timeout, f).await
+    }
+
     /// Like [`Pool::run`], but `f` starts now when a thread is free (a read ahead), not when
     /// the returned future is first polled.
     pub fn spawn<T, E, F>(
@@ -91,6 +108,20 @@ impl Pool {
         T: Send + 'static,
         E: From<BlockingError> + Send + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
+    {
+        self.spawn_inner(op, timeout, move |_: &Watch| f())
+    }
+
+    fn spawn_inner<T, E, F>(
+        self: &Arc<Self>,
+        op: &'static str,
+        timeout: Duration,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<BlockingError> + Send + 'static,
+        F: FnOnce(&Watch) -> Result<T, E> + Send + 'static,
     {
         let deadline = tokio::time::Instant::now() + timeout;
         let stalled = move || BlockingError::Stalled {
@@ -146,15 +177,16 @@ impl Pool {
     ) -> (tokio::task::JoinHandle<R>, Arc<AtomicU8>)
     where
         R: Send + 'static,
-        F: FnOnce() -> R + Send + 'static,
+        F: FnOnce(&Watch) -> R + Send + 'static,
     {
         let state = Arc::new(AtomicU8::new(RUNNING));
         let (mine, stuck) = (state.clone(), self.stuck.clone());
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let watch = Watch(mine.clone());
             // Counted out of `stuck` even if `f` panics.
             let _done = Done { state: mine, stuck };
-            f()
+            f(&watch)
         });
         (handle, state)
     }
@@ -187,7 +219,7 @@ impl Pool {
                 Err(_) => return Err(stalled),
             },
         };
-        let (handle, state) = self.launch(permit, f);
+        let (handle, state) = self.launch(permit, move |_: &Watch| f());
         Ok(Job {
             handle,
             state,
@@ -214,6 +246,16 @@ impl<R> Job<R> {
         {
             self.stuck.fetch_add(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// What a closure run by [`Pool::run_watched`] sees of its caller.
+pub struct Watch(Arc<AtomicU8>);
+
+impl Watch {
+    /// The caller stopped waiting (and answered that the work did not finish in time).
+    pub fn gave_up(&self) -> bool {
+        self.0.load(Ordering::Acquire) == OVERDUE
     }
 }
 

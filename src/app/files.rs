@@ -342,6 +342,11 @@ impl Files {
                 self.library.record_committed(&real, &meta, owner).await;
                 Ok(meta)
             }
+            // The rename may still land: the record stays until that is known.
+            Err(e @ StorageError::Stalled { .. }) => {
+                self.settle_upload(recorded, target.clone(), size);
+                Err(e.into())
+            }
             Err(e) => {
                 self.library.undo_upload(recorded).await;
                 Err(e.into())

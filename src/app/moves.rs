@@ -42,7 +42,12 @@ impl Files {
         self.may_replace_entry(who, &to, overwrite).await?;
         let replacing = !matches!(self.storage.lookup(&to).await?, Found::Nothing);
         let real_from = self.real(from).await?;
-        self.storage.rename(from, &to, overwrite).await?;
+        if let Err(e) = self.storage.rename(from, &to, overwrite).await {
+            if matches!(e, StorageError::Stalled { .. }) {
+                self.settle_move(from.clone(), to.clone(), real_from);
+            }
+            return Err(e.into());
+        }
         let real_to = self.real(&to).await.unwrap_or_else(|_| to.clone());
         if let Err(e) = self.library.try_record_move(&real_from, &real_to).await {
             // Moved back, the entry is where its index rows (and owners) still say. A move

@@ -107,9 +107,17 @@ impl Files {
                 .trash_out(&real, &key, kind, who.id, now_secs())
                 .await
                 .map_err(index)?;
-            if let Err(e) = self.storage.trash(path, &key).await {
-                let _ = self.library.trash_forget(id).await;
-                return Err(e.into());
+            match self.storage.trash(path, &key).await {
+                Ok(()) => {}
+                // The move may still land: its record stays until that is known.
+                Err(e @ StorageError::Stalled { .. }) => {
+                    self.settle_trash(id, key, real);
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    let _ = self.library.trash_forget(id).await;
+                    return Err(e.into());
+                }
             }
             self.library.trash_finish_out(&real).await;
             if keep {
@@ -286,7 +294,11 @@ impl Files {
             n += 1;
         }
         // A record a minute old whose key is missing was never moved (a crash between the
-        // record and the move) or was removed by hand.
+        // record and the move) or was removed by hand — unless a move answered 503 may
+        // still land (see `settle`).
+        if self.storage.overdue() > 0 {
+            return Ok(n);
+        }
         let keys = self.storage.trash_keys().await?;
         for e in self
             .library
