@@ -406,6 +406,37 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watched_call_sees_its_caller_give_up() {
+        let pool = Pool::new(2);
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let (g, seen) = (gate.clone(), Arc::new(AtomicU8::new(9)));
+        let s = seen.clone();
+        let r: Result<(), E> = pool
+            .run_watched("change", Duration::from_millis(100), move |w| {
+                s.store(u8::from(w.gave_up()), Ordering::SeqCst);
+                g.wait(); // hung in its first step
+                s.store(u8::from(w.gave_up()), Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert!(matches!(r, Err(E::B(BlockingError::Stalled { .. }))));
+        let g = gate.clone();
+        tokio::task::spawn_blocking(move || g.wait()).await.ok();
+        for _ in 0..100 {
+            if pool.stuck() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Before the hang it still had a caller; after it, it knows it has none.
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        let ok: Result<bool, E> = pool
+            .run_watched("change", Duration::from_secs(5), |w| Ok(w.gave_up()))
+            .await;
+        assert_eq!(ok.ok(), Some(false));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pool_queues_a_busy_but_healthy_call() {
         let pool = Pool::new(1);
         let first = pool.spawn("slow", Duration::from_secs(5), || -> Result<u8, E> {

@@ -159,6 +159,31 @@ def test_a_move_answered_503_that_lands_later_is_taken_back_and_still_theirs(mou
     assert names_in(srv, mia, "late3") == ["dst.txt"]
 
 
+def test_an_upload_answered_503_whose_commit_lands_later_is_still_theirs(mount, srv):
+    admin = login(srv)
+    r = http_call(srv, "POST", "/api/users", headers=admin.headers,
+                  json_body={"name": "mia", "password": AUTH_PW, "role": "member"})
+    assert r.status == 201, r
+    mia = must_login(srv, "mia", AUTH_PW)
+    put(srv, mia, "late4/first.txt", b"first")
+    # The commit's last step (the staged file leaving staging) hangs on the share.
+    mount.set("hang", ops=["unlink", "rename"])
+    r = http_call(srv, "PUT", "/media/late4/new.txt", headers=mia.headers,
+                  body=b"uploaded while the share hung", timeout=30)
+    assert_outcome_unknown(r)
+    mount.release()
+    # It landed: the file is there, listed, and hers (she may move it; an upload without
+    # its owner in the index would be refused to her).
+    wait_for(lambda: names_in(srv, mia, "late4") == ["first.txt", "new.txt"], timeout=15,
+             what="the late upload to be listed", every=0.3)
+    assert (mount.backing / "late4" / "new.txt").read_bytes() == b"uploaded while the share hung"
+    time.sleep(1)
+    r = http_call(srv, "POST", "/api/library/move", headers=mia.headers,
+                  json_body={"from": "late4/new.txt", "to": "late4/moved.txt"})
+    assert r.status == 200, r
+    assert (mount.backing / "late4" / "moved.txt").read_bytes() == b"uploaded while the share hung"
+
+
 def remount(mount, tmp_path, backing=None):
     """Unmounts the share and mounts it again (optionally another one) at the same place."""
     mount.close()
