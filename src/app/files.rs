@@ -344,7 +344,11 @@ impl Files {
             }
             // The rename may still land: the record stays until that is known.
             Err(e @ StorageError::Stalled { .. }) => {
-                self.settle_upload(recorded, target.clone(), size);
+                self.settle(super::settle::Late::Upload {
+                    rec: recorded,
+                    target: target.clone(),
+                    size,
+                });
                 Err(e.into())
             }
             Err(e) => {

@@ -2,6 +2,7 @@
 //! move whose index record cannot be written is moved back and refused.
 
 use super::files::{Files, FilesError};
+use super::settle::Late;
 use crate::auth::User;
 use crate::storage::{EntryKind, Found, LinkEnd, MediaPath, StorageError};
 
@@ -44,7 +45,11 @@ impl Files {
         let real_from = self.real(from).await?;
         if let Err(e) = self.storage.rename(from, &to, overwrite).await {
             if matches!(e, StorageError::Stalled { .. }) {
-                self.settle_move(from.clone(), to.clone(), real_from);
+                self.settle(Late::Move {
+                    from: from.clone(),
+                    to: to.clone(),
+                    real_from,
+                });
             }
             return Err(e.into());
         }

@@ -7,6 +7,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::files::{Files, FilesError};
+use super::settle::Late;
 use crate::auth::User;
 use crate::library::{LibraryError, TrashEntry};
 use crate::storage::{EntryKind, Found, MediaPath, StorageError};
@@ -111,7 +112,7 @@ impl Files {
                 Ok(()) => {}
                 // The move may still land: its record stays until that is known.
                 Err(e @ StorageError::Stalled { .. }) => {
-                    self.settle_trash(id, key, real);
+                    self.settle(Late::Trash { id, key, real });
                     return Err(e.into());
                 }
                 Err(e) => {
@@ -139,6 +140,13 @@ impl Files {
             self.storage.delete(path).await
         };
         if let Err(e) = removed {
+            if matches!(e, StorageError::Stalled { .. }) {
+                self.settle(Late::Delete {
+                    path: path.clone(),
+                    real,
+                });
+                return Err(e.into());
+            }
             if is_dir && opts.recursive {
                 // Part of the folder may be gone: the next scan brings the index in line.
                 self.library.request_scan();

@@ -129,6 +129,56 @@ def test_a_delete_answered_503_that_never_happened_leaves_no_trash_entry(mount, 
     assert os.listdir(mount.backing / ".streamhub-trash") == []
 
 
+def test_a_restore_answered_503_that_lands_later_is_taken_back_into_the_trash(mount, srv):
+    cred = login(srv)
+    put(srv, cred, "late6/back.txt", b"restored late")
+    r = http_call(srv, "DELETE", "/media/late6/back.txt", headers=cred.headers)
+    assert r.status in (200, 204), r
+    [item] = trash_items(srv, cred)
+    key_dir = mount.backing / ".streamhub-trash"
+    assert len(os.listdir(key_dir)) == 1
+    mount.set("hang", ops=["unlink", "rename"])
+    r = http_call(srv, "POST", f"/api/trash/{item['id']}/restore", headers=cred.headers,
+                  timeout=30)
+    assert_outcome_unknown(r)
+    mount.release()
+    # The hung call lands; the restore answered 503 is taken back: the entry is still in the
+    # trash (listed, with its bytes), not half out of it.
+    wait_for(lambda: not (mount.backing / "late6" / "back.txt").exists()
+             and len(os.listdir(key_dir)) == 1, timeout=10,
+             what="the late restore to be taken back")
+    time.sleep(1)
+    assert not (mount.backing / "late6" / "back.txt").exists()
+    assert [i["id"] for i in trash_items(srv, cred)] == [item["id"]]
+    r = http_call(srv, "POST", f"/api/trash/{item['id']}/restore", headers=cred.headers)
+    assert r.status == 200, r
+    r = http_call(srv, "GET", "/media/late6/back.txt", headers=cred.headers)
+    assert r.status == 200 and r.body == b"restored late", r
+    assert trash_items(srv, cred) == []
+
+
+def test_a_permanent_delete_answered_503_that_lands_later_leaves_the_index(mount, srv):
+    cred = login(srv)
+    put(srv, cred, "late5/gonefile.txt", b"removed late")
+    mount.set("hang", ops=["unlink", "rmdir"])
+    r = http_call(srv, "DELETE", "/media/late5/gonefile.txt?permanent=true", headers=cred.headers,
+                  timeout=30)
+    assert_outcome_unknown(r)
+    mount.release()
+    wait_for(lambda: not (mount.backing / "late5" / "gonefile.txt").exists(), timeout=10,
+             what="the hung delete to land on the share")
+
+    # A search answers from the index alone: it must not find the file any more.
+    def found():
+        r = http_call(srv, "GET", "/api/library?q=gonefile", headers=cred.headers)
+        assert r.status == 200, r
+        return [e["path"] for e in r.json()["entries"]]
+
+    wait_for(lambda: found() == [], timeout=15, what="the index to drop the deleted file",
+             every=0.3)
+    assert trash_items(srv, cred) == []
+
+
 def test_a_move_answered_503_that_lands_later_is_taken_back_and_still_theirs(mount, srv):
     admin = login(srv)
     r = http_call(srv, "POST", "/api/users", headers=admin.headers,

@@ -227,23 +227,23 @@ impl LocalStorage {
             .calls
             .run_watched(op, self.opts.timeout, move |w| f(&root, w))
             .await;
-        self.note(op, &r);
+        self.note(op, r.as_ref().err());
         r
     }
 
     /// Logs a change between "the root answers" and "it does not" (see `down`).
-    fn note<T>(&self, op: &'static str, r: &Result<T, StorageError>) {
+    fn note(&self, op: &'static str, e: Option<&StorageError>) {
         let down = matches!(
-            r,
-            Err(StorageError::Stalled { .. } | StorageError::Unavailable(_))
+            e,
+            Some(StorageError::Stalled { .. } | StorageError::Unavailable(_))
         );
         if self.down.load(Ordering::Relaxed) == down
             || self.down.swap(down, Ordering::AcqRel) == down
         {
             return;
         }
-        match r {
-            Err(e) if down => {
+        match e {
+            Some(e) if down => {
                 tracing::warn!(op, error = %e, "media storage: not answering or not usable")
             }
             _ => tracing::info!(op, "media storage: answering again"),

@@ -306,22 +306,22 @@ pub(super) fn rename_noreplace_fallback(
 /// A move whose caller gave up (answered 503) and that the share carried out afterwards is
 /// moved back when that replaces nothing, so a move answered 503 does not happen; one that
 /// replaced a file stands (the old file is gone) and the caller's bookkeeping follows it.
-fn take_back(
-    w: &Watch,
+pub(super) fn take_back(
+    (w, op): (&Watch, &'static str),
     (fdir, fname): (&File, &str),
     (tdir, tname): (&File, &str),
     overwrite: bool,
-    from: &MediaPath,
+    path: &MediaPath,
 ) -> Result<(), StorageError> {
     if !w.gave_up() {
         return Ok(());
     }
     if !overwrite && rename_at(tdir, tname, fdir, fname, false, fname, None).is_ok() {
-        tracing::warn!(path = %from.to_string().escape_debug(),
-            "media storage: a move answered 503 was carried out when the storage answered again, and taken back");
-        return Err(StorageError::Unavailable("move taken back".into()));
+        tracing::warn!(op, path = %path.to_string().escape_debug(),
+            "media storage: a change answered 503 was carried out when the storage answered again, and taken back");
+        return Err(StorageError::Unavailable(format!("{op} taken back")));
     }
-    landed(w, "move", from);
+    landed(w, op, path);
     Ok(())
 }
 
@@ -375,7 +375,7 @@ pub(super) fn rename(
             }
             e => e,
         })
-        .and_then(|()| take_back(w, (&fdir, fname), (&tdir, tname), overwrite, from))
+        .and_then(|()| take_back((w, "move"), (&fdir, fname), (&tdir, tname), overwrite, from))
         .and_then(|()| tdir.sync_all().map_err(|e| write_err(&e, &shown(&tparent))))
         .and_then(|()| fdir.sync_all().map_err(|e| write_err(&e, &shown(&fparent))));
     if moved.is_err() {

@@ -8,7 +8,7 @@ use std::fs::File;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use super::ops::{go_on, landed, rename_at};
+use super::ops::{go_on, landed, rename_at, take_back};
 use super::root::{shown, Root};
 use super::write_err;
 use crate::blocking::Watch;
@@ -103,7 +103,7 @@ pub(super) fn untrash(
     let (dir, created) = root.make_dirs(&rootdir, &tparent)?;
     let moved = go_on(w, "restore", to)
         .and_then(|()| rename_at(&bin, key, &dir, tname, false, &shown(&tparent), Some(w)))
-        .inspect(|()| landed(w, "restore", to))
+        .and_then(|()| take_back((w, "restore"), (&bin, key), (&dir, tname), false, to))
         .and_then(|()| dir.sync_all().map_err(|e| write_err(&e, &shown(&tparent))))
         .and_then(|()| bin.sync_all().map_err(|e| write_err(&e, TRASH_DIR)));
     if let Err(e) = moved {

@@ -211,7 +211,8 @@ fn no_replace_without_the_kernel_flag() {
     super::ops::rename_noreplace_fallback(&dir, "a", &dir, "b", "/", None).unwrap();
     assert!(!d.path().join("a").exists());
     assert_eq!(std::fs::read(d.path().join("b")).unwrap(), b"a");
-    let e = super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "b", "/", None).unwrap_err();
+    let e =
+        super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "b", "/", None).unwrap_err();
     assert!(matches!(e, StorageError::AlreadyExists), "{e}");
     super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "moved", "/", None).unwrap();
     assert!(d.path().join("moved").is_dir());
