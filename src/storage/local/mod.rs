@@ -211,7 +211,14 @@ impl LocalStorage {
         T: Send + 'static,
         F: FnOnce(&Root) -> Result<T, StorageError> + Send + 'static,
     {
-        self.changing(op, move |root, _| f(root)).await
+        let root = self.root.clone();
+        let r = self
+            .pool
+            .calls
+            .run(op, self.opts.timeout, move || f(&root))
+            .await;
+        self.note(op, r.as_ref().err());
+        r
     }
 
     /// A call that changes the root in steps: each step first checks that its caller still

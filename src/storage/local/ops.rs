@@ -201,15 +201,6 @@ pub(super) fn go_on(w: &Watch, op: &'static str, path: &MediaPath) -> Result<(),
     Ok(())
 }
 
-/// The last step of a change returned after its caller gave up: the change is done (the
-/// caller's bookkeeping settles it, see `app::settle`); said in the log.
-pub(super) fn landed(w: &Watch, op: &'static str, path: &MediaPath) {
-    if w.gave_up() {
-        tracing::warn!(op, path = %path.to_string().escape_debug(),
-            "media storage: a change answered 503 was carried out when the storage answered again");
-    }
-}
-
 pub(super) fn delete(root: &Root, path: &MediaPath, w: &Watch) -> Result<(), StorageError> {
     let (parent, name) = path
         .split_last()
@@ -229,7 +220,6 @@ pub(super) fn delete(root: &Root, path: &MediaPath, w: &Watch) -> Result<(), Sto
         rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST => StorageError::NotEmpty,
         e => write_err(&e.into(), &shown(&parent)),
     })?;
-    landed(w, "delete", path);
     dir.sync_all().map_err(|e| write_err(&e, &shown(&parent)))
 }
 
@@ -311,17 +301,13 @@ pub(super) fn take_back(
     (fdir, fname): (&File, &str),
     (tdir, tname): (&File, &str),
     overwrite: bool,
-    path: &MediaPath,
 ) -> Result<(), StorageError> {
     if !w.gave_up() {
         return Ok(());
     }
     if !overwrite && rename_at(tdir, tname, fdir, fname, false, fname, None).is_ok() {
-        tracing::warn!(op, path = %path.to_string().escape_debug(),
-            "media storage: a change answered 503 was carried out when the storage answered again, and taken back");
         return Err(StorageError::Unavailable(format!("{op} taken back")));
     }
-    landed(w, op, path);
     Ok(())
 }
 
@@ -375,7 +361,7 @@ pub(super) fn rename(
             }
             e => e,
         })
-        .and_then(|()| take_back((w, "move"), (&fdir, fname), (&tdir, tname), overwrite, from))
+        .and_then(|()| take_back((w, "move"), (&fdir, fname), (&tdir, tname), overwrite))
         .and_then(|()| tdir.sync_all().map_err(|e| write_err(&e, &shown(&tparent))))
         .and_then(|()| fdir.sync_all().map_err(|e| write_err(&e, &shown(&fparent))));
     if moved.is_err() {

@@ -8,7 +8,7 @@ use std::fs::File;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use super::ops::{go_on, landed, rename_at, take_back};
+use super::ops::{go_on, rename_at, take_back};
 use super::root::{shown, Root};
 use super::write_err;
 use crate::blocking::Watch;
@@ -80,7 +80,6 @@ pub(super) fn trash(
         StorageError::PermissionDeniedAt(_) => StorageError::PermissionDeniedAt(shown(&parent)),
         e => e,
     })?;
-    landed(w, "delete", path);
     bin.sync_all().map_err(|e| write_err(&e, TRASH_DIR))?;
     dir.sync_all().map_err(|e| write_err(&e, &shown(&parent)))
 }
@@ -103,7 +102,7 @@ pub(super) fn untrash(
     let (dir, created) = root.make_dirs(&rootdir, &tparent)?;
     let moved = go_on(w, "restore", to)
         .and_then(|()| rename_at(&bin, key, &dir, tname, false, &shown(&tparent), Some(w)))
-        .and_then(|()| take_back((w, "restore"), (&bin, key), (&dir, tname), false, to))
+        .and_then(|()| take_back((w, "restore"), (&bin, key), (&dir, tname), false))
         .and_then(|()| dir.sync_all().map_err(|e| write_err(&e, &shown(&tparent))))
         .and_then(|()| bin.sync_all().map_err(|e| write_err(&e, TRASH_DIR)));
     if let Err(e) = moved {
