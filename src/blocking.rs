@@ -79,6 +79,23 @@ impl Pool {
         self.spawn(op, timeout, f).await
     }
 
+    /// Like [`Pool::run`] for work that changes something in several steps: `f` is told,
+    /// through its [`Watch`], whether its caller has given up (timed out, answered 503), so
+    /// it stops before its next change instead of carrying it out unseen.
+    pub async fn run_watched<T, E, F>(
+        self: &Arc<Self>,
+        op: &'static str,
+        timeout: Duration,
+        f: F,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<BlockingError> + Send + 'static,
+        F: FnOnce(&Watch) -> Result<T, E> + Send + 'static,
+    {
+        self.spawn_inner(op, timeout, f).await
+    }
+
     /// Like [`Pool::run`], but `f` starts now when a thread is free (a read ahead), not when
     /// the returned future is first polled.
     pub fn spawn<T, E, F>(
@@ -91,6 +108,20 @@ impl Pool {
         T: Send + 'static,
         E: From<BlockingError> + Send + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
+    {
+        self.spawn_inner(op, timeout, move |_: &Watch| f())
+    }
+
+    fn spawn_inner<T, E, F>(
+        self: &Arc<Self>,
+        op: &'static str,
+        timeout: Duration,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, E>> + Send + 'static
+    where
+        T: Send + 'static,
+        E: From<BlockingError> + Send + 'static,
+        F: FnOnce(&Watch) -> Result<T, E> + Send + 'static,
     {
         let deadline = tokio::time::Instant::now() + timeout;
         let stalled = move || BlockingError::Stalled {
@@ -146,15 +177,16 @@ impl Pool {
     ) -> (tokio::task::JoinHandle<R>, Arc<AtomicU8>)
     where
         R: Send + 'static,
-        F: FnOnce() -> R + Send + 'static,
+        F: FnOnce(&Watch) -> R + Send + 'static,
     {
         let state = Arc::new(AtomicU8::new(RUNNING));
         let (mine, stuck) = (state.clone(), self.stuck.clone());
         let handle = tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            let watch = Watch(mine.clone());
             // Counted out of `stuck` even if `f` panics.
             let _done = Done { state: mine, stuck };
-            f()
+            f(&watch)
         });
         (handle, state)
     }
@@ -187,7 +219,7 @@ impl Pool {
                 Err(_) => return Err(stalled),
             },
         };
-        let (handle, state) = self.launch(permit, f);
+        let (handle, state) = self.launch(permit, move |_: &Watch| f());
         Ok(Job {
             handle,
             state,
@@ -214,6 +246,16 @@ impl<R> Job<R> {
         {
             self.stuck.fetch_add(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// What a closure run by [`Pool::run_watched`] sees of its caller.
+pub struct Watch(Arc<AtomicU8>);
+
+impl Watch {
+    /// The caller stopped waiting (and answered that the work did not finish in time).
+    pub fn gave_up(&self) -> bool {
+        self.0.load(Ordering::Acquire) == OVERDUE
     }
 }
 
@@ -361,6 +403,37 @@ mod tests {
         assert_eq!(pool.stuck(), 0);
         let d: Result<u8, E> = pool.run("read", Duration::from_secs(5), || Ok(4)).await;
         assert_eq!(d.ok(), Some(4));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watched_call_sees_its_caller_give_up() {
+        let pool = Pool::new(2);
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let (g, seen) = (gate.clone(), Arc::new(AtomicU8::new(9)));
+        let s = seen.clone();
+        let r: Result<(), E> = pool
+            .run_watched("change", Duration::from_millis(100), move |w| {
+                s.store(u8::from(w.gave_up()), Ordering::SeqCst);
+                g.wait(); // hung in its first step
+                s.store(u8::from(w.gave_up()), Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert!(matches!(r, Err(E::B(BlockingError::Stalled { .. }))));
+        let g = gate.clone();
+        tokio::task::spawn_blocking(move || g.wait()).await.ok();
+        for _ in 0..100 {
+            if pool.stuck() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Before the hang it still had a caller; after it, it knows it has none.
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        let ok: Result<bool, E> = pool
+            .run_watched("change", Duration::from_secs(5), |w| Ok(w.gave_up()))
+            .await;
+        assert_eq!(ok.ok(), Some(false));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -342,6 +342,15 @@ impl Files {
                 self.library.record_committed(&real, &meta, owner).await;
                 Ok(meta)
             }
+            // The rename may still land: the record stays until that is known.
+            Err(e @ StorageError::Stalled { .. }) => {
+                self.settle(super::settle::Late::Upload {
+                    rec: recorded,
+                    target: target.clone(),
+                    size,
+                });
+                Err(e.into())
+            }
             Err(e) => {
                 self.library.undo_upload(recorded).await;
                 Err(e.into())

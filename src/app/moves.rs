@@ -2,6 +2,7 @@
 //! move whose index record cannot be written is moved back and refused.
 
 use super::files::{Files, FilesError};
+use super::settle::Late;
 use crate::auth::User;
 use crate::storage::{EntryKind, Found, LinkEnd, MediaPath, StorageError};
 
@@ -52,7 +53,16 @@ impl Files {
         }
         let replacing = !matches!(self.storage.lookup(&to).await?, Found::Nothing);
         let real_from = self.real(from).await?;
-        self.storage.rename(from, &to, overwrite).await?;
+        if let Err(e) = self.storage.rename(from, &to, overwrite).await {
+            if matches!(e, StorageError::Stalled { .. }) {
+                self.settle(Late::Move {
+                    from: from.clone(),
+                    to: to.clone(),
+                    real_from,
+                });
+            }
+            return Err(e.into());
+        }
         let real_to = self.real(&to).await.unwrap_or_else(|_| to.clone());
         if let Err(e) = self.library.try_record_move(&real_from, &real_to).await {
             // Moved back, the entry is where its index rows (and owners) still say. A move

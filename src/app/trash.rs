@@ -7,6 +7,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::files::{Files, FilesError};
+use super::settle::Late;
 use crate::auth::User;
 use crate::library::{LibraryError, TrashEntry};
 use crate::storage::{EntryKind, Found, MediaPath, StorageError};
@@ -107,9 +108,17 @@ impl Files {
                 .trash_out(&real, &key, kind, who.id, now_secs())
                 .await
                 .map_err(index)?;
-            if let Err(e) = self.storage.trash(path, &key).await {
-                let _ = self.library.trash_forget(id).await;
-                return Err(e.into());
+            match self.storage.trash(path, &key).await {
+                Ok(()) => {}
+                // The move may still land: its record stays until that is known.
+                Err(e @ StorageError::Stalled { .. }) => {
+                    self.settle(Late::Trash { id, key, real });
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    let _ = self.library.trash_forget(id).await;
+                    return Err(e.into());
+                }
             }
             self.library.trash_finish_out(&real).await;
             if keep {
@@ -131,6 +140,13 @@ impl Files {
             self.storage.delete(path).await
         };
         if let Err(e) = removed {
+            if matches!(e, StorageError::Stalled { .. }) {
+                self.settle(Late::Delete {
+                    path: path.clone(),
+                    real,
+                });
+                return Err(e.into());
+            }
             if is_dir && opts.recursive {
                 // Part of the folder may be gone: the next scan brings the index in line.
                 self.library.request_scan();
@@ -286,7 +302,11 @@ impl Files {
             n += 1;
         }
         // A record a minute old whose key is missing was never moved (a crash between the
-        // record and the move) or was removed by hand.
+        // record and the move) or was removed by hand — unless a move answered 503 may
+        // still land (see `settle`).
+        if self.storage.overdue() > 0 {
+            return Ok(n);
+        }
         let keys = self.storage.trash_keys().await?;
         for e in self
             .library

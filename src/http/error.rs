@@ -38,6 +38,12 @@ pub const DATA_DIR_RETRY_SECS: u32 = 30;
 /// second, but players retry on their own and should find it back soon after it is.
 pub const STORAGE_RETRY_SECS: u32 = 5;
 
+/// Storage calls that change something (`StorageError::Stalled`'s `op`): when one does not
+/// answer in time its outcome is unknown (see `app::settle`).
+const CHANGES: &[&str] = &[
+    "delete", "rename", "trash", "untrash", "commit", "mkdir", "purge",
+];
+
 /// The message of an answer caused by the data dir's state. `dir` is where it is (unknown
 /// to the error mappings, filled in by `http::data_dir`), `reason` what the file system
 /// says (a probe's errno name) or else what SQLite said.
@@ -298,12 +304,21 @@ impl From<StorageError> for ApiError {
             ),
             Stalled { .. } | Unavailable(_) => {
                 tracing::warn!(error = %e, "storage unavailable");
+                // A change whose call hung may still land when the storage answers (a call
+                // stuck in the kernel cannot be cancelled): the client must look, not assume.
+                let message = match &e {
+                    Stalled { op, .. } if CHANGES.contains(op) => format!(
+                        "{e}: the outcome is unknown, the change may still be carried out when \
+                         the storage answers again; look before trying again"
+                    ),
+                    _ => e.to_string(),
+                };
                 // Outages of a disk or an object store are usually short: tell clients
                 // when to come back instead of letting them hammer the service.
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
-                    e.to_string(),
+                    message,
                 )
                 .with_header(header::RETRY_AFTER, HeaderValue::from(STORAGE_RETRY_SECS))
             }

@@ -388,6 +388,11 @@ pub trait Storage: Send + Sync {
     async fn trash_keys(&self) -> Result<Vec<String>, StorageError> {
         Ok(Vec::new())
     }
+    /// Calls still running whose callers gave up on them (answered 503): until none is
+    /// left, a change that answered 503 may still be carried out (see `app::settle`).
+    fn overdue(&self) -> usize {
+        0
+    }
     /// Where `path` really is: links followed (by the backend's rules), whether or not the
     /// last name exists; None when it leads outside the root. Ownership follows the file,
     /// not the alias a client typed.

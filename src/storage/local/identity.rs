@@ -2,7 +2,8 @@
 //! unmounted disk (whose bare mount-point folder is empty) or another disk is never taken
 //! for the media root — Syncthing's `.stfolder` lesson. The id is recorded in the database
 //! by the service; the marker is created only while no id is recorded (a new install), never
-//! again after. Within one run the root's device is compared too.
+//! again after. The root's device is not part of its identity: a share mounted again gets a
+//! new device number and is the same volume when its marker is.
 //!
 //! While the marker is missing or different, every operation is `Unavailable` with a message
 //! naming the problem; it recovers by itself when the right disk is back.
@@ -258,16 +259,10 @@ impl Root {
         let Some(expected) = ident.expected else {
             return Ok(());
         };
+        // A device other than the last one seen is no verdict by itself: a share mounted
+        // again (NFS, SMB, FUSE) gets a new device number. The marker decides (it is read
+        // again below, since its `Seen` includes the device).
         let dev = super::root::dev_of(dir);
-        if let (Some(was), Some(now)) = (ident.dev, dev) {
-            if was != now {
-                return Err(unavailable(
-                    "the media root is on another device than at start (unmounted, or another \
-                     disk?); restart streamhub if the disk was replaced on purpose"
-                        .to_string(),
-                ));
-            }
-        }
         let seen = match rustix::fs::statat(dir, MARKER, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => seen_of(&st),
             Err(rustix::io::Errno::NOENT) => {
@@ -282,10 +277,18 @@ impl Root {
         }
         match read_marker(dir)? {
             Some((id, seen)) if id == expected => {
-                self.with_ident(|i| {
+                let moved = self.with_ident(|i| {
+                    let moved = i.dev.is_some() && dev.is_some() && i.dev != dev;
                     i.marker = Some(seen);
-                    i.dev = i.dev.or(dev);
+                    i.dev = dev.or(i.dev);
+                    moved
                 });
+                if moved {
+                    tracing::info!(
+                        marker = MARKER,
+                        "media root: mounted again on a new device, same volume marker: in use again"
+                    );
+                }
                 Ok(())
             }
             Some((id, _)) => {

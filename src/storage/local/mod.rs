@@ -36,7 +36,7 @@ use super::{
     Entry, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Space, Storage,
     StorageError, Upload, UploadOptions,
 };
-use crate::blocking::Pool;
+use crate::blocking::{Pool, Watch};
 pub(crate) use identity::parse_marker;
 pub use identity::{Established, MARKER};
 use read::{ChunkBudget, LocalObject};
@@ -69,6 +69,9 @@ pub struct LocalStorage {
     budget: Arc<ChunkBudget>,
     /// Storage's threads (see `crate::blocking::Pool`).
     pool: Threads,
+    /// The last call found the root away (hung, unmounted, another volume): the moment it
+    /// goes and the moment it answers again are logged once each, not per request.
+    down: AtomicBool,
 }
 
 /// Storage's two bounded pools: one for calls (open, read, list, commit …), one for the
@@ -136,6 +139,7 @@ impl LocalStorage {
             probed: std::sync::OnceLock::new(),
             budget: Arc::default(),
             pool: Threads::new(DEFAULT_MAX_THREADS),
+            down: AtomicBool::new(false),
         }
     }
 
@@ -227,10 +231,49 @@ impl LocalStorage {
         F: FnOnce(&Root) -> Result<T, StorageError> + Send + 'static,
     {
         let root = self.root.clone();
-        self.pool
+        let r = self
+            .pool
             .calls
             .run(op, self.opts.timeout, move || f(&root))
-            .await
+            .await;
+        self.note(op, r.as_ref().err());
+        r
+    }
+
+    /// A call that changes the root in steps: each step first checks that its caller still
+    /// waits ([`ops::go_on`]), so a change answered 503 is not carried further later.
+    async fn changing<T, F>(&self, op: &'static str, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Root, &Watch) -> Result<T, StorageError> + Send + 'static,
+    {
+        let root = self.root.clone();
+        let r = self
+            .pool
+            .calls
+            .run_watched(op, self.opts.timeout, move |w| f(&root, w))
+            .await;
+        self.note(op, r.as_ref().err());
+        r
+    }
+
+    /// Logs a change between "the root answers" and "it does not" (see `down`).
+    fn note(&self, op: &'static str, e: Option<&StorageError>) {
+        let down = matches!(
+            e,
+            Some(StorageError::Stalled { .. } | StorageError::Unavailable(_))
+        );
+        if self.down.load(Ordering::Relaxed) == down
+            || self.down.swap(down, Ordering::AcqRel) == down
+        {
+            return;
+        }
+        match e {
+            Some(e) if down => {
+                tracing::warn!(op, error = %e, "media storage: not answering or not usable")
+            }
+            _ => tracing::info!(op, "media storage: answering again"),
+        }
     }
 
     fn object(&self, file: File, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError> {
@@ -383,7 +426,7 @@ impl Storage for LocalStorage {
 
     async fn delete(&self, path: &MediaPath) -> Result<(), StorageError> {
         let p = path.clone();
-        self.blocking("delete", move |root| ops::delete(root, &p))
+        self.changing("delete", move |root, w| ops::delete(root, &p, w))
             .await
     }
 
@@ -394,23 +437,29 @@ impl Storage for LocalStorage {
         overwrite: bool,
     ) -> Result<(), StorageError> {
         let (f, t) = (from.clone(), to.clone());
-        self.blocking("rename", move |root| ops::rename(root, &f, &t, overwrite))
-            .await
+        self.changing("rename", move |root, w| {
+            ops::rename(root, &f, &t, overwrite, w)
+        })
+        .await
     }
 
     fn has_trash(&self) -> bool {
         true
     }
 
+    fn overdue(&self) -> usize {
+        self.pool.calls.stuck() + self.pool.writers.stuck()
+    }
+
     async fn trash(&self, path: &MediaPath, key: &str) -> Result<(), StorageError> {
         let (p, k) = (path.clone(), key.to_string());
-        self.blocking("trash", move |root| trash::trash(root, &p, &k))
+        self.changing("trash", move |root, w| trash::trash(root, &p, &k, w))
             .await
     }
 
     async fn untrash(&self, key: &str, to: &MediaPath) -> Result<Vec<MediaPath>, StorageError> {
         let (k, t) = (key.to_string(), to.clone());
-        self.blocking("untrash", move |root| trash::untrash(root, &k, &t))
+        self.changing("untrash", move |root, w| trash::untrash(root, &k, &t, w))
             .await
     }
 

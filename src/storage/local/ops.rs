@@ -10,6 +10,7 @@ use rustix::fs::{AtFlags, RenameFlags};
 
 use super::root::{shown, Root};
 use super::write_err;
+use crate::blocking::Watch;
 use crate::storage::{Entry, EntryKind, Found, LinkEnd, Listing, MediaPath, StorageError};
 
 fn entry(name: String, md: &std::fs::Metadata, via_link: bool) -> Entry {
@@ -187,7 +188,20 @@ pub(super) fn create_dir(root: &Root, path: &MediaPath) -> Result<(), StorageErr
     made
 }
 
-pub(super) fn delete(root: &Root, path: &MediaPath) -> Result<(), StorageError> {
+/// Whether a change may take its next step: not once its caller has given up on it (it
+/// answered 503), so a change never goes on unseen after that answer.
+pub(super) fn go_on(w: &Watch, op: &'static str, path: &MediaPath) -> Result<(), StorageError> {
+    if w.gave_up() {
+        tracing::warn!(op, path = %path.to_string().escape_debug(),
+            "media storage: change stopped before its next step (its request was already answered 503)");
+        return Err(StorageError::Unavailable(format!(
+            "{op} stopped: it did not answer in time"
+        )));
+    }
+    Ok(())
+}
+
+pub(super) fn delete(root: &Root, path: &MediaPath, w: &Watch) -> Result<(), StorageError> {
     let (parent, name) = path
         .split_last()
         .ok_or(StorageError::PermissionDeniedAt("/".into()))?;
@@ -201,6 +215,7 @@ pub(super) fn delete(root: &Root, path: &MediaPath) -> Result<(), StorageError> 
     } else {
         AtFlags::empty()
     };
+    go_on(w, "delete", path)?;
     rustix::fs::unlinkat(&dir, name, flags).map_err(|e| match e {
         rustix::io::Errno::NOTEMPTY | rustix::io::Errno::EXIST => StorageError::NotEmpty,
         e => write_err(&e.into(), &shown(&parent)),
@@ -217,6 +232,7 @@ pub(super) fn rename_at(
     to: &str,
     overwrite: bool,
     shown_to: &str,
+    w: Option<&Watch>,
 ) -> Result<(), StorageError> {
     let flags = if overwrite {
         RenameFlags::empty()
@@ -227,7 +243,7 @@ pub(super) fn rename_at(
         Ok(()) => Ok(()),
         // Some filesystems (older NFS, some FUSE) do not know RENAME_NOREPLACE.
         Err(rustix::io::Errno::INVAL) if !overwrite => {
-            rename_noreplace_fallback(from_dir, from, to_dir, to, shown_to)
+            rename_noreplace_fallback(from_dir, from, to_dir, to, shown_to, w)
         }
         Err(e) => Err(rename_err(e, shown_to)),
     }
@@ -251,12 +267,21 @@ pub(super) fn rename_noreplace_fallback(
     to_dir: &File,
     to: &str,
     shown_to: &str,
+    w: Option<&Watch>,
 ) -> Result<(), StorageError> {
     let st = rustix::fs::statat(from_dir, from, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| StorageError::from_io(&e.into()))?;
     if !rustix::fs::FileType::from_raw_mode(st.st_mode).is_dir() {
         rustix::fs::linkat(from_dir, from, to_dir, to, AtFlags::empty())
             .map_err(|e| write_err(&e.into(), shown_to))?;
+        if w.is_some_and(Watch::gave_up) {
+            // Answered 503 while the link hung: the move is taken back (the file is still
+            // at its old name), never finished unseen.
+            let _ = rustix::fs::unlinkat(to_dir, to, AtFlags::empty());
+            return Err(StorageError::Unavailable(
+                "move stopped: it did not answer in time".into(),
+            ));
+        }
         return rustix::fs::unlinkat(from_dir, from, AtFlags::empty())
             .map_err(|e| write_err(&e.into(), shown_to));
     }
@@ -266,6 +291,24 @@ pub(super) fn rename_noreplace_fallback(
             rustix::fs::renameat(from_dir, from, to_dir, to).map_err(|e| rename_err(e, shown_to))
         }
     }
+}
+
+/// A move whose caller gave up (answered 503) and that the share carried out afterwards is
+/// moved back when that replaces nothing, so a move answered 503 does not happen; one that
+/// replaced a file stands (the old file is gone) and the caller's bookkeeping follows it.
+pub(super) fn take_back(
+    (w, op): (&Watch, &'static str),
+    (fdir, fname): (&File, &str),
+    (tdir, tname): (&File, &str),
+    overwrite: bool,
+) -> Result<(), StorageError> {
+    if !w.gave_up() {
+        return Ok(());
+    }
+    if !overwrite && rename_at(tdir, tname, fdir, fname, false, fname, None).is_ok() {
+        return Err(StorageError::Unavailable(format!("{op} taken back")));
+    }
+    Ok(())
 }
 
 /// Whether the service may add and remove names in `dir`.
@@ -284,6 +327,7 @@ pub(super) fn rename(
     from: &MediaPath,
     to: &MediaPath,
     overwrite: bool,
+    w: &Watch,
 ) -> Result<(), StorageError> {
     let (fparent, fname) = from.split_last().ok_or(StorageError::NotFound)?;
     let (tparent, tname) = to.split_last().ok_or(StorageError::AlreadyExists)?;
@@ -296,8 +340,20 @@ pub(super) fn rename(
     let fdir = root.wdir(&rootdir, &fparent)?;
     rustix::fs::statat(&fdir, fname, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| StorageError::from_io(&e.into()))?;
+    go_on(w, "move", from)?;
     let (tdir, created) = root.make_dirs(&rootdir, &tparent)?;
-    let moved = rename_at(&fdir, fname, &tdir, tname, overwrite, &shown(&tparent))
+    let moved = go_on(w, "move", from)
+        .and_then(|()| {
+            rename_at(
+                &fdir,
+                fname,
+                &tdir,
+                tname,
+                overwrite,
+                &shown(&tparent),
+                Some(w),
+            )
+        })
         .map_err(|e| match e {
             // Either folder may be the one the service cannot write: name the right one.
             StorageError::PermissionDeniedAt(_) if !writable(&fdir) => {
@@ -305,6 +361,7 @@ pub(super) fn rename(
             }
             e => e,
         })
+        .and_then(|()| take_back((w, "move"), (&fdir, fname), (&tdir, tname), overwrite))
         .and_then(|()| tdir.sync_all().map_err(|e| write_err(&e, &shown(&tparent))))
         .and_then(|()| fdir.sync_all().map_err(|e| write_err(&e, &shown(&fparent))));
     if moved.is_err() {

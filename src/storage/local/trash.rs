@@ -8,9 +8,10 @@ use std::fs::File;
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use super::ops::rename_at;
+use super::ops::{go_on, rename_at, take_back};
 use super::root::{shown, Root};
 use super::write_err;
+use crate::blocking::Watch;
 use crate::storage::{MediaPath, StorageError};
 
 /// Hidden folder in the media root that holds what was deleted (never addressable by clients).
@@ -39,7 +40,12 @@ fn open_trash(rootdir: &File, create: bool) -> Result<File, StorageError> {
 
 /// Moves `path` (its last name not followed: a link goes to the trash as a link) to the trash
 /// as `key`.
-pub(super) fn trash(root: &Root, path: &MediaPath, key: &str) -> Result<(), StorageError> {
+pub(super) fn trash(
+    root: &Root,
+    path: &MediaPath,
+    key: &str,
+    w: &Watch,
+) -> Result<(), StorageError> {
     check_key(key)?;
     let (parent, name) = path
         .split_last()
@@ -63,8 +69,10 @@ pub(super) fn trash(root: &Root, path: &MediaPath, key: &str) -> Result<(), Stor
         false,
         &mut shown_path,
     )?;
+    go_on(w, "delete", path)?;
     let bin = open_trash(&rootdir, true)?;
-    rename_at(&dir, name, &bin, key, false, TRASH_DIR).map_err(|e| match e {
+    go_on(w, "delete", path)?;
+    rename_at(&dir, name, &bin, key, false, TRASH_DIR, Some(w)).map_err(|e| match e {
         StorageError::Invalid(m) if m.contains("another disk") => StorageError::Invalid(format!(
             "'{path}' is on another disk mounted in the media root, which the trash is not on: \
              delete it for good with ?permanent=true"
@@ -82,6 +90,7 @@ pub(super) fn untrash(
     root: &Root,
     key: &str,
     to: &MediaPath,
+    w: &Watch,
 ) -> Result<Vec<MediaPath>, StorageError> {
     check_key(key)?;
     let (tparent, tname) = to.split_last().ok_or(StorageError::AlreadyExists)?;
@@ -89,8 +98,11 @@ pub(super) fn untrash(
     let bin = open_trash(&rootdir, false)?;
     rustix::fs::statat(&bin, key, AtFlags::SYMLINK_NOFOLLOW)
         .map_err(|e| StorageError::from_io(&e.into()))?;
+    go_on(w, "restore", to)?;
     let (dir, created) = root.make_dirs(&rootdir, &tparent)?;
-    let moved = rename_at(&bin, key, &dir, tname, false, &shown(&tparent))
+    let moved = go_on(w, "restore", to)
+        .and_then(|()| rename_at(&bin, key, &dir, tname, false, &shown(&tparent), Some(w)))
+        .and_then(|()| take_back((w, "restore"), (&bin, key), (&dir, tname), false))
         .and_then(|()| dir.sync_all().map_err(|e| write_err(&e, &shown(&tparent))))
         .and_then(|()| bin.sync_all().map_err(|e| write_err(&e, TRASH_DIR)));
     if let Err(e) = moved {

@@ -53,10 +53,12 @@ pub(super) fn commit_blocking(
     let dest_name = &Root::spelled(&destdir, dest_name);
     let result = (|| {
         if dev_of(&destdir) == dev_of(dir) {
-            rename_at(dir, name, &destdir, dest_name, overwrite, &shown_to)?;
+            rename_at(dir, name, &destdir, dest_name, overwrite, &shown_to, None)?;
         } else {
             let tmp = copy_into(file, &destdir, &shown_to)?;
-            if let Err(e) = rename_at(&destdir, &tmp, &destdir, dest_name, overwrite, &shown_to) {
+            if let Err(e) = rename_at(
+                &destdir, &tmp, &destdir, dest_name, overwrite, &shown_to, None,
+            ) {
                 let _ = rustix::fs::unlinkat(&destdir, tmp.as_str(), AtFlags::empty());
                 return Err(e);
             }

@@ -146,7 +146,7 @@ pub(super) fn discard_old(rootdir: &File, name: &str) {
 /// between the two leaves both names on one file, which the next attempt finishes by
 /// dropping the old name.
 fn move_one(old: &File, own: &File, name: &str) -> Result<(), StorageError> {
-    match rename_at(old, name, own, name, false, STAGING_DIR) {
+    match rename_at(old, name, own, name, false, STAGING_DIR, None) {
         Err(StorageError::AlreadyExists) if same_file(old, own, name) => {
             match rustix::fs::unlinkat(old, name, AtFlags::empty()) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),

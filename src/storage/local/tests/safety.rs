@@ -205,15 +205,16 @@ fn no_replace_without_the_kernel_flag() {
     std::fs::write(d.path().join("a"), b"a").unwrap();
     std::fs::write(d.path().join("taken"), b"t").unwrap();
     std::fs::create_dir(d.path().join("folder")).unwrap();
-    let e = super::ops::rename_noreplace_fallback(&dir, "a", &dir, "taken", "/").unwrap_err();
+    let e = super::ops::rename_noreplace_fallback(&dir, "a", &dir, "taken", "/", None).unwrap_err();
     assert!(matches!(e, StorageError::AlreadyExists), "{e}");
     assert_eq!(std::fs::read(d.path().join("taken")).unwrap(), b"t");
-    super::ops::rename_noreplace_fallback(&dir, "a", &dir, "b", "/").unwrap();
+    super::ops::rename_noreplace_fallback(&dir, "a", &dir, "b", "/", None).unwrap();
     assert!(!d.path().join("a").exists());
     assert_eq!(std::fs::read(d.path().join("b")).unwrap(), b"a");
-    let e = super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "b", "/").unwrap_err();
+    let e =
+        super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "b", "/", None).unwrap_err();
     assert!(matches!(e, StorageError::AlreadyExists), "{e}");
-    super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "moved", "/").unwrap();
+    super::ops::rename_noreplace_fallback(&dir, "folder", &dir, "moved", "/", None).unwrap();
     assert!(d.path().join("moved").is_dir());
 }
 
