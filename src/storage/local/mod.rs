@@ -33,8 +33,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    Entry, Found, Listing, MediaPath, Object, ObjectMeta, OnDurable, ProbeSource, Space, Storage,
-    StorageError, Upload, UploadOptions,
+    Entry, Found, Listing, MediaPath, Object, OnDurable, ProbeSource, Space, Storage, StorageError,
+    Upload, UploadOptions,
 };
 use crate::blocking::{Pool, Watch};
 pub(crate) use identity::parse_marker;
@@ -490,19 +490,4 @@ impl Storage for LocalStorage {
         })
         .await
     }
-}
-
-/// Meta of a committed file, for the upload's answer.
-pub(crate) fn committed_meta(dir: &File, name: &str) -> Result<ObjectMeta, StorageError> {
-    let fd = rustix::fs::openat(
-        dir,
-        name,
-        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .map_err(|e| StorageError::from_io(&e.into()))?;
-    let md = File::from(fd)
-        .metadata()
-        .map_err(|e| StorageError::from_io(&e))?;
-    Ok(read::meta_of(&md))
 }

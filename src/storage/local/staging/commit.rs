@@ -65,10 +65,25 @@ pub(super) fn commit_blocking(
             let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
         }
         destdir.sync_all().map_err(|e| write_err(&e, &shown_to))?;
-        super::super::committed_meta(&destdir, dest_name)
+        committed_meta(&destdir, dest_name)
     })();
     if result.is_err() {
         root.undo_dirs(&rootdir, &created);
     }
     result
+}
+
+/// Meta of a committed file, for the upload's answer.
+fn committed_meta(dir: &File, name: &str) -> Result<ObjectMeta, StorageError> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| StorageError::from_io(&e.into()))?;
+    let md = File::from(fd)
+        .metadata()
+        .map_err(|e| StorageError::from_io(&e))?;
+    Ok(super::super::read::meta_of(&md))
 }
