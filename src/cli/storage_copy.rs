@@ -3,14 +3,12 @@
 //! is `storage::copy`; here are the locations, the progress bar, the identity marker and
 //! the summary.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
+use super::copy_location::{overlap, parse_location, Location};
+use super::copy_progress::Progress;
 use super::CliError;
 use crate::config::Config;
 use crate::storage::copy::{self, CopyError, Decision};
@@ -21,47 +19,6 @@ use crate::storage::{Storage, StorageError};
 /// The staging folder the copy writes a local destination through (a node id of its own,
 /// so it never touches a running service's staged uploads).
 const COPY_NODE: &str = "c09e";
-
-/// One side of a copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Local(PathBuf),
-    S3 { bucket: String, prefix: String },
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "local:{}", p.display()),
-            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
-}
-
-/// Parses `local:/path` or `s3://bucket[/prefix]`.
-pub fn parse_location(text: &str) -> Result<Location, CliError> {
-    let bad = || {
-        CliError::Usage(format!(
-            "'{text}' is not a storage location: use local:/path/to/media or s3://bucket/prefix"
-        ))
-    };
-    if let Some(path) = text.strip_prefix("local:") {
-        if path.is_empty() {
-            return Err(bad());
-        }
-        let p = PathBuf::from(path);
-        return Ok(Location::Local(std::path::absolute(&p).unwrap_or(p)));
-    }
-    let rest = text.strip_prefix("s3://").ok_or_else(bad)?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(bad());
-    }
-    Ok(Location::S3 {
-        bucket: bucket.to_string(),
-        prefix: prefix.trim_matches('/').to_string(),
-    })
-}
 
 /// An opened side: the trait object the copy goes through, and the concrete backend for
 /// the identity marker (which no listing shows).
@@ -168,6 +125,7 @@ pub fn run(cfg: &Config, from: &str, to: &str, dry_run: bool) -> Result<String, 
             "--from and --to are the same location".into(),
         ));
     }
+    overlap(&from, &to)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -343,160 +301,4 @@ async fn copy_all(
         )));
     }
     Ok(summary)
-}
-
-/// Progress on stderr: on a terminal an `indicatif` bar (done, rate, ETA) redrawn in place;
-/// otherwise (a log, a pipe) a plain line per file, and one every few seconds during a long
-/// one, each saying how far the copy is.
-struct Progress {
-    total: u64,
-    files: usize,
-    done: u64,
-    files_done: usize,
-    started: Instant,
-    last: Instant,
-    bar: Option<ProgressBar>,
-}
-
-impl Progress {
-    fn new(total: u64, files: usize) -> Self {
-        let now = Instant::now();
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template(
-                "copy: {percent}% [{msg} files] {wide_bar} {binary_bytes} of \
-                 {binary_total_bytes}, {binary_bytes_per_sec}, ETA {eta_precise}",
-            ) {
-                bar.set_style(style);
-            }
-            bar.set_message(format!("0/{files}"));
-            bar
-        });
-        Progress {
-            total,
-            files,
-            done: 0,
-            files_done: 0,
-            started: now,
-            last: now,
-            bar,
-        }
-    }
-
-    fn add(&mut self, n: u64) {
-        self.done += n;
-        if let Some(bar) = &self.bar {
-            bar.inc(n);
-        } else if self.last.elapsed() >= Duration::from_secs(5) {
-            self.last = Instant::now();
-            eprintln!("{}", self.line());
-        }
-    }
-
-    fn file_done(&mut self, what: &str, name: &str) {
-        self.files_done += 1;
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{}/{}", self.files_done, self.files)),
-            None => eprintln!("{}: {what} {name}", self.line()),
-        }
-    }
-
-    /// The plain line (no terminal).
-    fn line(&self) -> String {
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = self.done as f64 / secs;
-        let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
-        let eta = if rate > 0.0 {
-            let left = (self.total.saturating_sub(self.done)) as f64 / rate;
-            format!("ETA {}", clock(left as u64))
-        } else {
-            "ETA -".into()
-        };
-        format!(
-            "copy: {pct}% [{}/{} files] {} of {}, {}/s, {eta}",
-            self.files_done,
-            self.files,
-            mib(self.done),
-            mib(self.total),
-            mib(rate as u64)
-        )
-    }
-
-    /// A line of its own, above the bar on a terminal.
-    fn say(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
-        }
-    }
-
-    /// Takes the bar away before the summary.
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
-}
-
-fn clock(secs: u64) -> String {
-    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations() {
-        assert_eq!(
-            parse_location("s3://media/lib/a/").unwrap(),
-            Location::S3 {
-                bucket: "media".into(),
-                prefix: "lib/a".into()
-            }
-        );
-        assert_eq!(
-            parse_location("s3://media").unwrap(),
-            Location::S3 {
-                bucket: "media".into(),
-                prefix: String::new()
-            }
-        );
-        assert_eq!(
-            parse_location("local:/srv/media").unwrap(),
-            Location::Local(PathBuf::from("/srv/media"))
-        );
-        for bad in [
-            "nonsense",
-            "local:",
-            "s3://",
-            "s3:///x",
-            "/srv/media",
-            "S3://b",
-        ] {
-            let e = parse_location(bad).unwrap_err();
-            assert!(
-                matches!(e, CliError::Usage(ref m) if m.contains("local:/path")),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn progress_line_says_how_far() {
-        let mut p = Progress::new(4 << 20, 2);
-        p.done = 1 << 20;
-        p.files_done = 1;
-        let l = p.line();
-        assert!(
-            l.starts_with("copy: 25% [1/2 files] 1.0 MiB of 4.0 MiB"),
-            "{l}"
-        );
-        assert!(l.contains("ETA"), "{l}");
-        assert_eq!(clock(3725), "1:02:05");
-    }
 }
