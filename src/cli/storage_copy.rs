@@ -45,6 +45,14 @@ impl Side {
         }
     }
 
+    /// Why this place may not get a marker (another library's lies below it), if so.
+    async fn nesting(&self) -> Result<Option<String>, StorageError> {
+        match self {
+            Side::Local(_) => Ok(None),
+            Side::S3(s) => s.nesting().await,
+        }
+    }
+
     async fn write_volume_id(&self, id: &str) -> Result<(), StorageError> {
         match self {
             Side::Local(l) => {
@@ -118,7 +126,13 @@ async fn open(cfg: &Config, at: &Location, source: bool) -> Result<Side, CliErro
 }
 
 /// `storage copy`: returns the summary (stdout); failures are on stderr and make it an error.
-pub fn run(cfg: &Config, from: &str, to: &str, dry_run: bool) -> Result<String, CliError> {
+pub fn run(
+    cfg: &Config,
+    from: &str,
+    to: &str,
+    dry_run: bool,
+    marker_only: bool,
+) -> Result<String, CliError> {
     let (from, to) = (parse_location(from)?, parse_location(to)?);
     if from == to {
         return Err(CliError::Usage(
@@ -151,11 +165,51 @@ pub fn run(cfg: &Config, from: &str, to: &str, dry_run: bool) -> Result<String, 
         });
         let src = open(cfg, &from, true).await?;
         let dst = open(cfg, &to, false).await?;
+        if marker_only {
+            return copy_marker(&src, &dst, &from, &to, dry_run).await;
+        }
         copy_all(&src, &dst, &to, dry_run, &stop).await
     });
     // S3 aborts of uploads cut short run on the runtime: give them a moment.
     rt.shutdown_timeout(Duration::from_secs(5));
     out
+}
+
+/// `--marker-only`: marks the destination as the source's library without copying a file
+/// (the upgrade of a box switched to S3 before the bucket had a marker, where a full copy
+/// would stop at files changed in the bucket since, and bring back ones deleted there).
+async fn copy_marker(
+    src: &Side,
+    dst: &Side,
+    from: &Location,
+    to: &Location,
+    dry_run: bool,
+) -> Result<String, CliError> {
+    let failed = |e: StorageError| CliError::Failed(e.to_string());
+    let Some(id) = src.volume_id().await.map_err(failed)? else {
+        return Err(CliError::Failed(format!(
+            "{from} has no identity marker (.streamhub-root): there is nothing to copy"
+        )));
+    };
+    match dst.volume_id().await.map_err(failed)? {
+        Some(d) if d == id => return Ok("identity marker already there".into()),
+        Some(_) => {
+            return Err(CliError::Failed(format!(
+                "{to} holds another library's identity marker: not replaced"
+            )))
+        }
+        None => {}
+    }
+    if let Some(why) = dst.nesting().await.map_err(failed)? {
+        return Err(CliError::Failed(why));
+    }
+    if dry_run {
+        return Ok("would copy the identity marker (no files)".into());
+    }
+    dst.write_volume_id(&id)
+        .await
+        .map_err(|e| CliError::Failed(format!("writing the identity marker: {e}")))?;
+    Ok("identity marker copied (no files)".into())
 }
 
 #[derive(Default)]
@@ -184,6 +238,11 @@ async fn copy_all(
                 "{to} holds another library's identity marker: it is not a copy of this one; \
                  nothing was copied (choose an empty destination)"
             )));
+        }
+    }
+    if dst_id.is_none() {
+        if let Some(why) = dst.nesting().await.map_err(failed)? {
+            return Err(CliError::Failed(format!("{why}; nothing was copied")));
         }
     }
     eprintln!("listing the source…");

@@ -11,7 +11,9 @@ import time
 
 import pytest
 
-from test_storage_copy import run_copy
+from conftest import ServerFactory, http_call
+from test_storage_copy import _start, run_copy
+from test_upload_faults import Creds
 
 SIZE = 48 << 20
 
@@ -83,3 +85,79 @@ def test_overlapping_locations_are_refused(garage, tmp_path):
     # Siblings with a common start of their names do not overlap.
     r = run_copy(garage, "--from", f"local:{a}", "--to", f"local:{tmp_path}/ab")
     assert r.returncode == 0, r
+
+
+def test_upgrade_with_a_bucket_that_moved_on_is_marked_without_a_copy(garage, tmp_path_factory):
+    """DEPLOY.md's upgrade: the bucket has a file changed since the switch (a full copy stops
+    at it, exit 1, no marker) and lacks one deleted since (a full copy would bring it back).
+    The 503 names `--marker-only`; that writes the marker and nothing else."""
+    base = tmp_path_factory.mktemp("upgrade2")
+    old_root, data = base / "media", base / "data"
+    f = ServerFactory(tmp_path_factory)
+    try:
+        srv = _start(f, old_root, data, None, "local-first")
+        creds = Creds(srv)
+        for name in ("kept.txt", "deleted.txt"):
+            r = http_call(srv, "PUT", "/media/" + name, headers=creds.admin.headers, body=b"old\n")
+            assert r.status == 201, r
+        srv.stop()
+        # The bucket as the old version left it: kept.txt changed, deleted.txt gone.
+        assert garage.curl_s3("PUT", "upgrade2/kept.txt", b"new in the bucket\n")[0] == 200
+
+        srv = _start(f, base / "unused", data, garage.env("upgrade2"), "upgraded")
+        creds = Creds(srv, add_users=False)
+        r = http_call(srv, "GET", "/media/kept.txt", headers=creds.admin.headers)
+        assert r.status == 503 and "--marker-only" in r.body.decode(), r
+        srv.stop()
+
+        r = run_copy(garage, "--from", f"local:{old_root}", "--to", "s3://media/upgrade2")
+        assert r.returncode == 1 and "identity marker" not in r.stdout + r.stderr, r
+        assert garage.curl_s3("GET", "upgrade2/.streamhub-root")[0] == 404
+        assert garage.curl_s3("DELETE", "upgrade2/deleted.txt")[0] in (200, 204)
+
+        r = run_copy(garage, "--marker-only", "--from", f"local:{old_root}", "--to",
+                     "s3://media/upgrade2")
+        assert r.returncode == 0 and "identity marker copied (no files)" in r.stdout, r
+        r = run_copy(garage, "--marker-only", "--from", f"local:{old_root}", "--to",
+                     "s3://media/upgrade2")
+        assert r.returncode == 0 and "already there" in r.stdout, r
+        srv = _start(f, base / "unused", data, garage.env("upgrade2"), "after-marker")
+        creds = Creds(srv, add_users=False)
+        r = http_call(srv, "GET", "/media/kept.txt", headers=creds.admin.headers)
+        assert (r.status, r.body) == (200, b"new in the bucket\n"), r
+        r = http_call(srv, "GET", "/media/deleted.txt", headers=creds.admin.headers)
+        assert r.status == 404, r
+    finally:
+        f.stop_all()
+
+
+def test_markers_are_never_replaced_nor_nested(garage, tmp_path_factory):
+    base = tmp_path_factory.mktemp("nest")
+    src = base / "src"
+    src.mkdir()
+    (src / ".streamhub-root").write_text("# marker\nthislibrary\n")
+    (src / "a.txt").write_bytes(b"a\n")
+    assert garage.curl_s3("PUT", "other/.streamhub-root", b"# marker\notherlibrary\n")[0] == 200
+    r = run_copy(garage, "--marker-only", "--from", f"local:{src}", "--to", "s3://media/other")
+    assert r.returncode == 1 and "another library's identity marker" in r.stderr, r
+    assert garage.curl_s3("GET", "other/.streamhub-root")[1] == b"# marker\notherlibrary\n"
+    # A library lives at nest/inner: nest (and the whole bucket) may not become another one.
+    assert garage.curl_s3("PUT", "nest/inner/.streamhub-root", b"# m\ninnerlibrary\n")[0] == 200
+    assert garage.curl_s3("PUT", "nest/inner/x.txt", b"x\n")[0] == 200
+    for to in ("s3://media/nest", "s3://media/"):
+        for extra in ([], ["--marker-only"]):
+            r = run_copy(garage, *extra, "--from", f"local:{src}", "--to", to)
+            assert r.returncode == 1 and "must not nest" in r.stderr, (to, extra, r)
+    assert garage.curl_s3("GET", "nest/.streamhub-root")[0] == 404
+    assert garage.curl_s3("GET", "nest/a.txt")[0] == 404
+    f = ServerFactory(tmp_path_factory)
+    try:
+        srv = _start(f, base / "unused", base / "data", garage.env("nest"), "on-nest")
+        creds = Creds(srv)
+        r = http_call(srv, "GET", "/media/inner/x.txt", headers=creds.admin.headers)
+        assert r.status == 503 and "must not nest" in r.body.decode(), r
+        r = http_call(srv, "DELETE", "/media/inner/x.txt", headers=creds.admin.headers)
+        assert r.status == 503, r
+    finally:
+        f.stop_all()
+    assert garage.curl_s3("GET", "nest/inner/x.txt") == (200, b"x\n")

@@ -51,6 +51,39 @@ impl Inner {
 }
 
 impl S3Storage {
+    /// Another library's marker below the prefix (`<prefix>x/.streamhub-root`), as
+    /// `s3://bucket/key`: prefixes must not nest, so such a prefix is never adopted (a
+    /// service there would list, and could delete, that library). Pages through every key.
+    pub async fn nested_marker(&self) -> Result<Option<String>, StorageError> {
+        let (own, tail) = (self.inner.marker_key(), format!("/{MARKER}"));
+        let mut token = None;
+        loop {
+            let page = (self.inner)
+                .page(&self.inner.prefix, false, 1000, token.as_deref())
+                .await?;
+            if let Some((k, _, _)) =
+                (page.files.iter()).find(|(k, _, _)| *k != own && k.ends_with(&tail))
+            {
+                return Ok(Some(format!("s3://{}/{k}", self.inner.bucket)));
+            }
+            match page.next {
+                Some(t) => token = Some(t),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Why no marker may be created here (another library's lies below), if so.
+    pub async fn nesting(&self) -> Result<Option<String>, StorageError> {
+        Ok(self.nested_marker().await?.map(|other| {
+            format!(
+                "{} holds another library below it ({other}): library prefixes must not nest; \
+                 choose another s3.prefix",
+                self.inner.location()
+            )
+        }))
+    }
+
     /// The volume id in the prefix's marker, if there is one.
     pub async fn volume_id(&self) -> Result<Option<String>, StorageError> {
         self.inner.read_marker().await
@@ -88,15 +121,19 @@ impl S3Storage {
             }
             // Nothing indexed, so nothing to prune by mistake: a box that began on the
             // local disk and was pointed at a bucket before anything was stored adopts it.
-            (Some(r), None) if indexed == 0 => {
-                self.write_volume_id(r).await?;
-                tracing::info!(marker = MARKER, "media bucket: identity marker created");
-                return Ok(r.to_string());
-            }
+            (Some(r), None) if indexed == 0 => match self.nesting().await? {
+                Some(why) => why,
+                None => {
+                    self.write_volume_id(r).await?;
+                    tracing::info!(marker = MARKER, "media bucket: identity marker created");
+                    return Ok(r.to_string());
+                }
+            },
             (Some(_), None) => format!(
                 "{at} has no {MARKER}: it is not this library's storage (an empty or another \
-                 bucket or prefix?). Copy the library there with `streamhub storage copy`, \
-                 which brings the marker, or fix s3.bucket / s3.prefix; then restart streamhub"
+                 bucket or prefix?). If it is (a box switched to S3 by an older streamhub), mark \
+                 it with `streamhub storage copy --marker-only --from local:<old media_root> \
+                 --to {at}`; else fix s3.bucket / s3.prefix; then restart streamhub"
             ),
             (None, Some(f)) => return Ok(f),
             (None, None) if indexed > 0 && self.inner.is_empty().await? => format!(
@@ -104,12 +141,15 @@ impl S3Storage {
                  bucket and prefix? Fix s3.bucket / s3.prefix (or copy the library there with \
                  `streamhub storage copy`), then restart streamhub"
             ),
-            (None, None) => {
-                let id = crate::secret::random_token();
-                self.write_volume_id(&id).await?;
-                tracing::info!(marker = MARKER, "media bucket: identity marker created");
-                return Ok(id);
-            }
+            (None, None) => match self.nesting().await? {
+                Some(why) => why,
+                None => {
+                    let id = crate::secret::random_token();
+                    self.write_volume_id(&id).await?;
+                    tracing::info!(marker = MARKER, "media bucket: identity marker created");
+                    return Ok(id);
+                }
+            },
         };
         self.inner.http.block(problem.clone());
         Err(StorageError::Unavailable(problem))
