@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ServerFactory, http_call
+from conftest import ServerFactory, http_call, wait_for
 from test_storage_copy import _start, run_copy
 from test_upload_faults import Creds
 
@@ -161,3 +161,37 @@ def test_markers_are_never_replaced_nor_nested(garage, tmp_path_factory):
     finally:
         f.stop_all()
     assert garage.curl_s3("GET", "nest/inner/x.txt") == (200, b"x\n")
+
+
+def test_a_marker_changed_while_the_service_runs_blocks_media_until_it_is_back(
+        garage, tmp_path_factory):
+    base = tmp_path_factory.mktemp("watch")
+    f = ServerFactory(tmp_path_factory)
+    try:
+        srv = _start(f, base / "unused", base / "data", garage.env("watch"), "watched")
+        creds = Creds(srv)
+        r = http_call(srv, "PUT", "/media/a.txt", headers=creds.admin.headers, body=b"a\n")
+        assert r.status == 201, r
+        mine = garage.curl_s3("GET", "watch/.streamhub-root")[1]
+
+        def media():
+            r = http_call(srv, "GET", "/media/a.txt", headers=creds.admin.headers)
+            return r.status, r.body.decode(errors="replace")
+
+        for planted, says in ((None, "was deleted"),
+                              (b"# m\notherlibrary\n", "another library"),
+                              (b"garbage garbage\n garbage", ".streamhub-root"),
+                              (b"x" * (9 << 20), "too large")):
+            if planted is None:
+                assert garage.curl_s3("DELETE", "watch/.streamhub-root")[0] in (200, 204)
+            else:
+                assert garage.curl_s3("PUT", "watch/.streamhub-root", planted)[0] == 200
+            status, body = wait_for(lambda: (m := media())[0] == 503 and m, 20,
+                                    f"media to be blocked ({says})")
+            assert says in body, body
+            r = http_call(srv, "GET", "/readyz")
+            assert r.status == 503 and says in r.body.decode(), r
+            assert garage.curl_s3("PUT", "watch/.streamhub-root", mine)[0] == 200
+            wait_for(lambda: media() == (200, "a\n"), 20, "media back with the marker")
+    finally:
+        f.stop_all()

@@ -9,9 +9,49 @@
 use ::http::{Method, StatusCode};
 use bytes::Bytes;
 
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
 use super::{Inner, S3Storage};
 use crate::storage::local::{parse_marker, MARKER};
 use crate::storage::StorageError;
+
+/// Bigger than any marker streamhub writes (one comment line and the id).
+const MAX_MARKER: u64 = 4096;
+
+/// How often the running service reads the marker again.
+const WATCH_EVERY: Duration = Duration::from_secs(3);
+
+/// While the storage lives: reads the marker every few seconds and blocks every request
+/// (503 with the reason, `/readyz` too) while it is missing, another library's, garbage or
+/// too large; a marker put back unblocks. A store that does not answer changes nothing
+/// (its requests fail by themselves).
+fn watch(inner: Weak<Inner>, id: String) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            let Some(inner) = inner.upgrade() else { return };
+            let at = inner.location();
+            let why = match inner.read_marker().await {
+                Ok(Some(f)) if f == id => None,
+                Ok(Some(_)) => Some(format!(
+                    "{at} now holds another library's {MARKER}: media is blocked until this \
+                     library's marker is back"
+                )),
+                Ok(None) => Some(format!(
+                    "{at}{MARKER} was deleted: media is blocked until it is back (copy it from \
+                     a backup, or `streamhub storage copy --marker-only`)"
+                )),
+                Err(StorageError::Unavailable(m)) if m.contains(MARKER) => Some(m),
+                Err(_) => continue,
+            };
+            if let Some(w) = &why {
+                tracing::warn!(problem = %w, "media bucket: identity marker");
+            }
+            inner.http.set_wrong_marker(why);
+        }
+    });
+}
 
 impl Inner {
     fn marker_key(&self) -> String {
@@ -32,6 +72,16 @@ impl Inner {
         }
         if !a.status.is_success() {
             return Err(self.http.error("identity", a).await);
+        }
+        // A marker is one short line: a huge object is not read whole.
+        let len = a.headers.get(::http::header::CONTENT_LENGTH);
+        let len = len.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if len.is_none_or(|n| n > MAX_MARKER) {
+            return Err(StorageError::Unavailable(format!(
+                "{}{MARKER} is too large to be a marker ({} bytes): not this library's",
+                self.location(),
+                len.map_or("unknown".into(), |n| n.to_string())
+            )));
         }
         let body = self.http.small_body("identity", a.body).await?;
         parse_marker(&String::from_utf8_lossy(&body))
@@ -108,6 +158,12 @@ impl S3Storage {
         recorded: Option<&str>,
         indexed: u64,
     ) -> Result<String, StorageError> {
+        let id = self.settle(recorded, indexed).await?;
+        watch(Arc::downgrade(&self.inner), id.clone());
+        Ok(id)
+    }
+
+    async fn settle(&self, recorded: Option<&str>, indexed: u64) -> Result<String, StorageError> {
         let found = self.inner.read_marker().await?;
         let at = self.inner.location();
         let problem = match (recorded, found) {
