@@ -13,6 +13,7 @@ use super::CliError;
 use crate::config::Config;
 use crate::storage::copy::{self, CopyError, Decision};
 use crate::storage::local::{LocalOptions, LocalStorage, NodeDir};
+use crate::storage::memory::MemoryStorage;
 use crate::storage::s3::S3Storage;
 use crate::storage::{Storage, StorageError};
 
@@ -25,6 +26,8 @@ const COPY_NODE: &str = "c09e";
 enum Side {
     Local(Arc<LocalStorage>),
     S3(S3Storage),
+    /// A `--dry-run` into a local folder that does not exist (and is not made).
+    Empty(MemoryStorage),
 }
 
 impl Side {
@@ -32,6 +35,7 @@ impl Side {
         match self {
             Side::Local(l) => &**l,
             Side::S3(s) => s,
+            Side::Empty(m) => m,
         }
     }
 
@@ -42,13 +46,14 @@ impl Side {
                 blocking(move || l.volume_id()).await
             }
             Side::S3(s) => s.volume_id().await,
+            Side::Empty(_) => Ok(None),
         }
     }
 
     /// Why this place may not get a marker (another library's lies below it), if so.
     async fn nesting(&self) -> Result<Option<String>, StorageError> {
         match self {
-            Side::Local(_) => Ok(None),
+            Side::Local(_) | Side::Empty(_) => Ok(None),
             Side::S3(s) => s.nesting().await,
         }
     }
@@ -60,6 +65,7 @@ impl Side {
                 blocking(move || l.write_volume_id(&id)).await
             }
             Side::S3(s) => s.write_volume_id(id).await,
+            Side::Empty(_) => Ok(()),
         }
     }
 }
@@ -72,13 +78,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StorageError::Io(e.to_string()))?
 }
 
-async fn open(cfg: &Config, at: &Location, source: bool) -> Result<Side, CliError> {
+async fn open(cfg: &Config, at: &Location, source: bool, dry_run: bool) -> Result<Side, CliError> {
     match at {
         Location::Local(path) => {
             if source && !path.is_dir() {
                 return Err(CliError::Usage(format!(
                     "the source {at} is not a folder (or does not exist)"
                 )));
+            }
+            if !source && dry_run && !path.exists() {
+                return Ok(Side::Empty(MemoryStorage::new()));
             }
             if !source {
                 std::fs::create_dir_all(path).map_err(|e| {
@@ -163,16 +172,26 @@ pub fn run(
             }
             s.store(true, Ordering::Relaxed);
         });
-        let src = open(cfg, &from, true).await?;
-        let dst = open(cfg, &to, false).await?;
+        let src = open(cfg, &from, true, dry_run).await?;
+        let dst = open(cfg, &to, false, dry_run).await?;
         if marker_only {
             return copy_marker(&src, &dst, &from, &to, dry_run).await;
         }
-        copy_all(&src, &dst, &to, dry_run, &stop).await
+        copy_all(&src, &dst, (&from, &to), dry_run, &stop).await
     });
     // S3 aborts of uploads cut short run on the runtime: give them a moment.
     rt.shutdown_timeout(Duration::from_secs(5));
     out
+}
+
+/// A side's volume id, an error naming the side (no server log here to point to).
+async fn marker_of(side: &Side, at: &Location) -> Result<Option<String>, CliError> {
+    side.volume_id().await.map_err(|e| {
+        let e = e.to_string().replace(" (the server log says why)", "");
+        CliError::Failed(format!(
+            "the identity marker of {at}: {e}; nothing was copied"
+        ))
+    })
 }
 
 /// `--marker-only`: marks the destination as the source's library without copying a file
@@ -186,12 +205,12 @@ async fn copy_marker(
     dry_run: bool,
 ) -> Result<String, CliError> {
     let failed = |e: StorageError| CliError::Failed(e.to_string());
-    let Some(id) = src.volume_id().await.map_err(failed)? else {
+    let Some(id) = marker_of(src, from).await? else {
         return Err(CliError::Failed(format!(
             "{from} has no identity marker (.streamhub-root): there is nothing to copy"
         )));
     };
-    match dst.volume_id().await.map_err(failed)? {
+    match marker_of(dst, to).await? {
         Some(d) if d == id => return Ok("identity marker already there".into()),
         Some(_) => {
             return Err(CliError::Failed(format!(
@@ -225,13 +244,13 @@ struct Tally {
 async fn copy_all(
     src: &Side,
     dst: &Side,
-    to: &Location,
+    (from, to): (&Location, &Location),
     dry_run: bool,
     stop: &AtomicBool,
 ) -> Result<String, CliError> {
     let failed = |e: StorageError| CliError::Failed(e.to_string());
-    let src_id = src.volume_id().await.map_err(failed)?;
-    let dst_id = dst.volume_id().await.map_err(failed)?;
+    let src_id = marker_of(src, from).await?;
+    let dst_id = marker_of(dst, to).await?;
     if let (Some(a), Some(b)) = (&src_id, &dst_id) {
         if a != b {
             return Err(CliError::Failed(format!(

@@ -195,3 +195,23 @@ def test_a_marker_changed_while_the_service_runs_blocks_media_until_it_is_back(
             wait_for(lambda: media() == (200, "a\n"), 20, "media back with the marker")
     finally:
         f.stop_all()
+
+
+def test_dry_run_makes_no_folder_and_bad_markers_name_their_side(garage, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a\n")
+    r = run_copy(garage, "--dry-run", "--from", f"local:{src}", "--to", f"local:{tmp_path}/new")
+    assert r.returncode == 0 and "would copy a.txt" in r.stdout, r
+    assert not (tmp_path / "new").exists()
+    # A huge object where the destination's marker would be: named, not read whole.
+    assert garage.curl_s3("PUT", "huge/.streamhub-root", b"x" * (9 << 20))[0] == 200
+    r = run_copy(garage, "--from", f"local:{src}", "--to", "s3://media/huge")
+    assert r.returncode == 1, r
+    assert "the identity marker of s3://media/huge" in r.stderr, r.stderr
+    assert "too large to be a marker" in r.stderr, r.stderr
+    (src / ".streamhub-root").mkdir()
+    r = run_copy(garage, "--from", f"local:{src}", "--to", f"local:{tmp_path}/dst")
+    assert r.returncode == 1, r
+    assert f"the identity marker of local:{src}" in r.stderr, r.stderr
+    assert "server log" not in r.stderr, r.stderr
