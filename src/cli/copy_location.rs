@@ -158,4 +158,17 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn overlapping_locations() {
+        let l = |t: &str| parse_location(t).unwrap();
+        assert!(overlap(&l("s3://m/x"), &l("s3://m/x/y")).is_err());
+        assert!(overlap(&l("s3://m/x/y/"), &l("s3://m//x")).is_err());
+        assert!(overlap(&l("s3://m/x"), &l("s3://m")).is_err());
+        assert!(overlap(&l("s3://m/x"), &l("s3://m/xy")).is_ok());
+        assert!(overlap(&l("s3://m/x"), &l("s3://n/x/y")).is_ok());
+        assert!(overlap(&l("local:/srv/a"), &l("local:/srv/a/b/../c")).is_err());
+        assert!(overlap(&l("local:/srv/a"), &l("local:/srv/ab")).is_ok());
+        assert!(overlap(&l("local:/srv/a"), &l("s3://m/srv/a")).is_ok());
+    }
 }

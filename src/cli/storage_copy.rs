@@ -13,7 +13,6 @@ use super::CliError;
 use crate::config::Config;
 use crate::storage::copy::{self, CopyError, Decision};
 use crate::storage::local::{LocalOptions, LocalStorage, NodeDir};
-use crate::storage::memory::MemoryStorage;
 use crate::storage::s3::S3Storage;
 use crate::storage::{Storage, StorageError};
 
@@ -27,16 +26,17 @@ enum Side {
     Local(Arc<LocalStorage>),
     S3(S3Storage),
     /// A `--dry-run` into a local folder that does not exist (and is not made).
-    Empty(MemoryStorage),
+    Empty,
 }
 
 impl Side {
-    fn storage(&self) -> &dyn Storage {
-        match self {
+    /// None for `Empty`, which only a dry run (that writes nothing) sees.
+    fn storage(&self) -> Option<&dyn Storage> {
+        Some(match self {
             Side::Local(l) => &**l,
             Side::S3(s) => s,
-            Side::Empty(m) => m,
-        }
+            Side::Empty => return None,
+        })
     }
 
     async fn volume_id(&self) -> Result<Option<String>, StorageError> {
@@ -46,14 +46,14 @@ impl Side {
                 blocking(move || l.volume_id()).await
             }
             Side::S3(s) => s.volume_id().await,
-            Side::Empty(_) => Ok(None),
+            Side::Empty => Ok(None),
         }
     }
 
     /// Why this place may not get a marker (another library's lies below it), if so.
     async fn nesting(&self) -> Result<Option<String>, StorageError> {
         match self {
-            Side::Local(_) | Side::Empty(_) => Ok(None),
+            Side::Local(_) | Side::Empty => Ok(None),
             Side::S3(s) => s.nesting().await,
         }
     }
@@ -65,7 +65,7 @@ impl Side {
                 blocking(move || l.write_volume_id(&id)).await
             }
             Side::S3(s) => s.write_volume_id(id).await,
-            Side::Empty(_) => Ok(()),
+            Side::Empty => Ok(()),
         }
     }
 }
@@ -87,7 +87,7 @@ async fn open(cfg: &Config, at: &Location, source: bool, dry_run: bool) -> Resul
                 )));
             }
             if !source && dry_run && !path.exists() {
-                return Ok(Side::Empty(MemoryStorage::new()));
+                return Ok(Side::Empty);
             }
             if !source {
                 std::fs::create_dir_all(path).map_err(|e| {
@@ -265,18 +265,24 @@ async fn copy_all(
         }
     }
     eprintln!("listing the source…");
-    let plan = copy::walk(src.storage())
+    let s = src
+        .storage()
+        .ok_or_else(|| CliError::Failed("no source".into()))?;
+    let plan = copy::walk(s)
         .await
         .map_err(|e| CliError::Failed(format!("listing the source: {e}")))?;
     let mut progress = Progress::new(plan.total, plan.files.len());
     let mut t = Tally::default();
-    let (s, d) = (src.storage(), dst.storage());
+    let d = dst.storage();
     for (path, size) in &plan.files {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         let name = path.to_string();
-        let decided = copy::decide(s, d, path, *size, stop).await;
+        let decided = match d {
+            Some(d) => copy::decide(s, d, path, *size, stop).await,
+            None => Ok(Decision::Copy),
+        };
         let done = match decided {
             Ok(Decision::Skip) => {
                 t.skipped += 1;
@@ -294,9 +300,12 @@ async fn copy_all(
             }
             Ok(Decision::Copy) => {
                 let mut on = |n| progress.add(n);
-                copy::copy_file(s, d, path, stop, &mut on)
-                    .await
-                    .map_err(|e| e.to_string())
+                match d {
+                    Some(d) => copy::copy_file(s, d, path, stop, &mut on)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err("no destination".into()),
+                }
             }
             Err(CopyError::Interrupted) => break,
             Err(e) => Err(e.to_string()),
@@ -323,7 +332,11 @@ async fn copy_all(
             println!("would make folder {dir}/");
             continue;
         }
-        match copy::make_dir(d, dir).await {
+        let made = match d {
+            Some(d) => copy::make_dir(d, dir).await,
+            None => Err(StorageError::NotFound),
+        };
+        match made {
             Ok(()) => t.dirs += 1,
             Err(e) => {
                 eprintln!("FAILED {dir}/: {e}");
