@@ -117,6 +117,10 @@ enum StorageAction {
         /// List what would be copied, and the total, without writing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Copy only the identity marker (.streamhub-root), no file: marks a bucket or
+        /// folder that already holds this library (the upgrade in docs/DEPLOY.md).
+        #[arg(long)]
+        marker_only: bool,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -256,11 +260,12 @@ fn main() -> ExitCode {
                     from,
                     to,
                     dry_run,
+                    marker_only,
                     config,
                 },
         } => match load_config(config) {
             Ok(cfg) => offline(Ok(()), |_| {
-                streamhub::cli::storage_copy::run(&cfg, &from, &to, dry_run)
+                streamhub::cli::storage_copy::run(&cfg, &from, &to, dry_run, marker_only)
             }),
             Err(e) => {
                 eprintln!("error: {e}");

@@ -2,6 +2,8 @@
 //! work on the service's own database, found the way the service finds it, and never on a
 //! new, empty one made by accident in whatever folder the shell happens to be in.
 
+mod copy_location;
+mod copy_progress;
 pub mod data;
 pub mod peers;
 pub mod storage_copy;

@@ -3,14 +3,12 @@
 //! is `storage::copy`; here are the locations, the progress bar, the identity marker and
 //! the summary.
 
-use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
-
+use super::copy_location::{overlap, parse_location, Location};
+use super::copy_progress::Progress;
 use super::CliError;
 use crate::config::Config;
 use crate::storage::copy::{self, CopyError, Decision};
@@ -22,60 +20,23 @@ use crate::storage::{Storage, StorageError};
 /// so it never touches a running service's staged uploads).
 const COPY_NODE: &str = "c09e";
 
-/// One side of a copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
-    Local(PathBuf),
-    S3 { bucket: String, prefix: String },
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Location::Local(p) => write!(f, "local:{}", p.display()),
-            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-        }
-    }
-}
-
-/// Parses `local:/path` or `s3://bucket[/prefix]`.
-pub fn parse_location(text: &str) -> Result<Location, CliError> {
-    let bad = || {
-        CliError::Usage(format!(
-            "'{text}' is not a storage location: use local:/path/to/media or s3://bucket/prefix"
-        ))
-    };
-    if let Some(path) = text.strip_prefix("local:") {
-        if path.is_empty() {
-            return Err(bad());
-        }
-        let p = PathBuf::from(path);
-        return Ok(Location::Local(std::path::absolute(&p).unwrap_or(p)));
-    }
-    let rest = text.strip_prefix("s3://").ok_or_else(bad)?;
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    if bucket.is_empty() {
-        return Err(bad());
-    }
-    Ok(Location::S3 {
-        bucket: bucket.to_string(),
-        prefix: prefix.trim_matches('/').to_string(),
-    })
-}
-
 /// An opened side: the trait object the copy goes through, and the concrete backend for
 /// the identity marker (which no listing shows).
 enum Side {
     Local(Arc<LocalStorage>),
     S3(S3Storage),
+    /// A `--dry-run` into a local folder that does not exist (and is not made).
+    Empty,
 }
 
 impl Side {
-    fn storage(&self) -> &dyn Storage {
-        match self {
+    /// None for `Empty`, which only a dry run (that writes nothing) sees.
+    fn storage(&self) -> Option<&dyn Storage> {
+        Some(match self {
             Side::Local(l) => &**l,
             Side::S3(s) => s,
-        }
+            Side::Empty => return None,
+        })
     }
 
     async fn volume_id(&self) -> Result<Option<String>, StorageError> {
@@ -85,6 +46,15 @@ impl Side {
                 blocking(move || l.volume_id()).await
             }
             Side::S3(s) => s.volume_id().await,
+            Side::Empty => Ok(None),
+        }
+    }
+
+    /// Why this place may not get a marker (another library's lies below it), if so.
+    async fn nesting(&self) -> Result<Option<String>, StorageError> {
+        match self {
+            Side::Local(_) | Side::Empty => Ok(None),
+            Side::S3(s) => s.nesting().await,
         }
     }
 
@@ -95,6 +65,7 @@ impl Side {
                 blocking(move || l.write_volume_id(&id)).await
             }
             Side::S3(s) => s.write_volume_id(id).await,
+            Side::Empty => Ok(()),
         }
     }
 }
@@ -107,13 +78,16 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StorageError::Io(e.to_string()))?
 }
 
-async fn open(cfg: &Config, at: &Location, source: bool) -> Result<Side, CliError> {
+async fn open(cfg: &Config, at: &Location, source: bool, dry_run: bool) -> Result<Side, CliError> {
     match at {
         Location::Local(path) => {
             if source && !path.is_dir() {
                 return Err(CliError::Usage(format!(
                     "the source {at} is not a folder (or does not exist)"
                 )));
+            }
+            if !source && dry_run && !path.exists() {
+                return Ok(Side::Empty);
             }
             if !source {
                 std::fs::create_dir_all(path).map_err(|e| {
@@ -161,13 +135,20 @@ async fn open(cfg: &Config, at: &Location, source: bool) -> Result<Side, CliErro
 }
 
 /// `storage copy`: returns the summary (stdout); failures are on stderr and make it an error.
-pub fn run(cfg: &Config, from: &str, to: &str, dry_run: bool) -> Result<String, CliError> {
+pub fn run(
+    cfg: &Config,
+    from: &str,
+    to: &str,
+    dry_run: bool,
+    marker_only: bool,
+) -> Result<String, CliError> {
     let (from, to) = (parse_location(from)?, parse_location(to)?);
     if from == to {
         return Err(CliError::Usage(
             "--from and --to are the same location".into(),
         ));
     }
+    overlap(&from, &to)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -191,13 +172,63 @@ pub fn run(cfg: &Config, from: &str, to: &str, dry_run: bool) -> Result<String, 
             }
             s.store(true, Ordering::Relaxed);
         });
-        let src = open(cfg, &from, true).await?;
-        let dst = open(cfg, &to, false).await?;
-        copy_all(&src, &dst, &to, dry_run, &stop).await
+        let src = open(cfg, &from, true, dry_run).await?;
+        let dst = open(cfg, &to, false, dry_run).await?;
+        if marker_only {
+            return copy_marker(&src, &dst, &from, &to, dry_run).await;
+        }
+        copy_all(&src, &dst, (&from, &to), dry_run, &stop).await
     });
     // S3 aborts of uploads cut short run on the runtime: give them a moment.
     rt.shutdown_timeout(Duration::from_secs(5));
     out
+}
+
+/// A side's volume id, an error naming the side (no server log here to point to).
+async fn marker_of(side: &Side, at: &Location) -> Result<Option<String>, CliError> {
+    side.volume_id().await.map_err(|e| {
+        let e = e.to_string().replace(" (the server log says why)", "");
+        CliError::Failed(format!(
+            "the identity marker of {at}: {e}; nothing was copied"
+        ))
+    })
+}
+
+/// `--marker-only`: marks the destination as the source's library without copying a file
+/// (the upgrade of a box switched to S3 before the bucket had a marker, where a full copy
+/// would stop at files changed in the bucket since, and bring back ones deleted there).
+async fn copy_marker(
+    src: &Side,
+    dst: &Side,
+    from: &Location,
+    to: &Location,
+    dry_run: bool,
+) -> Result<String, CliError> {
+    let failed = |e: StorageError| CliError::Failed(e.to_string());
+    let Some(id) = marker_of(src, from).await? else {
+        return Err(CliError::Failed(format!(
+            "{from} has no identity marker (.streamhub-root): there is nothing to copy"
+        )));
+    };
+    match marker_of(dst, to).await? {
+        Some(d) if d == id => return Ok("identity marker already there".into()),
+        Some(_) => {
+            return Err(CliError::Failed(format!(
+                "{to} holds another library's identity marker: not replaced"
+            )))
+        }
+        None => {}
+    }
+    if let Some(why) = dst.nesting().await.map_err(failed)? {
+        return Err(CliError::Failed(why));
+    }
+    if dry_run {
+        return Ok("would copy the identity marker (no files)".into());
+    }
+    dst.write_volume_id(&id)
+        .await
+        .map_err(|e| CliError::Failed(format!("writing the identity marker: {e}")))?;
+    Ok("identity marker copied (no files)".into())
 }
 
 #[derive(Default)]
@@ -213,13 +244,13 @@ struct Tally {
 async fn copy_all(
     src: &Side,
     dst: &Side,
-    to: &Location,
+    (from, to): (&Location, &Location),
     dry_run: bool,
     stop: &AtomicBool,
 ) -> Result<String, CliError> {
     let failed = |e: StorageError| CliError::Failed(e.to_string());
-    let src_id = src.volume_id().await.map_err(failed)?;
-    let dst_id = dst.volume_id().await.map_err(failed)?;
+    let src_id = marker_of(src, from).await?;
+    let dst_id = marker_of(dst, to).await?;
     if let (Some(a), Some(b)) = (&src_id, &dst_id) {
         if a != b {
             return Err(CliError::Failed(format!(
@@ -228,19 +259,30 @@ async fn copy_all(
             )));
         }
     }
+    if dst_id.is_none() {
+        if let Some(why) = dst.nesting().await.map_err(failed)? {
+            return Err(CliError::Failed(format!("{why}; nothing was copied")));
+        }
+    }
     eprintln!("listing the source…");
-    let plan = copy::walk(src.storage())
+    let s = src
+        .storage()
+        .ok_or_else(|| CliError::Failed("no source".into()))?;
+    let plan = copy::walk(s)
         .await
         .map_err(|e| CliError::Failed(format!("listing the source: {e}")))?;
     let mut progress = Progress::new(plan.total, plan.files.len());
     let mut t = Tally::default();
-    let (s, d) = (src.storage(), dst.storage());
+    let d = dst.storage();
     for (path, size) in &plan.files {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         let name = path.to_string();
-        let decided = copy::decide(s, d, path, *size, stop).await;
+        let decided = match d {
+            Some(d) => copy::decide(s, d, path, *size, stop).await,
+            None => Ok(Decision::Copy),
+        };
         let done = match decided {
             Ok(Decision::Skip) => {
                 t.skipped += 1;
@@ -258,9 +300,12 @@ async fn copy_all(
             }
             Ok(Decision::Copy) => {
                 let mut on = |n| progress.add(n);
-                copy::copy_file(s, d, path, stop, &mut on)
-                    .await
-                    .map_err(|e| e.to_string())
+                match d {
+                    Some(d) => copy::copy_file(s, d, path, stop, &mut on)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err("no destination".into()),
+                }
             }
             Err(CopyError::Interrupted) => break,
             Err(e) => Err(e.to_string()),
@@ -287,7 +332,11 @@ async fn copy_all(
             println!("would make folder {dir}/");
             continue;
         }
-        match copy::make_dir(d, dir).await {
+        let made = match d {
+            Some(d) => copy::make_dir(d, dir).await,
+            None => Err(StorageError::NotFound),
+        };
+        match made {
             Ok(()) => t.dirs += 1,
             Err(e) => {
                 eprintln!("FAILED {dir}/: {e}");
@@ -343,160 +392,4 @@ async fn copy_all(
         )));
     }
     Ok(summary)
-}
-
-/// Progress on stderr: on a terminal an `indicatif` bar (done, rate, ETA) redrawn in place;
-/// otherwise (a log, a pipe) a plain line per file, and one every few seconds during a long
-/// one, each saying how far the copy is.
-struct Progress {
-    total: u64,
-    files: usize,
-    done: u64,
-    files_done: usize,
-    started: Instant,
-    last: Instant,
-    bar: Option<ProgressBar>,
-}
-
-impl Progress {
-    fn new(total: u64, files: usize) -> Self {
-        let now = Instant::now();
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = ProgressBar::new(total);
-            if let Ok(style) = ProgressStyle::with_template(
-                "copy: {percent}% [{msg} files] {wide_bar} {binary_bytes} of \
-                 {binary_total_bytes}, {binary_bytes_per_sec}, ETA {eta_precise}",
-            ) {
-                bar.set_style(style);
-            }
-            bar.set_message(format!("0/{files}"));
-            bar
-        });
-        Progress {
-            total,
-            files,
-            done: 0,
-            files_done: 0,
-            started: now,
-            last: now,
-            bar,
-        }
-    }
-
-    fn add(&mut self, n: u64) {
-        self.done += n;
-        if let Some(bar) = &self.bar {
-            bar.inc(n);
-        } else if self.last.elapsed() >= Duration::from_secs(5) {
-            self.last = Instant::now();
-            eprintln!("{}", self.line());
-        }
-    }
-
-    fn file_done(&mut self, what: &str, name: &str) {
-        self.files_done += 1;
-        match &self.bar {
-            Some(bar) => bar.set_message(format!("{}/{}", self.files_done, self.files)),
-            None => eprintln!("{}: {what} {name}", self.line()),
-        }
-    }
-
-    /// The plain line (no terminal).
-    fn line(&self) -> String {
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = self.done as f64 / secs;
-        let pct = (self.done * 100).checked_div(self.total).unwrap_or(100);
-        let eta = if rate > 0.0 {
-            let left = (self.total.saturating_sub(self.done)) as f64 / rate;
-            format!("ETA {}", clock(left as u64))
-        } else {
-            "ETA -".into()
-        };
-        format!(
-            "copy: {pct}% [{}/{} files] {} of {}, {}/s, {eta}",
-            self.files_done,
-            self.files,
-            mib(self.done),
-            mib(self.total),
-            mib(rate as u64)
-        )
-    }
-
-    /// A line of its own, above the bar on a terminal.
-    fn say(&self, text: &str) {
-        match &self.bar {
-            Some(bar) => bar.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
-        }
-    }
-
-    /// Takes the bar away before the summary.
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
-}
-
-fn clock(secs: u64) -> String {
-    format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locations() {
-        assert_eq!(
-            parse_location("s3://media/lib/a/").unwrap(),
-            Location::S3 {
-                bucket: "media".into(),
-                prefix: "lib/a".into()
-            }
-        );
-        assert_eq!(
-            parse_location("s3://media").unwrap(),
-            Location::S3 {
-                bucket: "media".into(),
-                prefix: String::new()
-            }
-        );
-        assert_eq!(
-            parse_location("local:/srv/media").unwrap(),
-            Location::Local(PathBuf::from("/srv/media"))
-        );
-        for bad in [
-            "nonsense",
-            "local:",
-            "s3://",
-            "s3:///x",
-            "/srv/media",
-            "S3://b",
-        ] {
-            let e = parse_location(bad).unwrap_err();
-            assert!(
-                matches!(e, CliError::Usage(ref m) if m.contains("local:/path")),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn progress_line_says_how_far() {
-        let mut p = Progress::new(4 << 20, 2);
-        p.done = 1 << 20;
-        p.files_done = 1;
-        let l = p.line();
-        assert!(
-            l.starts_with("copy: 25% [1/2 files] 1.0 MiB of 4.0 MiB"),
-            "{l}"
-        );
-        assert!(l.contains("ETA"), "{l}");
-        assert_eq!(clock(3725), "1:02:05");
-    }
 }

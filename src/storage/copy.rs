@@ -5,7 +5,8 @@
 //! Invariants: a destination file is never replaced — one that is there already is skipped
 //! when its SHA-256 equals the source's and reported as a conflict otherwise; every copied
 //! file is read back and its SHA-256 compared with what was read from the source (a copy
-//! that differs is removed and reported); an interrupted copy leaves only staged data
+//! that differs is removed and reported); a source whose validator changed while it was read
+//! (rewritten in place, replaced) is never committed; an interrupted copy leaves only staged data
 //! (never a visible partial file), so a re-run resumes by skipping what is done.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -71,8 +72,12 @@ pub enum CopyError {
     Source(StorageError),
     #[error("writing the destination: {0}")]
     Dest(StorageError),
-    #[error("the source changed while it was copied ({0} bytes read, {1} listed)")]
+    #[error(
+        "the source changed while it was copied ({0} bytes read, {1} listed); nothing was written"
+    )]
     SizeChanged(u64, u64),
+    #[error("the source changed while it was copied (it was written to meanwhile); nothing was written, run the copy again once it is left alone")]
+    SourceChanged,
     #[error("verification failed: the copy's SHA-256 differs from the source's (removed)")]
     Verify,
     #[error("interrupted")]
@@ -189,6 +194,12 @@ pub async fn copy_file(
         }
         if read != size {
             return Err(CopyError::SizeChanged(read, size));
+        }
+        // The read-back below compares with what was read; only the source's validator
+        // (inode, size, mtime / ETag) after the read tells a torn read (old head, new tail).
+        let now = src.open(path).await.map_err(CopyError::Source)?;
+        if now.meta() != obj.meta() {
+            return Err(CopyError::SourceChanged);
         }
         up.finish().await.map_err(CopyError::Dest)?;
         Ok(())

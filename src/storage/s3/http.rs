@@ -37,6 +37,9 @@ pub(super) struct Http {
     /// Set when the bucket is not this library's (see `identity`): every request fails
     /// with this message instead of being sent.
     blocked: std::sync::OnceLock<String>,
+    /// Set while the running service finds the marker wrong (`identity::watch`); cleared
+    /// when it is right again. The marker's own reads (`identity`) pass.
+    wrong_marker: std::sync::Mutex<Option<String>>,
     pool: pool::Pool,
 }
 
@@ -70,6 +73,7 @@ impl Http {
             port,
             authority: signer.authority.clone(),
             blocked: std::sync::OnceLock::new(),
+            wrong_marker: std::sync::Mutex::new(None),
             pool: pool::Pool::default(),
         })
     }
@@ -77,6 +81,11 @@ impl Http {
     /// Refuses every request from now on with `why` (a wrong or empty bucket at start).
     pub(super) fn block(&self, why: String) {
         let _ = self.blocked.set(why);
+    }
+
+    /// Blocks (Some) or unblocks (None) every request but the marker's own, at run time.
+    pub(super) fn set_wrong_marker(&self, why: Option<String>) {
+        *self.wrong_marker.lock().unwrap_or_else(|p| p.into_inner()) = why;
     }
 
     fn stalled(&self, op: &'static str) -> StorageError {
@@ -182,6 +191,12 @@ impl Http {
     ) -> Result<Answer, StorageError> {
         if let Some(why) = self.blocked.get() {
             return Err(StorageError::Unavailable(why.clone()));
+        }
+        if op != "identity" {
+            let wrong = self.wrong_marker.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(why) = wrong.as_ref() {
+                return Err(StorageError::Unavailable(why.clone()));
+            }
         }
         if let Some(mut send) = self.pool.take() {
             let sent = self

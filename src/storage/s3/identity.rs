@@ -9,9 +9,49 @@
 use ::http::{Method, StatusCode};
 use bytes::Bytes;
 
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
 use super::{Inner, S3Storage};
 use crate::storage::local::{parse_marker, MARKER};
 use crate::storage::StorageError;
+
+/// Bigger than any marker streamhub writes (one comment line and the id).
+const MAX_MARKER: u64 = 4096;
+
+/// How often the running service reads the marker again.
+const WATCH_EVERY: Duration = Duration::from_secs(3);
+
+/// While the storage lives: reads the marker every few seconds and blocks every request
+/// (503 with the reason, `/readyz` too) while it is missing, another library's, garbage or
+/// too large; a marker put back unblocks. A store that does not answer changes nothing
+/// (its requests fail by themselves).
+fn watch(inner: Weak<Inner>, id: String) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(WATCH_EVERY).await;
+            let Some(inner) = inner.upgrade() else { return };
+            let at = inner.location();
+            let why = match inner.read_marker().await {
+                Ok(Some(f)) if f == id => None,
+                Ok(Some(_)) => Some(format!(
+                    "{at} now holds another library's {MARKER}: media is blocked until this \
+                     library's marker is back"
+                )),
+                Ok(None) => Some(format!(
+                    "{at}{MARKER} was deleted: media is blocked until it is back (copy it from \
+                     a backup, or `streamhub storage copy --marker-only`)"
+                )),
+                Err(StorageError::Unavailable(m)) if m.contains(MARKER) => Some(m),
+                Err(_) => continue,
+            };
+            if let Some(w) = &why {
+                tracing::warn!(problem = %w, "media bucket: identity marker");
+            }
+            inner.http.set_wrong_marker(why);
+        }
+    });
+}
 
 impl Inner {
     fn marker_key(&self) -> String {
@@ -33,6 +73,16 @@ impl Inner {
         if !a.status.is_success() {
             return Err(self.http.error("identity", a).await);
         }
+        // A marker is one short line: a huge object is not read whole.
+        let len = a.headers.get(::http::header::CONTENT_LENGTH);
+        let len = len.and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if len.is_none_or(|n| n > MAX_MARKER) {
+            return Err(StorageError::Unavailable(format!(
+                "{}{MARKER} is too large to be a marker ({} bytes): not this library's",
+                self.location(),
+                len.map_or("unknown".into(), |n| n.to_string())
+            )));
+        }
         let body = self.http.small_body("identity", a.body).await?;
         parse_marker(&String::from_utf8_lossy(&body))
             .map(Some)
@@ -51,6 +101,39 @@ impl Inner {
 }
 
 impl S3Storage {
+    /// Another library's marker below the prefix (`<prefix>x/.streamhub-root`), as
+    /// `s3://bucket/key`: prefixes must not nest, so such a prefix is never adopted (a
+    /// service there would list, and could delete, that library). Pages through every key.
+    pub async fn nested_marker(&self) -> Result<Option<String>, StorageError> {
+        let (own, tail) = (self.inner.marker_key(), format!("/{MARKER}"));
+        let mut token = None;
+        loop {
+            let page = (self.inner)
+                .page(&self.inner.prefix, false, 1000, token.as_deref())
+                .await?;
+            if let Some((k, _, _)) =
+                (page.files.iter()).find(|(k, _, _)| *k != own && k.ends_with(&tail))
+            {
+                return Ok(Some(format!("s3://{}/{k}", self.inner.bucket)));
+            }
+            match page.next {
+                Some(t) => token = Some(t),
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Why no marker may be created here (another library's lies below), if so.
+    pub async fn nesting(&self) -> Result<Option<String>, StorageError> {
+        Ok(self.nested_marker().await?.map(|other| {
+            format!(
+                "{} holds another library below it ({other}): library prefixes must not nest; \
+                 choose another s3.prefix",
+                self.inner.location()
+            )
+        }))
+    }
+
     /// The volume id in the prefix's marker, if there is one.
     pub async fn volume_id(&self) -> Result<Option<String>, StorageError> {
         self.inner.read_marker().await
@@ -75,6 +158,12 @@ impl S3Storage {
         recorded: Option<&str>,
         indexed: u64,
     ) -> Result<String, StorageError> {
+        let id = self.settle(recorded, indexed).await?;
+        watch(Arc::downgrade(&self.inner), id.clone());
+        Ok(id)
+    }
+
+    async fn settle(&self, recorded: Option<&str>, indexed: u64) -> Result<String, StorageError> {
         let found = self.inner.read_marker().await?;
         let at = self.inner.location();
         let problem = match (recorded, found) {
@@ -88,15 +177,19 @@ impl S3Storage {
             }
             // Nothing indexed, so nothing to prune by mistake: a box that began on the
             // local disk and was pointed at a bucket before anything was stored adopts it.
-            (Some(r), None) if indexed == 0 => {
-                self.write_volume_id(r).await?;
-                tracing::info!(marker = MARKER, "media bucket: identity marker created");
-                return Ok(r.to_string());
-            }
+            (Some(r), None) if indexed == 0 => match self.nesting().await? {
+                Some(why) => why,
+                None => {
+                    self.write_volume_id(r).await?;
+                    tracing::info!(marker = MARKER, "media bucket: identity marker created");
+                    return Ok(r.to_string());
+                }
+            },
             (Some(_), None) => format!(
                 "{at} has no {MARKER}: it is not this library's storage (an empty or another \
-                 bucket or prefix?). Copy the library there with `streamhub storage copy`, \
-                 which brings the marker, or fix s3.bucket / s3.prefix; then restart streamhub"
+                 bucket or prefix?). If it is (a box switched to S3 by an older streamhub), mark \
+                 it with `streamhub storage copy --marker-only --from local:<old media_root> \
+                 --to {at}`; else fix s3.bucket / s3.prefix; then restart streamhub"
             ),
             (None, Some(f)) => return Ok(f),
             (None, None) if indexed > 0 && self.inner.is_empty().await? => format!(
@@ -104,12 +197,15 @@ impl S3Storage {
                  bucket and prefix? Fix s3.bucket / s3.prefix (or copy the library there with \
                  `streamhub storage copy`), then restart streamhub"
             ),
-            (None, None) => {
-                let id = crate::secret::random_token();
-                self.write_volume_id(&id).await?;
-                tracing::info!(marker = MARKER, "media bucket: identity marker created");
-                return Ok(id);
-            }
+            (None, None) => match self.nesting().await? {
+                Some(why) => why,
+                None => {
+                    let id = crate::secret::random_token();
+                    self.write_volume_id(&id).await?;
+                    tracing::info!(marker = MARKER, "media bucket: identity marker created");
+                    return Ok(id);
+                }
+            },
         };
         self.inner.http.block(problem.clone());
         Err(StorageError::Unavailable(problem))
