@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::super::*;
 use super::{mp, storage, NODE_A};
+use crate::storage::ObjectMeta;
 
 /// Everything under `base`, as relative paths (links not followed), for "nothing changed".
 pub(super) fn tree(base: &Path) -> Vec<String> {
