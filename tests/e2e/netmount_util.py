@@ -87,6 +87,12 @@ class FaultMount:
         except (OSError, ValueError, KeyError):
             return 0
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def close(self):
         self.release()
         unmounted = _unmount(self.mountpoint)

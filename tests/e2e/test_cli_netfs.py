@@ -23,11 +23,8 @@ NOT_A_MOUNT = "the media root is not a mount point (storage.require_mount = true
 
 @pytest.fixture()
 def mount(tmp_path):
-    m = FaultMount(tmp_path / "share", tmp_path / "mnt", tmp_path)
-    try:
+    with FaultMount(tmp_path / "share", tmp_path / "mnt", tmp_path) as m:
         yield m
-    finally:
-        m.close()
 
 
 def files_under(d):

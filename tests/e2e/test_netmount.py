@@ -51,11 +51,8 @@ def mount(tmp_path):
         p = backing / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
-    m = FaultMount(backing, tmp_path / "mnt", tmp_path)
-    try:
+    with FaultMount(backing, tmp_path / "mnt", tmp_path) as m:
         yield m
-    finally:
-        m.close()
 
 
 @pytest.fixture()

@@ -30,11 +30,8 @@ max_threads = 8
 
 @pytest.fixture()
 def mount(tmp_path):
-    m = FaultMount(tmp_path / "share", tmp_path / "mnt", tmp_path)
-    try:
+    with FaultMount(tmp_path / "share", tmp_path / "mnt", tmp_path) as m:
         yield m
-    finally:
-        m.close()
 
 
 @pytest.fixture()

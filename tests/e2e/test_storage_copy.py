@@ -266,40 +266,6 @@ def test_identity_index_and_owners_follow_the_files(garage, tmp_path_factory):
         f.stop_all()
 
 
-def test_a_box_switched_to_s3_before_the_marker_recovers_with_one_copy(garage, tmp_path_factory):
-    """Upgrade: a box that began on the local disk and was switched to S3 by a version that
-    wrote no marker to the bucket. Its media answers 503 naming the missing marker; one
-    `storage copy` from the old root brings the marker (and the file the bucket lacked), and
-    after a restart every file answers, the bucket's own file untouched."""
-    base = tmp_path_factory.mktemp("upgrade")
-    old_root, data = base / "media", base / "data"
-    f = ServerFactory(tmp_path_factory)
-    try:
-        srv = _start(f, old_root, data, None, "local-first")
-        creds = Creds(srv)
-        r = http_call(srv, "PUT", "/media/old.txt", headers=creds.admin.headers, body=b"old\n")
-        assert r.status == 201, r
-        srv.stop()
-        # What the old version had uploaded to the bucket, with no marker.
-        assert garage.curl_s3("PUT", "upgrade/films/new.bin", b"in the bucket\n")[0] == 200
-
-        srv = _start(f, base / "unused", data, garage.env("upgrade"), "upgraded")
-        creds = Creds(srv, add_users=False)
-        r = http_call(srv, "GET", "/media/films/new.bin", headers=creds.admin.headers)
-        assert r.status == 503 and "streamhub storage copy" in r.body.decode(), r
-        srv.stop()
-
-        r = run_copy(garage, "--from", f"local:{old_root}", "--to", "s3://media/upgrade")
-        assert r.returncode == 0 and "identity marker copied" in r.stdout, r
-        srv = _start(f, base / "unused", data, garage.env("upgrade"), "after-copy")
-        creds = Creds(srv, add_users=False)
-        for path, body in (("films/new.bin", b"in the bucket\n"), ("old.txt", b"old\n")):
-            r = http_call(srv, "GET", "/media/" + path, headers=creds.admin.headers)
-            assert (r.status, r.body) == (200, body), r
-    finally:
-        f.stop_all()
-
-
 def test_a_bucket_is_adopted_when_nothing_was_stored_yet(garage, tmp_path_factory):
     """A box first started on the embedded defaults (local disk, nothing uploaded), then
     pointed at a fresh bucket: media works at once, no copy needed."""
