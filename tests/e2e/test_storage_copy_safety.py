@@ -150,6 +150,10 @@ def test_markers_are_never_replaced_nor_nested(garage, tmp_path_factory):
             assert r.returncode == 1 and "must not nest" in r.stderr, (to, extra, r)
     assert garage.curl_s3("GET", "nest/.streamhub-root")[0] == 404
     assert garage.curl_s3("GET", "nest/a.txt")[0] == 404
+    # Nor may a library begin inside it.
+    r = run_copy(garage, "--from", f"local:{src}", "--to", "s3://media/nest/inner/deeper")
+    assert r.returncode == 1 and "lies inside another library" in r.stderr, r
+    assert garage.curl_s3("GET", "nest/inner/deeper/a.txt")[0] == 404
     f = ServerFactory(tmp_path_factory)
     try:
         srv = _start(f, base / "unused", base / "data", garage.env("nest"), "on-nest")
@@ -158,9 +162,17 @@ def test_markers_are_never_replaced_nor_nested(garage, tmp_path_factory):
         assert r.status == 503 and "must not nest" in r.body.decode(), r
         r = http_call(srv, "DELETE", "/media/inner/x.txt", headers=creds.admin.headers)
         assert r.status == 503, r
+        srv.stop()
+        srv = _start(f, base / "unused", base / "data2", garage.env("nest/inner/deeper"),
+                     "in-nest")
+        creds = Creds(srv)
+        r = http_call(srv, "PUT", "/media/y.txt", headers=creds.admin.headers, body=b"y\n")
+        assert r.status == 503 and "lies inside another library" in r.body.decode(), r
     finally:
         f.stop_all()
     assert garage.curl_s3("GET", "nest/inner/x.txt") == (200, b"x\n")
+    assert garage.curl_s3("GET", "nest/inner/deeper/y.txt")[0] == 404
+    assert garage.curl_s3("GET", "nest/inner/deeper/.streamhub-root")[0] == 404
 
 
 def test_a_marker_changed_while_the_service_runs_blocks_media_until_it_is_back(

@@ -123,13 +123,38 @@ impl S3Storage {
         }
     }
 
-    /// Why no marker may be created here (another library's lies below), if so.
+    /// Another library's marker above the prefix (in one of the folders holding it): a
+    /// library there lists, and could delete, this one.
+    async fn enclosing_marker(&self) -> Result<Option<String>, StorageError> {
+        let mut up = self.inner.prefix.trim_end_matches('/');
+        while !up.is_empty() {
+            up = up.rfind('/').map_or("", |i| &up[..i]);
+            let parent = if up.is_empty() {
+                String::new()
+            } else {
+                format!("{up}/")
+            };
+            let key = format!("{parent}{MARKER}");
+            if self.inner.head(&key).await?.is_some() {
+                return Ok(Some(format!("s3://{}/{key}", self.inner.bucket)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Why no marker may be created here (another library's lies below or above), if so.
     pub async fn nesting(&self) -> Result<Option<String>, StorageError> {
-        Ok(self.nested_marker().await?.map(|other| {
+        let at = self.inner.location();
+        if let Some(other) = self.nested_marker().await? {
+            return Ok(Some(format!(
+                "{at} holds another library below it ({other}): library prefixes must not nest; \
+                 choose another s3.prefix"
+            )));
+        }
+        Ok(self.enclosing_marker().await?.map(|other| {
             format!(
-                "{} holds another library below it ({other}): library prefixes must not nest; \
-                 choose another s3.prefix",
-                self.inner.location()
+                "{at} lies inside another library ({other}): library prefixes must not nest; \
+                 choose another s3.prefix"
             )
         }))
     }
