@@ -361,9 +361,10 @@ async fn copy_all(
         }
     }
     let verb = if dry_run { "would copy" } else { "copied" };
+    report_left_out(&plan.left_out);
     let summary = format!(
         "{verb} {} files ({} bytes), skipped {} identical ({} bytes), failed {}, {} empty \
-         folders{marker}",
+         folders, left out {}{marker}",
         t.copied,
         t.copied_bytes,
         t.skipped,
@@ -373,7 +374,8 @@ async fn copy_all(
             plan.empty_dirs.len() as u64
         } else {
             t.dirs
-        }
+        },
+        plan.left_out.len()
     );
     if interrupted {
         return Err(CliError::Failed(format!(
@@ -392,4 +394,24 @@ async fn copy_all(
         )));
     }
     Ok(summary)
+}
+
+/// Names the entries the copy leaves out (on stderr; not failures): the service does not
+/// serve them either, so they are not part of the library.
+fn report_left_out(left_out: &[String]) {
+    const SHOWN: usize = 20;
+    if left_out.is_empty() {
+        return;
+    }
+    eprintln!(
+        "left out {} entries that streamhub does not serve either (hidden names, links out of \
+         the library or to folders, special files, names no path can carry):",
+        left_out.len()
+    );
+    for name in left_out.iter().take(SHOWN) {
+        eprintln!("  {name}");
+    }
+    if left_out.len() > SHOWN {
+        eprintln!("  … and {} more", left_out.len() - SHOWN);
+    }
 }

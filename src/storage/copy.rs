@@ -23,6 +23,10 @@ pub struct Plan {
     /// Folders with nothing visible in them (the others come with their files).
     pub empty_dirs: Vec<MediaPath>,
     pub total: u64,
+    /// What is not copied, as the service does not serve it either (hidden names, links
+    /// leading out of the library or to folders, special files, names no path can carry),
+    /// each with its folder: reported, not a failure.
+    pub left_out: Vec<String>,
 }
 
 /// Lists the whole source, folder by folder. Folders reached through a link are not
@@ -35,13 +39,20 @@ pub async fn walk(src: &dyn Storage) -> Result<Plan, StorageError> {
         if listing.entries.is_empty() && !dir.is_root() {
             plan.empty_dirs.push(dir.clone());
         }
+        let at = |name: &str| match dir.is_root() {
+            true => name.to_string(),
+            false => format!("{dir}/{name}"),
+        };
+        plan.left_out.extend(listing.left_out.iter().map(|n| at(n)));
         for e in listing.entries {
             let path = dir
                 .join(&e.name)
                 .map_err(|err| StorageError::Invalid(err.to_string()))?;
             match e.kind {
                 EntryKind::Dir if !e.via_link => todo.push(path),
-                EntryKind::Dir => {}
+                EntryKind::Dir => plan
+                    .left_out
+                    .push(format!("{} (a link to a folder)", at(&e.name))),
                 EntryKind::File => {
                     plan.total += e.size;
                     plan.files.push((path, e.size));
@@ -53,6 +64,7 @@ pub async fn walk(src: &dyn Storage) -> Result<Plan, StorageError> {
         .sort_by(|a, b| a.0.segments().cmp(b.0.segments()));
     plan.empty_dirs
         .sort_by(|a, b| a.segments().cmp(b.segments()));
+    plan.left_out.sort();
     Ok(plan)
 }
 

@@ -326,6 +326,7 @@ impl Storage for MemoryStorage {
             dir: dir_entry(dir.name().unwrap_or("")),
             entries,
             hidden,
+            left_out: Vec::new(),
         })
     }
 

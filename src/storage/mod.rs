@@ -205,6 +205,14 @@ pub struct Listing {
     /// The folder also holds something not shown (a hidden name, a link out of the root, a
     /// FIFO): it is not all in the library, so not all one member's.
     pub hidden: bool,
+    /// The names not shown, except streamhub's own `.streamhub*` (lossily decoded): what
+    /// `storage copy` reports as left out.
+    pub left_out: Vec<String>,
+}
+
+/// Whether a name not shown is worth reporting: everything but streamhub's own names.
+pub fn reportable(name: &str) -> bool {
+    !name.starts_with(".streamhub")
 }
 
 /// What the last name of a path is, looked at without following it.

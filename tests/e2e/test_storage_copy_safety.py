@@ -227,3 +227,30 @@ def test_dry_run_makes_no_folder_and_bad_markers_name_their_side(garage, tmp_pat
     assert r.returncode == 1, r
     assert f"the identity marker of local:{src}" in r.stderr, r.stderr
     assert "server log" not in r.stderr, r.stderr
+
+
+def test_entries_left_out_are_counted_and_named(garage, tmp_path):
+    """What the service does not serve is not copied either, but never silently: the summary
+    counts it and stderr names each entry (a local source and an S3 one)."""
+    src = tmp_path / "src"
+    (src / "real").mkdir(parents=True)
+    (src / "real" / "in.txt").write_bytes(b"in\n")
+    (src / "ok.txt").write_bytes(b"ok\n")
+    (src / ".hidden.txt").write_bytes(b"h\n")
+    os.mkfifo(src / "fifo")
+    (tmp_path / "outside.txt").write_bytes(b"out\n")
+    os.symlink(tmp_path / "outside.txt", src / "escape.txt")
+    os.symlink("real", src / "alias")
+    r = run_copy(garage, "--from", f"local:{src}", "--to", "s3://media/leftout-local")
+    assert r.returncode == 0, r
+    assert "copied 2 files" in r.stdout and "left out 4" in r.stdout, r.stdout
+    for name in (".hidden.txt", "fifo", "escape.txt", "alias (a link to a folder)"):
+        assert f"  {name}\n" in r.stderr, (name, r.stderr)
+    assert garage.curl_s3("GET", "leftout-local/.hidden.txt")[0] == 404
+
+    for key in ("leftout-s3/a.txt", "leftout-s3/sub/.dot.txt", "leftout-s3/sub/../up.txt"):
+        assert garage.curl_s3("PUT", key, b"x\n", extra=("--path-as-is",))[0] == 200
+    r = run_copy(garage, "--from", "s3://media/leftout-s3", "--to", f"local:{tmp_path / 'back'}")
+    assert r.returncode == 0, r
+    assert "copied 1 files" in r.stdout and "left out 2" in r.stdout, r.stdout
+    assert "  sub/.dot.txt\n" in r.stderr and "  sub/../\n" in r.stderr, r.stderr

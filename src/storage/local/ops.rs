@@ -115,13 +115,20 @@ pub(super) fn list(root: &Root, dir: &MediaPath) -> Result<Listing, StorageError
         .collect();
     let mut entries: Vec<Entry> = Vec::with_capacity(names.len());
     let mut hidden = false;
+    let mut left_out = Vec::new();
     for n in names
         .iter()
         .filter(|n| n.as_encoded_bytes() != b"." && n.as_encoded_bytes() != b"..")
     {
         match visible(root, &rootdir, &folder, dir, n) {
             Some(e) => entries.push(e),
-            None => hidden = true,
+            None => {
+                hidden = true;
+                let n = n.to_string_lossy();
+                if super::super::reportable(&n) {
+                    left_out.push(n.into_owned());
+                }
+            }
         }
     }
     entries.sort_by(|a, b| {
@@ -131,6 +138,7 @@ pub(super) fn list(root: &Root, dir: &MediaPath) -> Result<Listing, StorageError
         dir: entry(dir.name().unwrap_or("").to_string(), &md, false),
         entries,
         hidden,
+        left_out,
     })
 }
 

@@ -146,6 +146,7 @@ impl Inner {
         let dk = self.dir_key(dir);
         let mut entries = Vec::new();
         let mut hidden = false;
+        let mut left_out = Vec::new();
         let mut seen_any = false;
         let mut marker_time = SystemTime::UNIX_EPOCH;
         let mut token: Option<String> = None;
@@ -167,14 +168,24 @@ impl Inner {
                         via_link: false,
                         id: None,
                     }),
-                    false => hidden = true,
+                    false => {
+                        hidden = true;
+                        if crate::storage::reportable(name) {
+                            left_out.push(name.to_string());
+                        }
+                    }
                 }
             }
             for p in page.dirs {
                 let name = p[dk.len().min(p.len())..].trim_end_matches('/');
                 match visible(dir, name) {
                     true => entries.push(dir_entry(name, SystemTime::UNIX_EPOCH)),
-                    false => hidden = true,
+                    false => {
+                        hidden = true;
+                        if crate::storage::reportable(name) {
+                            left_out.push(format!("{name}/"));
+                        }
+                    }
                 }
             }
             if entries.len() > MAX_ENTRIES {
@@ -203,6 +214,7 @@ impl Inner {
             dir: dir_entry(dir.name().unwrap_or(""), marker_time),
             entries,
             hidden,
+            left_out,
         })
     }
 }
