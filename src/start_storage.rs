@@ -165,6 +165,12 @@ fn open_s3(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError>
             if recorded.is_none() {
                 db.set_state(VOLUME_KEY, &id)?;
             }
+            tracing::info!(
+                endpoint = %config.s3.endpoint,
+                bucket = %config.s3.bucket,
+                prefix = %config.s3.key_prefix(),
+                "media bucket ready"
+            );
         }
         Err(StorageError::Unavailable(why)) => tracing::error!(
             bucket = %config.s3.bucket,
@@ -173,12 +179,6 @@ fn open_s3(config: &Config, db: &db::Db) -> Result<Arc<dyn Storage>, StartError>
         ),
         Err(e) => return Err(e.into()),
     }
-    tracing::info!(
-        endpoint = %config.s3.endpoint,
-        bucket = %config.s3.bucket,
-        prefix = %config.s3.key_prefix(),
-        "media bucket ready"
-    );
     Ok(Arc::new(storage))
 }
 

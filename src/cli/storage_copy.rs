@@ -377,10 +377,13 @@ async fn copy_all(
         },
         plan.left_out.len()
     );
+    // The summary is on stdout whatever the outcome (a script reads it there); what went
+    // wrong follows on stderr.
     if interrupted {
-        return Err(CliError::Failed(format!(
-            "interrupted: {summary}; run it again to resume"
-        )));
+        println!("{summary}");
+        return Err(CliError::Failed(
+            "interrupted; run it again to resume".into(),
+        ));
     }
     if !t.failed.is_empty() {
         let list: Vec<String> = t
@@ -388,8 +391,9 @@ async fn copy_all(
             .iter()
             .map(|(n, w)| format!("  {n}: {w}"))
             .collect();
+        println!("{summary}");
         return Err(CliError::Failed(format!(
-            "{summary}\nthese failed:\n{}",
+            "these failed:\n{}",
             list.join("\n")
         )));
     }

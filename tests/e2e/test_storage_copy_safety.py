@@ -51,7 +51,7 @@ def test_a_source_rewritten_during_the_copy_is_not_called_copied(garage, tmp_pat
         writer.join()
     assert r.returncode == 1, r
     assert "big.bin: the source changed while it was copied" in r.stderr, r.stderr
-    assert "failed 1" in r.stderr, r.stderr
+    assert "failed 1" in r.stdout, r.stdout
     if to == "local":
         assert not (tmp_path / "dst" / "big.bin").exists()
         assert (tmp_path / "dst" / "calm.txt").read_bytes() == b"unchanged\n"

@@ -1,5 +1,5 @@
 //! The bucket prefix's identity, as the local root's (`storage::local::identity`): a marker
-//! object `<prefix>.streamhub-root` holding the volume id recorded in the database, hidden
+//! object `<prefix>/.streamhub-root` holding the volume id recorded in the database, hidden
 //! from listings like every `.streamhub*` name. `storage copy` copies it with the files, so
 //! the id, and with it the library index and owners, follow a library moved between
 //! backends. A prefix without the recorded marker (an empty bucket, another library) makes
