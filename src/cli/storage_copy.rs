@@ -126,9 +126,13 @@ async fn open(cfg: &Config, at: &Location, source: bool, dry_run: bool) -> Resul
                 .map_err(|e| CliError::Usage(format!("{at}: {e}")))?;
             let s3 = S3Storage::new(&c.s3, c.storage_timeout(), &c.server.data_dir)
                 .map_err(|e| CliError::Usage(format!("{at}: {e}")))?;
-            s3.check_at_start()
-                .await
-                .map_err(|e| CliError::Failed(format!("{at}: {e}")))?;
+            // The bucket comes from the URL here, not from the `s3.bucket` the message names.
+            s3.check_at_start().await.map_err(|e| {
+                let e = e
+                    .to_string()
+                    .replace("(s3.bucket)", "(the bucket in the URL)");
+                CliError::Failed(format!("{at}: {e}"))
+            })?;
             Ok(Side::S3(s3))
         }
     }

@@ -171,7 +171,8 @@ def test_a_different_destination_file_is_reported_and_kept(garage, tmp_path):
 @pytest.mark.parametrize("args,code,says", [
     (["--from", "nonsense", "--to", "s3://media/x"], 2, "is not a storage location"),
     (["--from", "local:/no/such/folder", "--to", "s3://media/x"], 2, "does not exist"),
-    (["--from", "s3://no-such-bucket/x", "--to", "local:/tmp"], 1, "does not exist"),
+    (["--from", "s3://no-such-bucket/x", "--to", "local:/tmp"], 1,
+     "the S3 bucket 'no-such-bucket' does not exist (the bucket in the URL)"),
     (["--from", "s3://media/x", "--to", "s3://media/x"], 2, "the same location"),
 ])
 def test_bad_locations_are_clear_errors(garage, args, code, says):
