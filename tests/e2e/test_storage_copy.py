@@ -10,13 +10,13 @@ import hashlib
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from conftest import BIN, ServerFactory, assert_error, clean_env, http_call, wait_for
+from test_s3_uploads import unfinished_uploads
 from test_upload_faults import Creds
 
 PART = 5 << 20
@@ -114,7 +114,10 @@ def test_killed_copy_leaves_no_partial_object_and_resumes(garage, tmp_path):
     try:
         wait_for(lambda: "copied a2.txt" in err.read_text(errors="replace"), 60,
                  "the small files to be copied")
-        time.sleep(1.0)
+        # Killed once the big file's multipart upload exists: mid-file, however fast the
+        # machine copies (an idle one does 160 MiB in well under a second).
+        wait_for(lambda: p.poll() is not None or unfinished_uploads(garage, "killed/zz big.bin"),
+                 60, "the big file's upload to begin", every=0.01)
         assert p.poll() is None, "the copy finished before it could be killed"
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=10)
