@@ -28,5 +28,23 @@ for target in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$target"
     corpus=("fuzz/corpus/$target" "fuzz/seeds/$target")
   fi
-  cargo fuzz run "$target" "${corpus[@]}" -- -max_total_time="$secs" -rss_limit_mb=1024 2>&1 | tail -n 3
+  # The whole output goes to a log; a crash is then shown in full (the panic message, the
+  # input as base64 to reproduce it with), not as the last lines of a backtrace.
+  log="target/fuzz-logs/$target.log"
+  mkdir -p target/fuzz-logs
+  if cargo fuzz run "$target" "${corpus[@]}" -- -max_total_time="$secs" -rss_limit_mb=1024 >"$log" 2>&1; then
+    tail -n 3 "$log"
+  else
+    echo "fuzz: $target failed; its output ($log), first the panic or sanitizer report:" >&2
+    grep -n -m 5 -A 12 "panicked at\|ERROR: \(libFuzzer\|AddressSanitizer\)" "$log" >&2 || true
+    echo "--- the last 60 lines:" >&2
+    tail -n 60 "$log" >&2
+    for a in fuzz/artifacts/"$target"/*; do
+      [ -f "$a" ] || continue
+      echo "--- $a as base64 (save it with base64 -d and run: cargo fuzz run $target <file>):" >&2
+      base64 -w 0 "$a" | head -c 20000 >&2
+      echo >&2
+    done
+    exit 1
+  fi
 done

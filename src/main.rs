@@ -226,8 +226,9 @@ fn main() -> ExitCode {
         },
         Command::Config {
             action: ConfigAction::Check { config },
-        } => match load_config(config) {
-            Ok(cfg) => {
+        } => match streamhub::cli::load_config(config.clone()) {
+            Ok((cfg, file)) => {
+                eprintln!("note: {}", config_sources(file.as_deref()));
                 let problems = streamhub::preflight::check(&cfg);
                 for w in streamhub::preflight::warnings(&cfg) {
                     eprintln!("warning: {w}");
@@ -243,6 +244,11 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("error: {e}");
+                let file = config.or_else(|| {
+                    let system = PathBuf::from(streamhub::cli::SYSTEM_CONFIG);
+                    system.exists().then_some(system)
+                });
+                eprintln!("note: {}", config_sources(file.as_deref()));
                 ExitCode::from(2)
             }
         },
@@ -445,6 +451,27 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
 /// one line scripts read: that peers are listed but the box is in no cluster (a single box
 /// needs no key, so it hears nothing of it), and that systemd's environment file (where the
 /// deploy guide offers to put the cluster key) is not read by this command.
+/// What `config check` read: the file (or none) and the variables that override it.
+fn config_sources(file: Option<&std::path::Path>) -> String {
+    let file = match file {
+        Some(f) => format!("read {}", f.display()),
+        None => format!(
+            "no config file ({} does not exist): the built-in defaults",
+            streamhub::cli::SYSTEM_CONFIG
+        ),
+    };
+    let mut vars: Vec<String> = std::env::vars()
+        .map(|(k, _)| k)
+        .filter(|k| k.starts_with("STREAMHUB_"))
+        .collect();
+    vars.sort();
+    if vars.is_empty() {
+        format!("{file}, no STREAMHUB_* variables")
+    } else {
+        format!("{file}, overridden by {}", vars.join(" "))
+    }
+}
+
 fn config_notes(cfg: &streamhub::config::Config) {
     if cfg.sync.cluster_key.is_empty() && !cfg.sync.peers.is_empty() {
         eprintln!(

@@ -181,7 +181,18 @@ pub fn run(
         if marker_only {
             return copy_marker(&src, &dst, &from, &to, dry_run).await;
         }
-        copy_all(&src, &dst, (&from, &to), dry_run, &stop).await
+        let out = copy_all(&src, &dst, (&from, &to), dry_run, &stop).await;
+        // The copy's own staging folder does not stay behind in the new library (a part a
+        // failure left keeps it, for the next run to tidy).
+        if let Side::Local(l) = &dst {
+            let l = l.clone();
+            let _ = blocking(move || {
+                l.release_staging();
+                Ok(())
+            })
+            .await;
+        }
+        out
     });
     // S3 aborts of uploads cut short run on the runtime: give them a moment.
     rt.shutdown_timeout(Duration::from_secs(5));
@@ -366,19 +377,19 @@ async fn copy_all(
     }
     let verb = if dry_run { "would copy" } else { "copied" };
     report_left_out(&plan.left_out);
+    let dirs = if dry_run {
+        plan.empty_dirs.len() as u64
+    } else {
+        t.dirs
+    };
     let summary = format!(
-        "{verb} {} files ({} bytes), skipped {} identical ({} bytes), failed {}, {} empty \
-         folders, left out {}{marker}",
-        t.copied,
-        t.copied_bytes,
+        "{verb} {} ({}), skipped {} identical ({}), failed {}, {}, left out {}{marker}",
+        counted(t.copied, "file", "files"),
+        counted(t.copied_bytes, "byte", "bytes"),
         t.skipped,
-        t.skipped_bytes,
+        counted(t.skipped_bytes, "byte", "bytes"),
         t.failed.len(),
-        if dry_run {
-            plan.empty_dirs.len() as u64
-        } else {
-            t.dirs
-        },
+        counted(dirs, "empty folder", "empty folders"),
         plan.left_out.len()
     );
     // The summary is on stdout whatever the outcome (a script reads it there); what went
@@ -402,6 +413,11 @@ async fn copy_all(
         )));
     }
     Ok(summary)
+}
+
+/// "1 file", "2 files".
+fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Names the entries the copy leaves out (on stderr; not failures): the service does not

@@ -21,19 +21,38 @@ pub(super) fn apply(
         .collect();
     for (var, raw) in vars {
         let rest = var[ENV_PREFIX.len()..].to_ascii_lowercase();
-        let Some((section, key)) = rest.split_once('_') else {
-            return Err(invalid(&var, "unknown streamhub variable"));
+        let unknown = || {
+            let hint = super::suggest::closest(&rest, known(merged).iter().map(String::as_str))
+                .map(|h| format!("{ENV_PREFIX}{}", h.to_ascii_uppercase()));
+            invalid(
+                &var,
+                super::suggest::with_hint("unknown streamhub variable", hint),
+            )
         };
-        let Some(toml::Value::Table(target)) = merged.get_mut(section) else {
-            return Err(invalid(&var, "unknown streamhub variable"));
+        let Some((section, key)) = rest.split_once('_') else {
+            return Err(unknown());
+        };
+        let Some(toml::Value::Table(target)) = merged.get(section) else {
+            return Err(unknown());
         };
         let Some(current) = target.get(key) else {
-            return Err(invalid(&var, "unknown streamhub variable"));
+            return Err(unknown());
         };
         let value = env_value(&var, current, &raw)?;
-        target.insert(key.to_string(), value);
+        if let Some(toml::Value::Table(target)) = merged.get_mut(section) {
+            target.insert(key.to_string(), value);
+        }
     }
     Ok(())
+}
+
+/// Every `<section>_<key>` a variable can name.
+fn known(merged: &toml::Table) -> Vec<String> {
+    merged
+        .iter()
+        .filter_map(|(section, v)| v.as_table().map(|t| (section, t)))
+        .flat_map(|(section, t)| t.keys().map(move |k| format!("{section}_{k}")))
+        .collect()
 }
 
 fn env_value(var: &str, like: &toml::Value, raw: &str) -> Result<toml::Value, ConfigError> {

@@ -8,6 +8,7 @@
 mod env;
 pub mod redact;
 mod s3;
+mod suggest;
 mod validate;
 
 use std::net::SocketAddr;
@@ -373,6 +374,13 @@ fn defaults_table() -> toml::Table {
 /// Overlays the user's file on the defaults, key by key, so a file may set just one key.
 fn merge_file(merged: &mut toml::Table, user: toml::Table) -> Result<(), ConfigError> {
     for (section, value) in user {
+        if !matches!(merged.get(&section), Some(toml::Value::Table(_))) {
+            let hint = suggest::closest(&section, merged.keys().map(String::as_str));
+            return Err(invalid(
+                &section,
+                suggest::with_hint("unknown section", hint.map(|h| format!("[{h}]"))),
+            ));
+        }
         let Some(toml::Value::Table(target)) = merged.get_mut(&section) else {
             return Err(invalid(&section, "unknown section"));
         };
@@ -381,7 +389,12 @@ fn merge_file(merged: &mut toml::Table, user: toml::Table) -> Result<(), ConfigE
         };
         for (key, v) in keys {
             if !target.contains_key(&key) {
-                return Err(invalid(&format!("{section}.{key}"), "unknown key"));
+                let hint = suggest::closest(&key, target.keys().map(String::as_str))
+                    .map(|h| format!("{section}.{h}"));
+                return Err(invalid(
+                    &format!("{section}.{key}"),
+                    suggest::with_hint("unknown key", hint),
+                ));
             }
             target.insert(key, v);
         }

@@ -90,10 +90,21 @@ pub enum CopyError {
     SizeChanged(u64, u64),
     #[error("the source changed while it was copied (it was written to meanwhile); nothing was written, run the copy again once it is left alone")]
     SourceChanged,
+    #[error("something else was written at this name in the destination during the copy; it was left alone (run the copy again to compare)")]
+    WrittenMeanwhile,
     #[error("verification failed: the copy's SHA-256 differs from the source's (removed)")]
     Verify,
     #[error("interrupted")]
     Interrupted,
+}
+
+/// A write into the destination, where another writer taking the name (the no-overwrite
+/// commit refusing, or the store ending this upload for a newer object) is said as such.
+fn raced(e: StorageError) -> CopyError {
+    match e {
+        StorageError::AlreadyExists | StorageError::UploadDropped => CopyError::WrittenMeanwhile,
+        e => CopyError::Dest(e),
+    }
 }
 
 /// Whether a destination that is there (or not) is the source's file, by size, then by
@@ -201,7 +212,7 @@ pub async fn copy_file(
             hasher.update(&chunk);
             read += chunk.len() as u64;
             let n = chunk.len() as u64;
-            up.write(chunk).await.map_err(CopyError::Dest)?;
+            up.write(chunk).await.map_err(raced)?;
             on_bytes(n);
         }
         if read != size {
@@ -213,7 +224,7 @@ pub async fn copy_file(
         if now.meta() != obj.meta() {
             return Err(CopyError::SourceChanged);
         }
-        up.finish().await.map_err(CopyError::Dest)?;
+        up.finish().await.map_err(raced)?;
         Ok(())
     }
     .await;
@@ -222,7 +233,7 @@ pub async fn copy_file(
         up.close().await;
         return Err(e);
     }
-    up.commit(path, false).await.map_err(CopyError::Dest)?;
+    up.commit(path, false).await.map_err(raced)?;
     let want: [u8; 32] = hasher.finalize().into();
     let copy = dst.open(path).await.map_err(CopyError::Dest)?;
     let (got, n) = hash_of(&*copy, stop, &mut |_| {})

@@ -50,6 +50,42 @@ def test_config_check_rejects_bad_values(tmp_path, body, key):
     assert b"config ok" not in r.stdout
 
 
+@pytest.mark.parametrize(
+    "body,env,hint",
+    [
+        ('[s3]\nbukcet = "media"\n', {}, "did you mean s3.bucket?"),
+        ('[sever]\nlisten = []\n', {}, "did you mean [server]?"),
+        ("", {"STREAMHUB_S3_ENDPIONT": "http://127.0.0.1:3900"}, "did you mean STREAMHUB_S3_ENDPOINT?"),
+    ],
+)
+def test_config_check_suggests_the_key_a_typo_meant(tmp_path, body, env, hint):
+    """A newcomer typed `bukcet`: the error names the key it most likely meant, and says which
+    file and variables were read, so a typo is fixed without reading the code."""
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text(body)
+    r = run(["config", "check", "--config", cfg], env=env)
+    err = r.stderr.decode()
+    assert r.returncode == 2 and hint in err, (r.returncode, err)
+    assert f"note: read {cfg}" in err, err
+    for var in env:
+        assert var in err.split("note:")[-1], err
+
+
+def test_config_check_names_what_it_read_and_suggests_nothing_for_another_word(tmp_path):
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text("[server]\npassword = 1\n")
+    r = run(["config", "check", "--config", cfg])
+    err = r.stderr.decode()
+    assert r.returncode == 2 and "server.password: unknown key" in err and "did you mean" not in err, err
+    cfg.write_bytes(run(["config", "default"]).stdout)
+    r = run(["config", "check", "--config", cfg], env={"STREAMHUB_SERVER_MAX_CONNECTIONS": "64"})
+    err = r.stderr.decode()
+    assert r.returncode == 0 and r.stdout.decode().strip() == "config ok", err
+    note = next(line for line in err.splitlines() if line.startswith("note: read"))
+    assert note.startswith(f"note: read {cfg}, overridden by "), err
+    assert "STREAMHUB_SERVER_MAX_CONNECTIONS" in note.split(), err
+
+
 def test_serve_with_bad_config_fails_fast(tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text('[server]\nmax_connections = "lots"\n')

@@ -11,26 +11,28 @@ import time
 
 import pytest
 
-from conftest import ServerFactory, http_call, wait_for
-from test_storage_copy import _start, run_copy
+from conftest import BIN, ServerFactory, clean_env, http_call, wait_for
+from test_s3_uploads import unfinished_uploads
+from test_storage_copy import _start, run_copy, s3_env
 from test_upload_faults import Creds
 
 SIZE = 48 << 20
 
 
-def _rewrite_in_place(path, stop):
+def _rewrite_in_place(path, stop, started):
     """Keeps overwriting a byte near the head and one near the tail, same size, like a
-    program saving a file over itself."""
+    program saving a file over itself. No fsync: a write reaches the page cache (and the
+    file's mtime) at once, while an fsync on a busy disk could stall the writer for longer
+    than a fast copy takes, and the copy would rightly be whole."""
     n = 0
-    with open(path, "r+b") as f:
+    with open(path, "r+b", buffering=0) as f:
         while not stop.is_set():
             n += 1
             for at in (1000, SIZE - 100):
                 f.seek(at)
                 f.write(n.to_bytes(4, "little"))
-                f.flush()
-                os.fsync(f.fileno())
-            time.sleep(0.002)
+            started.set()
+            time.sleep(0.001)
 
 
 @pytest.mark.parametrize("to", ["local", "s3"])
@@ -41,10 +43,11 @@ def test_a_source_rewritten_during_the_copy_is_not_called_copied(garage, tmp_pat
     big.write_bytes(b"\0" * SIZE)
     (src / "calm.txt").write_bytes(b"unchanged\n")
     dst = f"local:{tmp_path / 'dst'}" if to == "local" else f"s3://media/torn-{os.getpid()}"
-    stop = threading.Event()
-    writer = threading.Thread(target=_rewrite_in_place, args=(big, stop))
+    stop, started = threading.Event(), threading.Event()
+    writer = threading.Thread(target=_rewrite_in_place, args=(big, stop, started))
     writer.start()
     try:
+        assert started.wait(10), "the writer did not start"
         r = run_copy(garage, "--from", f"local:{src}", "--to", dst)
     finally:
         stop.set()
@@ -60,7 +63,7 @@ def test_a_source_rewritten_during_the_copy_is_not_called_copied(garage, tmp_pat
     # Once the file is left alone, a re-run copies it (no "different file" conflict).
     r = run_copy(garage, "--from", f"local:{src}", "--to", dst)
     assert r.returncode == 0, r
-    assert "copied 1 files" in r.stdout and "skipped 1 identical" in r.stdout, r.stdout
+    assert "copied 1 file (" in r.stdout and "skipped 1 identical" in r.stdout, r.stdout
 
 
 def test_overlapping_locations_are_refused(garage, tmp_path):
@@ -252,5 +255,51 @@ def test_entries_left_out_are_counted_and_named(garage, tmp_path):
         assert garage.curl_s3("PUT", key, b"x\n", extra=("--path-as-is",))[0] == 200
     r = run_copy(garage, "--from", "s3://media/leftout-s3", "--to", f"local:{tmp_path / 'back'}")
     assert r.returncode == 0, r
-    assert "copied 1 files" in r.stdout and "left out 2" in r.stdout, r.stdout
+    assert "copied 1 file (" in r.stdout and "left out 2" in r.stdout, r.stdout
     assert "  sub/.dot.txt\n" in r.stderr and "  sub/../\n" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("to", ["local", "s3"])
+def test_a_file_written_at_the_name_during_the_copy_is_kept_and_said_so(garage, tmp_path, to):
+    """Someone puts a file at the destination name while its copy is under way: theirs is
+    kept, and the copy says that is what happened (it said "not found" before)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(SIZE))
+    planted = b"written by someone else\n"
+    if to == "local":
+        dst_dir = tmp_path / "dst"
+        dst = f"local:{dst_dir}"
+        staged = lambda: any(p.is_file() for p in (dst_dir / ".streamhub-staging").rglob("*"))
+
+        def plant():
+            (dst_dir / "big.bin").write_bytes(planted)
+    else:
+        key = f"planted-{os.getpid()}"
+        dst = f"s3://media/{key}"
+        staged = lambda: unfinished_uploads(garage, f"{key}/big.bin")
+
+        def plant():
+            assert garage.curl_s3("PUT", f"{key}/big.bin", planted)[0] == 200
+    err = tmp_path / "copy.err"
+    with open(err, "wb") as ef:
+        p = subprocess.Popen([str(BIN), "storage", "copy", "--from", f"local:{src}", "--to", dst],
+                             env=clean_env(s3_env(garage)), stdout=subprocess.PIPE, stderr=ef,
+                             stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: p.poll() is not None or staged(), 60, "the copy to begin", every=0.005)
+        assert p.poll() is None, "the copy finished before a file could be planted"
+        plant()
+        out, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    stderr = err.read_text()
+    assert p.returncode == 1, stderr
+    assert "big.bin: something else was written at this name in the destination during the " \
+           "copy; it was left alone" in stderr, stderr
+    assert "failed 1" in out.decode(), out
+    if to == "local":
+        assert (tmp_path / "dst" / "big.bin").read_bytes() == planted
+    else:
+        assert garage.curl_s3("GET", f"{key}/big.bin") == (200, planted)

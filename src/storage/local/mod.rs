@@ -209,6 +209,14 @@ impl LocalStorage {
         }
     }
 
+    /// Removes this node's staging folder if it is empty (for `storage copy`, a one-off
+    /// writer). Blocking.
+    pub fn release_staging(&self) {
+        if let Ok(root) = self.root.open() {
+            staging::release(&root, &self.opts.node);
+        }
+    }
+
     /// The volume id in the root's marker, if there is one (for `storage copy`). Blocking.
     pub fn volume_id(&self) -> Result<Option<String>, StorageError> {
         self.root.marker_id()

@@ -106,6 +106,16 @@ pub(in crate::storage::local) fn tidy(rootdir: &File, node: &NodeDir) -> Tidied 
     done
 }
 
+/// Removes this node's staging folder when nothing is left in it (for a one-off writer such
+/// as `storage copy`, whose folder would otherwise stay behind empty). `.streamhub-staging`
+/// itself stays: a service sharing the root may be about to create its own folder in it.
+pub(in crate::storage::local) fn release(rootdir: &File, node: &NodeDir) {
+    if let Ok(staging) = open_subdir(rootdir, STAGING_DIR, false) {
+        // Not empty (a part still there): kept, and tidied by the next run.
+        let _ = rustix::fs::unlinkat(&staging, node.as_str(), AtFlags::REMOVEDIR);
+    }
+}
+
 /// The previous layout's `resumable/` folder, if there is one (never through a link).
 fn old_resumable(rootdir: &File) -> Option<File> {
     open_subdir(rootdir, STAGING_DIR, false)

@@ -29,7 +29,7 @@ use crate::storage::{MediaPath, ObjectMeta, OnDurable, StorageError, Upload, Upl
 use commit::commit_blocking;
 use layout::node_staging;
 pub use layout::NodeDir;
-pub(super) use layout::{tidy, Tidied};
+pub(super) use layout::{release, tidy, Tidied};
 use sync::{write_loop, WriterDone};
 
 mod commit;
