@@ -60,7 +60,10 @@ command -v strace >/dev/null || apt_install strace
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
     { echo "python3 >= 3.11 is needed (tomllib)" >&2; exit 1; }
 if [[ $(oelint-adv --version 2>/dev/null) != "oelint-adv $OELINT_VERSION" ]]; then
-    python3 -m pip install -q --disable-pip-version-check "oelint-adv==$OELINT_VERSION" >/dev/null
+    # Debian's own python3 refuses installs into the system site (PEP 668).
+    python3 -m pip install -q --disable-pip-version-check "oelint-adv==$OELINT_VERSION" >/dev/null 2>&1 ||
+        python3 -m pip install -q --disable-pip-version-check --break-system-packages \
+            "oelint-adv==$OELINT_VERSION" >/dev/null
 fi
 
 # STREAMHUB_BIN (scripts/test.sh passes the binary it just built) wins over older builds.

@@ -21,6 +21,8 @@ done
 # unmounts it).
 command -v fusermount >/dev/null 2>&1 || command -v fusermount3 >/dev/null 2>&1 || need_apt+=(fuse3)
 "${PYTHON:-python3}" -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("fuse") else 1)' 2>/dev/null || need_apt+=(libfuse2)
+# Debian's own python3 has no pip until python3-pip is installed.
+"${PYTHON:-python3}" -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
 # A font, so the UI screenshots (target/ui-screenshots/) show text.
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ "${#need_apt[@]}" -gt 0 ]; then
@@ -30,6 +32,11 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 PY=${PYTHON:-python3}
+# Debian's own python3 refuses installs into the system site (PEP 668:
+# "externally-managed-environment"); a pyenv or venv python takes the plain install.
+pip_install() {
+  "$PY" -m pip install -q "$@" 2>/dev/null || "$PY" -m pip install -q --break-system-packages "$@"
+}
 need_pip=()
 "$PY" -c 'import pytest' 2>/dev/null || need_pip+=(pytest)
 "$PY" -c 'import tusclient' 2>/dev/null || need_pip+=(tuspy)  # the tus client (tests/e2e/test_tus.py)
@@ -40,7 +47,7 @@ need_pip=()
 "$PY" -c 'import playwright' 2>/dev/null || need_pip+=(playwright)
 if [ "${#need_pip[@]}" -gt 0 ]; then
   say "installing: ${need_pip[*]}"
-  "$PY" -m pip install -q "${need_pip[@]}"
+  pip_install "${need_pip[@]}"
 fi
 
 # Garage, the S3-compatible object store the S3 backend tests run against (a test tool only,

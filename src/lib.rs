@@ -35,6 +35,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod tus;
 
+mod serve_lock;
 mod start_storage;
 
 use std::future::Future;
@@ -80,6 +81,8 @@ pub enum StartError {
          disk); put server.data_dir on a local disk (the media root may stay on the network)"
     )]
     DataDirNotLocal { path: PathBuf, kind: &'static str },
+    #[error(transparent)]
+    Lock(#[from] serve_lock::LockError),
 }
 
 /// How a served service ended (returned by [`run`] and [`serve`]; the drain is logged).
@@ -109,6 +112,8 @@ pub struct Service {
     /// Every background task, owned: cancelled when the drain starts, awaited within the
     /// grace period.
     tasks: TaskSet,
+    /// This data dir is this service's alone while it runs (`serve_lock`).
+    _lock: serve_lock::ServeLock,
 }
 
 impl Service {
@@ -122,6 +127,8 @@ impl Service {
             reason: e.to_string(),
         })?;
         private_dir(&config.server.data_dir);
+        // Before anything in the data dir is read or changed by a second service.
+        let lock = serve_lock::take(&config.server.data_dir)?;
         let tls = if needs_tls {
             let source = if config.server.tls_cert.is_empty() {
                 CertSource::SelfSigned {
@@ -172,6 +179,7 @@ impl Service {
             setup_token,
             identity,
             tasks: TaskSet::new(),
+            _lock: lock,
         })
     }
 
@@ -219,6 +227,8 @@ impl Service {
         listeners: Vec<Listener>,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Stopped {
+        // Held until the drain has ended (the end of this function).
+        let _held = self._lock;
         let config = self.config;
         let tasks = self.tasks;
         // Logged once serving starts (the listeners are bound): a start that fails, on a
@@ -260,7 +270,7 @@ impl Service {
             .filter(|l| l.kind == ListenerKind::Https)
             .filter_map(|l| l.tcp.local_addr().ok())
             .collect();
-        state.peers = discovery::start(
+        state.parts_mut().peers = discovery::start(
             &config,
             &self.identity,
             self.tls.clone(),

@@ -473,6 +473,12 @@ fn config_sources(file: Option<&std::path::Path>) -> String {
 }
 
 fn config_notes(cfg: &streamhub::config::Config) {
+    if cfg.storage.backend == "s3" {
+        eprintln!(
+            "note: the S3 store was not contacted: the endpoint, the credentials, the region \
+             and the bucket are checked when `serve` starts, which names the key that is wrong"
+        );
+    }
     if cfg.sync.cluster_key.is_empty() && !cfg.sync.peers.is_empty() {
         eprintln!(
             "note: sync.peers is set but sync.cluster_key is empty: this box is in no cluster \

@@ -444,14 +444,22 @@ impl Files {
         Ok(meta)
     }
 
-    /// A new folder (and missing parents), owned by `who`. A folder whose owner cannot be
-    /// recorded is removed again (it is empty: nothing is lost) and the error returned.
+    /// A new folder and the missing parents it makes, all owned by `who` (as an upload's
+    /// are: its creator can remove the whole new branch). Folders whose owner cannot be
+    /// recorded are removed again (they are empty: nothing is lost) and the error returned.
     pub async fn create_folder(&self, who: &User, path: &MediaPath) -> Result<(), FilesError> {
         let mut made = self.missing_folders(path).await?;
         made.push(path.clone());
         self.storage.create_dir(path).await?;
-        let real = self.real(path).await.unwrap_or_else(|_| path.clone());
-        if let Err(e) = self.library.try_record_folder(&real, who.id).await {
+        let mut recorded = Ok(());
+        for dir in &made {
+            let real = self.real(dir).await.unwrap_or_else(|_| dir.clone());
+            recorded = self.library.try_record_folder(&real, who.id).await;
+            if recorded.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = recorded {
             for dir in made.iter().rev() {
                 if let Err(gone) = self.storage.delete(dir).await {
                     tracing::warn!(path = %dir.to_string().escape_debug(), error = %gone,

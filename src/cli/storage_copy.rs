@@ -122,6 +122,15 @@ async fn open(cfg: &Config, at: &Location, source: bool, dry_run: bool) -> Resul
             c.storage.backend = "s3".into();
             c.s3.bucket = bucket.clone();
             c.s3.prefix = prefix.clone();
+            // Not "s3.endpoint must be set when storage.backend = "s3"": nobody set that.
+            if c.s3.endpoint.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "{at}: no S3 store is configured: set s3.endpoint and the credentials in \
+                     the config's [s3] section (--config FILE) or as STREAMHUB_S3_ENDPOINT, \
+                     STREAMHUB_S3_ACCESS_KEY_ID and STREAMHUB_S3_SECRET_ACCESS_KEY \
+                     (docs/DEPLOY.md, \"Moving a library\")"
+                )));
+            }
             c.validate()
                 .map_err(|e| CliError::Usage(format!("{at}: {e}")))?;
             let s3 = S3Storage::new(&c.s3, c.storage_timeout(), &c.server.data_dir)

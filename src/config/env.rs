@@ -71,7 +71,7 @@ fn env_value(var: &str, like: &toml::Value, raw: &str) -> Result<toml::Value, Co
             _ => {
                 return Err(invalid(
                     var,
-                    format!("'{raw}' is not a boolean (true/false)"),
+                    format!("'{raw}' is not a boolean (true/false, yes/no, on/off, 1/0)"),
                 ))
             }
         }),

@@ -300,7 +300,7 @@ impl Config {
         if let Some((name, text)) = file {
             let user: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Syntax {
                 path: name.to_string(),
-                reason: e.message().to_string(),
+                reason: syntax_reason(text, &e),
             })?;
             merge_file(&mut merged, user)?;
         }
@@ -372,6 +372,17 @@ fn defaults_table() -> toml::Table {
 }
 
 /// Overlays the user's file on the defaults, key by key, so a file may set just one key.
+/// toml's message on one line, with where in the file it is (line and column, from 1).
+fn syntax_reason(text: &str, e: &toml::de::Error) -> String {
+    let what = e.message().trim().replace('\n', "; ");
+    let Some(before) = e.span().and_then(|sp| text.get(..sp.start)) else {
+        return what;
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("{what} (line {line}, column {column})")
+}
+
 fn merge_file(merged: &mut toml::Table, user: toml::Table) -> Result<(), ConfigError> {
     for (section, value) in user {
         if !matches!(merged.get(&section), Some(toml::Value::Table(_))) {

@@ -29,6 +29,17 @@ fn file_overrides_one_key() {
 }
 
 #[test]
+fn a_syntax_error_says_where_on_one_line() {
+    let err = Config::from_parts(Some(("f.toml", "[server]\nlisten = [\"a\"\n")), no_env())
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("f.toml: not valid TOML: "), "{err}");
+    // The missing `]` is found where the file ends.
+    assert!(err.ends_with("(line 3, column 1)"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}
+
+#[test]
 fn wrong_type_names_key() {
     let err = Config::from_parts(
         Some(("f", "[server]\nmax_connections = \"lots\"\n")),

@@ -50,9 +50,11 @@ use crate::storage::Storage;
 use auth::{AuthState, ConnMeta};
 use error::ApiError;
 
-/// Cheap handles shared by every request.
+/// What every request shares, behind one `Arc` ([`AppState`]): axum's middleware layers and
+/// extractors clone the state several times per request, and one reference count is what
+/// that should cost (it was ~40 clones of 16 handles each: `docs/PERFORMANCE.md`).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppParts {
     pub storage: Arc<dyn Storage>,
     pub config: Arc<Config>,
     /// Shared, not owned: the state is cloned for every request.
@@ -80,7 +82,24 @@ pub struct AppState {
     pub storage_health: Arc<health::StorageHealth>,
 }
 
+/// The shared state handlers get (`State<AppState>`): one `Arc`, read through `Deref`.
+#[derive(Clone)]
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
 impl AppState {
+    /// For the start-up steps that fill in a part before the router takes the state (the
+    /// peers, replication); copies the parts only if the state was shared already.
+    pub fn parts_mut(&mut self) -> &mut AppParts {
+        Arc::make_mut(&mut self.0)
+    }
+
     /// Assembles the state every handler shares from the service's parts (the service, and
     /// in-process tests that bring their own storage backend).
     pub fn new(
@@ -112,7 +131,7 @@ impl AppState {
             metrics.clone(),
             timeout,
         );
-        AppState {
+        AppState(Arc::new(AppParts {
             page_csp: page_csp(storage.direct_origin().as_deref()),
             storage_health: Arc::default(),
             storage,
@@ -139,7 +158,7 @@ impl AppState {
             peers: crate::peers::Peers::disabled(),
             sync: None,
             config,
-        }
+        }))
     }
 }
 

@@ -80,7 +80,7 @@ pub fn start(
         state.peers.clone(),
         std::time::Duration::from_secs(config.sync.interval_secs.max(1)),
     );
-    state.sync = Some(engine.clone());
+    state.parts_mut().sync = Some(engine.clone());
     let run = engine.clone();
     tasks.spawn("sync", move |cancel| run.run(cancel));
     let api = Arc::new(SyncApi {

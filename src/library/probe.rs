@@ -163,10 +163,7 @@ fn run_with(
     let stderr = join(err);
     if !status.success() {
         let msg = String::from_utf8_lossy(&stderr);
-        let line = msg
-            .lines()
-            .last()
-            .unwrap_or("")
+        let line = without_query_strings(msg.lines().last().unwrap_or(""))
             .chars()
             .take(300)
             .collect::<String>();
@@ -176,6 +173,22 @@ fn run_with(
         ));
     }
     Ok(stdout)
+}
+
+/// `line` with the query string of every URL cut off: ffprobe names its input in its errors,
+/// and on S3 that is a presigned URL, a working credential for the file until it expires
+/// (its signature and access key id are in the query), which must not reach the log.
+fn without_query_strings(line: &str) -> String {
+    line.split(' ')
+        .map(|word| match word.find("://").and(word.find('?')) {
+            Some(q) => {
+                let tail = if word.ends_with(':') { ":" } else { "" };
+                format!("{}?…{tail}", &word[..q])
+            }
+            None => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Whether `program -version` runs.
@@ -317,6 +330,19 @@ pub fn make_thumb(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_presigned_url_in_an_error_loses_its_query_string() {
+        let line = "http://127.1:3900/mmm/b.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=\
+                    GK1234%2F20261201%2Fgarage&X-Amz-Signature=814ee02a: Invalid data found";
+        let got = without_query_strings(line);
+        assert_eq!(got, "http://127.1:3900/mmm/b.mp4?…: Invalid data found");
+        assert!(!got.contains("GK1234") && !got.contains("814ee02a"));
+        assert_eq!(
+            without_query_strings("a.mp4: why? no idea"),
+            "a.mp4: why? no idea"
+        );
+    }
 
     #[test]
     fn parses_video_audio_and_cover_art() {

@@ -365,3 +365,15 @@ def test_config_check_speaks_of_the_cluster_key_only_when_peers_are_listed(tmp_p
     assert code == 0 and out.strip() == "config ok", err
     notes = [l for l in err.splitlines() if "sync.cluster_key is empty" in l]
     assert len(notes) == 1 and notes[0].startswith("note: ") and "sync.peers" in notes[0], err
+
+
+def test_config_check_says_it_did_not_contact_the_s3_store(tmp_path):
+    """Newcomer pass: a wrong secret or a missing bucket is "config ok" (the store is not
+    contacted), which the output did not say."""
+    cfg = tmp_path / "s3.toml"
+    cfg.write_text('[storage]\nbackend = "s3"\n[s3]\nendpoint = "http://127.0.0.1:9"\n'
+                   'bucket = "media"\naccess_key_id = "GK1"\nsecret_access_key = "x"\n')
+    r = run(["config", "check", "--config", cfg])
+    err = r.stderr.decode()
+    assert r.returncode == 0 and r.stdout.decode().strip() == "config ok", err
+    assert "note: the S3 store was not contacted" in err, err

@@ -208,6 +208,23 @@ def test_member_moves_their_own_folder(env):
     assert (env.root / "own-folder-moved" / "a" / "b.txt").read_bytes() == b"b"
 
 
+def test_a_member_owns_the_parents_a_new_folder_made_and_may_remove_them(env):
+    """Newcomer pass: `POST /api/library/folder {"path": "bobdir/sub"}` made `bobdir` too,
+    but only `sub` was the member's, so they could not delete the folder they had just made
+    (an upload's folders along the way were theirs already)."""
+    c = env.creds
+    r = http_call(env, "POST", "/api/library/folder", headers=c.member.headers,
+                  json_body={"path": "made-by-mia/sub/deeper"})
+    assert r.status == 201, r
+    for path in ("made-by-mia", "made-by-mia/sub", "made-by-mia/sub/deeper"):
+        r = http_call(env, "GET", "/api/library/item?path=" + quote(path, safe=""),
+                      headers=c.member.headers)
+        assert r.status == 200 and r.json()["yours"] is True, (path, r)
+    r = http_call(env, "DELETE", "/media/made-by-mia?recursive=true", headers=c.member.headers)
+    assert r.status in (200, 204), r
+    assert not (env.root / "made-by-mia").exists()
+
+
 def test_hidden_files_are_never_served_or_listed(env):
     r = env.root
     (r / ".env").write_bytes(b"PASSWORD=hunter2\n")

@@ -61,3 +61,20 @@ def test_ffmpeg_seeks_over_http_from_s3(srv, tmp_path):
     local = tmp_path / "local.mp4"
     local.write_bytes(srv.video)
     assert frame(url, out) == frame(str(local), tmp_path / "want.raw")
+
+
+def test_a_file_ffprobe_cannot_read_leaves_no_presigned_url_in_the_log(srv, garage):
+    """Newcomer pass: ffprobe names its input in its error, and on S3 that is a presigned
+    URL, which the log showed whole (a working link to the file, with the access key id)."""
+    status, body = garage.curl_s3("PUT", f"{PREFIX}/not a film.mp4", b"still not a film\n")
+    assert status == 200, body
+
+    def failed():
+        r = item(srv, "not a film.mp4")
+        return r.json() if r.status == 200 and r.json()["probe_error"] else None
+
+    v = wait_for(failed, 40, "the broken file to be probed", every=0.2)
+    assert v["probe_error"] == "not a media file ffprobe can read", v
+    log = srv.stderr_text()
+    assert "probe failed" in log, log[-2000:]
+    assert "X-Amz-Signature" not in log and "X-Amz-Credential" not in log, log[-2000:]

@@ -288,3 +288,15 @@ def test_a_bucket_is_adopted_when_nothing_was_stored_yet(garage, tmp_path_factor
         assert garage.curl_s3("GET", "adopted/.streamhub-root")[0] == 200
     finally:
         f.stop_all()
+
+
+def test_an_s3_url_without_a_store_configured_says_so(tmp_path):
+    """Newcomer pass: with no [s3] at all the copy said "s3.endpoint: must be set when
+    storage.backend = "s3"", a key nobody had set."""
+    (tmp_path / "src").mkdir()
+    r = subprocess.run([str(BIN), "storage", "copy", "--from", f"local:{tmp_path / 'src'}",
+                        "--to", "s3://media/x"], env=clean_env(None), capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r
+    assert "s3://media/x: no S3 store is configured: set s3.endpoint" in r.stderr, r.stderr
+    assert "storage.backend" not in r.stderr, r.stderr

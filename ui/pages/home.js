@@ -11,7 +11,9 @@ function Storage() {
   if (st.loading) return html`<${Loading} what="Checking storage" />`;
   if (st.error) return html`<${ErrorBox} error=${st.error} />`;
   const d = st.data;
-  const known = d.total_bytes !== null && d.free_bytes !== null;
+  // An object store has no capacity: the API reports it as unlimited (2^63 - 1).
+  const unlimited = d.total_bytes !== null && d.total_bytes >= 2 ** 62;
+  const known = !unlimited && d.total_bytes !== null && d.free_bytes !== null;
   const used = known && d.total_bytes ? 1 - d.free_bytes / d.total_bytes : 0;
   return html`<div class="card">
     <h2>Storage</h2>
@@ -19,6 +21,7 @@ function Storage() {
       <span class="muted"> · ${d.backend}</span></p>
     ${known && html`<progress max="1" value=${used} aria-label="Disk used"></progress>
       <p>${bytes(d.free_bytes)} free of ${bytes(d.total_bytes)}</p>`}
+    ${unlimited && html`<p class="muted">Object storage: no fixed size (per-user limits still apply)</p>`}
     ${d.library && html`<p class="muted">${d.library.files} files in the library (${bytes(d.library.bytes)})</p>`}
     ${d.trash && d.trash.entries > 0 && html`<p class="muted"><a href="#/trash">Trash</a>: ${d.trash.entries} items, ${bytes(d.trash.bytes)}</p>`}
   </div>`;

@@ -17,7 +17,9 @@ export function Trash({ s }) {
   const empty = () => setAsk(html`<${Confirm} title="Empty the trash" text="Delete everything in the trash for good?" action="Empty trash" danger
     onAnswer=${(yes) => { setAsk(null); if (yes) request('DELETE', '/api/trash').then((r) => { toast(`${r.purged} items deleted`); list.reload(); }, (e) => toast(errorText(e), 'error')); }} />`);
   return html`<div class="bar"><h1>Trash</h1>${d.items.length > 0 && html`<button class="danger" onClick=${empty}>Empty trash</button>`}</div>
-    <p class="muted">Deleted files stay here ${d.trash_days} days (${bytes(d.total_bytes)} now).</p>
+    ${s.info && s.info.trash === false
+      ? html`<p class="muted">This storage has no trash: a delete is for good.${d.items.length > 0 ? ' What is listed below was deleted before the switch to this storage and cannot be restored here.' : ''}</p>`
+      : html`<p class="muted">Deleted files stay here ${d.trash_days} days (${bytes(d.total_bytes)} now).</p>`}
     ${d.items.length === 0 ? html`<p class="muted">The trash is empty.</p>`
       : html`<table class="list"><thead><tr><th scope="col">What</th><th scope="col">Size</th><th scope="col">Deleted</th><th scope="col">Gone for good</th><th scope="col"><span class="offscreen">Actions</span></th></tr></thead>
       <tbody>${d.items.map((x) => html`<tr key=${x.id}><td>${x.kind === 'dir' ? html`<${Icon} name="dir" /> ` : ''}${basename(x.path)} <span class="muted">in <a href=${href('library', parent(x.path))}>${parent(x.path) || 'the top folder'}</a></span></td>

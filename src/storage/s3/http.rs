@@ -254,8 +254,15 @@ impl Http {
                 let name = rustls_pki_types::ServerName::try_from(self.host.clone())
                     .map_err(|_| StorageError::Invalid("s3.endpoint: bad host name".into()))?;
                 let stream = tls.connect(name, tcp).await.map_err(|e| {
+                    // What rustls says of an answer in plain HTTP.
+                    let hint = if e.to_string().contains("InvalidContentType") {
+                        " (the store answered in plain HTTP: if it has no TLS, the endpoint is \
+                         http://, not https://)"
+                    } else {
+                        ""
+                    };
                     StorageError::Unavailable(format!(
-                        "TLS with the S3 endpoint {authority} (s3.endpoint) failed: {e}"
+                        "TLS with the S3 endpoint {authority} (s3.endpoint) failed: {e}{hint}"
                     ))
                 })?;
                 Box::new(stream)

@@ -212,9 +212,12 @@ impl S3Storage {
             },
             (Some(_), None) => format!(
                 "{at} has no {MARKER}: it is not this library's storage (an empty or another \
-                 bucket or prefix?). If it is (a box switched to S3 by an older streamhub), mark \
-                 it with `streamhub storage copy --marker-only --from local:<old media_root> \
-                 --to {at}`; else fix s3.bucket / s3.prefix; then restart streamhub"
+                 bucket or prefix?). Switching to S3 moves the library first: stop streamhub, \
+                 run `streamhub storage copy --from local:<old media_root> --to {at}` \
+                 (docs/DEPLOY.md, \"Moving a library\"). If the files are there already (a \
+                 box switched to S3 by an older streamhub), mark it with `streamhub storage \
+                 copy --marker-only --from local:<old media_root> --to {at}`; else fix \
+                 s3.bucket / s3.prefix; then restart streamhub"
             ),
             (None, Some(f)) => return Ok(f),
             (None, None) if indexed > 0 && self.inner.is_empty().await? => format!(
