@@ -158,15 +158,19 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
         }
         _ => LimitsChange::default(),
     };
+    // Asked before the database is opened: with no terminal to ask on, `--init` must not
+    // leave a new, empty database behind.
+    let password = match &cmd {
+        UserCommand::Add { password_stdin, .. } | UserCommand::Passwd { password_stdin, .. } => {
+            Some(read_password(*password_stdin, true)?)
+        }
+        _ => None,
+    };
     let db = target.open()?;
     let accounts = Accounts::new(db);
     match cmd {
-        UserCommand::Add {
-            name,
-            admin,
-            password_stdin,
-        } => {
-            let pw = read_password(password_stdin, true)?;
+        UserCommand::Add { name, admin, .. } => {
+            let pw = password.unwrap_or_default();
             let role = if admin { Role::Admin } else { Role::Member };
             let user = accounts.add_user(&name, &pw, role)?;
             Ok(format!("user {} added ({})", user.name, user.role.as_str()))
@@ -185,11 +189,8 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
             }
             Ok(out.trim_end().to_string())
         }
-        UserCommand::Passwd {
-            name,
-            password_stdin,
-        } => {
-            let pw = read_password(password_stdin, true)?;
+        UserCommand::Passwd { name, .. } => {
+            let pw = password.unwrap_or_default();
             accounts.set_password(&name, &pw)?;
             Ok(format!(
                 "password of {name} changed; its sessions were ended"

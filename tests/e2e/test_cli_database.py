@@ -143,3 +143,14 @@ def test_backup_into_a_folder_writes_a_dated_file(srv, tmp_path):
     files = list(dest.iterdir())
     assert len(files) == 1 and files[0].name.startswith("streamhub-") and files[0].suffix == ".db"
     assert stat.S_IMODE(files[0].stat().st_mode) == 0o600
+
+
+def test_init_without_a_terminal_to_ask_on_creates_nothing(tmp_path):
+    """Newcomer pass: `user add admin --admin --init` with no terminal failed ("use
+    --password-stdin") but had already made a new, empty database, which later commands
+    then used without --init."""
+    data = tmp_path / "data"
+    r = run_cli(["user", "add", "admin", "--admin", "--init", "--data-dir", data])
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "cannot ask for a password" in r.stderr and "--password-stdin" in r.stderr, r.stderr
+    assert not (data / "streamhub.db").exists(), "a database was created"
