@@ -440,6 +440,9 @@ async fn access_log(State(state): State<AppState>, mut req: Request, next: Next)
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
+        // JSON and the UI's files carry no header until hyper writes them: their body
+        // knows its length. A body streamed as it is made (a zip) does not: 0.
+        .or_else(|| http_body::Body::size_hint(resp.body()).exact())
         .unwrap_or(0);
     tracing::info!(
         target: "streamhub::access",

@@ -128,6 +128,8 @@ def test_request_id_in_response_and_access_log(msrv):
     line = next(l for l in msrv.stderr_text().splitlines() if f'request_id="{idb}"' in l)
     for field in ('method=GET', 'path="/healthz"', "status=200", "duration_ms=", "peer="):
         assert field in line, line
+    # The body's length, also for JSON (newcomer pass: every answer but media said bytes=0).
+    assert f"bytes={len(b.body)}" in line and len(b.body) > 0, (line, b.body)
 
 
 def test_user_supplied_text_cannot_forge_log_lines(msrv):
