@@ -1,4 +1,5 @@
-//! The progress of `storage copy` on stderr.
+//! What `storage copy` shows: its progress on stderr, names made safe for a terminal, the
+//! counts of its summary.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -106,6 +107,46 @@ fn clock(secs: u64) -> String {
     format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
+/// A name as the terminal may show it: a name is whatever someone put in the source, and
+/// control characters in it (escape sequences, a newline forging a report line) are written
+/// as `\u{1b}`, never sent raw.
+pub(super) fn shown(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// "1 file", "2 files".
+pub(super) fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Names the entries the copy leaves out (on stderr; not failures): the service does not
+/// serve them either, so they are not part of the library.
+pub(super) fn report_left_out(left_out: &[String]) {
+    const SHOWN: usize = 20;
+    if left_out.is_empty() {
+        return;
+    }
+    eprintln!(
+        "left out {} entries that streamhub does not serve either (hidden names, links out of \
+         the library or to folders, special files, names no path can carry):",
+        left_out.len()
+    );
+    for name in left_out.iter().take(SHOWN) {
+        eprintln!("  {}", shown(name));
+    }
+    if left_out.len() > SHOWN {
+        eprintln!("  … and {} more", left_out.len() - SHOWN);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +163,19 @@ mod tests {
         );
         assert!(l.contains("ETA"), "{l}");
         assert_eq!(clock(3725), "1:02:05");
+    }
+
+    #[test]
+    fn names_reach_the_terminal_without_control_characters() {
+        let evil = "esc\u{1b}[31mRED\u{1b}[0m.txt\nFAILED forged\u{1}";
+        let s = shown(evil);
+        assert!(!s.chars().any(char::is_control), "{s:?}");
+        assert_eq!(
+            s,
+            "esc\\u{1b}[31mRED\\u{1b}[0m.txt\\u{a}FAILED forged\\u{1}"
+        );
+        assert_eq!(shown("Sigur Rós/Ágætis byrjun"), "Sigur Rós/Ágætis byrjun");
+        assert_eq!(counted(1, "file", "files"), "1 file");
+        assert_eq!(counted(0, "file", "files"), "0 files");
     }
 }

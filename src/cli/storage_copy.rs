@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::copy_location::{overlap, parse_location, Location};
-use super::copy_progress::Progress;
+use super::copy_progress::{counted, report_left_out, shown, Progress};
 use super::CliError;
 use crate::config::Config;
 use crate::storage::copy::{self, CopyError, Decision};
@@ -249,10 +249,43 @@ async fn copy_marker(
     if dry_run {
         return Ok("would copy the identity marker (no files)".into());
     }
-    dst.write_volume_id(&id)
+    claim(dst, &id, to).await?;
+    Ok("identity marker copied (no files)".into())
+}
+
+/// Writes `id` as the destination's marker, judged again at the last moment: the checks at
+/// the start do not see another copy into the same place, or into a prefix above or below,
+/// that finished meanwhile (the attack pass ran two at once: both said "identity marker
+/// copied", over each other or nested). Read back after the write, so that of two copies
+/// finishing together the one whose marker did not stay says so. One copy per destination
+/// at a time is still the rule (docs/DEPLOY.md): this narrows the race to milliseconds.
+async fn claim(dst: &Side, id: &str, to: &Location) -> Result<(), CliError> {
+    let failed = |e: StorageError| CliError::Failed(format!("the identity marker of {to}: {e}"));
+    let mixed = |what: &str| {
+        CliError::Failed(format!(
+            "{to} {what} while this copy ran (another `storage copy` at once?): this library's \
+             identity marker was not written, and the destination may hold files of two \
+             libraries; copy into an empty destination, one copy at a time"
+        ))
+    };
+    match dst.volume_id().await.map_err(failed)? {
+        Some(other) if other != id => return Err(mixed("got another library's identity marker")),
+        Some(_) => return Ok(()),
+        None => {}
+    }
+    if let Some(why) = dst.nesting().await.map_err(failed)? {
+        return Err(CliError::Failed(format!(
+            "{why} (it did not when this copy began): this library's identity marker was not \
+             written"
+        )));
+    }
+    dst.write_volume_id(id)
         .await
         .map_err(|e| CliError::Failed(format!("writing the identity marker: {e}")))?;
-    Ok("identity marker copied (no files)".into())
+    match dst.volume_id().await.map_err(failed)? {
+        Some(now) if now == id => Ok(()),
+        _ => Err(mixed("got another library's identity marker")),
+    }
 }
 
 #[derive(Default)]
@@ -302,7 +335,7 @@ async fn copy_all(
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let name = path.to_string();
+        let name = shown(&path.to_string());
         let decided = match d {
             Some(d) => copy::decide(s, d, path, *size, stop).await,
             None => Ok(Decision::Copy),
@@ -353,7 +386,7 @@ async fn copy_all(
             break;
         }
         if dry_run {
-            println!("would make folder {dir}/");
+            println!("would make folder {}/", shown(&dir.to_string()));
             continue;
         }
         let made = match d {
@@ -363,6 +396,7 @@ async fn copy_all(
         match made {
             Ok(()) => t.dirs += 1,
             Err(e) => {
+                let dir = shown(&dir.to_string());
                 eprintln!("FAILED {dir}/: {e}");
                 t.failed.push((format!("{dir}/"), e.to_string()));
             }
@@ -370,14 +404,15 @@ async fn copy_all(
     }
     let interrupted = stop.load(Ordering::Relaxed);
     let mut marker = String::new();
+    let mut unclaimed = None;
     if let Some(id) = &src_id {
         if dst_id.is_none() && !interrupted && t.failed.is_empty() {
             if dry_run {
                 marker = "; would copy the identity marker".into();
+            } else if let Err(e) = claim(dst, id, to).await {
+                marker = "; identity marker NOT written".into();
+                unclaimed = Some(e);
             } else {
-                dst.write_volume_id(id)
-                    .await
-                    .map_err(|e| CliError::Failed(format!("writing the identity marker: {e}")))?;
                 marker = "; identity marker copied".into();
             }
         } else if dst_id.is_some() {
@@ -403,6 +438,10 @@ async fn copy_all(
     );
     // The summary is on stdout whatever the outcome (a script reads it there); what went
     // wrong follows on stderr.
+    if let Some(e) = unclaimed {
+        println!("{summary}");
+        return Err(e);
+    }
     if interrupted {
         println!("{summary}");
         return Err(CliError::Failed(
@@ -422,29 +461,4 @@ async fn copy_all(
         )));
     }
     Ok(summary)
-}
-
-/// "1 file", "2 files".
-fn counted(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// Names the entries the copy leaves out (on stderr; not failures): the service does not
-/// serve them either, so they are not part of the library.
-fn report_left_out(left_out: &[String]) {
-    const SHOWN: usize = 20;
-    if left_out.is_empty() {
-        return;
-    }
-    eprintln!(
-        "left out {} entries that streamhub does not serve either (hidden names, links out of \
-         the library or to folders, special files, names no path can carry):",
-        left_out.len()
-    );
-    for name in left_out.iter().take(SHOWN) {
-        eprintln!("  {name}");
-    }
-    if left_out.len() > SHOWN {
-        eprintln!("  … and {} more", left_out.len() - SHOWN);
-    }
 }

@@ -133,7 +133,27 @@ impl StorageError {
 
     /// The error an `io::Error` means for a read or a lookup.
     pub(crate) fn from_io(e: &std::io::Error) -> Self {
+        use rustix::io::Errno;
         use std::io::ErrorKind;
+        // What a share that is away or was re-exported answers (a soft NFS mount gives EIO
+        // once the server stops answering, ESTALE after a re-export, ENOTCONN a FUSE or SMB
+        // mount whose daemon is gone), and what a failing disk answers: usually passing, so
+        // 503 with Retry-After, as when the whole root is away, rather than a 500.
+        let away = [
+            Errno::IO,
+            Errno::STALE,
+            Errno::NOTCONN,
+            Errno::TIMEDOUT,
+            Errno::HOSTDOWN,
+            Errno::HOSTUNREACH,
+            Errno::NOLINK,
+            Errno::COMM,
+        ];
+        if e.raw_os_error()
+            .is_some_and(|n| away.iter().any(|a| a.raw_os_error() == n))
+        {
+            return StorageError::Unavailable(errno_message(e));
+        }
         match e.kind() {
             ErrorKind::NotFound => StorageError::NotFound,
             ErrorKind::PermissionDenied => StorageError::PermissionDenied,

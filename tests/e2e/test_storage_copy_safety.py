@@ -303,3 +303,57 @@ def test_a_file_written_at_the_name_during_the_copy_is_kept_and_said_so(garage, 
         assert (tmp_path / "dst" / "big.bin").read_bytes() == planted
     else:
         assert garage.curl_s3("GET", f"{key}/big.bin") == (200, planted)
+
+
+def _two_copies_at_once(garage, tmp_path, dest_x, dest_y):
+    """Library X (60 MiB) and library Y (20 MiB), copied at the same moment; Y ends first."""
+    runs = {}
+    for name, size, dest in (("x", 60 << 20, dest_x), ("y", 20 << 20, dest_y)):
+        src = tmp_path / name
+        src.mkdir()
+        (src / ".streamhub-root").write_text(f"# marker\nlibrary{name}{os.getpid()}\n")
+        (src / f"{name}.bin").write_bytes(os.urandom(size))
+        runs[name] = subprocess.Popen(
+            [str(BIN), "storage", "copy", "--from", f"local:{src}", "--to", dest],
+            env=clean_env(s3_env(garage)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, stdin=subprocess.DEVNULL)
+    return {k: (p.wait(timeout=300), *p.communicate()) for k, p in runs.items()}
+
+
+def test_two_copies_into_one_place_at_once_never_both_claim_it(garage, tmp_path):
+    """Attack pass 3: two copies into the same prefix both said "identity marker copied",
+    the second over the first. Now the one that ends last finds the other's marker and says
+    the destination got mixed, without writing its own."""
+    key = f"same-{os.getpid()}"
+    out = _two_copies_at_once(garage, tmp_path, f"s3://media/{key}", f"s3://media/{key}")
+    assert out["y"][0] == 0 and "identity marker copied" in out["y"][1], out["y"]
+    assert out["x"][0] == 1, out["x"]
+    assert "identity marker NOT written" in out["x"][1], out["x"]
+    assert "got another library's identity marker while this copy ran" in out["x"][2], out["x"]
+    status, body = garage.curl_s3("GET", f"{key}/.streamhub-root")
+    assert status == 200 and f"libraryy{os.getpid()}".encode() in body, body
+
+
+def test_two_copies_one_inside_the_other_at_once_never_nest(garage, tmp_path):
+    key = f"nest-{os.getpid()}"
+    out = _two_copies_at_once(garage, tmp_path, f"s3://media/{key}", f"s3://media/{key}/inner")
+    assert out["y"][0] == 0, out["y"]
+    assert out["x"][0] == 1 and "it did not when this copy began" in out["x"][2], out["x"]
+    assert garage.curl_s3("GET", f"{key}/.streamhub-root")[0] == 404
+    assert garage.curl_s3("GET", f"{key}/inner/.streamhub-root")[0] == 200
+
+
+def test_names_with_control_characters_never_reach_the_terminal_raw(garage, tmp_path):
+    """Attack pass 3: a name holding an escape sequence or a newline was printed as it is,
+    so a file in the source could recolour the admin's terminal or forge report lines."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "esc\x1b[31mRED\x1b[0m.txt").write_bytes(b"e\n")
+    (src / "two\nFAILED forged.txt").write_bytes(b"n\n")
+    (src / "fine.txt").write_bytes(b"f\n")
+    r = run_copy(garage, "--from", f"local:{src}", "--to", f"s3://media/ctl-{os.getpid()}")
+    assert r.returncode == 0, r
+    assert "\x1b" not in r.stderr + r.stdout, repr(r.stderr)
+    assert "esc\\u{1b}[31mRED\\u{1b}[0m.txt" in r.stderr, r.stderr
+    assert "two\\u{a}FAILED forged.txt" in r.stderr, r.stderr
+    assert not any(line.startswith("FAILED forged") for line in r.stderr.splitlines()), r.stderr
