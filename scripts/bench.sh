@@ -627,6 +627,8 @@ netmount_bench() { # work dir
 s3_bench() { # work dir
     local garage=${GARAGE_BIN:-${STREAMHUB_TOOLS:-$HOME/.cache/streamhub-tools}/garage-2.5.0/bin/garage}
     [[ -x $garage ]] || { echo "no Garage at $garage: run ./scripts/test.sh once (it installs it) or set GARAGE_BIN" >&2; return 1; }
+    # nginx is the relaying reference of the S3 rows: installed as for the default run.
+    install_deps
     GARAGE_BIN=$garage python3 "$BENCH_SRC/s3.py" "$SH_BIN" "$1" "${BENCH_S3_FILE_MIB:-1024}" \
         "${BENCH_S3_UPLOAD_MIB:-4096}" "${BENCH_RUNS_S3:-5}"
 }
