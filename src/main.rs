@@ -244,10 +244,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("error: {e}");
-                let file = config.or_else(|| {
-                    let system = PathBuf::from(streamhub::cli::SYSTEM_CONFIG);
-                    system.exists().then_some(system)
-                });
+                let file = streamhub::cli::config_file(config);
                 eprintln!("note: {}", config_sources(file.as_deref()));
                 ExitCode::from(2)
             }
@@ -447,10 +444,6 @@ fn serve(cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Facts a valid configuration may still surprise with, on stderr so `config ok` stays the
-/// one line scripts read: that peers are listed but the box is in no cluster (a single box
-/// needs no key, so it hears nothing of it), and that systemd's environment file (where the
-/// deploy guide offers to put the cluster key) is not read by this command.
 /// What `config check` read: the file (or none) and the variables that override it.
 fn config_sources(file: Option<&std::path::Path>) -> String {
     let file = match file {
@@ -472,6 +465,11 @@ fn config_sources(file: Option<&std::path::Path>) -> String {
     }
 }
 
+/// Facts a valid configuration may still surprise with, on stderr so `config ok` stays the
+/// one line scripts read: that peers are listed but the box is in no cluster (a single box
+/// needs no key, so it hears nothing of it), and that systemd's environment file (where the
+/// deploy guide offers to put the cluster key) is not read by this command, and that an S3
+/// store is not contacted.
 fn config_notes(cfg: &streamhub::config::Config) {
     if cfg.storage.backend == "s3" {
         eprintln!(

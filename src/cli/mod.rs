@@ -38,12 +38,17 @@ impl CliError {
     }
 }
 
+/// The file the configuration is read from: `--config`, else the system file if there is one.
+pub fn config_file(given: Option<PathBuf>) -> Option<PathBuf> {
+    let system = PathBuf::from(SYSTEM_CONFIG);
+    given.or_else(|| system.exists().then_some(system))
+}
+
 /// The configuration as `serve` would load it: `--config`, else the system file if there is
 /// one, else the built-in defaults; `STREAMHUB_*` variables over either. Also says which file
 /// was read.
 pub fn load_config(file: Option<PathBuf>) -> Result<(Config, Option<PathBuf>), ConfigError> {
-    let system = PathBuf::from(SYSTEM_CONFIG);
-    let file = file.or_else(|| system.exists().then_some(system));
+    let file = config_file(file);
     let cfg = Config::load(file.as_deref(), std::env::vars())?;
     Ok((cfg, file))
 }

@@ -209,8 +209,7 @@ impl LocalStorage {
         }
     }
 
-    /// Removes this node's staging folder if it is empty (for `storage copy`, a one-off
-    /// writer). Blocking.
+    /// Removes this node's staging folder if empty (`storage copy`'s end). Blocking.
     pub fn release_staging(&self) {
         if let Ok(root) = self.root.open() {
             staging::release(&root, &self.opts.node);
