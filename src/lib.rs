@@ -4,8 +4,9 @@
 //! prepares the service, binds and announces the configured listeners and serves until SIGTERM
 //! or SIGINT. In-process callers (tests) bring their own listeners and shutdown future to
 //! [`run`]; both go through [`Service::prepare`] and [`Service::serve`].
-// No unsafe code, with one audited exception: `memory::trim` and `memory::tune` (glibc calls
-// without a safe wrapper in any crate we use).
+// No unsafe code, with two audited exceptions: `memory::trim` and `memory::tune` (glibc calls
+// without a safe wrapper in any crate we use), and `storage::local::pread` (a read into a
+// buffer's spare capacity, which rustix's `preadv2` does not offer).
 #![deny(unsafe_code)]
 
 pub mod app;

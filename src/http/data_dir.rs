@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use super::error::{data_dir_message, DataDirFailure};
@@ -47,8 +45,7 @@ pub async fn probe(dir: &Path) -> Result<(), String> {
 /// Rewrites the message of an answer marked [`DataDirFailure`] so it names the data dir and
 /// the file system's reason (a probe): "read-only file system" rather than SQLite's "disk
 /// I/O error". Status, code and headers stay as the error mapping made them.
-pub async fn name_data_dir(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+pub async fn named(state: &AppState, resp: Response) -> Response {
     let Some(DataDirFailure(fault)) = resp.extensions().get::<DataDirFailure>().copied() else {
         return resp;
     };

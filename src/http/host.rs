@@ -7,11 +7,9 @@
 //! Anything else must be listed in `server.allowed_hosts` (`"*"` turns the check off).
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
@@ -92,33 +90,27 @@ fn host_part(authority: &str) -> &str {
     }
 }
 
-/// Refuses requests for names this box does not answer to: 421 with the name and the key.
-pub async fn check_host(
-    State(policy): State<Arc<HostPolicy>>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// The answer to a request for a name this box does not answer to: 421 with the name and the
+/// key to add it to; `None` lets the request through.
+pub fn refused(policy: &HostPolicy, req: &Request) -> Option<Response> {
     let named = req
         .headers()
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
     // No name at all (HTTP/1.0 tools): no browser sends that, so no page can rebind it.
-    match named {
-        Some(h) if !policy.allows(&h) => {
-            let shown: String = h.chars().take(100).collect();
-            ApiError::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                "unknown_host",
-                format!(
-                    "this box does not answer to the name {shown:?}; add it to server.allowed_hosts"
-                ),
-            )
-            .into_response()
-        }
-        _ => next.run(req).await,
-    }
+    let h = named.filter(|h| !policy.allows(h))?;
+    let shown: String = h.chars().take(100).collect();
+    Some(
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "unknown_host",
+            format!(
+                "this box does not answer to the name {shown:?}; add it to server.allowed_hosts"
+            ),
+        )
+        .into_response(),
+    )
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{stream, StreamExt};
@@ -101,16 +101,15 @@ fn whole_seconds(t: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
+/// Takes the whole request, not its method, URI and headers: those extractors clone them.
 pub async fn get_media(
     State(state): State<AppState>,
     _: Reader,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let raw = uri.path().strip_prefix("/media/").unwrap_or("");
+    let raw = req.uri().path().strip_prefix("/media/").unwrap_or("");
     let path = MediaPath::from_url(raw)?;
-    serve_file(&state, &path, &method, &headers).await
+    serve_file(&state, &path, req.method(), req.headers()).await
 }
 
 /// Streams one stored file with conditional and range handling: shared by `/media/…` and

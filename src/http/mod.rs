@@ -6,6 +6,7 @@ pub mod auth;
 pub mod budget;
 pub mod clients;
 pub mod data_dir;
+pub mod edge;
 pub mod error;
 pub mod health;
 pub mod host;
@@ -32,14 +33,11 @@ pub mod upload;
 pub mod wire;
 pub mod zip;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
+use axum::middleware;
 use axum::routing::{delete, get, head, post, put};
 use axum::Router;
 
@@ -47,7 +45,7 @@ use crate::auth::Accounts;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
-use auth::{AuthState, ConnMeta};
+use auth::AuthState;
 use error::ApiError;
 
 /// What every request shares, behind one `Arc` ([`AppState`]): axum's middleware layers and
@@ -81,6 +79,8 @@ pub struct AppParts {
     pub page_csp: HeaderValue,
     /// The last storage check, shared by `/readyz` and `/metrics`.
     pub storage_health: Arc<health::StorageHealth>,
+    /// The names this box answers to (`Host`).
+    pub hosts: host::HostPolicy,
 }
 
 /// The shared state handlers get (`State<AppState>`): one `Arc`, read through `Deref`.
@@ -134,6 +134,7 @@ impl AppState {
         );
         AppState(Arc::new(AppParts {
             page_csp: page_csp(storage.direct_origin().as_deref()),
+            hosts: host_policy(&config),
             storage_health: Arc::default(),
             storage,
             data_dir: Arc::from(config.server.data_dir.as_path()),
@@ -263,38 +264,10 @@ pub fn router(state: AppState) -> Router {
             auth::authenticate,
         ))
         .merge(ui::routes())
-        // Outside `authenticate`: a session lookup refused by the data dir is named too.
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            data_dir::name_data_dir,
-        ))
-        .layer(middleware::from_fn_with_state(
-            Arc::new(host_policy(&state.config)),
-            host::check_host,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), nudge_peers))
-        .layer(middleware::from_fn_with_state(state.clone(), access_log))
+        // Outside `authenticate`: a refused host is logged, a session lookup refused by the
+        // data dir is named too.
+        .layer(middleware::from_fn_with_state(state.clone(), edge::edge))
         .with_state(state)
-}
-
-/// After a note write that succeeded, peers are nudged to pull it (one place, so no write
-/// route can forget to).
-async fn nudge_peers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let write = state.sync.is_some()
-        && path.starts_with("/api/notes")
-        && path != "/api/notes/render"
-        && !matches!(
-            *req.method(),
-            axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
-        );
-    let res = next.run(req).await;
-    if write && res.status().is_success() {
-        if let Some(engine) = &state.sync {
-            engine.local_change();
-        }
-    }
-    res
 }
 
 /// `server.allowed_hosts` plus the names this box is known by.
@@ -355,14 +328,6 @@ pub const RFC8187_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_AL
     .remove(b'|')
     .remove(b'~');
 
-/// The request path as logged: share-link tokens are credentials, so they are cut.
-fn loggable_path(path: &str) -> String {
-    match path.strip_prefix("/s/") {
-        Some(rest) if !rest.is_empty() => "/s/<token>".to_string(),
-        _ => path.to_string(),
-    }
-}
-
 /// The page-wide policy: nothing inline, nothing framed. Media responses set their own,
 /// stricter sandbox policy.
 const CSP: &str = "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
@@ -378,82 +343,4 @@ fn page_csp(direct_origin: Option<&str>) -> HeaderValue {
     // The origin comes from a validated endpoint (no spaces or control bytes); the plain
     // policy is the fallback all the same.
     HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(CSP))
-}
-
-/// One log line per request, and headers every response carries.
-async fn access_log(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
-    let request_id = format!("{:x}", state.request_ids.fetch_add(1, Ordering::Relaxed));
-    // The raw path is percent-encoded ASCII (hyper refuses control bytes), so it cannot forge
-    // log lines.
-    let path = loggable_path(req.uri().path());
-    let meta = match req.extensions().get::<ConnMeta>() {
-        Some(m) => *m,
-        None => {
-            // In-process callers (tests) have no connection; handlers still get a ConnMeta.
-            let m = ConnMeta::unknown();
-            req.extensions_mut().insert(m);
-            m
-        }
-    };
-    let peer = meta.peer.to_string();
-    // Every line logged while the request runs (an internal error's detail) names its id.
-    let span = tracing::info_span!("request", id = %request_id);
-    let mut resp = tracing::Instrument::instrument(next.run(req), span)
-        .await
-        .into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(header::CONTENT_SECURITY_POLICY, state.page_csp.clone());
-    }
-    if meta.tls {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        );
-    }
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-request-id", v);
-    }
-    let status = resp.status().as_u16();
-    let elapsed = start.elapsed();
-    state
-        .metrics
-        .observe_request(&route, method.as_str(), status, elapsed.as_secs_f64());
-    let bytes = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        // JSON and the UI's files carry no header until hyper writes them: their body
-        // knows its length. A body streamed as it is made (a zip) does not: 0.
-        .or_else(|| http_body::Body::size_hint(resp.body()).exact())
-        .unwrap_or(0);
-    tracing::info!(
-        target: "streamhub::access",
-        request_id,
-        %method,
-        path,
-        status,
-        bytes,
-        duration_ms = (elapsed.as_micros() as f64) / 1000.0,
-        peer,
-        "request"
-    );
-    resp
 }

@@ -1,14 +1,14 @@
 //! The local-disk backend (also the NFS/SMB case): private parts `root` (the root handle and
 //! every lookup beneath it), `identity` (the root's marker), `mount` (`require_mount`),
-//! `fast` (the non-blocking open), `read` (streaming ranges), `staging` (uploads), `ops`
-//! (listing, folders, moves, deletes).
+//! `fast` (the non-blocking open), `read` (streaming ranges) and `pread` (its reads),
+//! `staging` (uploads), `ops` (listing, folders, moves, deletes).
 //!
 //! Every filesystem call runs on storage's own bounded share of the blocking pool
 //! ([`crate::blocking::Pool`], `storage.max_threads`) under `storage.timeout_secs`, so a
 //! stalled disk or hung mount turns into [`StorageError::Stalled`] (503) instead of freezing
-//! the runtime or starving the database of threads — except two kinds of call
-//! the kernel guarantees not to block: reads of page-cached data (`preadv2(RWF_NOWAIT)`) and
-//! opens whose every component is in the dentry cache on the root's own local filesystem
+//! the runtime or starving the database of threads — except two kinds of call the kernel
+//! guarantees not to block: reads of page-cached data (`preadv2(RWF_NOWAIT)`) and opens whose
+//! every component is in the dentry cache on the root's own local filesystem
 //! (`openat2(RESOLVE_CACHED)`).
 
 mod fast;
@@ -16,6 +16,7 @@ mod fskind;
 mod identity;
 mod mount;
 mod ops;
+mod pread;
 mod read;
 mod resolve;
 mod root;
@@ -125,10 +126,9 @@ pub(crate) fn write_err(e: &std::io::Error, folder: &str) -> StorageError {
 }
 
 impl LocalStorage {
-    /// A backend over the folder `root`. Nothing is checked, created or even looked at here
-    /// (a hung mount cannot stall it): the root's identity and filesystem are settled by
-    /// [`LocalStorage::establish`], and until then (or while the disk is away) operations
-    /// report what is wrong.
+    /// A backend over the folder `root`. Nothing is checked, created or looked at here (a hung
+    /// mount cannot stall it): the root's identity and filesystem are settled by
+    /// [`LocalStorage::establish`]; until then (or while the disk is away) operations say so.
     pub fn new(root: &Path, opts: LocalOptions) -> Self {
         LocalStorage {
             root: Arc::new(Root::new(root, opts.allow_symlink_escape)),

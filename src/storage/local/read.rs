@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::future::Future;
 use std::ops::Range;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::pread::pread_into;
 use crate::blocking::Pool;
 use crate::storage::{ByteStream, Object, ObjectMeta, StorageError};
 
@@ -354,20 +355,11 @@ enum NoWait {
 
 /// One `preadv2(RWF_NOWAIT)`: data only if it is already in the page cache.
 fn read_nowait(file: &File, offset: u64, n: usize, lease: &mut Option<Lease>) -> NoWait {
-    use rustix::io::{Errno, ReadWriteFlags};
-    let mut buf = vec![0u8; n];
-    let res = rustix::io::preadv2(
-        file,
-        &mut [std::io::IoSliceMut::new(&mut buf)],
-        offset,
-        ReadWriteFlags::NOWAIT,
-    );
-    match res {
+    use rustix::io::Errno;
+    let mut buf = Vec::with_capacity(n);
+    match pread_into(file, &mut buf, n, offset, true) {
         Ok(0) => NoWait::Eof,
-        Ok(k) => {
-            buf.truncate(k);
-            NoWait::Data(into_bytes(buf, lease.take()))
-        }
+        Ok(_) => NoWait::Data(into_bytes(buf, lease.take())),
         // STALE: the blocking path opens the file again.
         Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::STALE) => NoWait::WouldBlock,
         Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) | Err(Errno::NOSYS) => NoWait::Unsupported,
@@ -383,13 +375,13 @@ fn read_at_handle(
     n: usize,
     lease: Option<Lease>,
 ) -> Result<Bytes, StorageError> {
-    let mut buf = vec![0u8; n];
+    let mut buf = Vec::with_capacity(n);
     let file = handle.current();
-    let done = match read_exact_at(&file, offset, &mut buf) {
-        Err(ReadErr::Stale(done)) => {
+    let done = match read_exact_at(&file, offset, &mut buf, n) {
+        Err(ReadErr::Stale) => {
             let fresh = handle.refresh(&file)?;
-            read_exact_at(&fresh, offset + done as u64, &mut buf[done..]).map_err(|e| match e {
-                ReadErr::Stale(_) => StorageError::from_io(&rustix::io::Errno::STALE.into()),
+            read_exact_at(&fresh, offset, &mut buf, n).map_err(|e| match e {
+                ReadErr::Stale => StorageError::from_io(&rustix::io::Errno::STALE.into()),
                 ReadErr::Other(e) => e,
             })
         }
@@ -401,21 +393,21 @@ fn read_at_handle(
 }
 
 enum ReadErr {
-    /// The server forgot the file handle after this many bytes.
-    Stale(usize),
+    /// The server forgot the file handle (what was read so far stays in the buffer).
+    Stale,
     Other(StorageError),
 }
 
-fn read_exact_at(file: &File, offset: u64, buf: &mut [u8]) -> Result<(), ReadErr> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], offset + done as u64) {
+/// Fills `buf` up to `n` bytes with the file's bytes from `offset + buf.len()` on.
+fn read_exact_at(file: &File, offset: u64, buf: &mut Vec<u8>, n: usize) -> Result<(), ReadErr> {
+    use rustix::io::Errno;
+    while buf.len() < n {
+        match pread_into(file, buf, n, offset + buf.len() as u64, false) {
             // The file shrank under us: the response already promised these bytes.
             Ok(0) => return Err(ReadErr::Other(StorageError::Changed)),
-            Ok(k) => done += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if super::root::is_stale(&e) => return Err(ReadErr::Stale(done)),
-            Err(e) => return Err(ReadErr::Other(StorageError::from_io(&e))),
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(Errno::STALE) => return Err(ReadErr::Stale),
+            Err(e) => return Err(ReadErr::Other(StorageError::from_io(&e.into()))),
         }
     }
     Ok(())
