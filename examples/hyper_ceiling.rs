@@ -98,6 +98,10 @@ async fn answer(req: Request<Incoming>, data: Source) -> Result<Response<Full<By
     let Ok(len) = data.len() else {
         return Ok(error());
     };
+    // A readiness probe (`curl -I`) must not read the whole file in `--read` mode.
+    if req.method() == http::Method::HEAD {
+        return Ok(Response::new(Full::new(Bytes::new())));
+    }
     let range = req
         .headers()
         .get(header::RANGE)

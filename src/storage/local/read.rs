@@ -135,6 +135,14 @@ type ChunkFuture = Pin<Box<dyn Future<Output = Result<Bytes, StorageError>> + Se
 const MAX_CHUNK: u64 = 1024 * 1024;
 /// A consumer that asks again within this time counts as fast.
 const FAST_CONSUMER: Duration = Duration::from_millis(2);
+/// A stream that has read this much inline (page-cache hits) lets its task go to the back
+/// of the runtime's queue before reading more: in effect one chunk per turn. hyper writes up
+/// to 16 frames per poll of a connection, so a fast client's task held a worker for up to 16
+/// chunks while new requests waited. With 50 players seeking on 2 cores
+/// (`scripts/bench/ttfb.py`), a seek's first byte took p50 59 / p99 97 ms (nginx 10 / 69);
+/// yielding every 512 KiB, 53 / 87; every 64 KiB, 14 / 28, with more seeks served, and a
+/// single download at 0.93× of the no-yield speed (docs/PERFORMANCE.md).
+const YIELD_EVERY: u64 = 64 * 1024;
 
 /// Memory that grown (larger than `streaming.chunk_kib`) chunks may hold across all streams of
 /// one storage. A client that drains its socket quickly earns bigger reads, but a socket buffer
@@ -227,6 +235,8 @@ struct ReadStream {
     pool: Arc<Pool>,
     /// Cleared when the filesystem does not support RWF_NOWAIT (some network filesystems).
     nowait: bool,
+    /// Bytes read inline since this stream last let its task go ([`YIELD_EVERY`]).
+    since_yield: u64,
 }
 
 impl ReadStream {
@@ -250,6 +260,7 @@ impl ReadStream {
             budget,
             pool,
             nowait: true,
+            since_yield: 0,
         }
     }
 
@@ -320,12 +331,18 @@ impl Stream for ReadStream {
         if this.pos >= this.end {
             return Poll::Ready(None);
         }
+        if this.nowait && this.since_yield >= YIELD_EVERY {
+            this.since_yield = 0;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         let (n, lease) = this.next_len();
         let mut lease = lease;
         if this.nowait {
             match read_nowait(&this.file.current(), this.pos, n, &mut lease) {
                 NoWait::Data(b) => {
                     this.pos += b.len() as u64;
+                    this.since_yield += b.len() as u64;
                     return this.finish(Ok(b));
                 }
                 NoWait::Eof => return this.finish(Err(StorageError::Changed)),
