@@ -135,6 +135,10 @@ type ChunkFuture = Pin<Box<dyn Future<Output = Result<Bytes, StorageError>> + Se
 const MAX_CHUNK: u64 = 1024 * 1024;
 /// A consumer that asks again within this time counts as fast.
 const FAST_CONSUMER: Duration = Duration::from_millis(2);
+/// A consumer that took this long to ask again is slow (its socket buffer is full): it gets
+/// a quarter of `streaming.chunk_kib` per read, at least [`SLOW_CHUNK`].
+const SLOW_CONSUMER: Duration = Duration::from_millis(50);
+const SLOW_CHUNK: u64 = 16 * 1024;
 /// A stream that has read this much inline (page-cache hits) lets its task go to the back
 /// of the runtime's queue before reading more: in effect one chunk per turn. hyper writes up
 /// to 16 frames per poll of a connection, so a fast client's task held a worker for up to 16
@@ -148,8 +152,10 @@ const YIELD_EVERY: u64 = 64 * 1024;
 /// one storage. A client that drains its socket quickly earns bigger reads, but a socket buffer
 /// that swallows the first megabytes of a slow client looks fast too; without this cap 200 such
 /// clients would each pin a 1 MiB chunk. Base-size chunks are always allowed, so every stream
-/// progresses; the budget only decides who may read in bigger steps.
-pub(super) const GROWN_CHUNK_BUDGET: usize = 8 * 1024 * 1024;
+/// progresses; the budget only decides who may read in bigger steps. 2 MiB is one download's
+/// 1 MiB chunk and the one read ahead (8 MiB before: no faster for one download, and 6 MiB
+/// more pinned when 200 streams start at once).
+pub(super) const GROWN_CHUNK_BUDGET: usize = 2 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub(super) struct ChunkBudget {
@@ -267,11 +273,19 @@ impl ReadStream {
     /// Size of the next read and, for a grown chunk, its share of the budget.
     fn next_len(&mut self) -> (usize, Option<Lease>) {
         let left = self.end - self.pos;
-        let fast = self.last_yield.is_some_and(|t| t.elapsed() < FAST_CONSUMER);
+        let since = self.last_yield.map(|t| t.elapsed());
+        let fast = since.is_some_and(|d| d < FAST_CONSUMER);
+        // A slow consumer's frame waits in hyper until its socket drains: smaller frames,
+        // less memory pinned per viewer (issue 17's 200 slow streams).
+        let small = if since.is_some_and(|d| d >= SLOW_CONSUMER) {
+            (self.base_chunk / 4).max(SLOW_CHUNK).min(self.base_chunk)
+        } else {
+            self.base_chunk
+        };
         let want = if fast {
             (self.chunk * 2).min(MAX_CHUNK.max(self.base_chunk))
         } else {
-            self.base_chunk
+            small
         };
         let want = want.min(left);
         if want > self.base_chunk {
@@ -280,8 +294,8 @@ impl ReadStream {
                 return (want as usize, Some(lease));
             }
         }
-        self.chunk = self.base_chunk;
-        (left.min(self.base_chunk) as usize, None)
+        self.chunk = small;
+        (left.min(small) as usize, None)
     }
 
     fn start_blocking(&mut self, n: usize, lease: Option<Lease>) -> ChunkFuture {
