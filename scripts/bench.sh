@@ -802,6 +802,12 @@ main() {
     [[ $SKIP_SH == 1 ]] || check_server streamhub "$SH_HTTP_PORT" "$SH_HTTPS_PORT"
 
     local name hp sp
+    rounds() { # runs function kind: the function on every server (name, its port), runs times
+        local n=$1 fn=$2 kind=$3 r s
+        for ((r = 1; r <= n; r++)); do
+            for s in "${servers[@]}"; do "$fn" "$s" "$(port_of "$s" "$kind")"; done
+        done
+    }
     port_of() { # name kind
         case $1.$2 in
             nginx.http) echo "$NGX_HTTP_PORT" ;; nginx.https) echo "$NGX_HTTPS_PORT" ;;
@@ -809,7 +815,7 @@ main() {
         esac
     }
 
-    log "1/4 single-stream HTTP download of $FILE_MIB MiB, $RUNS runs"
+    log "1/5 single-stream HTTP download of $FILE_MIB MiB, $RUNS runs"
     for ((run = 1; run <= RUNS; run++)); do
         for name in "${servers[@]}"; do
             hp=$(port_of "$name" http)
@@ -818,7 +824,7 @@ main() {
     done
     log "  nginx: ${RES[http_mibs.nginx]}  streamhub: ${RES[http_mibs.streamhub]:-n/a} (MiB/s)"
 
-    log "2/4 single-stream HTTPS download of $FILE_MIB MiB, $RUNS runs"
+    log "2/5 single-stream HTTPS download of $FILE_MIB MiB, $RUNS runs"
     for ((run = 1; run <= RUNS; run++)); do
         for name in "${servers[@]}"; do
             sp=$(port_of "$name" https)
@@ -827,7 +833,7 @@ main() {
     done
     log "  nginx: ${RES[https_mibs.nginx]}  streamhub: ${RES[https_mibs.streamhub]:-n/a} (MiB/s)"
 
-    log "3/4 wrk random 64 KiB ranges, $WRK_RUNS runs of $WRK_DURATION (and the hyper ceilings)"
+    log "3/5 wrk random 64 KiB ranges, $WRK_RUNS runs of $WRK_DURATION (and the hyper ceilings)"
     start_ceilings
     for ((run = 1; run <= WRK_RUNS; run++)); do
         wrk_run nginx "$NGX_RANGE_PORT"
@@ -838,20 +844,12 @@ main() {
     done
     stop_ceilings
     log "  h2load, HTTP/2 over TLS, one 64 KiB range, $WRK_RUNS runs"
-    for ((run = 1; run <= WRK_RUNS; run++)); do
-        for name in "${servers[@]}"; do
-            h2load_run "$name" "$(port_of "$name" https)"
-        done
-    done
+    rounds "$WRK_RUNS" h2load_run https
 
-    log "4/4 time to first byte of a seek, 50 players, $TTFB_RUNS runs of 10 s"
-    for ((run = 1; run <= TTFB_RUNS; run++)); do
-        for name in "${servers[@]}"; do
-            ttfb_run "$name" "$(port_of "$name" http)"
-        done
-    done
+    log "4/5 time to first byte of a seek, 50 players, $TTFB_RUNS runs of 10 s"
+    rounds "$TTFB_RUNS" ttfb_run http
 
-    log "4/4 memory with $SLOW_STREAMS slow streams"
+    log "5/5 memory with $SLOW_STREAMS slow streams"
     for name in "${servers[@]}"; do
         local fn=nginx_rss_kb
         [[ $name == streamhub ]] && fn=sh_rss_kb
@@ -863,7 +861,7 @@ main() {
     [[ $SKIP_SH == 1 ]] || INFO[sh_hwm]=$(kb_to_mib "$(hwm_kb "$SH_PID")")
 
     if [[ $SKIP_SH != 1 && $STREAMING_ONLY == 0 ]]; then
-        log "5/5 start-to-READY (sd_notify) and binary size"
+        log "start-to-READY (sd_notify) and binary size"
         STARTUP=$(python3 "$(dirname "$0")/bench/startup.py" "$SH_BIN" "$BENCH_DIR/startup" 10)
         echo "$STARTUP"
         log "notes: ${BENCH_NOTES:=100000} generated notes (search latency, size), HTTP create rate"
