@@ -88,7 +88,10 @@ impl Files {
                     self.library.request_scan();
                 }
             }
-            (Late::Upload { .. }, true) => self.library.request_scan(),
+            (Late::Upload { rec, .. }, true) => {
+                self.library.upload_landed(&rec);
+                self.library.request_scan();
+            }
             (Late::Upload { rec, .. }, false) => self.library.undo_upload(rec).await,
             (Late::Delete { .. } | Late::Move { .. }, false) => {}
         }

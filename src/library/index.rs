@@ -14,17 +14,37 @@ use crate::storage::MediaPath;
 
 /// Write order shared by every connection of this process: each write stamps the next
 /// number into `media.seq`. A reader of the disk takes a number *before* reading, and leaves
-/// alone rows stamped later (they were written by someone who knew more).
+/// alone rows stamped later (they were written by someone who knew more). It also knows the
+/// files whose upload is recorded but not yet in place (`committing`): a reader that finds
+/// such a row without its file read the folder before the rename, not after a removal.
 #[derive(Debug)]
-pub struct Seq(AtomicI64);
+pub struct Seq(AtomicI64, std::sync::Mutex<HashSet<String>>);
 
 impl Seq {
     pub fn starting_after(max: i64) -> Seq {
-        Seq(AtomicI64::new(max + 1))
+        Seq(AtomicI64::new(max + 1), std::sync::Mutex::default())
     }
 
     pub fn next(&self) -> i64 {
         self.0.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// `path`'s upload is recorded and its commit not settled: readers keep its row.
+    pub fn committing(&self, path: &str) {
+        if let Ok(mut set) = self.1.lock() {
+            set.insert(path.to_owned());
+        }
+    }
+
+    /// `path`'s commit is settled (in place, or taken back).
+    pub fn settled(&self, path: &str) {
+        if let Ok(mut set) = self.1.lock() {
+            set.remove(path);
+        }
+    }
+
+    fn is_committing(&self, path: &str) -> bool {
+        self.1.lock().is_ok_and(|set| set.contains(path))
     }
 }
 
@@ -227,7 +247,7 @@ pub fn apply_dir(
         }
     }
     for (name, k) in known {
-        if k.seq <= read_seq && !present.contains(&name) {
+        if k.seq <= read_seq && !present.contains(&name) && !seq.is_committing(&k.path) {
             let (t, n) = delete_subtree(tx, &k.path)?;
             thumbs.extend(t);
             done.removed += n;

@@ -34,7 +34,10 @@ impl Library {
         crate::blocking::run_unbounded("library record upload", move || {
             let mut prior = None;
             let p = file.to_string();
-            inner.write(|tx, seq| {
+            // Before the row exists: a scan that reads the folder before the rename must
+            // not take the row (and its owner) for a file removed by hand.
+            inner.seq.committing(&p);
+            let written = inner.write(|tx, seq| {
                 prior = tx
                     .prepare_cached(
                         "SELECT owner, size, mtime_ns FROM media WHERE path = ?1 AND kind = 'file'",
@@ -50,7 +53,11 @@ impl Library {
                 let now = model::to_ns(std::time::SystemTime::now());
                 thumbs.extend(index::record_write(tx, &file, size, now, Some(owner), seq)?);
                 Ok(thumbs)
-            })?;
+            });
+            if written.is_err() {
+                inner.seq.settled(&p);
+            }
+            written?;
             Ok(Recorded {
                 file,
                 prior,
@@ -67,6 +74,7 @@ impl Library {
     pub async fn undo_upload(&self, rec: Recorded) {
         let inner = self.inner.clone();
         let done = crate::blocking::run_unbounded("library undo upload", move || {
+            let _settled = Settled(&inner.seq, rec.file.to_string());
             inner.write(|tx, seq| {
                 let mut thumbs = Vec::new();
                 if let Some(folder) = &rec.first_new_folder {
@@ -123,5 +131,20 @@ impl Library {
     /// a nudge to the scanner to probe it. Best effort: the owner is already recorded.
     pub async fn record_committed(&self, path: &MediaPath, meta: &ObjectMeta, owner: i64) {
         self.record_write(path, meta, Some(owner)).await;
+        self.inner.seq.settled(&path.to_string());
+    }
+
+    /// A commit that answered 503 turned out to have landed: its row is an ordinary row now.
+    pub fn upload_landed(&self, rec: &Recorded) {
+        self.inner.seq.settled(&rec.file.to_string());
+    }
+}
+
+/// Settles a path when dropped (after the undo's write, whatever its outcome).
+struct Settled<'a>(&'a index::Seq, String);
+
+impl Drop for Settled<'_> {
+    fn drop(&mut self) {
+        self.0.settled(&self.1);
     }
 }

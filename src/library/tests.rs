@@ -410,3 +410,43 @@ async fn changed_bytes_drop_the_old_poster_and_orphans_are_swept() {
         worker::thumb_name("v/a.mp4", 14, 1)
     );
 }
+
+/// An upload's row is written before its file is renamed into place; a scan that reads the
+/// folder in between (a rename hung on a network share) must not take the row, and with it
+/// the owner, for a file removed by hand. Once the commit is settled, rows follow the disk.
+#[tokio::test]
+async fn a_scan_between_an_uploads_record_and_its_rename_keeps_the_row() {
+    let f = fx();
+    let alice = user(&f, "alice");
+    put(&f.root, "up/first.txt", b"first");
+    f.lib.scan_now().await.unwrap();
+    let rec = f
+        .lib
+        .record_upload(&[], &mp("up/new.txt"), 3, alice)
+        .await
+        .unwrap();
+    let r = f.lib.scan_now().await.unwrap();
+    assert_eq!(r.removed, 0, "{r:?}");
+    assert_eq!(
+        f.lib.owner_of(&mp("up/new.txt")).await.unwrap(),
+        Some(alice)
+    );
+    // It lands; the commit is recorded; from then on a removal by hand is a removal.
+    put(&f.root, "up/new.txt", b"new");
+    f.lib
+        .record_committed(&mp("up/new.txt"), &meta(3), alice)
+        .await;
+    std::fs::remove_file(f.root.join("up/new.txt")).unwrap();
+    let r = f.lib.scan_now().await.unwrap();
+    assert_eq!(r.removed, 1, "{r:?}");
+    assert_eq!(f.lib.owner_of(&mp("up/new.txt")).await.unwrap(), None);
+    // A commit taken back leaves no row, and no mark that would keep one later.
+    let rec2 = f
+        .lib
+        .record_upload(&[], &mp("up/other.txt"), 3, alice)
+        .await
+        .unwrap();
+    f.lib.undo_upload(rec2).await;
+    assert_eq!(f.lib.owner_of(&mp("up/other.txt")).await.unwrap(), None);
+    drop(rec);
+}
