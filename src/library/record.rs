@@ -74,8 +74,7 @@ impl Library {
     pub async fn undo_upload(&self, rec: Recorded) {
         let inner = self.inner.clone();
         let done = crate::blocking::run_unbounded("library undo upload", move || {
-            let _settled = Settled(&inner.seq, rec.file.to_string());
-            inner.write(|tx, seq| {
+            let written = inner.write(|tx, seq| {
                 let mut thumbs = Vec::new();
                 if let Some(folder) = &rec.first_new_folder {
                     thumbs.extend(index::record_delete(tx, folder)?);
@@ -87,7 +86,10 @@ impl Library {
                     None => thumbs.extend(index::record_delete(tx, &rec.file)?),
                 }
                 Ok(thumbs)
-            })
+            });
+            // Whatever the write's outcome: the commit is over (the scanner heals a failure).
+            inner.seq.settled(&rec.file.to_string());
+            written
         })
         .await;
         if let Err(e) = done {
@@ -137,14 +139,5 @@ impl Library {
     /// A commit that answered 503 turned out to have landed: its row is an ordinary row now.
     pub fn upload_landed(&self, rec: &Recorded) {
         self.inner.seq.settled(&rec.file.to_string());
-    }
-}
-
-/// Settles a path when dropped (after the undo's write, whatever its outcome).
-struct Settled<'a>(&'a index::Seq, String);
-
-impl Drop for Settled<'_> {
-    fn drop(&mut self) {
-        self.0.settled(&self.1);
     }
 }
