@@ -53,6 +53,29 @@ impl Files {
         }
         let replacing = !matches!(self.storage.lookup(&to).await?, Found::Nothing);
         let real_from = self.real(from).await?;
+        self.library.moving(&real_from);
+        let moved = self
+            .rename_recorded(from, to, overwrite, replacing, real_from.clone())
+            .await;
+        // A move that answered 503 is settled by `settle` once the share answers.
+        if !matches!(
+            moved,
+            Err(FilesError::Storage(StorageError::Stalled { .. }))
+        ) {
+            self.library.move_settled(&real_from);
+        }
+        moved
+    }
+
+    /// The rename, then its record; a record that cannot be written moves it back.
+    async fn rename_recorded(
+        &self,
+        from: &MediaPath,
+        to: MediaPath,
+        overwrite: bool,
+        replacing: bool,
+        real_from: MediaPath,
+    ) -> Result<MediaPath, FilesError> {
         if let Err(e) = self.storage.rename(from, &to, overwrite).await {
             if matches!(e, StorageError::Stalled { .. }) {
                 self.settle(Late::Move {

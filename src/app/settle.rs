@@ -71,6 +71,10 @@ impl Files {
         };
         tracing::info!(path = %path.to_string().escape_debug(), landed,
             "a change answered 503 settled once the storage answered");
+        let moving = match &late {
+            Late::Move { real_from, .. } => Some(real_from.clone()),
+            _ => None,
+        };
         match (late, landed) {
             (Late::Trash { real, .. }, true) => self.library.trash_finish_out(&real).await,
             (Late::Trash { id, .. }, false) => {
@@ -94,6 +98,9 @@ impl Files {
             }
             (Late::Upload { rec, .. }, false) => self.library.undo_upload(rec).await,
             (Late::Delete { .. } | Late::Move { .. }, false) => {}
+        }
+        if let Some(from) = moving {
+            self.library.move_settled(&from);
         }
     }
 

@@ -3,50 +3,14 @@
 //! `rusqlite::Transaction`; the callers choose the connection and batch size.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::disk::DiskEntry;
 use super::model::{classify, Kind, MediaClass};
+pub use super::seq::Seq;
 use super::LibraryError;
 use crate::storage::MediaPath;
-
-/// Write order shared by every connection of this process: each write stamps the next
-/// number into `media.seq`. A reader of the disk takes a number *before* reading, and leaves
-/// alone rows stamped later (they were written by someone who knew more). It also knows the
-/// files whose upload is recorded but not yet in place (`committing`): a reader that finds
-/// such a row without its file read the folder before the rename, not after a removal.
-#[derive(Debug)]
-pub struct Seq(AtomicI64, std::sync::Mutex<HashSet<String>>);
-
-impl Seq {
-    pub fn starting_after(max: i64) -> Seq {
-        Seq(AtomicI64::new(max + 1), std::sync::Mutex::default())
-    }
-
-    pub fn next(&self) -> i64 {
-        self.0.fetch_add(1, Ordering::SeqCst)
-    }
-
-    /// `path`'s upload is recorded and its commit not settled: readers keep its row.
-    pub fn committing(&self, path: &str) {
-        if let Ok(mut set) = self.1.lock() {
-            set.insert(path.to_owned());
-        }
-    }
-
-    /// `path`'s commit is settled (in place, or taken back).
-    pub fn settled(&self, path: &str) {
-        if let Ok(mut set) = self.1.lock() {
-            set.remove(path);
-        }
-    }
-
-    fn is_committing(&self, path: &str) -> bool {
-        self.1.lock().is_ok_and(|set| set.contains(path))
-    }
-}
 
 /// What one `apply_dir` changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +159,10 @@ pub fn apply_dir(
     thumbs: &mut Vec<String>,
 ) -> Result<Applied, LibraryError> {
     let dir_s = dir.to_string();
+    if seq.gone_since(&dir_s, read_seq) {
+        // Removed through streamhub after this reading began: what it read is history.
+        return Ok(Applied::default());
+    }
     let mut known: HashMap<String, Known> = HashMap::new();
     {
         let mut st = tx.prepare_cached(
@@ -223,6 +191,7 @@ pub fn apply_dir(
             continue;
         };
         match known.remove(&e.name) {
+            None if seq.gone_since(&path.to_string(), read_seq) => {}
             None => {
                 insert(tx, &path, e.kind, e.size, e.mtime_ns, None, seq.next())?;
                 done.added += 1;
@@ -247,7 +216,7 @@ pub fn apply_dir(
         }
     }
     for (name, k) in known {
-        if k.seq <= read_seq && !present.contains(&name) && !seq.is_committing(&k.path) {
+        if k.seq <= read_seq && !present.contains(&name) && !seq.is_in_flux(&k.path) {
             let (t, n) = delete_subtree(tx, &k.path)?;
             thumbs.extend(t);
             done.removed += n;
@@ -357,6 +326,7 @@ pub fn record_move(
     let (f, t) = (from.to_string(), to.to_string());
     let (tparent, tname) = to.split_last().ok_or(LibraryError::NotFound)?;
     let mut thumbs = delete_subtree(tx, &t)?.0;
+    seq.removed(&f);
     ensure_dir_row(tx, &tparent, seq)?;
     let moved = tx
         .prepare_cached(
@@ -380,9 +350,15 @@ pub fn record_move(
 }
 
 /// A file or folder deleted through streamhub.
-pub fn record_delete(tx: &Transaction, path: &MediaPath) -> Result<Vec<String>, LibraryError> {
+pub fn record_delete(
+    tx: &Transaction,
+    path: &MediaPath,
+    seq: &Seq,
+) -> Result<Vec<String>, LibraryError> {
     if path.is_root() {
         return Ok(Vec::new());
     }
-    Ok(delete_subtree(tx, &path.to_string())?.0)
+    let p = path.to_string();
+    seq.removed(&p);
+    Ok(delete_subtree(tx, &p)?.0)
 }

@@ -19,11 +19,14 @@ mod read;
 mod record;
 mod scan;
 mod schema;
+mod seq;
 mod trash;
 mod worker;
 
 #[cfg(test)]
 mod query_tests;
+#[cfg(test)]
+mod race_tests;
 #[cfg(test)]
 mod tests;
 
@@ -391,8 +394,10 @@ impl Library {
     /// A file or folder was deleted through streamhub.
     pub async fn record_delete(&self, path: &MediaPath) {
         let path = path.clone();
-        self.record("delete", move |tx, _| index::record_delete(tx, &path))
-            .await;
+        self.record("delete", move |tx, seq| {
+            index::record_delete(tx, &path, seq)
+        })
+        .await;
     }
 
     /// A file or folder was moved through streamhub (everything under a folder moves along).

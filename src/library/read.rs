@@ -41,11 +41,13 @@ impl Library {
         if mark == Some(Some(cur)) {
             return Ok(());
         }
-        let read_seq = self.inner.seq.next();
+        let reading = self.inner.seq.reading();
         let (entries, mtime) = disk::entries(self.inner.storage.list(dir).await?);
         let dir = dir.clone();
         let applied = self
             .db(move |i| {
+                // Held until applied, even if this request stops waiting.
+                let reading = reading;
                 let mut conn = i.lock();
                 if dir.is_root() {
                     scan::guard_empty_root(&conn, &entries)?;
@@ -55,7 +57,7 @@ impl Library {
                     &dir,
                     disk::trusted_mtime(mtime),
                     &entries,
-                    read_seq,
+                    reading.at,
                     &i.seq,
                     &i.thumbs_dir,
                 )?;

@@ -36,7 +36,7 @@ impl Library {
             let p = file.to_string();
             // Before the row exists: a scan that reads the folder before the rename must
             // not take the row (and its owner) for a file removed by hand.
-            inner.seq.committing(&p);
+            inner.seq.in_flux(&p);
             let written = inner.write(|tx, seq| {
                 prior = tx
                     .prepare_cached(
@@ -77,13 +77,13 @@ impl Library {
             let written = inner.write(|tx, seq| {
                 let mut thumbs = Vec::new();
                 if let Some(folder) = &rec.first_new_folder {
-                    thumbs.extend(index::record_delete(tx, folder)?);
+                    thumbs.extend(index::record_delete(tx, folder, seq)?);
                 }
                 match rec.prior {
                     Some((owner, size, mtime)) => {
                         thumbs.extend(index::record_write(tx, &rec.file, size, mtime, owner, seq)?)
                     }
-                    None => thumbs.extend(index::record_delete(tx, &rec.file)?),
+                    None => thumbs.extend(index::record_delete(tx, &rec.file, seq)?),
                 }
                 Ok(thumbs)
             });
@@ -127,6 +127,19 @@ impl Library {
         .await?;
         self.nudge();
         Ok(())
+    }
+
+    /// A move of `from` is on its way (until [`Library::move_settled`]): a reading of the
+    /// disk that misses its file keeps its row. It may have read between the rename and
+    /// its record, or while a late move on a hung share had landed and not yet been taken
+    /// back; without the mark the row, and its owner, would go.
+    pub fn moving(&self, from: &MediaPath) {
+        self.inner.seq.in_flux(&from.to_string());
+    }
+
+    /// The move of `from` is recorded, or taken back.
+    pub fn move_settled(&self, from: &MediaPath) {
+        self.inner.seq.settled(&from.to_string());
     }
 
     /// The exact size and mtime of a file just committed (recorded before the commit), and

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::disk::{self, DiskEntry};
 use super::index::{self, Applied, Seq};
+use super::seq::Reading;
 use super::{query, Inner, LibraryError};
 use crate::storage::MediaPath;
 
@@ -104,8 +105,8 @@ pub fn guard_empty_root(conn: &Connection, entries: &[DiskEntry]) -> Result<(), 
 struct Pending {
     dir: MediaPath,
     depth: usize,
-    /// Entries already read, with the seq taken before reading and the folder's mtime.
-    read: Option<(Vec<DiskEntry>, i64, i64)>,
+    /// Entries already read, with the reading taken before and the folder's mtime.
+    read: Option<(Vec<DiskEntry>, Reading, i64)>,
 }
 
 /// Runs `f` with the scanner's own connection on the blocking pool.
@@ -128,7 +129,7 @@ pub async fn full_scan(
     cancel: &CancellationToken,
 ) -> Result<ScanReport, LibraryError> {
     let storage = inner.storage.clone();
-    let root_seq = inner.seq.next();
+    let root_reading = inner.seq.reading();
     let listing =
         storage
             .list(&MediaPath::root())
@@ -147,21 +148,21 @@ pub async fn full_scan(
     let mut stack = vec![Pending {
         dir: MediaPath::root(),
         depth: 0,
-        read: Some((root_entries, root_seq, root_mtime)),
+        read: Some((root_entries, root_reading, root_mtime)),
     }];
     while let Some(Pending { dir, depth, read }) = stack.pop() {
         if cancel.is_cancelled() {
             batch.flush(inner, &mut report).await?;
             return Err(LibraryError::Cancelled);
         }
-        let (entries, read_seq, mtime) = match read {
+        let (entries, reading, mtime) = match read {
             Some(p) => p,
             None => {
-                let read_seq = inner.seq.next();
+                let reading = inner.seq.reading();
                 match storage.list(&dir).await {
                     Ok(l) => {
                         let (e, m) = disk::entries(l);
-                        (e, read_seq, m)
+                        (e, reading, m)
                     }
                     Err(e) => {
                         tracing::warn!(folder = %dir.to_string().escape_debug(), error = %e,
@@ -197,7 +198,7 @@ pub async fn full_scan(
                     &dir,
                     mark,
                     &entries,
-                    read_seq,
+                    reading.at,
                     &inner.seq,
                     &inner.thumbs_dir,
                 )
@@ -206,7 +207,7 @@ pub async fn full_scan(
             report.add(done);
         } else {
             batch.rows += entries.len().max(1);
-            batch.dirs.push((dir, mark, entries, read_seq));
+            batch.dirs.push((dir, mark, entries, reading));
             if batch.rows >= BATCH_ROWS {
                 batch.flush(inner, &mut report).await?;
             }
@@ -221,7 +222,7 @@ pub async fn full_scan(
 /// write transaction is open.
 #[derive(Default)]
 struct Batch {
-    dirs: Vec<(MediaPath, Option<i64>, Vec<DiskEntry>, i64)>,
+    dirs: Vec<(MediaPath, Option<i64>, Vec<DiskEntry>, Reading)>,
     rows: usize,
 }
 
@@ -240,15 +241,15 @@ impl Batch {
             let mut thumbs = Vec::new();
             let mut done = Applied::default();
             let tx = conn.transaction()?;
-            for (dir, mark, entries, read_seq) in dirs {
+            for (dir, mark, entries, reading) in &dirs {
                 let present: HashSet<String> = entries.iter().map(|e| e.name.clone()).collect();
                 done.add(index::apply_dir(
                     &tx,
-                    &dir,
-                    mark,
-                    &entries,
+                    dir,
+                    *mark,
+                    entries,
                     &present,
-                    read_seq,
+                    reading.at,
                     &inner.seq,
                     &mut thumbs,
                 )?);

@@ -183,7 +183,6 @@ def test_a_move_answered_503_that_lands_later_is_taken_back_and_still_theirs(mou
     assert r.status == 201, r
     mia = must_login(srv, "mia", AUTH_PW)
     put(srv, mia, "late3/src.txt", b"moved late")
-    no_scan_running(srv, admin)
     mount.set("hang", ops=["unlink", "rename"])
     r = http_call(srv, "POST", "/api/library/move", headers=mia.headers,
                   json_body={"from": "late3/src.txt", "to": "late3/dst.txt"}, timeout=30)
@@ -214,7 +213,6 @@ def test_an_upload_answered_503_whose_commit_lands_later_is_still_theirs(mount, 
     assert r.status == 201, r
     mia = must_login(srv, "mia", AUTH_PW)
     put(srv, mia, "late4/first.txt", b"first")
-    no_scan_running(srv, admin)
     # The commit's last step (the staged file leaving staging) hangs on the share.
     mount.set("hang", ops=["unlink", "rename"])
     r = http_call(srv, "PUT", "/media/late4/new.txt", headers=mia.headers,
@@ -299,16 +297,3 @@ def test_a_share_mounted_again_serves_again_without_a_restart(mount, servers, tm
         for m in mounts[1:]:
             m.close()
         s.stop(timeout=10)
-
-
-def no_scan_running(srv, admin):
-    """Lets the scan an upload asks for finish before the share hangs: a scan blocked by the
-    hang reads the folder the moment it answers again, racing the late call's outcome. For
-    uploads that race is handled (`index::Seq::committing`, a unit test); for a move it is a
-    known open bug (stop 29's note), not what these tests are about."""
-    time.sleep(0.5)
-    def idle():
-        r = http_call(srv, "GET", "/api/library/status", headers=admin.headers)
-        assert r.status == 200, r
-        return not r.json()["scanning"]
-    wait_for(idle, timeout=10, what="the library scan to finish", every=0.1)
