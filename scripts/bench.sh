@@ -41,7 +41,8 @@
 #          median of 3; nginx's figure comes from its tcp_nopush-off server (with tcp_nopush on,
 #          64 KiB responses stall ~40 ms on loopback; that figure is reported on its own row);
 #          the same against examples/hyper_ceiling.rs, hyper serving the ranges from memory
-#          and, with --read, reading them from the file per request (the ceilings: what any
+#          and, with --read, reading them from the file per request, and with --sendfile,
+#          sending them per request with sendfile(2) as nginx does (the ceilings: what any
 #          hyper server can do here, with and without the copy nginx's sendfile avoids);
 #          and h2load over HTTP/2 + TLS, one 64 KiB range (h2load has no random ranges)
 #       4. time to first byte of an open-ended seek (bytes=N-) with 50 players seeking and
@@ -108,7 +109,7 @@ NGX_PID="" NGX_WORKERS="" SH_PID="" WATCHDOG_PID=""
 NGX_HTTP_PORT="" NGX_HTTPS_PORT="" NGX_RANGE_PORT="" SH_HTTP_PORT="" SH_HTTPS_PORT=""
 SLOW_PIDS=()
 TTFB_RUNS=${BENCH_WRK_RUNS:-2}
-CEIL_PORT="" CEIL_READ_PORT="" CEIL_PIDS=()
+CEIL_PORT="" CEIL_READ_PORT="" CEIL_SF_PORT="" CEIL_PIDS=()
 WARNINGS=()
 declare -A RES=()      # RES[<metric>.<server>] = "v1 v2 v3" (FAIL for a failed run)
 declare -A INFO=()
@@ -448,20 +449,24 @@ wrk_run() { # name port -> adds wrk_rps / wrk_mibs runs
 }
 
 
-# examples/hyper_ceiling.rs on the benchmark file: from memory, and reading per request.
+# examples/hyper_ceiling.rs on the benchmark file: from memory, reading per request, and
+# sending per request with sendfile(2).
 start_ceilings() {
     [[ $SKIP_SH == 1 ]] && return
     (cd "$ROOT" && cargo build --release --quiet --example hyper_ceiling) ||
         { warn "the hyper ceiling did not build: no ceiling rows"; return; }
     local bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/hyper_ceiling" ports
-    ports=$(pick_ports 2)
-    read -r CEIL_PORT CEIL_READ_PORT <<<"$ports"
+    ports=$(pick_ports 3)
+    read -r CEIL_PORT CEIL_READ_PORT CEIL_SF_PORT <<<"$ports"
     "$bin" "$FILE_PATH" "$HOST:$CEIL_PORT" >"$BENCH_DIR/ceiling.log" 2>&1 &
     CEIL_PIDS+=($!)
     "$bin" "$FILE_PATH" "$HOST:$CEIL_READ_PORT" --read >"$BENCH_DIR/ceiling-read.log" 2>&1 &
     CEIL_PIDS+=($!)
+    "$bin" "$FILE_PATH" "$HOST:$CEIL_SF_PORT" --sendfile >"$BENCH_DIR/ceiling-sendfile.log" 2>&1 &
+    CEIL_PIDS+=($!)
     wait_http "http://$HOST:$CEIL_PORT/media/x" "${CEIL_PIDS[0]}" "hyper ceiling"
     wait_http "http://$HOST:$CEIL_READ_PORT/media/x" "${CEIL_PIDS[1]}" "hyper ceiling (read)"
+    wait_http "http://$HOST:$CEIL_SF_PORT/media/x" "${CEIL_PIDS[2]}" "hyper ceiling (sendfile)"
 }
 
 stop_ceilings() {
@@ -611,7 +616,7 @@ write_report() {
         echo "- TLS negotiated by curl/OpenSSL: nginx ${INFO[tls.nginx]:-n/a}; streamhub ${INFO[tls.streamhub]:-n/a}"
         echo "- worst download run, streamhub/nginx of the same round: HTTP $(worst_ratio http_mibs), HTTPS $(worst_ratio https_mibs)"
         # shellcheck disable=SC2086
-        echo "- 64 KiB ranges, hyper ceilings (examples/hyper_ceiling.rs), req/s: from memory $(median ${RES[wrk_rps.ceiling]:-}) (runs ${RES[wrk_rps.ceiling]:-n/a}), reading the file per request $(median ${RES[wrk_rps.ceiling_read]:-}) (runs ${RES[wrk_rps.ceiling_read]:-n/a}); nginx $(median ${RES[wrk_rps.nginx]:-})"
+        echo "- 64 KiB ranges, hyper ceilings (examples/hyper_ceiling.rs), req/s: from memory $(median ${RES[wrk_rps.ceiling]:-}) (runs ${RES[wrk_rps.ceiling]:-n/a}), reading the file per request $(median ${RES[wrk_rps.ceiling_read]:-}) (runs ${RES[wrk_rps.ceiling_read]:-n/a}), sending it per request with sendfile $(median ${RES[wrk_rps.ceiling_sendfile]:-}) (runs ${RES[wrk_rps.ceiling_sendfile]:-n/a}); nginx $(median ${RES[wrk_rps.nginx]:-})"
         echo
         if [[ $SKIP_SH != 1 ]]; then
             echo "Targets:"
@@ -841,6 +846,7 @@ main() {
         wrk_run nginx_cork "$NGX_HTTP_PORT"
         [[ -z $CEIL_PORT ]] || wrk_run ceiling "$CEIL_PORT"
         [[ -z $CEIL_READ_PORT ]] || wrk_run ceiling_read "$CEIL_READ_PORT"
+        [[ -z $CEIL_SF_PORT ]] || wrk_run ceiling_sendfile "$CEIL_SF_PORT"
     done
     stop_ceilings
     log "  h2load, HTTP/2 over TLS, one 64 KiB range, $WRK_RUNS runs"

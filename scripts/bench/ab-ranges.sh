@@ -10,6 +10,8 @@
 #                       can do at best, from memory
 #   ceiling-read=PATH   the same server opening and reading the file per request (pread into a
 #                       new buffer, then writev): the least a server without sendfile must do
+#   ceiling-sendfile=PATH  the same server opening the file per request and sending the range
+#                       with sendfile(2): what hyper gains from zero-copy, as nginx sends
 # For each round and server: wrk -t2 -c32 -d10s with random_range.lua against a 256 MiB file on
 # loopback (streamhub at log level warn, nginx with access_log off, as in bench.sh); prints
 # req/s and the server's CPU per request (utime+stime from /proc over the run, divided by the
@@ -77,6 +79,10 @@ for server in "$@"; do
     ceiling-read=*)
         "${server#ceiling-read=}" "$work/media/f.bin" "127.0.0.1:$port" --read >"$dir/out" 2>&1 &
         name=ceiling-read
+        ;;
+    ceiling-sendfile=*)
+        "${server#ceiling-sendfile=}" "$work/media/f.bin" "127.0.0.1:$port" --sendfile >"$dir/out" 2>&1 &
+        name=ceiling-sendfile
         ;;
     *)
         STREAMHUB_LOG_LEVEL=warn STREAMHUB_QUOTAS_MIN_FREE_BYTES=0 "$(realpath "$server")" serve --listen "127.0.0.1:$port" \

@@ -139,6 +139,19 @@ const FAST_CONSUMER: Duration = Duration::from_millis(2);
 /// a quarter of `streaming.chunk_kib` per read, at least [`SLOW_CHUNK`].
 const SLOW_CONSUMER: Duration = Duration::from_millis(50);
 const SLOW_CHUNK: u64 = 16 * 1024;
+/// A slow consumer's reads stay small this long after its last slow turn, even when its
+/// socket takes a few chunks at once: a full socket buffer wakes its writer once a third of
+/// it is free, and those quick turns looked fast and grew the chunk again, so the frame that
+/// then waited for the socket was 64 KiB or more. 200 slow streams held 15 MiB of heap
+/// steadily (heaptrack), 9 MiB of it in such frames. A fast client that stalls once (Wi-Fi)
+/// grows again a second later.
+const STAY_SMALL: Duration = Duration::from_secs(1);
+/// A stream longer than one chunk starts with small reads for this long. Every client
+/// looks fast at first, while its socket buffers fill (megabytes, on loopback within
+/// milliseconds); the chunk read at the moment they are full then waits in hyper until the
+/// client has drained them, which at a player's pace takes tens of seconds. Starting at
+/// 64 KiB, 200 slow streams pinned 12 MiB that way.
+const SLOW_START: Duration = Duration::from_millis(50);
 /// A stream that has read this much inline (page-cache hits) lets its task go to the back
 /// of the runtime's queue before reading more: in effect one chunk per turn. hyper writes up
 /// to 16 frames per poll of a connection, so a fast client's task held a worker for up to 16
@@ -237,6 +250,8 @@ struct ReadStream {
     timeout: Duration,
     pending: Option<ChunkFuture>,
     last_yield: Option<Instant>,
+    /// Reads are small until then: the consumer was slow lately ([`STAY_SMALL`]).
+    small_until: Option<Instant>,
     budget: Arc<ChunkBudget>,
     pool: Arc<Pool>,
     /// Cleared when the filesystem does not support RWF_NOWAIT (some network filesystems).
@@ -263,6 +278,7 @@ impl ReadStream {
             timeout,
             pending: None,
             last_yield: None,
+            small_until: None,
             budget,
             pool,
             nowait: true,
@@ -273,11 +289,18 @@ impl ReadStream {
     /// Size of the next read and, for a grown chunk, its share of the budget.
     fn next_len(&mut self) -> (usize, Option<Lease>) {
         let left = self.end - self.pos;
-        let since = self.last_yield.map(|t| t.elapsed());
-        let fast = since.is_some_and(|d| d < FAST_CONSUMER);
+        let now = Instant::now();
+        let since = self.last_yield.map(|t| now.saturating_duration_since(t));
+        if since.is_some_and(|d| d >= SLOW_CONSUMER) {
+            self.small_until = Some(now + STAY_SMALL);
+        } else if since.is_none() && left > self.base_chunk {
+            self.small_until = Some(now + SLOW_START);
+        }
         // A slow consumer's frame waits in hyper until its socket drains: smaller frames,
         // less memory pinned per viewer (issue 17's 200 slow streams).
-        let small = if since.is_some_and(|d| d >= SLOW_CONSUMER) {
+        let slow = self.small_until.is_some_and(|t| now < t);
+        let fast = !slow && since.is_some_and(|d| d < FAST_CONSUMER);
+        let small = if slow {
             (self.base_chunk / 4).max(SLOW_CHUNK).min(self.base_chunk)
         } else {
             self.base_chunk

@@ -291,3 +291,58 @@ async fn a_stream_lets_its_task_go_between_inline_chunks() {
     // Without the yield there is none.
     assert!(yields >= 3, "only {yields} yields in 1 MiB");
 }
+
+/// Every client looks fast while its socket buffers fill, and the chunk read when they are
+/// full waits in hyper until the client has drained them. So a stream longer than a chunk
+/// starts with quarter chunks, and a consumer that was slow keeps getting quarter chunks for
+/// a while (issue 17's 200 slow streams). A player's range of one chunk is one read.
+#[tokio::test]
+async fn a_stream_starts_small_and_a_slow_consumer_stays_small() {
+    use std::time::Instant;
+    const K: usize = 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("f.bin"), &data).unwrap();
+    let s = LocalStorage::new(
+        dir.path(),
+        LocalOptions {
+            allow_symlink_escape: false,
+            timeout: Duration::from_secs(5),
+            chunk_size: 64 * K,
+            node: NodeDir::new(NODE_A).unwrap(),
+        },
+    );
+    s.establish(None, 0).unwrap();
+    let obj = s.open(&mp("f.bin")).await.unwrap();
+    assert_eq!(read_all(&obj, 0..data.len() as u64).await, data);
+    let mut range = obj.read_range(0..64 * K as u64);
+    assert_eq!(range.next().await.unwrap().unwrap().len(), 64 * K);
+
+    let mut st = obj.read_range(0..data.len() as u64);
+    let started = Instant::now();
+    assert_eq!(st.next().await.unwrap().unwrap().len(), 16 * K);
+    // Asked every 10 ms (neither fast nor slow): 16 KiB until the start is over, then 64 KiB.
+    let mut sizes = Vec::new();
+    while started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let asked = started.elapsed();
+        let n = st.next().await.unwrap().unwrap().len();
+        if asked < Duration::from_millis(45) {
+            assert_eq!(n, 16 * K, "read {asked:?} after the start");
+        }
+        sizes.push(n);
+        if n == 64 * K {
+            break;
+        }
+    }
+    assert_eq!(sizes.last(), Some(&(64 * K)), "{sizes:?}");
+    // A consumer that took 60 ms: quarter chunks again, also when it then asks quickly.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let slow_at = Instant::now();
+    for _ in 0..5 {
+        let n = st.next().await.unwrap().unwrap().len();
+        if slow_at.elapsed() < Duration::from_millis(900) {
+            assert_eq!(n, 16 * K);
+        }
+    }
+}
