@@ -15,6 +15,14 @@ async fn read(f: &Fx, dir: &str) -> (Reading, Vec<DiskEntry>) {
     (reading, entries)
 }
 
+/// A file uploaded through streamhub by `owner`: on disk and recorded as theirs.
+async fn uploaded(f: &Fx, path: &str, bytes: &[u8], owner: i64) {
+    put(&f.root, path, bytes);
+    f.lib
+        .record_write(&mp(path), &meta(bytes.len() as u64), Some(owner))
+        .await;
+}
+
 /// Applies a reading taken earlier.
 fn apply(f: &Fx, dir: &str, (reading, entries): (Reading, Vec<DiskEntry>)) -> index::Applied {
     let inner = &f.lib.inner;
@@ -38,10 +46,7 @@ async fn a_scan_never_drops_a_row_written_after_it_read_the_disk() {
     let inner = &f.lib.inner;
     let read_seq = inner.seq.next();
     // The disk as read before the upload: empty folder.
-    put(&f.root, "new.mp4", b"fresh");
-    f.lib
-        .record_write(&mp("new.mp4"), &meta(5), Some(carol))
-        .await;
+    uploaded(&f, "new.mp4", b"fresh", carol).await;
     let mut conn = schema::open_conn(&inner.db_file).unwrap();
     let done = super::scan::apply_chunked(
         &mut conn,
@@ -64,11 +69,8 @@ async fn a_reading_from_before_a_delete_does_not_bring_it_back() {
     let f = fx();
     let bob = user(&f, "bob");
     put(&f.root, "kept.bin", b"kept");
-    put(&f.root, "binned/old.bin", b"old");
+    uploaded(&f, "binned/old.bin", b"old", bob).await;
     f.lib.scan_now().await.unwrap();
-    f.lib
-        .record_write(&mp("binned/old.bin"), &meta(3), Some(bob))
-        .await;
     let root = read(&f, "").await;
     let binned = read(&f, "binned").await;
     std::fs::remove_dir_all(f.root.join("binned")).unwrap();
@@ -95,8 +97,7 @@ async fn a_reading_from_before_a_delete_does_not_bring_it_back() {
 async fn a_reading_from_before_a_move_does_not_bring_the_source_back() {
     let f = fx();
     let bob = user(&f, "bob");
-    put(&f.root, "a.txt", b"a");
-    f.lib.record_write(&mp("a.txt"), &meta(1), Some(bob)).await;
+    uploaded(&f, "a.txt", b"a", bob).await;
     let stale = read(&f, "").await;
     std::fs::rename(f.root.join("a.txt"), f.root.join("b.txt")).unwrap();
     f.lib
@@ -116,10 +117,7 @@ async fn a_reading_from_before_a_move_does_not_bring_the_source_back() {
 async fn a_reading_during_a_move_keeps_the_source_row_and_its_owner() {
     let f = fx();
     let bob = user(&f, "bob");
-    put(&f.root, "late/src.txt", b"s");
-    f.lib
-        .record_write(&mp("late/src.txt"), &meta(1), Some(bob))
-        .await;
+    uploaded(&f, "late/src.txt", b"s", bob).await;
     f.lib.moving(&mp("late/src.txt"));
     std::fs::rename(f.root.join("late/src.txt"), f.root.join("late/dst.txt")).unwrap();
     let during = read(&f, "late").await;
