@@ -16,6 +16,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+/// Gone marks kept at most: a reading held long (a folder on a hung share, until the storage
+/// timeout) while a client deletes thousands of files must not grow memory without bound.
+/// Past it the oldest mark goes; at worst an old reading then brings one path back, which the
+/// next listing of its folder removes again.
+const MAX_GONE: usize = 16 * 1024;
+
 #[derive(Debug, Default)]
 struct Marks {
     /// Path -> how many changes of it are on their way.
@@ -123,6 +129,16 @@ impl Seq {
             return; // No reading predates it.
         }
         let at = self.next();
+        if m.gone.len() >= MAX_GONE && !m.gone.contains_key(path) {
+            if let Some(oldest) = m
+                .gone
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(p, _)| p.clone())
+            {
+                m.gone.remove(&oldest);
+            }
+        }
         m.gone.insert(path.to_owned(), at);
     }
 
@@ -167,6 +183,18 @@ mod tests {
         assert!(lock(&seq.marks).gone.is_empty(), "`new` began after it");
         drop(new);
         assert!(lock(&seq.marks).readers.is_empty());
+    }
+
+    #[test]
+    fn gone_marks_are_bounded_and_the_oldest_goes_first() {
+        let seq = Seq::starting_after(0);
+        let old = seq.reading();
+        for i in 0..MAX_GONE + 10 {
+            seq.removed(&format!("f{i}"));
+        }
+        assert_eq!(lock(&seq.marks).gone.len(), MAX_GONE);
+        assert!(!seq.gone_since("f0", old.at), "the oldest went");
+        assert!(seq.gone_since(&format!("f{}", MAX_GONE + 9), old.at));
     }
 
     #[test]
