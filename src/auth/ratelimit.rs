@@ -114,11 +114,15 @@ fn locked_for(
     name: &str,
     now: Instant,
 ) -> Result<(), Duration> {
+    // A parallel request may have set the lock with a later `now` than ours: the wait is
+    // counted from the later of the two, so it never exceeds the lock (a Retry-After of 301
+    // for a 300 s lockout, seen in CI).
     let wait = LoginLimiter::keys(addr, name)
         .iter()
-        .filter_map(|k| map.get(k).and_then(|e| e.locked_until))
-        .filter(|until| *until > now)
-        .map(|until| until - now)
+        .filter_map(|k| map.get(k))
+        .filter_map(|e| e.locked_until.map(|until| (until, now.max(e.last))))
+        .filter(|(until, from)| until > from)
+        .map(|(until, from)| until - from)
         .max();
     match wait {
         Some(w) => Err(w),
@@ -160,6 +164,16 @@ mod tests {
             l.check(ip(1), "bob", t0 + Duration::from_secs(2)),
             Err(Duration::from_secs(4))
         );
+    }
+
+    #[test]
+    fn a_lock_set_by_a_later_request_waits_no_longer_than_the_lock() {
+        let l = LoginLimiter::new(1, Duration::from_secs(300));
+        let t = Instant::now();
+        assert!(l
+            .reserve(ip(1), "bob", t + Duration::from_millis(5))
+            .is_ok());
+        assert_eq!(l.check(ip(1), "bob", t), Err(Duration::from_secs(300)));
     }
 
     #[test]

@@ -74,16 +74,19 @@ class Control:
         return True
 
     def hit(self):
+        # The file is written under the lock: two calls hitting at once wrote it in either
+        # order, and a stale count written last stayed (a test waited for 16 hung writes
+        # while the file said 15; seen in CI).
         with self.lock:
             self.hits += 1
             n = self.hits
-        try:
-            tmp = self.path + ".stats.tmp"
-            with open(tmp, "w") as f:
-                json.dump({"calls": n}, f)
-            os.replace(tmp, self.path + ".stats")
-        except OSError:
-            pass
+            try:
+                tmp = self.path + ".stats.tmp"
+                with open(tmp, "w") as f:
+                    json.dump({"calls": n}, f)
+                os.replace(tmp, self.path + ".stats")
+            except OSError:
+                pass
         return n
 
     def check(self, op, path):
