@@ -4,14 +4,21 @@
 //! is dropped). Without it, a client that opens HTTP/2 streams with a zero flow-control window
 //! made the box read one chunk per stream and keep it: 16,000 streams pinned 1 GiB. With it, a
 //! stalled stream simply is not read from, and memory is bounded by the permits.
-
+//!
+//! A body also gives out its next frame only once the socket has taken the last one. hyper's
+//! HTTP/1 writer asks for more while earlier frames wait in its queue (up to 16 of them, or
+//! ~400 KB) for a full socket, so without this rule each slow player pinned several frames:
+//! 200 players at a LAN player's pace held the whole global pool, and every other response
+//! waited behind them for seconds (the soak's timeouts).
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use axum::body::Body;
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -45,6 +52,7 @@ impl SendBudget {
             budget: self.clone(),
             waiting: None,
             held: None,
+            out: Arc::default(),
         })
     }
 
@@ -89,12 +97,45 @@ struct Budgeted {
     budget: SendBudget,
     waiting: Option<Acquire>,
     held: Option<Held>,
+    out: Arc<Out>,
+}
+
+/// Whether the body's last frame is still out (not yet taken by the socket), and the task to
+/// wake when it is.
+#[derive(Default)]
+struct Out {
+    busy: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Out {
+    /// Ready once no frame of the body is out.
+    fn poll_taken(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.busy.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.waker.register(cx.waker());
+        // Taken between the check and the registration: its wake may have found no waker.
+        if self.busy.load(Ordering::Acquire) {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    }
 }
 
 /// A frame's bytes together with the permits they hold.
 struct Owned {
     data: Bytes,
     _held: Held,
+    out: Arc<Out>,
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.out.busy.store(false, Ordering::Release);
+        self.out.waker.wake();
+    }
 }
 
 impl AsRef<[u8]> for Owned {
@@ -112,6 +153,7 @@ impl HttpBody for Budgeted {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
+        ready!(this.out.poll_taken(cx));
         if this.held.is_none() {
             if this.waiting.is_none() {
                 match this.budget.try_take() {
@@ -133,10 +175,14 @@ impl HttpBody for Budgeted {
         Poll::Ready(match frame {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => match this.held.take() {
-                    Some(held) => Some(Ok(Frame::data(Bytes::from_owner(Owned {
-                        data,
-                        _held: held,
-                    })))),
+                    Some(held) => {
+                        this.out.busy.store(true, Ordering::Release);
+                        Some(Ok(Frame::data(Bytes::from_owner(Owned {
+                            data,
+                            _held: held,
+                            out: this.out.clone(),
+                        }))))
+                    }
                     None => Some(Ok(Frame::data(data))),
                 },
                 Err(other) => Some(Ok(other)),
@@ -208,5 +254,20 @@ mod tests {
         }
         assert_eq!(&all[..], b"hello world");
         assert_eq!(b.global_available(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_frame_out_holds_back_the_next_until_it_is_taken() {
+        let global = Arc::new(Semaphore::new(10));
+        let b = SendBudget::new(global.clone(), None);
+        let mut body = b.wrap(chunks(2));
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        let next = tokio::spawn(async move { body.frame().await.map(|f| f.is_ok()) });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(!next.is_finished(), "a second frame while the first is out");
+        assert_eq!(global.available_permits(), 9);
+        drop(first); // The socket took it: the waiting body is woken.
+        let got = tokio::time::timeout(std::time::Duration::from_secs(5), next).await;
+        assert_eq!(got.ok().and_then(|j| j.ok()), Some(Some(true)));
     }
 }
