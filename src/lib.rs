@@ -399,8 +399,10 @@ pub async fn serve(config: Config) -> Result<Stopped, StartError> {
     Ok(service.serve(listeners, shutdown).await)
 }
 
-/// Writes the `listening on …` lines, flushed: they are the readiness signal.
+/// Writes the `listening on …` lines, flushed: they are the readiness signal. The start's log
+/// lines are written first (at most a second's wait on a stalled log output).
 fn announce(listeners: &[Listener]) -> std::io::Result<()> {
+    telemetry::flush(std::time::Duration::from_secs(1));
     let mut out = std::io::stdout().lock();
     for l in listeners {
         writeln!(out, "{}", l.announce()?)?;

@@ -332,7 +332,8 @@ fn main() -> ExitCode {
             if no_discovery {
                 cfg.discovery.enabled = false;
             }
-            streamhub::telemetry::init(&cfg.log.level);
+            // Dropped after the last line below: what is queued is written before exit.
+            let _log = streamhub::telemetry::init(&cfg.log.level);
             match serve(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

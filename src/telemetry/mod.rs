@@ -1,6 +1,10 @@
 //! Logging: journald (structured fields, priorities from levels) when systemd connected our
 //! output to the journal (`JOURNAL_STREAM`), readable lines on stderr otherwise. stdout is
-//! reserved for the `listening on …` lines tools parse.
+//! reserved for the `listening on …` lines tools parse. Either way a thread of its own writes
+//! the lines (`queue`), so an output that stops taking them drops lines, never requests.
+
+mod journal;
+mod queue;
 
 use std::io::IsTerminal;
 
@@ -29,37 +33,82 @@ pub fn parse_filter(s: &str) -> Option<Targets> {
     Some(t)
 }
 
-/// `level` is `log.level` from the config; `RUST_LOG`, when set and valid, wins.
-pub fn init(level: &str) {
+/// The log writer's queue, once `init` has started it.
+static QUEUE: std::sync::OnceLock<queue::Queue> = std::sync::OnceLock::new();
+
+/// Waits, at most `wait`, until what was logged so far is written. Used before the
+/// `listening on` lines (a start's log is complete when a tool sees them) and at exit.
+pub fn flush(wait: std::time::Duration) -> bool {
+    QUEUE.get().is_none_or(|q| q.flush(wait))
+}
+
+/// Flushes the log when dropped (held by `main` until the process exits).
+pub struct LogGuard(());
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        // Bounded: a stalled output must not keep a stopping service from exiting.
+        flush(std::time::Duration::from_secs(2));
+    }
+}
+
+fn started(queue: queue::Queue) -> Option<LogGuard> {
+    let _ = QUEUE.set(queue);
+    Some(LogGuard(()))
+}
+
+fn report_dropped(n: u64) {
+    tracing::warn!(
+        dropped = n,
+        "log lines dropped: the log output (stderr or journald) was not taking them"
+    );
+}
+
+/// `level` is `log.level` from the config; `RUST_LOG`, when set and valid, wins. Lines are
+/// written by a thread of their own (`queue`): logging never waits on the output.
+pub fn init(level: &str) -> Option<LogGuard> {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|v| parse_filter(&v))
         .or_else(|| parse_filter(level))
         .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     if std::env::var_os("JOURNAL_STREAM").is_some() {
-        if let Ok(journald) = tracing_journald::layer() {
+        if let Some(socket) = journal_socket() {
+            let queue = queue::Queue::start(queue::Sink::Journal(socket), report_dropped).ok()?;
             let _ = tracing_subscriber::registry()
                 .with(filter)
-                .with(
-                    journald
-                        .with_syslog_identifier("streamhub".to_string())
-                        // Our fields become plain journal fields (REQUEST_ID, STATUS, PATH…),
-                        // so `journalctl -u streamhub STATUS=500` works; none starts with `_`,
-                        // so none can pose as a trusted journald field.
-                        .with_field_prefix(None),
-                )
+                .with(journal::JournalLayer::new(queue.clone()))
                 .try_init();
-            return;
+            return started(queue);
         }
     }
+    let ansi = std::io::stderr().is_terminal();
+    let queue = match queue::Queue::start(
+        queue::Sink::Text(Box::new(std::io::stderr())),
+        report_dropped,
+    ) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!("warning: no log thread ({e}); logging is off");
+            return None;
+        }
+    };
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
+                .with_writer(queue.clone())
+                .with_ansi(ansi),
         )
         .try_init();
+    started(queue)
+}
+
+/// journald's socket, when one answers (an empty datagram, which it ignores).
+fn journal_socket() -> Option<std::os::unix::net::UnixDatagram> {
+    let s = std::os::unix::net::UnixDatagram::unbound().ok()?;
+    s.send_to(&[], journal::SOCKET).ok()?;
+    Some(s)
 }
 
 #[cfg(test)]

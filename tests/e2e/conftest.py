@@ -159,8 +159,19 @@ class Server:
         return self.data_dir / "tls" / "cert.pem"
 
     def stderr_text(self):
+        """The log so far. The server's log thread writes a line a moment after it is logged
+        (logging never waits on the output), so this reads once the file has stopped growing
+        for 20 ms (at most 0.5 s: a busy server logs all the time)."""
+        path = Path(self.stderr_path)
         try:
-            return Path(self.stderr_path).read_text("utf-8", "replace")
+            size, deadline = path.stat().st_size, time.monotonic() + 0.5
+            while time.monotonic() < deadline:
+                time.sleep(0.02)
+                now = path.stat().st_size
+                if now == size:
+                    break
+                size = now
+            return path.read_text("utf-8", "replace")
         except OSError:
             return ""
 
