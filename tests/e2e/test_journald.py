@@ -13,16 +13,23 @@ import textwrap
 
 from conftest import BIN, clean_env
 
-LISTENER = textwrap.dedent(
+# Plays journald inside the private mount namespace: `s` is its socket, `env` what systemd
+# would give the service (also used by test_log_stall.py).
+JOURNAL = textwrap.dedent(
     r'''
     import json, os, socket, subprocess, sys, time, urllib.request
     os.makedirs("/run/systemd/journal", exist_ok=True)
     subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/systemd/journal"], check=True)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind("/run/systemd/journal/socket")
+    env = dict(os.environ, JOURNAL_STREAM="8:12345")
+    '''
+)
+
+LISTENER = JOURNAL + textwrap.dedent(
+    r'''
     s.settimeout(0.2)
     binary, media, data = sys.argv[1:4]
-    env = dict(os.environ, JOURNAL_STREAM="8:12345")
     p = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--media-root", media,
                           "--data-dir", data, "--no-discovery"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)

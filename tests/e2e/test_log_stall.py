@@ -15,6 +15,7 @@ import textwrap
 import time
 
 from conftest import BIN, clean_env
+from test_journald import JOURNAL, parse
 
 REQUESTS = 1500  # a few times the pipe's 64 KiB and the queue's 1,024 lines
 
@@ -63,15 +64,9 @@ def test_stderr_nobody_reads_does_not_stop_requests(tmp_path):
         p.wait(10)
 
 
-LISTENER = textwrap.dedent(
+LISTENER = JOURNAL + textwrap.dedent(
     r'''
-    import json, os, socket, subprocess, sys, time
-    os.makedirs("/run/systemd/journal", exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", "/run/systemd/journal"], check=True)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.bind("/run/systemd/journal/socket")
     binary, media, data, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    env = dict(os.environ, JOURNAL_STREAM="8:12345")
     p = subprocess.Popen([binary, "serve", "--listen", "127.0.0.1:0", "--media-root", media,
                           "--data-dir", data, "--no-discovery"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
@@ -101,8 +96,6 @@ LISTENER = textwrap.dedent(
 
 
 def test_a_stalled_journald_does_not_stop_requests(tmp_path):
-    from test_journald import parse
-
     media, data = tmp_path / "media", tmp_path / "data"
     media.mkdir()
     r = subprocess.run(
