@@ -6,7 +6,7 @@
 #                                cpu-clock event, while wrk runs the 64 KiB ranges and while
 #                                curl downloads the file over HTTPS): <bench dir>/profile-*.txt
 #                                (perf report, top symbols) and their heads in results.md
-#   ./scripts/bench.sh streaming only the comparison with nginx (the steps 1-5 below), not notes,
+#   ./scripts/bench.sh streaming only the comparison with nginx (steps 1-4 and the memory below), not notes,
 #                                uploads, library, start-up and the hung mount (about 5 minutes)
 #   ./scripts/bench.sh abuse     issue 12's attacks (scripts/bench/abuse.py): another client's
 #                                p99, peak RSS and RSS 60 s after each (about 6 minutes)
@@ -27,7 +27,7 @@
 #                                ${BENCH_SYNC_NOTES:-10000} notes, bytes per edit, idle traffic
 #                                per peer, RSS per node (about 4 minutes after the build)
 #
-# What it does (one run, about 2 minutes once built; see docs/PERFORMANCE.md):
+# What it does (about 10 minutes once built, the streaming part about 5; see docs/PERFORMANCE.md):
 #   - installs nginx, wrk, curl, procps, openssl with apt-get if any is missing;
 #   - builds `cargo build --release` (skipped when STREAMHUB_BIN is set);
 #   - prepares <bench dir> (default target/bench): a 1 GiB file of random data,
@@ -61,7 +61,7 @@
 #   BENCH_SLOW_STREAMS   concurrent slow streams          (default 200)
 #   BENCH_SLOW_RATE      curl --limit-rate of each stream (default 200k)
 #   BENCH_PORT_BASE      first port tried for nginx       (default 18480)
-#   BENCH_TIME_LIMIT     seconds after the build before the run is aborted (default 300)
+#   BENCH_TIME_LIMIT     seconds after the build before the run is aborted (default 900)
 #   BENCH_SKIP_STREAMHUB=1  nginx column only (to check the harness itself)
 #   BENCH_NOTES          generated notes for the notes benchmark (default 100000)
 #   BENCH_UPLOAD_MIB     size of the upload benchmark's file (default 4096)

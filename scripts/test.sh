@@ -6,6 +6,14 @@
 # Nothing is skipped silently: a missing tool is installed or the run fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+  "") ;;
+  -h | --help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; echo "usage: $0 (no arguments; about 30-45 minutes)"; exit 0 ;;
+  *) echo "usage: $0 (no arguments; it runs the whole suite)" >&2; exit 2 ;;
+esac
+# Where cargo builds (CARGO_TARGET_DIR when set): the e2e suite runs the binary built there.
+target=${CARGO_TARGET_DIR:-$PWD/target}
+mkdir -p "$target"
 
 say() { printf '\n=== %s\n' "$*"; }
 
@@ -70,8 +78,8 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 # --- unit + in-process tests ---------------------------------------------------------------
 say "cargo test"
-cargo test --quiet 2>&1 | tee target/cargo-test.log
-grep -q "test result: ok" target/cargo-test.log
+cargo test --quiet 2>&1 | tee "$target/cargo-test.log"
+grep -q "test result: ok" "$target/cargo-test.log"
 
 # --- fuzzing (bounded) --------------------------------------------------------------------
 say "fuzz: range parser, path validation, SubRip converter, Markdown sanitiser and peer messages (${FUZZ_SECONDS:=20} s each)"
@@ -79,7 +87,7 @@ scripts/fuzz.sh "$FUZZ_SECONDS"
 
 # --- end to end ---------------------------------------------------------------------------
 cargo build --quiet
-bin="$PWD/target/debug/streamhub"
+bin="$target/debug/streamhub"
 say "packaging: systemd units, install script, Yocto layer"
 STREAMHUB_BIN="$bin" scripts/check-packaging.sh
 say "end-to-end suite (real binary, curl, ffmpeg, openssl)"

@@ -59,6 +59,10 @@ def test_stderr_nobody_reads_does_not_stop_requests(tmp_path):
             select.select([p.stderr], [], [], 0.5)
             text += (p.stderr.read() or b"").decode("utf-8", "replace")
         assert "/after-the-stall" in text
+        # Every request is either in the log or in the count: an operator can tell the gap.
+        logged = text.count('path="/healthz"')
+        dropped = int(line.split("dropped=")[1].split()[0])
+        assert logged + dropped >= REQUESTS, f"{logged} logged + {dropped} dropped < {REQUESTS}"
     finally:
         p.terminate()
         p.wait(10)

@@ -142,6 +142,18 @@ def test_user_supplied_text_cannot_forge_log_lines(msrv):
         time.sleep(0.05)
     for line in msrv.stderr_text().splitlines():
         assert not line.startswith("INJECTED"), line
+    # Nor fields within a line: the name is quoted, so `ip=`/`user=` inside it stay inside it
+    # (a key=value reader, a fail2ban filter, takes the first `ip=` it finds).
+    forged = "mallory ip=10.9.9.9 user=admin" + "x" * 5000
+    r = http_call(msrv, "POST", "/api/login", json_body={"name": forged, "password": "wrong password"})
+    assert r.status == 401
+    deadline = time.monotonic() + 5
+    while "mallory ip=" not in msrv.stderr_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    line = next(ln for ln in msrv.stderr_text().splitlines() if "mallory ip=" in ln)
+    assert 'user="mallory ip=10.9.9.9 user=admin' in line and "ip=127.0.0.1" in line, line
+    assert len(line) < 1000, f"a {len(line)}-byte log line from one login"
 
 
 def test_uploads_are_counted_by_result(msrv):

@@ -144,7 +144,7 @@ pub(super) async fn check_password(
         }
         Err(AuthError::BadCredentials) => {
             state.metrics.login_failures.inc();
-            tracing::info!(%ip, user = %name.escape_debug(), "failed login");
+            tracing::info!(%ip, user = ?name.chars().take(64).collect::<String>(), "failed login");
             Err(unauthorized("wrong name or password"))
         }
         Err(e) => {
