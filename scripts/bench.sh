@@ -802,6 +802,9 @@ main() {
         servers+=(streamhub)
     fi
     log "idle RSS: nginx ${RES[rss_idle.nginx]} MiB, streamhub ${RES[rss_idle.streamhub]:-n/a} MiB"
+    # Idle RSS depends on the hot code being linked together (docs/ARCHITECTURE.md, "code
+    # layout"): say when the list no longer matches the binary.
+    [[ $SKIP_SH == 1 ]] || log "$("$ROOT/scripts/hot-symbols.sh" --check "$SH_BIN" 2>&1 | tr '\n' ' ')"
 
     check_server nginx "$NGX_HTTP_PORT" "$NGX_HTTPS_PORT"
     [[ $SKIP_SH == 1 ]] || check_server streamhub "$SH_HTTP_PORT" "$SH_HTTPS_PORT"

@@ -8,8 +8,19 @@
 #
 # Records under valgrind's callgrind (installed when missing), which lists every function
 # that ran, however rarely, where sampling would miss most of start-up.
+#
+# `--check [BIN]`: how many of the listed names the release binary has (a dependency, feature
+# or toolchain change renames most of them); fails under 90 %. bench.sh prints it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--check" ]; then
+  bin=${2:-${CARGO_TARGET_DIR:-target}/release/streamhub}
+  listed=$(sort -u link/hot-symbols.txt | wc -l)
+  found=$(nm --defined-only "$bin" | awk '{print $3}' | sort -u | comm -12 - <(sort -u link/hot-symbols.txt) | wc -l)
+  echo "hot symbols: $found of $listed listed names are in $bin"
+  [ $((found * 10)) -ge $((listed * 9)) ] || { echo "link/hot-symbols.txt is stale: run scripts/hot-symbols.sh" >&2; exit 1; }
+  exit 0
+fi
 if ! command -v valgrind >/dev/null; then
   echo "installing valgrind"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind >/dev/null
