@@ -22,6 +22,7 @@ pub mod media_types;
 pub mod memory;
 pub mod metrics;
 pub mod notes;
+pub mod open_files;
 pub mod peers;
 pub mod positions;
 pub mod preflight;

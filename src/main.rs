@@ -426,14 +426,9 @@ fn user_command(action: UserAction) -> UserCommand {
 
 /// Builds the runtime and hands over to the library (`streamhub::serve`), which prepares the
 /// service, announces the listeners and serves until SIGTERM or SIGINT.
-///
-/// The soft limit of open files goes up to the hard one, as nginx and Go programs do: each
-/// stream holds its file open (an HTTP/2 connection up to 32), and a soft limit of 1,024 (the
-/// usual default) let one address's 40 stalled connections make every open and accept fail
-/// with EMFILE. systemd's hard limit is 524,288.
 fn serve(cfg: Config) -> anyhow::Result<()> {
     streamhub::memory::tune();
-    raise_open_files();
+    streamhub::open_files::raise();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Storage calls wait on disks or NFS here; bounded so a hung mount cannot grow
@@ -497,21 +492,5 @@ fn config_notes(cfg: &streamhub::config::Config) {
              sudo sh -c 'set -a; . {0}; streamhub config check'",
             env_file.display()
         );
-    }
-}
-
-fn raise_open_files() {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let now = getrlimit(Resource::Nofile);
-    if let (Some(soft), Some(hard)) = (now.current, now.maximum) {
-        if soft < hard {
-            let raised = Rlimit {
-                current: Some(hard),
-                maximum: Some(hard),
-            };
-            if let Err(e) = setrlimit(Resource::Nofile, raised) {
-                eprintln!("warning: cannot raise the open-files limit from {soft} to {hard}: {e}");
-            }
-        }
     }
 }
