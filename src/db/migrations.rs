@@ -61,6 +61,10 @@ pub(crate) const FILES: &[(&str, &str)] = &[
         include_str!("migrations/0014_note_revision_storage.sql"),
     ),
     ("0015_sync.sql", include_str!("migrations/0015_sync.sql")),
+    (
+        "0016_note_daily_scope.sql",
+        include_str!("migrations/0016_note_daily_scope.sql"),
+    ),
 ];
 
 /// The migrations as `rusqlite_migration` applies them (in one transaction each).
@@ -150,6 +154,11 @@ mod tests {
             15,
             "0015_sync.sql",
             "b9a3efecea94afc7ed6f6645496c029ed234dc2a5819b625fc220aa14165ff6d",
+        ),
+        (
+            16,
+            "0016_note_daily_scope.sql",
+            "622abb0160ad30d851dfeb283a6c01aebf552376f0112aa75a2c8ab7418d3b47",
         ),
     ];
 

@@ -12,7 +12,7 @@
 //! waited behind them for seconds (the soak's timeouts).
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
@@ -22,11 +22,16 @@ use futures_util::task::AtomicWaker;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::stall::{now_ms, Conn, Conns, STARVED};
+
 /// Where a connection's response frames take their permits from.
 #[derive(Clone)]
 pub struct SendBudget {
     global: Arc<Semaphore>,
     client: Option<Arc<Semaphore>>,
+    /// The connection's entry in the table of live connections, which a body starved of
+    /// global permits asks to close a stalled one (`stall`).
+    conn: Option<(Arc<Conns>, Arc<Conn>)>,
 }
 
 /// The permits one frame holds while it waits for the socket.
@@ -38,8 +43,16 @@ struct Held {
 type Acquire = Pin<Box<dyn Future<Output = Option<Held>> + Send>>;
 
 impl SendBudget {
-    pub fn new(global: Arc<Semaphore>, client: Option<Arc<Semaphore>>) -> Self {
-        SendBudget { global, client }
+    pub fn new(
+        global: Arc<Semaphore>,
+        client: Option<Arc<Semaphore>>,
+        conn: Option<(Arc<Conns>, Arc<Conn>)>,
+    ) -> Self {
+        SendBudget {
+            global,
+            client,
+            conn,
+        }
     }
 
     /// `body`, read only under this budget. An empty body is passed through as it is.
@@ -47,12 +60,16 @@ impl SendBudget {
         if body.is_end_stream() {
             return body;
         }
+        let out = Arc::default();
+        if let Some((_, conn)) = &self.conn {
+            conn.add_body(&out);
+        }
         Body::new(Budgeted {
             inner: body,
             budget: self.clone(),
             waiting: None,
             held: None,
-            out: Arc::default(),
+            out,
         })
     }
 
@@ -78,7 +95,21 @@ impl SendBudget {
                 Some(c) => Some(c.acquire_owned().await.ok()?),
                 None => None,
             };
-            let global = me.global.acquire_owned().await.ok()?;
+            // The pool runs dry when clients stop reading what they were sent: past STARVED,
+            // ask for a stalled connection to be closed, and keep our place in the queue.
+            let acquire = me.global.clone().acquire_owned();
+            tokio::pin!(acquire);
+            let global = loop {
+                tokio::select! {
+                    biased;
+                    p = &mut acquire => break p.ok()?,
+                    _ = tokio::time::sleep(STARVED) => {
+                        if let Some((conns, conn)) = &me.conn {
+                            conns.relieve(conn);
+                        }
+                    }
+                }
+            };
             Some(Held {
                 _client: client,
                 _global: global,
@@ -100,27 +131,40 @@ struct Budgeted {
     out: Arc<Out>,
 }
 
-/// Whether the body's last frame is still out (not yet taken by the socket), and the task to
-/// wake when it is.
+/// Whether the body's last frame is still out (not yet taken by the socket) and since when,
+/// and the task to wake when it is taken.
 #[derive(Default)]
-struct Out {
-    busy: AtomicBool,
+pub struct Out {
+    /// `stall::now_ms` when the frame went out; 0 while none is out.
+    since: AtomicU64,
     waker: AtomicWaker,
 }
 
 impl Out {
     /// Ready once no frame of the body is out.
     fn poll_taken(&self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.busy.load(Ordering::Acquire) {
+        if self.since() == 0 {
             return Poll::Ready(());
         }
         self.waker.register(cx.waker());
         // Taken between the check and the registration: its wake may have found no waker.
-        if self.busy.load(Ordering::Acquire) {
+        if self.since() != 0 {
             Poll::Pending
         } else {
             Poll::Ready(())
         }
+    }
+
+    /// When the frame now out went out, or 0.
+    pub fn since(&self) -> u64 {
+        self.since.load(Ordering::Acquire)
+    }
+
+    #[cfg(test)]
+    pub fn out_since(at: u64) -> Arc<Out> {
+        let out = Arc::new(Out::default());
+        out.since.store(at, Ordering::Release);
+        out
     }
 }
 
@@ -133,7 +177,7 @@ struct Owned {
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        self.out.busy.store(false, Ordering::Release);
+        self.out.since.store(0, Ordering::Release);
         self.out.waker.wake();
     }
 }
@@ -176,7 +220,7 @@ impl HttpBody for Budgeted {
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => match this.held.take() {
                     Some(held) => {
-                        this.out.busy.store(true, Ordering::Release);
+                        this.out.since.store(now_ms(), Ordering::Release);
                         Some(Ok(Frame::data(Bytes::from_owner(Owned {
                             data,
                             _held: held,
@@ -219,7 +263,7 @@ mod tests {
     async fn a_frame_holds_its_permit_until_dropped() {
         let global = Arc::new(Semaphore::new(2));
         let client = Arc::new(Semaphore::new(1));
-        let b = SendBudget::new(global.clone(), Some(client.clone()));
+        let b = SendBudget::new(global.clone(), Some(client.clone()), None);
         let mut body = b.wrap(chunks(3));
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first.len(), 1000);
@@ -243,7 +287,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_whole_body_arrives_and_keeps_its_length() {
-        let b = SendBudget::new(Arc::new(Semaphore::new(1)), None);
+        let b = SendBudget::new(Arc::new(Semaphore::new(1)), None, None);
         let body = b.wrap(Body::from("hello world"));
         assert_eq!(body.size_hint().exact(), Some(11));
         // As the socket does: each frame is written and let go before the next is read.
@@ -259,7 +303,7 @@ mod tests {
     #[tokio::test]
     async fn a_frame_out_holds_back_the_next_until_it_is_taken() {
         let global = Arc::new(Semaphore::new(10));
-        let b = SendBudget::new(global.clone(), None);
+        let b = SendBudget::new(global.clone(), None, None);
         let mut body = b.wrap(chunks(2));
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         let next = tokio::spawn(async move { body.frame().await.map(|f| f.is_ok()) });

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Semaphore;
 
 use super::budget::SendBudget;
+use super::stall::{Conn, Conns, Registered};
 
 /// Frames in flight (read from storage but not yet taken by the socket) for all clients.
 /// A frame is at most one storage chunk (`streaming.chunk_kib`, 64 KiB by default; grown chunks
@@ -27,6 +28,8 @@ pub struct Clients {
     max_per_ip: usize,
     global: Arc<Semaphore>,
     table: Mutex<HashMap<IpAddr, Entry>>,
+    /// Every live connection, for closing stalled ones when the global pool runs dry.
+    conns: Arc<Conns>,
 }
 
 struct Entry {
@@ -40,6 +43,7 @@ impl Clients {
             max_per_ip,
             global: Arc::new(Semaphore::new(GLOBAL_FRAMES)),
             table: Mutex::new(HashMap::new()),
+            conns: Arc::default(),
         })
     }
 
@@ -48,10 +52,16 @@ impl Clients {
         // `::ffff:10.0.0.5` on a dual-stack listener is the same client as `10.0.0.5`.
         let ip = ip.to_canonical();
         if self.max_per_ip == 0 {
+            let conn = self.conns.register(None);
             return Some(ClientSlot {
                 clients: self.clone(),
                 ip: None,
-                budget: SendBudget::new(self.global.clone(), None),
+                budget: SendBudget::new(
+                    self.global.clone(),
+                    None,
+                    Some((self.conns.clone(), conn.conn().clone())),
+                ),
+                conn,
             });
         }
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
@@ -64,10 +74,17 @@ impl Clients {
         }
         entry.conns += 1;
         let frames = entry.frames.clone();
+        drop(table);
+        let conn = self.conns.register(Some(ip));
         Some(ClientSlot {
             clients: self.clone(),
             ip: Some(ip),
-            budget: SendBudget::new(self.global.clone(), Some(frames)),
+            budget: SendBudget::new(
+                self.global.clone(),
+                Some(frames),
+                Some((self.conns.clone(), conn.conn().clone())),
+            ),
+            conn,
         })
     }
 
@@ -83,11 +100,17 @@ pub struct ClientSlot {
     clients: Arc<Clients>,
     ip: Option<IpAddr>,
     budget: SendBudget,
+    conn: Registered,
 }
 
 impl ClientSlot {
     pub fn budget(&self) -> &SendBudget {
         &self.budget
+    }
+
+    /// The connection as the stall scan sees it: `closed()` resolves when it must close.
+    pub fn conn(&self) -> &Arc<Conn> {
+        self.conn.conn()
     }
 }
 

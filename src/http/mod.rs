@@ -23,6 +23,7 @@ pub mod positions;
 pub mod server;
 pub mod share_dir;
 pub mod shares;
+pub mod stall;
 pub mod storage_state;
 pub mod subtitles;
 pub mod sync_api;

@@ -22,6 +22,7 @@ use super::auth::ConnMeta;
 use super::clients::Clients;
 use super::idle::IdleTimeout;
 use super::json::BodyDeadline;
+use super::stall::Conn;
 use crate::sync::session::Session;
 use crate::sync::tlsconf::ALPN;
 use crate::tls::TlsState;
@@ -250,6 +251,7 @@ async fn accept_loop(mut ctx: AcceptCtx) {
         tokio::spawn(async move {
             let _permit = permit;
             let budget = client.budget().clone();
+            let stalled = client.conn().clone();
             let _client = client;
             let io = IdleTimeout::new(stream, limits.idle_timeout);
             let started = Arc::new(AtomicBool::new(false));
@@ -272,7 +274,7 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                 None => {
                     let svc = service(app, None);
                     let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
-                    close_unless(first, || started.load(Ordering::Relaxed), conn).await
+                    close_unless(first, || started.load(Ordering::Relaxed), &stalled, conn).await
                 }
                 Some(config) => {
                     let Some((tls, session)) = handshake(
@@ -291,13 +293,14 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                             let svc = service(sync.app.clone(), Some(s.clone()));
                             let conn = watcher
                                 .watch(sync_builder.serve_connection(TokioIo::new(tls), svc));
-                            close_unless(first, || s.member().is_ok(), conn).await
+                            close_unless(first, || s.member().is_ok(), &stalled, conn).await
                         }
                         _ => {
                             let svc = service(app, None);
                             let conn =
                                 watcher.watch(builder.serve_connection(TokioIo::new(tls), svc));
-                            close_unless(first, || started.load(Ordering::Relaxed), conn).await
+                            close_unless(first, || started.load(Ordering::Relaxed), &stalled, conn)
+                                .await
                         }
                     }
                 }
@@ -369,20 +372,27 @@ async fn handshake(
 async fn close_unless<F, E>(
     limit: Duration,
     keep: impl FnOnce() -> bool,
+    stalled: &Conn,
     conn: F,
 ) -> Option<Result<(), E>>
 where
     F: Future<Output = Result<(), E>>,
 {
+    // A connection the stall scan closes ends here: dropping it frees the frames it held
+    // (`stall`, which logs it).
     tokio::pin!(conn);
     tokio::select! {
         r = &mut conn => return Some(r),
         _ = tokio::time::sleep(limit) => {}
+        _ = stalled.closed() => return Some(Ok(())),
     }
     if !keep() {
         return None;
     }
-    Some(conn.await)
+    tokio::select! {
+        r = conn => Some(r),
+        _ = stalled.closed() => Some(Ok(())),
+    }
 }
 
 /// A plain-HTTP client over its address's share of connections gets a 429 it can read, then

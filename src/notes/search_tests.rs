@@ -260,6 +260,78 @@ fn private_notes_stay_out_of_search_tags_and_analytics() {
     );
 }
 
+/// The attack pass's finding: a note made private kept its past views in everyone's events
+/// per day. Its events now count where the note is now, both ways.
+#[test]
+fn a_notes_events_per_day_follow_its_visibility() {
+    let (mut c, s) = (conn(), store());
+    let ann = user(&c, "ann");
+    let bob = user(&c, "bob");
+    let n = s.create(&mut c, public("diary", ""), &ann).unwrap();
+    s.create(&mut c, public("other", ""), &bob).unwrap();
+    for _ in 0..3 {
+        s.view(&mut c, &n.id, Some(&bob)).unwrap();
+    }
+    let kinds = |c: &Connection, viewer: Option<i64>| -> Vec<(String, i64)> {
+        let a = s.analytics(c, viewer, 30, 10).unwrap();
+        let mut v: Vec<_> = a.events_per_day.into_iter().map(|d| (d.kind, d.count)).collect();
+        v.sort();
+        v
+    };
+    let all = vec![("created".to_string(), 2), ("viewed".to_string(), 3)];
+    assert_eq!(kinds(&c, Some(bob.id)), all);
+    let private = Changes {
+        visibility: Some(Visibility::Private),
+        ..Changes::default()
+    };
+    let n2 = s.update(&mut c, &n.id, &n.rev, private, &ann).unwrap();
+    // Bob and anonymous readers see only the other note's creation now; ann sees all of it
+    // (and her own edit, counted in her scope).
+    for viewer in [None, Some(bob.id)] {
+        assert_eq!(kinds(&c, viewer), [("created".to_string(), 1)], "{viewer:?}");
+    }
+    let mut anns = all.clone();
+    anns.insert(1, ("edited".to_string(), 1));
+    assert_eq!(kinds(&c, Some(ann.id)), anns);
+    let public = Changes {
+        visibility: Some(Visibility::Public),
+        ..Changes::default()
+    };
+    s.update(&mut c, &n.id, &n2.rev, public, &ann).unwrap();
+    let mut back = anns.clone();
+    back[1].1 = 2;
+    assert_eq!(kinds(&c, Some(bob.id)), back);
+    assert_eq!(kinds(&c, None), back);
+}
+
+/// A database from before the fix: the note turned private with its views left in the public
+/// counts; the migration recounts them where the note is now.
+#[test]
+fn the_upgrade_recounts_events_of_notes_made_private_before_it() {
+    let mut c = Connection::open_in_memory().unwrap();
+    crate::db::migrations::migrations()
+        .to_version(&mut c, 15)
+        .unwrap();
+    let s = store();
+    let ann = user(&c, "ann");
+    let bob = user(&c, "bob");
+    let n = s.create(&mut c, public("diary", ""), &ann).unwrap();
+    s.view(&mut c, &n.id, Some(&bob)).unwrap();
+    let private = Changes {
+        visibility: Some(Visibility::Private),
+        ..Changes::default()
+    };
+    s.update(&mut c, &n.id, &n.rev, private, &ann).unwrap();
+    let seen = |c: &Connection, viewer: Option<i64>| -> i64 {
+        let a = s.analytics(c, viewer, 30, 10).unwrap();
+        a.events_per_day.iter().map(|d| d.count).sum()
+    };
+    assert_eq!(seen(&c, Some(bob.id)), 2, "version 15 left them public");
+    crate::db::migrations::migrations().to_latest(&mut c).unwrap();
+    assert_eq!(seen(&c, Some(bob.id)), 0);
+    assert_eq!(seen(&c, Some(ann.id)), 3);
+}
+
 #[test]
 fn tag_counts_follow_edits_and_deletes() {
     let (mut c, s) = (conn(), store());

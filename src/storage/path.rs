@@ -245,10 +245,11 @@ fn check_new_name(name: &str) -> Result<(), PathError> {
     if name.starts_with('.') {
         return bad("names starting with '.' would be hidden");
     }
-    if name.ends_with('.') || name.ends_with(' ') {
+    // Any white space, not only ' ': a no-break or ideographic space looks the same.
+    if name.ends_with('.') || name.ends_with(char::is_whitespace) {
         return bad("names ending in '.' or a space break Windows clients");
     }
-    if name.starts_with(' ') {
+    if name.starts_with(char::is_whitespace) {
         return bad("names starting with a space are lost by many clients");
     }
     if name.chars().any(invisible) {
@@ -429,6 +430,9 @@ mod tests {
             "con .txt",
             // not portable, or looks like another name
             " lead",
+            "nbsp\u{A0}",
+            "wide\u{3000}",
+            "\u{2003}em",
             "invoice\u{202E}fdp.exe",
             "zero\u{200B}width",
             "bom\u{FEFF}",
