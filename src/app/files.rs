@@ -209,7 +209,10 @@ impl Files {
     ) -> Result<MediaPath, FilesError> {
         let found = self.storage.lookup(path).await?;
         let target = match found {
-            Found::Nothing => return Ok(path.clone()),
+            Found::Nothing => {
+                self.folder_shown(path).await?;
+                return Ok(path.clone());
+            }
             Found::Entry(e) if e.kind == EntryKind::Dir => {
                 return Err(StorageError::IsDirectory.into())
             }
@@ -222,6 +225,27 @@ impl Files {
         };
         self.may_change(who, &target, "replace").await?;
         Ok(target)
+    }
+
+    /// A new file's folder must be one listings show: through a link placed by hand to a
+    /// hidden folder (or out of the root) the file would land out of sight. The nearest
+    /// folder on the way that exists decides. Asked when an upload starts, so a resumable
+    /// one is refused before its bytes are sent, not at commit.
+    async fn folder_shown(&self, path: &MediaPath) -> Result<(), FilesError> {
+        // Only a root on a filesystem (local or a network mount) holds links placed by hand.
+        if matches!(self.storage.kind(), "s3" | "memory") {
+            return Ok(());
+        }
+        let mut at = path.split_last().map(|(p, _)| p);
+        while let Some(dir) = at.filter(|d| !d.is_root()) {
+            match self.storage.lookup(&dir).await? {
+                Found::Nothing => at = dir.split_last().map(|(p, _)| p),
+                Found::Link(LinkEnd::Nowhere) => return Err(StorageError::NotFound.into()),
+                Found::Link(LinkEnd::Outside) => return Err(StorageError::OutsideRoot.into()),
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
     }
 
     /// Whether `who` may delete or move what `path` names (a link is itself the entry: only

@@ -274,7 +274,11 @@ fn a_notes_events_per_day_follow_its_visibility() {
     }
     let kinds = |c: &Connection, viewer: Option<i64>| -> Vec<(String, i64)> {
         let a = s.analytics(c, viewer, 30, 10).unwrap();
-        let mut v: Vec<_> = a.events_per_day.into_iter().map(|d| (d.kind, d.count)).collect();
+        let mut v: Vec<_> = a
+            .events_per_day
+            .into_iter()
+            .map(|d| (d.kind, d.count))
+            .collect();
         v.sort();
         v
     };
@@ -288,7 +292,11 @@ fn a_notes_events_per_day_follow_its_visibility() {
     // Bob and anonymous readers see only the other note's creation now; ann sees all of it
     // (and her own edit, counted in her scope).
     for viewer in [None, Some(bob.id)] {
-        assert_eq!(kinds(&c, viewer), [("created".to_string(), 1)], "{viewer:?}");
+        assert_eq!(
+            kinds(&c, viewer),
+            [("created".to_string(), 1)],
+            "{viewer:?}"
+        );
     }
     let mut anns = all.clone();
     anns.insert(1, ("edited".to_string(), 1));
@@ -327,7 +335,9 @@ fn the_upgrade_recounts_events_of_notes_made_private_before_it() {
         a.events_per_day.iter().map(|d| d.count).sum()
     };
     assert_eq!(seen(&c, Some(bob.id)), 2, "version 15 left them public");
-    crate::db::migrations::migrations().to_latest(&mut c).unwrap();
+    crate::db::migrations::migrations()
+        .to_latest(&mut c)
+        .unwrap();
     assert_eq!(seen(&c, Some(bob.id)), 0);
     assert_eq!(seen(&c, Some(ann.id)), 3);
 }

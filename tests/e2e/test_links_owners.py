@@ -38,8 +38,10 @@ def b64(s):
     return base64.b64encode(s.encode()).decode()
 
 
-def tus_create(srv, cred, filename, length, overwrite=False):
+def tus_create(srv, cred, filename, length, overwrite=False, folder=None):
     meta = "filename " + b64(filename)
+    if folder is not None:
+        meta += ",folder " + b64(folder)
     if overwrite:
         meta += ",overwrite " + b64("true")
     return http_call(srv, "POST", "/api/tus/", headers={
@@ -379,6 +381,11 @@ def test_a_link_does_not_make_a_hidden_name_public(env):
         assert_error(http_call(env, "GET", "/api/library?path=album"), 404, "not_found")
         w = put(env, env.creds.member, "album/new.txt", b"x")
         assert w.status in (403, 404, 409), w
+        # A resumable upload there is refused as the PUT is, when it is created, not after
+        # the whole file was sent.
+        t = tus_create(env, env.creds.member, "new.txt", 1, folder="album")
+        assert t.status == w.status, (t, w)
+        assert t.json()["error"] == w.json()["error"], (t, w)
         assert sorted(os.listdir(r / ".private")) == ["p.txt"]
         r2 = http_call(env, "POST", "/api/shares", headers=env.creds.member.headers,
                        json_body={"path": "venv"})
