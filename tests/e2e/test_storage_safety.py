@@ -262,6 +262,15 @@ def test_all_windows_device_names_are_refused(env, name):
     assert_error(r, 400, "bad_name")
 
 
+@pytest.mark.parametrize("name", ["x\u00a0", "x\u3000", "\u2003x", "dir\u00a0/f.txt"])
+def test_names_with_white_space_at_an_end_are_refused(env, name):
+    # A trailing no-break or ideographic space looks like `x` in every listing.
+    r = http_call(env, "PUT", "/media/" + quote(name), headers=env.creds.member.headers,
+                  body=b"x")
+    assert_error(r, 400, "bad_name")
+    assert [n for n in os.listdir(env.media_root) if n != n.strip()] == []
+
+
 def test_a_new_name_finds_the_folder_a_mac_made(env):
     import unicodedata
     root = env.media_root
