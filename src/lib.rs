@@ -239,7 +239,8 @@ impl Service {
             tracing::warn!(
                 "first run: no users yet. Create the first admin with \
                  POST /api/setup {{\"token\", \"name\", \"password\"}} — setup token: {token} — \
-                 or run `streamhub user add NAME --admin`"
+                 or run `streamhub user add NAME --admin` (from a checkout: \
+                 `cargo run --release -- user add NAME --admin`)"
             );
         }
         let everywhere = config

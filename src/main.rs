@@ -333,12 +333,16 @@ fn main() -> ExitCode {
                 cfg.discovery.enabled = false;
             }
             // Dropped after the last line below: what is queued is written before exit.
-            let _log = streamhub::telemetry::init(&cfg.log.level);
+            let log = streamhub::telemetry::init(&cfg.log.level);
             match serve(cfg) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("error: {e:#}");
+                    // Said once: `error:` on a terminal, else the log's line (stderr or journald).
+                    if log.is_none() || std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                        eprintln!("error: {e:#}");
+                    } else {
+                        tracing::error!("{e:#}");
+                    }
                     ExitCode::FAILURE
                 }
             }
