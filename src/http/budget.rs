@@ -22,12 +22,13 @@ use futures_util::task::AtomicWaker;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::pool::{Pool, PoolPermit};
 use super::stall::{now_ms, Conn, Conns, STARVED};
 
 /// Where a connection's response frames take their permits from.
 #[derive(Clone)]
 pub struct SendBudget {
-    global: Arc<Semaphore>,
+    global: Arc<Pool>,
     client: Option<Arc<Semaphore>>,
     /// The connection's entry in the table of live connections, which a body starved of
     /// global permits asks to close a stalled one (`stall`).
@@ -37,14 +38,14 @@ pub struct SendBudget {
 /// The permits one frame holds while it waits for the socket.
 struct Held {
     _client: Option<OwnedSemaphorePermit>,
-    _global: OwnedSemaphorePermit,
+    _global: PoolPermit,
 }
 
 type Acquire = Pin<Box<dyn Future<Output = Option<Held>> + Send>>;
 
 impl SendBudget {
     pub fn new(
-        global: Arc<Semaphore>,
+        global: Arc<Pool>,
         client: Option<Arc<Semaphore>>,
         conn: Option<(Arc<Conns>, Arc<Conn>)>,
     ) -> Self {
@@ -79,7 +80,7 @@ impl SendBudget {
             Some(c) => Some(c.clone().try_acquire_owned().ok()?),
             None => None,
         };
-        let global = self.global.clone().try_acquire_owned().ok()?;
+        let global = self.global.try_acquire()?;
         Some(Held {
             _client: client,
             _global: global,
@@ -91,18 +92,19 @@ impl SendBudget {
         Box::pin(async move {
             // The client's own share first: a client over its share waits without holding a
             // global permit that others could use.
-            let client = match me.client {
+            let client = match me.client.clone() {
                 Some(c) => Some(c.acquire_owned().await.ok()?),
                 None => None,
             };
             // The pool runs dry when clients stop reading what they were sent: past STARVED,
-            // ask for a stalled connection to be closed, and keep our place in the queue.
-            let acquire = me.global.clone().acquire_owned();
+            // ask for a stalled connection to be closed, and keep our place in the queue
+            // (`pool`: the lightest address first).
+            let acquire = me.global.acquire(me.client.clone());
             tokio::pin!(acquire);
             let global = loop {
                 tokio::select! {
                     biased;
-                    p = &mut acquire => break p.ok()?,
+                    p = &mut acquire => break p,
                     _ = tokio::time::sleep(STARVED) => {
                         if let Some((conns, conn)) = &me.conn {
                             conns.relieve(conn);
@@ -119,7 +121,7 @@ impl SendBudget {
 
     /// Permits free in the global pool (tests).
     pub fn global_available(&self) -> usize {
-        self.global.available_permits()
+        self.global.available()
     }
 }
 
@@ -261,14 +263,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_frame_holds_its_permit_until_dropped() {
-        let global = Arc::new(Semaphore::new(2));
+        let global = Pool::new(2);
         let client = Arc::new(Semaphore::new(1));
         let b = SendBudget::new(global.clone(), Some(client.clone()), None);
         let mut body = b.wrap(chunks(3));
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first.len(), 1000);
         assert_eq!(client.available_permits(), 0);
-        assert_eq!(global.available_permits(), 1);
+        assert_eq!(global.available(), 1);
         // The second frame waits for the client's share...
         let second = tokio::time::timeout(std::time::Duration::from_millis(50), body.frame()).await;
         assert!(second.is_err(), "read past the client's share");
@@ -281,13 +283,13 @@ mod tests {
         assert_eq!(third[0], 2);
         drop(third);
         assert!(body.frame().await.is_none());
-        assert_eq!(global.available_permits(), 2);
+        assert_eq!(global.available(), 2);
         assert_eq!(client.available_permits(), 1);
     }
 
     #[tokio::test]
     async fn the_whole_body_arrives_and_keeps_its_length() {
-        let b = SendBudget::new(Arc::new(Semaphore::new(1)), None, None);
+        let b = SendBudget::new(Pool::new(1), None, None);
         let body = b.wrap(Body::from("hello world"));
         assert_eq!(body.size_hint().exact(), Some(11));
         // As the socket does: each frame is written and let go before the next is read.
@@ -302,14 +304,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_frame_out_holds_back_the_next_until_it_is_taken() {
-        let global = Arc::new(Semaphore::new(10));
+        let global = Pool::new(10);
         let b = SendBudget::new(global.clone(), None, None);
         let mut body = b.wrap(chunks(2));
         let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
         let next = tokio::spawn(async move { body.frame().await.map(|f| f.is_ok()) });
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!next.is_finished(), "a second frame while the first is out");
-        assert_eq!(global.available_permits(), 9);
+        assert_eq!(global.available(), 9);
         drop(first); // The socket took it: the waiting body is woken.
         let got = tokio::time::timeout(std::time::Duration::from_secs(5), next).await;
         assert_eq!(got.ok().and_then(|j| j.ok()), Some(Some(true)));

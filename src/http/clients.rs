@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::Semaphore;
 
 use super::budget::SendBudget;
+use super::pool::Pool;
 use super::stall::{Conn, Conns, Registered};
 
 /// Frames in flight (read from storage but not yet taken by the socket) for all clients.
@@ -26,7 +27,7 @@ pub const CLIENT_FRAMES: usize = 128;
 pub struct Clients {
     /// 0: no per-address limits (behind a reverse proxy every client is the proxy).
     max_per_ip: usize,
-    global: Arc<Semaphore>,
+    global: Arc<Pool>,
     table: Mutex<HashMap<IpAddr, Entry>>,
     /// Every live connection, for closing stalled ones when the global pool runs dry.
     conns: Arc<Conns>,
@@ -41,7 +42,7 @@ impl Clients {
     pub fn new(max_per_ip: usize) -> Arc<Self> {
         Arc::new(Clients {
             max_per_ip,
-            global: Arc::new(Semaphore::new(GLOBAL_FRAMES)),
+            global: Pool::new(GLOBAL_FRAMES),
             table: Mutex::new(HashMap::new()),
             conns: Arc::default(),
         })

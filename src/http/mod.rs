@@ -19,6 +19,7 @@ pub mod media;
 pub mod media_policy;
 pub mod notes;
 pub mod peers;
+pub mod pool;
 pub mod positions;
 pub mod server;
 pub mod share_dir;

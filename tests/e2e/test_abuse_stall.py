@@ -38,11 +38,11 @@ def h1_attack(port, src, path):
     return [stalled_download(port, src, path) for _ in range(130)]
 
 
-def h2_attack(port, src, path):
-    """5 HTTP/2 connections of 32 downloads each, with a 1-byte window: each stream is sent
-    one byte and holds its frame (a zero window holds none: the body is never read)."""
+def h2_attack(port, src, path, conns=5):
+    """`conns` HTTP/2 connections of 32 downloads each, with a 1-byte window: each stream is
+    sent one byte and holds its frame (a zero window holds none: the body is never read)."""
     out = []
-    for _ in range(5):
+    for _ in range(conns):
         s = socket.socket()
         s.settimeout(10)
         s.bind((src, 0))
@@ -57,6 +57,28 @@ def h2_attack(port, src, path):
         s.sendall(c.data_to_send())
         out.append(s)
     return out
+
+
+def test_many_addresses_do_not_queue_ahead_of_everyone_else(servers, media):
+    # The attack pass on the rule above: 40 addresses x 4 HTTP/2 connections x 32 streams
+    # that read nothing. Each address stays under its share, so 4,700 streams waited for the
+    # pool in arrival order, and every frame freed went to the next of them: a probe from
+    # another address waited 23 s. Now a freed frame goes to the address holding least.
+    srv = servers.start(media["root"], tls_listen=())
+    path = f"/media/{BIN_8M}"
+    socks = []
+    try:
+        for a in range(40):
+            socks += h2_attack(srv.port, f"127.0.3.{a + 1}", path, conns=4)
+        time.sleep(3)
+        for what, headers in (("/healthz", ""), (path, "Range: bytes=0-65535\r\n"),
+                              ("/healthz", "")):
+            r, took = timed_get(srv.port, PROBE, what, headers)
+            assert r.status in (200, 206), r
+            assert took < 5, f"{what} waited {took:.1f} s behind 40 addresses' stalled streams"
+    finally:
+        for s in socks:
+            s.close()
 
 
 def timed_get(port, src, path, headers=""):
