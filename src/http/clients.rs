@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Semaphore;
@@ -49,11 +50,12 @@ impl Clients {
     }
 
     /// Counts a new connection from `ip`; `None` when the address already holds its share.
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<ClientSlot> {
+    /// `fd` is the connection's socket, for the stall scan (`stall`).
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, fd: Option<RawFd>) -> Option<ClientSlot> {
         // `::ffff:10.0.0.5` on a dual-stack listener is the same client as `10.0.0.5`.
         let ip = ip.to_canonical();
         if self.max_per_ip == 0 {
-            let conn = self.conns.register(None);
+            let conn = self.conns.register(None, fd);
             return Some(ClientSlot {
                 clients: self.clone(),
                 ip: None,
@@ -76,7 +78,7 @@ impl Clients {
         entry.conns += 1;
         let frames = entry.frames.clone();
         drop(table);
-        let conn = self.conns.register(Some(ip));
+        let conn = self.conns.register(Some(ip), fd);
         Some(ClientSlot {
             clients: self.clone(),
             ip: Some(ip),
@@ -143,22 +145,22 @@ mod tests {
         let c = Clients::new(2);
         let a: IpAddr = "10.0.0.5".parse().unwrap();
         let b: IpAddr = "10.0.0.6".parse().unwrap();
-        let s1 = c.admit(a).unwrap();
-        let _s2 = c.admit(a).unwrap();
-        assert!(c.admit(a).is_none());
+        let s1 = c.admit(a, None).unwrap();
+        let _s2 = c.admit(a, None).unwrap();
+        assert!(c.admit(a, None).is_none());
         // The IPv4-mapped form is the same client.
-        assert!(c.admit("::ffff:10.0.0.5".parse().unwrap()).is_none());
-        assert!(c.admit(b).is_some());
+        assert!(c.admit("::ffff:10.0.0.5".parse().unwrap(), None).is_none());
+        assert!(c.admit(b, None).is_some());
         drop(s1);
         assert_eq!(c.connections(a), 1);
-        assert!(c.admit(a).is_some());
+        assert!(c.admit(a, None).is_some());
     }
 
     #[test]
     fn the_entry_goes_with_the_last_connection() {
         let c = Clients::new(4);
         let a: IpAddr = "::1".parse().unwrap();
-        drop(c.admit(a).unwrap());
+        drop(c.admit(a, None).unwrap());
         assert_eq!(c.table.lock().unwrap().len(), 0);
     }
 
@@ -166,7 +168,7 @@ mod tests {
     fn zero_turns_the_cap_off() {
         let c = Clients::new(0);
         let a: IpAddr = "127.0.0.1".parse().unwrap();
-        let slots: Vec<_> = (0..1000).map(|_| c.admit(a).unwrap()).collect();
+        let slots: Vec<_> = (0..1000).map(|_| c.admit(a, None).unwrap()).collect();
         assert_eq!(slots.len(), 1000);
         assert_eq!(c.connections(a), 0);
     }

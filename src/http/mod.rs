@@ -2,6 +2,7 @@
 //! handlers translate requests into calls on domain modules (`storage`, `range`, `app`) and
 //! back.
 
+pub mod acked;
 pub mod auth;
 pub mod budget;
 pub mod clients;

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -228,7 +229,7 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                 continue;
             }
         };
-        let Some(client) = ctx.clients.admit(peer.ip()) else {
+        let Some(client) = ctx.clients.admit(peer.ip(), Some(stream.as_raw_fd())) else {
             tracing::debug!(%peer, "connection refused: this address holds its share of connections");
             if ctx.acceptor.is_none() {
                 tokio::spawn(refuse(stream, permit));

@@ -19,8 +19,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use std::os::fd::RawFd;
+
 use tokio::sync::Notify;
 
+use super::acked::{bytes_acked, Progress};
 use super::budget::Out;
 
 /// A frame that the socket has not taken for this long marks its connection as stalled.
@@ -30,6 +33,8 @@ pub const STALLED: Duration = Duration::from_secs(2);
 pub const STARVED: Duration = Duration::from_millis(500);
 /// At most one scan per this interval, however many bodies wait.
 const SCAN_EVERY: Duration = Duration::from_millis(20);
+/// Connections asked how far their peer has read, at most, per scan (one `getsockopt` each).
+const LOOK_AT_MOST: usize = 256;
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
@@ -44,6 +49,9 @@ pub struct Conn {
     /// The client's address; `None` when per-address limits are off (behind a proxy), where
     /// each connection counts as its own client.
     ip: Option<IpAddr>,
+    /// The socket, to ask how far the peer has read (`acked`); `None` in tests.
+    fd: Option<RawFd>,
+    progress: Progress,
     bodies: Mutex<Vec<Weak<Out>>>,
     closing: AtomicBool,
     close: Notify,
@@ -91,6 +99,9 @@ enum Key {
     Conn(u64),
 }
 
+/// A connection and when its oldest frame went out.
+type Aged<'a> = (u64, &'a Arc<Conn>);
+
 /// Every live connection, for the scan.
 #[derive(Default)]
 pub struct Conns {
@@ -127,11 +138,13 @@ impl Drop for Registered {
 }
 
 impl Conns {
-    pub fn register(self: &Arc<Self>, ip: Option<IpAddr>) -> Registered {
+    pub fn register(self: &Arc<Self>, ip: Option<IpAddr>, fd: Option<RawFd>) -> Registered {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let conn = Arc::new(Conn {
             id,
             ip,
+            fd,
+            progress: Progress::default(),
             bodies: Mutex::new(Vec::new()),
             closing: AtomicBool::new(false),
             close: Notify::new(),
@@ -177,21 +190,32 @@ impl Conns {
         rows.sort_unstable_by_key(|r| r.0);
         let stalled = |oldest: u64| now.saturating_sub(oldest) >= STALLED.as_millis() as u64;
         let mut mine = 0;
-        // Per client: its frames, and its connection with the oldest stalled frame.
-        let mut candidates: Vec<(usize, u64, &Arc<Conn>)> = Vec::new();
+        // Per client: its frames, and its connections with a frame out past STALLED, the
+        // oldest first.
+        let mut candidates: Vec<(usize, Vec<Aged>)> = Vec::new();
         for group in rows.chunk_by(|a, b| a.0 == b.0) {
             let frames: usize = group.iter().map(|r| r.1).sum();
             if group[0].0 == waiter.key() {
                 mine = frames;
             }
-            if let Some(worst) = group.iter().filter(|r| stalled(r.2)).min_by_key(|r| r.2) {
-                candidates.push((frames, worst.2, &worst.3));
+            let mut old: Vec<Aged> = group
+                .iter()
+                .filter(|r| stalled(r.2))
+                .map(|r| (r.2, &r.3))
+                .collect();
+            if !old.is_empty() {
+                old.sort_unstable_by_key(|c| c.0);
+                candidates.push((frames, old));
             }
         }
+        candidates.retain(|c| c.0 > mine);
+        candidates.sort_by_key(|c| (std::cmp::Reverse(c.0), c.1[0].0));
+        // The first whose peer is not reading either (by the bytes it acknowledged).
         let Some((frames, since, victim)) = candidates
-            .into_iter()
-            .filter(|c| c.0 > mine)
-            .max_by_key(|c| (c.0, std::cmp::Reverse(c.1)))
+            .iter()
+            .flat_map(|(frames, conns)| conns.iter().map(move |(since, c)| (*frames, *since, *c)))
+            .take(LOOK_AT_MOST)
+            .find(|(_, _, c)| !c.progress.reading(c.fd.and_then(bytes_acked), now))
         else {
             return false;
         };
@@ -231,10 +255,10 @@ mod tests {
     #[tokio::test]
     async fn the_richest_stalled_address_gives_way() {
         let conns = Arc::new(Conns::default());
-        let a1 = conns.register(ip("10.0.0.1"));
-        let a2 = conns.register(ip("10.0.0.1"));
-        let b = conns.register(ip("10.0.0.2"));
-        let me = conns.register(ip("10.0.0.9"));
+        let a1 = conns.register(ip("10.0.0.1"), None);
+        let a2 = conns.register(ip("10.0.0.1"), None);
+        let b = conns.register(ip("10.0.0.2"), None);
+        let me = conns.register(ip("10.0.0.9"), None);
         let _f = [
             frame(a1.conn(), T - 5_000),
             frame(a2.conn(), T - 9_000),
@@ -257,8 +281,8 @@ mod tests {
     #[test]
     fn frames_being_taken_and_poorer_addresses_are_left_alone() {
         let conns = Arc::new(Conns::default());
-        let a = conns.register(ip("10.0.0.1"));
-        let me = conns.register(ip("10.0.0.9"));
+        let a = conns.register(ip("10.0.0.1"), None);
+        let me = conns.register(ip("10.0.0.9"), None);
         // A frame out for a moment is a socket at work, not a stall.
         let fresh = frame(a.conn(), T - 100);
         assert!(!conns.relieve_at(me.conn(), T));
@@ -276,8 +300,8 @@ mod tests {
     #[test]
     fn without_addresses_each_connection_is_its_own_client() {
         let conns = Arc::new(Conns::default());
-        let a = conns.register(None);
-        let me = conns.register(None);
+        let a = conns.register(None, None);
+        let me = conns.register(None, None);
         let _f = frame(a.conn(), T - 10_000);
         assert!(conns.relieve_at(me.conn(), T));
         assert!(closing(&a) && !closing(&me));
