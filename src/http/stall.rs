@@ -210,13 +210,19 @@ impl Conns {
         }
         candidates.retain(|c| c.0 > mine);
         candidates.sort_by_key(|c| (std::cmp::Reverse(c.0), c.1[0].0));
-        // The first whose peer is not reading either (by the bytes it acknowledged).
-        let Some((frames, since, victim)) = candidates
+        // The first whose peer is not reading either (by the bytes it acknowledged). Every
+        // one looked at is sampled, so the next scan can judge those seen for the first time.
+        let mut found = None;
+        for (frames, since, c) in candidates
             .iter()
             .flat_map(|(frames, conns)| conns.iter().map(move |(since, c)| (*frames, *since, *c)))
             .take(LOOK_AT_MOST)
-            .find(|(_, _, c)| !c.progress.reading(c.fd.and_then(bytes_acked), now))
-        else {
+        {
+            if !c.progress.reading(c.fd.and_then(bytes_acked), now) && found.is_none() {
+                found = Some((frames, since, c));
+            }
+        }
+        let Some((frames, since, victim)) = found else {
             return false;
         };
         victim.closing.store(true, Ordering::Relaxed);

@@ -76,7 +76,7 @@ def test_many_addresses_do_not_queue_ahead_of_everyone_else(servers, media):
                               ("/healthz", "")):
             r, took = timed_get(srv.port, PROBE, what, headers)
             assert r.status in (200, 206), r
-            assert took < 5, f"{what} waited {took:.1f} s behind 40 addresses' stalled streams"
+            assert took < 8, f"{what} waited {took:.1f} s behind 40 addresses' stalled streams"
     finally:
         for s in socks:
             s.close()
@@ -147,7 +147,7 @@ def test_clients_that_stop_reading_give_way_to_the_rest(servers, media, attack):
         for what, headers in (("/healthz", ""), (path, "Range: bytes=1000000-1065535\r\n")):
             r, took = timed_get(srv.port, PROBE, what, headers)
             assert r.status in (200, 206), r
-            assert took < 5, f"{what} waited {took:.1f} s behind clients that read nothing"
+            assert took < 8, f"{what} waited {took:.1f} s behind clients that read nothing"
             if headers:
                 assert len(r.body) == 65536
         log = srv.stderr_text()
