@@ -141,15 +141,16 @@ def test_a_trickled_json_body_is_cut_at_the_body_deadline(servers, media):
         s.close()
 
 
-def h2_zero_window(port, src, conns, streams, path):
+def h2_zero_window(port, src, conns, streams, path, window=0):
     """`conns` HTTP/2 (h2c) connections, each asking for `streams` downloads of `path` with a
-    zero flow-control window, so the server may send nothing; returns the open sockets."""
+    flow-control window of `window` bytes (zero: the server may send nothing); returns the
+    open sockets."""
     out = []
     for _ in range(conns):
         s = connect(port, src)
         c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         c.initiate_connection()
-        c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+        c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
         for _ in range(streams):
             sid = c.get_next_available_stream_id()
             c.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "http"),

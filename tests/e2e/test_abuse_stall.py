@@ -11,12 +11,10 @@ import os
 import socket
 import time
 
-import h2.config
-import h2.connection
-import h2.settings
 import pytest
 
 from conftest import BIN_8M, MIB, read_response, wait_for
+from test_abuse_conn import h2_zero_window
 
 ATTACKERS = ("127.0.0.3", "127.0.0.4", "127.0.0.5")
 PLAYER = "127.0.0.2"
@@ -42,22 +40,7 @@ def h1_attack(port, src, path):
 def h2_attack(port, src, path, conns=5):
     """`conns` HTTP/2 connections of 32 downloads each, with a 1-byte window: each stream is
     sent one byte and holds its frame (a zero window holds none: the body is never read)."""
-    out = []
-    for _ in range(conns):
-        s = socket.socket()
-        s.settimeout(10)
-        s.bind((src, 0))
-        s.connect(("127.0.0.1", port))
-        c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        c.initiate_connection()
-        c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1})
-        for _ in range(32):
-            sid = c.get_next_available_stream_id()
-            c.send_headers(sid, [(":method", "GET"), (":path", path), (":scheme", "http"),
-                                 (":authority", "127.0.0.1")], end_stream=True)
-        s.sendall(c.data_to_send())
-        out.append(s)
-    return out
+    return h2_zero_window(port, src, conns, 32, path, window=1)
 
 
 def test_many_addresses_do_not_queue_ahead_of_everyone_else(servers, media):
