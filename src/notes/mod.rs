@@ -38,6 +38,8 @@ mod revstore_tests;
 #[cfg(test)]
 mod search_tests;
 #[cfg(test)]
+mod stats_tests;
+#[cfg(test)]
 mod store_tests;
 #[cfg(test)]
 mod sync_tests;
