@@ -144,8 +144,15 @@ const SLOW_CHUNK: u64 = 16 * 1024;
 /// it is free, and those quick turns looked fast and grew the chunk again, so the frame that
 /// then waited for the socket was 64 KiB or more. 200 slow streams held 15 MiB of heap
 /// steadily (heaptrack), 9 MiB of it in such frames. A fast client that stalls once (Wi-Fi)
-/// grows again a second later.
+/// grows again a second later, or sooner once it has taken [`RECOVER_AFTER`].
 const STAY_SMALL: Duration = Duration::from_secs(1);
+/// A consumer that took this much since its last slow turn reads fast again, even within
+/// [`STAY_SMALL`]: more than a socket buffer can swallow in one wake-up (Linux's default
+/// `tcp_wmem` ceiling is 4 MiB, and a writer wakes when a third of it is free), so a slow
+/// player never reaches it between two slow turns. Without it, a loopback or LAN download
+/// whose client was descheduled once for 50 ms read the next second in quarter chunks:
+/// at 2 GB/s, most of a 1 GiB file.
+const RECOVER_AFTER: u64 = 8 * 1024 * 1024;
 /// A stream longer than one chunk starts with small reads for this long. Every client
 /// looks fast at first, while its socket buffers fill (megabytes, on loopback within
 /// milliseconds); the chunk read at the moment they are full then waits in hyper until the
@@ -252,6 +259,10 @@ struct ReadStream {
     last_yield: Option<Instant>,
     /// Reads are small until then: the consumer was slow lately ([`STAY_SMALL`]).
     small_until: Option<Instant>,
+    /// Bytes read since the consumer's last slow turn ([`RECOVER_AFTER`]); `None` before it
+    /// had one (the start's small reads are not cut short: every client fills its socket
+    /// buffers quickly at first).
+    since_slow: Option<u64>,
     budget: Arc<ChunkBudget>,
     pool: Arc<Pool>,
     /// Cleared when the filesystem does not support RWF_NOWAIT (some network filesystems).
@@ -279,6 +290,7 @@ impl ReadStream {
             pending: None,
             last_yield: None,
             small_until: None,
+            since_slow: None,
             budget,
             pool,
             nowait: true,
@@ -288,17 +300,27 @@ impl ReadStream {
 
     /// Size of the next read and, for a grown chunk, its share of the budget.
     fn next_len(&mut self) -> (usize, Option<Lease>) {
+        let (n, lease) = self.choose_len();
+        if let Some(b) = self.since_slow.as_mut() {
+            *b += n as u64;
+        }
+        (n, lease)
+    }
+
+    fn choose_len(&mut self) -> (usize, Option<Lease>) {
         let left = self.end - self.pos;
         let now = Instant::now();
         let since = self.last_yield.map(|t| now.saturating_duration_since(t));
         if since.is_some_and(|d| d >= SLOW_CONSUMER) {
             self.small_until = Some(now + STAY_SMALL);
+            self.since_slow = Some(0);
         } else if since.is_none() && left > self.base_chunk {
             self.small_until = Some(now + SLOW_START);
         }
         // A slow consumer's frame waits in hyper until its socket drains: smaller frames,
         // less memory pinned per viewer (issue 17's 200 slow streams).
-        let slow = self.small_until.is_some_and(|t| now < t);
+        let recovered = self.since_slow.is_some_and(|b| b >= RECOVER_AFTER);
+        let slow = !recovered && self.small_until.is_some_and(|t| now < t);
         let fast = !slow && since.is_some_and(|d| d < FAST_CONSUMER);
         let small = if slow {
             (self.base_chunk / 4).max(SLOW_CHUNK).min(self.base_chunk)
