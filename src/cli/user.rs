@@ -158,16 +158,44 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
         }
         _ => LimitsChange::default(),
     };
-    // Asked before the database is opened: with no terminal to ask on, `--init` must not
-    // leave a new, empty database behind.
+    // A database that is there is opened first, so that a name taken, a user that is not
+    // there or a missing database is said before anyone types a password twice. One that
+    // `--init` would create is opened only after the password: with no terminal to ask on,
+    // it must not leave a new, empty database behind.
+    let opened = if target.init && !target.db_path().exists() {
+        None
+    } else {
+        Some(Accounts::new(target.open()?))
+    };
     let password = match &cmd {
-        UserCommand::Add { password_stdin, .. } | UserCommand::Passwd { password_stdin, .. } => {
+        UserCommand::Add {
+            name,
+            password_stdin,
+            ..
+        } => {
+            crate::auth::validate_name(name)?;
+            if let Some(accounts) = &opened {
+                if accounts.limits_of(name).is_ok() {
+                    return Err(AuthError::UserExists(name.clone()).into());
+                }
+            }
+            Some(read_password(*password_stdin, true)?)
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            if let Some(accounts) = &opened {
+                accounts.limits_of(name)?;
+            }
             Some(read_password(*password_stdin, true)?)
         }
         _ => None,
     };
-    let db = target.open()?;
-    let accounts = Accounts::new(db);
+    let accounts = match opened {
+        Some(a) => a,
+        None => Accounts::new(target.open()?),
+    };
     match cmd {
         UserCommand::Add { name, admin, .. } => {
             let pw = password.unwrap_or_default();
