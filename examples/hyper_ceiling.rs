@@ -18,7 +18,12 @@
 //! that slice in a `writev`, sends the file region in its place. What a hyper server gains
 //! from zero-copy sends, before any of streamhub's own work.
 //!
-//! `cargo run --release --example hyper_ceiling -- FILE 127.0.0.1:PORT [--read|--sendfile]`
+//! With `--open-once` after `--read` or `--sendfile`, the file is opened (and its length
+//! taken) once at start, as a server with a cache of open files would (nginx's
+//! `open_file_cache`, off in the benchmark): no open, stat or close per request, only the
+//! read or the sendfile.
+//!
+//! `cargo run --release --example hyper_ceiling -- FILE 127.0.0.1:PORT [--read|--sendfile [--open-once]]`
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -39,9 +44,19 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("usage: hyper_ceiling FILE 127.0.0.1:PORT");
     };
     let addr: SocketAddr = addr.parse()?;
-    let source = match args.next().as_deref() {
-        Some("--read") => Source::File(Arc::new(PathBuf::from(file))),
-        Some("--sendfile") => Source::Sendfile(Arc::new(PathBuf::from(file))),
+    let mode = args.next();
+    let at = match args.next().as_deref() {
+        None => FileAt::Path(Arc::new(PathBuf::from(&file))),
+        Some("--open-once") => {
+            let f = std::fs::File::open(&file)?;
+            let len = f.metadata()?.len();
+            FileAt::Open(Arc::new(f), len)
+        }
+        Some(other) => anyhow::bail!("unknown argument {other}"),
+    };
+    let source = match mode.as_deref() {
+        Some("--read") => Source::File(at),
+        Some("--sendfile") => Source::Sendfile(at),
         None => Source::Memory(Bytes::from(std::fs::read(&file)?)),
         Some(other) => anyhow::bail!("unknown argument {other}"),
     };
@@ -55,17 +70,38 @@ fn main() -> anyhow::Result<()> {
 #[derive(Clone)]
 enum Source {
     Memory(Bytes),
-    File(Arc<PathBuf>),
-    Sendfile(Arc<PathBuf>),
+    File(FileAt),
+    Sendfile(FileAt),
+}
+
+/// The file, opened per request (`Path`) or once (`Open`, with its length).
+#[derive(Clone)]
+enum FileAt {
+    Path(Arc<PathBuf>),
+    Open(Arc<std::fs::File>, u64),
+}
+
+impl FileAt {
+    fn open(&self) -> std::io::Result<Arc<std::fs::File>> {
+        match self {
+            FileAt::Path(p) => Ok(Arc::new(std::fs::File::open(p.as_path())?)),
+            FileAt::Open(f, _) => Ok(f.clone()),
+        }
+    }
+
+    fn len(&self) -> std::io::Result<u64> {
+        match self {
+            FileAt::Path(p) => Ok(std::fs::metadata(p.as_path())?.len()),
+            FileAt::Open(_, len) => Ok(*len),
+        }
+    }
 }
 
 impl Source {
     fn len(&self) -> std::io::Result<u64> {
         match self {
             Source::Memory(data) => Ok(data.len() as u64),
-            Source::File(path) | Source::Sendfile(path) => {
-                Ok(std::fs::metadata(path.as_path())?.len())
-            }
+            Source::File(at) | Source::Sendfile(at) => at.len(),
         }
     }
 
@@ -75,8 +111,8 @@ impl Source {
             (Source::Memory(data), Some((a, b))) => Ok(data.slice(a as usize..=b as usize)),
             (Source::Memory(data), None) => Ok(data.clone()),
             (Source::Sendfile(_), _) => Err(std::io::Error::other("sent by `region`")),
-            (Source::File(path), range) => {
-                let file = std::fs::File::open(path.as_path())?;
+            (Source::File(at), range) => {
+                let file = at.open()?;
                 let (a, b) = match range {
                     Some(r) => r,
                     None => (0, file.metadata()?.len().saturating_sub(1)),
@@ -133,9 +169,9 @@ async fn answer(
             .status(StatusCode::PARTIAL_CONTENT)
             .header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}"));
     }
-    if let (Source::Sendfile(path), Some((a, b))) = (&data, range) {
+    if let (Source::Sendfile(at), Some((a, b))) = (&data, range) {
         let len = (b - a + 1) as usize;
-        let Ok(file) = std::fs::File::open(path.as_path()) else {
+        let Ok(file) = at.open() else {
             return Ok(error());
         };
         if len > PLACEHOLDER_LEN {
@@ -177,7 +213,7 @@ fn is_placeholder(s: &[u8]) -> bool {
 }
 
 struct Region {
-    file: std::fs::File,
+    file: Arc<std::fs::File>,
     off: i64,
     left: usize,
 }

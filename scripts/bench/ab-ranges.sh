@@ -12,6 +12,8 @@
 #                       new buffer, then writev): the least a server without sendfile must do
 #   ceiling-sendfile=PATH  the same server opening the file per request and sending the range
 #                       with sendfile(2): what hyper gains from zero-copy, as nginx sends
+#   ceiling-read-once=PATH, ceiling-sendfile-once=PATH  the same two with the file opened once
+#                       at start (a cache of open files): only the read or sendfile per request
 # For each round and server: wrk -t2 -c32 -d10s with random_range.lua against a 256 MiB file on
 # loopback (streamhub at log level warn, nginx with access_log off, as in bench.sh); prints
 # req/s and the server's CPU per request (utime+stime from /proc over the run, divided by the
@@ -83,6 +85,14 @@ for server in "$@"; do
     ceiling-sendfile=*)
         "${server#ceiling-sendfile=}" "$work/media/f.bin" "127.0.0.1:$port" --sendfile >"$dir/out" 2>&1 &
         name=ceiling-sendfile
+        ;;
+    ceiling-read-once=*)
+        "${server#ceiling-read-once=}" "$work/media/f.bin" "127.0.0.1:$port" --read --open-once >"$dir/out" 2>&1 &
+        name=ceiling-read-once
+        ;;
+    ceiling-sendfile-once=*)
+        "${server#ceiling-sendfile-once=}" "$work/media/f.bin" "127.0.0.1:$port" --sendfile --open-once >"$dir/out" 2>&1 &
+        name=ceiling-sendfile-once
         ;;
     *)
         STREAMHUB_LOG_LEVEL=warn STREAMHUB_QUOTAS_MIN_FREE_BYTES=0 "$(realpath "$server")" serve --listen "127.0.0.1:$port" \
