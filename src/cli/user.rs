@@ -96,6 +96,12 @@ impl From<AuthError> for CliError {
     }
 }
 
+/// A password the accounts would refuse is refused before the database is touched.
+fn checked(pw: String) -> Result<String, CliError> {
+    crate::auth::validate_password(&pw)?;
+    Ok(pw)
+}
+
 fn read_password(from_stdin: bool, confirm: bool) -> Result<String, CliError> {
     if from_stdin {
         let mut line = String::new();
@@ -158,11 +164,14 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
         }
         _ => LimitsChange::default(),
     };
-    // A database that is there is opened first, so that a name taken, a user that is not
-    // there or a missing database is said before anyone types a password twice. One that
-    // `--init` would create is opened only after the password: with no terminal to ask on,
-    // it must not leave a new, empty database behind.
+    // A database that is there is opened (and, like any command, migrated) first, so that a
+    // name taken, a user that is not there or a missing database is said before anyone types
+    // a password twice. One that `--init` would create is made only after a good password:
+    // a run with no terminal, or a refused password, must not leave an empty database behind.
     let opened = if target.init && !target.db_path().exists() {
+        if let UserCommand::Passwd { name, .. } = &cmd {
+            return Err(AuthError::NoSuchUser(name.clone()).into());
+        }
         None
     } else {
         Some(Accounts::new(target.open()?))
@@ -179,7 +188,7 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
                     return Err(AuthError::UserExists(name.clone()).into());
                 }
             }
-            Some(read_password(*password_stdin, true)?)
+            Some(checked(read_password(*password_stdin, true)?)?)
         }
         UserCommand::Passwd {
             name,
@@ -188,7 +197,7 @@ pub fn run(target: &Target, cmd: UserCommand) -> Result<String, CliError> {
             if let Some(accounts) = &opened {
                 accounts.limits_of(name)?;
             }
-            Some(read_password(*password_stdin, true)?)
+            Some(checked(read_password(*password_stdin, true)?)?)
         }
         _ => None,
     };
