@@ -1,7 +1,7 @@
 //! The local-disk backend (also the NFS/SMB case): private parts `root` (the root handle and
 //! every lookup beneath it), `identity` (the root's marker), `mount` (`require_mount`),
-//! `fast` (the non-blocking open), `read` (streaming ranges) and `pread` (its reads),
-//! `staging` (uploads), `ops` (listing, folders, moves, deletes).
+//! `fast` (the non-blocking open), `read` (streaming ranges), `pace` (its read sizes) and
+//! `pread` (its reads), `staging` (uploads), `ops` (listing, folders, moves, deletes).
 //!
 //! Every filesystem call runs on storage's own bounded share of the blocking pool
 //! ([`crate::blocking::Pool`], `storage.max_threads`) under `storage.timeout_secs`, so a
@@ -16,6 +16,7 @@ mod fskind;
 mod identity;
 mod mount;
 mod ops;
+mod pace;
 mod pread;
 mod read;
 mod resolve;
@@ -26,7 +27,6 @@ pub(crate) use mount::{is_mount_point, NOT_A_MOUNT};
 #[cfg(test)]
 mod tests;
 mod trash;
-
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

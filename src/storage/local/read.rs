@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::pace::Pace;
 use super::pread::pread_into;
 use crate::blocking::Pool;
 use crate::storage::{ByteStream, Object, ObjectMeta, StorageError};
@@ -130,35 +131,6 @@ impl Object for LocalObject {
 
 type ChunkFuture = Pin<Box<dyn Future<Output = Result<Bytes, StorageError>> + Send>>;
 
-/// Chunks grow up to this size while the consumer keeps up (a fast client), and fall back to
-/// `streaming.chunk_kib` when it does not, so slow clients hold small buffers.
-const MAX_CHUNK: u64 = 1024 * 1024;
-/// A consumer that asks again within this time counts as fast.
-const FAST_CONSUMER: Duration = Duration::from_millis(2);
-/// A consumer that took this long to ask again is slow (its socket buffer is full): it gets
-/// a quarter of `streaming.chunk_kib` per read, at least [`SLOW_CHUNK`].
-const SLOW_CONSUMER: Duration = Duration::from_millis(50);
-const SLOW_CHUNK: u64 = 16 * 1024;
-/// A slow consumer's reads stay small this long after its last slow turn, even when its
-/// socket takes a few chunks at once: a full socket buffer wakes its writer once a third of
-/// it is free, and those quick turns looked fast and grew the chunk again, so the frame that
-/// then waited for the socket was 64 KiB or more. 200 slow streams held 15 MiB of heap
-/// steadily (heaptrack), 9 MiB of it in such frames. A fast client that stalls once (Wi-Fi)
-/// grows again a second later, or sooner once it has taken [`RECOVER_AFTER`].
-const STAY_SMALL: Duration = Duration::from_secs(1);
-/// A consumer that took this much since its last slow turn reads fast again, even within
-/// [`STAY_SMALL`]: more than a socket buffer can swallow in one wake-up (Linux's default
-/// `tcp_wmem` ceiling is 4 MiB, and a writer wakes when a third of it is free), so a slow
-/// player never reaches it between two slow turns. Without it, a loopback or LAN download
-/// whose client was descheduled once for 50 ms read the next second in quarter chunks:
-/// at 2 GB/s, most of a 1 GiB file.
-const RECOVER_AFTER: u64 = 8 * 1024 * 1024;
-/// A stream longer than one chunk starts with small reads for this long. Every client
-/// looks fast at first, while its socket buffers fill (megabytes, on loopback within
-/// milliseconds); the chunk read at the moment they are full then waits in hyper until the
-/// client has drained them, which at a player's pace takes tens of seconds. Starting at
-/// 64 KiB, 200 slow streams pinned 12 MiB that way.
-const SLOW_START: Duration = Duration::from_millis(50);
 /// A stream that has read this much inline (page-cache hits) lets its task go to the back
 /// of the runtime's queue before reading more: in effect one chunk per turn. hyper writes up
 /// to 16 frames per poll of a connection, so a fast client's task held a worker for up to 16
@@ -252,17 +224,10 @@ struct ReadStream {
     file: Arc<Handle>,
     pos: u64,
     end: u64,
-    base_chunk: u64,
-    chunk: u64,
     timeout: Duration,
     pending: Option<ChunkFuture>,
-    last_yield: Option<Instant>,
-    /// Reads are small until then: the consumer was slow lately ([`STAY_SMALL`]).
-    small_until: Option<Instant>,
-    /// Bytes read since the consumer's last slow turn ([`RECOVER_AFTER`]); `None` before it
-    /// had one (the start's small reads are not cut short: every client fills its socket
-    /// buffers quickly at first).
-    since_slow: Option<u64>,
+    /// How big each read is, from how quickly the consumer asks ([`Pace`]).
+    pace: Pace,
     budget: Arc<ChunkBudget>,
     pool: Arc<Pool>,
     /// Cleared when the filesystem does not support RWF_NOWAIT (some network filesystems).
@@ -284,13 +249,9 @@ impl ReadStream {
             file,
             pos: range.start,
             end: range.end,
-            base_chunk: chunk as u64,
-            chunk: chunk as u64,
             timeout,
             pending: None,
-            last_yield: None,
-            small_until: None,
-            since_slow: None,
+            pace: Pace::new(chunk as u64),
             budget,
             pool,
             nowait: true,
@@ -298,49 +259,14 @@ impl ReadStream {
         }
     }
 
-    /// Size of the next read and, for a grown chunk, its share of the budget.
-    fn next_len(&mut self) -> (usize, Option<Lease>) {
-        let (n, lease) = self.choose_len();
-        if let Some(b) = self.since_slow.as_mut() {
-            *b += n as u64;
-        }
-        (n, lease)
-    }
-
-    fn choose_len(&mut self) -> (usize, Option<Lease>) {
-        let left = self.end - self.pos;
-        let now = Instant::now();
-        let since = self.last_yield.map(|t| now.saturating_duration_since(t));
-        if since.is_some_and(|d| d >= SLOW_CONSUMER) {
-            self.small_until = Some(now + STAY_SMALL);
-            self.since_slow = Some(0);
-        } else if since.is_none() && left > self.base_chunk {
-            self.small_until = Some(now + SLOW_START);
-        }
-        // A slow consumer's frame waits in hyper until its socket drains: smaller frames,
-        // less memory pinned per viewer (issue 17's 200 slow streams).
-        let recovered = self.since_slow.is_some_and(|b| b >= RECOVER_AFTER);
-        let slow = !recovered && self.small_until.is_some_and(|t| now < t);
-        let fast = !slow && since.is_some_and(|d| d < FAST_CONSUMER);
-        let small = if slow {
-            (self.base_chunk / 4).max(SLOW_CHUNK).min(self.base_chunk)
-        } else {
-            self.base_chunk
-        };
-        let want = if fast {
-            (self.chunk * 2).min(MAX_CHUNK.max(self.base_chunk))
-        } else {
-            small
-        };
-        let want = want.min(left);
-        if want > self.base_chunk {
-            if let Some(lease) = self.budget.try_take(want as usize) {
-                self.chunk = want;
-                return (want as usize, Some(lease));
-            }
-        }
-        self.chunk = small;
-        (left.min(small) as usize, None)
+    /// Size of the next read and, for a grown chunk, its share of the budget. `ahead`: a
+    /// read-ahead, started as a disk read came back, not at the consumer's asking.
+    fn next_len(&mut self, ahead: bool) -> (usize, Option<Lease>) {
+        let budget = &self.budget;
+        self.pace
+            .next(Instant::now(), self.end - self.pos, ahead, |n| {
+                budget.try_take(n)
+            })
     }
 
     fn start_blocking(&mut self, n: usize, lease: Option<Lease>) -> ChunkFuture {
@@ -358,7 +284,7 @@ impl ReadStream {
     ) -> Poll<Option<Result<Bytes, StorageError>>> {
         match res {
             Ok(b) => {
-                self.last_yield = Some(Instant::now());
+                self.pace.out(Instant::now(), b.len() as u64);
                 Poll::Ready(Some(Ok(b)))
             }
             Err(e) => {
@@ -375,6 +301,7 @@ impl Stream for ReadStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
+        this.pace.asked(Instant::now);
         if let Some(fut) = this.pending.as_mut() {
             let res = match fut.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -382,7 +309,7 @@ impl Stream for ReadStream {
             };
             this.pending = None;
             if res.is_ok() && this.pos < this.end {
-                let (n, lease) = this.next_len();
+                let (n, lease) = this.next_len(true);
                 this.pending = Some(this.start_blocking(n, lease));
             }
             return this.finish(res);
@@ -395,7 +322,7 @@ impl Stream for ReadStream {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let (n, lease) = this.next_len();
+        let (n, lease) = this.next_len(false);
         let mut lease = lease;
         if this.nowait {
             match read_nowait(&this.file.current(), this.pos, n, &mut lease) {

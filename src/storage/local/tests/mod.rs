@@ -301,7 +301,7 @@ async fn a_stream_starts_small_and_a_slow_consumer_stays_small() {
     use std::time::Instant;
     const K: usize = 1024;
     let dir = tempfile::tempdir().unwrap();
-    let data: Vec<u8> = (0..(16u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let data: Vec<u8> = (0..(8u32 << 20)).map(|i| (i % 251) as u8).collect();
     std::fs::write(dir.path().join("f.bin"), &data).unwrap();
     let s = LocalStorage::new(
         dir.path(),
@@ -339,29 +339,11 @@ async fn a_stream_starts_small_and_a_slow_consumer_stays_small() {
     // A consumer that took 60 ms: quarter chunks again, also when it then asks quickly.
     tokio::time::sleep(Duration::from_millis(60)).await;
     let slow_at = Instant::now();
-    let mut taken = 0;
     for _ in 0..5 {
         let n = st.next().await.unwrap().unwrap().len();
         if slow_at.elapsed() < Duration::from_millis(900) {
             assert_eq!(n, 16 * K);
         }
-        taken += n;
     }
-    // Unless it then takes 8 MiB quickly: a fast client that stalled once (a player's burst
-    // after a slow turn is at most a socket buffer's third) grows again within the second.
-    let mut grown = None;
-    while taken < 10 << 20 {
-        let n = st.next().await.unwrap().unwrap().len();
-        taken += n;
-        if n > 16 * K {
-            grown = Some(taken - n);
-            break;
-        }
-    }
-    assert!(
-        slow_at.elapsed() < Duration::from_millis(900),
-        "too slow a test run"
-    );
-    let grown = grown.expect("still quarter chunks after 10 MiB taken quickly");
-    assert!(grown >= 8 << 20, "grew after only {grown} bytes");
+    // The rules in detail, with made-up times: `pace`'s tests.
 }
