@@ -457,14 +457,17 @@ wrk_run() { # name port -> adds wrk_rps / wrk_mibs runs
 build_examples() {
     [[ $SKIP_SH == 1 ]] && return
     local -a ex=(--example hyper_ceiling)
-    ((STREAMING_ONLY)) || ex+=(--example notes_bench --example library_bench)
+    if ((STREAMING_ONLY == 0)); then
+        ex+=(--example notes_bench)
+        [[ -f $ROOT/examples/library_bench.rs ]] && ex+=(--example library_bench)
+    fi
     log "cargo build --release ${ex[*]}"
     (cd "$ROOT" && cargo build --release --quiet "${ex[@]}") ||
         warn "the examples did not build: their rows will be missing"
 }
 
-# examples/hyper_ceiling.rs on the benchmark file: from memory, reading per request, and
-# sending per request with sendfile(2).
+# examples/hyper_ceiling.rs on the benchmark file: from memory, reading per request,
+# sending per request with sendfile(2), and sending with sendfile from a file opened once.
 start_ceilings() {
     [[ $SKIP_SH == 1 ]] && return
     (cd "$ROOT" && cargo build --release --quiet --example hyper_ceiling) ||
@@ -543,7 +546,9 @@ worst_vs_median() { # metric server reference -> server's worst run / reference'
     # shellcheck disable=SC2086
     med=$(median ${RES[$1.$3]:-})
     worst=$(printf '%s\n' "${runs[@]}" | sort -g | head -1)
-    [[ $med =~ ^[0-9.]+$ && $worst =~ ^[0-9.]+$ ]] || { echo "-"; return; }
+    [[ $med =~ ^[0-9.]+$ ]] || { echo "-"; return; }
+    # A failed download (FAIL) is the worst run there can be.
+    [[ $worst =~ ^[0-9.]+$ ]] || { echo "0.00"; return; }
     awk -v a="$med" -v b="$worst" 'BEGIN { if (a > 0) printf "%.2f", b / a; else print "-" }'
 }
 
