@@ -14,6 +14,15 @@ fn turn(p: &mut Pace, t: Instant) -> u64 {
     n as u64
 }
 
+/// A pace 100 ms into its stream (past the small start), with one chunk out at the time
+/// returned.
+fn past_the_start() -> (Pace, Instant) {
+    let t = Instant::now() + ms(100);
+    let mut p = Pace::new(64 * K);
+    turn(&mut p, t);
+    (p, t)
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -50,10 +59,8 @@ fn a_stream_starts_small_then_grows_while_its_consumer_keeps_up() {
 
 #[test]
 fn a_slow_turn_keeps_reads_small_for_a_second_unless_8_mib_go_out_quickly() {
-    let t0 = Instant::now();
-    let mut p = Pace::new(64 * K);
-    let mut t = t0 + ms(100);
-    turn(&mut p, t);
+    let (mut p, t0) = past_the_start();
+    let mut t = t0;
     // A consumer that took 60 ms (its socket was full): quarter chunks, also when it then
     // asks quickly, for a second, as long as it has taken less than 8 MiB since.
     t += ms(60);
@@ -98,10 +105,7 @@ fn a_slow_player_never_grows() {
 
 #[test]
 fn a_slow_disk_is_not_a_slow_consumer() {
-    let t0 = Instant::now();
-    let mut p = Pace::new(64 * K);
-    let mut t = t0 + ms(100);
-    turn(&mut p, t);
+    let (mut p, mut t) = past_the_start();
     // The consumer asks 1 ms after the last chunk went out; the disk read takes 80 ms.
     // The read-ahead started when it came back is not a turn and grows nothing.
     p.asked(|| t + ms(1));
