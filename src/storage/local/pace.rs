@@ -66,12 +66,10 @@ impl Pace {
         }
     }
 
-    /// The consumer polled for a chunk; only its first poll since the last chunk counts
-    /// (`now` is read only then).
-    pub(super) fn asked(&mut self, now: impl FnOnce() -> Instant) {
-        if self.asked.is_none() {
-            self.asked = Some(now());
-        }
+    /// The consumer polled for a chunk at `now`; only its first poll since the last chunk
+    /// counts.
+    pub(super) fn asked(&mut self, now: Instant) {
+        self.asked.get_or_insert(now);
     }
 
     /// A chunk of `n` bytes went out at `now`.

@@ -8,7 +8,7 @@ const BIG: u64 = 1 << 40;
 /// One consumer turn at `t`: it asks, the chunk is read (the budget grants every grown
 /// chunk) and goes out at once. Returns the chunk's size.
 fn turn(p: &mut Pace, t: Instant) -> u64 {
-    p.asked(|| t);
+    p.asked(t);
     let (n, _) = p.next(t, BIG, false, Some);
     p.out(t, n as u64);
     n as u64
@@ -50,7 +50,7 @@ fn a_stream_starts_small_then_grows_while_its_consumer_keeps_up() {
     let sizes: Vec<u64> = (1..=6).map(|i| turn(&mut p, t + ms(i))).collect();
     assert_eq!(sizes, [128 * K, 256 * K, 512 * K, MIB, MIB, MIB]);
     // Without the budget's lease a fast consumer reads the base size.
-    p.asked(|| t + ms(7));
+    p.asked(t + ms(7));
     assert_eq!(
         p.next(t + ms(7), BIG, false, |_| None::<()>).0 as u64,
         64 * K
@@ -108,13 +108,13 @@ fn a_slow_disk_is_not_a_slow_consumer() {
     let (mut p, mut t) = past_the_start();
     // The consumer asks 1 ms after the last chunk went out; the disk read takes 80 ms.
     // The read-ahead started when it came back is not a turn and grows nothing.
-    p.asked(|| t + ms(1));
+    p.asked(t + ms(1));
     let (ahead, _) = p.next(t + ms(80), BIG, true, Some);
     assert_eq!(ahead as u64, 64 * K);
     t += ms(80);
     p.out(t, ahead as u64);
     // The consumer asked quickly: a fast turn, whatever the disk took.
-    p.asked(|| t + ms(1));
+    p.asked(t + ms(1));
     let (n, _) = p.next(t + ms(90), BIG, false, Some);
     assert_eq!(
         n as u64,

@@ -261,12 +261,10 @@ impl ReadStream {
 
     /// Size of the next read and, for a grown chunk, its share of the budget. `ahead`: a
     /// read-ahead, started as a disk read came back, not at the consumer's asking.
-    fn next_len(&mut self, ahead: bool) -> (usize, Option<Lease>) {
+    fn next_len(&mut self, ahead: bool, now: Instant) -> (usize, Option<Lease>) {
         let budget = &self.budget;
         self.pace
-            .next(Instant::now(), self.end - self.pos, ahead, |n| {
-                budget.try_take(n)
-            })
+            .next(now, self.end - self.pos, ahead, |n| budget.try_take(n))
     }
 
     fn start_blocking(&mut self, n: usize, lease: Option<Lease>) -> ChunkFuture {
@@ -281,10 +279,11 @@ impl ReadStream {
     fn finish(
         &mut self,
         res: Result<Bytes, StorageError>,
+        now: Instant,
     ) -> Poll<Option<Result<Bytes, StorageError>>> {
         match res {
             Ok(b) => {
-                self.pace.out(Instant::now(), b.len() as u64);
+                self.pace.out(now, b.len() as u64);
                 Poll::Ready(Some(Ok(b)))
             }
             Err(e) => {
@@ -301,7 +300,9 @@ impl Stream for ReadStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        this.pace.asked(Instant::now);
+        // One clock read per poll serves the pace's three questions.
+        let now = Instant::now();
+        this.pace.asked(now);
         if let Some(fut) = this.pending.as_mut() {
             let res = match fut.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -309,10 +310,10 @@ impl Stream for ReadStream {
             };
             this.pending = None;
             if res.is_ok() && this.pos < this.end {
-                let (n, lease) = this.next_len(true);
+                let (n, lease) = this.next_len(true, now);
                 this.pending = Some(this.start_blocking(n, lease));
             }
-            return this.finish(res);
+            return this.finish(res, now);
         }
         if this.pos >= this.end {
             return Poll::Ready(None);
@@ -322,17 +323,17 @@ impl Stream for ReadStream {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let (n, lease) = this.next_len(false);
+        let (n, lease) = this.next_len(false, now);
         let mut lease = lease;
         if this.nowait {
             match read_nowait(&this.file.current(), this.pos, n, &mut lease) {
                 NoWait::Data(b) => {
                     this.pos += b.len() as u64;
                     this.since_yield += b.len() as u64;
-                    return this.finish(Ok(b));
+                    return this.finish(Ok(b), now);
                 }
-                NoWait::Eof => return this.finish(Err(StorageError::Changed)),
-                NoWait::Failed(e) => return this.finish(Err(e)),
+                NoWait::Eof => return this.finish(Err(StorageError::Changed), now),
+                NoWait::Failed(e) => return this.finish(Err(e), now),
                 NoWait::WouldBlock => {}
                 NoWait::Unsupported => this.nowait = false,
             }
@@ -343,7 +344,7 @@ impl Stream for ReadStream {
                 this.pending = Some(fut);
                 Poll::Pending
             }
-            Poll::Ready(r) => this.finish(r),
+            Poll::Ready(r) => this.finish(r, now),
         }
     }
 }
