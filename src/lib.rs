@@ -4,9 +4,11 @@
 //! prepares the service, binds and announces the configured listeners and serves until SIGTERM
 //! or SIGINT. In-process callers (tests) bring their own listeners and shutdown future to
 //! [`run`]; both go through [`Service::prepare`] and [`Service::serve`].
-// No unsafe code, with two audited exceptions: `memory::trim` and `memory::tune` (glibc calls
-// without a safe wrapper in any crate we use), and `storage::local::pread` (a read into a
-// buffer's spare capacity, which rustix's `preadv2` does not offer).
+// No unsafe code, with audited exceptions: `memory::trim` and `memory::tune` (glibc calls
+// without a safe wrapper in any crate we use), `storage::local::pread` (a read into a
+// buffer's spare capacity, which rustix's `preadv2` does not offer),
+// `storage::local::region::cachestat` (a syscall without a wrapper) and
+// `http::acked::bytes_acked` (`getsockopt(TCP_INFO)`).
 #![deny(unsafe_code)]
 
 pub mod app;

@@ -16,11 +16,12 @@ use headers::{ETag, HeaderMapExt, IfMatch, IfModifiedSince, IfNoneMatch, IfUnmod
 use super::auth::Reader;
 use super::error::ApiError;
 use super::media_policy;
+use super::sendfile::SendFrom;
 use super::AppState;
 use crate::media_types;
 use crate::metrics::Metrics;
 use crate::range::{self, ByteRange, RangeDecision};
-use crate::storage::{ByteStream, MediaPath, Object, ObjectMeta};
+use crate::storage::{ByteStream, MediaPath, Object, ObjectMeta, ZeroCopy};
 
 /// What to answer, decided from the request headers and the object's validators.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +110,8 @@ pub async fn get_media(
 ) -> Result<Response, ApiError> {
     let raw = req.uri().path().strip_prefix("/media/").unwrap_or("");
     let path = MediaPath::from_url(raw)?;
-    serve_file(&state, &path, req.method(), req.headers()).await
+    let zc = SendFrom::for_request(&req);
+    serve_file(&state, &path, req.method(), req.headers(), zc).await
 }
 
 /// Streams one stored file with conditional and range handling: shared by `/media/…` and
@@ -119,6 +121,7 @@ pub async fn serve_file(
     path: &MediaPath,
     method: &Method,
     headers: &HeaderMap,
+    zc: Option<Arc<dyn ZeroCopy>>,
 ) -> Result<Response, ApiError> {
     if path.is_root() {
         return Err(ApiError::not_found("this is a folder, not a file"));
@@ -203,7 +206,7 @@ pub async fn serve_file(
             (
                 StatusCode::OK,
                 meta.size,
-                Some(object.read_range(0..meta.size)),
+                Some(object.read_range_to(0..meta.size, zc.as_ref())),
             )
         }
         Outcome::Partial(ranges) if ranges.len() == 1 => {
@@ -214,7 +217,7 @@ pub async fn serve_file(
             (
                 StatusCode::PARTIAL_CONTENT,
                 r.len(),
-                Some(object.read_range(r.start..r.end + 1)),
+                Some(object.read_range_to(r.start..r.end + 1, zc.as_ref())),
             )
         }
         Outcome::Partial(ranges) => {
@@ -226,7 +229,7 @@ pub async fn serve_file(
             (
                 StatusCode::PARTIAL_CONTENT,
                 body.len(),
-                Some(body.stream(object)),
+                Some(body.stream(object, zc)),
             )
         }
     };
@@ -276,13 +279,14 @@ impl Multipart {
         heads + data + self.tail.len() as u64
     }
 
-    fn stream(self, object: Arc<dyn Object>) -> ByteStream {
+    fn stream(self, object: Arc<dyn Object>, zc: Option<Arc<dyn ZeroCopy>>) -> ByteStream {
         let parts = self
             .heads
             .into_iter()
             .zip(self.ranges)
             .map(move |(head, r)| {
-                stream::once(async move { Ok(head) }).chain(object.read_range(r.start..r.end + 1))
+                let part = object.read_range_to(r.start..r.end + 1, zc.as_ref());
+                stream::once(async move { Ok(head) }).chain(part)
             });
         let tail = self.tail;
         Box::pin(

@@ -22,6 +22,7 @@ pub mod notes;
 pub mod peers;
 pub mod pool;
 pub mod positions;
+pub mod sendfile;
 pub mod server;
 pub mod share_dir;
 pub mod shares;

@@ -23,6 +23,7 @@ use super::auth::ConnMeta;
 use super::clients::Clients;
 use super::idle::IdleTimeout;
 use super::json::BodyDeadline;
+use super::sendfile::{SendFrom, SendfileIo};
 use super::stall::Conn;
 use crate::sync::session::Session;
 use crate::sync::tlsconf::ALPN;
@@ -92,6 +93,9 @@ fn builder_with(limits: &Limits, header_read: Duration) -> auto::Builder<TokioEx
         // also hyper's write-queue cap, so a slow reader holds about one chunk in hyper, not
         // the default ~400 KiB.
         .max_buf_size(limits.max_header_bytes)
+        // Queued writes keep body frames as they are, which zero-copy sends rely on
+        // (`sendfile`): never flatten them into hyper's own buffer.
+        .writev(true)
         .keep_alive(true);
     b.http2()
         .timer(TokioTimer::new())
@@ -254,9 +258,8 @@ async fn accept_loop(mut ctx: AcceptCtx) {
             let budget = client.budget().clone();
             let stalled = client.conn().clone();
             let _client = client;
-            let io = IdleTimeout::new(stream, limits.idle_timeout);
             let started = Arc::new(AtomicBool::new(false));
-            let service = |app: Router, session: Option<Arc<Session>>| {
+            let service = |app: Router, session: Option<Arc<Session>>, zc: Option<SendFrom>| {
                 let started = started.clone();
                 hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     started.store(true, Ordering::Relaxed);
@@ -264,6 +267,9 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                     req.extensions_mut().insert(deadline);
                     if let Some(s) = &session {
                         req.extensions_mut().insert(s.clone());
+                    }
+                    if let Some(zc) = &zc {
+                        req.extensions_mut().insert(zc.clone());
                     }
                     let response = app.clone().oneshot(req);
                     let budget = budget.clone();
@@ -273,13 +279,15 @@ async fn accept_loop(mut ctx: AcceptCtx) {
             let first = limits.header_read_timeout;
             let result = match acceptor {
                 None => {
-                    let svc = service(app, None);
+                    let (io, zc) = SendfileIo::new(stream);
+                    let io = IdleTimeout::new(io, limits.idle_timeout);
+                    let svc = service(app, None, Some(zc));
                     let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), svc));
                     close_unless(first, || started.load(Ordering::Relaxed), &stalled, conn).await
                 }
                 Some(config) => {
                     let Some((tls, session)) = handshake(
-                        io,
+                        IdleTimeout::new(stream, limits.idle_timeout),
                         config,
                         sync.as_deref(),
                         limits.tls_handshake_timeout,
@@ -291,13 +299,13 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                     };
                     match (session, &sync) {
                         (Some(s), Some(sync)) => {
-                            let svc = service(sync.app.clone(), Some(s.clone()));
+                            let svc = service(sync.app.clone(), Some(s.clone()), None);
                             let conn = watcher
                                 .watch(sync_builder.serve_connection(TokioIo::new(tls), svc));
                             close_unless(first, || s.member().is_ok(), &stalled, conn).await
                         }
                         _ => {
-                            let svc = service(app, None);
+                            let svc = service(app, None, None);
                             let conn =
                                 watcher.watch(builder.serve_connection(TokioIo::new(tls), svc));
                             close_unless(first, || started.load(Ordering::Relaxed), &stalled, conn)

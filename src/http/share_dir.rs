@@ -2,6 +2,8 @@
 //! the files under it — never anything outside it, whatever a link inside it points at (the
 //! real place of what is asked for must be under the real place of the shared folder).
 
+use std::sync::Arc;
+
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
@@ -10,7 +12,7 @@ use serde::Serialize;
 use super::error::ApiError;
 use super::library::SafeJson;
 use super::AppState;
-use crate::storage::{Entry, EntryKind, MediaPath};
+use crate::storage::{Entry, EntryKind, MediaPath, ZeroCopy};
 
 #[derive(Serialize)]
 struct SharedListing {
@@ -43,6 +45,8 @@ pub struct ShareRequest<'a> {
     pub rel: &'a MediaPath,
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
+    /// Where the file's cached bytes may go without a copy (`http::sendfile`).
+    pub zc: Option<Arc<dyn ZeroCopy>>,
 }
 
 pub async fn serve(state: &AppState, req: &ShareRequest<'_>) -> Result<Response, ApiError> {
@@ -68,6 +72,7 @@ async fn serve_inside(state: &AppState, req: &ShareRequest<'_>) -> Result<Respon
         rel,
         method,
         headers,
+        ref zc,
     } = req;
     let mut target = shared.clone();
     for seg in rel.segments() {
@@ -118,7 +123,7 @@ async fn serve_inside(state: &AppState, req: &ShareRequest<'_>) -> Result<Respon
             );
             Ok(resp)
         }
-        Some(_) => super::media::serve_file(state, &target, method, headers).await,
+        Some(_) => super::media::serve_file(state, &target, method, headers, zc.clone()).await,
     }
 }
 

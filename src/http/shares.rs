@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::auth::{ConnMeta, Member};
 use super::error::ApiError;
 use super::json::{ApiJson, ApiPath};
+use super::sendfile::SendVia;
 use super::wire::accounts::{NewShareJson, ShareJson, SharesJson};
 use super::AppState;
 use crate::auth::shares::Share;
@@ -160,6 +161,7 @@ pub async fn fetch(
     ApiPath(token): ApiPath<String>,
     method: Method,
     headers: HeaderMap,
+    SendVia(zc): SendVia,
 ) -> Result<Response, ApiError> {
     let shared = shared_path(&state, token.clone()).await?;
     let req = super::share_dir::ShareRequest {
@@ -168,6 +170,7 @@ pub async fn fetch(
         rel: &MediaPath::root(),
         method: &method,
         headers: &headers,
+        zc,
     };
     super::share_dir::serve(&state, &req).await
 }
@@ -179,6 +182,7 @@ pub async fn fetch_under(
     uri: Uri,
     method: Method,
     headers: HeaderMap,
+    SendVia(zc): SendVia,
 ) -> Result<Response, ApiError> {
     let nothing = || ApiError::not_found("no such file");
     let (token, raw) = uri
@@ -207,6 +211,7 @@ pub async fn fetch_under(
         rel: &rel,
         method: &method,
         headers: &headers,
+        zc,
     };
     super::share_dir::serve(&state, &req).await
 }

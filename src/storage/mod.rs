@@ -15,6 +15,7 @@ pub mod memory;
 pub mod path;
 mod pump;
 pub mod s3;
+mod zero_copy;
 
 use std::ops::Range;
 use std::pin::Pin;
@@ -27,6 +28,7 @@ use futures_util::Stream;
 pub use errno::errno_message;
 pub use path::{MediaPath, PathError};
 pub use pump::{pump, Pumped};
+pub use zero_copy::{FileRegion, ReadFuture, ZeroCopy};
 
 /// A stream of file bytes; each item is at most one chunk (`streaming.chunk_kib`, growing for
 /// fast readers).
@@ -190,6 +192,12 @@ pub trait Object: Send + Sync {
     fn meta(&self) -> &ObjectMeta;
     /// Streams `range` (clamped by the caller to `0..size`) lazily, with bounded memory.
     fn read_range(&self, range: Range<u64>) -> ByteStream;
+    /// As `read_range`, but a backend whose bytes are in a local file may hand `zc` regions
+    /// of it to send without copying ([`ZeroCopy`]).
+    fn read_range_to(&self, range: Range<u64>, zc: Option<&Arc<dyn ZeroCopy>>) -> ByteStream {
+        let _ = zc;
+        self.read_range(range)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

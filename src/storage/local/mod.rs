@@ -9,7 +9,8 @@
 //! the runtime or starving the database of threads — except two kinds of call the kernel
 //! guarantees not to block: reads of page-cached data (`preadv2(RWF_NOWAIT)`) and opens whose
 //! every component is in the dentry cache on the root's own local filesystem
-//! (`openat2(RESOLVE_CACHED)`).
+//! (`openat2(RESOLVE_CACHED)`); and `region`'s `sendfile` of bytes `cachestat` has just found
+//! all in the page cache, on a local filesystem only (see `region`).
 
 mod fast;
 mod fskind;
@@ -19,6 +20,7 @@ mod ops;
 mod pace;
 mod pread;
 mod read;
+mod region;
 mod resolve;
 mod root;
 mod staging;
@@ -40,6 +42,7 @@ use super::{
 use crate::blocking::{Pool, Watch};
 pub(crate) use identity::parse_marker;
 pub use identity::{Established, MARKER};
+pub(crate) use ops::write_err;
 use read::{ChunkBudget, LocalObject};
 use root::Root;
 pub use staging::{NodeDir, STAGING_DIR};
@@ -104,26 +107,6 @@ pub fn not_mounted(e: &StorageError) -> bool {
 
 /// How long a marker verified on the read fast path stays trusted (see `marker_fresh`).
 const MARKER_RECHECK: Duration = Duration::from_secs(1);
-
-/// The error a failed write means, naming the folder (relative to the media root).
-pub(crate) fn write_err(e: &std::io::Error, folder: &str) -> StorageError {
-    use rustix::io::Errno;
-    match e.raw_os_error().map(Errno::from_raw_os_error) {
-        Some(Errno::NOSPC) | Some(Errno::DQUOT) => StorageError::NoSpace,
-        Some(Errno::EXIST) | Some(Errno::NOTEMPTY) => StorageError::AlreadyExists,
-        Some(Errno::ACCESS) | Some(Errno::PERM) => {
-            StorageError::PermissionDeniedAt(folder.to_string())
-        }
-        Some(Errno::ROFS) => StorageError::ReadOnly,
-        Some(Errno::BUSY) => StorageError::Invalid(format!(
-            "'{folder}' holds a disk mounted there, or something in use: it cannot be moved or deleted"
-        )),
-        Some(Errno::XDEV) => StorageError::Invalid(format!(
-            "'{folder}' is on another disk: a move cannot cross disks (copy the file instead)"
-        )),
-        _ => StorageError::from_io(e),
-    }
-}
 
 impl LocalStorage {
     /// A backend over the folder `root`. Nothing is checked, created or looked at here (a hung
@@ -299,15 +282,18 @@ impl LocalStorage {
             let dir = root.open()?;
             root.file(&dir, &p)
         });
-        Ok(Arc::new(LocalObject::new(
-            file,
-            reopen,
-            &md,
-            self.opts.timeout,
-            self.opts.chunk_size,
-            self.budget.clone(),
-            self.pool.calls.clone(),
-        )))
+        Ok(Arc::new(
+            LocalObject::new(
+                file,
+                reopen,
+                &md,
+                self.opts.timeout,
+                self.opts.chunk_size,
+                self.budget.clone(),
+                self.pool.calls.clone(),
+            )
+            .zero_copy(self.fs_kind() == "local"),
+        ))
     }
 }
 

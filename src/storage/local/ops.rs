@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use rustix::fs::{AtFlags, RenameFlags};
 
 use super::root::{shown, Root};
-use super::write_err;
 use crate::blocking::Watch;
 use crate::storage::{Entry, EntryKind, Found, LinkEnd, Listing, MediaPath, StorageError};
 
@@ -376,4 +375,24 @@ pub(super) fn rename(
         root.undo_dirs(&rootdir, &created);
     }
     moved
+}
+
+/// The error a failed write means, naming the folder (relative to the media root).
+pub(crate) fn write_err(e: &std::io::Error, folder: &str) -> StorageError {
+    use rustix::io::Errno;
+    match e.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::NOSPC) | Some(Errno::DQUOT) => StorageError::NoSpace,
+        Some(Errno::EXIST) | Some(Errno::NOTEMPTY) => StorageError::AlreadyExists,
+        Some(Errno::ACCESS) | Some(Errno::PERM) => {
+            StorageError::PermissionDeniedAt(folder.to_string())
+        }
+        Some(Errno::ROFS) => StorageError::ReadOnly,
+        Some(Errno::BUSY) => StorageError::Invalid(format!(
+            "'{folder}' holds a disk mounted there, or something in use: it cannot be moved or deleted"
+        )),
+        Some(Errno::XDEV) => StorageError::Invalid(format!(
+            "'{folder}' is on another disk: a move cannot cross disks (copy the file instead)"
+        )),
+        _ => StorageError::from_io(e),
+    }
 }

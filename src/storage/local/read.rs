@@ -18,8 +18,9 @@ use futures_util::Stream;
 
 use super::pace::Pace;
 use super::pread::pread_into;
+use super::region::{self, LocalRegion};
 use crate::blocking::Pool;
-use crate::storage::{ByteStream, Object, ObjectMeta, StorageError};
+use crate::storage::{ByteStream, FileRegion, Object, ObjectMeta, StorageError, ZeroCopy};
 
 fn etag_of(md: &std::fs::Metadata) -> String {
     // inode + size + mtime (ns): a replaced or rewritten file gets a new tag.
@@ -42,7 +43,7 @@ pub(super) struct Handle {
 }
 
 impl Handle {
-    fn current(&self) -> Arc<File> {
+    pub(super) fn current(&self) -> Arc<File> {
         self.file.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -66,6 +67,18 @@ impl Handle {
     }
 }
 
+#[cfg(test)]
+impl Handle {
+    /// A handle on `file` that cannot be opened again.
+    pub(super) fn for_test(file: File) -> Arc<Handle> {
+        Arc::new(Handle {
+            file: RwLock::new(Arc::new(file)),
+            reopen: Arc::new(|| Err(StorageError::NotFound)),
+            etag: String::new(),
+        })
+    }
+}
+
 pub(super) struct LocalObject {
     file: Arc<Handle>,
     meta: ObjectMeta,
@@ -73,6 +86,9 @@ pub(super) struct LocalObject {
     chunk_size: usize,
     budget: Arc<ChunkBudget>,
     pool: Arc<Pool>,
+    /// The file is on a local filesystem: its cached bytes may be sent with `sendfile`
+    /// (`region`).
+    zero_copy: bool,
 }
 
 impl LocalObject {
@@ -98,7 +114,14 @@ impl LocalObject {
             chunk_size,
             budget,
             pool,
+            zero_copy: false,
         }
+    }
+
+    /// Cached bytes may go out with `sendfile`: for a file on a local filesystem only.
+    pub(super) fn zero_copy(mut self, on: bool) -> Self {
+        self.zero_copy = on;
+        self
     }
 }
 
@@ -117,15 +140,28 @@ impl Object for LocalObject {
     }
 
     fn read_range(&self, range: Range<u64>) -> ByteStream {
+        self.read_range_to(range, None)
+    }
+
+    fn read_range_to(&self, range: Range<u64>, zc: Option<&Arc<dyn ZeroCopy>>) -> ByteStream {
         let end = range.end.min(self.meta.size);
-        Box::pin(ReadStream::new(
+        let mut stream = ReadStream::new(
             self.file.clone(),
             range.start.min(end)..end,
             self.chunk_size,
             self.timeout,
             self.budget.clone(),
             self.pool.clone(),
-        ))
+        );
+        if let Some(zc) = zc.filter(|_| self.zero_copy && region::supported()) {
+            let file: Arc<dyn FileRegion> = Arc::new(LocalRegion {
+                handle: self.file.clone(),
+                pool: self.pool.clone(),
+                timeout: self.timeout,
+            });
+            stream.zc = Some((zc.clone(), file));
+        }
+        Box::pin(stream)
     }
 }
 
@@ -234,6 +270,9 @@ struct ReadStream {
     nowait: bool,
     /// Bytes read inline since this stream last let its task go ([`YIELD_EVERY`]).
     since_yield: u64,
+    /// Where cached stretches go instead of being read (`read_range_to`), and the file.
+    zc: Option<(Arc<dyn ZeroCopy>, Arc<dyn FileRegion>)>,
+    base: usize,
 }
 
 impl ReadStream {
@@ -256,6 +295,8 @@ impl ReadStream {
             pool,
             nowait: true,
             since_yield: 0,
+            zc: None,
+            base: chunk,
         }
     }
 
@@ -265,6 +306,29 @@ impl ReadStream {
         let budget = &self.budget;
         self.pace
             .next(now, self.end - self.pos, ahead, |n| budget.try_take(n))
+    }
+
+    /// The next stretch as a region for the connection to send from the page cache, when it
+    /// is all there; otherwise its size and lease for a read. A region holds no memory, so
+    /// its size grows without the grown-chunk budget.
+    fn send_cached(
+        &mut self,
+        (zc, file): (Arc<dyn ZeroCopy>, Arc<dyn FileRegion>),
+        now: Instant,
+    ) -> Result<Bytes, (usize, Option<Lease>)> {
+        let (n, _) = self.pace.next(now, self.end - self.pos, false, Some);
+        let cached = region::cached(&self.file.current(), self.pos, n) == Some(true);
+        if let Some(b) = cached.then(|| zc.region(file, self.pos, n)).flatten() {
+            self.pos += n as u64;
+            self.since_yield += n as u64;
+            return Ok(b);
+        }
+        if n > self.base {
+            if let Some(lease) = self.budget.try_take(n) {
+                return Err((n, Some(lease)));
+            }
+        }
+        Err((n.min(self.base), None))
     }
 
     fn start_blocking(&mut self, n: usize, lease: Option<Lease>) -> ChunkFuture {
@@ -323,8 +387,13 @@ impl Stream for ReadStream {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
-        let (n, lease) = this.next_len(false, now);
-        let mut lease = lease;
+        let (n, mut lease) = match this.zc.clone() {
+            Some(zc) => match this.send_cached(zc, now) {
+                Ok(b) => return this.finish(Ok(b), now),
+                Err(sized) => sized,
+            },
+            None => this.next_len(false, now),
+        };
         if this.nowait {
             match read_nowait(&this.file.current(), this.pos, n, &mut lease) {
                 NoWait::Data(b) => {
@@ -373,7 +442,7 @@ fn read_nowait(file: &File, offset: u64, n: usize, lease: &mut Option<Lease>) ->
 
 /// One chunk from the object's file; on `ESTALE` the file is opened again, once, and the
 /// chunk read from it (see [`Handle::refresh`]).
-fn read_at_handle(
+pub(super) fn read_at_handle(
     handle: &Handle,
     offset: u64,
     n: usize,

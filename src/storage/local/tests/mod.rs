@@ -6,6 +6,7 @@
 mod identity;
 mod nodes;
 mod safety;
+mod zero_copy;
 
 use super::fskind::fs_kind;
 use std::ops::Range;

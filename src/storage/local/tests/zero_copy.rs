@@ -1,0 +1,156 @@
+//! Zero-copy reads (`read_range_to`): what is in the page cache is handed over as regions that
+//! send the file's own bytes; what is not is read as usual, so no region is ever a promise
+//! that would make a runtime worker wait for the disk.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use super::*;
+use crate::storage::{FileRegion, ZeroCopy};
+
+/// Records the regions it is handed; their frames are plain zeroes of the region's length.
+#[derive(Default)]
+struct Collect(Mutex<Vec<Handed>>);
+
+/// A region as handed over: the file, the offset, the length.
+type Handed = (Arc<dyn FileRegion>, u64, usize);
+
+impl ZeroCopy for Collect {
+    fn region(&self, file: Arc<dyn FileRegion>, offset: u64, len: usize) -> Option<Bytes> {
+        self.0.lock().unwrap().push((file, offset, len));
+        Some(Bytes::from(vec![0u8; len]))
+    }
+}
+
+fn file_of(dir: &Path, name: &str, len: usize) -> Vec<u8> {
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(dir.join(name), &data).unwrap();
+    data
+}
+
+/// As the service reads: 64 KiB chunks (the tests' usual storage reads 7 bytes at a time).
+fn service_storage(root: &Path) -> LocalStorage {
+    let s = LocalStorage::new(
+        root,
+        LocalOptions {
+            allow_symlink_escape: false,
+            timeout: Duration::from_secs(5),
+            chunk_size: 64 * 1024,
+            node: NodeDir::new(NODE_A).unwrap(),
+        },
+    );
+    s.establish(None, 0).expect("a new root");
+    s
+}
+
+/// Drops the clean pages of a synced file, and says so.
+fn evict(f: &std::fs::File, len: usize) {
+    f.sync_all().unwrap();
+    rustix::fs::fadvise(f, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    assert_eq!(
+        super::super::region::cached(f, 0, len),
+        Some(false),
+        "the file's pages could not be evicted here; the test needs a disk-backed /tmp"
+    );
+}
+
+/// Sends a region through a real socket and returns what arrived.
+fn send(file: &dyn FileRegion, offset: u64, len: usize) -> Option<Vec<u8>> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (server, _) = l.accept().unwrap();
+    let mut sent = 0;
+    while sent < len {
+        let n = file
+            .send_cached(server.as_fd(), offset + sent as u64, len - sent)
+            .unwrap()?;
+        assert!(n > 0, "the file ended early");
+        sent += n;
+    }
+    drop(server);
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).unwrap();
+    Some(got)
+}
+
+#[tokio::test]
+async fn cached_bytes_become_regions_that_send_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = file_of(dir.path(), "f", 300_000);
+    let s = service_storage(dir.path());
+    let obj = s.open(&mp("f")).await.unwrap();
+    let zc = Arc::new(Collect::default());
+    let as_zc: Arc<dyn ZeroCopy> = zc.clone();
+    let mut st = obj.read_range_to(1000..250_000, Some(&as_zc));
+    let mut total = 0;
+    while let Some(frame) = st.next().await {
+        total += frame.unwrap().len();
+    }
+    assert_eq!(total, 249_000);
+    let regions = zc.0.lock().unwrap();
+    let covered: usize = regions.iter().map(|r| r.2).sum();
+    assert_eq!(
+        covered, 249_000,
+        "every byte of a cached file went as a region"
+    );
+    let mut at = 1000;
+    for (file, offset, len) in regions.iter() {
+        assert_eq!(*offset, at, "regions are in order and contiguous");
+        let got = send(file.as_ref(), *offset, *len).expect("cached");
+        assert!(
+            got == data[at as usize..at as usize + len],
+            "region at {offset}"
+        );
+        at += *len as u64;
+    }
+}
+
+#[tokio::test]
+async fn bytes_not_in_the_page_cache_are_read_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = file_of(dir.path(), "f", 1 << 20);
+    evict(&std::fs::File::open(dir.path().join("f")).unwrap(), 1 << 20);
+    let s = service_storage(dir.path());
+    let obj = s.open(&mp("f")).await.unwrap();
+    let zc = Arc::new(Collect::default());
+    let as_zc: Arc<dyn ZeroCopy> = zc.clone();
+    let mut st = obj.read_range_to(0..4096, Some(&as_zc));
+    let first = st.next().await.unwrap().unwrap();
+    assert!(
+        zc.0.lock().unwrap().is_empty(),
+        "a region for bytes not in the cache"
+    );
+    assert_eq!(
+        &first[..],
+        &data[..first.len()],
+        "read from the file instead"
+    );
+}
+
+#[tokio::test]
+async fn a_region_whose_pages_left_the_cache_is_read_on_the_pool_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = file_of(dir.path(), "g", 1 << 20);
+    let f = std::fs::File::open(dir.path().join("g")).unwrap();
+    let region = super::super::region::LocalRegion {
+        handle: super::super::read::Handle::for_test(f.try_clone().unwrap()),
+        pool: crate::blocking::Pool::new(1),
+        timeout: Duration::from_secs(5),
+    };
+    assert!(
+        send(&region, 8192, 4096).is_some(),
+        "just written, so cached"
+    );
+    evict(&f, 1 << 20);
+    assert_eq!(
+        send(&region, 8192, 4096),
+        None,
+        "sent bytes that were not cached"
+    );
+    let read = region.read(8192, 4096).await.unwrap();
+    assert_eq!(&read[..], &data[8192..12288]);
+}
