@@ -317,8 +317,15 @@ impl ReadStream {
         now: Instant,
     ) -> Result<Bytes, (usize, Option<Lease>)> {
         let (n, _) = self.pace.next(now, self.end - self.pos, false, Some);
-        let cached = region::cached(&self.file.current(), self.pos, n) == Some(true);
-        if let Some(b) = cached.then(|| zc.region(file, self.pos, n)).flatten() {
+        let cached = region::cached(&self.file.current(), self.pos, n);
+        if cached.is_none() {
+            // The kernel will not say for this file (see `region::cached`): copy it all.
+            self.zc = None;
+        }
+        if let Some(b) = (cached == Some(true))
+            .then(|| zc.region(file, self.pos, n))
+            .flatten()
+        {
             self.pos += n as u64;
             self.since_yield += n as u64;
             return Ok(b);

@@ -68,9 +68,24 @@ pub(super) fn cached(file: &File, offset: u64, len: usize) -> Option<bool> {
     let pages = last / page - offset / page + 1;
     match cachestat(file, offset, len as u64) {
         Ok(n) => Some(n >= pages),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            if CACHESTAT.swap(false, Ordering::Relaxed) {
+                tracing::info!("zero-copy sends off: the kernel has no cachestat (before Linux 6.5); media is copied");
+            }
+            None
+        }
         Err(e) => {
-            if e.raw_os_error() == Some(libc::ENOSYS) {
-                CACHESTAT.store(false, Ordering::Relaxed);
+            // EPERM: since Linux 6.x only a process that may write the file (or owns it) may
+            // ask, and a seccomp filter (systemd 252's `@system-service` does not know the
+            // call) refuses it for every file. Either way this file is copied.
+            static SAID: AtomicBool = AtomicBool::new(false);
+            if !SAID.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    error = %e,
+                    "zero-copy sends refused for a media file: the kernel lets only a process \
+                     that may write a file ask what of it is cached (or a seccomp filter \
+                     refuses the call); such files are copied"
+                );
             }
             None
         }
