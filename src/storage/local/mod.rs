@@ -266,6 +266,14 @@ impl LocalStorage {
         }
     }
 
+    /// The file is on the root's own filesystem, not on a mount beneath it (where a hung
+    /// FUSE or NFS server would hang a runtime worker in `sendfile`).
+    fn on_root_device(&self, md: &std::fs::Metadata) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let dev = self.root.ident.lock().ok().and_then(|i| i.dev);
+        dev == Some(md.dev())
+    }
+
     fn object(&self, file: File, path: &MediaPath) -> Result<Arc<dyn Object>, StorageError> {
         // On the root's local filesystem (or from the blocking pool): fstat does not block.
         let md = file.metadata().map_err(|e| StorageError::from_io(&e))?;
@@ -292,7 +300,7 @@ impl LocalStorage {
                 self.budget.clone(),
                 self.pool.calls.clone(),
             )
-            .zero_copy(self.fs_kind() == "local"),
+            .zero_copy(self.fs_kind() == "local" && self.on_root_device(&md)),
         ))
     }
 }

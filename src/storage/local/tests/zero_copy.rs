@@ -154,3 +154,50 @@ async fn a_region_whose_pages_left_the_cache_is_read_on_the_pool_not_sent() {
     let read = region.read(8192, 4096).await.unwrap();
     assert_eq!(&read[..], &data[8192..12288]);
 }
+
+/// Unmounts on drop, so a failed assertion leaves no mount behind.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_file_on_a_mount_beneath_the_root_is_never_sent_from_the_workers() {
+    // A FUSE or NFS mount inside a local root: a page it has not finished reading counts as
+    // cached, and `sendfile` would wait for that server on a runtime worker. Here a tmpfs
+    // stands in for it (another device, its pages always cached).
+    let dir = tempfile::tempdir().unwrap();
+    let s = service_storage(dir.path());
+    let sub = dir.path().join("share");
+    std::fs::create_dir(&sub).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&sub)
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(
+        ok,
+        "this test mounts a tmpfs and needs root (CAP_SYS_ADMIN)"
+    );
+    let _m = Mounted(sub.clone());
+    let data = file_of(&sub, "f", 200_000);
+    file_of(dir.path(), "g", 200_000);
+    let zc = Arc::new(Collect::default());
+    let as_zc: Arc<dyn ZeroCopy> = zc.clone();
+    for (name, regions) in [("share/f", false), ("g", true)] {
+        let obj = s.open(&mp(name)).await.unwrap();
+        let mut st = obj.read_range_to(0..200_000, Some(&as_zc));
+        let mut got = Vec::new();
+        while let Some(frame) = st.next().await {
+            got.extend_from_slice(&frame.unwrap());
+        }
+        let handed = std::mem::take(&mut *zc.0.lock().unwrap());
+        assert_eq!(!handed.is_empty(), regions, "{name}: regions handed over");
+        if !regions {
+            assert!(got == data, "{name}: the bytes were read from the file");
+        }
+    }
+}
