@@ -7,7 +7,7 @@
 // No unsafe code, with audited exceptions: `memory::trim` and `memory::tune` (glibc calls
 // without a safe wrapper in any crate we use), `storage::local::pread` (a read into a
 // buffer's spare capacity, which rustix's `preadv2` does not offer),
-// `storage::local::region::cachestat` (a syscall without a wrapper) and
+// `storage::local::region` (`cachestat`, a syscall without a wrapper; the page size) and
 // `http::acked::bytes_acked` (`getsockopt(TCP_INFO)`).
 #![deny(unsafe_code)]
 

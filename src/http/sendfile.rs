@@ -177,31 +177,6 @@ impl SendfileIo {
     }
 }
 
-impl SendfileIo {
-    /// Writes what comes before a region (a response head) with `MSG_MORE`: the kernel holds
-    /// it for the region's bytes, so head and body leave in one packet, as from one `writev`,
-    /// rather than a small packet (and a wake-up of the client) for the head alone.
-    fn poll_head(&mut self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
-        use rustix::net::{SendAncillaryBuffer, SendFlags};
-        loop {
-            ready!(self.tcp.poll_write_ready(cx))?;
-            let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                let mut none = SendAncillaryBuffer::default();
-                Ok(rustix::net::sendmsg(
-                    self.tcp.as_fd(),
-                    bufs,
-                    &mut none,
-                    SendFlags::MORE | SendFlags::NOSIGNAL,
-                )?)
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                r => return Poll::Ready(r),
-            }
-        }
-    }
-}
-
 /// `n` bytes of the oldest region went out: the region ends when none are left.
 fn advance(queue: &mut VecDeque<Region>, n: usize) -> usize {
     if let Some(r) = queue.front_mut() {
@@ -252,7 +227,9 @@ impl AsyncWrite for SendfileIo {
         // What comes before the first placeholder goes out as it is; then the region.
         match bufs.iter().position(|b| is_placeholder(b)) {
             None => Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs),
-            Some(i) if bufs[..i].iter().any(|b| !b.is_empty()) => self.poll_head(cx, &bufs[..i]),
+            Some(i) if bufs[..i].iter().any(|b| !b.is_empty()) => {
+                Pin::new(&mut self.tcp).poll_write_vectored(cx, &bufs[..i])
+            }
             Some(i) => self.poll_region(cx, &bufs[i]),
         }
     }

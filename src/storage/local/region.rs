@@ -70,7 +70,7 @@ pub(super) fn cached(file: &File, offset: u64, len: usize) -> Option<bool> {
         Ok(n) => Some(n >= pages),
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
             if CACHESTAT.swap(false, Ordering::Relaxed) {
-                tracing::info!("zero-copy sends off: the kernel has no cachestat (before Linux 6.5); media is copied");
+                tracing::info!("zero-copy sends off: no cachestat (Linux < 6.5)");
             }
             None
         }
@@ -80,12 +80,7 @@ pub(super) fn cached(file: &File, offset: u64, len: usize) -> Option<bool> {
             // call) refuses it for every file. Either way this file is copied.
             static SAID: AtomicBool = AtomicBool::new(false);
             if !SAID.swap(true, Ordering::Relaxed) {
-                tracing::info!(
-                    error = %e,
-                    "zero-copy sends refused for a media file: the kernel lets only a process \
-                     that may write a file ask what of it is cached (or a seccomp filter \
-                     refuses the call); such files are copied"
-                );
+                tracing::info!(error = %e, "zero-copy sends refused: a file the service may not write, or a filter");
             }
             None
         }
@@ -94,7 +89,20 @@ pub(super) fn cached(file: &File, offset: u64, len: usize) -> Option<bool> {
 
 fn page_size() -> u64 {
     static PAGE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *PAGE.get_or_init(|| rustix::param::page_size() as u64)
+    *PAGE.get_or_init(sysconf_page_size)
+}
+
+/// The page size (4 KiB, or 16 KiB on a Raspberry Pi 5's kernel). rustix's `param` would
+/// cost 1 KiB of the binary budget for this one number.
+#[allow(unsafe_code)]
+fn sysconf_page_size() -> u64 {
+    // SAFETY: sysconf takes no pointers; _SC_PAGESIZE is always answered on Linux.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
 }
 
 /// `cachestat(2)`'s syscall number: one number on every architecture (the unified table).
