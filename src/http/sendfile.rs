@@ -162,14 +162,14 @@ impl SendfileIo {
                 continue;
             }
             ready!(self.tcp.poll_write_ready(cx))?;
-            let (file, offset, left) = (r.file.clone(), r.offset, r.left);
-            let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                file.send_cached(self.tcp.as_fd(), offset, left)
+            let tcp = &self.tcp;
+            let sent = tcp.try_io(Interest::WRITABLE, || {
+                r.file.send_cached(tcp.as_fd(), r.offset, r.left)
             });
             match sent {
                 Ok(Some(0)) => return Poll::Ready(Err(shrank())),
                 Ok(Some(n)) => return Poll::Ready(Ok(advance(&mut queue, n))),
-                Ok(None) => r.reading = Some(file.read(offset, left)),
+                Ok(None) => r.reading = Some(r.file.read(r.offset, r.left)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
