@@ -23,7 +23,14 @@
 //! `open_file_cache`, off in the benchmark): no open, stat or close per request, only the
 //! read or the sendfile.
 //!
-//! `cargo run --release --example hyper_ceiling -- FILE 127.0.0.1:PORT [--read|--sendfile [--open-once]]`
+//! With `--guarded` after `--sendfile`, each request opens the file as streamhub must to keep
+//! its guarantees, and no more: the media root by its path (`openat2`, dentry cache only), its
+//! device checked (`fstat`: an unmounted disk is never read), the file beneath it (`openat2`
+//! with `RESOLVE_BENEATH | NO_XDEV | NO_SYMLINKS`), its `statx`, the root closed, and the two
+//! `cachestat(2)` checks of a zero-copy send (at the frame, at the write). What those
+//! guarantees cost a bare server, against nginx, which checks none of them.
+//!
+//! `cargo run --release --example hyper_ceiling -- FILE 127.0.0.1:PORT [--read|--sendfile [--open-once|--guarded]]`
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -52,6 +59,16 @@ fn main() -> anyhow::Result<()> {
             let len = f.metadata()?.len();
             FileAt::Open(Arc::new(f), len)
         }
+        Some("--guarded") => {
+            use std::os::unix::fs::MetadataExt;
+            let path = PathBuf::from(&file).canonicalize()?;
+            let (Some(root), Some(name)) = (path.parent(), path.file_name()) else {
+                anyhow::bail!("{file}: not a file in a folder");
+            };
+            let dev = std::fs::metadata(root)?.dev();
+            let name = name.to_string_lossy().into_owned();
+            FileAt::Guarded(Arc::new((root.to_path_buf(), name, dev)))
+        }
         Some(other) => anyhow::bail!("unknown argument {other}"),
     };
     let source = match mode.as_deref() {
@@ -74,11 +91,13 @@ enum Source {
     Sendfile(FileAt),
 }
 
-/// The file, opened per request (`Path`) or once (`Open`, with its length).
+/// The file, opened per request (`Path`), once (`Open`, with its length), or per request
+/// beneath its folder's checked device (`Guarded`: the folder, the file's name, the device).
 #[derive(Clone)]
 enum FileAt {
     Path(Arc<PathBuf>),
     Open(Arc<std::fs::File>, u64),
+    Guarded(Arc<(PathBuf, String, u64)>),
 }
 
 impl FileAt {
@@ -86,22 +105,76 @@ impl FileAt {
         match self {
             FileAt::Path(p) => Ok(Arc::new(std::fs::File::open(p.as_path())?)),
             FileAt::Open(f, _) => Ok(f.clone()),
+            FileAt::Guarded(g) => {
+                use rustix::fs::{fstat, openat2, Mode, OFlags, ResolveFlags};
+                let (root, name, dev) = &**g;
+                let dir = openat2(
+                    rustix::fs::CWD,
+                    root,
+                    OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    ResolveFlags::CACHED,
+                )?;
+                if fstat(&dir)?.st_dev != *dev {
+                    return Err(std::io::Error::other("another volume"));
+                }
+                let how = ResolveFlags::CACHED
+                    | ResolveFlags::NO_XDEV
+                    | ResolveFlags::NO_MAGICLINKS
+                    | ResolveFlags::NO_SYMLINKS
+                    | ResolveFlags::BENEATH;
+                let fd = openat2(
+                    &dir,
+                    name.as_str(),
+                    OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                    Mode::empty(),
+                    how,
+                )?;
+                Ok(Arc::new(std::fs::File::from(fd)))
+            }
         }
     }
 
-    fn len(&self) -> std::io::Result<u64> {
+    /// The open file and its length, as a request sees them.
+    fn open_len(&self) -> std::io::Result<(Arc<std::fs::File>, u64)> {
         match self {
-            FileAt::Path(p) => Ok(std::fs::metadata(p.as_path())?.len()),
-            FileAt::Open(_, len) => Ok(*len),
+            FileAt::Open(f, len) => Ok((f.clone(), *len)),
+            _ => {
+                let f = self.open()?;
+                let len = f.metadata()?.len();
+                Ok((f, len))
+            }
         }
     }
+}
+
+/// Pages of `len` bytes at `off` in the page cache (`cachestat(2)`), as streamhub asks.
+fn cachestat(file: &std::fs::File, off: u64, len: u64) -> std::io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    let range = [off, len];
+    let mut stat = [0u64; 5];
+    // SAFETY: both buffers are live and laid out as the kernel's structs (u64 fields).
+    let r = unsafe {
+        libc::syscall(
+            451,
+            file.as_raw_fd(),
+            range.as_ptr(),
+            stat.as_mut_ptr(),
+            0u32,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stat[0])
 }
 
 impl Source {
     fn len(&self) -> std::io::Result<u64> {
         match self {
             Source::Memory(data) => Ok(data.len() as u64),
-            Source::File(at) | Source::Sendfile(at) => at.len(),
+            Source::File(FileAt::Path(p)) => Ok(std::fs::metadata(p.as_path())?.len()),
+            Source::File(at) | Source::Sendfile(at) => Ok(at.open_len()?.1),
         }
     }
 
@@ -148,8 +221,16 @@ async fn answer(
     data: Source,
     regions: Regions,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let Ok(len) = data.len() else {
-        return Ok(error());
+    // `--sendfile` opens once per request and takes the length from the open file.
+    let (len, opened) = match &data {
+        Source::Sendfile(at) => match at.open_len() {
+            Ok((f, len)) => (len, Some(f)),
+            Err(_) => return Ok(error()),
+        },
+        _ => match data.len() {
+            Ok(len) => (len, None),
+            Err(_) => return Ok(error()),
+        },
     };
     // A readiness probe (`curl -I`) must not read the whole file in `--read` mode.
     if req.method() == http::Method::HEAD {
@@ -169,11 +250,16 @@ async fn answer(
             .status(StatusCode::PARTIAL_CONTENT)
             .header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}"));
     }
-    if let (Source::Sendfile(at), Some((a, b))) = (&data, range) {
+    if let (Source::Sendfile(at), Some(file), Some((a, b))) = (&data, opened, range) {
         let len = (b - a + 1) as usize;
-        let Ok(file) = at.open() else {
-            return Ok(error());
-        };
+        if matches!(at, FileAt::Guarded(_)) {
+            // streamhub's two checks: at the frame and at the write.
+            for _ in 0..2 {
+                if cachestat(&file, a, len as u64).is_err() {
+                    return Ok(error());
+                }
+            }
+        }
         if len > PLACEHOLDER_LEN {
             return Ok(error());
         }

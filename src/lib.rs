@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod discovery;
+pub mod hex;
 pub mod http;
 pub mod library;
 pub mod media_types;

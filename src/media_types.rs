@@ -2,10 +2,11 @@
 //! types `mime_guess` gets wrong or lacks for players); anything else falls back to
 //! `mime_guess`, then `application/octet-stream`.
 
-/// The `Content-Type` to send for a file with this (lower-case) extension.
-pub fn content_type(ext: Option<&str>) -> String {
+/// The `Content-Type` to send for a file with this (lower-case) extension: a static string,
+/// so the per-request header is made without an allocation or a validation.
+pub fn content_type(ext: Option<&str>) -> &'static str {
     let Some(ext) = ext else {
-        return "application/octet-stream".to_string();
+        return "application/octet-stream";
     };
     let known = match ext {
         "mp4" | "m4v" => "video/mp4",
@@ -41,12 +42,11 @@ pub fn content_type(ext: Option<&str>) -> String {
         _ => "",
     };
     if !known.is_empty() {
-        return known.to_string();
+        return known;
     }
     mime_guess::from_ext(ext)
-        .first()
-        .map(|m| m.essence_str().to_string())
-        .unwrap_or_else(|| "application/octet-stream".to_string())
+        .first_raw()
+        .unwrap_or("application/octet-stream")
 }
 
 #[cfg(test)]

@@ -24,8 +24,17 @@ impl ByteRange {
     }
 
     /// `Content-Range` value for this part of a representation of `total` bytes.
+    /// Written without `fmt`: it is made for every range a player asks for.
     pub fn content_range(&self, total: u64) -> String {
-        format!("bytes {}-{}/{}", self.start, self.end, total)
+        let mut s = String::with_capacity(6 + 3 * 20 + 2);
+        let mut n = itoa::Buffer::new();
+        s.push_str("bytes ");
+        s.push_str(n.format(self.start));
+        s.push('-');
+        s.push_str(n.format(self.end));
+        s.push('/');
+        s.push_str(n.format(total));
+        s
     }
 }
 

@@ -14,6 +14,9 @@
 #                       with sendfile(2): what hyper gains from zero-copy, as nginx sends
 #   ceiling-read-once=PATH, ceiling-sendfile-once=PATH  the same two with the file opened once
 #                       at start (a cache of open files): only the read or sendfile per request
+#   ceiling-guarded=PATH  the sendfile server opening the file per request as streamhub must:
+#                       the root by path, its device checked, the file beneath it, statx, and
+#                       two cachestat checks (what streamhub's guarantees cost a bare server)
 # For each round and server: wrk -t2 -c32 -d10s with random_range.lua against a 256 MiB file on
 # loopback (streamhub at log level warn, nginx with access_log off, as in bench.sh); prints
 # req/s and the server's CPU per request (utime+stime from /proc over the run, divided by the
@@ -89,6 +92,10 @@ for server in "$@"; do
     ceiling-read-once=*)
         "${server#ceiling-read-once=}" "$work/media/f.bin" "127.0.0.1:$port" --read --open-once >"$dir/out" 2>&1 &
         name=ceiling-read-once
+        ;;
+    ceiling-guarded=*)
+        "${server#ceiling-guarded=}" "$work/media/f.bin" "127.0.0.1:$port" --sendfile --guarded >"$dir/out" 2>&1 &
+        name=ceiling-guarded
         ;;
     ceiling-sendfile-once=*)
         "${server#ceiling-sendfile-once=}" "$work/media/f.bin" "127.0.0.1:$port" --sendfile --open-once >"$dir/out" 2>&1 &

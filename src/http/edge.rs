@@ -11,13 +11,15 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 
 use super::auth::ConnMeta;
 use super::{data_dir, host, AppState};
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let start = Instant::now();
@@ -26,7 +28,11 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
     let logged = tracing::enabled!(target: "streamhub::access", tracing::Level::INFO);
     let method = req.method().clone();
     let route = req.extensions().get::<MatchedPath>().cloned();
-    let request_id = format!("{:x}", state.request_ids.fetch_add(1, Ordering::Relaxed));
+    let mut id = String::with_capacity(16);
+    crate::hex::push_u64(&mut id, state.request_ids.fetch_add(1, Ordering::Relaxed));
+    // Hex digits: always a valid header value; the string moves into it uncopied.
+    let id = HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("0"));
+    let request_id = id.to_str().unwrap_or_default();
     // The raw path is percent-encoded ASCII (hyper refuses control bytes), so it cannot forge
     // log lines.
     let path = if logged {
@@ -80,9 +86,7 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
             HeaderValue::from_static("max-age=31536000"),
         );
     }
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-request-id", v);
-    }
+    h.insert(X_REQUEST_ID, id.clone());
     let status = resp.status().as_u16();
     let elapsed = start.elapsed();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);

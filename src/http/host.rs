@@ -93,13 +93,20 @@ fn host_part(authority: &str) -> &str {
 /// The answer to a request for a name this box does not answer to: 421 with the name and the
 /// key to add it to; `None` lets the request through.
 pub fn refused(policy: &HostPolicy, req: &Request) -> Option<Response> {
-    let named = req
+    // Every name the request carries must be ours: the `Host` header and the target's own
+    // authority (an absolute-form target, HTTP/2's `:authority`). A server is to go by the
+    // target's name over `Host` (RFC 9112 §3.2.2), so `GET http://elsewhere/…` with our
+    // `Host` was served (attack pass F5).
+    let host = req
         .headers()
         .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+        .and_then(|v| v.to_str().ok());
+    let target = req.uri().authority().map(|a| a.as_str());
     // No name at all (HTTP/1.0 tools): no browser sends that, so no page can rebind it.
-    let h = named.filter(|h| !policy.allows(h))?;
+    let h = [target, host]
+        .into_iter()
+        .flatten()
+        .find(|h| !policy.allows(h))?;
     let shown: String = h.chars().take(100).collect();
     Some(
         ApiError::new(
@@ -162,5 +169,33 @@ mod tests {
         assert!(!p.allows("office.example"));
         assert!(!p.allows("other.example.com"));
         assert!(HostPolicy::new(&["*".into()], &[]).allows("anything.example"));
+    }
+
+    #[test]
+    fn an_absolute_target_is_judged_by_its_own_name() {
+        let p = HostPolicy::new(&[], &[]);
+        let req = |target: &str, host: Option<&str>| {
+            let mut b = Request::builder().uri(target);
+            if let Some(h) = host {
+                b = b.header(header::HOST, h);
+            }
+            b.body(axum::body::Body::empty()).expect("request")
+        };
+        let foreign = req("http://evil.example/media/a.mp4", Some("127.0.0.1:8080"));
+        let answer = refused(&p, &foreign).expect("a foreign target is refused");
+        assert_eq!(answer.status(), StatusCode::MISDIRECTED_REQUEST);
+        assert!(refused(
+            &p,
+            &req("http://127.0.0.1:8080/media/a.mp4", Some("evil.example"))
+        )
+        .is_some());
+        assert!(refused(
+            &p,
+            &req("http://127.0.0.1:8080/media/a.mp4", Some("127.0.0.1:8080"))
+        )
+        .is_none());
+        assert!(refused(&p, &req("http://127.0.0.1:8080/media/a.mp4", None)).is_none());
+        assert!(refused(&p, &req("/media/a.mp4", Some("127.0.0.1:8080"))).is_none());
+        assert!(refused(&p, &req("/media/a.mp4", None)).is_none());
     }
 }

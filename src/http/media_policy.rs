@@ -1,6 +1,8 @@
 //! How a stored file goes out to a browser: which types are downloaded rather than shown,
 //! which are sent as plain text, and the CSP that keeps script out of whatever is shown.
 
+use axum::http::HeaderValue;
+
 /// Types a browser would execute (script in HTML/SVG/XML, or JS itself): always downloaded,
 /// never rendered on our origin. Judged by the extension and by the type sent, so a rare
 /// extension of an active type (`.jsx`) counts too. The extensions of every XML-family file a
@@ -40,10 +42,10 @@ pub fn is_active_content(ext: Option<&str>, content_type: &str) -> bool {
 /// `nosniff` a browser then refuses them as a `<script>` or style sheet, so nothing a user
 /// uploads can ever run as script (or restyle a page) on our origin, whatever the page CSP
 /// trusts.
-pub fn served_type(content_type: String) -> String {
+pub fn served_type(content_type: &'static str) -> &'static str {
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if essence.contains("javascript") || essence.contains("ecmascript") || essence == "text/css" {
-        "text/plain; charset=utf-8".to_string()
+        "text/plain; charset=utf-8"
     } else {
         content_type
     }
@@ -69,11 +71,18 @@ fn is_viewable(content_type: &str) -> bool {
 /// Media a browser shows itself (its own player or image view) needs our origin to load the
 /// bytes, so it is not sandboxed; no script may run in it all the same. Everything else is
 /// rendered, if at all, in an opaque sandbox.
-pub fn policy(content_type: &str) -> &'static str {
+pub fn policy(content_type: &str) -> HeaderValue {
+    // Constants: checked once at compile time, not per request.
+    const SHOWN: HeaderValue = HeaderValue::from_static(
+        "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    );
+    const SANDBOXED: HeaderValue = HeaderValue::from_static(
+        "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+    );
     if is_viewable(content_type) {
-        "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        SHOWN
     } else {
-        "sandbox; default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+        SANDBOXED
     }
 }
 
@@ -89,15 +98,15 @@ mod tests {
             "atom", "rdf", "js", "mjs",
         ] {
             let ty = content_type(Some(ext));
-            assert!(is_active_content(Some(ext), &ty), "{ext} ({ty})");
+            assert!(is_active_content(Some(ext), ty), "{ext} ({ty})");
             assert!(
-                is_active_content(None, &ty) || ty == "application/octet-stream",
+                is_active_content(None, ty) || ty == "application/octet-stream",
                 "{ty}"
             );
         }
         for ext in ["mp4", "png", "txt", "pdf", "bin"] {
             assert!(
-                !is_active_content(Some(ext), &content_type(Some(ext))),
+                !is_active_content(Some(ext), content_type(Some(ext))),
                 "{ext}"
             );
         }
@@ -106,12 +115,12 @@ mod tests {
     #[test]
     fn only_plain_media_is_redirected() {
         for ext in ["mp4", "mkv", "webm", "mp3", "flac", "jpg", "png", "webp"] {
-            assert!(may_redirect(Some(ext), &content_type(Some(ext))), "{ext}");
+            assert!(may_redirect(Some(ext), content_type(Some(ext))), "{ext}");
         }
         for ext in [
             "svg", "html", "xml", "js", "css", "pdf", "txt", "md", "bin", "srt",
         ] {
-            assert!(!may_redirect(Some(ext), &content_type(Some(ext))), "{ext}");
+            assert!(!may_redirect(Some(ext), content_type(Some(ext))), "{ext}");
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod acked;
 pub mod auth;
 pub mod budget;
 pub mod clients;
+mod conditional;
 pub mod data_dir;
 pub mod edge;
 pub mod error;

@@ -80,8 +80,7 @@ impl MediaClass {
 /// Content type and class of a file named `path`.
 pub fn classify(path: &MediaPath) -> (String, MediaClass) {
     let ct = crate::media_types::content_type(path.extension().as_deref());
-    let class = MediaClass::of_content_type(&ct);
-    (ct, class)
+    (ct.to_string(), MediaClass::of_content_type(ct))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

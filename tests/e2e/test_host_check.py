@@ -38,6 +38,20 @@ def test_other_names_are_refused(box, host):
     assert status_for(box, host, "/media/sub/dir/deep.txt").status == 421
 
 
+def test_an_absolute_target_naming_another_host_is_refused(box):
+    # RFC 9112 §3.2.2: the target's own name wins over Host, so it is the one checked
+    # (attack pass F5: a foreign absolute-form target with our Host was served).
+    def absolute(target_host, host):
+        req = (f"GET http://{target_host}/api/library HTTP/1.1\r\nHost: {host}\r\n"
+               "Connection: close\r\n\r\n")
+        return raw_request(box.port, req.encode())
+    r = absolute("evil.example", f"127.0.0.1:{box.port}")
+    assert r.status == 421, r
+    assert r.json()["error"] == "unknown_host"
+    assert absolute(f"127.0.0.1:{box.port}", "evil.example").status == 421
+    assert absolute(f"127.0.0.1:{box.port}", f"127.0.0.1:{box.port}").status == 200
+
+
 def test_http2_authority_is_checked(box):
     r = curl("--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code}",
              "-H", "Host: evil.example", f"http://127.0.0.1:{box.port}/api/library")

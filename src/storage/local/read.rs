@@ -28,7 +28,14 @@ fn etag_of(md: &std::fs::Metadata) -> String {
         .mtime()
         .wrapping_mul(1_000_000_000)
         .wrapping_add(md.mtime_nsec());
-    format!("{:x}-{:x}-{:x}", md.ino(), md.size(), nanos)
+    let mut tag = String::with_capacity(40);
+    crate::hex::push_u64(&mut tag, md.ino());
+    tag.push('-');
+    crate::hex::push_u64(&mut tag, md.size());
+    tag.push('-');
+    // `{:x}` of the i64 wrote its two's complement: the same digits.
+    crate::hex::push_u64(&mut tag, nanos as u64);
+    tag
 }
 
 /// Opens the object's file again by its path (blocking), for a read that met `ESTALE`.
