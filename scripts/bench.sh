@@ -45,7 +45,9 @@
 #          and, with --read, reading them from the file per request, and with --sendfile,
 #          sending them per request with sendfile(2) as nginx does, and with --sendfile
 #          --open-once from a file opened at start (the ceilings: what any hyper server can
-#          do here, with and without the copy nginx's sendfile avoids and the open per request);
+#          do here, with and without the copy nginx's sendfile avoids and the open per request),
+#          and with --sendfile --guarded opening it per request as streamhub's guarantees need
+#          (the root by path and its device, the file beneath it, two cachestat checks);
 #          and h2load over HTTP/2 + TLS, one 64 KiB range (h2load has no random ranges)
 #       4. time to first byte of an open-ended seek (bytes=N-) with 50 players seeking and
 #          streaming (scripts/bench/ttfb.py): p50 and p99, 2 runs of 10 s
@@ -112,7 +114,7 @@ NGX_PID="" NGX_WORKERS="" SH_PID="" WATCHDOG_PID=""
 NGX_HTTP_PORT="" NGX_HTTPS_PORT="" NGX_RANGE_PORT="" SH_HTTP_PORT="" SH_HTTPS_PORT=""
 SLOW_PIDS=()
 TTFB_RUNS=${BENCH_TTFB_RUNS:-2}
-CEIL_PORT="" CEIL_READ_PORT="" CEIL_SF_PORT="" CEIL_SF1_PORT="" CEIL_PIDS=()
+CEIL_PORT="" CEIL_READ_PORT="" CEIL_SF_PORT="" CEIL_SF1_PORT="" CEIL_GD_PORT="" CEIL_PIDS=()
 WARNINGS=()
 declare -A RES=()      # RES[<metric>.<server>] = "v1 v2 v3" (FAIL for a failed run)
 declare -A INFO=()
@@ -473,8 +475,8 @@ start_ceilings() {
     local bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/hyper_ceiling" ports
     # Built by build_examples, before the time limit.
     [[ -x $bin ]] || { warn "the hyper ceiling did not build: no ceiling rows"; return; }
-    ports=$(pick_ports 4)
-    read -r CEIL_PORT CEIL_READ_PORT CEIL_SF_PORT CEIL_SF1_PORT <<<"$ports"
+    ports=$(pick_ports 5)
+    read -r CEIL_PORT CEIL_READ_PORT CEIL_SF_PORT CEIL_SF1_PORT CEIL_GD_PORT <<<"$ports"
     "$bin" "$FILE_PATH" "$HOST:$CEIL_PORT" >"$BENCH_DIR/ceiling.log" 2>&1 &
     CEIL_PIDS+=($!)
     "$bin" "$FILE_PATH" "$HOST:$CEIL_READ_PORT" --read >"$BENCH_DIR/ceiling-read.log" 2>&1 &
@@ -483,10 +485,13 @@ start_ceilings() {
     CEIL_PIDS+=($!)
     "$bin" "$FILE_PATH" "$HOST:$CEIL_SF1_PORT" --sendfile --open-once >"$BENCH_DIR/ceiling-sendfile-once.log" 2>&1 &
     CEIL_PIDS+=($!)
+    "$bin" "$FILE_PATH" "$HOST:$CEIL_GD_PORT" --sendfile --guarded >"$BENCH_DIR/ceiling-guarded.log" 2>&1 &
+    CEIL_PIDS+=($!)
     wait_http "http://$HOST:$CEIL_PORT/media/x" "${CEIL_PIDS[0]}" "hyper ceiling"
     wait_http "http://$HOST:$CEIL_READ_PORT/media/x" "${CEIL_PIDS[1]}" "hyper ceiling (read)"
     wait_http "http://$HOST:$CEIL_SF_PORT/media/x" "${CEIL_PIDS[2]}" "hyper ceiling (sendfile)"
     wait_http "http://$HOST:$CEIL_SF1_PORT/media/x" "${CEIL_PIDS[3]}" "hyper ceiling (sendfile, file opened once)"
+    wait_http "http://$HOST:$CEIL_GD_PORT/media/x" "${CEIL_PIDS[4]}" "hyper ceiling (sendfile, guarded open)"
 }
 
 stop_ceilings() {
@@ -651,7 +656,7 @@ write_report() {
         echo "- worst download run against nginx's median (the target): HTTP $(worst_vs_median http_mibs streamhub nginx), HTTPS $(worst_vs_median https_mibs streamhub nginx); nginx's own worst run against its median: HTTP $(worst_vs_median http_mibs nginx nginx), HTTPS $(worst_vs_median https_mibs nginx nginx)"
         echo "- worst download run, streamhub/nginx of the same round (reported; carries both servers' noise): HTTP $(worst_ratio http_mibs), HTTPS $(worst_ratio https_mibs)"
         # shellcheck disable=SC2086
-        echo "- 64 KiB ranges, hyper ceilings (examples/hyper_ceiling.rs), req/s: from memory $(median ${RES[wrk_rps.ceiling]:-}) (runs ${RES[wrk_rps.ceiling]:-n/a}), reading the file per request $(median ${RES[wrk_rps.ceiling_read]:-}) (runs ${RES[wrk_rps.ceiling_read]:-n/a}), sending it per request with sendfile $(median ${RES[wrk_rps.ceiling_sendfile]:-}) (runs ${RES[wrk_rps.ceiling_sendfile]:-n/a}), with sendfile from a file opened once $(median ${RES[wrk_rps.ceiling_sendfile_once]:-}) (runs ${RES[wrk_rps.ceiling_sendfile_once]:-n/a}); nginx $(median ${RES[wrk_rps.nginx]:-})"
+        echo "- 64 KiB ranges, hyper ceilings (examples/hyper_ceiling.rs), req/s: from memory $(median ${RES[wrk_rps.ceiling]:-}) (runs ${RES[wrk_rps.ceiling]:-n/a}), reading the file per request $(median ${RES[wrk_rps.ceiling_read]:-}) (runs ${RES[wrk_rps.ceiling_read]:-n/a}), sending it per request with sendfile $(median ${RES[wrk_rps.ceiling_sendfile]:-}) (runs ${RES[wrk_rps.ceiling_sendfile]:-n/a}), with sendfile from a file opened once $(median ${RES[wrk_rps.ceiling_sendfile_once]:-}) (runs ${RES[wrk_rps.ceiling_sendfile_once]:-n/a}), with sendfile and streamhub's guarded open $(median ${RES[wrk_rps.ceiling_guarded]:-}) (runs ${RES[wrk_rps.ceiling_guarded]:-n/a}); nginx $(median ${RES[wrk_rps.nginx]:-})"
         echo
         if [[ $SKIP_SH != 1 ]]; then
             echo "Targets:"
@@ -893,6 +898,7 @@ main() {
         [[ -z $CEIL_READ_PORT ]] || wrk_run ceiling_read "$CEIL_READ_PORT"
         [[ -z $CEIL_SF_PORT ]] || wrk_run ceiling_sendfile "$CEIL_SF_PORT"
         [[ -z $CEIL_SF1_PORT ]] || wrk_run ceiling_sendfile_once "$CEIL_SF1_PORT"
+        [[ -z $CEIL_GD_PORT ]] || wrk_run ceiling_guarded "$CEIL_GD_PORT"
     done
     stop_ceilings
     log "  h2load, HTTP/2 over TLS, one 64 KiB range, $WRK_RUNS runs"

@@ -27,13 +27,11 @@ impl ByteRange {
     /// Written without `fmt`: it is made for every range a player asks for.
     pub fn content_range(&self, total: u64) -> String {
         let mut s = String::with_capacity(6 + 3 * 20 + 2);
-        let mut n = itoa::Buffer::new();
         s.push_str("bytes ");
-        s.push_str(n.format(self.start));
-        s.push('-');
-        s.push_str(n.format(self.end));
-        s.push('/');
-        s.push_str(n.format(total));
+        for (sep, n) in [("", self.start), ("-", self.end), ("/", total)] {
+            s.push_str(sep);
+            s.push_str(itoa::Buffer::new().format(n));
+        }
         s
     }
 }

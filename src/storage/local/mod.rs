@@ -12,6 +12,7 @@
 //! (`openat2(RESOLVE_CACHED)`); and `region`'s `sendfile` of bytes `cachestat` has just found
 //! all in the page cache, on a local filesystem only (see `region`).
 
+mod chunk;
 mod fast;
 mod fskind;
 mod identity;

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use futures_util::Stream;
 
+use super::chunk::{read_at_handle, read_nowait, NoWait};
 use super::pace::Pace;
-use super::pread::pread_into;
 use super::region::{self, LocalRegion};
 use crate::blocking::Pool;
 use crate::storage::{ByteStream, FileRegion, Object, ObjectMeta, StorageError, ZeroCopy};
 
-fn etag_of(md: &std::fs::Metadata) -> String {
+pub(super) fn etag_of(md: &std::fs::Metadata) -> String {
     // inode + size + mtime (ns): a replaced or rewritten file gets a new tag.
     let nanos = md
         .mtime()
@@ -56,7 +56,7 @@ impl Handle {
 
     /// After `ESTALE` on `stale`: the file opened again, once, if it is the same version
     /// (`Changed` otherwise: the ranges of one response come from one version). Blocking.
-    fn refresh(&self, stale: &Arc<File>) -> Result<Arc<File>, StorageError> {
+    pub(super) fn refresh(&self, stale: &Arc<File>) -> Result<Arc<File>, StorageError> {
         let now = self.current();
         if !Arc::ptr_eq(&now, stale) {
             // Another read already opened it again.
@@ -71,6 +71,20 @@ impl Handle {
         let fresh = Arc::new(fresh);
         *self.file.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
         Ok(fresh)
+    }
+
+    /// The file is still the version the response began with (`Changed` otherwise).
+    /// Blocking: on NFS the `fstat` may ask the server.
+    pub(super) fn unchanged(&self) -> Result<(), StorageError> {
+        let md = self
+            .current()
+            .metadata()
+            .map_err(|e| StorageError::from_io(&e))?;
+        if etag_of(&md) == self.etag {
+            Ok(())
+        } else {
+            Err(StorageError::Changed)
+        }
     }
 }
 
@@ -265,6 +279,9 @@ pub(super) fn into_bytes(buf: Vec<u8>, lease: Option<Lease>) -> Bytes {
 /// read ahead.
 struct ReadStream {
     file: Arc<Handle>,
+    /// Where the range began: a read that took more than one chunk checks the file's version
+    /// before its last chunk ([`ReadStream::last_of_many`]).
+    start: u64,
     pos: u64,
     end: u64,
     timeout: Duration,
@@ -293,6 +310,7 @@ impl ReadStream {
     ) -> Self {
         ReadStream {
             file,
+            start: range.start,
             pos: range.start,
             end: range.end,
             timeout,
@@ -324,6 +342,10 @@ impl ReadStream {
         now: Instant,
     ) -> Result<Bytes, (usize, Option<Lease>)> {
         let (n, _) = self.pace.next(now, self.end - self.pos, false, Some);
+        if self.last_of_many(n) {
+            // Read and checked on the pool (`start_blocking`).
+            return Err((n.min(self.base), None));
+        }
         let cached = region::cached(&self.file.current(), self.pos, n);
         if cached.is_none() {
             // The kernel will not say for this file (see `region::cached`): copy it all.
@@ -345,12 +367,27 @@ impl ReadStream {
         Err((n.min(self.base), None))
     }
 
+    /// The next `n` bytes end a read that took more than one chunk. A file rewritten in
+    /// place while it was sent (`cp` over it, `dd conv=notrunc`) would reach the client as
+    /// a mix of versions under the first one's ETag, as a complete response (attack pass
+    /// F1): that last chunk is read on the pool and sent only if the file is still the same
+    /// version, so such a response ends short instead. A single-chunk read (a player's
+    /// range) is not checked: it was opened and checked microseconds before.
+    fn last_of_many(&self, n: usize) -> bool {
+        self.pos > self.start && self.pos + n as u64 >= self.end
+    }
+
     fn start_blocking(&mut self, n: usize, lease: Option<Lease>) -> ChunkFuture {
         let offset = self.pos;
+        let check = self.last_of_many(n);
         self.pos += n as u64;
         let file = self.file.clone();
         Box::pin(self.pool.spawn("read", self.timeout, move || {
-            read_at_handle(&file, offset, n, lease)
+            let chunk = read_at_handle(&file, offset, n, lease)?;
+            if check {
+                file.unchanged()?;
+            }
+            Ok(chunk)
         }))
     }
 
@@ -408,7 +445,7 @@ impl Stream for ReadStream {
             },
             None => this.next_len(false, now),
         };
-        if this.nowait {
+        if this.nowait && !this.last_of_many(n) {
             match read_nowait(&this.file.current(), this.pos, n, &mut lease) {
                 NoWait::Data(b) => {
                     this.pos += b.len() as u64;
@@ -430,72 +467,4 @@ impl Stream for ReadStream {
             Poll::Ready(r) => this.finish(r, now),
         }
     }
-}
-
-enum NoWait {
-    Data(Bytes),
-    Eof,
-    WouldBlock,
-    Unsupported,
-    Failed(StorageError),
-}
-
-/// One `preadv2(RWF_NOWAIT)`: data only if it is already in the page cache.
-fn read_nowait(file: &File, offset: u64, n: usize, lease: &mut Option<Lease>) -> NoWait {
-    use rustix::io::Errno;
-    let mut buf = Vec::with_capacity(n);
-    match pread_into(file, &mut buf, n, offset, true) {
-        Ok(0) => NoWait::Eof,
-        Ok(_) => NoWait::Data(into_bytes(buf, lease.take())),
-        // STALE: the blocking path opens the file again.
-        Err(Errno::AGAIN) | Err(Errno::INTR) | Err(Errno::STALE) => NoWait::WouldBlock,
-        Err(Errno::OPNOTSUPP) | Err(Errno::INVAL) | Err(Errno::NOSYS) => NoWait::Unsupported,
-        Err(e) => NoWait::Failed(StorageError::from_io(&std::io::Error::from(e))),
-    }
-}
-
-/// One chunk from the object's file; on `ESTALE` the file is opened again, once, and the
-/// chunk read from it (see [`Handle::refresh`]).
-pub(super) fn read_at_handle(
-    handle: &Handle,
-    offset: u64,
-    n: usize,
-    lease: Option<Lease>,
-) -> Result<Bytes, StorageError> {
-    let mut buf = Vec::with_capacity(n);
-    let file = handle.current();
-    let done = match read_exact_at(&file, offset, &mut buf, n) {
-        Err(ReadErr::Stale) => {
-            let fresh = handle.refresh(&file)?;
-            read_exact_at(&fresh, offset, &mut buf, n).map_err(|e| match e {
-                ReadErr::Stale => StorageError::from_io(&rustix::io::Errno::STALE.into()),
-                ReadErr::Other(e) => e,
-            })
-        }
-        Err(ReadErr::Other(e)) => Err(e),
-        Ok(()) => Ok(()),
-    };
-    done?;
-    Ok(into_bytes(buf, lease))
-}
-
-enum ReadErr {
-    /// The server forgot the file handle (what was read so far stays in the buffer).
-    Stale,
-    Other(StorageError),
-}
-
-/// Fills `buf` up to `n` bytes with the file's bytes from `offset + buf.len()` on.
-fn read_exact_at(file: &File, offset: u64, buf: &mut Vec<u8>, n: usize) -> Result<(), ReadErr> {
-    use rustix::io::Errno;
-    while buf.len() < n {
-        match pread_into(file, buf, n, offset + buf.len() as u64, false) {
-            // The file shrank under us: the response already promised these bytes.
-            Ok(0) => return Err(ReadErr::Other(StorageError::Changed)),
-            Ok(_) | Err(Errno::INTR) => {}
-            Err(Errno::STALE) => return Err(ReadErr::Stale),
-            Err(e) => return Err(ReadErr::Other(StorageError::from_io(&e.into()))),
-        }
-    }
-    Ok(())
 }

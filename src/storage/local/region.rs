@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::read::{read_at_handle, Handle};
+use super::chunk::read_at_handle;
+use super::read::Handle;
 use crate::blocking::Pool;
 use crate::storage::{FileRegion, ReadFuture};
 

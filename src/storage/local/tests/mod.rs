@@ -5,6 +5,7 @@
 
 mod identity;
 mod nodes;
+mod rewrite;
 mod safety;
 mod zero_copy;
 

@@ -86,16 +86,21 @@ async fn cached_bytes_become_regions_that_send_the_file() {
     let zc = Arc::new(Collect::default());
     let as_zc: Arc<dyn ZeroCopy> = zc.clone();
     let mut st = obj.read_range_to(1000..250_000, Some(&as_zc));
-    let mut total = 0;
+    let mut frames = Vec::new();
     while let Some(frame) = st.next().await {
-        total += frame.unwrap().len();
+        frames.push(frame.unwrap());
     }
+    let total: usize = frames.iter().map(Bytes::len).sum();
     assert_eq!(total, 249_000);
+    // The last chunk of a read of several is read and checked (`rewrite`), never a region.
+    let last = frames.last().unwrap();
+    assert!(last[..] == data[250_000 - last.len()..250_000]);
     let regions = zc.0.lock().unwrap();
     let covered: usize = regions.iter().map(|r| r.2).sum();
     assert_eq!(
-        covered, 249_000,
-        "every byte of a cached file went as a region"
+        covered,
+        249_000 - last.len(),
+        "every other byte of a cached file went as a region"
     );
     let mut at = 1000;
     for (file, offset, len) in regions.iter() {
