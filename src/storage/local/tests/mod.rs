@@ -25,6 +25,21 @@ use crate::storage::Object;
 pub(super) const NODE_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub(super) const NODE_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
+/// As the service reads: 64 KiB chunks (the tests' usual storage reads 7 bytes at a time).
+pub(super) fn service_storage(root: &Path) -> LocalStorage {
+    let s = LocalStorage::new(
+        root,
+        LocalOptions {
+            allow_symlink_escape: false,
+            timeout: Duration::from_secs(5),
+            chunk_size: 64 * 1024,
+            node: NodeDir::new(NODE_A).unwrap(),
+        },
+    );
+    s.establish(None, 0).expect("a new root");
+    s
+}
+
 /// A storage over `root` staging as node `node`, established (as at start).
 pub(super) fn storage_of(root: &Path, node: &str, allow_symlink_escape: bool) -> LocalStorage {
     let s = LocalStorage::new(

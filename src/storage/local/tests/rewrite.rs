@@ -12,20 +12,6 @@ use crate::storage::{FileRegion, ZeroCopy};
 
 const CHUNK: usize = 64 * 1024;
 
-fn storage(root: &Path) -> LocalStorage {
-    let s = LocalStorage::new(
-        root,
-        LocalOptions {
-            allow_symlink_escape: false,
-            timeout: Duration::from_secs(5),
-            chunk_size: CHUNK,
-            node: NodeDir::new(NODE_A).unwrap(),
-        },
-    );
-    s.establish(None, 0).expect("a new root");
-    s
-}
-
 /// Hands every region over as zeroes of its length.
 struct Regions;
 
@@ -50,7 +36,7 @@ async fn read_across_a_rewrite(zero_copy: bool) -> (usize, Option<StorageError>)
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     std::fs::write(&path, vec![7u8; 4 * CHUNK]).unwrap();
-    let s = storage(dir.path());
+    let s = service_storage(dir.path());
     let obj = s.open(&mp("f")).await.unwrap();
     let zc: Arc<dyn ZeroCopy> = Arc::new(Regions);
     let mut st = obj.read_range_to(0..4 * CHUNK as u64, zero_copy.then_some(&zc));
@@ -85,7 +71,7 @@ async fn an_unchanged_file_reads_whole_and_its_last_chunk_is_real_bytes() {
     let path = dir.path().join("f");
     let data: Vec<u8> = (0..3 * CHUNK + 100).map(|i| (i % 253) as u8).collect();
     std::fs::write(&path, &data).unwrap();
-    let s = storage(dir.path());
+    let s = service_storage(dir.path());
     let obj = s.open(&mp("f")).await.unwrap();
     let zc: Arc<dyn ZeroCopy> = Arc::new(Regions);
     let mut st = obj.read_range_to(10..data.len() as u64, Some(&zc));
@@ -108,7 +94,7 @@ async fn a_single_chunk_read_is_not_checked() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     std::fs::write(&path, vec![7u8; 4 * CHUNK]).unwrap();
-    let s = storage(dir.path());
+    let s = service_storage(dir.path());
     let obj = s.open(&mp("f")).await.unwrap();
     rewrite_in_place(&path);
     // Opened before the rewrite: one chunk is sent as read (as any server would).

@@ -32,21 +32,6 @@ fn file_of(dir: &Path, name: &str, len: usize) -> Vec<u8> {
     data
 }
 
-/// As the service reads: 64 KiB chunks (the tests' usual storage reads 7 bytes at a time).
-fn service_storage(root: &Path) -> LocalStorage {
-    let s = LocalStorage::new(
-        root,
-        LocalOptions {
-            allow_symlink_escape: false,
-            timeout: Duration::from_secs(5),
-            chunk_size: 64 * 1024,
-            node: NodeDir::new(NODE_A).unwrap(),
-        },
-    );
-    s.establish(None, 0).expect("a new root");
-    s
-}
-
 /// Drops the clean pages of a synced file, and says so.
 fn evict(f: &std::fs::File, len: usize) {
     f.sync_all().unwrap();
