@@ -208,7 +208,11 @@ pub async fn copy_file(
             if stop.load(Ordering::Relaxed) {
                 return Err(CopyError::Interrupted);
             }
-            let chunk = chunk.map_err(CopyError::Source)?;
+            let chunk = chunk.map_err(|e| match e {
+                // A long local read checks the file's version before its last chunk.
+                StorageError::Changed => CopyError::SourceChanged,
+                e => CopyError::Source(e),
+            })?;
             hasher.update(&chunk);
             read += chunk.len() as u64;
             let n = chunk.len() as u64;
