@@ -342,11 +342,13 @@ impl ReadStream {
         now: Instant,
     ) -> Result<Bytes, (usize, Option<Lease>)> {
         let (n, _) = self.pace.next(now, self.end - self.pos, false, Some);
-        if self.last_of_many(n) {
-            // Read and checked on the pool (`start_blocking`).
-            return Err((n.min(self.base), None));
-        }
-        let cached = region::cached(&self.file.current(), self.pos, n);
+        // The last chunk of several is read and checked on the pool (`start_blocking`), in
+        // one read like any uncached stretch, never handed over as a region.
+        let cached = if self.last_of_many(n) {
+            Some(false)
+        } else {
+            region::cached(&self.file.current(), self.pos, n)
+        };
         if cached.is_none() {
             // The kernel will not say for this file (see `region::cached`): copy it all.
             self.zc = None;
