@@ -19,9 +19,21 @@ pub enum Outcome {
     Unsatisfiable,
 }
 
+/// [`decide_at`] now.
+#[cfg(test)]
+pub fn decide(headers: &HeaderMap, meta: &ObjectMeta, max_ranges: usize) -> Outcome {
+    decide_at(headers, meta, max_ranges, SystemTime::now())
+}
+
 /// RFC 9110 §13.2.2: If-Match, else If-Unmodified-Since (412); If-None-Match, else
 /// If-Modified-Since (304); then Range, honoured only when If-Range (if any) matches.
-pub fn decide(headers: &HeaderMap, meta: &ObjectMeta, max_ranges: usize) -> Outcome {
+/// `now`: when the answer is made (whether the file's date is a strong validator).
+pub fn decide_at(
+    headers: &HeaderMap,
+    meta: &ObjectMeta,
+    max_ranges: usize,
+    now: SystemTime,
+) -> Outcome {
     // Parsed only for a request that compares entity-tags (most players send none).
     let etag = || strong_etag(meta);
     if let Some(im) = headers.typed_get::<IfMatch>() {
@@ -46,7 +58,7 @@ pub fn decide(headers: &HeaderMap, meta: &ObjectMeta, max_ranges: usize) -> Outc
         return Outcome::Full;
     };
     if let Some(if_range) = headers.get(header::IF_RANGE) {
-        if !if_range_matches(if_range, meta) {
+        if !if_range_matches(if_range, meta, now) {
             return Outcome::Full;
         }
     }
@@ -64,8 +76,9 @@ fn strong_etag(meta: &ObjectMeta) -> Option<ETag> {
     format!("\"{}\"", meta.etag).parse().ok()
 }
 
-/// §13.1.5: an entity-tag must match strongly; a date must equal Last-Modified exactly.
-fn if_range_matches(value: &HeaderValue, meta: &ObjectMeta) -> bool {
+/// §13.1.5: an entity-tag must match strongly; a date must equal Last-Modified exactly and
+/// be strong ([`strong_date`]).
+fn if_range_matches(value: &HeaderValue, meta: &ObjectMeta, now: SystemTime) -> bool {
     let Ok(v) = value.to_str() else { return false };
     let v = v.trim();
     if v.starts_with('"') {
@@ -75,9 +88,18 @@ fn if_range_matches(value: &HeaderValue, meta: &ObjectMeta) -> bool {
         return false;
     }
     match httpdate::parse_http_date(v) {
-        Ok(date) => date == whole_seconds(meta.modified),
+        Ok(date) => date == whole_seconds(meta.modified) && strong_date(meta.modified, now),
         Err(_) => false,
     }
+}
+
+/// Whether a file's date, at one-second resolution, is a strong validator at `now` (RFC
+/// 9110 §8.8.2.2): only once its second is over can no later change share it. Before, two
+/// versions written within one second have one date, and a download resumed with
+/// `If-Range: <date>` would join them (attack pass of stop 35). Such a date is not sent as
+/// `Last-Modified` either, so no client holds a date that could match a later version.
+pub fn strong_date(modified: SystemTime, now: SystemTime) -> bool {
+    now >= whole_seconds(modified) + Duration::from_secs(1)
 }
 
 /// HTTP dates have one-second resolution.
@@ -186,6 +208,28 @@ mod tests {
             decide(&hdrs(&[("if-unmodified-since", &lm())]), &m, 16),
             Outcome::Full
         );
+    }
+
+    #[test]
+    fn a_date_within_its_own_second_is_weak() {
+        let m = meta();
+        let lm = lm();
+        let h = hdrs(&[("range", "bytes=0-9"), ("if-range", &lm)]);
+        let within = m.modified + Duration::from_millis(900);
+        assert_eq!(
+            decide_at(&h, &m, 16, within),
+            Outcome::Full,
+            "a change later in the same second would share the date"
+        );
+        assert!(!strong_date(m.modified, within));
+        let after = m.modified + Duration::from_secs(1);
+        assert!(strong_date(m.modified, after));
+        assert!(matches!(decide_at(&h, &m, 16, after), Outcome::Partial(_)));
+        // A date in the future (a clock set back) is never strong.
+        assert!(!strong_date(
+            m.modified,
+            m.modified - Duration::from_secs(5)
+        ));
     }
 
     #[test]

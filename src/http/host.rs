@@ -97,12 +97,15 @@ pub fn refused(policy: &HostPolicy, req: &Request) -> Option<Response> {
     // authority (an absolute-form target, HTTP/2's `:authority`). A server is to go by the
     // target's name over `Host` (RFC 9112 §3.2.2), so `GET http://elsewhere/…` with our
     // `Host` was served (attack pass F5).
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok());
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let host = hosts.next();
+    if let Some(bad) = malformed(host, hosts.next().is_some()) {
+        return Some(ApiError::bad_request("bad_host", bad).into_response());
+    }
+    let host = host.and_then(|v| v.to_str().ok()).filter(|h| !h.is_empty());
     let target = req.uri().authority().map(|a| a.as_str());
-    // No name at all (HTTP/1.0 tools): no browser sends that, so no page can rebind it.
+    // No name at all (HTTP/1.0 tools, an empty `Host`): no browser sends that, so no page
+    // can rebind it.
     let h = [target, host]
         .into_iter()
         .flatten()
@@ -118,6 +121,34 @@ pub fn refused(policy: &HostPolicy, req: &Request) -> Option<Response> {
         )
         .into_response(),
     )
+}
+
+/// RFC 9112 §3.2: a request with two `Host` lines, or one that is not a valid
+/// `host[:port]`, is answered 400. Only the first was checked, so a second line, userinfo
+/// (`evil@pi.local`) or a bad port went through (attack pass of stop 35). Empty is valid.
+fn malformed(host: Option<&header::HeaderValue>, twice: bool) -> Option<&'static str> {
+    if twice {
+        return Some("the request has more than one Host header line");
+    }
+    let host = host?.to_str().ok()?;
+    if host.is_empty() {
+        return None;
+    }
+    let bad = "the Host header is not a valid host[:port]";
+    let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
+        return Some(bad);
+    };
+    let port_ok = port_text(host).is_none_or(|p| p.len() <= 5 && authority.port_u16().is_some());
+    (host.contains('@') || !port_ok || host_part(host).is_empty()).then_some(bad)
+}
+
+/// The text after the host's `:`, if there is one (`[::1]` has none).
+fn port_text(authority: &str) -> Option<&str> {
+    let after = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(_, after)| after),
+        None => authority,
+    };
+    after.rsplit_once(':').map(|(_, port)| port)
 }
 
 #[cfg(test)]
@@ -197,5 +228,46 @@ mod tests {
         assert!(refused(&p, &req("http://127.0.0.1:8080/media/a.mp4", None)).is_none());
         assert!(refused(&p, &req("/media/a.mp4", Some("127.0.0.1:8080"))).is_none());
         assert!(refused(&p, &req("/media/a.mp4", None)).is_none());
+        assert!(refused(&p, &req("/media/a.mp4", Some(""))).is_none());
+    }
+
+    #[test]
+    fn a_malformed_or_doubled_host_is_a_bad_request() {
+        let p = HostPolicy::new(&["*".into()], &[]);
+        let req = |hosts: &[&str]| {
+            let mut b = Request::builder().uri("/media/a.mp4");
+            for h in hosts {
+                b = b.header(header::HOST, *h);
+            }
+            b.body(axum::body::Body::empty()).expect("request")
+        };
+        for bad in [
+            &["127.0.0.1:8080", "evil.example"][..],
+            &["evil@pi.local"],
+            &["pi.local:http"],
+            &["pi.local:"],
+            &["pi.local:99999"],
+            &["pi.local:008080"],
+            &["pi local"],
+            &["pi.local/x"],
+            &[":8080"],
+            &["[::1"],
+        ] {
+            let answer = refused(&p, &req(bad));
+            assert_eq!(
+                answer.map(|a| a.status()),
+                Some(StatusCode::BAD_REQUEST),
+                "{bad:?}"
+            );
+        }
+        for ok in [
+            "pi.local",
+            "pi.local:8080",
+            "[::1]:8080",
+            "[::1]",
+            "127.0.0.1",
+        ] {
+            assert!(refused(&p, &req(&[ok])).is_none(), "{ok}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `GET`/`HEAD /media/<path>`: conditional requests and byte ranges over a storage object.
 //! The decision (RFC 9110 §13.2.2 precondition order, then Range/If-Range) is the pure
-//! [`decide`]; the handler only opens the object and streams what was decided.
+//! [`decide_at`](super::conditional::decide_at); the handler only opens the object and streams what was decided.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,7 +13,8 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 
 use super::auth::Reader;
-pub use super::conditional::{decide, Outcome};
+pub use super::conditional::Outcome;
+use super::conditional::{decide_at, strong_date};
 use super::error::ApiError;
 use super::media_policy;
 use super::sendfile::SendFrom;
@@ -52,7 +53,8 @@ pub async fn serve_file(
     let ext = path.extension();
     let content_type = media_types::content_type(ext.as_deref());
     let head = method == Method::HEAD;
-    let outcome = decide(headers, meta, state.config.streaming.max_ranges);
+    let now = SystemTime::now();
+    let outcome = decide_at(headers, meta, state.config.streaming.max_ranges, now);
     let active = media_policy::is_active_content(ext.as_deref(), content_type);
     let policy = media_policy::policy(content_type);
     let content_type = media_policy::served_type(content_type);
@@ -86,8 +88,12 @@ pub async fn serve_file(
     h.insert(header::CONTENT_SECURITY_POLICY, policy);
     h.insert(header::CONTENT_DISPOSITION, disposition);
     h.insert(header::ETAG, header_value(quoted(&meta.etag))?);
-    let modified = httpdate::fmt_http_date(meta.modified);
-    h.insert(header::LAST_MODIFIED, header_value(modified)?);
+    if strong_date(meta.modified, now) {
+        // Within its own second the date is weak: a client given it could resume a later
+        // version with `If-Range` (`conditional::strong_date`). The ETag is always sent.
+        let modified = httpdate::fmt_http_date(meta.modified);
+        h.insert(header::LAST_MODIFIED, header_value(modified)?);
+    }
     let (status, length, body): (StatusCode, u64, Option<ByteStream>) = match outcome {
         Outcome::PreconditionFailed => {
             return Err(ApiError::new(
@@ -137,7 +143,7 @@ pub async fn serve_file(
             (
                 StatusCode::PARTIAL_CONTENT,
                 body.len(),
-                Some(body.stream(object.clone(), zc)),
+                Some(body.stream(object.clone())),
             )
         }
     };
@@ -218,20 +224,28 @@ impl Multipart {
         heads + data + self.tail.len() as u64
     }
 
-    fn stream(self, object: Arc<dyn Object>, zc: Option<Arc<dyn ZeroCopy>>) -> ByteStream {
+    /// The parts are copied, never sent from the page cache, and the file's version is
+    /// checked after the last one is read: parts read from two versions (a file rewritten
+    /// in place between them) end the body short, without its closing boundary, instead of
+    /// as a whole answer under the first version's ETag (attack pass of stop 35).
+    fn stream(self, object: Arc<dyn Object>) -> ByteStream {
+        let check = object.clone();
         let parts = self
             .heads
             .into_iter()
             .zip(self.ranges)
             .map(move |(head, r)| {
-                let part = object.read_range_to(r.start..r.end + 1, zc.as_ref());
+                let part = object.read_range(r.start..r.end + 1);
                 stream::once(async move { Ok(head) }).chain(part)
             });
         let tail = self.tail;
         Box::pin(
             stream::iter(parts)
                 .flatten()
-                .chain(stream::once(async move { Ok(tail) })),
+                .chain(stream::once(async move {
+                    check.unchanged().await?;
+                    Ok(tail)
+                })),
         )
     }
 }

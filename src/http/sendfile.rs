@@ -84,6 +84,43 @@ impl ZeroCopy for Regions {
         });
         Some(Bytes::from_static(&placeholder()[..len]))
     }
+
+    fn in_flight(&self) -> u64 {
+        in_flight()
+    }
+}
+
+/// What a region's pages may still be sent from after hyper has written its frame, read once
+/// from this network namespace's limits. streamhub never sets `SO_SNDBUF`, so its socket
+/// holds at most the send buffer's autotuning ceiling (`tcp_wmem`'s third field). On
+/// loopback or a veth the sent pages then sit in the client's receive queue until it reads
+/// them: at most `tcp_rmem`'s ceiling, or twice `rmem_max` for a client that set
+/// `SO_RCVBUF`. On top, what can be between the body and the socket: hyper's write queue
+/// (400 KiB), a chunk read ahead and the chunk being checked (1 MiB each): 4 MiB covers it.
+/// With Debian's defaults (4 MiB, 6 MiB, 208 KiB): 14 MiB.
+fn in_flight() -> u64 {
+    static BYTES: OnceLock<u64> = OnceLock::new();
+    *BYTES.get_or_init(|| {
+        const MARGIN: u64 = 4 << 20;
+        let ceiling = |name: &str| {
+            let text = std::fs::read_to_string(format!("/proc/sys/net/{name}")).ok()?;
+            text.split_whitespace().last()?.parse::<u64>().ok()
+        };
+        let send = ceiling("ipv4/tcp_wmem");
+        let receive = ceiling("ipv4/tcp_rmem")
+            .zip(ceiling("core/rmem_max"))
+            .map(|(auto, set)| auto.max(2 * set));
+        match send.zip(receive) {
+            Some((send, receive)) => send + receive + MARGIN,
+            None => {
+                // Unknowable (no /proc): a bound above any stock kernel's.
+                tracing::info!(
+                    "socket buffer limits unreadable: the last 64 MiB of long responses are copied"
+                );
+                64 << 20
+            }
+        }
+    })
 }
 
 /// The request extension through which a handler offers regions: present only on plain

@@ -273,7 +273,16 @@ async fn accept_loop(mut ctx: AcceptCtx) {
                     }
                     let response = app.clone().oneshot(req);
                     let budget = budget.clone();
-                    async move { response.await.map(|res| res.map(|body| budget.wrap(body))) }
+                    async move {
+                        response.await.map(|mut res| {
+                            // axum gives an empty body `Content-Length: 0`, which hyper
+                            // keeps on a HEAD; a 304 has none (RFC 9110 §8.6, attack pass).
+                            if res.status() == http::StatusCode::NOT_MODIFIED {
+                                res.headers_mut().remove(http::header::CONTENT_LENGTH);
+                            }
+                            res.map(|body| budget.wrap(body))
+                        })
+                    }
                 })
             };
             let first = limits.header_read_timeout;

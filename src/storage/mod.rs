@@ -17,6 +17,7 @@ mod pump;
 pub mod s3;
 mod zero_copy;
 
+use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -33,6 +34,9 @@ pub use zero_copy::{FileRegion, ReadFuture, ZeroCopy};
 /// A stream of file bytes; each item is at most one chunk (`streaming.chunk_kib`, growing for
 /// fast readers).
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, StorageError>> + Send>>;
+
+/// A check that the stored file is still one version ([`Object::unchanged`]).
+pub type VersionCheck = Pin<Box<dyn Future<Output = Result<(), StorageError>> + Send>>;
 
 /// Bytes coming in (an upload body).
 pub type ByteSource = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
@@ -197,6 +201,13 @@ pub trait Object: Send + Sync {
     fn read_range_to(&self, range: Range<u64>, zc: Option<&Arc<dyn ZeroCopy>>) -> ByteStream {
         let _ = zc;
         self.read_range(range)
+    }
+    /// Whether the stored file is still the version this `Object` was opened on (`Changed`
+    /// otherwise), for a body that reads several ranges and must not end as if whole when
+    /// they came from different versions. A backend whose every read is pinned to the
+    /// version (S3's `If-Match`) has nothing to check.
+    fn unchanged(&self) -> VersionCheck {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 

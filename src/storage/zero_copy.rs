@@ -40,4 +40,11 @@ pub trait ZeroCopy: Send + Sync {
     /// this region cannot be sent this way (then the bytes are read as usual). The frame
     /// must be yielded at once: the writer pairs frames and regions by order.
     fn region(&self, file: Arc<dyn FileRegion>, offset: u64, len: usize) -> Option<Bytes>;
+
+    /// The most bytes the kernel may still be sending from after they were handed over: a
+    /// region's pages stay in the socket, not a copy, until they are acknowledged (and, for
+    /// a client on this host, until it has read them). A body that checks its file's version
+    /// at its end hands no region within this many bytes of that end, so that every byte
+    /// that could still change is a copy when it checks.
+    fn in_flight(&self) -> u64;
 }

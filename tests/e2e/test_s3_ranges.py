@@ -9,6 +9,7 @@ checks of local mtimes and symlinks, which have no meaning in a bucket.
 """
 
 import random
+import time
 
 import pytest
 
@@ -48,6 +49,8 @@ def media(garage, tmp_path_factory):
     for rel, content in data.items():
         status, body = garage.curl_s3("PUT", f"{PREFIX}/{rel}", content)
         assert status == 200, body
+    # Last-Modified is sent once its second is over (a strong date, RFC 9110 §8.8.2.2).
+    time.sleep(1.1)
     root = tmp_path_factory.mktemp("s3-unused-media-root")
     return {"root": root, "data": data}
 

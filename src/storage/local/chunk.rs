@@ -7,8 +7,9 @@ use std::fs::File;
 
 use bytes::Bytes;
 
+use super::lease::{into_bytes, Lease};
 use super::pread::pread_into;
-use super::read::{into_bytes, Handle, Lease};
+use super::read::Handle;
 use crate::storage::StorageError;
 
 pub(super) enum NoWait {

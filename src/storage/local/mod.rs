@@ -16,6 +16,7 @@ mod chunk;
 mod fast;
 mod fskind;
 mod identity;
+mod lease;
 mod mount;
 mod ops;
 mod pace;
@@ -43,8 +44,9 @@ use super::{
 use crate::blocking::{Pool, Watch};
 pub(crate) use identity::parse_marker;
 pub use identity::{Established, MARKER};
+use lease::ChunkBudget;
 pub(crate) use ops::write_err;
-use read::{ChunkBudget, LocalObject};
+use read::LocalObject;
 use root::Root;
 pub use staging::{NodeDir, STAGING_DIR};
 pub use trash::TRASH_DIR;

@@ -8,7 +8,6 @@ use std::future::Future;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
@@ -17,10 +16,13 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use super::chunk::{read_at_handle, read_nowait, NoWait};
+use super::lease::{ChunkBudget, Lease};
 use super::pace::Pace;
 use super::region::{self, LocalRegion};
 use crate::blocking::Pool;
-use crate::storage::{ByteStream, FileRegion, Object, ObjectMeta, StorageError, ZeroCopy};
+use crate::storage::{
+    ByteStream, FileRegion, Object, ObjectMeta, StorageError, VersionCheck, ZeroCopy,
+};
 
 pub(super) fn etag_of(md: &std::fs::Metadata) -> String {
     // inode + size + mtime (ns): a replaced or rewritten file gets a new tag.
@@ -180,9 +182,18 @@ impl Object for LocalObject {
                 pool: self.pool.clone(),
                 timeout: self.timeout,
             });
+            stream.tail = zc.in_flight();
             stream.zc = Some((zc.clone(), file));
         }
         Box::pin(stream)
+    }
+
+    fn unchanged(&self) -> VersionCheck {
+        let file = self.file.clone();
+        Box::pin(
+            self.pool
+                .spawn("read", self.timeout, move || file.unchanged()),
+        )
     }
 }
 
@@ -196,79 +207,6 @@ type ChunkFuture = Pin<Box<dyn Future<Output = Result<Bytes, StorageError>> + Se
 /// yielding every 512 KiB, 53 / 87; every 64 KiB, 14 / 28, with more seeks served, and a
 /// single download at 0.93× of the no-yield speed (docs/PERFORMANCE.md).
 const YIELD_EVERY: u64 = 64 * 1024;
-
-/// Memory that grown (larger than `streaming.chunk_kib`) chunks may hold across all streams of
-/// one storage. A client that drains its socket quickly earns bigger reads, but a socket buffer
-/// that swallows the first megabytes of a slow client looks fast too; without this cap 200 such
-/// clients would each pin a 1 MiB chunk. Base-size chunks are always allowed, so every stream
-/// progresses; the budget only decides who may read in bigger steps. 2 MiB is one download's
-/// 1 MiB chunk and the one read ahead (8 MiB before: no faster for one download, and 6 MiB
-/// more pinned when 200 streams start at once).
-pub(super) const GROWN_CHUNK_BUDGET: usize = 2 * 1024 * 1024;
-
-#[derive(Debug, Default)]
-pub(super) struct ChunkBudget {
-    in_use: AtomicUsize,
-}
-
-impl ChunkBudget {
-    pub(super) fn try_take(self: &Arc<Self>, n: usize) -> Option<Lease> {
-        let mut cur = self.in_use.load(Ordering::Relaxed);
-        loop {
-            if cur + n > GROWN_CHUNK_BUDGET {
-                return None;
-            }
-            match self.in_use.compare_exchange_weak(
-                cur,
-                cur + n,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    return Some(Lease {
-                        budget: self.clone(),
-                        n,
-                    })
-                }
-                Err(now) => cur = now,
-            }
-        }
-    }
-}
-
-/// A share of the grown-chunk budget, returned when the chunk's last `Bytes` is dropped
-/// (after hyper has written it).
-pub(super) struct Lease {
-    budget: Arc<ChunkBudget>,
-    n: usize,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.budget.in_use.fetch_sub(self.n, Ordering::AcqRel);
-    }
-}
-
-struct LeasedBuf {
-    buf: Vec<u8>,
-    _lease: Option<Lease>,
-}
-
-impl AsRef<[u8]> for LeasedBuf {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-pub(super) fn into_bytes(buf: Vec<u8>, lease: Option<Lease>) -> Bytes {
-    match lease {
-        None => Bytes::from(buf),
-        Some(l) => Bytes::from_owner(LeasedBuf {
-            buf,
-            _lease: Some(l),
-        }),
-    }
-}
 
 /// Reads a range chunk by chunk with bounded memory.
 ///
@@ -296,6 +234,9 @@ struct ReadStream {
     since_yield: u64,
     /// Where cached stretches go instead of being read (`read_range_to`), and the file.
     zc: Option<(Arc<dyn ZeroCopy>, Arc<dyn FileRegion>)>,
+    /// A read of several chunks hands no region within this many bytes of its end
+    /// ([`ZeroCopy::in_flight`]).
+    tail: u64,
     base: usize,
 }
 
@@ -321,6 +262,7 @@ impl ReadStream {
             nowait: true,
             since_yield: 0,
             zc: None,
+            tail: 0,
             base: chunk,
         }
     }
@@ -342,6 +284,15 @@ impl ReadStream {
         now: Instant,
     ) -> Result<Bytes, (usize, Option<Lease>)> {
         let (n, _) = self.pace.next(now, self.end - self.pos, false, Some);
+        let one_chunk = self.pos == self.start && self.pos + n as u64 >= self.end;
+        if !one_chunk && self.end - (self.pos + n as u64).min(self.end) < self.tail {
+            // The rest of a read of several chunks is copied: when its last chunk checks the
+            // file's version (`last_of_many`), no page handed over may still be in a socket,
+            // where a rewrite would change it after the check (attack pass of stop 35). A
+            // single-chunk read was opened and checked microseconds before it is handed over.
+            self.zc = None;
+            return Err(self.copied(n));
+        }
         // The last chunk of several is read and checked on the pool (`start_blocking`), in
         // one read like any uncached stretch, never handed over as a region.
         let cached = if self.last_of_many(n) {
@@ -361,12 +312,18 @@ impl ReadStream {
             self.since_yield += n as u64;
             return Ok(b);
         }
+        Err(self.copied(n))
+    }
+
+    /// A stretch of `n` bytes (a region's size) to be read instead: as large only with a
+    /// share of the grown-chunk budget.
+    fn copied(&self, n: usize) -> (usize, Option<Lease>) {
         if n > self.base {
             if let Some(lease) = self.budget.try_take(n) {
-                return Err((n, Some(lease)));
+                return (n, Some(lease));
             }
         }
-        Err((n.min(self.base), None))
+        (n.min(self.base), None)
     }
 
     /// The next `n` bytes end a read that took more than one chunk. A file rewritten in

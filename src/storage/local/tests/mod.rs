@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use super::read::{into_bytes, ChunkBudget, GROWN_CHUNK_BUDGET};
+use super::lease::{into_bytes, ChunkBudget, GROWN_CHUNK_BUDGET};
 use super::*;
 use crate::storage::Object;
 

@@ -19,6 +19,10 @@ impl ZeroCopy for Regions {
     fn region(&self, _: Arc<dyn FileRegion>, _: u64, len: usize) -> Option<Bytes> {
         Some(Bytes::from(vec![0u8; len]))
     }
+
+    fn in_flight(&self) -> u64 {
+        0
+    }
 }
 
 /// Overwrites the start of the file in place, as `dd conv=notrunc` does, with a later mtime

@@ -13,8 +13,9 @@ use super::*;
 use crate::storage::{FileRegion, ZeroCopy};
 
 /// Records the regions it is handed; their frames are plain zeroes of the region's length.
+/// The second field is its [`ZeroCopy::in_flight`].
 #[derive(Default)]
-struct Collect(Mutex<Vec<Handed>>);
+struct Collect(Mutex<Vec<Handed>>, u64);
 
 /// A region as handed over: the file, the offset, the length.
 type Handed = (Arc<dyn FileRegion>, u64, usize);
@@ -23,6 +24,10 @@ impl ZeroCopy for Collect {
     fn region(&self, file: Arc<dyn FileRegion>, offset: u64, len: usize) -> Option<Bytes> {
         self.0.lock().unwrap().push((file, offset, len));
         Some(Bytes::from(vec![0u8; len]))
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.1
     }
 }
 
@@ -97,6 +102,45 @@ async fn cached_bytes_become_regions_that_send_the_file() {
         );
         at += *len as u64;
     }
+}
+
+#[tokio::test]
+async fn the_end_of_a_long_read_is_copied_not_handed_over() {
+    // Pages handed over stay in the socket until the client reads them; the last
+    // `in_flight` bytes are copies, so the version check at the end covers all that is left.
+    let dir = tempfile::tempdir().unwrap();
+    let data = file_of(dir.path(), "f", 1 << 20);
+    let s = service_storage(dir.path());
+    let obj = s.open(&mp("f")).await.unwrap();
+    let tail = 300_000;
+    let zc = Arc::new(Collect(Mutex::default(), tail));
+    let as_zc: Arc<dyn ZeroCopy> = zc.clone();
+    let mut st = obj.read_range_to(0..1 << 20, Some(&as_zc));
+    let mut got = Vec::new();
+    while let Some(frame) = st.next().await {
+        got.extend_from_slice(&frame.unwrap());
+    }
+    let handed_end = zc.0.lock().unwrap().iter().map(|r| r.1 + r.2 as u64).max();
+    assert!(
+        handed_end.is_some_and(|end| end <= (1 << 20) - tail),
+        "regions end at {handed_end:?}, within the last {tail} bytes"
+    );
+    let from = handed_end.unwrap_or(0) as usize;
+    assert!(
+        got[from..] == data[from..],
+        "the copied tail is the file's bytes"
+    );
+
+    // One chunk is handed over whatever the tail: it is checked as it is opened.
+    let one = Arc::new(Collect(Mutex::default(), tail));
+    let as_zc: Arc<dyn ZeroCopy> = one.clone();
+    let mut st = obj.read_range_to(0..4096, Some(&as_zc));
+    while st.next().await.is_some() {}
+    assert_eq!(
+        one.0.lock().unwrap().len(),
+        1,
+        "a single chunk went as a region"
+    );
 }
 
 #[tokio::test]
