@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run the service.
     Serve {
+        /// Configuration file (default: /etc/streamhub/streamhub.toml if it exists, else
+        /// the built-in defaults; `config default` prints them).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Plain HTTP address (repeatable). Given here, it replaces both configured lists.
@@ -34,8 +36,11 @@ enum Command {
         /// HTTPS address (repeatable). Given here, it replaces both configured lists.
         #[arg(long = "tls-listen", value_name = "ADDR", value_parser = listen_addr)]
         tls_listen: Vec<SocketAddr>,
+        /// The media folder served and indexed (over `storage.media_root`; built-in: ./media).
         #[arg(long, value_name = "DIR")]
         media_root: Option<PathBuf>,
+        /// Where the database, certificate, thumbnails and sync identity live (over
+        /// `server.data_dir`; built-in: ./data).
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
         /// Do not advertise or discover peers on the LAN.

@@ -14,7 +14,7 @@ pub const MAX_NAME_BYTES: usize = 255;
 pub enum PathError {
     #[error("path segment '..' or '.' is not allowed")]
     DotSegment,
-    #[error("empty path segment (double or leading slash) is not allowed")]
+    #[error("empty path segment (a leading, trailing or double slash) is not allowed")]
     EmptySegment,
     #[error("encoded slash or backslash is not allowed in a name")]
     Separator,
