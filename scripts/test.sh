@@ -38,6 +38,11 @@ if [ "${#need_apt[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  # A freshly installed avahi-daemon starts on a systemd host and announces the machine on
+  # its LAN; the tests run their own inside network namespaces.
+  if [[ " ${need_apt[*]} " == *" avahi-daemon "* ]] && command -v systemctl >/dev/null; then
+    systemctl disable --now avahi-daemon.service avahi-daemon.socket >/dev/null 2>&1 || true
+  fi
 fi
 PY=${PYTHON:-python3}
 # Debian's own python3 refuses installs into the system site (PEP 668:
