@@ -98,9 +98,14 @@ fn if_range_matches(value: &HeaderValue, meta: &ObjectMeta, now: SystemTime) -> 
 /// versions written within one second have one date, and a download resumed with
 /// `If-Range: <date>` would join them (attack pass of stop 35). Such a date is not sent as
 /// `Last-Modified` either, so no client holds a date that could match a later version.
+/// Two seconds, not one: FAT keeps modification times in 2 s steps, so a change in the
+/// second after a file's date can still be stamped with that date there.
 pub fn strong_date(modified: SystemTime, now: SystemTime) -> bool {
-    now >= whole_seconds(modified) + Duration::from_secs(1)
+    now >= whole_seconds(modified) + TIMESTAMP_STEP
 }
+
+/// The coarsest step a media filesystem stores modification times in (FAT's).
+const TIMESTAMP_STEP: Duration = Duration::from_secs(2);
 
 /// HTTP dates have one-second resolution.
 fn whole_seconds(t: SystemTime) -> SystemTime {
@@ -222,7 +227,12 @@ mod tests {
             "a change later in the same second would share the date"
         );
         assert!(!strong_date(m.modified, within));
-        let after = m.modified + Duration::from_secs(1);
+        let next = m.modified + Duration::from_secs(1);
+        assert!(
+            !strong_date(m.modified, next),
+            "FAT stamps the next second too"
+        );
+        let after = m.modified + Duration::from_secs(2);
         assert!(strong_date(m.modified, after));
         assert!(matches!(decide_at(&h, &m, 16, after), Outcome::Partial(_)));
         // A date in the future (a clock set back) is never strong.

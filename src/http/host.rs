@@ -99,11 +99,11 @@ pub fn refused(policy: &HostPolicy, req: &Request) -> Option<Response> {
     // `Host` was served (attack pass F5).
     let mut hosts = req.headers().get_all(header::HOST).iter();
     let host = hosts.next();
-    if let Some(bad) = malformed(host, hosts.next().is_some()) {
+    let target = req.uri().authority().map(|a| a.as_str());
+    if let Some(bad) = malformed(host, hosts.next().is_some(), target) {
         return Some(ApiError::bad_request("bad_host", bad).into_response());
     }
     let host = host.and_then(|v| v.to_str().ok()).filter(|h| !h.is_empty());
-    let target = req.uri().authority().map(|a| a.as_str());
     // No name at all (HTTP/1.0 tools, an empty `Host`): no browser sends that, so no page
     // can rebind it.
     let h = [target, host]
@@ -124,31 +124,58 @@ pub fn refused(policy: &HostPolicy, req: &Request) -> Option<Response> {
 }
 
 /// RFC 9112 §3.2: a request with two `Host` lines, or one that is not a valid
-/// `host[:port]`, is answered 400. Only the first was checked, so a second line, userinfo
-/// (`evil@pi.local`) or a bad port went through (attack pass of stop 35). Empty is valid.
-fn malformed(host: Option<&header::HeaderValue>, twice: bool) -> Option<&'static str> {
+/// `host[:port]`, is answered 400; so is a target authority (absolute form, HTTP/2's
+/// `:authority`) that is not one. Only the first line was checked, so a second line,
+/// userinfo (`evil@pi.local`), a bad port, bytes that are not ASCII (the header then counted
+/// as absent) or junk after an IPv6 literal went through (attack passes of stop 35 and 36).
+/// An empty `Host` is valid.
+fn malformed(
+    host: Option<&header::HeaderValue>,
+    twice: bool,
+    target: Option<&str>,
+) -> Option<&'static str> {
     if twice {
         return Some("the request has more than one Host header line");
     }
-    let host = host?.to_str().ok()?;
-    if host.is_empty() {
-        return None;
+    if let Some(h) = host.filter(|h| !h.is_empty()) {
+        if !h.to_str().is_ok_and(valid_authority) {
+            return Some("the Host header is not a valid host[:port]");
+        }
     }
-    let bad = "the Host header is not a valid host[:port]";
-    let Ok(authority) = host.parse::<axum::http::uri::Authority>() else {
-        return Some(bad);
-    };
-    let port_ok = port_text(host).is_none_or(|p| p.len() <= 5 && authority.port_u16().is_some());
-    (host.contains('@') || !port_ok || host_part(host).is_empty()).then_some(bad)
+    if target.is_some_and(|t| !valid_authority(t)) {
+        return Some("the request target's authority is not a valid host[:port]");
+    }
+    None
 }
 
-/// The text after the host's `:`, if there is one (`[::1]` has none).
-fn port_text(authority: &str) -> Option<&str> {
-    let after = match authority.strip_prefix('[') {
-        Some(rest) => rest.split_once(']').map_or("", |(_, after)| after),
-        None => authority,
+/// `host[:port]` as a client may name a server: a DNS name or IPv4 address (letters, digits,
+/// `-`, `.`, `_`), or an IPv6 address in brackets; a port of 1–5 digits up to 65535. No
+/// userinfo, percent-encoding, zone id or other characters (RFC 3986 allows some in a
+/// reg-name; no browser sends them).
+fn valid_authority(s: &str) -> bool {
+    let (host_ok, rest) = match s.strip_prefix('[') {
+        Some(inner) => match inner.split_once(']') {
+            Some((v6, rest)) => (v6.parse::<std::net::Ipv6Addr>().is_ok(), rest),
+            None => return false,
+        },
+        None => {
+            let (name, rest) = s.find(':').map_or((s, ""), |i| s.split_at(i));
+            let ok = !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            (ok, rest)
+        }
     };
-    after.rsplit_once(':').map(|(_, port)| port)
+    let port_ok = match rest.strip_prefix(':') {
+        None => rest.is_empty(),
+        Some(p) => {
+            (1..=5).contains(&p.len())
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+        }
+    };
+    host_ok && port_ok
 }
 
 #[cfg(test)]
@@ -252,6 +279,14 @@ mod tests {
             &["pi.local/x"],
             &[":8080"],
             &["[::1"],
+            &["localhost:+80"],
+            &["[::1]evil.com"],
+            &["[::1].evil.com"],
+            &["[1.2.3.4]"],
+            &["[evil]"],
+            &["[fe80::1%25eth0]"],
+            &["local%68ost"],
+            &["::1"],
         ] {
             let answer = refused(&p, &req(bad));
             assert_eq!(
@@ -266,8 +301,32 @@ mod tests {
             "[::1]:8080",
             "[::1]",
             "127.0.0.1",
+            "my_nas:65535",
         ] {
             assert!(refused(&p, &req(&[ok])).is_none(), "{ok}");
+        }
+        // Bytes that are not ASCII: refused, not taken for no `Host` at all.
+        let r = Request::builder()
+            .uri("/media/a.mp4")
+            .header(
+                header::HOST,
+                header::HeaderValue::from_bytes(b"evil.com\xff").expect("obs-text"),
+            )
+            .body(axum::body::Body::empty())
+            .expect("request");
+        assert_eq!(
+            refused(&p, &r).map(|a| a.status()),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        // The target's authority is held to the same syntax.
+        for bad in ["http://u@localhost/a", "http://localhost:99999/a"] {
+            let r = Request::builder()
+                .uri(bad)
+                .header(header::HOST, "localhost")
+                .body(axum::body::Body::empty())
+                .expect("request");
+            let answer = refused(&p, &r).map(|a| a.status());
+            assert_eq!(answer, Some(StatusCode::BAD_REQUEST), "{bad}");
         }
     }
 }

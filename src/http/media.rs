@@ -89,7 +89,7 @@ pub async fn serve_file(
     h.insert(header::CONTENT_DISPOSITION, disposition);
     h.insert(header::ETAG, header_value(quoted(&meta.etag))?);
     if strong_date(meta.modified, now) {
-        // Within its own second the date is weak: a client given it could resume a later
+        // Until 2 s after it the date is weak: a client given it could resume a later
         // version with `If-Range` (`conditional::strong_date`). The ETag is always sent.
         let modified = httpdate::fmt_http_date(meta.modified);
         h.insert(header::LAST_MODIFIED, header_value(modified)?);

@@ -49,8 +49,8 @@ def media(garage, tmp_path_factory):
     for rel, content in data.items():
         status, body = garage.curl_s3("PUT", f"{PREFIX}/{rel}", content)
         assert status == 200, body
-    # Last-Modified is sent once its second is over (a strong date, RFC 9110 §8.8.2.2).
-    time.sleep(1.1)
+    # Last-Modified is sent once its date is strong (RFC 9110 §8.8.2.2): 2 s after it.
+    time.sleep(2.1)
     root = tmp_path_factory.mktemp("s3-unused-media-root")
     return {"root": root, "data": data}
 
