@@ -6,6 +6,8 @@ import socket
 from pathlib import Path
 import time
 
+from test_media_rewrite_tail import _rest
+
 MIB = 1 << 20
 SIZE = 64 * MIB
 
@@ -35,15 +37,7 @@ def _download(srv, rel, rewrite=None):
         got += len(chunk)
     if rewrite:
         rewrite()
-    while True:
-        try:
-            chunk = s.recv(1 << 20)
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        got += len(chunk)
-    s.close()
+    got += len(_rest(s))
     return length, got
 
 

@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 KIB = 1 << 10
 MIB = 1 << 20
 
@@ -102,6 +104,17 @@ def _media(tmp_path, name, size):
     return root, data
 
 
+def _across_rewrite(srv, path, size, read_first, queued, extra=""):
+    """GETs `path` with a small receive buffer, reads `read_first` bytes, waits until the
+    service has queued at least `queued` bytes and stopped, rewrites the file in place, then
+    reads the rest. Returns (head, Content-Length, body)."""
+    s = _open(srv, path.name, extra)
+    first = _read(s, read_first)
+    _until_queued(srv.port, queued)
+    _rewrite(path, size)
+    return _head_and_body(first + _rest(s))
+
+
 def _assert_whole_old_or_short(length, body, old):
     if len(body) < length:
         return "short"
@@ -113,32 +126,24 @@ def _assert_whole_old_or_short(length, body, old):
     return "old"
 
 
-def test_a_short_file_rewritten_after_it_was_queued_never_arrives_complete_and_mixed(servers, tmp_path):
-    size = 3 * MIB
-    root, data = _media(tmp_path, "clip.mkv", size)
-    srv = servers.start(str(root), tls_listen=(), name="tail-short")
-    s = _open(srv, "clip.mkv")
-    first = _read(s, 32 * KIB)
-    _until_queued(srv.port, 1 * MIB)
-    _rewrite(root / "clip.mkv", size)
-    head, length, body = _head_and_body(first + _rest(s))
-    assert head.startswith(b"HTTP/1.1 200"), head
-    assert length == size
-    _assert_whole_old_or_short(length, body, data)
-
-
-def test_a_long_downloads_tail_rewritten_after_it_was_queued_never_arrives_complete_and_mixed(
-    servers, tmp_path
+@pytest.mark.parametrize(
+    "size, read_first",
+    [
+        # 3 MiB: the whole answer fits in the socket buffers after the first 32 KiB.
+        (3 * MIB, 32 * KIB),
+        # 64 MiB: everything but the last 2 MiB at the client's full speed, so the service
+        # reaches the end; its start went out with `sendfile`, its end is copied.
+        (64 * MIB, 62 * MIB),
+    ],
+    ids=["short", "long"],
+)
+def test_a_file_rewritten_after_its_end_was_queued_never_arrives_complete_and_mixed(
+    servers, tmp_path, size, read_first
 ):
-    size = 64 * MIB
     root, data = _media(tmp_path, "film.mkv", size)
-    srv = servers.start(str(root), tls_listen=(), name="tail-long")
-    s = _open(srv, "film.mkv")
-    # Everything but the last 2 MiB, at the client's full speed: the service reaches the end.
-    first = _read(s, size - 2 * MIB)
-    _until_queued(srv.port, 1 * MIB)
-    _rewrite(root / "film.mkv", size)
-    head, length, body = _head_and_body(first + _rest(s))
+    srv = servers.start(str(root), tls_listen=(), name="tail")
+    head, length, body = _across_rewrite(srv, root / "film.mkv", size, read_first, 1 * MIB)
+    assert head.startswith(b"HTTP/1.1 200"), head
     assert length == size
     _assert_whole_old_or_short(length, body, data)
 
@@ -151,11 +156,9 @@ def test_a_multi_range_answer_rewritten_after_it_was_queued_never_arrives_comple
     srv = servers.start(str(root), tls_listen=(), name="tail-multi")
     ranges = [(i * 192 * KIB, i * 192 * KIB + 64 * KIB - 1) for i in range(16)]
     spec = ",".join(f"{a}-{b}" for a, b in ranges)
-    s = _open(srv, "clip.mkv", f"Range: bytes={spec}\r\n")
-    first = _read(s, 16 * KIB)
-    _until_queued(srv.port, 512 * KIB)
-    _rewrite(root / "clip.mkv", size)
-    head, length, body = _head_and_body(first + _rest(s))
+    head, length, body = _across_rewrite(
+        srv, root / "clip.mkv", size, 16 * KIB, 512 * KIB, f"Range: bytes={spec}\r\n"
+    )
     assert head.startswith(b"HTTP/1.1 206"), head
     if len(body) < length:
         return
@@ -188,11 +191,9 @@ def test_a_multi_range_answer_whose_file_is_rewritten_between_parts_ends_short(s
     )
     ranges = [(i * 320 * KIB, i * 320 * KIB + 48 * KIB - 1) for i in range(200)]
     spec = ",".join(f"{a}-{b}" for a, b in ranges)
-    s = _open(srv, "film.mkv", f"Range: bytes={spec}\r\n")
-    first = _read(s, 16 * KIB)
-    _until_queued(srv.port, 512 * KIB)
-    _rewrite(root / "film.mkv", size)
-    head, length, body = _head_and_body(first + _rest(s))
+    head, length, body = _across_rewrite(
+        srv, root / "film.mkv", size, 16 * KIB, 512 * KIB, f"Range: bytes={spec}\r\n"
+    )
     assert head.startswith(b"HTTP/1.1 206"), head
     assert len(body) < length, "an answer whose parts span a rewrite arrived as complete"
     deadline = time.monotonic() + 10
