@@ -2,6 +2,7 @@
 //! work on the service's own database, found the way the service finds it, and never on a
 //! new, empty one made by accident in whatever folder the shell happens to be in.
 
+pub mod config_check;
 mod copy_location;
 mod copy_progress;
 pub mod data;
