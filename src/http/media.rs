@@ -1,6 +1,7 @@
 //! `GET`/`HEAD /media/<path>`: conditional requests and byte ranges over a storage object.
 //! The decision (RFC 9110 §13.2.2 precondition order, then Range/If-Range) is the pure
-//! [`decide_at`](super::conditional::decide_at); the handler only opens the object and streams what was decided.
+//! [`decide_at`](super::conditional::decide_at); the handler only opens the object and
+//! streams what was decided.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
